@@ -1,0 +1,102 @@
+"""The `Environment` protocol: where actions happen.
+
+An environment turns the screen into an `Observation` and executes `Action`s.
+It alone converts normalized screenshot coordinates into device pixels.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from PIL import Image
+
+from vlagent.actions import Action
+
+
+@dataclass
+class Observation:
+    """What the agent sees at one moment.
+
+    `image` is the screenshot the model looks at; normalized action points are
+    fractions of *this* image. `screen_size` is (width, height) in device
+    pixels (what the environment clicks in). `elements` optionally lists
+    on-screen elements (accessibility tree) as dicts with `kind`, `label`,
+    `bounds` ([x1, y1, x2, y2] in screenshot pixels) and `value`.
+    """
+
+    image: Image.Image
+    screen_size: tuple[int, int]
+    timestamp: float = field(default_factory=time.time)
+    elements: list[dict[str, Any]] | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return self.image.size
+
+
+class EnvironmentError_(RuntimeError):
+    """Base for environment failures (no display, device gone, ...)."""
+
+
+class EnvironmentUnavailable(EnvironmentError_):
+    """The environment cannot start: no display, no device, missing package."""
+
+
+class EnvironmentLost(EnvironmentError_):
+    """The environment went away mid-run (device disconnected, display closed)."""
+
+
+class UnsupportedAction(EnvironmentError_):
+    """This environment cannot execute this kind of action."""
+
+
+@runtime_checkable
+class Environment(Protocol):
+    """observe() / execute() / close(); usable as a context manager."""
+
+    name: str
+
+    def observe(self) -> Observation: ...
+
+    def execute(self, action: Action) -> None: ...
+
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "Environment": ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+
+class BaseEnvironment:
+    """Context-manager plumbing shared by the concrete environments."""
+
+    name = "base"
+
+    def observe(self) -> Observation:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def execute(self, action: Action) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+    def __enter__(self) -> "BaseEnvironment":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+__all__ = [
+    "Observation",
+    "Environment",
+    "BaseEnvironment",
+    "EnvironmentError_",
+    "EnvironmentUnavailable",
+    "EnvironmentLost",
+    "UnsupportedAction",
+]

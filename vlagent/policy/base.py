@@ -1,0 +1,56 @@
+"""The policy protocol: given a task, what the screen shows and what happened
+so far, decide the next actions.
+
+Every policy (OpenAI-compatible API, local engine, scripted replay) returns a
+`Decision`. A policy whose model produced output that cannot be parsed raises
+`ActionParseError` (from `vlagent.actions`); the agent shows that error to the
+model in the history and asks again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+from PIL import Image
+
+from vlagent.actions import Action
+from vlagent.environments.base import Observation
+
+
+@dataclass
+class HistoryItem:
+    """One earlier step as the policy sees it.
+
+    `image` is set only for the last few steps (the agent's
+    `history_images`), older ones carry text only. `error` is what went wrong
+    (a parse error, an execution error), shown to the model verbatim.
+    """
+
+    step: int
+    raw_output: str
+    thought: str | None = None
+    actions: list[Action] = field(default_factory=list)
+    error: str | None = None
+    image: Image.Image | None = None
+
+
+@dataclass
+class Decision:
+    """What a policy decided for one step."""
+
+    raw_output: str
+    actions: list[Action]
+    thought: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    usage: dict[str, Any] | None = None
+
+
+@runtime_checkable
+class Policy(Protocol):
+    name: str
+
+    def decide(self, task: str, observation: Observation, history: Sequence[HistoryItem]) -> Decision: ...
+
+
+__all__ = ["Policy", "Decision", "HistoryItem"]
