@@ -1,0 +1,130 @@
+"""Screenshot helpers shared by the policies: resize to a model's pixel limits
+and encode as data URLs.
+
+Qwen3.5 (like Qwen3-VL) cuts an image into 16×16 patches and merges 2×2 of
+them into one visual token, so the model sees images whose sides are
+multiples of 32 and whose area lies between a minimum and a maximum pixel
+count. `smart_resize` picks that size while keeping the aspect ratio as
+close as the grid allows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import math
+
+from PIL import Image
+
+# Patch 16 × spatial merge 2.
+QWEN_FACTOR = 32
+# Qwen3.5's processor lower bound (256×256).
+DEFAULT_MIN_PIXELS = 256 * 256
+# 1280 visual tokens of 32×32 pixels: a 1920×1080 screen becomes 1504×832.
+DEFAULT_MAX_PIXELS = 1280 * 32 * 32
+# Beyond this the grid can no longer follow the image's shape.
+MAX_ASPECT_RATIO = 200
+
+
+def smart_resize(
+    width: int,
+    height: int,
+    *,
+    factor: int = QWEN_FACTOR,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> tuple[int, int]:
+    """The (width, height) a model sees for an image of this size.
+
+    Both sides become multiples of `factor`, the area ends up within
+    [min_pixels, max_pixels] (as far as the grid allows), and the aspect
+    ratio is kept as closely as possible.
+    """
+    if width <= 0 or height <= 0:
+        raise ValueError(f"image size must be positive, got {width}x{height}")
+    if factor <= 0:
+        raise ValueError(f"factor must be positive, got {factor}")
+    if min_pixels > max_pixels:
+        raise ValueError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
+    if max_pixels < factor * factor:
+        raise ValueError(f"max_pixels ({max_pixels}) is smaller than one {factor}x{factor} cell")
+    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
+        raise ValueError(f"aspect ratio of {width}x{height} exceeds {MAX_ASPECT_RATIO}:1")
+
+    w = max(factor, round(width / factor) * factor)
+    h = max(factor, round(height / factor) * factor)
+    if w * h > max_pixels:
+        # Scale down, then round *down* so the area stays under the limit.
+        scale = math.sqrt(width * height / max_pixels)
+        w = max(factor, math.floor(width / scale / factor) * factor)
+        h = max(factor, math.floor(height / scale / factor) * factor)
+    elif w * h < min_pixels:
+        # Scale up, then round *up* so the area reaches the limit.
+        scale = math.sqrt(min_pixels / (width * height))
+        w = math.ceil(width * scale / factor) * factor
+        h = math.ceil(height * scale / factor) * factor
+    return w, h
+
+
+def resize_for_model(
+    image: Image.Image,
+    *,
+    factor: int = QWEN_FACTOR,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+) -> Image.Image:
+    """`image` resized (bicubic) to `smart_resize`'s size, as RGB."""
+    size = smart_resize(*image.size, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    if rgb.size == size:
+        return rgb
+    return rgb.resize(size, Image.Resampling.BICUBIC)
+
+
+def encode_image(image: Image.Image, *, fmt: str = "png", quality: int = 90) -> bytes:
+    """PNG (lossless, best for text on screen) or JPEG (smaller) bytes."""
+    fmt = fmt.lower()
+    buffer = io.BytesIO()
+    if fmt == "png":
+        image.save(buffer, format="PNG", optimize=False)
+    elif fmt in ("jpeg", "jpg"):
+        image.convert("RGB").save(buffer, format="JPEG", quality=quality)
+    else:
+        raise ValueError(f"unsupported image format {fmt!r}; use 'png' or 'jpeg'")
+    return buffer.getvalue()
+
+
+def to_data_url(image: Image.Image, *, fmt: str = "png", quality: int = 90) -> str:
+    """`data:image/png;base64,...` (or image/jpeg) for an OpenAI image_url part."""
+    mime = "image/png" if fmt.lower() == "png" else "image/jpeg"
+    payload = base64.b64encode(encode_image(image, fmt=fmt, quality=quality)).decode("ascii")
+    return f"data:{mime};base64,{payload}"
+
+
+def from_data_url(url: str) -> Image.Image:
+    """Decode a base64 image data URL (the inverse of `to_data_url`)."""
+    if not isinstance(url, str) or not url.startswith("data:image/"):
+        raise ValueError(f"not an image data URL: {str(url)[:40]!r}")
+    header, sep, payload = url.partition(",")
+    if not sep or not header.endswith(";base64"):
+        raise ValueError(f"image data URL is not base64-encoded: {header[:40]!r}")
+    try:
+        data = base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(f"image data URL has invalid base64: {exc}") from None
+    image = Image.open(io.BytesIO(data))
+    image.load()
+    return image
+
+
+__all__ = [
+    "QWEN_FACTOR",
+    "DEFAULT_MIN_PIXELS",
+    "DEFAULT_MAX_PIXELS",
+    "smart_resize",
+    "resize_for_model",
+    "encode_image",
+    "to_data_url",
+    "from_data_url",
+]
