@@ -1,0 +1,269 @@
+"""A policy that asks a model behind an OpenAI-compatible chat-completions API
+(vLLM, SGLang, llama.cpp server, a hosted endpoint, ...).
+
+Each step sends the Qwen3.5 tool prompt, the task, the recent history and
+the current screenshot (smart-resized to the model's pixel limits, as a data
+URL), then parses the reply's <tool_call> blocks into actions. Transient
+failures (timeouts, connection errors, 429, 5xx) are retried here with
+exponential backoff; the openai client's own retries are switched off so
+the behaviour is the same for every server and testable.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import time
+from typing import Any, Callable, Sequence
+
+from vlagent.actions import parse_actions
+from vlagent.environments.base import Observation
+from vlagent.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN_FACTOR, smart_resize
+from vlagent.policy.base import Decision, HistoryItem
+from vlagent.policy.errors import (
+    BackendAuthError,
+    BackendRequestError,
+    BackendUnavailable,
+    ModelNotFoundError,
+    PolicyError,
+)
+from vlagent.prompts import build_messages, platform_of, split_reply
+
+FORMATS = ("qwen", "qwen-pixels", "uitars", "json", "auto")
+# Formats whose coordinates are pixels of the image the model saw.
+PIXEL_FORMATS = ("qwen-pixels", "uitars")
+FALLBACK_KEY_ENV = "VLAGENT_API_KEY"
+# Longest single wait between retries, whatever Retry-After or the backoff say.
+MAX_RETRY_WAIT_S = 30.0
+
+
+def resolve_api_key(api_key: str | None, api_key_env: str, base_url: str | None) -> str:
+    """Explicit key, else $api_key_env, else $VLAGENT_API_KEY, else "EMPTY" for
+    a custom server (a local vLLM needs none); the official API needs a key."""
+    if api_key:
+        return api_key
+    for name in (api_key_env, FALLBACK_KEY_ENV):
+        if name and os.environ.get(name):
+            return os.environ[name]
+    if base_url is None:
+        raise BackendAuthError(
+            f"no API key: set {api_key_env} (or {FALLBACK_KEY_ENV}), or give a base URL for a local server"
+        )
+    return "EMPTY"
+
+
+class OpenAIPolicy:
+    """`Policy` backed by an OpenAI-compatible chat-completions endpoint.
+
+    `fmt` is the reply format given to `parse_actions`: "qwen" (0–1000
+    relative coordinates, the default for Qwen3.5 / Qwen3-VL) or
+    "qwen-pixels" / "uitars" (pixels of the resized screenshot the model saw).
+    `secret_names` lists the `{{name}}` placeholders the model may type (the
+    agent may also pass them per step in `observation.info["secret_names"]`).
+    `sleep` is injectable so tests need not wait for real backoff.
+    """
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        api_key_env: str = "OPENAI_API_KEY",
+        min_pixels: int = DEFAULT_MIN_PIXELS,
+        max_pixels: int = DEFAULT_MAX_PIXELS,
+        temperature: float = 0.0,
+        max_tokens: int = 1024,
+        timeout: float = 120.0,
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
+        fmt: str = "qwen",
+        image_format: str = "png",
+        secret_names: Sequence[str] = (),
+        extra_body: dict[str, Any] | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        if not isinstance(model, str) or not model.strip():
+            raise ValueError("model must be a non-empty model name")
+        if fmt not in FORMATS:
+            raise ValueError(f"unknown reply format {fmt!r}; expected one of {FORMATS}")
+        if max_retries < 0:
+            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        # Validate the pixel limits once, here, not on the first screenshot.
+        smart_resize(1024, 768, min_pixels=min_pixels, max_pixels=max_pixels)
+        try:
+            import openai
+        except ImportError as exc:  # pragma: no cover - depends on the install
+            raise PolicyError("OpenAIPolicy needs the 'openai' package: pip install 'vlagent[api]'") from exc
+
+        self.model = model
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.min_pixels, self.max_pixels = min_pixels, max_pixels
+        self.temperature = temperature
+        self.max_tokens = max_tokens
+        self.timeout = timeout
+        self.max_retries = max_retries
+        self.backoff_s = backoff_s
+        self.fmt = fmt
+        self.image_format = image_format
+        self.secret_names = tuple(secret_names)
+        self.extra_body = extra_body
+        self._sleep = sleep
+        self._openai = openai
+        self.client = openai.OpenAI(
+            api_key=resolve_api_key(api_key, api_key_env, self.base_url),
+            base_url=self.base_url,
+            timeout=timeout,
+            max_retries=0,
+        )
+
+    @property
+    def endpoint(self) -> str:
+        return self.base_url or "https://api.openai.com/v1"
+
+    def __repr__(self) -> str:
+        return f"OpenAIPolicy(model={self.model!r}, base_url={self.endpoint!r}, fmt={self.fmt!r})"
+
+    # ------------------------------------------------------------------ decide
+
+    def model_image_size(self, size: tuple[int, int]) -> tuple[int, int]:
+        """The size a screenshot of `size` is sent at."""
+        return smart_resize(*size, factor=QWEN_FACTOR, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+
+    def decide(self, task: str, observation: Observation, history: Sequence[HistoryItem]) -> Decision:
+        t0 = time.perf_counter()
+        sent_size = self.model_image_size(observation.image.size)
+        pixels = self.fmt in PIXEL_FORMATS
+        secret_names = tuple(dict.fromkeys([*self.secret_names, *observation.info.get("secret_names", ())]))
+        messages = build_messages(
+            task,
+            observation,
+            history,
+            platform=platform_of(observation),
+            image_size=sent_size,
+            coordinates="pixels" if pixels else "relative",
+            secret_names=secret_names,
+            min_pixels=self.min_pixels,
+            max_pixels=self.max_pixels,
+            image_format=self.image_format,
+        )
+        t1 = time.perf_counter()
+        response, attempts = self.complete(messages)
+        t2 = time.perf_counter()
+
+        if not response.choices:
+            raise PolicyError(f"{self.endpoint} returned no choices for model {self.model!r}")
+        message = response.choices[0].message
+        raw = message.content or ""
+        # vLLM/SGLang reasoning parsers move <think> content into a separate field.
+        reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
+        thought, _ = split_reply(raw)
+        if isinstance(reasoning, str) and reasoning.strip():
+            thought = "\n".join(p for p in (reasoning.strip(), thought) if p)
+        actions = parse_actions(raw, fmt=self.fmt, image_size=sent_size if pixels else None)
+        t3 = time.perf_counter()
+
+        usage = response.usage.model_dump(exclude_none=True) if getattr(response, "usage", None) else None
+        return Decision(
+            raw_output=raw,
+            actions=actions,
+            thought=thought,
+            timings={"prepare_s": t1 - t0, "request_s": t2 - t1, "parse_s": t3 - t2, "attempts": float(attempts)},
+            usage=usage,
+        )
+
+    # ------------------------------------------------------------------ transport
+
+    def complete(self, messages: list[dict[str, Any]]) -> tuple[Any, int]:
+        """One chat completion with retries; returns (response, attempts used)."""
+        openai = self._openai
+        kwargs: dict[str, Any] = {
+            "model": self.model,
+            "messages": messages,
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        if self.extra_body:
+            kwargs["extra_body"] = self.extra_body
+        last: Exception | None = None
+        for attempt in range(self.max_retries + 1):
+            try:
+                return self.client.chat.completions.create(**kwargs), attempt + 1
+            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
+                raise BackendAuthError(
+                    f"{self.endpoint} refused the credentials for model {self.model!r} "
+                    f"(HTTP {exc.status_code}): check the API key variable. Server said: {_server_message(exc)}"
+                ) from None
+            except openai.NotFoundError as exc:
+                raise ModelNotFoundError(
+                    f"{self.endpoint} does not serve model {self.model!r} (HTTP 404)"
+                    f"{self._available_models_hint()}. Server said: {_server_message(exc)}"
+                ) from None
+            except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
+                last = exc
+            except openai.APIStatusError as exc:
+                if exc.status_code < 500:
+                    raise BackendRequestError(
+                        f"{self.endpoint} rejected the request for model {self.model!r} "
+                        f"(HTTP {exc.status_code}): {_server_message(exc)}"
+                    ) from None
+                last = exc
+            if attempt < self.max_retries:
+                self._sleep(self._retry_wait(attempt, last))
+        raise BackendUnavailable(
+            f"{self.endpoint} (model {self.model!r}) failed {self.max_retries + 1} time(s); last error: {_describe(last)}"
+        ) from last
+
+    def _retry_wait(self, attempt: int, error: Exception | None) -> float:
+        """Retry-After if the server sent one, else backoff·2^attempt with jitter."""
+        response = getattr(error, "response", None)
+        header = response.headers.get("retry-after") if response is not None else None
+        if header:
+            try:
+                return min(max(float(header), 0.0), MAX_RETRY_WAIT_S)
+            except ValueError:
+                pass
+        return min(self.backoff_s * (2**attempt) * (1.0 + 0.1 * random.random()), MAX_RETRY_WAIT_S)
+
+    def _available_models_hint(self) -> str:
+        try:
+            names = [m.id for m in self.client.models.list()]
+        except Exception:  # the hint is best-effort; the 404 is the error
+            return ""
+        if not names:
+            return ""
+        shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
+        return f"; it serves: {shown}"
+
+    # ------------------------------------------------------------------ probing
+
+    def list_models(self) -> list[str]:
+        """Model ids the endpoint serves (GET /models); raises PolicyError if unreachable."""
+        try:
+            return [m.id for m in self.client.models.list()]
+        except self._openai.APIError as exc:
+            raise PolicyError(f"{self.endpoint}: cannot list models: {_describe(exc)}") from None
+
+
+def _server_message(exc: Exception) -> str:
+    body = getattr(exc, "body", None)
+    if isinstance(body, dict):
+        inner = body.get("error", body)
+        if isinstance(inner, dict) and inner.get("message"):
+            return str(inner["message"])
+        if isinstance(inner, str):
+            return inner
+    return str(getattr(exc, "message", None) or exc)
+
+
+def _describe(exc: Exception | None) -> str:
+    if exc is None:
+        return "none"
+    status = getattr(exc, "status_code", None)
+    prefix = f"HTTP {status}: " if status else ""
+    return f"{type(exc).__name__}: {prefix}{_server_message(exc)}"
+
+
+__all__ = ["OpenAIPolicy", "resolve_api_key", "FORMATS"]

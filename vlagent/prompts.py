@@ -1,0 +1,516 @@
+"""Prompts for Qwen3.5-style GUI agents: the one place they live.
+
+The model is told about one tool, `computer_use` (desktop) or `mobile_use`
+(Android), as a JSON function schema inside the system prompt, in the
+`# Tools ... <tools>...</tools> ... <tool_call>` layout that Qwen's chat
+template renders for function calling. It answers with
+
+    <tool_call>
+    {"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [412, 200]}}
+    </tool_call>
+
+which `vlagent.actions.parse_actions(fmt="qwen")` turns into `Action`s.
+Coordinates are on a 0–1000 scale relative to the screenshot (Qwen3-VL's
+convention) unless `coordinates="pixels"` asks for pixels of the image the
+model sees.
+
+Two layers:
+- `build_conversation(...)` returns a neutral conversation: a list of
+  `{"role", "content": [{"type": "text", "text"} | {"type": "image", "image": PIL}]}`
+  (the shape transformers' chat templates take, so the local engine can use it).
+- `to_openai_messages(...)` turns that into OpenAI chat messages with images
+  resized to the model's pixel limits and sent as data URLs;
+  `build_messages(...)` does both.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Callable, Iterable, Sequence
+
+from PIL import Image
+
+from vlagent.environments.base import Observation
+from vlagent.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    QWEN_FACTOR,
+    resize_for_model,
+    smart_resize,
+    to_data_url,
+)
+from vlagent.policy.base import HistoryItem
+
+RELATIVE_SCALE = 1000
+PLATFORMS = ("desktop", "mobile")
+COORDINATE_MODES = ("relative", "pixels")
+
+COMPUTER_USE_ACTIONS: tuple[str, ...] = (
+    "key",
+    "type",
+    "mouse_move",
+    "left_click",
+    "left_click_drag",
+    "right_click",
+    "middle_click",
+    "double_click",
+    "triple_click",
+    "scroll",
+    "hscroll",
+    "wait",
+    "terminate",
+    "answer",
+)
+MOBILE_USE_ACTIONS: tuple[str, ...] = (
+    "click",
+    "long_press",
+    "swipe",
+    "type",
+    "system_button",
+    "open",
+    "wait",
+    "terminate",
+    "answer",
+)
+SYSTEM_BUTTONS: tuple[str, ...] = ("Back", "Home", "Menu", "Enter")
+
+_TOOL_CALL_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
+_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
+
+
+# --------------------------------------------------------------------------- platform
+
+
+def normalize_platform(platform: str | None) -> str:
+    """'desktop' or 'mobile' ('android', 'phone' and 'mobile' mean mobile)."""
+    value = (platform or "desktop").strip().lower()
+    if value in ("desktop", "computer", "linux", "windows", "macos", "x11"):
+        return "desktop"
+    if value in ("mobile", "android", "phone", "tablet"):
+        return "mobile"
+    raise ValueError(f"unknown platform {platform!r}; expected 'desktop' or 'mobile'/'android'")
+
+
+def platform_of(observation: Observation) -> str:
+    return normalize_platform(observation.info.get("platform", "desktop"))
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _coordinate_text(coordinates: str, image_size: tuple[int, int] | None) -> str:
+    if coordinates == "relative":
+        return (
+            f"Coordinates are on a 0-{RELATIVE_SCALE} scale relative to the screenshot, whatever its pixel size: "
+            f"[0, 0] is the top-left corner, [{RELATIVE_SCALE}, {RELATIVE_SCALE}] the bottom-right corner, "
+            f"x grows to the right and y downwards."
+        )
+    if coordinates == "pixels":
+        if image_size is None:
+            raise ValueError("coordinates='pixels' needs the image_size the model sees")
+        w, h = image_size
+        return (
+            f"The screen's resolution is {w}x{h}. Coordinates are pixels of the screenshot: "
+            f"[0, 0] is the top-left corner, [{w - 1}, {h - 1}] the bottom-right corner."
+        )
+    raise ValueError(f"unknown coordinate mode {coordinates!r}; expected one of {COORDINATE_MODES}")
+
+
+def _point_unit(coordinates: str) -> str:
+    return f"on the 0-{RELATIVE_SCALE} relative scale" if coordinates == "relative" else "in screenshot pixels"
+
+
+def computer_use_tool(*, coordinates: str = "relative", image_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The desktop tool as an OpenAI-style function schema."""
+    unit = _point_unit(coordinates)
+    description = "\n".join(
+        [
+            "Use a mouse and keyboard to operate a computer's graphical desktop. You see it through screenshots.",
+            "* " + _coordinate_text(coordinates, image_size),
+            "* Look at the latest screenshot to find an element before pointing at it, and aim at the element's centre.",
+            "* Applications can take a moment to respond: use `wait` and look at the next screenshot if nothing changed yet.",
+            "* Click into a text field before typing into it.",
+            "* When the task is finished, call `terminate` with status `success`; if it cannot be done, call `terminate` "
+            "with status `failure`. When the task asks a question, reply with `answer`.",
+        ]
+    )
+    actions = "\n".join(
+        [
+            "The action to perform:",
+            "* `key`: press the keys in `keys` together (a combination such as [\"ctrl\", \"c\"]) and release them.",
+            "* `type`: type the string `text` with the keyboard.",
+            "* `mouse_move`: move the pointer to `coordinate`.",
+            "* `left_click`: left-click at `coordinate`.",
+            "* `left_click_drag`: press the left button at `start_coordinate`, move to `coordinate` and release.",
+            "* `right_click`: right-click at `coordinate`.",
+            "* `middle_click`: middle-click at `coordinate`.",
+            "* `double_click`: double-click at `coordinate`.",
+            "* `triple_click`: triple-click at `coordinate` (selects a line or paragraph).",
+            "* `scroll`: scroll vertically by `pixels` (positive scrolls up, negative down), at `coordinate` if given.",
+            "* `hscroll`: scroll horizontally by `pixels` (positive scrolls right, negative left), at `coordinate` if given.",
+            "* `wait`: wait `time` seconds for the screen to change.",
+            "* `terminate`: end the task with `status` success or failure.",
+            "* `answer`: end the task by replying `text` to the user.",
+        ]
+    )
+    return {
+        "type": "function",
+        "function": {
+            "name": "computer_use",
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "action": {"description": actions, "type": "string", "enum": list(COMPUTER_USE_ACTIONS)},
+                    "keys": {"description": "Key names, e.g. [\"enter\"]. Required only by `action=key`.", "type": "array"},
+                    "text": {"description": "Required only by `action=type` and `action=answer`.", "type": "string"},
+                    "coordinate": {
+                        "description": f"[x, y] {unit}. Required by the click actions, `mouse_move` and "
+                        "`left_click_drag` (where it is the end point).",
+                        "type": "array",
+                    },
+                    "start_coordinate": {
+                        "description": f"[x, y] {unit} where a drag starts. Required only by `action=left_click_drag`.",
+                        "type": "array",
+                    },
+                    "pixels": {
+                        "description": "How far to scroll. Required only by `action=scroll` and `action=hscroll`.",
+                        "type": "number",
+                    },
+                    "time": {"description": "Seconds to wait. Required only by `action=wait`.", "type": "number"},
+                    "status": {
+                        "description": "Whether the task succeeded. Required only by `action=terminate`.",
+                        "type": "string",
+                        "enum": ["success", "failure"],
+                    },
+                },
+                "required": ["action"],
+            },
+        },
+    }
+
+
+def mobile_use_tool(*, coordinates: str = "relative", image_size: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The Android tool as an OpenAI-style function schema."""
+    unit = _point_unit(coordinates)
+    description = "\n".join(
+        [
+            "Operate a mobile phone's touch screen. You see it through screenshots.",
+            "* " + _coordinate_text(coordinates, image_size),
+            "* Look at the latest screenshot to find an element before touching it, and aim at the element's centre.",
+            "* Apps can take a moment to respond: use `wait` and look at the next screenshot if nothing changed yet.",
+            "* When the task is finished, call `terminate` with status `success`; if it cannot be done, call `terminate` "
+            "with status `failure`. When the task asks a question, reply with `answer`.",
+        ]
+    )
+    actions = "\n".join(
+        [
+            "The action to perform:",
+            "* `click`: tap at `coordinate`.",
+            "* `long_press`: press and hold at `coordinate` for `time` seconds.",
+            "* `swipe`: swipe from `coordinate` to `coordinate2`.",
+            "* `type`: type the string `text` into the focused input box.",
+            "* `system_button`: press a system `button` (Back, Home, Menu or Enter).",
+            "* `open`: open the app named `text`.",
+            "* `wait`: wait `time` seconds for the screen to change.",
+            "* `terminate`: end the task with `status` success or failure.",
+            "* `answer`: end the task by replying `text` to the user.",
+        ]
+    )
+    return {
+        "type": "function",
+        "function": {
+            "name": "mobile_use",
+            "description": description,
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "action": {"description": actions, "type": "string", "enum": list(MOBILE_USE_ACTIONS)},
+                    "coordinate": {
+                        "description": f"[x, y] {unit}. Required by `click`, `long_press` and `swipe` (start).",
+                        "type": "array",
+                    },
+                    "coordinate2": {
+                        "description": f"[x, y] {unit} where a swipe ends. Required only by `action=swipe`.",
+                        "type": "array",
+                    },
+                    "text": {
+                        "description": "Required only by `action=type`, `action=open` and `action=answer`.",
+                        "type": "string",
+                    },
+                    "time": {
+                        "description": "Seconds. Required only by `action=long_press` and `action=wait`.",
+                        "type": "number",
+                    },
+                    "button": {
+                        "description": "Required only by `action=system_button`.",
+                        "type": "string",
+                        "enum": list(SYSTEM_BUTTONS),
+                    },
+                    "status": {
+                        "description": "Whether the task succeeded. Required only by `action=terminate`.",
+                        "type": "string",
+                        "enum": ["success", "failure"],
+                    },
+                },
+                "required": ["action"],
+            },
+        },
+    }
+
+
+def tool_for(platform: str, *, coordinates: str = "relative", image_size: tuple[int, int] | None = None) -> dict:
+    if normalize_platform(platform) == "mobile":
+        return mobile_use_tool(coordinates=coordinates, image_size=image_size)
+    return computer_use_tool(coordinates=coordinates, image_size=image_size)
+
+
+def render_tools_block(tools: Iterable[dict[str, Any]]) -> str:
+    """The `# Tools` section exactly as Qwen's chat template lays it out."""
+    lines = [
+        "# Tools",
+        "",
+        "You may call one or more functions to assist with the user query.",
+        "",
+        "You are provided with function signatures within <tools></tools> XML tags:",
+        "<tools>",
+    ]
+    lines += [json.dumps(tool, ensure_ascii=False) for tool in tools]
+    lines += [
+        "</tools>",
+        "",
+        "For each function call, return a json object with function name and arguments within "
+        "<tool_call></tool_call> XML tags:",
+        "<tool_call>",
+        '{"name": <function-name>, "arguments": <args-json-object>}',
+        "</tool_call>",
+    ]
+    return "\n".join(lines)
+
+
+def system_prompt(
+    platform: str = "desktop",
+    *,
+    coordinates: str = "relative",
+    image_size: tuple[int, int] | None = None,
+    secret_names: Sequence[str] = (),
+) -> str:
+    """The system message: the agent's role, how to answer, and the tool."""
+    device = "computer" if normalize_platform(platform) == "desktop" else "phone"
+    intro = [
+        f"You are a GUI agent operating a {device} to complete the user's task. "
+        "Each turn you get the current screenshot; decide the next step.",
+        "First state in one or two short sentences what you see and what you will do next, "
+        "then call the tool. Several tool calls in one reply run in order.",
+    ]
+    if secret_names:
+        names = ", ".join("{{" + name + "}}" for name in secret_names)
+        intro.append(
+            f"Secret values are never shown to you. To type one, type its placeholder exactly as written: {names}."
+        )
+    tool = tool_for(platform, coordinates=coordinates, image_size=image_size)
+    return "\n".join(intro) + "\n\n" + render_tools_block([tool])
+
+
+# --------------------------------------------------------------------------- replies
+
+
+def tool_call_blocks(raw: str) -> list[str]:
+    """The JSON text inside each <tool_call> block of a reply, stripped."""
+    return [m.group(1).strip() for m in _TOOL_CALL_RE.finditer(raw or "") if m.group(1).strip()]
+
+
+def split_reply(raw: str) -> tuple[str | None, str]:
+    """(thought, reply without <think>) for a model reply.
+
+    The thought is the <think> content plus any prose outside the tool-call
+    blocks; None when there is none.
+    """
+    raw = raw or ""
+    thinking = [m.group(1).strip() for m in _THINK_RE.finditer(raw)]
+    visible = _THINK_RE.sub("", raw)
+    # Some servers strip the opening <think> (it is part of the prompt): drop a leading "...</think>".
+    if "</think>" in visible:
+        head, _, visible = visible.rpartition("</think>")
+        thinking.append(head.replace("<think>", "").strip())
+    prose = _TOOL_CALL_RE.sub("", visible).strip()
+    parts = [p for p in (*thinking, prose) if p]
+    return ("\n".join(parts) if parts else None), visible.strip()
+
+
+# --------------------------------------------------------------------------- history
+
+
+def describe_step(item: HistoryItem) -> str:
+    """One earlier step as text: thought, the tool calls (or actions) and any error."""
+    lines = [f"Step {item.step}:"]
+    if item.thought:
+        lines.append(f"Thought: {item.thought.strip()}")
+    calls = tool_call_blocks(item.raw_output)
+    if calls:
+        lines += [f"Tool call: {' '.join(call.split())}" for call in calls]
+    elif item.actions:
+        lines += [f"Action: {action.describe()}" for action in item.actions]
+    if item.error:
+        lines.append(f"Error: {item.error.strip()}")
+    return "\n".join(lines)
+
+
+def _text(text: str) -> dict[str, Any]:
+    return {"type": "text", "text": text}
+
+
+def _image(image: Image.Image) -> dict[str, Any]:
+    return {"type": "image", "image": image}
+
+
+def build_conversation(
+    task: str,
+    observation: Observation,
+    history: Sequence[HistoryItem] = (),
+    *,
+    platform: str | None = None,
+    coordinates: str = "relative",
+    image_size: tuple[int, int] | None = None,
+    secret_names: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """The conversation for one step, images kept as PIL.
+
+    Steps without a screenshot (older ones) are summarized as text in the
+    first user message; steps with a screenshot become a user turn (that
+    screenshot) and an assistant turn (the model's reply then), followed by
+    the error it caused, if any. The last user turn holds the current
+    screenshot. `image_size` is the size the model sees (used in the tool
+    description when `coordinates="pixels"`).
+    """
+    if not isinstance(task, str) or not task.strip():
+        raise ValueError("the task must be a non-empty string")
+    platform = normalize_platform(platform) if platform else platform_of(observation)
+    if coordinates == "pixels" and image_size is None:
+        image_size = observation.image.size
+    conversation: list[dict[str, Any]] = [
+        {
+            "role": "system",
+            "content": [
+                _text(
+                    system_prompt(platform, coordinates=coordinates, image_size=image_size, secret_names=secret_names)
+                )
+            ],
+        }
+    ]
+
+    history = sorted(history, key=lambda h: h.step)
+    first_image = next((i for i, h in enumerate(history) if h.image is not None), len(history))
+    intro = f"Task: {task.strip()}"
+    if first_image:
+        summary = "\n\n".join(describe_step(h) for h in history[:first_image])
+        intro += f"\n\nEarlier steps (screenshots not shown):\n{summary}"
+    pending: list[dict[str, Any]] = [_text(intro)]
+
+    for item in history[first_image:]:
+        if item.image is not None:
+            pending += [_text(f"Screenshot before step {item.step}:"), _image(item.image)]
+        else:
+            pending.append(_text(f"(Screenshot before step {item.step} not shown.)"))
+        conversation.append({"role": "user", "content": pending})
+        reply = split_reply(item.raw_output)[1] or describe_step(HistoryItem(item.step, "", item.thought, item.actions))
+        conversation.append({"role": "assistant", "content": [_text(reply)]})
+        pending = [_text(f"Step {item.step} failed: {item.error.strip()}")] if item.error else []
+
+    step = (history[-1].step + 1) if history else 1
+    pending += [_text(f"Current screenshot (step {step}):"), _image(observation.image)]
+    conversation.append({"role": "user", "content": pending})
+    return conversation
+
+
+def conversation_images(conversation: Sequence[dict[str, Any]]) -> list[Image.Image]:
+    """The PIL images of a conversation, in order."""
+    return [part["image"] for msg in conversation for part in msg["content"] if part["type"] == "image"]
+
+
+def to_openai_messages(
+    conversation: Sequence[dict[str, Any]],
+    *,
+    prepare_image: Callable[[Image.Image], Image.Image] | None = None,
+    image_format: str = "png",
+) -> list[dict[str, Any]]:
+    """OpenAI chat messages: text parts as-is, images as data URLs.
+
+    `prepare_image` (e.g. a resize to the model's pixel limits) is applied
+    to each image before encoding. System and assistant turns become plain
+    strings, which every OpenAI-compatible server accepts.
+    """
+    messages: list[dict[str, Any]] = []
+    for message in conversation:
+        role, parts = message["role"], message["content"]
+        if role in ("system", "assistant"):
+            messages.append({"role": role, "content": "\n".join(p["text"] for p in parts if p["type"] == "text")})
+            continue
+        content = []
+        for part in parts:
+            if part["type"] == "text":
+                content.append({"type": "text", "text": part["text"]})
+            elif part["type"] == "image":
+                image = prepare_image(part["image"]) if prepare_image else part["image"]
+                content.append({"type": "image_url", "image_url": {"url": to_data_url(image, fmt=image_format)}})
+            else:
+                raise ValueError(f"unknown content part type {part['type']!r}")
+        messages.append({"role": role, "content": content})
+    return messages
+
+
+def build_messages(
+    task: str,
+    observation: Observation,
+    history: Sequence[HistoryItem] = (),
+    *,
+    platform: str | None = None,
+    image_size: tuple[int, int] | None = None,
+    coordinates: str = "relative",
+    secret_names: Sequence[str] = (),
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    factor: int = QWEN_FACTOR,
+    image_format: str = "png",
+) -> list[dict[str, Any]]:
+    """OpenAI chat messages for one step; every screenshot is smart-resized
+    to [min_pixels, max_pixels] and sent as a data URL."""
+
+    def prepare(image: Image.Image) -> Image.Image:
+        return resize_for_model(image, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+
+    if coordinates == "pixels" and image_size is None:
+        image_size = smart_resize(*observation.image.size, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    conversation = build_conversation(
+        task,
+        observation,
+        history,
+        platform=platform,
+        coordinates=coordinates,
+        image_size=image_size,
+        secret_names=secret_names,
+    )
+    return to_openai_messages(conversation, prepare_image=prepare, image_format=image_format)
+
+
+__all__ = [
+    "RELATIVE_SCALE",
+    "COMPUTER_USE_ACTIONS",
+    "MOBILE_USE_ACTIONS",
+    "SYSTEM_BUTTONS",
+    "normalize_platform",
+    "platform_of",
+    "computer_use_tool",
+    "mobile_use_tool",
+    "tool_for",
+    "render_tools_block",
+    "system_prompt",
+    "tool_call_blocks",
+    "split_reply",
+    "describe_step",
+    "build_conversation",
+    "conversation_images",
+    "to_openai_messages",
+    "build_messages",
+]
