@@ -1,0 +1,239 @@
+"""The one dispatch point: every public op checks its inputs here and picks Triton or PyTorch.
+
+backend="auto" runs Triton for CUDA tensors and the PyTorch path for CPU tensors; "triton" forces
+Triton (CPU tensors need TRITON_INTERPRET=1); "torch" forces the PyTorch reference. Triton modules are
+imported only when a Triton path is taken.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+
+from .backend import resolve_backend
+from .conv1d.reference import ACTIVATIONS, causal_conv1d_torch, causal_conv1d_update_torch
+from .gated_delta_rule.naive import naive_recurrent_gated_delta_rule
+from .gated_delta_rule.reference import chunk_gated_delta_rule_torch, gated_delta_decode_step_torch
+from .gated_delta_rule.utils import check_inputs
+from .moe.reference import fused_moe_torch
+from .norm.reference import gated_rms_norm_torch, rms_norm_torch
+from .rotary.reference import apply_rotary_torch
+
+Tensor = torch.Tensor
+
+
+# ---------------------------------------------------------------- gated delta rule
+
+def chunk_gated_delta_rule(
+    q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor,
+    scale: float | None = None,
+    initial_state: Tensor | None = None,
+    output_final_state: bool = False,
+    use_qk_l2norm_in_kernel: bool = False,
+    cu_seqlens: Tensor | None = None,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor | None]:
+    """Gated delta rule over whole sequences, chunked (64 tokens, WY/UT form), fp32 state.
+
+    q, k [B,T,H,K]; v [B,T,HV,V]; g (log decay), beta [B,T,HV]; HV a multiple of H (value head j uses q/k
+    head j // (HV//H)). initial_state / final state [N,HV,K,V] fp32, N = B or len(cu_seqlens)-1 (then B=1).
+    Returns (o [B,T,HV,V] in v.dtype, final_state or None).
+    """
+    check_inputs(q, k, v, g, beta, initial_state, cu_seqlens)
+    if resolve_backend(backend, q) == "triton":
+        from .gated_delta_rule.chunk import chunk_gated_delta_rule_triton
+        return chunk_gated_delta_rule_triton(q, k, v, g, beta, scale, initial_state, output_final_state,
+                                             use_qk_l2norm_in_kernel, cu_seqlens)
+    return chunk_gated_delta_rule_torch(q, k, v, g, beta, scale, initial_state, output_final_state,
+                                        use_qk_l2norm_in_kernel, cu_seqlens)
+
+
+def fused_recurrent_gated_delta_rule(
+    q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor,
+    scale: float | None = None,
+    initial_state: Tensor | None = None,
+    output_final_state: bool = False,
+    use_qk_l2norm_in_kernel: bool = False,
+    cu_seqlens: Tensor | None = None,
+    backend: str = "auto",
+) -> tuple[Tensor, Tensor | None]:
+    """Same inputs and result as chunk_gated_delta_rule, computed token by token (best for short T)."""
+    check_inputs(q, k, v, g, beta, initial_state, cu_seqlens)
+    if resolve_backend(backend, q) == "triton":
+        from .gated_delta_rule.fused_recurrent import fused_recurrent_gated_delta_rule_triton
+        return fused_recurrent_gated_delta_rule_triton(q, k, v, g, beta, scale, initial_state, output_final_state,
+                                                       use_qk_l2norm_in_kernel, cu_seqlens)
+    return naive_recurrent_gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state,
+                                            use_qk_l2norm_in_kernel, cu_seqlens)
+
+
+def gated_delta_decode_step(
+    q: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor, A_log: Tensor, dt_bias: Tensor, state: Tensor,
+    scale: float | None = None,
+    use_qk_l2norm: bool = True,
+    backend: str = "auto",
+) -> Tensor:
+    """One decode token per sequence with the gates fused in; `state` [B,HV,K,V] fp32 is updated IN PLACE.
+
+    q, k [B,H,K]; v [B,HV,V]; a, b [B,HV]; A_log, dt_bias [HV].
+    g = -exp(A_log) * softplus(a + dt_bias), beta = sigmoid(b) (both in fp32). Returns o [B,HV,V] in v.dtype.
+    """
+    if q.dim() != 3 or k.shape != q.shape:
+        raise ValueError(f"q and k must be [B,H,K]; got q {tuple(q.shape)}, k {tuple(k.shape)}")
+    B, H, K = q.shape
+    if v.dim() != 3 or v.shape[0] != B or v.shape[1] % H:
+        raise ValueError(f"v must be [B,HV,V] with B={B} and HV a multiple of H={H}; got {tuple(v.shape)}")
+    HV, V = v.shape[1:]
+    for name, t, shape in (("a", a, (B, HV)), ("b", b, (B, HV)), ("A_log", A_log, (HV,)), ("dt_bias", dt_bias, (HV,))):
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{name} must have shape {shape}; got {tuple(t.shape)}")
+    if tuple(state.shape) != (B, HV, K, V) or state.dtype != torch.float32:
+        raise ValueError(f"state must be fp32 [B,HV,K,V]=({B},{HV},{K},{V}); got {state.dtype} {tuple(state.shape)}")
+    if resolve_backend(backend, q) == "triton":
+        from .gated_delta_rule.fused_recurrent import gated_delta_decode_step_triton
+        return gated_delta_decode_step_triton(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
+    return gated_delta_decode_step_torch(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
+
+
+# ---------------------------------------------------------------- causal conv1d
+
+def _check_conv(x: Tensor, weight: Tensor, bias: Tensor | None, activation: str | None) -> None:
+    if weight.dim() != 2 or weight.shape[0] != x.shape[-1]:
+        raise ValueError(f"weight must be [D,W] with D={x.shape[-1]}; got {tuple(weight.shape)}")
+    if weight.shape[1] < 2:
+        raise ValueError("conv width W must be at least 2")
+    if bias is not None and tuple(bias.shape) != (x.shape[-1],):
+        raise ValueError(f"bias must be [D]={x.shape[-1]}; got {tuple(bias.shape)}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}; got {activation!r}")
+
+
+def causal_conv1d(
+    x: Tensor, weight: Tensor, bias: Tensor | None = None, activation: str | None = "silu",
+    initial_state: Tensor | None = None, backend: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """Depthwise causal conv: x [B,T,D], weight [D,W] -> (y [B,T,D], final_state [B,D,W-1]).
+
+    final_state holds the last W-1 inputs (zero-padded on the left for short sequences, after
+    initial_state [B,D,W-1] when given, which is prepended to x as history).
+    """
+    if x.dim() != 3:
+        raise ValueError(f"x must be [B,T,D]; got {tuple(x.shape)}")
+    _check_conv(x, weight, bias, activation)
+    B, T, D = x.shape
+    W = weight.shape[1]
+    if initial_state is not None and tuple(initial_state.shape) != (B, D, W - 1):
+        raise ValueError(f"initial_state must be [B,D,W-1]=({B},{D},{W - 1}); got {tuple(initial_state.shape)}")
+    if resolve_backend(backend, x) == "triton":
+        from .conv1d.triton import causal_conv1d_triton
+        return causal_conv1d_triton(x, weight, bias, activation, initial_state)
+    return causal_conv1d_torch(x, weight, bias, activation, initial_state)
+
+
+def causal_conv1d_update(
+    x: Tensor, conv_state: Tensor, weight: Tensor, bias: Tensor | None = None,
+    activation: str | None = "silu", backend: str = "auto",
+) -> Tensor:
+    """One token: x [B,D] -> y [B,D]; conv_state [B,D,W-1] (oldest first) is updated in place."""
+    if x.dim() != 2:
+        raise ValueError(f"x must be [B,D]; got {tuple(x.shape)}")
+    _check_conv(x, weight, bias, activation)
+    B, D = x.shape
+    W = weight.shape[1]
+    if tuple(conv_state.shape) != (B, D, W - 1):
+        raise ValueError(f"conv_state must be [B,D,W-1]=({B},{D},{W - 1}); got {tuple(conv_state.shape)}")
+    if resolve_backend(backend, x) == "triton":
+        from .conv1d.triton import causal_conv1d_update_triton
+        return causal_conv1d_update_triton(x, conv_state, weight, bias, activation)
+    return causal_conv1d_update_torch(x, conv_state, weight, bias, activation)
+
+
+# ---------------------------------------------------------------- norms
+
+def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-6, zero_centered: bool = True,
+             backend: str = "auto") -> Tensor:
+    """RMSNorm over the last dim in fp32, cast back once: x_hat * (1 + w) (zero-centred, Qwen3.5) or x_hat * w."""
+    if weight.dim() != 1 or weight.shape[0] != x.shape[-1]:
+        raise ValueError(f"weight must be [{x.shape[-1]}]; got {tuple(weight.shape)}")
+    if resolve_backend(backend, x) == "triton":
+        from .norm.triton import rms_norm_triton
+        return rms_norm_triton(x, weight, eps, zero_centered)
+    return rms_norm_torch(x, weight, eps, zero_centered)
+
+
+def gated_rms_norm(x: Tensor, z: Tensor, weight: Tensor, eps: float = 1e-6, backend: str = "auto") -> Tensor:
+    """rmsnorm(x) * w * silu(z) with HF Qwen3_5RMSNormGated's casts (x_hat rounded to x.dtype before * w)."""
+    if z.shape != x.shape:
+        raise ValueError(f"z must have x's shape {tuple(x.shape)}; got {tuple(z.shape)}")
+    if weight.dim() != 1 or weight.shape[0] != x.shape[-1]:
+        raise ValueError(f"weight must be [{x.shape[-1]}]; got {tuple(weight.shape)}")
+    if resolve_backend(backend, x) == "triton":
+        from .norm.triton import gated_rms_norm_triton
+        return gated_rms_norm_triton(x, z, weight, eps)
+    return gated_rms_norm_torch(x, z, weight, eps)
+
+
+# ---------------------------------------------------------------- MoE
+
+def fused_moe(
+    x: Tensor, router_weight: Tensor, w_gate_up: Tensor, w_down: Tensor, top_k: int, *,
+    renormalize: bool = True,
+    shared_gate_up: Tensor | Sequence[Tensor] | None = None,
+    shared_down: Tensor | None = None,
+    shared_gate_weight: Tensor | None = None,
+    backend: str = "auto",
+) -> Tensor:
+    """Qwen3.5-MoE sparse block: x [N,D] -> y [N,D].
+
+    router_weight [E,D]; w_gate_up [E,2I,D] (gate rows first, HF experts.gate_up_proj); w_down [E,D,I]
+    (HF experts.down_proj). Shared expert (optional): shared_gate_up [2Is,D] (gate rows first) or a
+    (gate_proj.weight [Is,D], up_proj.weight [Is,D]) pair, shared_down [D,Is], shared_gate_weight [1,D]
+    (sigmoid gate; None = ungated).
+    """
+    if x.dim() != 2:
+        raise ValueError(f"x must be [N,D] (flatten batch and time); got {tuple(x.shape)}")
+    N, D = x.shape
+    E = router_weight.shape[0]
+    if tuple(router_weight.shape) != (E, D):
+        raise ValueError(f"router_weight must be [E,D] with D={D}; got {tuple(router_weight.shape)}")
+    if w_gate_up.dim() != 3 or w_gate_up.shape[0] != E or w_gate_up.shape[2] != D or w_gate_up.shape[1] % 2:
+        raise ValueError(f"w_gate_up must be [E,2I,D]=({E},2I,{D}); got {tuple(w_gate_up.shape)}")
+    I = w_gate_up.shape[1] // 2
+    if tuple(w_down.shape) != (E, D, I):
+        raise ValueError(f"w_down must be [E,D,I]=({E},{D},{I}); got {tuple(w_down.shape)}")
+    if not 1 <= top_k <= E:
+        raise ValueError(f"top_k must be in [1, {E}]; got {top_k}")
+    if (shared_gate_up is None) != (shared_down is None):
+        raise ValueError("give both shared_gate_up and shared_down, or neither")
+    if shared_down is not None:
+        from .moe.reference import split_shared_gate_up
+        gate_w, up_w = split_shared_gate_up(shared_gate_up)
+        Is = shared_down.shape[1]
+        if tuple(gate_w.shape) != (Is, D) or tuple(up_w.shape) != (Is, D) or tuple(shared_down.shape) != (D, Is):
+            raise ValueError(f"shared expert weights must be gate/up [Is,D] and down [D,Is] with D={D}")
+        if shared_gate_weight is not None and tuple(shared_gate_weight.shape) != (1, D):
+            raise ValueError(f"shared_gate_weight must be [1,D]; got {tuple(shared_gate_weight.shape)}")
+    if resolve_backend(backend, x) == "triton":
+        from .moe.triton import fused_moe_triton
+        return fused_moe_triton(x, router_weight, w_gate_up, w_down, top_k, renormalize,
+                                shared_gate_up, shared_down, shared_gate_weight)
+    return fused_moe_torch(x, router_weight, w_gate_up, w_down, top_k, renormalize,
+                           shared_gate_up, shared_down, shared_gate_weight)
+
+
+# ---------------------------------------------------------------- rotary
+
+def apply_rotary(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, backend: str = "auto") -> tuple[Tensor, Tensor]:
+    """q [B,T,Hq,D], k [B,T,Hk,D], cos/sin [B,T,R] (R <= D, even): rotate_half rotary on the first R dims."""
+    if q.dim() != 4 or k.dim() != 4 or q.shape[:2] != k.shape[:2] or q.shape[-1] != k.shape[-1]:
+        raise ValueError(f"q, k must be [B,T,H,D] with equal B, T, D; got {tuple(q.shape)}, {tuple(k.shape)}")
+    B, T, _, D = q.shape
+    if cos.shape != sin.shape or cos.dim() != 3 or tuple(cos.shape[:2]) != (B, T):
+        raise ValueError(f"cos/sin must be [B,T,R] with B={B}, T={T}; got {tuple(cos.shape)}, {tuple(sin.shape)}")
+    R = cos.shape[-1]
+    if R > D or R % 2:
+        raise ValueError(f"rotary dim R={R} must be even and <= head dim {D}")
+    if resolve_backend(backend, q) == "triton":
+        from .rotary.triton import apply_rotary_triton
+        return apply_rotary_triton(q, k, cos, sin)
+    return apply_rotary_torch(q, k, cos, sin)
