@@ -1,0 +1,357 @@
+"""Tiny random Qwen3.5 checkpoints in real Hugging Face format, for tests.
+
+`make_tiny_checkpoint(dir, kind="dense"|"moe")` builds a small random
+`Qwen3_5ForConditionalGeneration` / `Qwen3_5MoeForConditionalGeneration` with
+transformers' own classes (fp32, seeded), `save_pretrained`s it, adds random `mtp.*`
+tensors named as in the released Qwen3.5 checkpoints (transformers ignores them on
+load), and writes a small byte-level BPE tokenizer with Qwen's special tokens and a
+Qwen-style chat template into the same folder.
+
+`tiny_checkpoint(kind, **kw)` returns a cached build (one per process and argument set),
+so test modules can share checkpoints without rebuilding them.
+
+Configs:
+- dense: tied embeddings, 4 layers (3 Gated DeltaNet + 1 attention), equal key/value heads.
+- moe: untied embeddings, grouped value heads (4 value heads per 2 key heads, value head
+  dim 24 != key head dim 16), 8 experts top-2 with a shared expert, layer types mixed.
+Both use interleaved M-RoPE with a scaled-down mrope_section (sums to rotary_dim / 2).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+SPECIAL_TOKENS = [
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+    "<tool_call>",
+    "</tool_call>",
+    "<think>",
+    "</think>",
+]
+
+TEXT_VOCAB_SIZE = 1024  # model vocab (embedding rows); the tokenizer uses fewer
+
+# Qwen-style chat template (images/videos as vision_start + pad + vision_end; the
+# processor expands each pad to the right number of tokens). The vision/processor
+# owner may refine this to follow Qwen3.5's template exactly.
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' }}"
+    "{%- if message['content'] is string -%}"
+    "{{ message['content'] }}"
+    "{%- else -%}"
+    "{%- for item in message['content'] -%}"
+    "{%- if item['type'] == 'image' or 'image' in item or 'image_url' in item -%}"
+    "<|vision_start|><|image_pad|><|vision_end|>"
+    "{%- elif item['type'] == 'video' or 'video' in item -%}"
+    "<|vision_start|><|video_pad|><|vision_end|>"
+    "{%- elif 'text' in item -%}"
+    "{{ item['text'] }}"
+    "{%- endif -%}"
+    "{%- endfor -%}"
+    "{%- endif -%}"
+    "{{ '<|im_end|>\\n' }}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}"
+    "{{ '<|im_start|>assistant\\n' }}"
+    "{%- endif -%}"
+)
+
+_CORPUS = """
+The quick brown fox jumps over the lazy dog. Click the button at the top of the screen.
+Type your name into the search box and press enter. Scroll down to see more results.
+Open the settings menu, then select the display tab and change the brightness.
+The agent looks at the screenshot and decides which action to take next.
+Numbers: 0 1 2 3 4 5 6 7 8 9 10 100 250 500 999 1000. Coordinates (120, 340) and [0.5, 0.25].
+User: what is on the screen? Assistant: a window with a text field and two buttons.
+click(x=100, y=200) type(text="hello world") scroll(direction="down", amount=3) done()
+A video shows a person walking across the street; the car stops at the red light.
+Hello, world! This is a test of the tokenizer. Tests must be small and fast.
+""" * 4
+
+
+def _dense_text(**over: Any) -> dict[str, Any]:
+    cfg = dict(
+        vocab_size=TEXT_VOCAB_SIZE,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=32,
+        linear_conv_kernel_dim=4,
+        linear_key_head_dim=16,
+        linear_value_head_dim=16,
+        linear_num_key_heads=4,
+        linear_num_value_heads=4,
+        layer_types=["linear_attention", "linear_attention", "linear_attention", "full_attention"],
+        rope_parameters={
+            "rope_type": "default",
+            "rope_theta": 10000.0,
+            "partial_rotary_factor": 0.25,  # rotary_dim = 8 -> 4 frequencies
+            "mrope_section": [2, 1, 1],
+            "mrope_interleaved": True,
+        },
+        max_position_embeddings=4096,
+        rms_norm_eps=1e-6,
+        initializer_range=0.08,
+    )
+    cfg.update(over)
+    return cfg
+
+
+def _moe_text(**over: Any) -> dict[str, Any]:
+    cfg = _dense_text(
+        num_hidden_layers=4,
+        layer_types=["linear_attention", "full_attention", "linear_attention", "full_attention"],
+        linear_num_key_heads=2,
+        linear_num_value_heads=4,
+        linear_key_head_dim=16,
+        linear_value_head_dim=24,
+        num_experts=8,
+        num_experts_per_tok=2,
+        moe_intermediate_size=32,
+        shared_expert_intermediate_size=48,
+    )
+    cfg.pop("intermediate_size")
+    cfg.update(over)
+    return cfg
+
+
+def _vision(**over: Any) -> dict[str, Any]:
+    cfg = dict(
+        depth=2,
+        hidden_size=32,
+        intermediate_size=64,
+        num_heads=2,
+        in_channels=3,
+        patch_size=16,
+        temporal_patch_size=2,
+        spatial_merge_size=2,
+        out_hidden_size=64,
+        num_position_embeddings=64,
+        initializer_range=0.08,
+    )
+    cfg.update(over)
+    return cfg
+
+
+def build_tokenizer(folder: Path, chat_template: str = CHAT_TEMPLATE):
+    """Train a small byte-level BPE on a fixed corpus; special tokens get ids 0..10."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=600,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(_CORPUS.splitlines(), trainer=trainer)
+    assert tok.get_vocab_size() <= TEXT_VOCAB_SIZE
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        additional_special_tokens=SPECIAL_TOKENS[1:],
+    )
+    fast.chat_template = chat_template
+    fast.save_pretrained(folder)
+    return fast
+
+
+def _randomize_small_params(model: torch.nn.Module, gen: torch.Generator) -> None:
+    """Give norm weights, dt_bias and conv kernels visible random values so a wrong
+    convention (x*w vs x*(1+w), missing bias, ...) changes the output."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.ndim == 1 and (name.endswith("norm.weight") or name.endswith("layernorm.weight")):
+                p.add_(torch.randn(p.shape, generator=gen) * 0.2)
+            elif name.endswith("dt_bias"):
+                p.add_(torch.randn(p.shape, generator=gen) * 0.5)
+            elif name.endswith("conv1d.weight"):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.4)
+
+
+def _mtp_tensors(text: dict[str, Any], kind: str, gen: torch.Generator, std: float) -> dict[str, torch.Tensor]:
+    """Random MTP weights in the released checkpoints' naming: fc over [embedding; hidden],
+    two pre-fc norms, one full-attention decoder layer (mtp.layers.0.*), a final norm."""
+    h = text["hidden_size"]
+    nh, nkv, hd = text["num_attention_heads"], text["num_key_value_heads"], text["head_dim"]
+
+    def rnd(*shape: int, scale: float = std) -> torch.Tensor:
+        return torch.randn(shape, generator=gen) * scale
+
+    t = {
+        "mtp.fc.weight": rnd(h, 2 * h),
+        "mtp.pre_fc_norm_embedding.weight": rnd(h, scale=0.2),
+        "mtp.pre_fc_norm_hidden.weight": rnd(h, scale=0.2),
+        "mtp.norm.weight": rnd(h, scale=0.2),
+    }
+    p = "mtp.layers.0."
+    t.update(
+        {
+            p + "input_layernorm.weight": rnd(h, scale=0.2),
+            p + "post_attention_layernorm.weight": rnd(h, scale=0.2),
+            p + "self_attn.q_proj.weight": rnd(nh * hd * 2, h),
+            p + "self_attn.k_proj.weight": rnd(nkv * hd, h),
+            p + "self_attn.v_proj.weight": rnd(nkv * hd, h),
+            p + "self_attn.o_proj.weight": rnd(h, nh * hd),
+            p + "self_attn.q_norm.weight": rnd(hd, scale=0.2),
+            p + "self_attn.k_norm.weight": rnd(hd, scale=0.2),
+        }
+    )
+    if kind == "moe":
+        e, inter, shared = text["num_experts"], text["moe_intermediate_size"], text["shared_expert_intermediate_size"]
+        t[p + "mlp.gate.weight"] = rnd(e, h)
+        for i in range(e):
+            t[p + f"mlp.experts.{i}.gate_proj.weight"] = rnd(inter, h)
+            t[p + f"mlp.experts.{i}.up_proj.weight"] = rnd(inter, h)
+            t[p + f"mlp.experts.{i}.down_proj.weight"] = rnd(h, inter)
+        t[p + "mlp.shared_expert.gate_proj.weight"] = rnd(shared, h)
+        t[p + "mlp.shared_expert.up_proj.weight"] = rnd(shared, h)
+        t[p + "mlp.shared_expert.down_proj.weight"] = rnd(h, shared)
+        t[p + "mlp.shared_expert_gate.weight"] = rnd(1, h)
+    else:
+        inter = text["intermediate_size"]
+        t[p + "mlp.gate_proj.weight"] = rnd(inter, h)
+        t[p + "mlp.up_proj.weight"] = rnd(inter, h)
+        t[p + "mlp.down_proj.weight"] = rnd(h, inter)
+    return t
+
+
+def _add_tensors(folder: Path, extra: dict[str, torch.Tensor]) -> None:
+    """Append tensors to a saved checkpoint: a new shard listed in the index if the
+    checkpoint is sharded, else a rewrite of model.safetensors."""
+    from safetensors.torch import load_file, save_file
+
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        idx = json.loads(index.read_text())
+        save_file(extra, folder / "model-mtp.safetensors", metadata={"format": "pt"})
+        idx["weight_map"].update({k: "model-mtp.safetensors" for k in extra})
+        index.write_text(json.dumps(idx, indent=2))
+    else:
+        single = folder / "model.safetensors"
+        tensors = load_file(single)
+        tensors.update(extra)
+        save_file(tensors, single, metadata={"format": "pt"})
+
+
+def make_tiny_checkpoint(
+    folder: str | Path,
+    kind: str = "dense",
+    *,
+    with_mtp: bool = True,
+    tie_word_embeddings: bool | None = None,
+    seed: int = 0,
+    max_shard_size: str | int | None = None,
+    eos_token_id: int | list[int] | None = None,
+    text_overrides: dict[str, Any] | None = None,
+    vision_overrides: dict[str, Any] | None = None,
+    with_tokenizer: bool = True,
+) -> Path:
+    """Build and save a tiny random Qwen3.5 checkpoint into `folder`; return its path.
+
+    kind: "dense" (default tied embeddings) or "moe" (default untied).
+    eos_token_id: written to config + generation_config.json; None leaves no stop token.
+    max_shard_size: e.g. "200KB" to get a sharded checkpoint with an index.
+    """
+    from transformers import (
+        GenerationConfig,
+        Qwen3_5Config,
+        Qwen3_5ForConditionalGeneration,
+        Qwen3_5MoeConfig,
+        Qwen3_5MoeForConditionalGeneration,
+    )
+
+    if kind not in ("dense", "moe"):
+        raise ValueError(f"kind must be 'dense' or 'moe', got {kind!r}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if tie_word_embeddings is None:
+        tie_word_embeddings = kind == "dense"
+
+    text = (_dense_text if kind == "dense" else _moe_text)(**(text_overrides or {}))
+    text["tie_word_embeddings"] = tie_word_embeddings
+    if eos_token_id is not None:
+        text["eos_token_id"] = eos_token_id
+    vision = _vision(**(vision_overrides or {}))
+    ids = {t: SPECIAL_TOKENS.index(t) for t in SPECIAL_TOKENS}
+    common = dict(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=tie_word_embeddings,
+    )
+    if kind == "dense":
+        config, cls = Qwen3_5Config(**common), Qwen3_5ForConditionalGeneration
+    else:
+        config, cls = Qwen3_5MoeConfig(**common), Qwen3_5MoeForConditionalGeneration
+    if eos_token_id is not None:
+        config.eos_token_id = eos_token_id
+
+    torch.manual_seed(seed)
+    model = cls(config).float().eval()
+    gen = torch.Generator().manual_seed(seed + 1)
+    _randomize_small_params(model, gen)
+    save_kw = {"max_shard_size": max_shard_size} if max_shard_size is not None else {}
+    model.save_pretrained(folder, **save_kw)
+    if eos_token_id is not None:
+        GenerationConfig(eos_token_id=eos_token_id, do_sample=False).save_pretrained(folder)
+    else:
+        (folder / "generation_config.json").unlink(missing_ok=True)
+
+    if with_mtp:
+        _add_tensors(folder, _mtp_tensors(text, kind, gen, std=text["initializer_range"]))
+        cfg = json.loads((folder / "config.json").read_text())
+        cfg["text_config"]["mtp_num_hidden_layers"] = 1
+        cfg["text_config"]["mtp_use_dedicated_embeddings"] = False
+        (folder / "config.json").write_text(json.dumps(cfg, indent=2))
+    if with_tokenizer:
+        build_tokenizer(folder)
+    return folder
+
+
+_CACHE_ROOT: Path | None = None
+
+
+def _cache_root() -> Path:
+    global _CACHE_ROOT
+    if _CACHE_ROOT is None:
+        _CACHE_ROOT = Path(tempfile.mkdtemp(prefix="vlagent_tiny_ckpt_"))
+        import atexit
+
+        atexit.register(shutil.rmtree, _CACHE_ROOT, True)
+    return _CACHE_ROOT
+
+
+_BUILT: dict[str, Path] = {}
+
+
+def tiny_checkpoint(kind: str = "dense", **kw: Any) -> Path:
+    """A cached `make_tiny_checkpoint(dir, kind, **kw)`: built once per process and arguments.
+    Treat the folder as read-only (copy it before editing files in it)."""
+    key = json.dumps([kind, kw], sort_keys=True, default=str)
+    if key not in _BUILT:
+        folder = _cache_root() / f"{kind}_{len(_BUILT)}"
+        _BUILT[key] = make_tiny_checkpoint(folder, kind, **kw)
+    return _BUILT[key]
