@@ -142,7 +142,7 @@ def computer_use_tool(*, coordinates: str = "relative", image_size: tuple[int, i
             "* `type`: type the string `text` with the keyboard.",
             "* `mouse_move`: move the pointer to `coordinate`.",
             "* `left_click`: left-click at `coordinate`.",
-            "* `left_click_drag`: press the left button at `start_coordinate`, move to `coordinate` and release.",
+            "* `left_click_drag`: press the left button at `coordinate`, move to `coordinate2` and release.",
             "* `right_click`: right-click at `coordinate`.",
             "* `middle_click`: middle-click at `coordinate`.",
             "* `double_click`: double-click at `coordinate`.",
@@ -167,11 +167,11 @@ def computer_use_tool(*, coordinates: str = "relative", image_size: tuple[int, i
                     "text": {"description": "Required only by `action=type` and `action=answer`.", "type": "string"},
                     "coordinate": {
                         "description": f"[x, y] {unit}. Required by the click actions, `mouse_move` and "
-                        "`left_click_drag` (where it is the end point).",
+                        "`left_click_drag` (where it is the start point).",
                         "type": "array",
                     },
-                    "start_coordinate": {
-                        "description": f"[x, y] {unit} where a drag starts. Required only by `action=left_click_drag`.",
+                    "coordinate2": {
+                        "description": f"[x, y] {unit} where a drag ends. Required only by `action=left_click_drag`.",
                         "type": "array",
                     },
                     "pixels": {
