@@ -1,0 +1,511 @@
+"""The desktop: screenshots with mss, mouse and keyboard with pyautogui.
+
+The only coordinate arithmetic lives in `to_device_pixels`: an action point is
+a fraction of the observed screenshot; it becomes a pixel in the logical
+coordinates pyautogui clicks in, shifted by the monitor's offset on the
+virtual desktop. On HiDPI screens (macOS Retina, scaled Windows displays) the
+screenshot has more pixels than the monitor has logical coordinates; the
+ratio is reported as `scale` in `Observation.info`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+from PIL import Image
+
+from vlagent.actions import Action
+from vlagent.environments.base import BaseEnvironment, EnvironmentUnavailable, Observation, UnsupportedAction
+
+IS_X11 = sys.platform.startswith("linux") or "bsd" in sys.platform
+
+NO_DISPLAY_HELP = (
+    "Set DISPLAY to a running X server (e.g. DISPLAY=:0 on a desktop session), "
+    "or run under a virtual one: `xvfb-run -s '-screen 0 1280x720x24' vlagent ...`, "
+    "or start `Xvfb :99 -screen 0 1280x720x24 -nolisten tcp &` and `export DISPLAY=:99`."
+)
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+@dataclass(frozen=True)
+class MonitorGeometry:
+    """A monitor's rectangle in the logical desktop coordinates the mouse uses."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+
+    @classmethod
+    def from_mss(cls, monitor: dict[str, int]) -> "MonitorGeometry":
+        return cls(int(monitor["left"]), int(monitor["top"]), int(monitor["width"]), int(monitor["height"]))
+
+    def as_dict(self) -> dict[str, int]:
+        return {"left": self.left, "top": self.top, "width": self.width, "height": self.height}
+
+
+def screenshot_scale(image_size: tuple[int, int], monitor: MonitorGeometry) -> tuple[float, float]:
+    """Screenshot pixels per logical coordinate (2.0 on a Retina display, 1.0 on X11)."""
+    return image_size[0] / monitor.width, image_size[1] / monitor.height
+
+
+def to_device_pixels(
+    point: tuple[float, float], monitor: MonitorGeometry, image_size: tuple[int, int]
+) -> tuple[int, int]:
+    """Map a normalized point of the observed screenshot to a logical desktop pixel.
+
+    The point lands in screenshot pixel `point * image_size`; dividing by the
+    HiDPI scale gives the monitor-local logical coordinate, and the monitor's
+    offset places it on the virtual desktop. Points on the far edge (1.0) map
+    to the last pixel, never past the monitor.
+    """
+    x, y = point
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise ValueError(f"point must be normalized to [0, 1], got {point!r}")
+    scale_x, scale_y = screenshot_scale(image_size, monitor)
+    local_x = math.floor(x * image_size[0] / scale_x)
+    local_y = math.floor(y * image_size[1] / scale_y)
+    return (
+        monitor.left + min(max(local_x, 0), monitor.width - 1),
+        monitor.top + min(max(local_y, 0), monitor.height - 1),
+    )
+
+
+# --------------------------------------------------------------------------- keys
+
+# Names models and users write -> pyautogui key names.
+KEY_ALIASES: dict[str, str] = {
+    "control": "ctrl", "ctl": "ctrl", "lctrl": "ctrlleft", "rctrl": "ctrlright",
+    "option": "alt", "opt": "alt", "lalt": "altleft", "ralt": "altright", "altgr": "altright",
+    "cmd": "win", "command": "win", "super": "win", "meta": "win", "windows": "win", "os": "win",
+    "return": "enter", "kp_enter": "enter",
+    "escape": "esc",
+    "del": "delete",
+    "back": "backspace", "bksp": "backspace",
+    "arrowup": "up", "arrowdown": "down", "arrowleft": "left", "arrowright": "right",
+    "arrow_up": "up", "arrow_down": "down", "arrow_left": "left", "arrow_right": "right",
+    "up_arrow": "up", "down_arrow": "down", "left_arrow": "left", "right_arrow": "right",
+    "page_up": "pageup", "pgup": "pageup", "prior": "pageup",
+    "page_down": "pagedown", "pgdn": "pagedown", "next": "pagedown",
+    "spacebar": "space", "ins": "insert", "caps_lock": "capslock",
+    "printscreen": "printscreen", "print_screen": "printscreen",
+    "plus": "+", "minus": "-",
+}  # fmt: skip
+
+
+def normalize_key(name: str) -> str:
+    """A pyautogui key name for `name` ("Page Up", "cmd", "Return", "a", "F5")."""
+    key = name.strip().lower()
+    if len(key) == 1:
+        return key
+    key = key.replace(" ", "_")
+    key = KEY_ALIASES.get(key, KEY_ALIASES.get(key.replace("_", ""), key))
+    return key.replace("_", "") if key.replace("_", "") in _known_key_names() else key
+
+
+def _known_key_names() -> frozenset[str]:
+    global _KEY_NAMES
+    if _KEY_NAMES is None:
+        try:
+            import pyautogui
+
+            _KEY_NAMES = frozenset(pyautogui.KEY_NAMES)
+        except Exception:  # no display yet: the usual names are enough for normalizing
+            _KEY_NAMES = frozenset(
+                ["enter", "esc", "tab", "backspace", "delete", "space", "up", "down", "left", "right",
+                 "pageup", "pagedown", "home", "end", "ctrl", "alt", "shift", "win", "insert",
+                 "capslock", "printscreen", "ctrlleft", "ctrlright", "altleft", "altright"]
+                + [f"f{i}" for i in range(1, 25)]
+            )  # fmt: skip
+    return _KEY_NAMES
+
+
+_KEY_NAMES: frozenset[str] | None = None
+
+
+# --------------------------------------------------------------------------- X plumbing
+
+
+def ensure_xauthority() -> None:
+    """python-xlib refuses to connect when ~/.Xauthority is missing (even for a server
+    without access control). Point XAUTHORITY at an empty file in that case."""
+    if not IS_X11:
+        return
+    current = os.environ.get("XAUTHORITY")
+    if current and Path(current).exists():
+        return
+    if not current and (Path.home() / ".Xauthority").exists():
+        return
+    fd, path = tempfile.mkstemp(prefix="vlagent-xauth-")
+    os.close(fd)
+    os.environ["XAUTHORITY"] = path
+
+
+@contextlib.contextmanager
+def _display_env(display: str) -> Iterator[None]:
+    old = os.environ.get("DISPLAY")
+    os.environ["DISPLAY"] = display
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("DISPLAY", None)
+        else:
+            os.environ["DISPLAY"] = old
+
+
+def _pyautogui_for(display: str | None) -> Any:
+    """Import pyautogui, bound to `display` on X11.
+
+    pyautogui opens its X connection (and builds its keycode table) when it is
+    first imported, from $DISPLAY. To drive a different display in the same
+    process (tests start several X servers) its X11 backend module is reloaded
+    with DISPLAY pointing at the new server.
+    """
+    if not IS_X11:
+        import pyautogui
+
+        return pyautogui
+    assert display is not None
+    already_imported = "pyautogui" in sys.modules
+    with _display_env(display):
+        import pyautogui
+
+        backend = pyautogui.platformModule
+        bound = getattr(backend, "_vlagent_display", None)
+        if bound != display:
+            if bound is not None or already_imported:
+                # Bound to another (or an unknown) display: reconnect to ours.
+                with contextlib.suppress(Exception):
+                    backend._display.close()
+                importlib.reload(backend)
+            backend._vlagent_display = display
+            # The corner fail-safe points were computed for the first display's size.
+            right, bottom = pyautogui.size()
+            pyautogui.FAILSAFE_POINTS[:] = [(0, 0), (0, bottom - 1), (right - 1, 0), (right - 1, bottom - 1)]
+    return pyautogui
+
+
+def _check_display(display: str | None) -> str | None:
+    if not IS_X11:
+        return None
+    display = display or os.environ.get("DISPLAY")
+    if not display:
+        wayland = " (a Wayland session without XWayland?)" if os.environ.get("WAYLAND_DISPLAY") else ""
+        raise EnvironmentUnavailable(f"No X display: DISPLAY is not set{wayland}. {NO_DISPLAY_HELP}")
+    return display
+
+
+# --------------------------------------------------------------------------- environment
+
+
+class DesktopEnv(BaseEnvironment):
+    """The local desktop (or a virtual X display) as an agent environment.
+
+    `monitor=0` observes all monitors as one image; `monitor=N` the Nth monitor
+    as mss numbers them (1 = first). `display` picks an X display (default
+    $DISPLAY). The observed screenshot is what action points are fractions of.
+
+    Actions: click / double_click / triple_click / right_click / middle_click
+    (`button` overrides the mouse button of a click), move, drag (press, move
+    in steps, release — apps see real motion events), scroll (up/down/left/
+    right, `amount` wheel clicks, default 3, at `point` if given), type, key
+    (keys pressed together, common names mapped: ctrl, alt, shift,
+    cmd/super/win/meta, enter/return, esc, arrows, page up/down, f1..f12 ...),
+    wait (`seconds`, default 1). `answer`/`done` do nothing here. Desktop
+    meanings: `long_press` = press the left button at `point` for `seconds`
+    (default 1); `swipe` = a left-button drag. `back`, `home` and `open_app`
+    have no single desktop meaning and raise UnsupportedAction.
+
+    Typing: ASCII goes through `pyautogui.write`; other text (accents, CJK,
+    emoji) is typed with `xdotool type`, which remaps a spare keycode per
+    character and works in Tk, GTK and Qt fields. When xdotool is missing it
+    falls back to the clipboard: the text is put on the CLIPBOARD with
+    `xclip`, pasted with ctrl+v, and the previous clipboard content restored.
+    `unicode_typing="clipboard"` forces that path; with neither tool present
+    typing non-ASCII text raises UnsupportedAction naming the packages.
+
+    The pyautogui fail-safe stays on unless `failsafe=False`: moving the mouse
+    into a screen corner aborts the next action with
+    `pyautogui.FailSafeException`.
+    """
+
+    name = "desktop"
+
+    def __init__(
+        self,
+        monitor: int = 1,
+        display: str | None = None,
+        failsafe: bool = True,
+        unicode_typing: str = "auto",
+        drag_steps: int = 12,
+        step_delay: float = 0.005,
+    ) -> None:
+        if not isinstance(monitor, int) or monitor < 0:
+            raise ValueError(f"monitor must be 0 (all monitors) or a monitor number >= 1, got {monitor!r}")
+        if unicode_typing not in ("auto", "xdotool", "clipboard"):
+            raise ValueError(f"unicode_typing must be 'auto', 'xdotool' or 'clipboard', got {unicode_typing!r}")
+        self.display = _check_display(display)
+        self.monitor_index = monitor
+        self.failsafe = failsafe
+        self.unicode_typing = unicode_typing
+        self.drag_steps = max(1, int(drag_steps))
+        self.step_delay = float(step_delay)
+        ensure_xauthority()
+        try:
+            import mss
+        except ImportError as e:  # pragma: no cover - depends on the install
+            raise EnvironmentUnavailable("the desktop environment needs mss: pip install 'vlagent[desktop]'") from e
+        try:
+            self._mss = mss.MSS(display=self.display) if IS_X11 else mss.MSS()
+        except Exception as e:
+            raise EnvironmentUnavailable(f"cannot open X display {self.display!r}: {e}. {NO_DISPLAY_HELP}") from e
+        monitors = self._mss.monitors
+        if monitor >= len(monitors):
+            self._mss.close()
+            raise EnvironmentUnavailable(
+                f"monitor {monitor} does not exist; this display has {len(monitors) - 1} monitor(s) "
+                f"(use 0 for all of them together)"
+            )
+        self.monitor = MonitorGeometry.from_mss(monitors[monitor])
+        self._pyautogui: Any = None
+        self._last_image_size: tuple[int, int] | None = None
+
+    # ---- observing
+
+    @property
+    def monitors(self) -> list[MonitorGeometry]:
+        """All monitors as mss numbers them (index 0 = the whole desktop)."""
+        return [MonitorGeometry.from_mss(m) for m in self._mss.monitors]
+
+    def observe(self) -> Observation:
+        shot = self._mss.grab(self.monitor.as_dict())
+        # One C-level pass from BGRA to RGB; no numpy, no intermediate copy.
+        image = Image.frombuffer("RGB", shot.size, shot.bgra, "raw", "BGRX", 0, 1)
+        self._last_image_size = image.size
+        scale = screenshot_scale(image.size, self.monitor)
+        return Observation(
+            image=image,
+            screen_size=(self.monitor.width, self.monitor.height),
+            info={
+                "platform": "desktop",
+                "display": self.display,
+                "monitor_index": self.monitor_index,
+                "monitor": self.monitor.as_dict(),
+                "monitors": [m.as_dict() for m in self.monitors[1:]],
+                "scale": [scale[0], scale[1]],
+            },
+        )
+
+    # ---- acting
+
+    @property
+    def gui(self) -> Any:
+        """pyautogui, configured and bound to this environment's display."""
+        try:
+            gui = _pyautogui_for(self.display)
+        except EnvironmentUnavailable:
+            raise
+        except Exception as e:
+            raise EnvironmentUnavailable(f"pyautogui cannot reach display {self.display!r}: {e}. {NO_DISPLAY_HELP}") from e
+        gui.FAILSAFE = self.failsafe
+        gui.PAUSE = 0.0  # no sleep after every call; the few needed delays are explicit below
+        self._pyautogui = gui
+        return gui
+
+    def to_device(self, point: tuple[float, float]) -> tuple[int, int]:
+        """Desktop pixel for a normalized point of the last observed screenshot."""
+        image_size = self._last_image_size or (self.monitor.width, self.monitor.height)
+        return to_device_pixels(point, self.monitor, image_size)
+
+    def execute(self, action: Action) -> None:
+        handler = getattr(self, f"_do_{action.kind}", None)
+        if handler is None:
+            raise UnsupportedAction(
+                f"the desktop has no '{action.kind}' action"
+                + (" (no system-wide back/home/app launcher on a desktop; use key or click)" if action.kind in ("back", "home", "open_app") else "")
+            )
+        handler(action)
+
+    def _click(self, action: Action, button: str, clicks: int) -> None:
+        gui = self.gui
+        x, y = self.to_device(action.point)
+        gui.moveTo(x, y)
+        gui.click(x, y, clicks=clicks, interval=0.0, button=action.button or button)
+
+    def _do_click(self, action: Action) -> None:
+        self._click(action, "left", 1)
+
+    def _do_double_click(self, action: Action) -> None:
+        self._click(action, "left", 2)
+
+    def _do_triple_click(self, action: Action) -> None:
+        self._click(action, "left", 3)
+
+    def _do_right_click(self, action: Action) -> None:
+        self._click(action, "right", 1)
+
+    def _do_middle_click(self, action: Action) -> None:
+        self._click(action, "middle", 1)
+
+    def _do_move(self, action: Action) -> None:
+        self.gui.moveTo(*self.to_device(action.point))
+
+    def _do_drag(self, action: Action) -> None:
+        gui = self.gui
+        (x0, y0), (x1, y1) = self.to_device(action.point), self.to_device(action.end)
+        button = action.button or "left"
+        gui.moveTo(x0, y0)
+        gui.mouseDown(x0, y0, button=button)
+        # Intermediate motion events, so apps see B1-Motion as with a real hand.
+        for i in range(1, self.drag_steps + 1):
+            time.sleep(self.step_delay)
+            t = i / self.drag_steps
+            gui.moveTo(round(x0 + (x1 - x0) * t), round(y0 + (y1 - y0) * t))
+        time.sleep(self.step_delay)
+        gui.mouseUp(x1, y1, button=button)
+
+    _do_swipe = _do_drag
+
+    def _do_long_press(self, action: Action) -> None:
+        gui = self.gui
+        x, y = self.to_device(action.point)
+        gui.moveTo(x, y)
+        gui.mouseDown(x, y, button=action.button or "left")
+        time.sleep(1.0 if action.seconds is None else action.seconds)
+        gui.mouseUp(x, y, button=action.button or "left")
+
+    def _do_scroll(self, action: Action) -> None:
+        gui = self.gui
+        clicks = 3 if action.amount is None else max(1, round(action.amount))
+        if action.point is not None:
+            gui.moveTo(*self.to_device(action.point))
+        if action.direction in ("up", "down"):
+            gui.scroll(clicks if action.direction == "up" else -clicks)
+        else:
+            gui.hscroll(clicks if action.direction == "right" else -clicks)
+
+    def _do_key(self, action: Action) -> None:
+        gui = self.gui
+        keys = [normalize_key(k) for k in action.keys]
+        unknown = [k for k, n in zip(action.keys, keys) if n not in gui.KEY_NAMES]
+        if unknown:
+            raise UnsupportedAction(f"unknown key name(s) {unknown}; known names include ctrl, alt, shift, cmd, enter, esc, tab, arrows, pageup, f1..f12")
+        gui.hotkey(*keys, interval=0.0)
+
+    def _do_type(self, action: Action) -> None:
+        for chunk, ascii_only in _split_ascii(action.text):
+            if ascii_only:
+                self.gui.write(chunk, interval=0.0)
+            else:
+                self._type_unicode(chunk)
+
+    def _do_wait(self, action: Action) -> None:
+        time.sleep(1.0 if action.seconds is None else action.seconds)
+
+    def _do_answer(self, action: Action) -> None:
+        pass
+
+    def _do_done(self, action: Action) -> None:
+        pass
+
+    # ---- non-ASCII text
+
+    def _type_unicode(self, text: str) -> None:
+        if not IS_X11:
+            self._paste(text)
+            return
+        xdotool, xclip = shutil.which("xdotool"), shutil.which("xclip")
+        if self.unicode_typing in ("auto", "xdotool") and xdotool:
+            self._run([xdotool, "type", "--delay", "8", "--", text])
+        elif self.unicode_typing in ("auto", "clipboard") and xclip:
+            self._paste(text)
+        else:
+            needed = {"auto": "xdotool or xclip", "xdotool": "xdotool", "clipboard": "xclip"}[self.unicode_typing]
+            raise UnsupportedAction(
+                f"typing non-ASCII text {text!r} needs {needed} (Debian/Ubuntu: apt-get install {needed.replace(' or ', ' ')})"
+            )
+
+    def _run(self, argv: list[str], input: bytes | None = None) -> bytes:
+        env = {**os.environ, "DISPLAY": self.display} if self.display else None
+        result = subprocess.run(argv, input=input, env=env, capture_output=True, timeout=30)
+        if result.returncode != 0:
+            raise UnsupportedAction(f"{Path(argv[0]).name} failed: {result.stderr.decode(errors='replace').strip()}")
+        return result.stdout
+
+    def _paste(self, text: str) -> None:
+        """Put `text` on the clipboard, press ctrl+v (cmd+v on macOS), restore the clipboard."""
+        if not IS_X11:  # pragma: no cover - exercised only on macOS/Windows
+            raise UnsupportedAction("non-ASCII typing outside X11 is not implemented")
+        xclip = shutil.which("xclip")
+        if xclip is None:
+            raise UnsupportedAction("the clipboard typing path needs xclip (apt-get install xclip)")
+        previous = _clipboard_get(self, xclip)
+        _clipboard_set(self, xclip, text)
+        self.gui.hotkey("ctrl", "v", interval=0.0)
+        time.sleep(0.1)  # the app requests the clipboard asynchronously; keep ours alive meanwhile
+        if previous is not None:
+            _clipboard_set(self, xclip, previous)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._mss.close()
+
+
+def _clipboard_get(env: DesktopEnv, xclip: str) -> bytes | None:
+    envvars = {**os.environ, "DISPLAY": env.display or ""}
+    result = subprocess.run([xclip, "-selection", "clipboard", "-o"], env=envvars, capture_output=True, timeout=5)
+    return result.stdout if result.returncode == 0 else None
+
+
+def _clipboard_set(env: DesktopEnv, xclip: str, data: str | bytes) -> None:
+    envvars = {**os.environ, "DISPLAY": env.display or ""}
+    payload = data.encode("utf-8") if isinstance(data, str) else data
+    # xclip forks a child that serves the selection until someone else owns it;
+    # that child inherits stdout/stderr, so they must not be pipes we wait on.
+    subprocess.run(
+        [xclip, "-selection", "clipboard", "-i", "-t", "UTF8_STRING"],
+        input=payload, env=envvars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5, check=True,
+    )  # fmt: skip
+
+
+# What pyautogui.write types correctly. "<" is left out: pyautogui presses shift
+# plus the keycode of `less`, which on the common pc105 keymap is the <> key whose
+# shifted symbol is ">"; the xdotool path types it right.
+_TYPABLE_ASCII = (frozenset(chr(c) for c in range(32, 127)) - {"<"}) | {"\n", "\t"}
+
+
+def _split_ascii(text: str) -> list[tuple[str, bool]]:
+    """Split text into runs of (chunk, is_plain_ascii)."""
+    runs: list[tuple[str, bool]] = []
+    for ch in text:
+        plain = ch in _TYPABLE_ASCII
+        if runs and runs[-1][1] == plain:
+            runs[-1] = (runs[-1][0] + ch, plain)
+        else:
+            runs.append((ch, plain))
+    return runs
+
+
+__all__ = [
+    "DesktopEnv",
+    "MonitorGeometry",
+    "to_device_pixels",
+    "screenshot_scale",
+    "normalize_key",
+    "ensure_xauthority",
+    "NO_DISPLAY_HELP",
+]

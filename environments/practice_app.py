@@ -1,0 +1,517 @@
+"""A small Tk window to practise desktop actions on, reporting what happened.
+
+    python -m vlagent.environments.practice_app --state-file /tmp/state.json \
+        [--geometry 800x600+1300+50] [--title "Practice app"]
+
+It has buttons, a text field, a checkbox, a click pad (tells left/right/middle
+and single/double/triple clicks apart), a hover zone, a 50-item list, a
+drag-and-drop canvas and a menubar. After every change it rewrites the state
+file atomically (write + rename) as JSON:
+
+    seq              increases with every write
+    ready            true once the window is mapped and laid out
+    boxes            {widget: [x1, y1, x2, y2]} in screen pixels (root
+                     coordinates, x2/y2 exclusive) — where to click
+    menu_boxes       {"File": box, ...} for the menubar entries, and
+                     {"File/Say hello": box, ...} for a posted dropdown
+    clicks, last_clicked, text, submitted, checkbox, pad, hovered,
+    list_first_visible, list_selected, drag, menu_commands,
+    last_key_combo (e.g. "ctrl+a"), key_combos (combos with ctrl/alt/super)
+
+`launch()` starts it as a subprocess and waits until it is ready;
+`read_state()` / `wait_for_state()` read the file from tests and demos.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+LIST_ITEMS = [f"Item {i:02d}" for i in range(1, 51)]
+BUTTONS = ("save", "open", "delete")
+MENUS = {"File": ("New note", "Say hello"), "Help": ("About",)}
+
+# X11 modifier bits in a Tk event's `state`.
+_MODIFIER_BITS = (("ctrl", 0x4), ("alt", 0x8), ("shift", 0x1), ("super", 0x40))
+_MODIFIER_KEYSYMS = {
+    "Shift_L", "Shift_R", "Control_L", "Control_R", "Alt_L", "Alt_R", "Meta_L", "Meta_R",
+    "Super_L", "Super_R", "ISO_Level3_Shift", "Caps_Lock", "Num_Lock",
+}  # fmt: skip
+_PAD_BUTTONS = {1: "left", 2: "middle", 3: "right"}
+
+# Palette for a calm, readable window (it appears in run reports).
+BG, PANEL, ACCENT, ACCENT_DARK, TEXT, MUTED, OK = (
+    "#f4f6fa", "#ffffff", "#3b6ef5", "#2a54c7", "#1f2430", "#6b7385", "#2e9d5b",
+)  # fmt: skip
+
+
+# --------------------------------------------------------------------------- app
+
+
+class PracticeApp:
+    def __init__(self, state_file: Path, geometry: str | None, title: str) -> None:
+        import tkinter as tk
+        from tkinter import ttk
+
+        self.tk, self.ttk = tk, ttk
+        self.state_file = state_file
+        self.state: dict[str, Any] = {
+            "seq": 0,
+            "ready": False,
+            "pid": os.getpid(),
+            "boxes": {},
+            "menu_boxes": {},
+            "window": None,
+            "clicks": [],
+            "last_clicked": None,
+            "text": "",
+            "submitted": None,
+            "checkbox": False,
+            "pad": {"button": None, "count": 0, "events": []},
+            "hovered": None,
+            "list_first_visible": 0,
+            "list_selected": None,
+            "drag": {"result": None, "drops": 0, "token_center": None},
+            "menu_commands": [],
+            "last_key_combo": None,
+            "key_combos": [],
+        }
+        self._write_pending = False
+        self._dragging: tuple[float, float] | None = None
+
+        root = self.root = tk.Tk(className="VlagentPractice")
+        root.title(title)
+        root.configure(background=BG)
+        if geometry:
+            root.geometry(geometry)
+        self._style()
+        self._build_menu()
+        self._build_body()
+        root.bind_all("<KeyPress>", self._on_key, add="+")
+        root.bind("<Configure>", lambda e: self._schedule_boxes(), add="+")
+        root.bind("<Map>", lambda e: self._schedule_boxes(), add="+")
+        # Dropdown menus are clones Tk makes on the fly; watch every menu being mapped.
+        root.bind_class("Menu", "<Map>", self._on_menu_mapped, add="+")
+        root.bind_class("Menu", "<Unmap>", self._on_menu_unmapped, add="+")
+        root.after(50, self._mark_ready)
+
+    # ---- look
+
+    def _style(self) -> None:
+        style = self.ttk.Style(self.root)
+        style.theme_use("clam")
+        font = ("DejaVu Sans", 10)
+        self.root.option_add("*Font", font)
+        style.configure(".", background=BG, foreground=TEXT, font=font)
+        style.configure("Panel.TFrame", background=PANEL)
+        style.configure("Panel.TLabel", background=PANEL, foreground=TEXT)
+        style.configure("Muted.TLabel", background=PANEL, foreground=MUTED, font=("DejaVu Sans", 9))
+        style.configure("Title.TLabel", background=ACCENT, foreground="white", font=("DejaVu Sans", 13, "bold"))
+        style.configure("Status.TLabel", background=ACCENT, foreground="#dfe7ff", font=("DejaVu Sans", 9))
+        style.configure("Header.TFrame", background=ACCENT)
+        style.configure("TButton", padding=(12, 5), background="#e8edf8", bordercolor="#c9d2e6")
+        style.map("TButton", background=[("active", "#d6e0f7"), ("pressed", "#c3d2f5")])
+        style.configure("TCheckbutton", background=PANEL)
+        style.map("TCheckbutton", background=[("active", PANEL)])
+        style.configure("TEntry", padding=4)
+
+    def _build_menu(self) -> None:
+        tk = self.tk
+        menubar = tk.Menu(self.root, name="menubar", tearoff=False)
+        for label, commands in MENUS.items():
+            menu = tk.Menu(menubar, name=label.lower(), tearoff=False)
+            for command in commands:
+                menu.add_command(label=command, command=lambda c=f"{label}/{command}": self._menu_command(c))
+            menubar.add_cascade(label=label, menu=menu)
+        self.root.configure(menu=menubar)
+        self.menubar = menubar
+
+    def _panel(self, parent: Any, title: str) -> Any:
+        ttk = self.ttk
+        frame = ttk.Frame(parent, style="Panel.TFrame", padding=(12, 8))
+        ttk.Label(frame, text=title, style="Muted.TLabel").pack(anchor="w", pady=(0, 4))
+        return frame
+
+    def _build_body(self) -> None:
+        tk, ttk = self.tk, self.ttk
+        header = ttk.Frame(self.root, style="Header.TFrame", padding=(14, 8))
+        header.pack(fill="x")
+        ttk.Label(header, text="vlagent practice app", style="Title.TLabel").pack(side="left")
+        self.status = ttk.Label(header, text="ready", style="Status.TLabel")
+        self.status.pack(side="right")
+
+        body = ttk.Frame(self.root, padding=10)
+        body.pack(fill="both", expand=True)
+        body.columnconfigure(0, weight=1, uniform="col")
+        body.columnconfigure(1, weight=1, uniform="col")
+        body.rowconfigure(0, weight=1)
+        body.rowconfigure(1, weight=1)
+        self.widgets: dict[str, Any] = {}
+
+        # Left top: buttons, text field, checkbox.
+        form = self._panel(body, "BUTTONS AND FIELDS")
+        form.grid(row=0, column=0, sticky="nsew", padx=(0, 5), pady=(0, 5))
+        row = ttk.Frame(form, style="Panel.TFrame")
+        row.pack(fill="x", pady=(0, 8))
+        for name in BUTTONS:
+            button = ttk.Button(row, text=name.capitalize(), command=lambda n=name: self._clicked(n))
+            button.pack(side="left", padx=(0, 6))
+            self.widgets[f"button_{name}"] = button
+        ttk.Label(form, text="Name", style="Panel.TLabel").pack(anchor="w")
+        self.text_var = tk.StringVar(self.root)
+        self.text_var.trace_add("write", lambda *a: self._set(text=self.text_var.get()))
+        entry = ttk.Entry(form, textvariable=self.text_var, font=("DejaVu Sans", 11))
+        entry.pack(fill="x", pady=(2, 8))
+        entry.bind("<Return>", lambda e: self._set(submitted=self.text_var.get()))
+        self.widgets["entry"] = entry
+        self.check_var = tk.BooleanVar(self.root, value=False)
+        check = ttk.Checkbutton(
+            form, text="Remember me", variable=self.check_var,
+            command=lambda: self._set(checkbox=bool(self.check_var.get())),
+        )  # fmt: skip
+        check.pack(anchor="w")
+        self.widgets["checkbox"] = check
+
+        # Left bottom: click pad and hover zone.
+        mouse = self._panel(body, "MOUSE")
+        mouse.grid(row=1, column=0, sticky="nsew", padx=(0, 5), pady=(5, 0))
+        pad = tk.Label(
+            mouse, text="Click pad\n(left · middle · right, double, triple)", background="#eef2fb",
+            foreground=TEXT, relief="groove", borderwidth=2, height=4,
+        )  # fmt: skip
+        pad.pack(fill="both", expand=True, pady=(0, 6))
+        for button in (1, 2, 3):
+            pad.bind(f"<ButtonPress-{button}>", lambda e, b=button: self._pad(b, 1))
+        pad.bind("<Double-ButtonPress-1>", lambda e: self._pad(1, 2))
+        pad.bind("<Triple-ButtonPress-1>", lambda e: self._pad(1, 3))
+        self.widgets["click_pad"] = pad
+        hover = tk.Label(mouse, text="Hover here", background="#fff6e0", foreground=TEXT, height=2)
+        hover.pack(fill="x")
+        hover.bind("<Enter>", lambda e: (self._set(hovered="hover_zone"), hover.configure(background="#ffe2a8")))
+        hover.bind("<Leave>", lambda e: (self._set(hovered=None), hover.configure(background="#fff6e0")))
+        self.widgets["hover_zone"] = hover
+
+        # Right top: scrollable list.
+        lst = self._panel(body, "LIST (50 ITEMS)")
+        lst.grid(row=0, column=1, sticky="nsew", padx=(5, 0), pady=(0, 5))
+        holder = ttk.Frame(lst, style="Panel.TFrame")
+        holder.pack(fill="both", expand=True)
+        scrollbar = ttk.Scrollbar(holder, orient="vertical")
+        listbox = tk.Listbox(
+            holder, height=8, activestyle="none", borderwidth=1, relief="solid", highlightthickness=0,
+            selectbackground=ACCENT, selectforeground="white", exportselection=False,
+        )  # fmt: skip
+        listbox.insert("end", *LIST_ITEMS)
+        listbox.configure(yscrollcommand=lambda first, last: (scrollbar.set(first, last), self._list_scrolled()))
+        scrollbar.configure(command=listbox.yview)
+        listbox.pack(side="left", fill="both", expand=True)
+        scrollbar.pack(side="right", fill="y")
+        listbox.bind("<<ListboxSelect>>", lambda e: self._list_selected())
+        self.listbox = listbox
+        self.widgets["list"] = listbox
+
+        # Right bottom: drag and drop.
+        dnd = self._panel(body, "DRAG AND DROP")
+        dnd.grid(row=1, column=1, sticky="nsew", padx=(5, 0), pady=(5, 0))
+        canvas = tk.Canvas(dnd, background="#fbfcfe", highlightthickness=1, highlightbackground="#d5dbe8", height=120)
+        canvas.pack(fill="both", expand=True)
+        self.canvas = canvas
+        self.widgets["canvas"] = canvas
+        canvas.bind("<Configure>", lambda e: self._layout_canvas(), add="+")
+        canvas.tag_bind("token", "<ButtonPress-1>", self._drag_start)
+        canvas.bind("<B1-Motion>", self._drag_move)
+        canvas.bind("<ButtonRelease-1>", self._drag_end)
+
+    def _layout_canvas(self) -> None:
+        """(Re)draw target and token for the canvas size; keeps a dropped token on target."""
+        canvas = self.canvas
+        w, h = max(canvas.winfo_width(), 200), max(canvas.winfo_height(), 80)
+        canvas.delete("all")
+        tw, th = min(140, w // 3), min(70, h - 20)
+        tx1, ty1 = w - tw - 16, (h - th) // 2
+        canvas.create_rectangle(
+            tx1, ty1, tx1 + tw, ty1 + th, outline=OK, dash=(5, 3), width=2, fill="#eaf7ef", tags=("target",)
+        )
+        canvas.create_text(tx1 + tw / 2, ty1 + th / 2, text="Drop here", fill=OK, tags=("target_label",))
+        kw, kh = 90, 40
+        if self.state["drag"]["result"] == "target":
+            kx1, ky1 = tx1 + (tw - kw) / 2, ty1 + (th - kh) / 2
+        else:
+            kx1, ky1 = 16, (h - kh) / 2
+        canvas.create_rectangle(kx1, ky1, kx1 + kw, ky1 + kh, fill=ACCENT, outline=ACCENT_DARK, tags=("token",))
+        canvas.create_text(kx1 + kw / 2, ky1 + kh / 2, text="Drag me", fill="white", tags=("token",))
+        self._schedule_boxes()
+
+    # ---- event handlers
+
+    def _clicked(self, name: str) -> None:
+        self.state["clicks"] = (self.state["clicks"] + [name])[-50:]
+        self._set(last_clicked=name)
+
+    def _pad(self, button: int, count: int) -> None:
+        events = (self.state["pad"]["events"] + [f"{_PAD_BUTTONS[button]}x{count}"])[-20:]
+        self._set(pad={"button": _PAD_BUTTONS[button], "count": count, "events": events})
+
+    def _list_scrolled(self) -> None:
+        first = int(self.listbox.nearest(0))
+        if first != self.state["list_first_visible"]:
+            self._set(list_first_visible=first)
+
+    def _list_selected(self) -> None:
+        selection = self.listbox.curselection()
+        self._set(list_selected=LIST_ITEMS[selection[0]] if selection else None)
+
+    def _menu_command(self, command: str) -> None:
+        self.state["menu_commands"] = self.state["menu_commands"] + [command]
+        self._set()
+
+    def _on_key(self, event: Any) -> None:
+        if event.keysym in _MODIFIER_KEYSYMS:
+            return
+        mods = [name for name, bit in _MODIFIER_BITS if event.state & bit]
+        key = event.keysym if len(event.keysym) > 1 else event.keysym.lower()
+        combo = "+".join(mods + [key.lower()])
+        if any(m in mods for m in ("ctrl", "alt", "super")):
+            self.state["key_combos"] = (self.state["key_combos"] + [combo])[-50:]
+        self._set(last_key_combo=combo)
+
+    def _drag_start(self, event: Any) -> None:
+        self._dragging = (event.x, event.y)
+        self.canvas.itemconfigure("target", fill="#d9f2e3")
+
+    def _drag_move(self, event: Any) -> None:
+        if self._dragging is None:
+            return
+        x0, y0 = self._dragging
+        self.canvas.move("token", event.x - x0, event.y - y0)
+        self._dragging = (event.x, event.y)
+
+    def _drag_end(self, event: Any) -> None:
+        if self._dragging is None:
+            return
+        self._dragging = None
+        x1, y1, x2, y2 = self.canvas.bbox("token")
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        tx1, ty1, tx2, ty2 = self.canvas.coords("target")
+        on_target = tx1 <= cx <= tx2 and ty1 <= cy <= ty2
+        self.canvas.itemconfigure("target", fill="#bfe8cf" if on_target else "#eaf7ef")
+        self.canvas.itemconfigure("target_label", text="Dropped!" if on_target else "Drop here")
+        rx, ry = self.canvas.winfo_rootx(), self.canvas.winfo_rooty()
+        drag = {
+            "result": "target" if on_target else "outside",
+            "drops": self.state["drag"]["drops"] + 1,
+            "token_center": [round(rx + cx), round(ry + cy)],
+        }
+        self._set(drag=drag)
+        self._schedule_boxes()
+
+    # ---- geometry reporting
+
+    def _schedule_boxes(self) -> None:
+        self.root.after_idle(self._report_boxes)
+
+    def _report_boxes(self) -> None:
+        boxes = {name: _widget_box(w) for name, w in self.widgets.items() if w.winfo_ismapped()}
+        canvas = self.canvas
+        rx, ry = canvas.winfo_rootx(), canvas.winfo_rooty()
+        for tag, name in (("token", "drag_token"), ("target", "drop_target")):
+            bbox = canvas.bbox(tag)
+            if bbox:
+                boxes[name] = [rx + bbox[0], ry + bbox[1], rx + bbox[2], ry + bbox[3]]
+        root = self.root
+        window = [root.winfo_rootx(), root.winfo_rooty(), root.winfo_width(), root.winfo_height()]
+        menu_boxes = {k: v for k, v in self.state["menu_boxes"].items() if "/" in k}
+        menu_boxes.update(self._menubar_boxes())
+        if boxes != self.state["boxes"] or window != self.state["window"] or menu_boxes != self.state["menu_boxes"]:
+            self._set(boxes=boxes, window=window, menu_boxes=menu_boxes)
+
+    def _menubar_boxes(self) -> dict[str, list[int]]:
+        """Boxes of the menubar entries, read from the clone Tk packs into the window."""
+        call = self.root.tk.call
+        clone = next((c for c in call("winfo", "children", ".") if str(c).startswith(".#")), None)
+        if clone is None or not int(call("winfo", "ismapped", clone)):
+            return {}
+        x0, y0 = int(call("winfo", "rootx", clone)), int(call("winfo", "rooty", clone))
+        height = int(call("winfo", "height", clone))
+        labels = list(MENUS)
+        out = {}
+        for i, label in enumerate(labels):
+            left = int(call(clone, "xposition", i))
+            right = int(call(clone, "xposition", i + 1)) if i + 1 < len(labels) else None
+            if right is None or right <= left:
+                font = call(clone, "cget", "-font")
+                right = left + int(call("font", "measure", font, label)) + 20
+            out[label] = [x0 + left, y0, x0 + right, y0 + height]
+        return out
+
+    def _on_menu_mapped(self, event: Any) -> None:
+        path = str(event.widget)
+        if "#" not in path or path.count(".") < 2:
+            return  # the menubar clone itself
+        # A dropdown from the menubar: ".#menubar.#menubar#file" -> "File"
+        label = next((m for m in MENUS if path.lower().endswith("#" + m.lower())), None)
+        if label is None:
+            return
+        self.root.after(10, lambda: self._report_dropdown(path, label))
+
+    def _report_dropdown(self, path: str, label: str) -> None:
+        call = self.root.tk.call
+        if not int(call("winfo", "ismapped", path)):
+            return
+        x0, y0 = int(call("winfo", "rootx", path)), int(call("winfo", "rooty", path))
+        width, height = int(call("winfo", "width", path)), int(call("winfo", "height", path))
+        commands = MENUS[label]
+        boxes = {k: v for k, v in self.state["menu_boxes"].items() if not k.startswith(label + "/")}
+        for i, command in enumerate(commands):
+            top = int(call(path, "yposition", i))
+            bottom = int(call(path, "yposition", i + 1)) if i + 1 < len(commands) else height - 2
+            boxes[f"{label}/{command}"] = [x0 + 2, y0 + top, x0 + width - 2, y0 + bottom]
+        self._set(menu_boxes=boxes)
+
+    def _on_menu_unmapped(self, event: Any) -> None:
+        path = str(event.widget)
+        label = next((m for m in MENUS if path.lower().endswith("#" + m.lower())), None)
+        if label is not None:
+            boxes = {k: v for k, v in self.state["menu_boxes"].items() if not k.startswith(label + "/")}
+            self._set(menu_boxes=boxes)
+
+    # ---- state file
+
+    def _mark_ready(self) -> None:
+        self.root.update_idletasks()
+        self._report_boxes()
+        if not self.state["boxes"].get("entry"):
+            self.root.after(50, self._mark_ready)
+            return
+        self._set(ready=True)
+
+    def _set(self, **changes: Any) -> None:
+        self.state.update(changes)
+        self._show_status()
+        if not self._write_pending:
+            self._write_pending = True
+            self.root.after_idle(self._write)
+
+    def _show_status(self) -> None:
+        s = self.state
+        bits = []
+        if s["last_clicked"]:
+            bits.append(f"clicked {s['last_clicked']}")
+        if s["drag"]["result"]:
+            bits.append(f"drop: {s['drag']['result']}")
+        if s["last_key_combo"] and "+" in s["last_key_combo"]:
+            bits.append(s["last_key_combo"])
+        if s["menu_commands"]:
+            bits.append(f"menu: {s['menu_commands'][-1]}")
+        self.status.configure(text=" · ".join(bits) or "ready")
+
+    def _write(self) -> None:
+        self._write_pending = False
+        self.state["seq"] += 1
+        write_json_atomic(self.state_file, self.state)
+
+    def run(self) -> None:
+        self.root.mainloop()
+
+
+def _widget_box(widget: Any) -> list[int]:
+    x, y = widget.winfo_rootx(), widget.winfo_rooty()
+    return [x, y, x + widget.winfo_width(), y + widget.winfo_height()]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def write_json_atomic(path: Path, data: Mapping[str, Any]) -> None:
+    """Write JSON so that a reader never sees a half-written file."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump(data, f, ensure_ascii=False)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_state(path: str | os.PathLike) -> dict[str, Any]:
+    """The app's last reported state. Raises FileNotFoundError before the first write."""
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def wait_for_state(
+    path: str | os.PathLike,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = 5.0,
+    what: str = "the expected state",
+) -> dict[str, Any]:
+    """Poll the state file until `predicate(state)` holds; TimeoutError (with the last state) if not."""
+    deadline = time.monotonic() + timeout
+    state: dict[str, Any] = {}
+    while True:
+        try:
+            state = read_state(path)
+            if predicate(state):
+                return state
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        if time.monotonic() > deadline:
+            shown = {k: v for k, v in state.items() if k not in ("boxes", "menu_boxes")}
+            raise TimeoutError(f"practice app did not reach {what} within {timeout:g}s; last state: {shown}")
+        time.sleep(0.01)
+
+
+def launch(
+    state_file: str | os.PathLike,
+    display: str,
+    geometry: str | None = None,
+    title: str = "vlagent practice app",
+    timeout: float = 15.0,
+    env: Mapping[str, str] | None = None,
+) -> subprocess.Popen:
+    """Start the practice app on X display `display` (e.g. ":99"); return once it is ready.
+
+    The caller owns the process: `proc.terminate()` when done.
+    """
+    state_file = Path(state_file)
+    state_file.unlink(missing_ok=True)
+    argv = [sys.executable, "-m", "vlagent.environments.practice_app", "--state-file", str(state_file), "--title", title]
+    if geometry:
+        argv += ["--geometry", geometry]
+    proc = subprocess.Popen(argv, env={**(env or os.environ), "DISPLAY": display}, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"practice app exited with code {proc.returncode} before it was ready (display {display})")
+        try:
+            if read_state(state_file).get("ready"):
+                return proc
+        except (FileNotFoundError, json.JSONDecodeError):
+            pass
+        if time.monotonic() > deadline:
+            proc.kill()
+            raise RuntimeError(f"practice app was not ready within {timeout:g}s on display {display}")
+        time.sleep(0.02)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--state-file", required=True, type=Path, help="where to write the JSON state")
+    parser.add_argument("--geometry", help="Tk geometry, e.g. 800x600+1300+50")
+    parser.add_argument("--title", default="vlagent practice app")
+    args = parser.parse_args(argv)
+    if not os.environ.get("DISPLAY"):
+        parser.error("DISPLAY is not set; start an X server (e.g. xvfb-run) first")
+    PracticeApp(args.state_file, args.geometry, args.title).run()
+
+
+if __name__ == "__main__":
+    main()
