@@ -1,0 +1,462 @@
+"""The agent loop: observe → decide → safety gate → execute → record.
+
+    agent = Agent(policy, env, max_steps=20, confirm="risky", secrets=["password"])
+    result = agent.run("log in as alice with {{password}}")
+    print(result.status, result.answer, result.run_dir)
+
+Errors are values the loop shows the model, not crashes: a parse error, an
+unsupported action, an unknown secret placeholder or a declined confirmation
+go back to the policy as that step's `HistoryItem.error` and the policy is
+asked again; `max_failures` failed steps in a row end the run ("failed").
+The environment going away or the policy itself failing (network, after its
+own retries) ends the run ("error"). Ctrl+C ends it ("interrupted"). In every
+case the trajectory written so far stays on disk and a report is built.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from vlagent.actions import Action, ActionParseError
+from vlagent.environments.base import EnvironmentLost, Observation, UnsupportedAction
+from vlagent.policy.base import Decision, HistoryItem, Policy
+from vlagent.recorder import RunRecorder, default_run_dir, iso_time
+from vlagent.safety import Asker, ConfirmGate, ConfirmSetting, SecretError, SecretStore
+
+log = logging.getLogger("vlagent.agent")
+
+STATUSES = ("done", "answered", "max_steps", "timeout", "interrupted", "failed", "error")
+
+
+@dataclass
+class ActionOutcome:
+    """What happened to one decided action.
+
+    `status`: "executed", "dry_run" (would have run), "declined" (the user
+    said no), "failed" (error), "skipped" (not reached: an earlier action of
+    the step failed or the run ended), "final" (done / answer).
+    """
+
+    status: str
+    confirmed: bool | None = None
+    error: str | None = None
+    seconds: float = 0.0
+
+    @property
+    def executed(self) -> bool:
+        return self.status == "executed"
+
+    @property
+    def skipped(self) -> bool:
+        return self.status in ("declined", "skipped")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "executed": self.executed,
+            "skipped": self.skipped,
+            "confirmed": self.confirmed,
+            "error": self.error,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+@dataclass
+class StepRecord:
+    """One step as written to trajectory.jsonl (secrets already scrubbed)."""
+
+    index: int
+    time: float
+    raw_output: str = ""
+    thought: str | None = None
+    actions: list[Action] = field(default_factory=list)
+    outcomes: list[ActionOutcome] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    policy_timings: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    screenshot: str | None = None
+    screen_size: tuple[int, int] | None = None
+    image_size: tuple[int, int] | None = None
+    usage: dict[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "index": self.index,
+            "time": iso_time(self.time),
+            "thought": self.thought,
+            "raw_output": self.raw_output,
+            "actions": [a.to_dict() for a in self.actions],
+            "outcomes": [o.to_dict() for o in self.outcomes],
+            "timings": {k: round(v, 4) for k, v in self.timings.items()},
+            "policy_timings": {k: round(v, 4) for k, v in self.policy_timings.items()},
+            "error": self.error,
+            "screenshot": self.screenshot,
+            "screen_size": list(self.screen_size) if self.screen_size else None,
+            "image_size": list(self.image_size) if self.image_size else None,
+            "usage": self.usage,
+        }
+
+
+@dataclass
+class RunResult:
+    status: str  # one of STATUSES
+    answer: str | None
+    success: bool | None
+    steps: int
+    run_dir: Path
+    error: str | None = None
+    records: list[StepRecord] = field(default_factory=list)
+    task: str = ""
+    elapsed: float = 0.0
+    report: Path | None = None
+
+    @property
+    def finished(self) -> bool:
+        """True when the policy itself ended the run (done / answer)."""
+        return self.status in ("done", "answered")
+
+
+class _EndRun(Exception):
+    """Internal: stop the loop with this status after recording the step."""
+
+    def __init__(self, status: str, error: str | None = None) -> None:
+        super().__init__(error or status)
+        self.status, self.error = status, error
+
+
+class Agent:
+    """Runs a policy on an environment until the task ends or a limit is hit.
+
+    `confirm`: None, "all", "risky" or a callable(action) -> bool (see
+    `vlagent.safety`); `asker` replaces the terminal y/n prompt for "all" /
+    "risky"; `risky` adds action kinds or key combos (``"ctrl+w"``) to the
+    risky set. `secrets`: dict name -> value, or a list of names read from
+    ``VLAGENT_SECRET_<NAME>`` / ``<NAME>``. `run_dir`: where the run folder
+    goes (default ``runs/<UTC timestamp>-<task slug>``); `runs_root` changes
+    the default parent. `on_step(record)` is called after every step.
+    """
+
+    def __init__(
+        self,
+        policy: Policy,
+        env: Any,
+        *,
+        max_steps: int = 30,
+        max_seconds: float | None = None,
+        dry_run: bool = False,
+        confirm: ConfirmSetting = None,
+        secrets: Mapping[str, str] | Sequence[str] | SecretStore | None = None,
+        run_dir: str | Path | None = None,
+        history_images: int = 2,
+        max_failures: int = 3,
+        on_step: Callable[[StepRecord], None] | None = None,
+        asker: Asker | None = None,
+        risky: Iterable[str] = (),
+        runs_root: str | Path = "runs",
+    ) -> None:
+        if max_steps < 1:
+            raise ValueError(f"max_steps must be at least 1, got {max_steps}")
+        if max_seconds is not None and max_seconds <= 0:
+            raise ValueError(f"max_seconds must be positive, got {max_seconds}")
+        if history_images < 0:
+            raise ValueError(f"history_images must be >= 0, got {history_images}")
+        if max_failures < 1:
+            raise ValueError(f"max_failures must be at least 1, got {max_failures}")
+        self.policy = policy
+        self.env = env
+        self.max_steps = max_steps
+        self.max_seconds = max_seconds
+        self.dry_run = dry_run
+        self.gate = ConfirmGate(confirm, asker=asker, risky=risky)
+        self.secrets = secrets if isinstance(secrets, SecretStore) else SecretStore(secrets)
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.runs_root = Path(runs_root)
+        self.history_images = history_images
+        self.max_failures = max_failures
+        self.on_step = on_step
+
+    # -- public -----------------------------------------------------------
+
+    def run(self, task: str) -> RunResult:
+        if not isinstance(task, str) or not task.strip():
+            raise ValueError("the task must be a non-empty string")
+        run_dir = self.run_dir if self.run_dir is not None else default_run_dir(task, self.runs_root)
+        recorder = RunRecorder(run_dir, scrub=self.secrets.redact_obj)
+        started = time.time()
+        self._t0 = time.monotonic()
+        self._observation: Observation | None = None
+        self._images: dict[int, Any] = {}  # step -> screenshot, only the last `history_images`
+        records: list[StepRecord] = []
+        history: list[HistoryItem] = []
+        status: str | None = None
+        error: str | None = None
+        answer: str | None = None
+        success: bool | None = None
+        failures = 0
+        current: StepRecord | None = None
+        try:
+            recorder.write_header(
+                task=task,
+                policy=_name_of(self.policy),
+                env=_name_of(self.env),
+                started=iso_time(started),
+                settings=self._settings(),
+            )
+            while status is None:
+                index = len(records)
+                if index >= self.max_steps:
+                    status, error = "max_steps", f"stopped at the step limit ({self.max_steps} steps)"
+                    break
+                if self._out_of_time():
+                    status, error = "timeout", f"stopped at the time limit ({self.max_seconds:g} s)"
+                    break
+                current = StepRecord(index=index, time=time.time())
+                end: _EndRun | None = None
+                failed = False
+                try:
+                    failed, final = self._step(task, current, history, recorder)
+                    if final is not None:
+                        status, answer, success = final
+                except _EndRun as e:
+                    end = e
+                rec, current = current, None
+                records.append(rec)
+                self._finish_step(rec, recorder, history)
+                if end is not None:
+                    status, error = end.status, end.error
+                    break
+                failures = failures + 1 if failed else 0
+                if failures >= self.max_failures and status is None:
+                    last = records[-1].error or "unknown error"
+                    status = "failed"
+                    error = f"{failures} failed steps in a row (max_failures={self.max_failures}); last error: {last}"
+        except KeyboardInterrupt:
+            status, error = "interrupted", "interrupted by the user (Ctrl+C)"
+            if current is not None:  # keep the half-done step
+                half_done = current
+                half_done.error = _join(half_done.error, "interrupted")
+                records.append(half_done)
+                self._safe(lambda: self._finish_step(half_done, recorder, history, notify=False))
+        finally:
+            if status is None:  # an unexpected exception is propagating: still record it
+                exc = sys.exc_info()[1]
+                status, error = "error", f"{type(exc).__name__}: {exc}" if exc else "unknown error"
+            elapsed = time.monotonic() - self._t0
+            result = RunResult(
+                status=status,
+                answer=self.secrets.redact(answer) if answer is not None else None,
+                # done / answer without an explicit success flag means the policy thinks it succeeded
+                success=(success is not False) if status in ("done", "answered") else False,
+                steps=len(records),
+                run_dir=run_dir,
+                error=self.secrets.redact(error) if error else None,
+                records=records,
+                task=task,
+                elapsed=elapsed,
+            )
+            self._safe(
+                lambda: recorder.write_result(
+                    status=result.status,
+                    answer=result.answer,
+                    success=result.success,
+                    steps=result.steps,
+                    error=result.error,
+                    elapsed_s=round(elapsed, 3),
+                    finished=iso_time(time.time()),
+                )
+            )
+            recorder.close()
+            result.report = self._safe(lambda: _build_report(run_dir))
+        log.info("run %s: %s after %d step(s) -> %s", run_dir, result.status, result.steps, result.answer or result.error)
+        return result
+
+    # -- one step ---------------------------------------------------------
+
+    def _step(
+        self, task: str, rec: StepRecord, history: list[HistoryItem], recorder: RunRecorder
+    ) -> tuple[bool, tuple[str, str | None, bool | None] | None]:
+        """Fill `rec`. Returns (failed, final) where final is (status, answer, success)."""
+        t = time.perf_counter()
+        try:
+            obs = self.env.observe()
+        except EnvironmentLost as e:
+            rec.error = f"environment lost: {e}"
+            raise _EndRun("error", rec.error) from None
+        except Exception as e:
+            rec.error = f"observing the screen failed: {type(e).__name__}: {e}"
+            raise _EndRun("error", rec.error) from None
+        rec.timings["observe"] = time.perf_counter() - t
+        self._observation = obs
+        rec.screen_size, rec.image_size = tuple(obs.screen_size), tuple(obs.image.size)
+
+        t = time.perf_counter()
+        rec.screenshot = recorder.save_screenshot(rec.index, obs.image)
+        rec.timings["record"] = time.perf_counter() - t
+
+        t = time.perf_counter()
+        try:
+            decision = self.policy.decide(task, obs, self._history_view(history))
+        except ActionParseError as e:
+            rec.timings["decide"] = time.perf_counter() - t
+            rec.raw_output = e.text
+            rec.error = f"your output could not be parsed: {e.reason}"
+            return True, None
+        except Exception as e:
+            rec.timings["decide"] = time.perf_counter() - t
+            rec.error = f"the policy failed: {type(e).__name__}: {e}"
+            raise _EndRun("error", rec.error) from None
+        rec.timings["decide"] = time.perf_counter() - t
+        if not isinstance(decision, Decision):
+            raise TypeError(f"{_name_of(self.policy)}.decide returned {type(decision).__name__}, expected Decision")
+        rec.raw_output, rec.thought, rec.usage = decision.raw_output, decision.thought, decision.usage
+        rec.policy_timings = dict(decision.timings)
+        rec.actions = list(decision.actions)
+        if not rec.actions:
+            rec.error = "your output contained no action"
+            return True, None
+
+        t = time.perf_counter()
+        try:
+            return self._execute_all(rec)
+        finally:
+            rec.timings["execute"] = time.perf_counter() - t
+
+    def _execute_all(self, rec: StepRecord) -> tuple[bool, tuple[str, str | None, bool | None] | None]:
+        failed = False
+        final = None
+        errors: list[str] = []
+        stop: str | None = None  # why the remaining actions are skipped
+        try:
+            for action in rec.actions:
+                if stop is not None:
+                    rec.outcomes.append(ActionOutcome("skipped", error=stop))
+                    continue
+                if action.kind == "done":
+                    rec.outcomes.append(ActionOutcome("final"))
+                    final, stop = ("done", None, action.success), "the run ended"
+                    continue
+                if action.kind == "answer":
+                    rec.outcomes.append(ActionOutcome("final"))
+                    final, stop = ("answered", action.text, action.success), "the run ended"
+                    continue
+                if self._out_of_time():
+                    rec.outcomes.append(ActionOutcome("skipped", error="time limit reached"))
+                    raise _EndRun("timeout", f"stopped at the time limit ({self.max_seconds:g} s)")
+                try:
+                    outcome = self._execute_one(action)
+                except _EndRun as e:
+                    rec.outcomes.append(ActionOutcome("failed", error=e.error))
+                    errors.append(e.error or e.status)
+                    raise
+                rec.outcomes.append(outcome)
+                if outcome.status in ("failed", "declined"):
+                    errors.append(outcome.error or outcome.status)
+                    failed = failed or outcome.status == "failed"
+                    stop = f"not run: an earlier action was {outcome.status}"
+        finally:
+            rec.error = _join(rec.error, "; ".join(errors) if errors else None)
+        return failed, final
+
+    def _execute_one(self, action: Action) -> ActionOutcome:
+        confirmed = None if self.dry_run else self.gate.approve(action)
+        if confirmed is False:
+            return ActionOutcome("declined", confirmed=False, error=f"the user declined {action.describe()}; it was not executed")
+        try:
+            real = self.secrets.prepare(action)
+        except SecretError as e:
+            return ActionOutcome("failed", confirmed=confirmed, error=str(e))
+        if self.dry_run:
+            return ActionOutcome("dry_run")
+        t = time.perf_counter()
+        try:
+            self.env.execute(real)
+        except EnvironmentLost as e:
+            raise _EndRun("error", f"environment lost while executing {action.describe()}: {e}") from None
+        except UnsupportedAction as e:
+            return ActionOutcome("failed", confirmed, f"unsupported action {action.describe()}: {e}", time.perf_counter() - t)
+        except Exception as e:
+            msg = f"executing {action.describe()} failed: {type(e).__name__}: {e}"
+            return ActionOutcome("failed", confirmed, msg, time.perf_counter() - t)
+        return ActionOutcome("executed", confirmed, None, time.perf_counter() - t)
+
+    # -- bookkeeping -------------------------------------------------------
+
+    def _finish_step(self, rec: StepRecord, recorder: RunRecorder, history: list[HistoryItem], notify: bool = True) -> None:
+        """Scrub secrets, write the step, and add it to the history the policy sees."""
+        scrub = self.secrets
+        rec.raw_output = scrub.redact(rec.raw_output or "")
+        rec.thought = scrub.redact(rec.thought) if rec.thought else rec.thought
+        rec.error = scrub.redact(rec.error) if rec.error else rec.error
+        rec.actions = [scrub.redact_action(a) for a in rec.actions]
+        for o in rec.outcomes:
+            o.error = scrub.redact(o.error) if o.error else o.error
+        t = time.perf_counter()
+        recorder.write_step(rec.to_dict())
+        rec.timings["record"] = rec.timings.get("record", 0.0) + time.perf_counter() - t
+        history.append(
+            HistoryItem(
+                step=rec.index,
+                raw_output=rec.raw_output,
+                thought=rec.thought,
+                actions=list(rec.actions),
+                error=rec.error,
+            )
+        )
+        obs = getattr(self, "_observation", None)
+        self._images[rec.index] = obs.image if isinstance(obs, Observation) else None
+        self._observation = None
+        # Older screenshots are never sent again: drop them to bound memory.
+        for step in [s for s in self._images if s < rec.index - self.history_images + 1]:
+            del self._images[step]
+        if notify and self.on_step is not None:
+            self.on_step(rec)
+
+    def _history_view(self, history: list[HistoryItem]) -> list[HistoryItem]:
+        # Fresh copies every step: a policy may keep or change what it was given.
+        return [dataclasses.replace(h, actions=list(h.actions), image=self._images.get(h.step)) for h in history]
+
+    def _out_of_time(self) -> bool:
+        return self.max_seconds is not None and time.monotonic() - self._t0 >= self.max_seconds
+
+    def _settings(self) -> dict[str, Any]:
+        return {
+            "max_steps": self.max_steps,
+            "max_seconds": self.max_seconds,
+            "dry_run": self.dry_run,
+            "confirm": self.gate.description,
+            "secrets": self.secrets.names,  # names only, never values
+            "history_images": self.history_images,
+            "max_failures": self.max_failures,
+        }
+
+    @staticmethod
+    def _safe(fn: Callable[[], Any]) -> Any:
+        """Run cleanup work that must not hide the run's own outcome."""
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - logged, the run result matters more
+            log.warning("while finishing the run: %s: %s", type(e).__name__, e)
+            return None
+
+
+def _build_report(run_dir: Path) -> Path:
+    from vlagent.report import build_report
+
+    return build_report(run_dir)
+
+
+def _join(a: str | None, b: str | None) -> str | None:
+    return "; ".join(x for x in (a, b) if x) or None
+
+
+def _name_of(obj: Any) -> str:
+    return str(getattr(obj, "name", None) or type(obj).__name__)
+
+
+__all__ = ["Agent", "ActionOutcome", "RunResult", "StepRecord", "STATUSES"]

@@ -1,0 +1,155 @@
+"""Run folders: trajectory.jsonl written as the run goes, screenshots, report.
+
+Layout of a run folder (default ``runs/<UTC timestamp>-<task slug>/``)::
+
+    trajectory.jsonl   one JSON object a line:
+                       {"type": "run", ...}      header: task, policy, env, settings
+                       {"type": "step", ...}     one per step, flushed immediately
+                       {"type": "result", ...}   status, answer, error, totals
+    step-000.png ...   the screenshot each step looked at
+    report.html        self-contained page built from the two above
+
+Every string goes through the secret scrubber before it reaches the disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any, Callable
+
+from PIL import Image
+
+TRAJECTORY = "trajectory.jsonl"
+REPORT = "report.html"
+
+
+def slugify(text: str, max_len: int = 40) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+    return slug[:max_len].rstrip("-") or "run"
+
+
+def utc_stamp(t: float | None = None) -> str:
+    return datetime.fromtimestamp(time.time() if t is None else t, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+
+
+def iso_time(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def default_run_dir(task: str, root: str | os.PathLike = "runs") -> Path:
+    """``<root>/<UTC timestamp>-<slug of task>``, made unique with a -2, -3... suffix."""
+    base = Path(root) / f"{utc_stamp()}-{slugify(task)}"
+    candidate, n = base, 2
+    while candidate.exists():
+        candidate, n = base.with_name(f"{base.name}-{n}"), n + 1
+    return candidate
+
+
+def screenshot_name(index: int) -> str:
+    return f"step-{index:03d}.png"
+
+
+class RunRecorder:
+    """Writes one run folder incrementally; safe to close twice.
+
+    `scrub` is applied to every record (recursively to all strings) before
+    it is written: the agent passes `SecretStore.redact_obj`.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, scrub: Callable[[Any], Any] = lambda obj: obj) -> None:
+        self.run_dir = Path(run_dir)
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        self.path = self.run_dir / TRAJECTORY
+        if self.path.exists() and self.path.stat().st_size:
+            raise FileExistsError(f"{self.path} already holds a run; choose another run_dir")
+        self._scrub = scrub
+        self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._file is None:
+            raise RuntimeError(f"recorder for {self.run_dir} is closed")
+        line = json.dumps(self._scrub(record), ensure_ascii=False, default=_json_default)
+        self._file.write(line + "\n")
+        self._file.flush()  # a crash or Ctrl+C must still leave every finished step on disk
+
+    def write_header(self, **fields: Any) -> None:
+        self._write({"type": "run", **fields})
+
+    def save_screenshot(self, index: int, image: Image.Image) -> str:
+        name = screenshot_name(index)
+        image.save(self.run_dir / name, format="PNG", compress_level=1)  # fast; size matters less than speed
+        return name
+
+    def write_step(self, record: dict[str, Any]) -> None:
+        self._write({"type": "step", **record})
+
+    def write_result(self, **fields: Any) -> None:
+        self._write({"type": "result", **fields})
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, Path):
+        return str(obj)
+    if isinstance(obj, tuple):
+        return list(obj)
+    if hasattr(obj, "to_dict"):
+        return obj.to_dict()
+    raise TypeError(f"cannot write {type(obj).__name__} to the trajectory")
+
+
+def load_trajectory(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
+    """Read a run folder (or its trajectory.jsonl): (header, steps, result or None).
+
+    A last line cut short by a crash is ignored; any other bad line is an error.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / TRAJECTORY
+    if not path.exists():
+        raise FileNotFoundError(f"no trajectory at {path}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    header: dict[str, Any] = {}
+    steps: list[dict[str, Any]] = []
+    result: dict[str, Any] | None = None
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as e:
+            if n == len(lines):
+                break  # interrupted mid-write
+            raise ValueError(f"{path}:{n}: not valid JSON ({e})") from None
+        kind = record.get("type")
+        if kind == "run":
+            header = record
+        elif kind == "step":
+            steps.append(record)
+        elif kind == "result":
+            result = record
+        else:
+            raise ValueError(f"{path}:{n}: unknown record type {kind!r}")
+    return header, steps, result
+
+
+__all__ = [
+    "REPORT",
+    "TRAJECTORY",
+    "RunRecorder",
+    "default_run_dir",
+    "iso_time",
+    "load_trajectory",
+    "screenshot_name",
+    "slugify",
+    "utc_stamp",
+]

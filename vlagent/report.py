@@ -1,0 +1,533 @@
+"""The run report: one self-contained HTML page per run folder.
+
+`build_report(run_dir)` reads trajectory.jsonl and the step screenshots and
+writes report.html: screenshots inlined as data URIs, the actions drawn over
+them as SVG (positions come from the normalized action coordinates, so the
+overlay scales with the image), thoughts, raw outputs, errors and timings.
+No external resources: the page opens offline and can be mailed around.
+
+`draw_action(image, action)` draws the same markers into a PIL image (for
+`vlagent ground`, which saves a copy of a screenshot with the point drawn).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+from PIL import Image, ImageDraw, ImageFont
+
+from vlagent.actions import Action, ActionError
+from vlagent.recorder import REPORT, load_trajectory
+
+# One palette for both renderers (SVG and PIL).
+COLORS = {
+    "click": "#ff3b30",
+    "double_click": "#ff3b30",
+    "triple_click": "#af52de",
+    "right_click": "#ff9500",
+    "middle_click": "#af52de",
+    "long_press": "#ff2d55",
+    "move": "#8e8e93",
+    "drag": "#007aff",
+    "swipe": "#007aff",
+    "scroll": "#34c759",
+    "label": "#1c1c1e",
+}
+STATUS_COLORS = {
+    "done": "#1f9d55",
+    "answered": "#1f9d55",
+    "max_steps": "#b7791f",
+    "timeout": "#b7791f",
+    "interrupted": "#6b7280",
+    "failed": "#c53030",
+    "error": "#c53030",
+}
+OUTCOME_COLORS = {
+    "executed": "#1f9d55",
+    "final": "#1f9d55",
+    "dry_run": "#3b82f6",
+    "declined": "#b7791f",
+    "skipped": "#6b7280",
+    "failed": "#c53030",
+}
+_SCROLL_VECTORS = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
+
+esc = html.escape
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def _label_for(action: Action) -> str | None:
+    """Text drawn for actions that have no (or not only a) position."""
+    k = action.kind
+    if k == "type":
+        return f"⌨ {_clip(action.text or '')!r}"
+    if k == "key":
+        return "⌨ " + "+".join(action.keys or ())
+    if k == "scroll":
+        return f"scroll {action.direction}" + (f" ×{action.amount:g}" if action.amount is not None else "")
+    if k == "open_app":
+        return f"open app {action.text!r}"
+    if k == "wait":
+        return "wait" + (f" {action.seconds:g}s" if action.seconds is not None else "")
+    if k in ("back", "home"):
+        return {"back": "◀ back", "home": "⌂ home"}[k]
+    if k == "answer":
+        return f"answer: {_clip(action.text or '')}"
+    if k == "done":
+        return "done" if action.success is not False else "done (failure)"
+    if k == "long_press":
+        return "long press" + (f" {action.seconds:g}s" if action.seconds is not None else "")
+    return None
+
+
+def _clip(text: str, n: int = 48) -> str:
+    text = text.replace("\n", "⏎")
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _scroll_segment(action: Action, w: float, h: float) -> tuple[tuple[float, float], tuple[float, float]]:
+    x, y = action.point if action.point is not None else (0.5, 0.5)
+    dx, dy = _SCROLL_VECTORS[action.direction or "down"]
+    length = 0.12 * min(w, h)
+    sx, sy = x * w, y * h
+    return (sx, sy), (sx + dx * length, sy + dy * length)
+
+
+# ---------------------------------------------------------------- SVG overlay
+
+
+def _pct(v: float) -> str:
+    return f"{v * 100:.2f}%"
+
+
+def svg_overlay(actions: list[Action], size: tuple[int, int], statuses: list[str] | None = None) -> str:
+    """An <svg> drawing `actions` over an image of `size` (viewBox in image pixels)."""
+    w, h = size
+    unit = max(w, h) / 100.0  # marker sizes follow the image, like the positions
+    r = max(6.0, 1.6 * unit)
+    stroke = max(2.0, 0.28 * unit)
+    font = max(11.0, 1.45 * unit)
+    parts: list[str] = [
+        f'<svg class="overlay" viewBox="0 0 {w} {h}" aria-hidden="true">',
+        "<defs>",
+    ]
+    for name, color in (("drag", COLORS["drag"]), ("scroll", COLORS["scroll"])):
+        parts.append(
+            f'<marker id="ah-{name}" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="5" markerHeight="5" '
+            f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{color}"/></marker>'
+        )
+    parts.append("</defs>")
+    labels_at_bottom: list[tuple[str, str]] = []
+    last_point: tuple[float, float] | None = None
+    numbered = len(actions) > 1
+    for i, action in enumerate(actions):
+        status = statuses[i] if statuses and i < len(statuses) else "executed"
+        dim = " dim" if status in ("declined", "skipped", "failed") else ""
+        number = f"{i + 1}" if numbered else None
+        kind = action.kind
+        color = COLORS.get(kind, COLORS["click"])
+        if action.point is not None and kind not in ("drag", "swipe", "scroll"):
+            px, py = action.point[0] * w, action.point[1] * h
+            last_point = (px, py)
+            parts.append(
+                f'<g class="mk {kind}{dim}" data-kind="{kind}" data-x="{_pct(action.point[0])}" '
+                f'data-y="{_pct(action.point[1])}" transform="translate({px:.1f} {py:.1f})">'
+            )
+            parts.append(_svg_marker(kind, r, stroke, color))
+            if number:
+                parts.append(_svg_badge(number, r, font, color))
+            parts.append("</g>")
+            label = _label_for(action) if kind in ("long_press",) else None
+            if label:
+                parts.append(_svg_label(label, px + 1.6 * r, py + 1.6 * r, font, w, h, dim))
+        elif kind in ("drag", "swipe") and action.point is not None and action.end is not None:
+            (x1, y1), (x2, y2) = (action.point[0] * w, action.point[1] * h), (action.end[0] * w, action.end[1] * h)
+            last_point = (x2, y2)
+            parts.append(
+                f'<g class="mk {kind}{dim}" data-kind="{kind}" data-x="{_pct(action.point[0])}" '
+                f'data-y="{_pct(action.point[1])}" data-x2="{_pct(action.end[0])}" data-y2="{_pct(action.end[1])}">'
+                f'<circle cx="{x1:.1f}" cy="{y1:.1f}" r="{r * 0.55:.1f}" fill="{color}" fill-opacity="0.35" '
+                f'stroke="{color}" stroke-width="{stroke:.1f}"/>'
+                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#fff" '
+                f'stroke-width="{stroke * 2.4:.1f}" stroke-linecap="round" opacity="0.7"/>'
+                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" '
+                f'stroke-width="{stroke:.1f}" stroke-linecap="round" marker-end="url(#ah-drag)"/>'
+            )
+            if number:
+                parts.append(f'<g transform="translate({x1:.1f} {y1:.1f})">{_svg_badge(number, r, font, color)}</g>')
+            parts.append("</g>")
+        elif kind == "scroll":
+            (x1, y1), (x2, y2) = _scroll_segment(action, w, h)
+            last_point = (x1, y1)
+            parts.append(
+                f'<g class="mk scroll{dim}" data-kind="scroll" data-direction="{esc(action.direction or "")}">'
+                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#fff" '
+                f'stroke-width="{stroke * 3.2:.1f}" stroke-linecap="round" opacity="0.7"/>'
+                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" '
+                f'stroke-width="{stroke * 1.6:.1f}" stroke-linecap="round" marker-end="url(#ah-scroll)"/>'
+                f'<circle cx="{x1:.1f}" cy="{y1:.1f}" r="{r * 0.4:.1f}" fill="{color}"/>'
+            )
+            parts.append("</g>")
+            parts.append(_svg_label(_label_for(action) or "", x1 + r, y1 - 1.2 * r, font, w, h, dim))
+        else:
+            label = _label_for(action)
+            if not label:
+                continue
+            if number:
+                label = f"{number}. {label}"
+            if kind in ("type", "key") and last_point is not None:
+                # Typed text goes where the last click put the focus.
+                parts.append(_svg_label(label, last_point[0] + 1.6 * r, last_point[1] + 1.6 * r, font, w, h, dim))
+            else:
+                labels_at_bottom.append((label, dim))
+    # Actions without a place on screen: a stack of labels along the bottom edge.
+    y = h - 0.9 * font
+    for label, dim in reversed(labels_at_bottom):
+        parts.append(_svg_label(label, 0.8 * font, y, font, w, h, dim, anchor_bottom=True))
+        y -= 2.1 * font
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _svg_marker(kind: str, r: float, stroke: float, color: str) -> str:
+    halo = f'stroke="#fff" stroke-width="{stroke * 2.2:.1f}" fill="none" opacity="0.75"'
+    ring = f'stroke="{color}" stroke-width="{stroke:.1f}" fill="none"'
+    cross = (
+        f'<path d="M{-1.9 * r:.1f},0 H{-0.45 * r:.1f} M{0.45 * r:.1f},0 H{1.9 * r:.1f} '
+        f'M0,{-1.9 * r:.1f} V{-0.45 * r:.1f} M0,{0.45 * r:.1f} V{1.9 * r:.1f}" '
+        f'stroke="{color}" stroke-width="{stroke * 0.8:.1f}" stroke-linecap="round"/>'
+    )
+    dot = f'<circle r="{max(1.5, stroke * 0.7):.1f}" fill="{color}"/>'
+    if kind == "double_click":
+        return (
+            f'<circle r="{r:.1f}" {halo}/><circle r="{r:.1f}" {ring}/>'
+            f'<circle r="{r * 1.45:.1f}" {halo}/><circle r="{r * 1.45:.1f}" {ring}/>{cross}{dot}'
+        )
+    if kind == "triple_click":
+        rings = "".join(f'<circle r="{r * f:.1f}" {ring}/>' for f in (0.6, 1.0, 1.4))
+        return f'<circle r="{r * 1.4:.1f}" {halo}/>{rings}{dot}'
+    if kind == "right_click":
+        return (
+            f'<circle r="{r:.1f}" {halo}/><circle r="{r:.1f}" {ring} stroke-dasharray="{r * 0.5:.1f} {r * 0.3:.1f}"/>'
+            f"{cross}{dot}"
+        )
+    if kind == "middle_click":
+        return f'<circle r="{r:.1f}" {halo}/><circle r="{r:.1f}" {ring} stroke-dasharray="{stroke:.1f} {stroke:.1f}"/>{dot}'
+    if kind == "long_press":
+        return f'<circle r="{r * 1.2:.1f}" {halo}/><circle r="{r * 1.2:.1f}" fill="{color}" fill-opacity="0.35" {ring}/>{dot}'
+    if kind == "move":
+        return f'<path d="M0,{-r:.1f} L{r:.1f},0 L0,{r:.1f} L{-r:.1f},0 z" {halo}/><path d="M0,{-r:.1f} L{r:.1f},0 L0,{r:.1f} L{-r:.1f},0 z" {ring}/>{dot}'
+    return f'<circle r="{r:.1f}" {halo}/><circle r="{r:.1f}" {ring}/>{cross}{dot}'
+
+
+def _svg_badge(number: str, r: float, font: float, color: str) -> str:
+    br = font * 0.75
+    cx, cy = r * 1.1, -r * 1.1
+    return (
+        f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="{br:.1f}" fill="{color}" stroke="#fff" stroke-width="1.5"/>'
+        f'<text x="{cx:.1f}" y="{cy:.1f}" font-size="{font * 0.85:.1f}" fill="#fff" text-anchor="middle" '
+        f'dominant-baseline="central" font-family="system-ui,sans-serif" font-weight="700">{esc(number)}</text>'
+    )
+
+
+def _svg_label(text: str, x: float, y: float, font: float, w: float, h: float, dim: str = "", anchor_bottom: bool = False) -> str:
+    # SVG cannot measure text; estimate the box from the character count.
+    box_w = 0.58 * font * len(text) + 1.2 * font
+    box_h = 1.7 * font
+    x = min(max(2.0, x), max(2.0, w - box_w - 2))
+    top = y - box_h if anchor_bottom else y
+    top = min(max(2.0, top), max(2.0, h - box_h - 2))
+    return (
+        f'<g class="lbl{dim}"><rect x="{x:.1f}" y="{top:.1f}" width="{box_w:.1f}" height="{box_h:.1f}" rx="{font * 0.35:.1f}" '
+        f'fill="{COLORS["label"]}" fill-opacity="0.86" stroke="#fff" stroke-opacity="0.5"/>'
+        f'<text x="{x + 0.6 * font:.1f}" y="{top + box_h / 2:.1f}" font-size="{font:.1f}" fill="#fff" '
+        f'dominant-baseline="central" font-family="ui-monospace,SFMono-Regular,Menlo,Consolas,monospace">'
+        f"{esc(text)}</text></g>"
+    )
+
+
+# ---------------------------------------------------------------- PIL drawing
+
+
+def draw_action(image: Image.Image, action: Action) -> Image.Image:
+    """A copy of `image` with `action` drawn on it (click ring + crosshair, arrows, labels)."""
+    out = image.convert("RGB")  # always a new image
+    w, h = out.size
+    unit = max(w, h) / 100.0
+    r = max(6, round(1.6 * unit))
+    width = max(2, round(0.3 * unit))
+    d = ImageDraw.Draw(out)
+    font = _pil_font(max(12, round(1.5 * unit)))
+    color = COLORS.get(action.kind, COLORS["click"])
+    kind = action.kind
+
+    def ring(cx: float, cy: float, rr: float, dashed: bool = False) -> None:
+        box = (cx - rr, cy - rr, cx + rr, cy + rr)
+        d.ellipse(box, outline="white", width=width + 2)
+        if dashed:
+            for start in range(0, 360, 40):
+                d.arc(box, start, start + 25, fill=color, width=width)
+        else:
+            d.ellipse(box, outline=color, width=width)
+
+    def arrow(x1: float, y1: float, x2: float, y2: float) -> None:
+        d.line((x1, y1, x2, y2), fill="white", width=width + 3)
+        d.line((x1, y1, x2, y2), fill=color, width=width)
+        ang = math.atan2(y2 - y1, x2 - x1)
+        head = 2.2 * r / 1.6
+        pts = [(x2, y2)] + [
+            (x2 - head * math.cos(ang + s * 0.45), y2 - head * math.sin(ang + s * 0.45)) for s in (-1, 1)
+        ]
+        d.polygon(pts, fill=color, outline="white")
+
+    last = None
+    if kind in ("drag", "swipe") and action.point and action.end:
+        x1, y1, x2, y2 = action.point[0] * w, action.point[1] * h, action.end[0] * w, action.end[1] * h
+        d.ellipse((x1 - r / 2, y1 - r / 2, x1 + r / 2, y1 + r / 2), fill=color)
+        arrow(x1, y1, x2, y2)
+        last = (x2, y2)
+    elif kind == "scroll":
+        (x1, y1), (x2, y2) = _scroll_segment(action, w, h)
+        arrow(x1, y1, x2, y2)
+        last = (x1, y1)
+    elif action.point is not None:
+        cx, cy = action.point[0] * w, action.point[1] * h
+        last = (cx, cy)
+        if kind == "move":
+            d.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], outline=color, width=width)
+        elif kind == "long_press":
+            d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=color, outline="white", width=width)
+        else:
+            ring(cx, cy, r, dashed=kind in ("right_click", "middle_click"))
+            if kind in ("double_click", "triple_click"):
+                ring(cx, cy, r * 1.45)
+            for sx, sy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
+                d.line((cx + sx * 0.45 * r, cy + sy * 0.45 * r, cx + sx * 1.9 * r, cy + sy * 1.9 * r), fill=color, width=max(1, width - 1))
+        d.ellipse((cx - 2, cy - 2, cx + 2, cy + 2), fill=color)
+    label = _label_for(action)
+    if label and kind not in ("click", "double_click", "triple_click", "right_click", "middle_click", "move", "drag", "swipe"):
+        lx, ly = (last[0] + 1.6 * r, last[1] + 1.2 * r) if last else (10, h - 10 - font.size * 1.8)
+        bbox = d.textbbox((0, 0), label, font=font)
+        tw, th = bbox[2] - bbox[0], bbox[3] - bbox[1]
+        lx, ly = min(max(2, lx), max(2, w - tw - 14)), min(max(2, ly), max(2, h - th - 12))
+        d.rounded_rectangle((lx, ly, lx + tw + 12, ly + th + 10), radius=4, fill=COLORS["label"])
+        d.text((lx + 6, ly + 5 - bbox[1]), label, fill="white", font=font)
+    return out
+
+
+def _pil_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    for name in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
+        try:
+            return ImageFont.truetype(name, size)
+        except OSError:
+            continue
+    return ImageFont.load_default(size=size)
+
+
+# ---------------------------------------------------------------- the page
+
+
+def _fmt_seconds(s: float | None) -> str:
+    if s is None:
+        return "–"
+    if s < 1:
+        return f"{s * 1000:.0f} ms"
+    if s < 120:
+        return f"{s:.2f} s"
+    return f"{int(s // 60)} min {s % 60:.0f} s"
+
+
+def _image_data_uri(path: Path) -> str | None:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return None
+    mime = "image/jpeg" if path.suffix.lower() in (".jpg", ".jpeg") else "image/png"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def _actions_of(step: dict[str, Any]) -> list[Action]:
+    actions = []
+    for a in step.get("actions") or []:
+        try:
+            actions.append(Action.from_dict(a))
+        except (ActionError, TypeError):
+            continue  # an unreadable record is shown as raw JSON below, not drawn
+    return actions
+
+
+def _render_step(step: dict[str, Any], run_dir: Path) -> str:
+    index = int(step.get("index", 0))
+    actions = _actions_of(step)
+    outcomes = step.get("outcomes") or []
+    statuses = [o.get("status", "") for o in outcomes]
+    shot_name = step.get("screenshot")
+    uri = _image_data_uri(run_dir / shot_name) if shot_name else None
+    size = step.get("image_size")
+    if uri and not size:
+        with Image.open(run_dir / shot_name) as im:
+            size = im.size
+    if uri:
+        w, h = size
+        figure = (
+            f'<div class="shot" style="aspect-ratio:{w}/{h}"><img alt="step {index} screenshot" src="{uri}">'
+            f"{svg_overlay(actions, (w, h), statuses)}</div>"
+        )
+    else:
+        figure = '<div class="shot missing">no screenshot</div>'
+
+    rows = []
+    for i, a in enumerate(actions):
+        status = statuses[i] if i < len(statuses) else ""
+        err = outcomes[i].get("error") if i < len(outcomes) else None
+        confirmed = outcomes[i].get("confirmed") if i < len(outcomes) else None
+        conf = {True: ' <span class="tag">confirmed</span>', False: ' <span class="tag">declined</span>'}.get(confirmed, "")
+        rows.append(
+            f'<li><span class="dot" style="background:{COLORS.get(a.kind, COLORS["label"])}"></span>'
+            f"<code>{esc(a.describe())}</code> "
+            f'<span class="badge" style="background:{OUTCOME_COLORS.get(status, "#6b7280")}">{esc(status.replace("_", " ") or "?")}</span>{conf}'
+            + (f'<div class="small err-inline">{esc(err)}</div>' if err and status not in ("skipped",) else "")
+            + "</li>"
+        )
+    actions_html = f'<ol class="acts">{"".join(rows)}</ol>' if rows else '<p class="muted">no action</p>'
+    thought = step.get("thought")
+    thought_html = f'<div class="thought">{esc(thought)}</div>' if thought else ""
+    error = step.get("error")
+    error_html = f'<div class="err"><b>Error</b> {esc(error)}</div>' if error else ""
+    timings = step.get("timings") or {}
+    tparts = [f"{esc(k)} <b>{_fmt_seconds(timings[k])}</b>" for k in ("observe", "decide", "execute", "record") if k in timings]
+    tparts += [f"{esc(k)} <b>{_fmt_seconds(v)}</b>" for k, v in (step.get("policy_timings") or {}).items() if isinstance(v, (int, float))]
+    sizes = ""
+    if step.get("screen_size"):
+        sizes = f' · screen {step["screen_size"][0]}×{step["screen_size"][1]}'
+        if step.get("image_size") and step["image_size"] != step["screen_size"]:
+            sizes += f', image {step["image_size"][0]}×{step["image_size"][1]}'
+    raw = step.get("raw_output") or ""
+    raw_html = f'<details><summary>Raw model output ({len(raw)} chars)</summary><pre>{esc(raw)}</pre></details>' if raw else ""
+    usage = step.get("usage")
+    usage_html = (
+        f'<div class="small muted">usage: {esc(", ".join(f"{k} {v}" for k, v in usage.items()))}</div>' if isinstance(usage, dict) and usage else ""
+    )
+    failed = " failed" if error else ""
+    return (
+        f'<section class="step{failed}" id="step-{index}">'
+        f'<div class="fig">{figure}</div>'
+        f'<div class="info"><h2>Step {index + 1} <span class="muted small">{esc(str(step.get("time", "")))}{esc(sizes)}</span></h2>'
+        f"{thought_html}{actions_html}{error_html}"
+        f'<div class="timings">{" · ".join(tparts)}</div>{usage_html}{raw_html}</div>'
+        "</section>"
+    )
+
+
+CSS = """
+*{box-sizing:border-box}
+body{margin:0;font:15px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;background:#f3f4f6;color:#111827}
+header{background:#111827;color:#f9fafb;padding:22px 32px}
+header h1{margin:0 0 6px;font-size:22px;font-weight:650}
+header .meta{color:#9ca3af;font-size:13px}
+.status{display:inline-block;padding:2px 10px;border-radius:999px;color:#fff;font-weight:600;font-size:13px;vertical-align:middle}
+.summary{display:flex;flex-wrap:wrap;gap:10px;margin-top:14px}
+.card{background:#1f2937;border-radius:8px;padding:8px 14px;min-width:110px}
+.card .k{font-size:11px;text-transform:uppercase;letter-spacing:.06em;color:#9ca3af}
+.card .v{font-size:16px;font-weight:600}
+.answer{margin-top:14px;background:#064e3b;color:#d1fae5;border-radius:8px;padding:10px 14px;white-space:pre-wrap}
+.runerr{margin-top:14px;background:#7f1d1d;color:#fee2e2;border-radius:8px;padding:10px 14px;white-space:pre-wrap}
+main{padding:20px 32px;max-width:1500px;margin:auto}
+.step{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:20px;background:#fff;border-radius:10px;
+ box-shadow:0 1px 3px rgba(0,0,0,.08);padding:16px;margin-bottom:18px;border-left:4px solid #10b981}
+.step.failed{border-left-color:#ef4444}
+@media (max-width:900px){.step{grid-template-columns:1fr}}
+.shot{position:relative;width:100%;border-radius:6px;overflow:hidden;background:#e5e7eb;border:1px solid #e5e7eb}
+.shot img{display:block;width:100%;height:100%}
+.shot svg.overlay{position:absolute;inset:0;width:100%;height:100%;pointer-events:none}
+.shot.missing{aspect-ratio:16/9;display:flex;align-items:center;justify-content:center;color:#6b7280}
+.dim{opacity:.45}
+.info h2{margin:0 0 8px;font-size:17px}
+.thought{background:#f9fafb;border-left:3px solid #6366f1;padding:8px 12px;border-radius:4px;white-space:pre-wrap;margin-bottom:10px;color:#374151}
+.acts{margin:0 0 10px;padding-left:22px}
+.acts li{margin:4px 0}
+.acts code{background:#eef2ff;padding:1px 6px;border-radius:4px;font-size:13px}
+.dot{display:inline-block;width:9px;height:9px;border-radius:50%;margin-right:6px}
+.badge{display:inline-block;color:#fff;font-size:11px;padding:0 7px;border-radius:999px;font-weight:600;vertical-align:1px}
+.tag{font-size:11px;color:#6b7280;border:1px solid #d1d5db;border-radius:4px;padding:0 5px}
+.err{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;padding:8px 12px;border-radius:6px;white-space:pre-wrap;margin-bottom:10px;font-size:14px}
+.err-inline{color:#991b1b}
+.timings{font-size:12px;color:#6b7280;margin-bottom:8px}
+.small{font-size:12px}.muted{color:#6b7280;font-weight:400}
+details summary{cursor:pointer;color:#4b5563;font-size:13px}
+pre{background:#111827;color:#e5e7eb;padding:10px 12px;border-radius:6px;overflow:auto;max-height:320px;white-space:pre-wrap;font-size:12.5px}
+footer{color:#9ca3af;font-size:12px;text-align:center;padding:10px 0 24px}
+"""
+
+
+def render_report(run_dir: str | os.PathLike) -> str:
+    """The report page of `run_dir` as an HTML string."""
+    run_dir = Path(run_dir)
+    header, steps, result = load_trajectory(run_dir)
+    task = header.get("task", "(unknown task)")
+    status = (result or {}).get("status", "incomplete")
+    answer = (result or {}).get("answer")
+    error = (result or {}).get("error")
+    elapsed = (result or {}).get("elapsed_s")
+    settings = header.get("settings") or {}
+    cards = [
+        ("Status", f'<span class="status" style="background:{STATUS_COLORS.get(status, "#6b7280")}">{esc(status)}</span>'),
+        ("Steps", esc(str((result or {}).get("steps", len(steps))))),
+        ("Total time", _fmt_seconds(elapsed) if elapsed is not None else "–"),
+        ("Policy", esc(str(header.get("policy", "?")))),
+        ("Environment", esc(str(header.get("env", "?")))),
+    ]
+    if settings.get("dry_run"):
+        cards.append(("Mode", "dry run"))
+    if result and result.get("success") is not None and status in ("done", "answered"):
+        cards.append(("Success", "yes" if result["success"] else "no"))
+    flags = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, [], ""))
+    body = [
+        "<header>",
+        f"<h1>{esc(task)}</h1>",
+        f'<div class="meta">started {esc(str(header.get("started", "?")))} · {esc(str(run_dir.name))}'
+        + (f" · {esc(flags)}" if flags else "")
+        + "</div>",
+        '<div class="summary">'
+        + "".join(f'<div class="card"><div class="k">{k}</div><div class="v">{v}</div></div>' for k, v in cards)
+        + "</div>",
+    ]
+    if answer is not None:
+        body.append(f'<div class="answer"><b>Answer</b> {esc(str(answer))}</div>')
+    if error:
+        body.append(f'<div class="runerr"><b>Stopped</b> {esc(str(error))}</div>')
+    if result is None:
+        body.append('<div class="runerr">The run did not finish writing its result (it may still be running, or it crashed).</div>')
+    body.append("</header><main>")
+    body.extend(_render_step(s, run_dir) for s in steps)
+    if not steps:
+        body.append('<p class="muted">No steps were recorded.</p>')
+    body.append("</main><footer>vlagent run report</footer>")
+    return (
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<meta name="viewport" content="width=device-width,initial-scale=1">'
+        f"<title>{esc(task)} — vlagent run</title><style>{CSS}</style></head><body>"
+        + "".join(body)
+        + "</body></html>\n"
+    )
+
+
+def build_report(run_dir: str | os.PathLike) -> Path:
+    """Write ``report.html`` into `run_dir` and return its path."""
+    run_dir = Path(run_dir)
+    page = render_report(run_dir)
+    out = run_dir / REPORT
+    tmp = out.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(out)
+    return out
+
+
+__all__ = ["build_report", "draw_action", "render_report", "svg_overlay"]
