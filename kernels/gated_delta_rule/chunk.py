@@ -1,0 +1,182 @@
+"""Triton chunked gated delta rule (chunk 64, WY/UT form), in two kernels.
+
+1. _chunk_prepare_kernel, one program per (chunk, value head), all chunks in parallel: cumulative
+   decay c, the UT inverse A = (I + strict_lower(beta k k^T * Gamma))^-1 by forward substitution, and
+   w = A (beta k e^c), u = A (beta v), written to fp32 scratch.
+2. _chunk_state_kernel, one program per (sequence, value head, V-block), walking its chunks in order
+   with the [K, BV] state in fp32 registers: v_new = u - w S, o = (q e^c) S + (q k^T * Gamma) v_new,
+   S <- e^{c_last} S + (k e^{c_last - c})^T v_new.
+Sequences (batch rows or cu_seqlens pieces) never share a chunk. See reference.py for the algebra.
+"""
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from ..triton_utils import dot_precision, next_pow2, prepare_launch, sequence_bounds
+from .utils import check_inputs
+
+CHUNK_SIZE = 64
+
+
+@triton.jit
+def _chunk_prepare_kernel(
+    k, v, g, beta, w, u, gc, chunk_seq, chunk_start, cu_seqlens,
+    H: tl.constexpr, HV: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+    BK: tl.constexpr, BVF: tl.constexpr, C: tl.constexpr,
+    USE_L2NORM: tl.constexpr, PREC: tl.constexpr,
+):
+    i_c = tl.program_id(0)
+    i_hv = tl.program_id(1)
+    i_h = i_hv // (HV // H)
+    i_n = tl.load(chunk_seq + i_c)
+    start = tl.load(chunk_start + i_c).to(tl.int64)
+    eos = tl.load(cu_seqlens + i_n + 1).to(tl.int64)
+
+    o_i = tl.arange(0, C)
+    o_t = start + o_i
+    m_t = o_t < eos
+    o_k = tl.arange(0, BK)
+    o_v = tl.arange(0, BVF)
+    m_k = o_k < K
+    m_v = o_v < V
+
+    b_k = tl.load(k + (o_t[:, None] * H + i_h) * K + o_k[None, :], mask=m_t[:, None] & m_k[None, :], other=0.0)
+    b_k = b_k.to(tl.float32)
+    if USE_L2NORM:
+        b_k = b_k / tl.sqrt(tl.sum(b_k * b_k, axis=1) + 1e-6)[:, None]
+    b_v = tl.load(v + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], mask=m_t[:, None] & m_v[None, :], other=0.0)
+    b_g = tl.load(g + o_t * HV + i_hv, mask=m_t, other=0.0).to(tl.float32)
+    b_beta = tl.load(beta + o_t * HV + i_hv, mask=m_t, other=0.0).to(tl.float32)
+    b_c = tl.cumsum(b_g, axis=0)
+    tl.store(gc + o_t * HV + i_hv, b_c, mask=m_t)
+
+    b_kb = b_k * b_beta[:, None]
+    strict = o_i[:, None] > o_i[None, :]
+    gamma = tl.exp(tl.where(strict, b_c[:, None] - b_c[None, :], float("-inf")))
+    b_l = tl.dot(b_kb, tl.trans(b_k), input_precision=PREC) * gamma
+
+    # forward substitution: row i of A is e_i - sum_{j<i} L[i, j] A[j, :]
+    eye = o_i[:, None] == o_i[None, :]
+    b_a = tl.where(eye, 1.0, 0.0)
+    for i in range(1, C):
+        is_row = o_i[:, None] == i
+        l_row = tl.sum(tl.where(is_row, b_l, 0.0), axis=0)
+        correction = tl.sum(l_row[:, None] * b_a, axis=0)
+        b_a = tl.where(is_row, b_a - correction[None, :], b_a)
+
+    b_w = tl.dot(b_a, b_kb * tl.exp(b_c)[:, None], input_precision=PREC)
+    b_u = tl.dot(b_a, b_v.to(tl.float32) * b_beta[:, None], input_precision=PREC)
+    tl.store(w + (o_t[:, None] * HV + i_hv) * K + o_k[None, :], b_w, mask=m_t[:, None] & m_k[None, :])
+    tl.store(u + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], b_u, mask=m_t[:, None] & m_v[None, :])
+
+
+@triton.jit
+def _chunk_state_kernel(
+    q, k, w, u, gc, o, h0, ht, cu_seqlens, scale,
+    H: tl.constexpr, HV: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+    BK: tl.constexpr, BV: tl.constexpr, C: tl.constexpr,
+    USE_L2NORM: tl.constexpr, HAS_H0: tl.constexpr, STORE_HT: tl.constexpr, PREC: tl.constexpr,
+):
+    i_v = tl.program_id(0)
+    i_nh = tl.program_id(1)
+    i_n = i_nh // HV
+    i_hv = i_nh % HV
+    i_h = i_hv // (HV // H)
+    bos = tl.load(cu_seqlens + i_n).to(tl.int64)
+    eos = tl.load(cu_seqlens + i_n + 1).to(tl.int64)
+
+    o_i = tl.arange(0, C)
+    o_k = tl.arange(0, BK)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_k = o_k < K
+    m_v = o_v < V
+    m_kv = m_k[:, None] & m_v[None, :]
+    causal = o_i[:, None] >= o_i[None, :]
+    state_offsets = (i_n * HV + i_hv) * K * V + o_k[:, None] * V + o_v[None, :]
+    if HAS_H0:
+        state = tl.load(h0 + state_offsets, mask=m_kv, other=0.0).to(tl.float32)
+    else:
+        state = tl.zeros([BK, BV], dtype=tl.float32)
+
+    for start in range(bos, eos, C):
+        o_t = start + o_i
+        m_t = o_t < eos
+        m_tk = m_t[:, None] & m_k[None, :]
+        m_tv = m_t[:, None] & m_v[None, :]
+        b_q = tl.load(q + (o_t[:, None] * H + i_h) * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
+        b_k = tl.load(k + (o_t[:, None] * H + i_h) * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
+        if USE_L2NORM:
+            b_q = b_q / tl.sqrt(tl.sum(b_q * b_q, axis=1) + 1e-6)[:, None]
+            b_k = b_k / tl.sqrt(tl.sum(b_k * b_k, axis=1) + 1e-6)[:, None]
+        b_q = b_q * scale
+        b_c = tl.load(gc + o_t * HV + i_hv, mask=m_t, other=0.0)
+        last = tl.minimum(start + C, eos) - 1
+        c_last = tl.sum(tl.where(o_t == last, b_c, 0.0), axis=0)
+        b_w = tl.load(w + (o_t[:, None] * HV + i_hv) * K + o_k[None, :], mask=m_tk, other=0.0)
+        b_u = tl.load(u + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], mask=m_tv, other=0.0)
+
+        v_new = b_u - tl.dot(b_w, state, input_precision=PREC)
+        gamma = tl.exp(tl.where(causal, b_c[:, None] - b_c[None, :], float("-inf")))
+        attn = tl.dot(b_q, tl.trans(b_k), input_precision=PREC) * gamma
+        b_o = tl.dot(b_q * tl.exp(b_c)[:, None], state, input_precision=PREC)
+        b_o += tl.dot(attn, v_new, input_precision=PREC)
+        tl.store(o + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], b_o.to(o.dtype.element_ty), mask=m_tv)
+
+        k_decayed = tl.where(m_t[:, None], b_k * tl.exp(c_last - b_c)[:, None], 0.0)
+        state = state * tl.exp(c_last) + tl.dot(tl.trans(k_decayed), v_new, input_precision=PREC)
+
+    if STORE_HT:
+        tl.store(ht + state_offsets, state, mask=m_kv)
+
+
+def _chunk_table(bounds: torch.Tensor, C: int):
+    """(sequence id, first token) of every chunk; chunks never straddle two sequences."""
+    cu = bounds.tolist()
+    seq, start = [], []
+    for n, (a, b) in enumerate(zip(cu, cu[1:])):
+        for s in range(a, b, C):
+            seq.append(n)
+            start.append(s)
+    device = bounds.device
+    return (torch.tensor(seq, dtype=torch.int32, device=device),
+            torch.tensor(start, dtype=torch.int32, device=device))
+
+
+def chunk_gated_delta_rule_triton(
+    q, k, v, g, beta, scale=None, initial_state=None, output_final_state=False,
+    use_qk_l2norm_in_kernel=False, cu_seqlens=None,
+):
+    N, _ = check_inputs(q, k, v, g, beta, initial_state, cu_seqlens)
+    prepare_launch(_chunk_state_kernel, q)
+    B, T, H, K = q.shape
+    HV, V = v.shape[2:]
+    if K < 16 or V < 16:
+        raise ValueError(f"the Triton chunk kernel needs K, V >= 16 (tl.dot tiles); got K={K}, V={V}")
+    scale = K**-0.5 if scale is None else scale
+    C = CHUNK_SIZE
+    q, k, v, g, beta = (x.contiguous() for x in (q, k, v, g, beta))
+    bounds = sequence_bounds(B, T, cu_seqlens, q.device)
+    o = torch.empty_like(v)
+    final_state = q.new_empty(N, HV, K, V, dtype=torch.float32) if output_final_state else None
+    h0 = initial_state.float().contiguous() if initial_state is not None else None
+    total = B * T
+    w = torch.empty(total, HV, K, dtype=torch.float32, device=q.device)
+    u = torch.empty(total, HV, V, dtype=torch.float32, device=q.device)
+    gc = torch.empty(total, HV, dtype=torch.float32, device=q.device)
+    BK = next_pow2(K)
+    prec = dot_precision(q.dtype)
+    chunk_seq, chunk_start = _chunk_table(bounds, C)
+    if chunk_seq.numel():
+        _chunk_prepare_kernel[(chunk_seq.numel(), HV)](
+            k, v, g, beta, w, u, gc, chunk_seq, chunk_start, bounds,
+            H=H, HV=HV, K=K, V=V, BK=BK, BVF=next_pow2(V), C=C, USE_L2NORM=use_qk_l2norm_in_kernel, PREC=prec,
+        )
+    BV = max(16, min(next_pow2(V), 8192 // BK))
+    _chunk_state_kernel[(triton.cdiv(V, BV), N * HV)](
+        q, k, w, u, gc, o, h0, final_state, bounds, scale,
+        H=H, HV=HV, K=K, V=V, BK=BK, BV=BV, C=C, USE_L2NORM=use_qk_l2norm_in_kernel,
+        HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec,
+    )
+    return o, final_state
