@@ -42,8 +42,10 @@ QWEN_OK = [
         "<think>maybe <tool_call>\n"
         + json.dumps({"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [1, 1]}})
         + "\n</tool_call> no, copy instead</think>\n"
-        + qcall({"action": "key", "keys": ["ctrl", "c"]}),
-        [A("key", keys=("ctrl", "c"))],
+        + qcall({"action": "key", "keys": ["ctrl", "c"]})
+        + qcall({"action": "key", "keys": ["Ctrl+Shift+T"]})
+        + qcall({"action": "key", "keys": ["+"]}),
+        [A("key", keys=("ctrl", "c")), A("key", keys=("ctrl", "shift", "t")), A("key", keys=("+",))],
         id="calls-inside-thinking-ignored",
     ),
     pytest.param(

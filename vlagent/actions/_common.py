@@ -66,6 +66,14 @@ def normalize_point(name: str, x: Any, y: Any, scale: tuple[float, float], sourc
     return (min(max(nx, 0.0), 1.0), min(max(ny, 0.0), 1.0))
 
 
+def key_names(tokens: list[str]) -> tuple[str, ...]:
+    """Key tokens with combos split: ['ctrl+c'] -> ('ctrl', 'c'); a lone '+' stays a key."""
+    keys: list[str] = []
+    for token in (t.strip() for t in tokens):
+        keys.extend([k for k in token.split("+") if k] if len(token) > 1 else [token])
+    return tuple(keys)
+
+
 def make_action(source: str, context: str = "", **fields: Any) -> Action:
     """Build an Action; an invalid one becomes an ActionParseError with the reason."""
     try:

@@ -24,7 +24,9 @@ Qwen's reference executor uses). amount = abs(pixels); pixels = 0 is an error.
 left_click_drag: with coordinate2 it drags coordinate -> coordinate2; with only
 coordinate (Qwen's spec: drag from the cursor to coordinate) the start must be
 known from an earlier pointer action in the same output, else it is an error.
-A click action without coordinate follows the same rule.
+A click action without coordinate follows the same rule (computer_use only:
+a touch screen has no pointer). A key given as a combo ("ctrl+c") is split
+into its keys, as pyautogui.hotkey would need them.
 """
 
 from __future__ import annotations
@@ -34,7 +36,14 @@ import re
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from vlagent.actions._common import check_number, json_payload, load_json, make_action, normalize_point
+from vlagent.actions._common import (
+    check_number,
+    json_payload,
+    key_names,
+    load_json,
+    make_action,
+    normalize_point,
+)
 from vlagent.actions.schema import Action, ActionParseError, Point
 
 TOOL_NAMES = ("computer_use", "mobile_use")
@@ -226,7 +235,7 @@ def _keys(call: _Call, pointer: _Pointer) -> Action:
         raise call.fail("missing 'keys'")
     if not isinstance(keys, list) or not keys or not all(isinstance(k, str) and k.strip() for k in keys):
         raise call.fail(f"'keys' must be a non-empty list of key names, got {keys!r}")
-    return call.action_(kind="key", keys=tuple(k.strip() for k in keys))
+    return call.action_(kind="key", keys=key_names(keys))
 
 
 def _type(call: _Call, pointer: _Pointer) -> Action:

@@ -26,7 +26,7 @@ import ast
 import re
 from typing import Any
 
-from vlagent.actions._common import make_action, normalize_point
+from vlagent.actions._common import key_names, make_action, normalize_point
 from vlagent.actions.schema import DIRECTIONS, Action, ActionParseError, Point
 
 WAIT_SECONDS = 5.0
@@ -152,14 +152,6 @@ def _unescape(raw: str) -> str:
     return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t"}.get(m.group(1), m.group(1)), raw)
 
 
-def _key_names(spec: str) -> tuple[str, ...]:
-    """'ctrl c' or 'ctrl+c' -> ('ctrl', 'c'); a lone '+' stays a key."""
-    keys: list[str] = []
-    for token in spec.split():
-        keys.extend([k for k in token.split("+") if k] if len(token) > 1 else [token])
-    return tuple(keys)
-
-
 def _point(name: str, value: Any, scale: tuple[float, float], source: str) -> Point:
     """A point argument (point, box or bbox, any markup) -> normalized centre."""
     if isinstance(value, str):
@@ -229,7 +221,7 @@ def call_to_action(name: str, args: dict[str, Any], source: str, scale: tuple[fl
         spec = _one_of(args, ("key", "hotkey"), name, source)
         if spec is None or not isinstance(spec[1], str) or not spec[1].strip():
             raise ActionParseError(f"{name}() needs key='...' naming the keys, e.g. key='ctrl c'", source)
-        fields["keys"] = _key_names(spec[1])
+        fields["keys"] = key_names(spec[1].split())
     elif kind == "scroll":
         direction = _string(args, "direction", name, source)
         if direction.strip().lower() not in DIRECTIONS:
