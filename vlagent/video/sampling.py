@@ -1,0 +1,488 @@
+"""Sample frames from long videos with PyAV without decoding the whole file.
+
+`sample_frames(path, ...)` plans the frames (see `vlagent.video.plan`), then:
+
+* probes the file once: demuxes the video stream's packets *without decoding
+  them* to learn every keyframe's time and the real duration (cheap: no
+  pixels are touched), and decodes the first frame to learn the size and the
+  rotation (display-matrix side data, or the old `rotate` tag);
+* `mode="exact"`: for each target time returns the frame on screen at that
+  time (the last frame whose presentation time is ≤ the target). Targets are
+  visited in time order; for each one, if its keyframe lies beyond what was
+  already decoded the sampler seeks there, otherwise it keeps decoding
+  forward, so no stretch is decoded twice and GOPs without targets are never
+  decoded. Every frame between a keyframe and a target must be decoded (they
+  are references), but only kept frames are converted to RGB and resized.
+  `skip_frame="NONREF"` is not used: a non-reference frame can be the one on
+  screen at a target time, and the decoder would drop it, so the "exact"
+  frame would silently become its predecessor;
+* `mode="keyframe"`: for each target takes the nearest keyframe inside the
+  range and decodes only that packet (`skip_frame="NONKEY"`, one packet per
+  seek). Much faster on long files; the timestamps say where each keyframe
+  really is.
+
+Frames are converted and resized by swscale the moment they are kept
+(`to_ndarray(width, height)`), rotated upright, and written into one
+preallocated [N, H, W, 3] uint8 array, so memory follows the output, not the
+video's length (the probe keeps only the keyframe times).
+
+Timestamps are seconds from the video stream's start time, the timeline in
+which `start`/`end` are given. Two targets that land on the same frame give
+that frame once, so a sample can hold fewer frames than planned;
+`VideoSample.plan.num_frames` is the number returned.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import math
+import os
+import warnings
+from dataclasses import dataclass, field
+from typing import Callable, Iterator
+
+import numpy as np
+
+from vlagent.video.plan import (
+    DEFAULT_MAX_FRAMES,
+    DEFAULT_MIN_FRAMES,
+    SamplingPlan,
+    make_plan,
+)
+
+try:  # PyAV is the optional "video" extra.
+    import av
+except ImportError:  # pragma: no cover - exercised only without the extra
+    av = None
+
+ProgressCallback = Callable[[int, int], None]
+MODES = ("exact", "keyframe")
+
+
+class VideoError(Exception):
+    """A video that cannot be sampled: missing, not a video, empty, corrupt, or a bad range."""
+
+
+class VideoDecodeWarning(UserWarning):
+    """Some frames of a video could not be decoded and were skipped."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What the probe learned about the video stream (times in seconds)."""
+
+    path: str
+    codec: str
+    width: int  # coded size, before rotation
+    height: int
+    rotation: int  # degrees counter-clockwise to turn frames upright: 0, 90, 180 or 270
+    duration: float
+    source_fps: float
+    num_packets: int
+    time_base: float
+    origin_pts: int  # pts of t = 0
+    keyframe_pts: tuple[int, ...]  # sorted
+
+    @property
+    def display_size(self) -> tuple[int, int]:
+        """(width, height) as the video is meant to be seen."""
+        return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+
+    def seconds(self, pts: int) -> float:
+        return (pts - self.origin_pts) * self.time_base
+
+    def keyframe_times(self) -> list[float]:
+        return [self.seconds(p) for p in self.keyframe_pts]
+
+
+@dataclass
+class VideoSample:
+    """Sampled frames: `frames[i]` was on screen at `timestamps[i]` seconds."""
+
+    frames: np.ndarray  # uint8 [N, H, W, 3], RGB, upright
+    timestamps: list[float]
+    duration: float
+    source_fps: float
+    plan: SamplingPlan
+    mode: str
+    rotation: int
+    stats: dict = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.timestamps)
+
+
+def _require_av() -> None:
+    if av is None:
+        raise VideoError("PyAV is not installed; install the video extra: pip install 'vlagent[video]'")
+
+
+def _open(path: str):
+    if not os.path.exists(path):
+        raise VideoError(f"video file not found: {path}")
+    if not os.path.isfile(path):
+        raise VideoError(f"not a file: {path}")
+    if os.path.getsize(path) == 0:
+        raise VideoError(f"video file is empty (0 bytes): {path}")
+    try:
+        container = av.open(path, mode="r")
+    except av.FFmpegError as exc:
+        raise VideoError(f"cannot read {path} as a video (FFmpeg: {exc})") from None
+    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
+    if not streams:
+        kinds = sorted({s.type for s in container.streams}) or ["none"]
+        container.close()
+        raise VideoError(f"no video stream in {path} (streams found: {', '.join(kinds)})")
+    stream = streams[0]
+    stream.thread_type = "AUTO"  # frame + slice threads
+    return container, stream
+
+
+def _rotation_of(frame, stream) -> int:
+    """Counter-clockwise degrees (0/90/180/270) that turn `frame` upright."""
+    degrees = 0.0
+    try:
+        degrees = float(frame.rotation or 0)  # from the display matrix
+    except (AttributeError, TypeError, ValueError):
+        degrees = 0.0
+    if degrees == 0 and "rotate" in stream.metadata:
+        # Old-style tag: clockwise degrees.
+        try:
+            degrees = -float(stream.metadata["rotate"])
+        except ValueError:
+            degrees = 0.0
+    return int(round(degrees / 90.0)) % 4 * 90
+
+
+def probe(path: str | os.PathLike) -> VideoInfo:
+    """Demux (not decode) the video stream to learn its keyframes and duration."""
+    _require_av()
+    path = os.fspath(path)
+    container, stream = _open(path)
+    try:
+        tb = stream.time_base
+        if tb is None:
+            raise VideoError(f"video stream of {path} has no time base")
+        keyframes: list[int] = []
+        num_packets = 0
+        first_pts = None
+        end_pts = None
+        last_pts = None
+        first_frame = None
+        decode_tries = 0
+        try:
+            for packet in stream.container.demux(stream):
+                pts = packet.pts if packet.pts is not None else packet.dts
+                if first_frame is None and decode_tries < 64:
+                    decode_tries += 1
+                    try:
+                        frames = packet.decode()
+                    except av.FFmpegError:
+                        frames = []
+                    if frames:
+                        first_frame = frames[0]
+                if pts is None or packet.size == 0:
+                    continue
+                num_packets += 1
+                if packet.is_keyframe:
+                    keyframes.append(pts)
+                first_pts = pts if first_pts is None else min(first_pts, pts)
+                last_pts = pts if last_pts is None else max(last_pts, pts)
+                end = pts + (packet.duration or 0)
+                end_pts = end if end_pts is None else max(end_pts, end)
+        except av.FFmpegError as exc:
+            if num_packets == 0:
+                raise VideoError(f"cannot read the video stream of {path} (FFmpeg: {exc})") from None
+            warnings.warn(f"{path}: demuxing stopped early ({exc}); using the first {num_packets} packets", VideoDecodeWarning, stacklevel=3)
+        if num_packets == 0:
+            raise VideoError(f"video stream of {path} has no frames (zero-length or empty stream)")
+        if first_frame is None:
+            raise VideoError(f"no frame of {path} could be decoded (corrupt or unsupported {stream.codec_context.name} stream)")
+        if not keyframes:
+            raise VideoError(f"video stream of {path} has no keyframe (corrupt stream?)")
+
+        origin = stream.start_time if stream.start_time is not None else first_pts
+        origin = min(origin, first_pts)
+        time_base = float(tb)
+        rate = float(stream.average_rate) if stream.average_rate else 0.0
+        if end_pts == last_pts:  # packets carry no durations: add one frame interval
+            end_pts = last_pts + (round(1 / (rate * time_base)) if rate > 0 else 0)
+        duration = (end_pts - origin) * time_base
+        if not duration > 0:
+            raise VideoError(f"video stream of {path} has zero duration")
+        if not rate > 0:
+            rate = num_packets / duration
+        width = stream.codec_context.width or first_frame.width
+        height = stream.codec_context.height or first_frame.height
+        return VideoInfo(
+            path=path,
+            codec=stream.codec_context.name,
+            width=int(width),
+            height=int(height),
+            rotation=_rotation_of(first_frame, stream),
+            duration=duration,
+            source_fps=rate,
+            num_packets=num_packets,
+            time_base=time_base,
+            origin_pts=int(origin),
+            keyframe_pts=tuple(sorted(set(keyframes))),
+        )
+    finally:
+        container.close()
+
+
+def _resolve_range(info: VideoInfo, start: float | None, end: float | None) -> tuple[float, float]:
+    start = 0.0 if start is None else float(start)
+    end = info.duration if end is None else float(end)
+    slack = 0.5 / info.source_fps if info.source_fps > 0 else 1e-3  # rounding of container durations
+    if start < 0 or start >= info.duration:
+        raise VideoError(f"start {start:g} s is outside the video (duration {info.duration:.3f} s)")
+    if end > info.duration + slack:
+        raise VideoError(f"end {end:g} s is past the end of the video (duration {info.duration:.3f} s)")
+    if end <= start:
+        raise VideoError(f"empty range: end {end:g} s is not after start {start:g} s")
+    return start, min(end, info.duration)
+
+
+class _Decoder:
+    """Forward decoding from a seek point, counting and tolerating bad packets."""
+
+    def __init__(self, container, stream, stats: dict):
+        self.container = container
+        self.stream = stream
+        self.stats = stats
+        self._frames: Iterator | None = None
+
+    def seek(self, pts: int) -> None:
+        self.container.seek(pts, stream=self.stream, backward=True)
+        self.stats["seeks"] += 1
+        self._frames = self._decode_forward()
+
+    def _decode_forward(self):
+        for packet in self.container.demux(self.stream):
+            self.stats["packets_read"] += 1
+            try:
+                frames = packet.decode()
+            except av.FFmpegError as exc:
+                self.stats["decode_errors"] += 1
+                self.stats.setdefault("errors", []).append(f"pts {packet.pts}: {exc}")
+                continue
+            for frame in frames:
+                self.stats["decoded_frames"] += 1
+                yield frame
+
+    def next_frame(self):
+        """The next decoded frame in presentation order, or None at the end."""
+        if self._frames is None:
+            return None
+        for frame in self._frames:
+            if frame.pts is None:
+                self.stats["frames_without_pts"] += 1
+                continue
+            return frame
+        self._frames = None
+        return None
+
+
+class _Output:
+    """Preallocated output: converts, resizes and rotates frames as they are kept."""
+
+    def __init__(self, plan: SamplingPlan, info: VideoInfo, progress: ProgressCallback | None):
+        self.plan = plan
+        self.info = info
+        self.progress = progress
+        self.k = info.rotation // 90
+        # Size before rotation (swscale works on the coded frame).
+        if self.k % 2:
+            self.coded_size = (plan.height, plan.width)
+        else:
+            self.coded_size = (plan.width, plan.height)
+        self.frames = np.empty((plan.num_frames, plan.height, plan.width, 3), dtype=np.uint8)
+        self.pts: list[int] = []
+
+    def add(self, frame) -> None:
+        if self.pts and self.pts[-1] == frame.pts:
+            return  # two targets on the same frame: keep it once
+        w, h = self.coded_size
+        rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="BICUBIC")
+        if self.k:
+            rgb = np.rot90(rgb, self.k)
+        self.frames[len(self.pts)] = rgb
+        self.pts.append(frame.pts)
+        if self.progress is not None:
+            self.progress(len(self.pts), self.plan.num_frames)
+
+
+def _sample_exact(decoder: _Decoder, info: VideoInfo, targets: list[float], out: _Output, stats: dict) -> None:
+    keys = info.keyframe_pts
+    prev = None  # latest decoded frame with pts <= current target
+    last_pts = None  # pts of the latest frame the decoder gave
+    i = 0
+    while i < len(targets):
+        target = targets[i]
+        j = bisect.bisect_right(keys, target) - 1
+        key = keys[max(j, 0)]
+        if last_pts is None or key > last_pts:
+            # The target's GOP lies ahead of everything decoded so far: jump.
+            decoder.seek(key)
+            prev = last_pts = None
+        nxt = decoder.next_frame()
+        while nxt is not None and nxt.pts <= target:
+            if nxt.is_corrupt:
+                stats["corrupt_frames"] += 1
+            prev = nxt
+            last_pts = nxt.pts
+            nxt = decoder.next_frame()
+        if nxt is not None:
+            last_pts = nxt.pts
+        # Every target before `nxt` shows `prev` (or `nxt` if nothing came before).
+        while i < len(targets) and (nxt is None or targets[i] < nxt.pts):
+            shown = prev if prev is not None else nxt
+            if shown is None or shown.is_corrupt:
+                stats["skipped_targets"] += 1
+            else:
+                out.add(shown)
+            i += 1
+        prev = nxt
+        if nxt is None:
+            last_pts = None  # decoder exhausted: the next target (if any) must seek
+
+
+def _sample_keyframes(decoder: _Decoder, info: VideoInfo, targets: list[float], start_pts: float, end_pts: float, out: _Output, stats: dict) -> None:
+    keys = [k for k in info.keyframe_pts if start_pts <= k < end_pts]
+    if not keys:
+        raise VideoError(
+            f"no keyframe between {info.seconds(int(start_pts)):.3f} s and {info.seconds(int(end_pts)):.3f} s of {info.path}; use mode='exact'"
+        )
+    chosen = sorted({min(keys, key=lambda k: (abs(k - t), k)) for t in targets})
+    codec_context = decoder.stream.codec_context
+    codec_context.skip_frame = "NONKEY"
+    for key in chosen:
+        decoder.container.seek(key, stream=decoder.stream, backward=True)
+        stats["seeks"] += 1
+        frame = None
+        for packet in decoder.container.demux(decoder.stream):
+            stats["packets_read"] += 1
+            if packet.pts is None or packet.pts < key or not packet.is_keyframe:
+                if packet.pts is not None and packet.pts > key:
+                    break
+                continue
+            try:
+                # One packet in, then drain: threads must not hold the frame back.
+                frames = list(codec_context.decode(packet)) + list(codec_context.decode(None))
+            except av.FFmpegError as exc:
+                stats["decode_errors"] += 1
+                stats.setdefault("errors", []).append(f"pts {packet.pts}: {exc}")
+                frames = []
+            stats["decoded_frames"] += len(frames)
+            frame = next((f for f in frames if f.pts == key), None)
+            break
+        if frame is None or frame.is_corrupt:
+            stats["skipped_targets"] += 1
+            continue
+        out.add(frame)
+
+
+def sample_frames(
+    path: str | os.PathLike,
+    *,
+    fps: float | None = None,
+    num_frames: int | None = None,
+    max_frames: int = DEFAULT_MAX_FRAMES,
+    min_frames: int = DEFAULT_MIN_FRAMES,
+    start: float | None = None,
+    end: float | None = None,
+    mode: str = "exact",
+    max_pixels: int | None = None,
+    total_pixels: int | None = None,
+    min_pixels: int | None = None,
+    progress: ProgressCallback | None = None,
+) -> VideoSample:
+    """Frames of `path` for a vision-language model.
+
+    `fps` (default 2) or `num_frames` decides how many frames (see
+    `vlagent.video.plan`); `start`/`end` (seconds) limit the range;
+    `mode` is "exact" (the frame on screen at each target time) or
+    "keyframe" (the nearest keyframe: fast, approximate times, but the
+    returned timestamps are the keyframes' real times). `progress(done,
+    total)` is called after each kept frame. Raises `VideoError` for a file
+    that cannot be sampled and `ValueError` for bad arguments.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    info = probe(path)
+    start_s, end_s = _resolve_range(info, start, end)
+    display_w, display_h = info.display_size
+    plan = make_plan(
+        duration=info.duration,
+        source_fps=info.source_fps,
+        source_width=display_w,
+        source_height=display_h,
+        start=start_s,
+        end=end_s,
+        fps=fps,
+        num_frames=num_frames,
+        min_frames=min_frames,
+        max_frames=max_frames,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        total_pixels=total_pixels,
+    )
+    stats = {
+        "probe_packets": info.num_packets,
+        "decoded_frames": 0,
+        "packets_read": 0,
+        "seeks": 0,
+        "decode_errors": 0,
+        "corrupt_frames": 0,
+        "skipped_targets": 0,
+        "frames_without_pts": 0,
+    }
+    to_pts = lambda t: info.origin_pts + t / info.time_base  # noqa: E731
+    targets = [to_pts(t) for t in plan.target_times]
+    out = _Output(plan, info, progress)
+    container, stream = _open(info.path)
+    try:
+        decoder = _Decoder(container, stream, stats)
+        if mode == "exact":
+            _sample_exact(decoder, info, targets, out, stats)
+        else:
+            _sample_keyframes(decoder, info, targets, to_pts(start_s), to_pts(end_s), out, stats)
+    finally:
+        container.close()
+
+    if stats["decode_errors"] or stats["skipped_targets"] or stats["corrupt_frames"]:
+        warnings.warn(
+            f"{info.path}: {stats['decode_errors']} packet(s) failed to decode, {stats['corrupt_frames']} corrupt "
+            f"frame(s) seen, {stats['skipped_targets']} sample(s) skipped",
+            VideoDecodeWarning,
+            stacklevel=2,
+        )
+    n = len(out.pts)
+    if n == 0:
+        raise VideoError(f"no frame of {info.path} in {start_s:.3f}–{end_s:.3f} s could be decoded")
+    stats["converted_frames"] = n
+    stats["planned_frames"] = plan.num_frames
+    # Fewer frames than planned (shared or undecodable frames): drop the spare rows.
+    frames = out.frames[:n].copy() if n < plan.num_frames else out.frames
+    return VideoSample(
+        frames=frames,
+        timestamps=[info.seconds(p) for p in out.pts],
+        duration=info.duration,
+        source_fps=info.source_fps,
+        plan=dataclasses.replace(plan, num_frames=n),
+        mode=mode,
+        rotation=info.rotation,
+        stats=stats,
+    )
+
+
+__all__ = [
+    "VideoError",
+    "VideoDecodeWarning",
+    "VideoInfo",
+    "VideoSample",
+    "probe",
+    "sample_frames",
+]
