@@ -1,0 +1,590 @@
+"""The `vlagent` command line.
+
+Every optional part (desktop, Android, local engine, report, video) is
+imported inside the command that needs it, so a missing optional dependency
+gives a clear message instead of an ImportError at startup.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from rich.console import Console
+
+from vlagent import __version__
+
+EXIT_OK = 0
+EXIT_NOT_SUCCESS = 1
+EXIT_USAGE = 2
+EXIT_ENV = 3
+EXIT_POLICY = 4
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """\
+exit codes:
+  0    done: the task was completed or answered (doctor: no check failed)
+  1    the run ended without success (failure reported, step or time limit, repeated errors)
+  2    usage error (bad arguments, missing file, unknown secret)
+  3    environment unavailable (no display, no device, missing desktop/android packages)
+  4    policy or backend error (server unreachable, bad credentials, unknown model,
+       unparseable model output in `ground`, local engine unavailable)
+  130  interrupted (Ctrl+C)
+
+environment variables:
+  VLAGENT_API_BASE, VLAGENT_MODEL   defaults for --api-base and --model
+  OPENAI_API_KEY / VLAGENT_API_KEY  API key (a local server needs none)
+  VLAGENT_SECRET_<NAME> or <NAME>   values of --secret NAME (typed as {{NAME}})
+"""
+
+# Run statuses (vlagent.agent.STATUSES) -> exit codes; "error" is split by cause below.
+_STATUS_EXIT = {
+    "done": EXIT_OK,
+    "answered": EXIT_OK,
+    "max_steps": EXIT_NOT_SUCCESS,
+    "timeout": EXIT_NOT_SUCCESS,
+    "failed": EXIT_NOT_SUCCESS,
+    "interrupted": EXIT_INTERRUPTED,
+}
+
+
+class CliError(Exception):
+    """A failure with a message for the user and an exit code."""
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _err_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def _out_console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- shared options
+
+
+def _add_model_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model (an OpenAI-compatible server, or a local checkpoint folder)")
+    group.add_argument(
+        "--api-base",
+        default=os.environ.get("VLAGENT_API_BASE"),
+        metavar="URL",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (default $VLAGENT_API_BASE)",
+    )
+    group.add_argument(
+        "--model",
+        default=os.environ.get("VLAGENT_MODEL"),
+        metavar="NAME|PATH",
+        help="served model name with --api-base, or a local checkpoint folder (default $VLAGENT_MODEL)",
+    )
+    group.add_argument(
+        "--api-key-env", default="OPENAI_API_KEY", metavar="VAR", help="variable holding the API key (default %(default)s)"
+    )
+    group.add_argument(
+        "--format",
+        dest="reply_format",
+        default="qwen",
+        choices=["qwen", "qwen-pixels", "uitars", "json", "auto"],
+        help="how the model writes actions (default qwen: 0-1000 relative coordinates)",
+    )
+    group.add_argument("--max-pixels", type=int, default=None, help="largest screenshot area sent to the model")
+    group.add_argument("--device", default=None, help="local engine device (cuda, cpu, ...)")
+    group.add_argument("--dtype", default=None, help="local engine dtype (bfloat16, float32, ...)")
+
+
+def make_policy(args: argparse.Namespace, secret_names: Sequence[str] = ()) -> Any:
+    """OpenAIPolicy for --api-base, LocalPolicy for a checkpoint folder."""
+    if not args.model:
+        raise CliError("no model: give --api-base URL --model NAME, or --model PATH of a local checkpoint", EXIT_USAGE)
+    if args.api_base:
+        try:
+            from vlagent.policy.openai_policy import OpenAIPolicy
+        except ImportError as exc:
+            raise CliError(f"the API policy needs the 'openai' package ({exc}): pip install 'vlagent[api]'", EXIT_POLICY)
+        from vlagent.policy.errors import PolicyError
+
+        kwargs: dict[str, Any] = {}
+        if args.max_pixels:
+            kwargs["max_pixels"] = args.max_pixels
+        try:
+            return OpenAIPolicy(
+                args.model,
+                base_url=args.api_base,
+                api_key_env=args.api_key_env,
+                fmt=args.reply_format,
+                secret_names=secret_names,
+                **kwargs,
+            )
+        except PolicyError as exc:
+            raise CliError(str(exc), EXIT_POLICY) from None
+        except ValueError as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
+    path = Path(args.model).expanduser()
+    if not path.is_dir():
+        raise CliError(
+            f"--model {args.model!r} is not a local checkpoint folder; to use a served model, also give "
+            "--api-base URL (or set VLAGENT_API_BASE)",
+            EXIT_USAGE,
+        )
+    try:
+        from vlagent.policy.local import LocalPolicy
+    except ImportError as exc:
+        raise CliError(
+            f"the local engine is not available ({exc}); install it with pip install 'vlagent[model]', "
+            "or serve the model and use --api-base",
+            EXIT_POLICY,
+        ) from None
+    kwargs = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
+    try:
+        return LocalPolicy(str(path), **kwargs)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise CliError(f"cannot load the local model from {path}: {exc}", EXIT_POLICY) from None
+
+
+def parse_env_spec(spec: str) -> tuple[str, str | None]:
+    """'desktop' -> ('desktop', None); 'android:emulator-5554' -> ('android', 'emulator-5554')."""
+    kind, _, serial = spec.partition(":")
+    kind = kind.strip().lower()
+    if kind not in ("desktop", "android"):
+        raise CliError(f"unknown environment {spec!r}; use desktop or android[:SERIAL]", EXIT_USAGE)
+    if kind == "desktop" and serial:
+        raise CliError("the desktop environment takes no serial; use --monitor N to pick a screen", EXIT_USAGE)
+    return kind, serial or None
+
+
+def make_env(spec: str, monitor: int = 1) -> Any:
+    kind, serial = parse_env_spec(spec)
+    try:
+        if kind == "desktop":
+            from vlagent.environments.desktop import DesktopEnv
+
+            return DesktopEnv(monitor=monitor)
+        from vlagent.environments.android import AndroidEnv
+
+        return AndroidEnv(serial=serial)
+    except ImportError as exc:
+        extra = "desktop" if kind == "desktop" else "android"
+        raise CliError(f"the {kind} environment is not available ({exc}): pip install 'vlagent[{extra}]'", EXIT_ENV)
+    except ValueError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    except Exception as exc:
+        from vlagent.environments.base import EnvironmentError_
+
+        if isinstance(exc, EnvironmentError_):
+            raise CliError(f"{kind} environment unavailable: {exc}", EXIT_ENV) from None
+        raise
+
+
+def _result_exit_code(result: Any) -> int:
+    if result.status in ("done", "answered"):
+        return EXIT_OK if result.success is not False else EXIT_NOT_SUCCESS
+    if result.status == "error":
+        return EXIT_POLICY if (result.error or "").startswith("the policy failed") else EXIT_ENV
+    return _STATUS_EXIT.get(result.status, EXIT_NOT_SUCCESS)
+
+
+def _result_dict(result: Any) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "success": result.success,
+        "answer": result.answer,
+        "steps": result.steps,
+        "error": result.error,
+        "elapsed_s": round(result.elapsed, 3),
+        "run_dir": str(result.run_dir),
+        "report": str(result.report) if result.report else None,
+    }
+
+
+def _step_printer(console: Console) -> Callable[[Any], None]:
+    def on_step(record: Any) -> None:
+        console.print(f"[bold]step {record.index}[/]", end=" ")
+        if record.thought:
+            thought = " ".join(record.thought.split())
+            console.print(f"[dim]{thought[:150] + ('…' if len(thought) > 150 else '')}[/]")
+        else:
+            console.print()
+        for action, outcome in zip(record.actions, record.outcomes):
+            color = {"executed": "green", "dry_run": "cyan", "final": "magenta"}.get(outcome.status, "yellow")
+            console.print(f"  [{color}]{outcome.status:>8}[/] {action.describe()}", markup=True)
+            if outcome.error:
+                console.print(f"           [red]{outcome.error}[/]")
+        if record.error and not record.outcomes:
+            console.print(f"  [red]error[/] {record.error}")
+
+    return on_step
+
+
+def _print_result(console: Console, result: Any) -> None:
+    color = "green" if _result_exit_code(result) == EXIT_OK else "red"
+    console.print(f"[bold {color}]{result.status}[/] after {result.steps} step(s) in {result.elapsed:.1f} s")
+    if result.answer:
+        console.print(f"[bold]answer:[/] {result.answer}")
+    if result.error:
+        console.print(f"[red]{result.error}[/]")
+    console.print(f"run folder: {result.run_dir}")
+    if result.report:
+        console.print(f"report:     {result.report}")
+
+
+# --------------------------------------------------------------------------- run
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from vlagent.safety import SecretError, SecretStore
+
+    try:
+        secrets = SecretStore(args.secret or None)
+    except SecretError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    policy = make_policy(args, secret_names=secrets.names)
+    env = make_env(args.env, monitor=args.monitor)
+    from vlagent.agent import Agent
+
+    err = _err_console()
+    try:
+        agent = Agent(
+            policy,
+            env,
+            max_steps=args.max_steps,
+            max_seconds=args.max_seconds,
+            dry_run=args.dry_run,
+            confirm=args.confirm,
+            secrets=secrets,
+            run_dir=args.run_dir,
+            on_step=_step_printer(err),
+        )
+    except ValueError as exc:
+        env.close()
+        raise CliError(str(exc), EXIT_USAGE) from None
+    mode = " [cyan](dry run: nothing is executed)[/]" if args.dry_run else ""
+    err.print(f"[bold]task:[/] {args.task}  [dim]policy {getattr(policy, 'name', '?')} · env {args.env}[/]{mode}")
+    try:
+        result = agent.run(args.task)
+    finally:
+        env.close()
+    if args.json:
+        _print_json(_result_dict(result))
+    else:
+        _print_result(_out_console(), result)
+    return _result_exit_code(result)
+
+
+# --------------------------------------------------------------------------- ground
+
+
+def cmd_ground(args: argparse.Namespace) -> int:
+    from PIL import Image, UnidentifiedImageError
+
+    from vlagent.actions import ActionParseError
+    from vlagent.environments.base import Observation
+
+    image_path = Path(args.image)
+    try:
+        image = Image.open(image_path)
+        image.load()
+    except FileNotFoundError:
+        raise CliError(f"no such image: {image_path}", EXIT_USAGE) from None
+    except (UnidentifiedImageError, OSError) as exc:
+        raise CliError(f"cannot read image {image_path}: {exc}", EXIT_USAGE) from None
+    image = image.convert("RGB")
+    policy = make_policy(args)
+    observation = Observation(image=image, screen_size=image.size, info={"platform": args.platform})
+
+    from vlagent.policy.errors import PolicyError
+
+    try:
+        decision = policy.decide(args.instruction, observation, [])
+    except ActionParseError as exc:
+        raise CliError(f"the model's reply could not be parsed: {exc}", EXIT_POLICY) from None
+    except PolicyError as exc:
+        raise CliError(str(exc), EXIT_POLICY) from None
+
+    from vlagent.report import draw_action
+
+    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}.ground.png")
+    drawn = image
+    for action in decision.actions:
+        drawn = draw_action(drawn, action)
+    drawn.save(out)
+    record = {
+        "image": str(image_path),
+        "image_size": list(image.size),
+        "instruction": args.instruction,
+        "actions": [a.to_dict() for a in decision.actions],
+        "thought": decision.thought,
+        "raw_output": decision.raw_output,
+        "out": str(out),
+    }
+    if args.json:
+        _print_json(record)
+    else:
+        _print_json([a.to_dict() for a in decision.actions])
+        _err_console().print(f"drawn on: {out}")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- report / replay
+
+
+def _check_run_dir(path: str) -> Path:
+    run_dir = Path(path)
+    if not (run_dir / "trajectory.jsonl").is_file():
+        raise CliError(f"{run_dir} is not a run folder (no trajectory.jsonl)", EXIT_USAGE)
+    return run_dir
+
+
+def _open_in_browser(path: Path) -> None:
+    import webbrowser
+
+    if not webbrowser.open(path.resolve().as_uri()):
+        _err_console().print(f"[yellow]could not open a browser; open {path} yourself[/]")
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    run_dir = _check_run_dir(args.run_dir)
+    from vlagent.report import build_report
+
+    path = build_report(run_dir)
+    if args.json:
+        _print_json({"run_dir": str(run_dir), "report": str(path)})
+    else:
+        print(path)
+    if args.open:
+        _open_in_browser(path)
+    return EXIT_OK
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    run_dir = _check_run_dir(args.run_dir)
+    from vlagent.replay import replay
+    from vlagent.safety import SecretError, SecretStore
+
+    try:
+        secrets = SecretStore(args.secret or None)
+    except SecretError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    env = make_env(args.env, monitor=args.monitor)
+    err = _err_console()
+    try:
+        result = replay(
+            run_dir,
+            env,
+            dry_run=args.dry_run,
+            secrets=secrets,
+            confirm=args.confirm,
+            on_step=_step_printer(err),
+        )
+    finally:
+        env.close()
+    if args.json:
+        _print_json(_result_dict(result))
+    else:
+        _print_result(_out_console(), result)
+    return _result_exit_code(result)
+
+
+# --------------------------------------------------------------------------- doctor
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from vlagent.doctor import FAIL, run_checks, summarize
+
+    checks = run_checks(api_base=args.api_base, model=args.model, api_key_env=args.api_key_env)
+    summary = summarize(checks)
+    if args.json:
+        _print_json(summary)
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"vlagent {__version__} doctor", show_lines=False)
+        for column in ("group", "check", "status", "detail"):
+            table.add_column(column)
+        style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
+        for c in checks:
+            table.add_row(c.group, c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
+        console = _out_console()
+        console.print(table)
+        counts = summary["counts"]
+        console.print(f"{counts['ok']} ok, {counts['warn']} warnings, {counts['fail']} failures")
+    return EXIT_OK if not any(c.status == FAIL for c in checks) else EXIT_NOT_SUCCESS
+
+
+# --------------------------------------------------------------------------- demo
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from vlagent import demo
+
+    err = _err_console()
+    try:
+        outcome = demo.run_demo(
+            run_dir=args.out,
+            force_virtual_display=args.xvfb,
+            on_step=_step_printer(err),
+            log=lambda text: err.print(f"[dim]{text}[/]"),
+        )
+    except demo.DemoUnavailable as exc:
+        raise CliError(str(exc), EXIT_ENV) from None
+    if args.json:
+        _print_json({**_result_dict(outcome.result), "checks": outcome.checks, "ok": outcome.ok})
+    else:
+        console = _out_console()
+        for name, passed in outcome.checks.items():
+            console.print(f"  {'[green]✓[/]' if passed else '[red]✗[/]'} {name}")
+        _print_result(console, outcome.result)
+    if args.open and outcome.result.report:
+        _open_in_browser(outcome.result.report)
+    if outcome.result.report and not args.json:
+        print(outcome.result.report)
+    code = _result_exit_code(outcome.result)
+    return code if code != EXIT_OK else (EXIT_OK if outcome.ok else EXIT_NOT_SUCCESS)
+
+
+# --------------------------------------------------------------------------- parser
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _monitor(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("monitor must be 0 (all monitors) or a monitor number >= 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="vlagent",
+        description="A vision-language agent that looks at a screen and acts on it.",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"vlagent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, help_text: str, func: Callable[[argparse.Namespace], int]) -> argparse.ArgumentParser:
+        p = sub.add_parser(
+            name, help=help_text, description=help_text, epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )  # fmt: skip
+        p.set_defaults(func=func)
+        return p
+
+    p = add("run", "run a task on a desktop or an Android device", cmd_run)
+    p.add_argument("task", help="what to do, in plain words (may contain {{secret}} placeholders)")
+    p.add_argument("--env", default="desktop", metavar="desktop|android[:SERIAL]", help="where to act (default desktop)")
+    p.add_argument("--monitor", type=_monitor, default=1, help="desktop monitor (1 = first, 0 = all; default 1)")
+    _add_model_options(p)
+    p.add_argument("--dry-run", action="store_true", help="decide and record, execute nothing")
+    p.add_argument(
+        "--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None,
+        help="ask before executing risky actions (default when given) or all actions",
+    )  # fmt: skip
+    p.add_argument("--max-steps", type=_positive_int, default=30, help="step limit (default 30)")
+    p.add_argument("--max-seconds", type=_positive_float, default=None, help="wall-clock limit")
+    p.add_argument(
+        "--secret", action="append", metavar="NAME",
+        help="a secret the model may type as {{NAME}}; the value comes from $VLAGENT_SECRET_NAME or $NAME (repeatable)",
+    )  # fmt: skip
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-<task>)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    p = add("ground", "one grounding step: where on IMAGE is INSTRUCTION? prints the action as JSON", cmd_ground)
+    p.add_argument("image", help="a screenshot (PNG, JPEG, ...)")
+    p.add_argument("instruction", help='what to point at, e.g. "click the Save button"')
+    _add_model_options(p)
+    p.add_argument("--platform", default="desktop", choices=["desktop", "mobile"], help="which tool prompt to use")
+    p.add_argument("--out", default=None, help="where to write the image with the action drawn (default IMAGE.ground.png)")
+    p.add_argument("--json", action="store_true", help="print the full record (actions, thought, raw output)")
+
+    p = add("report", "(re)build the HTML report of a run folder", cmd_report)
+    p.add_argument("run_dir")
+    p.add_argument("--open", action="store_true", help="open the report in a browser")
+    p.add_argument("--json", action="store_true")
+
+    p = add("replay", "execute a recorded run again (recorded as a new run)", cmd_replay)
+    p.add_argument("run_dir")
+    p.add_argument("--env", default="desktop", metavar="desktop|android[:SERIAL]")
+    p.add_argument("--monitor", type=_monitor, default=1)
+    p.add_argument("--dry-run", action="store_true")
+    p.add_argument("--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None)
+    p.add_argument("--secret", action="append", metavar="NAME")
+    p.add_argument("--json", action="store_true")
+
+    p = add("doctor", "check what is installed and reachable", cmd_doctor)
+    p.add_argument("--api-base", default=os.environ.get("VLAGENT_API_BASE"), metavar="URL", help="also probe this endpoint")
+    p.add_argument("--model", default=os.environ.get("VLAGENT_MODEL"), help="with --api-base: check it is served")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY", metavar="VAR")
+    p.add_argument("--json", action="store_true")
+
+    p = add(
+        "demo",
+        "offline demo: a scripted agent works the practice app on a virtual display, then writes a report",
+        cmd_demo,
+    )
+    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<time>-demo)")
+    p.add_argument("--open", action="store_true", help="open the report in a browser")
+    p.add_argument("--xvfb", action="store_true", help="use a new virtual display even if DISPLAY is set")
+    p.add_argument("--json", action="store_true")
+
+    _register_plugins(sub)
+    return parser
+
+
+def _register_plugins(sub: Any) -> None:
+    """Subcommands from optional parts (video-qa), when they are importable."""
+    try:
+        from vlagent.video.cli import register
+    except ImportError:
+        return
+    register(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    if getattr(args, "func", None) is None:
+        parser.print_help(sys.stderr)
+        return EXIT_USAGE
+    try:
+        code = args.func(args)
+    except CliError as exc:
+        _err_console().print(f"[bold red]error:[/] {exc}")
+        return exc.code
+    except KeyboardInterrupt:
+        _err_console().print("[yellow]interrupted[/]")
+        return EXIT_INTERRUPTED
+    return EXIT_OK if code is None else int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
