@@ -67,9 +67,9 @@ def _label_for(action: Action) -> str | None:
     """Text drawn for actions that have no (or not only a) position."""
     k = action.kind
     if k == "type":
-        return f"⌨ {_clip(action.text or '')!r}"
+        return f"type {_clip(action.text or '')!r}"
     if k == "key":
-        return "⌨ " + "+".join(action.keys or ())
+        return "key " + "+".join(action.keys or ())
     if k == "scroll":
         return f"scroll {action.direction}" + (f" ×{action.amount:g}" if action.amount is not None else "")
     if k == "open_app":
@@ -77,7 +77,7 @@ def _label_for(action: Action) -> str | None:
     if k == "wait":
         return "wait" + (f" {action.seconds:g}s" if action.seconds is not None else "")
     if k in ("back", "home"):
-        return {"back": "◀ back", "home": "⌂ home"}[k]
+        return k
     if k == "answer":
         return f"answer: {_clip(action.text or '')}"
     if k == "done":
@@ -111,9 +111,9 @@ def svg_overlay(actions: list[Action], size: tuple[int, int], statuses: list[str
     """An <svg> drawing `actions` over an image of `size` (viewBox in image pixels)."""
     w, h = size
     unit = max(w, h) / 100.0  # marker sizes follow the image, like the positions
-    r = max(6.0, 1.6 * unit)
-    stroke = max(2.0, 0.28 * unit)
-    font = max(11.0, 1.45 * unit)
+    r = max(7.0, 2.1 * unit)
+    stroke = max(2.0, 0.33 * unit)
+    font = max(11.0, 1.8 * unit)
     parts: list[str] = [
         f'<svg class="overlay" viewBox="0 0 {w} {h}" aria-hidden="true">',
         "<defs>",
@@ -261,8 +261,8 @@ def draw_action(image: Image.Image, action: Action) -> Image.Image:
     out = image.convert("RGB")  # always a new image
     w, h = out.size
     unit = max(w, h) / 100.0
-    r = max(6, round(1.6 * unit))
-    width = max(2, round(0.3 * unit))
+    r = max(7, round(2.1 * unit))
+    width = max(2, round(0.33 * unit))
     d = ImageDraw.Draw(out)
     font = _pil_font(max(12, round(1.5 * unit)))
     color = COLORS.get(action.kind, COLORS["click"])
@@ -393,7 +393,7 @@ def _render_step(step: dict[str, Any], run_dir: Path) -> str:
             f'<li><span class="dot" style="background:{COLORS.get(a.kind, COLORS["label"])}"></span>'
             f"<code>{esc(a.describe())}</code> "
             f'<span class="badge" style="background:{OUTCOME_COLORS.get(status, "#6b7280")}">{esc(status.replace("_", " ") or "?")}</span>{conf}'
-            + (f'<div class="small err-inline">{esc(err)}</div>' if err and status not in ("skipped",) else "")
+            + (f'<div class="small err-inline">{esc(err)}</div>' if err and status == "skipped" else "")
             + "</li>"
         )
     actions_html = f'<ol class="acts">{"".join(rows)}</ol>' if rows else '<p class="muted">no action</p>'
@@ -415,7 +415,8 @@ def _render_step(step: dict[str, Any], run_dir: Path) -> str:
     usage_html = (
         f'<div class="small muted">usage: {esc(", ".join(f"{k} {v}" for k, v in usage.items()))}</div>' if isinstance(usage, dict) and usage else ""
     )
-    failed = " failed" if error else ""
+    # Red for errors, amber when the only problem is a declined action.
+    failed = " declined" if error and statuses and "failed" not in statuses and "declined" in statuses else (" failed" if error else "")
     return (
         f'<section class="step{failed}" id="step-{index}">'
         f'<div class="fig">{figure}</div>'
@@ -442,7 +443,7 @@ header .meta{color:#9ca3af;font-size:13px}
 main{padding:20px 32px;max-width:1500px;margin:auto}
 .step{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:20px;background:#fff;border-radius:10px;
  box-shadow:0 1px 3px rgba(0,0,0,.08);padding:16px;margin-bottom:18px;border-left:4px solid #10b981}
-.step.failed{border-left-color:#ef4444}
+.step.failed{border-left-color:#ef4444}.step.declined{border-left-color:#f59e0b}
 @media (max-width:900px){.step{grid-template-columns:1fr}}
 .shot{position:relative;width:100%;border-radius:6px;overflow:hidden;background:#e5e7eb;border:1px solid #e5e7eb}
 .shot img{display:block;width:100%;height:100%}
@@ -458,7 +459,7 @@ main{padding:20px 32px;max-width:1500px;margin:auto}
 .badge{display:inline-block;color:#fff;font-size:11px;padding:0 7px;border-radius:999px;font-weight:600;vertical-align:1px}
 .tag{font-size:11px;color:#6b7280;border:1px solid #d1d5db;border-radius:4px;padding:0 5px}
 .err{background:#fef2f2;color:#991b1b;border:1px solid #fecaca;padding:8px 12px;border-radius:6px;white-space:pre-wrap;margin-bottom:10px;font-size:14px}
-.err-inline{color:#991b1b}
+.err-inline{color:#6b7280}
 .timings{font-size:12px;color:#6b7280;margin-bottom:8px}
 .small{font-size:12px}.muted{color:#6b7280;font-weight:400}
 details summary{cursor:pointer;color:#4b5563;font-size:13px}
