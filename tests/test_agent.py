@@ -370,3 +370,48 @@ def test_default_run_dir_is_timestamped_slug(tmp_path):
     assert result.run_dir.parent == tmp_path
     assert result.run_dir.name.endswith("-open-the-settings-wi-fi-page")
     assert result.run_dir.name[:8].isdigit() and result.run_dir.name[15] == "Z"
+
+
+class LeakyEnv(FakeEnv):
+    """Its error messages quote what it was asked to type (as xdotool's do)."""
+
+    def execute(self, action: Action) -> None:
+        if action.kind == "type":
+            raise RuntimeError(f"xdotool could not type {action.text!r}")
+        super().execute(action)
+
+
+def test_secret_values_in_environment_errors_are_scrubbed(tmp_path):
+    policy = ScriptedPolicy([Action("type", text="{{password}}"), Action("done")])
+    result, env = run(policy, LeakyEnv(), tmp_path=tmp_path, secrets={"password": SECRET})
+    error = policy.seen_histories[1][0].error
+    assert "xdotool could not type" in error and "{{password}}" in error and SECRET not in error
+    for p in result.run_dir.iterdir():
+        assert SECRET.encode() not in p.read_bytes()
+
+
+def test_raw_model_text_through_the_real_parser(tmp_path):
+    from vlagent.actions import parse_actions
+
+    text = 'Thought: the button.\nAction: click(start_box="(41,20)")'
+    expected = parse_actions(text, image_size=(320, 200))
+    policy = ScriptedPolicy(["hello there, no action here", text])
+    result, env = run(policy, tmp_path=tmp_path)
+    assert result.status == "done" and env.executed == expected
+    assert policy.seen_histories[1][0].raw_output == "hello there, no action here"
+    assert policy.seen_histories[1][0].error.startswith("your output could not be parsed")
+
+
+class WrongPolicy:
+    name = "wrong"
+
+    def decide(self, task, observation, history):
+        return ["click"]
+
+
+def test_a_bug_in_the_policy_propagates_but_the_run_is_saved(tmp_path):
+    with pytest.raises(TypeError, match="expected Decision"):
+        Agent(WrongPolicy(), FakeEnv(), run_dir=tmp_path / "run").run("t")
+    header, steps, final = load_trajectory(tmp_path / "run")
+    assert final["status"] == "error" and "expected Decision" in final["error"] and len(steps) == 0
+    assert (tmp_path / "run" / "report.html").is_file()
