@@ -1,0 +1,229 @@
+"""Load a Hugging Face Qwen3.5 checkpoint (single or sharded safetensors) into the engine.
+
+Tensors are read one at a time from memory-mapped safetensors files and copied straight
+into the (already allocated, uninitialised) engine parameters in the requested dtype and
+device, so a bf16 load never holds an fp32 copy of the model. HF names map onto engine
+parameters (or row slices of fused ones, e.g. q_proj/k_proj/v_proj -> qkv_proj); every
+checkpoint tensor must have a destination and every destination must be written, else
+`CheckpointError` names the missing, unexpected or mis-shaped tensors.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from .config import ModelConfig, load_config
+from .qwen35 import Attention, DecoderLayer, GatedDeltaNet, MLP, MoE, MTP, Qwen35ForConditionalGeneration
+
+
+class CheckpointError(ValueError):
+    """The checkpoint's tensors do not match the model its config describes."""
+
+
+TEXT_PREFIX = "model.language_model."
+VISION_PREFIX = "model.visual."
+
+# A destination: the engine tensor (or a view of it) a checkpoint tensor is copied into,
+# and an optional reshape of the source (e.g. conv1d [D,1,W] -> [D,W]).
+Dest = tuple[Tensor, Callable[[Tensor], Tensor] | None]
+
+
+def checkpoint_files(folder: Path) -> dict[str, Path]:
+    """Map each tensor name to the safetensors file that holds it."""
+    index = folder / "model.safetensors.index.json"
+    if index.exists():
+        weight_map = json.loads(index.read_text())["weight_map"]
+        files = {name: folder / f for name, f in weight_map.items()}
+        for f in set(files.values()):
+            if not f.exists():
+                raise CheckpointError(f"index lists shard {f.name}, which is not in {folder}")
+        return files
+    single = folder / "model.safetensors"
+    if single.exists():
+        from safetensors import safe_open
+
+        with safe_open(single, framework="pt") as f:
+            return {name: single for name in f.keys()}
+    raise CheckpointError(f"no model.safetensors or model.safetensors.index.json in {folder}")
+
+
+def _rows(t: Tensor, start: int, length: int) -> Tensor:
+    return t.narrow(0, start, length)
+
+
+def _layer_dests(layer: DecoderLayer, prefix: str, names: set[str], out: dict[str, Dest]) -> None:
+    """Destinations for one decoder layer's HF tensors under `prefix` (ends with '.')."""
+    out[prefix + "input_layernorm.weight"] = (layer.input_norm.weight, None)
+    out[prefix + "post_attention_layernorm.weight"] = (layer.post_norm.weight, None)
+    mixer = layer.mixer
+    if isinstance(mixer, GatedDeltaNet):
+        p = prefix + "linear_attn."
+        c, v, n = mixer.conv_dim, mixer.value_dim, mixer.nv
+        out[p + "in_proj_qkv.weight"] = (_rows(mixer.in_proj, 0, c), None)
+        out[p + "in_proj_z.weight"] = (_rows(mixer.in_proj, c, v), None)
+        out[p + "in_proj_b.weight"] = (_rows(mixer.in_proj, c + v, n), None)
+        out[p + "in_proj_a.weight"] = (_rows(mixer.in_proj, c + v + n, n), None)
+        out[p + "conv1d.weight"] = (mixer.conv_weight, lambda t: t.squeeze(1) if t.dim() == 3 else t)
+        out[p + "A_log"] = (mixer.A_log, None)
+        out[p + "dt_bias"] = (mixer.dt_bias, None)
+        out[p + "norm.weight"] = (mixer.norm_weight, None)
+        out[p + "out_proj.weight"] = (mixer.out_proj, None)
+    else:
+        assert isinstance(mixer, Attention)
+        p = prefix + "self_attn."
+        qs, kvs = mixer.q_size, mixer.kv_size
+        out[p + "q_proj.weight"] = (_rows(mixer.qkv_proj, 0, qs), None)
+        out[p + "k_proj.weight"] = (_rows(mixer.qkv_proj, qs, kvs), None)
+        out[p + "v_proj.weight"] = (_rows(mixer.qkv_proj, qs + kvs, kvs), None)
+        if mixer.qkv_bias is not None:
+            out[p + "q_proj.bias"] = (_rows(mixer.qkv_bias, 0, qs), None)
+            out[p + "k_proj.bias"] = (_rows(mixer.qkv_bias, qs, kvs), None)
+            out[p + "v_proj.bias"] = (_rows(mixer.qkv_bias, qs + kvs, kvs), None)
+            out[p + "o_proj.bias"] = (mixer.o_bias, None)
+        out[p + "o_proj.weight"] = (mixer.o_proj, None)
+        out[p + "q_norm.weight"] = (mixer.q_norm, None)
+        out[p + "k_norm.weight"] = (mixer.k_norm, None)
+    mlp = layer.mlp
+    p = prefix + "mlp."
+    if isinstance(mlp, MLP):
+        out[p + "gate_proj.weight"] = (_rows(mlp.gate_up, 0, mlp.inter), None)
+        out[p + "up_proj.weight"] = (_rows(mlp.gate_up, mlp.inter, mlp.inter), None)
+        out[p + "down_proj.weight"] = (mlp.down, None)
+    else:
+        assert isinstance(mlp, MoE)
+        out[p + "gate.weight"] = (mlp.router, None)
+        if p + "experts.gate_up_proj" in names or p + "experts.down_proj" in names:
+            # transformers' fused in-memory layout [E, 2I, H] / [E, H, I]
+            out[p + "experts.gate_up_proj"] = (mlp.w_gate_up, None)
+            out[p + "experts.down_proj"] = (mlp.w_down, None)
+        else:  # released checkpoints: one Linear per expert
+            inter = mlp.w_down.shape[2]
+            for e in range(mlp.w_gate_up.shape[0]):
+                out[p + f"experts.{e}.gate_proj.weight"] = (mlp.w_gate_up[e, :inter], None)
+                out[p + f"experts.{e}.up_proj.weight"] = (mlp.w_gate_up[e, inter:], None)
+                out[p + f"experts.{e}.down_proj.weight"] = (mlp.w_down[e], None)
+        if mlp.has_shared:
+            s = mlp.shared_down.shape[1]
+            out[p + "shared_expert.gate_proj.weight"] = (_rows(mlp.shared_gate_up, 0, s), None)
+            out[p + "shared_expert.up_proj.weight"] = (_rows(mlp.shared_gate_up, s, s), None)
+            out[p + "shared_expert.down_proj.weight"] = (mlp.shared_down, None)
+            out[p + "shared_expert_gate.weight"] = (mlp.shared_gate, None)
+
+
+def destinations(model: Qwen35ForConditionalGeneration, names: set[str]) -> dict[str, Dest]:
+    """Every HF tensor name the model expects, mapped to where it goes."""
+    out: dict[str, Dest] = {TEXT_PREFIX + "embed_tokens.weight": (model.embed_tokens, None),
+                            TEXT_PREFIX + "norm.weight": (model.norm.weight, None)}
+    if model.lm_head is not None:
+        out["lm_head.weight"] = (model.lm_head, None)
+    for i, layer in enumerate(model.layers):
+        _layer_dests(layer, f"{TEXT_PREFIX}layers.{i}.", names, out)
+    if model.mtp is not None:
+        mtp: MTP = model.mtp
+        out["mtp.fc.weight"] = (mtp.fc, None)
+        out["mtp.pre_fc_norm_embedding.weight"] = (mtp.pre_fc_norm_embedding.weight, None)
+        out["mtp.pre_fc_norm_hidden.weight"] = (mtp.pre_fc_norm_hidden.weight, None)
+        out["mtp.norm.weight"] = (mtp.norm.weight, None)
+        for j, layer in enumerate(mtp.layers):
+            _layer_dests(layer, f"mtp.layers.{j}.", names, out)
+    if model.visual is not None:
+        for name, p in model.visual.named_parameters():
+            out[VISION_PREFIX + name] = (p, None)
+        for name, b in model.visual.named_buffers():
+            if VISION_PREFIX + name in names:  # persistent buffers saved by HF, if any
+                out[VISION_PREFIX + name] = (b, None)
+    return out
+
+
+def _mtp_layer_count(names: set[str]) -> int:
+    idx = {int(m.group(1)) for n in names if (m := re.match(r"mtp\.layers\.(\d+)\.", n))}
+    return max(idx) + 1 if idx else 0
+
+
+def _short_list(items: list[str], limit: int = 8) -> str:
+    items = sorted(items)
+    more = f" … and {len(items) - limit} more" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def load_model(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    dtype: torch.dtype = torch.float32,
+    *,
+    backend: str = "auto",
+    with_mtp: bool | None = None,
+    with_vision: bool = True,
+) -> Qwen35ForConditionalGeneration:
+    """Load a Qwen3.5 checkpoint folder (config.json + safetensors) into the engine.
+
+    with_mtp: None = load the MTP head when the checkpoint has `mtp.*` tensors; False = skip them.
+    with_vision: False skips the vision tower (text-only use; `model.visual.*` tensors ignored).
+    Raises ConfigError for an unsupported config and CheckpointError for tensor mismatches.
+    """
+    from safetensors import safe_open
+
+    folder = Path(path)
+    config: ModelConfig = load_config(folder)
+    files = checkpoint_files(folder)
+    names = set(files)
+
+    n_mtp = _mtp_layer_count(names)
+    if with_mtp is False or n_mtp == 0:
+        config.text.mtp_num_hidden_layers = 0
+    else:
+        config.text.mtp_num_hidden_layers = n_mtp
+    model = Qwen35ForConditionalGeneration(config, dtype=dtype, device=device, backend=backend,
+                                           with_mtp=config.text.mtp_num_hidden_layers > 0, with_vision=with_vision)
+    dests = destinations(model, names)
+
+    ignored = set()
+    if config.tie_word_embeddings:
+        ignored.add("lm_head.weight")  # tied: the embedding is the head; an explicit copy is redundant
+    if with_mtp is False:
+        ignored |= {n for n in names if n.startswith("mtp.")}
+    if model.visual is None:
+        ignored |= {n for n in names if n.startswith(VISION_PREFIX)}
+
+    missing = [n for n in dests if n not in names]
+    unexpected = [n for n in names if n not in dests and n not in ignored]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors ({len(missing)}): {_short_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors ({len(unexpected)}): {_short_list(unexpected)}")
+    if problems:
+        raise CheckpointError(f"checkpoint {folder} does not match its config: " + "; ".join(problems))
+
+    by_file: dict[Path, list[str]] = {}
+    for name in dests:
+        by_file.setdefault(files[name], []).append(name)
+    mis_shaped = []
+    with torch.no_grad():
+        for file, tensor_names in by_file.items():
+            with safe_open(file, framework="pt", device="cpu") as f:
+                for name in tensor_names:
+                    dst, reshape = dests[name]
+                    shape = tuple(f.get_slice(name).get_shape())
+                    src_shape = shape
+                    if reshape is not None and len(shape) == 3 and shape[1] == 1:
+                        src_shape = (shape[0], shape[2])
+                    if tuple(src_shape) != tuple(dst.shape):
+                        mis_shaped.append(f"{name}: checkpoint {list(shape)}, model expects {list(dst.shape)}")
+                        continue
+                    src = f.get_tensor(name)
+                    if reshape is not None:
+                        src = reshape(src)
+                    dst.copy_(src)
+    if mis_shaped:
+        raise CheckpointError(
+            f"checkpoint {folder} has mis-shaped tensors ({len(mis_shaped)}): " + "; ".join(mis_shaped[:8])
+        )
+    model.path = folder
+    return model.eval()
