@@ -254,6 +254,7 @@ def test_environment_lost_ends_with_error_and_keeps_trajectory(tmp_path):
     assert result.status == "error" and "display :99 went away" in result.error and len(env.executed) == 2
     steps = load_trajectory(result.run_dir)[1]
     assert steps[-1]["screenshot"] is None and "display :99 went away" in steps[-1]["error"]
+    assert result.report is not None and "no screenshot" in result.report.read_text()
 
 
 class BrokenPolicy:

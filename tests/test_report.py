@@ -136,3 +136,40 @@ def test_draw_action_marks_the_point():
     buf = io.BytesIO()
     out.save(buf, format="PNG")
     assert buf.tell() > 0
+
+
+EVERY_KIND = [
+    Action("click", point=(0.3, 0.3)),
+    Action("double_click", point=(0.3, 0.3)),
+    Action("triple_click", point=(0.3, 0.3)),
+    Action("right_click", point=(0.3, 0.3)),
+    Action("middle_click", point=(0.3, 0.3)),
+    Action("move", point=(0.3, 0.3)),
+    Action("drag", point=(0.3, 0.3), end=(0.6, 0.6)),
+    Action("scroll", direction="left", amount=2),
+    Action("type", text="x"),
+    Action("key", keys=("f5",)),
+    Action("long_press", point=(0.3, 0.3), seconds=1.5),
+    Action("swipe", point=(0.5, 0.8), end=(0.5, 0.2)),
+    Action("back"),
+    Action("home"),
+    Action("open_app", text="Clock"),
+    Action("wait", seconds=2),
+    Action("answer", text="ok"),
+    Action("done", success=False),
+]
+
+
+def test_every_action_kind_is_drawn():
+    from vlagent.actions import ACTION_KINDS
+
+    assert {a.kind for a in EVERY_KIND} == ACTION_KINDS
+    for action in EVERY_KIND:
+        svg = svg_overlay([action], (640, 360))
+        assert svg.startswith("<svg") and svg.endswith("</svg>")
+        assert ('class="mk' in svg) or ('class="lbl' in svg), action
+        drawn = draw_action(Image.new("RGB", (640, 360), "white"), action)
+        assert ImageChops.difference(drawn, Image.new("RGB", (640, 360), "white")).getbbox(), action
+    # All at once (one step with many actions): numbered badges.
+    svg = svg_overlay(EVERY_KIND, (640, 360), ["executed"] * len(EVERY_KIND))
+    assert ">18. done (failure)<" in svg
