@@ -8,6 +8,7 @@ gives a clear message instead of an ImportError at startup.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from rich.console import Console
+from rich.markup import escape
 
 from vlagent import __version__
 
@@ -68,9 +70,16 @@ def _out_console() -> Console:
     return Console(highlight=False, soft_wrap=True)
 
 
+# Where --json output goes. While a --json command runs, everything else printed to
+# stdout (e.g. python-xlib's "Xlib.xauth: warning" lines) is sent to stderr, so
+# stdout holds exactly one JSON document.
+_json_out: Any = None
+
+
 def _print_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-    sys.stdout.flush()
+    out = _json_out or sys.stdout
+    out.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+    out.flush()
 
 
 # --------------------------------------------------------------------------- shared options
@@ -214,16 +223,16 @@ def _step_printer(console: Console) -> Callable[[Any], None]:
         console.print(f"[bold]step {record.index}[/]", end=" ")
         if record.thought:
             thought = " ".join(record.thought.split())
-            console.print(f"[dim]{thought[:150] + ('…' if len(thought) > 150 else '')}[/]")
+            console.print(f"[dim]{escape(thought[:150] + ('…' if len(thought) > 150 else ''))}[/]")
         else:
             console.print()
         for action, outcome in zip(record.actions, record.outcomes):
             color = {"executed": "green", "dry_run": "cyan", "final": "magenta"}.get(outcome.status, "yellow")
-            console.print(f"  [{color}]{outcome.status:>8}[/] {action.describe()}", markup=True)
+            console.print(f"  [{color}]{outcome.status:>8}[/] {escape(action.describe())}")
             if outcome.error:
-                console.print(f"           [red]{outcome.error}[/]")
+                console.print(f"           [red]{escape(outcome.error)}[/]")
         if record.error and not record.outcomes:
-            console.print(f"  [red]error[/] {record.error}")
+            console.print(f"  [red]error[/] {escape(record.error)}")
 
     return on_step
 
@@ -232,9 +241,9 @@ def _print_result(console: Console, result: Any) -> None:
     color = "green" if _result_exit_code(result) == EXIT_OK else "red"
     console.print(f"[bold {color}]{result.status}[/] after {result.steps} step(s) in {result.elapsed:.1f} s")
     if result.answer:
-        console.print(f"[bold]answer:[/] {result.answer}")
+        console.print(f"[bold]answer:[/] {escape(result.answer)}")
     if result.error:
-        console.print(f"[red]{result.error}[/]")
+        console.print(f"[red]{escape(result.error)}[/]")
     console.print(f"run folder: {result.run_dir}")
     if result.report:
         console.print(f"report:     {result.report}")
@@ -271,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         env.close()
         raise CliError(str(exc), EXIT_USAGE) from None
     mode = " [cyan](dry run: nothing is executed)[/]" if args.dry_run else ""
-    err.print(f"[bold]task:[/] {args.task}  [dim]policy {getattr(policy, 'name', '?')} · env {args.env}[/]{mode}")
+    err.print(f"[bold]task:[/] {escape(args.task)}  [dim]policy {getattr(policy, 'name', '?')} · env {args.env}[/]{mode}")
     try:
         result = agent.run(args.task)
     finally:
@@ -415,7 +424,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             table.add_column(column)
         style = {"ok": "green", "warn": "yellow", "fail": "bold red"}
         for c in checks:
-            table.add_row(c.group, c.name, f"[{style[c.status]}]{c.status}[/]", c.detail)
+            table.add_row(c.group, escape(c.name), f"[{style[c.status]}]{c.status}[/]", escape(c.detail))
         console = _out_console()
         console.print(table)
         counts = summary["counts"]
@@ -435,7 +444,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             run_dir=args.out,
             force_virtual_display=args.xvfb,
             on_step=_step_printer(err),
-            log=lambda text: err.print(f"[dim]{text}[/]"),
+            log=lambda text: err.print(f"[dim]{escape(text)}[/]"),
         )
     except demo.DemoUnavailable as exc:
         raise CliError(str(exc), EXIT_ENV) from None
@@ -444,7 +453,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     else:
         console = _out_console()
         for name, passed in outcome.checks.items():
-            console.print(f"  {'[green]✓[/]' if passed else '[red]✗[/]'} {name}")
+            console.print(f"  {'[green]✓[/]' if passed else '[red]✗[/]'} {escape(name)}")
         _print_result(console, outcome.result)
     if args.open and outcome.result.report:
         _open_in_browser(outcome.result.report)
@@ -575,14 +584,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if getattr(args, "func", None) is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    global _json_out
     try:
-        code = args.func(args)
+        if getattr(args, "json", False):
+            _json_out = sys.stdout
+            with contextlib.redirect_stdout(sys.stderr):
+                code = args.func(args)
+        else:
+            code = args.func(args)
     except CliError as exc:
-        _err_console().print(f"[bold red]error:[/] {exc}")
+        _err_console().print(f"[bold red]error:[/] {escape(str(exc))}")
         return exc.code
     except KeyboardInterrupt:
         _err_console().print("[yellow]interrupted[/]")
         return EXIT_INTERRUPTED
+    finally:
+        _json_out = None
     return EXIT_OK if code is None else int(code)
 
 

@@ -1,0 +1,216 @@
+"""The `vlagent` command line, in-process through `vlagent.cli.main` (plus one console-script call)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image, ImageChops
+
+from fake_openai_server import FakeOpenAIServer, tool_call
+from vlagent.actions import Action
+from vlagent.cli import EXIT_OK, EXIT_POLICY, EXIT_USAGE, main
+from vlagent.environments.base import BaseEnvironment, Observation
+
+
+@pytest.fixture(autouse=True)
+def _no_env_defaults(monkeypatch):
+    # The CLI reads defaults from these; the user's shell must not leak into the tests.
+    for name in ("VLAGENT_API_BASE", "VLAGENT_MODEL", "OPENAI_API_KEY", "VLAGENT_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_console_script_help():
+    exe = shutil.which("vlagent") or pytest.fail("the vlagent console script is not installed (pip install -e .)")
+    done = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    for word in ("run", "ground", "report", "replay", "doctor", "demo", "exit codes", "130"):
+        assert word in done.stdout
+
+
+def test_python_dash_m_version():
+    done = subprocess.run([sys.executable, "-m", "vlagent", "--version"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.startswith("vlagent ")
+
+
+def test_doctor_json_names_key_packages(capsys):
+    code, out, _ = run_cli(capsys, "doctor", "--json")
+    summary = json.loads(out)
+    names = {c["name"]: c for c in summary["checks"]}
+    for package in ("pillow", "numpy", "rich", "openai", "torch", "mss"):
+        assert package in names
+    assert names["pillow"]["status"] == "ok" and names["pillow"]["detail"][0].isdigit()
+    assert {"python", "packages", "accelerators", "display", "android"} <= {c["group"] for c in summary["checks"]}
+    assert code == (EXIT_OK if summary["ok"] else 1)
+
+
+def test_doctor_probes_an_api_backend(capsys):
+    with FakeOpenAIServer(models=["qwen3.5-2b"]) as server:
+        code, out, _ = run_cli(capsys, "doctor", "--json", "--api-base", server.base_url, "--model", "other-model")
+    api = [c for c in json.loads(out)["checks"] if c["group"] == "api"]
+    assert api[0]["status"] == "ok" and "qwen3.5-2b" in api[0]["detail"]
+    assert api[1] == {"group": "api", "name": "other-model", "status": "warn", "detail": api[1]["detail"]}
+
+
+class MemoryEnv(BaseEnvironment):
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.executed: list[Action] = []
+
+    def observe(self) -> Observation:
+        return Observation(image=Image.new("RGB", (320, 200), (200, 220, 240)), screen_size=(320, 200))
+
+    def execute(self, action: Action) -> None:
+        self.executed.append(action)
+
+
+def test_report_rebuilds_the_page_of_a_run(tmp_path, capsys):
+    from vlagent.agent import Agent
+    from vlagent.policy.scripted import ScriptedPolicy
+
+    policy = ScriptedPolicy([Action("click", point=(0.5, 0.5)), Action("answer", text="all good")])
+    result = Agent(policy, MemoryEnv(), run_dir=tmp_path / "run").run("click the middle")
+    assert result.status == "answered"
+    page = tmp_path / "run" / "report.html"
+    page.unlink(missing_ok=True)
+
+    code, out, _ = run_cli(capsys, "report", str(tmp_path / "run"))
+    assert code == EXIT_OK
+    assert Path(out.strip()) == page and page.is_file()
+    html = page.read_text(encoding="utf-8")
+    assert "click the middle" in html and "all good" in html
+
+
+def test_ground_draws_the_point_and_prints_json(tmp_path, capsys):
+    image_path = tmp_path / "screen.png"
+    Image.new("RGB", (400, 300), "white").save(image_path)
+    out_path = tmp_path / "grounded.png"
+    reply = "The box is left of centre.\n" + tool_call("left_click", coordinate=[250, 500])
+    with FakeOpenAIServer([reply]) as server:
+        code, out, err = run_cli(
+            capsys, "ground", str(image_path), "click the box",
+            "--api-base", server.base_url, "--model", "fake-model", "--out", str(out_path), "--json",
+        )  # fmt: skip
+    assert code == EXIT_OK, err
+    record = json.loads(out)
+    assert record["actions"] == [{"kind": "click", "point": [0.25, 0.5]}]
+    assert record["thought"] == "The box is left of centre." and record["out"] == str(out_path)
+    assert "click the box" in "\n".join(server.texts(server.requests[0]))
+
+    drawn = Image.open(out_path).convert("RGB")
+    assert drawn.size == (400, 300)
+    diff = ImageChops.difference(drawn, Image.new("RGB", (400, 300), "white")).getbbox()
+    assert diff is not None, "nothing was drawn"
+    x1, y1, x2, y2 = diff
+    assert x1 <= 100 <= x2 and y1 <= 150 <= y2  # the marking covers the clicked pixel (0.25·400, 0.5·300)
+
+    # Without --json: just the actions, as JSON.
+    with FakeOpenAIServer([reply]) as server:
+        code, out, _ = run_cli(capsys, "ground", str(image_path), "click the box", "--api-base", server.base_url, "--model", "fake-model")
+    assert code == EXIT_OK and json.loads(out) == [{"kind": "click", "point": [0.25, 0.5]}]
+    assert (tmp_path / "screen.ground.png").is_file()
+
+
+def test_ground_backend_errors_exit_4(tmp_path, capsys):
+    image_path = tmp_path / "screen.png"
+    Image.new("RGB", (64, 64)).save(image_path)
+    with FakeOpenAIServer(models=["served"]) as server:
+        code, _, err = run_cli(capsys, "ground", str(image_path), "x", "--api-base", server.base_url, "--model", "missing")
+    assert code == EXIT_POLICY and "missing" in err
+    with FakeOpenAIServer(["no tool call here"]) as server:
+        code, _, err = run_cli(capsys, "ground", str(image_path), "x", "--api-base", server.base_url, "--model", "fake-model")
+    assert code == EXIT_POLICY and "parsed" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        [],
+        ["run"],
+        ["run", "a task"],  # no model
+        ["run", "a task", "--model", "not-a-folder-and-no-api-base"],
+        ["run", "a task", "--env", "toaster", "--api-base", "http://127.0.0.1:9/v1", "--model", "m"],
+        ["run", "a task", "--max-steps", "0"],
+        ["run", "a task", "--confirm", "sometimes"],
+        ["ground", "/no/such/image.png", "x", "--api-base", "http://127.0.0.1:9/v1", "--model", "m"],
+        ["report", "/no/such/run"],
+        ["no-such-command"],
+    ],
+)
+def test_usage_errors_exit_2(argv, capsys):
+    code, _, err = run_cli(capsys, *argv)
+    assert code == EXIT_USAGE
+    assert err.strip()  # says what is wrong
+
+
+def test_unknown_secret_is_a_usage_error(capsys, monkeypatch):
+    monkeypatch.delenv("VLAGENT_SECRET_PIN", raising=False)
+    monkeypatch.delenv("PIN", raising=False)
+    code, _, err = run_cli(capsys, "run", "x", "--secret", "PIN", "--api-base", "http://127.0.0.1:9/v1", "--model", "m")
+    assert code == EXIT_USAGE and "VLAGENT_SECRET_PIN" in err
+
+
+# ---------------------------------------------------------------------------- with an X server
+
+
+@pytest.fixture
+def virtual_display(monkeypatch):
+    from vlagent.environments.xserver import binaries_available, start_virtual_display
+
+    missing = binaries_available()
+    if missing:
+        pytest.skip(missing)
+    with start_virtual_display(800, 600) as display:
+        monkeypatch.setenv("DISPLAY", display.name)
+        yield display
+
+
+@pytest.mark.display
+def test_run_dry_run_against_the_fake_server(virtual_display, tmp_path, capsys):
+    replies = [
+        "Clicking.\n" + tool_call("left_click", coordinate=[500, 500]),
+        tool_call("answer", text="looked at it"),
+    ]
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(replies) as server:
+        code, out, err = run_cli(
+            capsys, "run", "look at the screen", "--dry-run", "--json", "--run-dir", str(run_dir),
+            "--api-base", server.base_url, "--model", "fake-model", "--max-steps", "5",
+        )  # fmt: skip
+    assert code == EXIT_OK, err
+    result = json.loads(out)
+    assert result["status"] == "answered" and result["answer"] == "looked at it" and result["steps"] == 2
+    assert server.problems == [] and len(server.requests) == 2
+    assert server.image_sizes[0][0][0] % 32 == 0  # a real, resized screenshot of the display
+    steps = [json.loads(line) for line in (run_dir / "trajectory.jsonl").read_text().splitlines()]
+    outcomes = [o["status"] for s in steps if s["type"] == "step" for o in s["outcomes"]]
+    assert outcomes == ["dry_run", "final"]
+    assert "dry run" in err
+
+
+@pytest.mark.display
+def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
+    from vlagent.demo import DEMO_TEXT
+
+    monkeypatch.delenv("DISPLAY", raising=False)  # the demo starts its own Xvfb
+    out_dir = tmp_path / "demo"
+    code, out, err = run_cli(capsys, "demo", "--out", str(out_dir), "--json")
+    assert code == EXIT_OK, err
+    result = json.loads(out)
+    assert result["status"] == "answered" and result["ok"] is True
+    assert all(result["checks"].values()), result["checks"]
+    state = json.loads((out_dir / "practice_app_state.json").read_text(encoding="utf-8"))
+    assert state["text"] == DEMO_TEXT and state["checkbox"] is True and state["drag"]["result"] == "target"
+    assert Path(result["report"]).is_file() and Path(result["report"]).parent == out_dir
+    assert "virtual display" in err
