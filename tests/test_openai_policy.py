@@ -73,12 +73,13 @@ def test_request_carries_tool_prompt_resized_image_and_history():
 
 
 def test_mobile_platform_uses_mobile_tool_and_pixels_format_scales_by_sent_size():
-    sent = smart_resize(1080, 2400)
+    sent = smart_resize(1080, 2400, factor=28)  # pixel formats are Qwen2.5-VL based: 14×2 patches
     reply = tool_call("click", tool="mobile_use", coordinate=[sent[0] // 2, sent[1] // 4])
     with FakeOpenAIServer([reply]) as server:
         policy = make_policy(server, fmt="qwen-pixels")
         decision = policy.decide("open settings", observation((1080, 2400), platform="android"), [])
     assert server.problems == []
+    assert server.image_sizes[0] == [sent]
     system = server.requests[0]["messages"][0]["content"]
     assert '"name": "mobile_use"' in system and f"{sent[0]}x{sent[1]}" in system
     (action,) = decision.actions

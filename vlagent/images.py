@@ -17,8 +17,10 @@ import math
 
 from PIL import Image
 
-# Patch 16 × spatial merge 2.
+# Patch 16 × spatial merge 2 (Qwen3-VL, Qwen3.5).
 QWEN_FACTOR = 32
+# Patch 14 × spatial merge 2 (Qwen2.5-VL and models built on it, e.g. UI-TARS-1.5).
+QWEN25_FACTOR = 28
 # Qwen3.5's processor lower bound (256×256).
 DEFAULT_MIN_PIXELS = 256 * 256
 # 1280 visual tokens of 32×32 pixels: a 1920×1080 screen becomes 1504×832.
@@ -120,6 +122,7 @@ def from_data_url(url: str) -> Image.Image:
 
 __all__ = [
     "QWEN_FACTOR",
+    "QWEN25_FACTOR",
     "DEFAULT_MIN_PIXELS",
     "DEFAULT_MAX_PIXELS",
     "smart_resize",

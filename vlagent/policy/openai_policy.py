@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 
 from vlagent.actions import parse_actions
 from vlagent.environments.base import Observation
-from vlagent.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN_FACTOR, smart_resize
+from vlagent.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN25_FACTOR, QWEN_FACTOR, smart_resize
 from vlagent.policy.base import Decision, HistoryItem
 from vlagent.policy.errors import (
     BackendAuthError,
@@ -58,6 +58,11 @@ class OpenAIPolicy:
     `fmt` is the reply format given to `parse_actions`: "qwen" (0–1000
     relative coordinates, the default for Qwen3.5 / Qwen3-VL) or
     "qwen-pixels" / "uitars" (pixels of the resized screenshot the model saw).
+    Screenshots are smart-resized to multiples of `factor` (default 32 for
+    Qwen3.5 / Qwen3-VL, 28 for the pixel formats, whose models are
+    Qwen2.5-VL based) within [min_pixels, max_pixels]. For pixel formats the
+    server must not resize again: keep max_pixels within the server's limit,
+    then its own smart resize leaves the image as sent.
     `secret_names` lists the `{{name}}` placeholders the model may type (the
     agent may also pass them per step in `observation.info["secret_names"]`).
     `sleep` is injectable so tests need not wait for real backoff.
@@ -80,6 +85,7 @@ class OpenAIPolicy:
         max_retries: int = 3,
         backoff_s: float = 1.0,
         fmt: str = "qwen",
+        factor: int | None = None,
         image_format: str = "png",
         secret_names: Sequence[str] = (),
         extra_body: dict[str, Any] | None = None,
@@ -91,8 +97,9 @@ class OpenAIPolicy:
             raise ValueError(f"unknown reply format {fmt!r}; expected one of {FORMATS}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        self.factor = factor or (QWEN25_FACTOR if fmt in PIXEL_FORMATS else QWEN_FACTOR)
         # Validate the pixel limits once, here, not on the first screenshot.
-        smart_resize(1024, 768, min_pixels=min_pixels, max_pixels=max_pixels)
+        smart_resize(1024, 768, factor=self.factor, min_pixels=min_pixels, max_pixels=max_pixels)
         try:
             import openai
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -130,7 +137,7 @@ class OpenAIPolicy:
 
     def model_image_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """The size a screenshot of `size` is sent at."""
-        return smart_resize(*size, factor=QWEN_FACTOR, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+        return smart_resize(*size, factor=self.factor, min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
     def decide(self, task: str, observation: Observation, history: Sequence[HistoryItem]) -> Decision:
         t0 = time.perf_counter()
@@ -147,6 +154,7 @@ class OpenAIPolicy:
             secret_names=secret_names,
             min_pixels=self.min_pixels,
             max_pixels=self.max_pixels,
+            factor=self.factor,
             image_format=self.image_format,
         )
         t1 = time.perf_counter()
