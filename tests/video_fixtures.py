@@ -191,7 +191,7 @@ def make_vfr_mp4(path: str, *, num_frames: int = 100, width: int = 64, height: i
     return write_video(path, codec="libx264", width=width, height=height, pts=vfr_pts(num_frames), gop=gop, options=X264_BFRAMES)
 
 
-def make_rotated_mp4(path: str, *, rotation: int = 90, num_frames: int = 40, fps: int = 10, width: int = 48, height: int = 80) -> MadeVideo:
+def make_rotated_mp4(path: str, *, rotation: int = 90, num_frames: int = 40, fps: int = 10, width: int = 96, height: int = 160) -> MadeVideo:
     """A portrait video stored landscape with a display matrix, like a phone's."""
     return write_video(path, codec="libx264", width=width, height=height, num_frames=num_frames, fps=fps, gop=10, rotation=rotation, options=X264_FAST)
 
@@ -225,13 +225,12 @@ def make_audio_only(path: str, seconds: float = 1.0) -> str:
     return path
 
 
-def make_zero_length_mp4(path: str) -> str:
-    """An MP4 with a video stream that holds no frames."""
+def make_zero_length_avi(path: str) -> str:
+    """An AVI whose video stream holds no frames (MP4 and Matroska drop such a track)."""
     with av.open(path, mode="w") as container:
-        stream = container.add_stream("libx264", rate=10)
-        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
-        for packet in stream.encode():
-            container.mux(packet)
+        stream = container.add_stream("mjpeg", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuvj420p"
+        container.start_encoding()
     return path
 
 

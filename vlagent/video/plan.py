@@ -19,8 +19,9 @@ The sampler returns, for each target, the frame on screen at that time (exact
 mode) or the nearest keyframe (keyframe mode), with that frame's real time.
 
 Size (`plan_resolution`): with F = 32,
-  per-frame cap  = max(min(max_pixels, total_pixels · 2 / n), 1.05 · min_pixels)
-  (width, height) = smart_resize(source size, factor F, min_pixels, cap)
+  cap = max(min(768·F², total_pixels · 2 / n), 1.05 · min_pixels)
+  cap = min(cap, max_pixels)            (an explicit max_pixels always wins)
+  (width, height) = smart_resize(source size, factor F, min(min_pixels, cap), cap)
 i.e. both sides are multiples of 32, the area lies in [min_pixels, cap] as far
 as the grid allows, and the aspect ratio is kept. `total_pixels` is a budget
 over all temporal patches: a pair of frames costs one frame's area in tokens.
@@ -147,14 +148,15 @@ def plan_resolution(
 ) -> tuple[int, int]:
     """(width, height) of every sampled frame (rules in the module docstring)."""
     min_pixels = DEFAULT_MIN_PIXELS if min_pixels is None else int(min_pixels)
-    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)
+    max_pixels = DEFAULT_MAX_PIXELS if max_pixels is None else int(max_pixels)  # per frame
     total_pixels = DEFAULT_TOTAL_PIXELS if total_pixels is None else int(total_pixels)
     for name, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels), ("total_pixels", total_pixels)):
         if value < FACTOR * FACTOR:
             raise ValueError(f"{name} must be at least {FACTOR * FACTOR} (one {FACTOR}x{FACTOR} cell), got {value}")
-    cap = max(min(max_pixels, total_pixels * TEMPORAL_PATCH / max(1, num_frames)), int(min_pixels * 1.05))
-    cap = int(cap)
-    # An explicit max_pixels below the default minimum wins over the minimum.
+    # As qwen-vl-utils: the budget share, floored just above the minimum, then
+    # an explicit max_pixels (even one below the minimum) has the last word.
+    cap = int(max(min(DEFAULT_MAX_PIXELS, total_pixels * TEMPORAL_PATCH / max(1, num_frames)), min_pixels * 1.05))
+    cap = min(cap, max_pixels)
     min_pixels = min(min_pixels, cap)
     return smart_resize(width, height, factor=FACTOR, min_pixels=min_pixels, max_pixels=cap)
 

@@ -439,7 +439,11 @@ def sample_frames(
         "skipped_targets": 0,
         "frames_without_pts": 0,
     }
-    to_pts = lambda t: info.origin_pts + t / info.time_base  # noqa: E731
+    def to_pts(t: float) -> int:
+        # Frame pts are integers: flooring keeps "pts <= target" exact, and the
+        # nudge absorbs float error (0.6 s / (1/10240) = 6143.999...).
+        return math.floor(info.origin_pts + t / info.time_base + 1e-6)
+
     targets = [to_pts(t) for t in plan.target_times]
     out = _Output(plan, info, progress)
     container, stream = _open(info.path)
@@ -448,7 +452,9 @@ def sample_frames(
         if mode == "exact":
             _sample_exact(decoder, info, targets, out, stats)
         else:
-            _sample_keyframes(decoder, info, targets, to_pts(start_s), to_pts(end_s), out, stats)
+            # Nearness is measured on the unrounded target times.
+            exact_targets = [info.origin_pts + t / info.time_base for t in plan.target_times]
+            _sample_keyframes(decoder, info, exact_targets, to_pts(start_s), to_pts(end_s), out, stats)
     finally:
         container.close()
 

@@ -1,0 +1,295 @@
+"""Frame sampling on real PyAV-made videos whose frames show their own index."""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+
+import av
+import numpy as np
+import pytest
+
+import video_fixtures as vf
+from vlagent.video import VideoDecodeWarning, VideoError, probe, sample_frames
+from vlagent.video.plan import (
+    DEFAULT_MIN_PIXELS,
+    FACTOR,
+    make_plan,
+    plan_frame_count,
+    plan_resolution,
+    plan_target_times,
+)
+
+SMALL = dict(max_pixels=128 * 96, min_pixels=64 * 64)  # keep test frames small
+
+
+@pytest.fixture(scope="session")
+def videos(tmp_path_factory) -> dict[str, vf.MadeVideo]:
+    return vf.video_set(str(tmp_path_factory.mktemp("videos")))
+
+
+@pytest.fixture(scope="session")
+def long_video(tmp_path_factory) -> vf.MadeVideo:
+    return vf.make_long_mp4(str(tmp_path_factory.mktemp("long") / "long.mp4"))
+
+
+def keyframe_times(path: str) -> list[float]:
+    """Keyframe presentation times, read independently of the sampler."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        origin = stream.start_time or 0
+        return sorted(
+            float((p.pts - origin) * stream.time_base)
+            for p in container.demux(stream)
+            if p.pts is not None and p.is_keyframe
+        )
+
+
+def assert_frames_match(video: vf.MadeVideo, sample) -> list[int]:
+    """Each frame shows the index of the frame presented at its timestamp, at that exact time."""
+    indices = [vf.read_index(frame) for frame in sample.frames]
+    for index, t in zip(indices, sample.timestamps):
+        assert index == video.index_at(t), f"frame at {t:.3f}s shows #{index}, expected #{video.index_at(t)}"
+        assert t == pytest.approx(video.times[index], abs=1e-6), "timestamp is not the frame's presentation time"
+    assert sample.timestamps == sorted(sample.timestamps)
+    assert len(set(sample.timestamps)) == len(sample.timestamps), "a frame was returned twice"
+    return indices
+
+
+def test_index_code_survives_resize_and_detects_rotation():
+    for i in (0, 1, 5, 1234, vf.MAX_INDEX):
+        img = vf.index_frame(i, 64, 48)
+        assert vf.read_index(img) == i
+        big = np.repeat(np.repeat(img, 3, axis=0), 3, axis=1)
+        assert vf.read_index(big) == i
+    with pytest.raises(ValueError):
+        vf.read_index(np.rot90(vf.index_frame(7, 64, 48)))
+    with pytest.raises(ValueError):
+        vf.read_index(vf.index_frame(7, 64, 48)[..., ::-1])  # BGR
+
+
+@pytest.mark.parametrize("name", ["h264", "vp9", "mjpeg", "vfr", "rot90", "rot270"])
+def test_exact_mode_returns_the_frame_on_screen_at_each_target(videos, name):
+    video = videos[name]
+    sample = sample_frames(video.path, num_frames=10, mode="exact", **SMALL)
+    indices = assert_frames_match(video, sample)
+    assert len(sample) == 10 and sample.frames.shape[0] == 10
+    # The frame returned for each target is the one on screen at the target time.
+    assert indices == [video.index_at(t) for t in sample.plan.target_times]
+    assert sample.frames.dtype == np.uint8 and sample.frames.shape[1:] == (sample.plan.height, sample.plan.width, 3)
+
+
+@pytest.mark.parametrize("name", ["h264", "vp9", "mjpeg", "vfr", "rot90"])
+def test_keyframe_mode_returns_nearest_keyframes_only(videos, name):
+    video = videos[name]
+    keys = keyframe_times(video.path)
+    sample = sample_frames(video.path, num_frames=8, mode="keyframe", **SMALL)
+    assert_frames_match(video, sample)
+    for t in sample.timestamps:
+        assert min(abs(t - k) for k in keys) < 1e-6, f"{t} is not a keyframe time"
+    # Every target got a nearest keyframe (ties between two keyframes may go either way).
+    for target in sample.plan.target_times:
+        best = min(abs(k - target) for k in keys)
+        assert min(abs(t - target) for t in sample.timestamps) <= best + 1e-6
+    assert len(sample) <= len(sample.plan.target_times)
+    assert sample.stats["decoded_frames"] == len(sample), "keyframe mode decoded more than the keyframes it returns"
+
+
+def test_rotation_metadata_makes_frames_upright(videos):
+    for name, rotation in (("rot90", 90), ("rot270", 270)):
+        video = videos[name]
+        info = probe(video.path)
+        assert info.rotation == rotation
+        assert (info.width, info.height) == (video.height, video.width)  # stored landscape
+        assert info.display_size == (video.width, video.height)  # shown portrait
+        sample = sample_frames(video.path, num_frames=4, **SMALL)
+        assert sample.frames.shape[1] > sample.frames.shape[2], "portrait video came out landscape"
+        assert_frames_match(video, sample)  # read_index refuses frames that are not upright
+
+
+def test_fps_sampling_follows_the_plan(videos):
+    video = videos["h264"]  # 12 s at 10 fps
+    sample = sample_frames(video.path, fps=2, **SMALL)
+    assert len(sample) == 24 == sample.plan.num_frames
+    assert sample.duration == pytest.approx(12.0)
+    assert sample.source_fps == pytest.approx(10.0)
+    assert_frames_match(video, sample)
+    capped = sample_frames(video.path, fps=2, max_frames=9, **SMALL)
+    assert len(capped) == 8  # rounded down to an even count
+    low = sample_frames(video.path, fps=0.1, **SMALL)
+    assert len(low) == 4  # min_frames
+
+
+def test_range_limits_the_samples(videos):
+    video = videos["vfr"]
+    for mode in ("exact", "keyframe"):
+        sample = sample_frames(video.path, num_frames=6, start=2.0, end=6.0, mode=mode, **SMALL)
+        assert_frames_match(video, sample)
+        if mode == "exact":
+            # Each frame is on screen somewhere inside the range.
+            assert all(video.index_at(2.0) <= vf.read_index(f) <= video.index_at(6.0) for f in sample.frames)
+        else:
+            assert all(2.0 <= t < 6.0 for t in sample.timestamps)
+    assert sample_frames(video.path, num_frames=6, start=2.0, end=6.0, **SMALL).plan.target_times[0] == pytest.approx(2 + 4 / 12)
+
+
+def test_dense_exact_sampling_decodes_each_frame_once(videos):
+    video = videos["h264"]  # B-frames: decode order differs from display order
+    sample = sample_frames(video.path, fps=10, max_frames=1000, **SMALL)
+    assert len(sample) == video.num_frames
+    assert vf.read_index(sample.frames[0]) == 0 and [vf.read_index(f) for f in sample.frames] == list(range(video.num_frames))
+    assert sample.stats["seeks"] == 1
+    assert sample.stats["decoded_frames"] == video.num_frames
+
+
+def test_targets_in_separate_gops_skip_the_gops_between(videos):
+    video = videos["h264"]  # keyframe every 10 frames, 12 GOPs
+    sample = sample_frames(video.path, num_frames=2, **SMALL)  # targets at 3 s and 9 s
+    assert_frames_match(video, sample)
+    assert sample.stats["seeks"] == 2
+    assert sample.stats["decoded_frames"] <= 2 * 10 + 4  # two partial GOPs (+ decoder delay)
+
+
+def test_long_video_exact_decodes_a_small_fraction(long_video):
+    info = probe(long_video.path)
+    assert info.duration == pytest.approx(long_video.duration)
+    assert info.duration > 2 * 3600
+    assert info.num_packets == long_video.num_frames
+    sample = sample_frames(long_video.path, max_frames=64, min_pixels=FACTOR * FACTOR, max_pixels=128 * 96)
+    assert len(sample) == 64
+    assert_frames_match(long_video, sample)
+    assert sample.stats["decoded_frames"] < long_video.num_frames / 10
+    keys = sample_frames(long_video.path, max_frames=64, mode="keyframe", min_pixels=FACTOR * FACTOR, max_pixels=128 * 96)
+    assert_frames_match(long_video, keys)
+    assert all(round(t) % 10 == 0 for t in keys.timestamps)
+    assert keys.stats["decoded_frames"] == len(keys) == 64
+
+
+def test_progress_is_reported(videos):
+    calls = []
+    sample = sample_frames(videos["mjpeg"].path, num_frames=6, progress=lambda d, t: calls.append((d, t)), **SMALL)
+    assert calls == [(i, 6) for i in range(1, 7)] and len(sample) == 6
+
+
+# ---------------------------------------------------------------------------- plan
+
+
+def test_frame_count_rules():
+    assert plan_frame_count(100.0, 3000, fps=2) == 200
+    assert plan_frame_count(7200.0, 216000) == 768  # default 2 fps, capped at max_frames
+    assert plan_frame_count(1.0, 30, fps=2) == 4  # min_frames
+    assert plan_frame_count(10.0, 300, fps=2, max_frames=7) == 6  # even
+    assert plan_frame_count(10.0, 300, fps=0.35) == 4
+    assert plan_frame_count(10.0, 3, fps=2) == 2  # no more than the frames there are, even
+    assert plan_frame_count(1.0, 1, fps=2) == 1  # a single-frame range
+    assert plan_frame_count(10.0, 300, num_frames=7) == 7  # an explicit count is kept
+    assert plan_frame_count(10.0, 5, num_frames=7) == 5
+    with pytest.raises(ValueError):
+        plan_frame_count(10.0, 300, fps=2, num_frames=4)
+    with pytest.raises(ValueError):
+        plan_frame_count(10.0, 300, fps=0)
+    with pytest.raises(ValueError):
+        plan_frame_count(10.0, 300, num_frames=0)
+    assert plan_target_times(10.0, 20.0, 4) == (11.25, 13.75, 16.25, 18.75)
+
+
+def test_resolution_rules_follow_pixel_and_token_budgets():
+    w, h = plan_resolution(1920, 1080, 64)
+    assert w % FACTOR == 0 and h % FACTOR == 0
+    assert w * h <= 768 * FACTOR * FACTOR and abs(w / h - 16 / 9) < 0.1
+    # A total budget of 10k tokens over 768 frames (384 temporal patches).
+    total = 10_000 * FACTOR * FACTOR
+    w2, h2 = plan_resolution(1920, 1080, 768, total_pixels=total)
+    assert w2 * h2 <= max(total * 2 / 768, DEFAULT_MIN_PIXELS * 1.05)
+    assert w2 * h2 < w * h
+    # Explicit max_pixels below the default minimum still wins.
+    w3, h3 = plan_resolution(1920, 1080, 8, max_pixels=64 * 64 * 2)
+    assert w3 * h3 <= 64 * 64 * 2 and w3 % FACTOR == 0
+    # Small sources are scaled up to the minimum, like Qwen's processor.
+    w4, h4 = plan_resolution(64, 48, 8)
+    assert w4 * h4 >= DEFAULT_MIN_PIXELS
+
+
+def test_plan_token_count():
+    plan = make_plan(duration=60, source_fps=30, source_width=1280, source_height=720, start=0, end=60, fps=2, max_pixels=640 * 360)
+    assert plan.num_frames == 120
+    assert plan.tokens_per_patch == (plan.width // 32) * (plan.height // 32)
+    assert plan.num_tokens == 60 * plan.tokens_per_patch
+    odd = make_plan(duration=60, source_fps=30, source_width=1280, source_height=720, start=0, end=60, num_frames=5)
+    assert odd.temporal_patches == 3
+
+
+# ---------------------------------------------------------------------------- bad input
+
+
+def test_bad_inputs_raise_video_error(tmp_path, videos):
+    with pytest.raises(VideoError, match="not found"):
+        sample_frames(tmp_path / "missing.mp4")
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n" * 50)
+    with pytest.raises(VideoError, match="cannot read"):
+        sample_frames(text)
+    empty = tmp_path / "empty.mp4"
+    empty.write_bytes(b"")
+    with pytest.raises(VideoError, match="empty"):
+        sample_frames(empty)
+    audio = vf.make_audio_only(str(tmp_path / "audio.m4a"))
+    with pytest.raises(VideoError, match="no video stream.*audio"):
+        sample_frames(audio)
+    zero = vf.make_zero_length_avi(str(tmp_path / "zero.avi"))
+    with pytest.raises(VideoError, match="no frames"):
+        sample_frames(zero)
+    with pytest.raises(VideoError, match="not a file"):
+        sample_frames(tmp_path)
+    path = videos["h264"].path  # 12 s
+    with pytest.raises(VideoError, match="start 20 s is outside"):
+        sample_frames(path, start=20)
+    with pytest.raises(VideoError, match="past the end"):
+        sample_frames(path, start=2, end=30)
+    with pytest.raises(VideoError, match="empty range"):
+        sample_frames(path, start=5, end=5)
+    with pytest.raises(VideoError, match="outside"):
+        sample_frames(path, start=-1)
+    with pytest.raises(ValueError, match="mode"):
+        sample_frames(path, mode="fast")
+    with pytest.raises(ValueError, match="either fps or num_frames"):
+        sample_frames(path, fps=1, num_frames=4)
+
+
+def test_keyframe_mode_with_no_keyframe_in_range(videos):
+    with pytest.raises(VideoError, match="no keyframe"):
+        sample_frames(videos["h264"].path, start=0.1, end=0.5, mode="keyframe", num_frames=2)
+
+
+def test_corrupted_frames_are_skipped_with_a_warning(tmp_path):
+    video = vf.make_h264_mp4(str(tmp_path / "good.mp4"))
+    # MP4 puts its index (moov) at the end: damage the frame data in the middle.
+    bad = vf.corrupt_middle(video.path, str(tmp_path / "bad.mp4"), fraction=0.4, length=600)
+    with pytest.warns(VideoDecodeWarning, match="failed to decode"):
+        sample = sample_frames(bad, fps=10, max_frames=1000, **SMALL)
+    assert sample.stats["decode_errors"] > 0
+    assert 0 < len(sample) < video.num_frames  # the undecodable frames are missing
+    readable = []
+    for frame, t in zip(sample.frames, sample.timestamps):
+        try:
+            readable.append(vf.read_index(frame) == video.index_at(t))
+        except ValueError:
+            readable.append(False)  # damaged pixels
+    assert sum(readable) >= 0.8 * len(sample)
+    # Frames before the damage are all intact and in place.
+    assert all(readable[:20])
+
+
+def test_damaged_index_gives_a_clear_error(tmp_path):
+    video = vf.make_h264_mp4(str(tmp_path / "good.mp4"))
+    size = os.path.getsize(video.path)
+    data = bytearray(open(video.path, "rb").read())
+    at = data.rfind(b"moov")
+    assert at > 0
+    data[at - 4 : at + 64] = b"\xff" * 68
+    bad = tmp_path / "bad_moov.mp4"
+    bad.write_bytes(bytes(data))
+    assert os.path.getsize(bad) == size
+    with pytest.raises(VideoError, match="cannot read"):
+        sample_frames(bad)
