@@ -25,3 +25,23 @@ def sequence_bounds(B: int, T: int, cu_seqlens: torch.Tensor | None, device) -> 
     if cu_seqlens is not None:
         return cu_seqlens.to(device=device, dtype=torch.int32)
     return torch.arange(0, B + 1, device=device, dtype=torch.int32) * T
+
+
+def tl_dtype(dtype: torch.dtype):
+    """The triton.language dtype for a torch float dtype (used to reproduce torch's rounding points)."""
+    import triton.language as tl
+
+    table = {torch.float32: tl.float32, torch.bfloat16: tl.bfloat16, torch.float16: tl.float16}
+    if dtype not in table:
+        raise TypeError(f"unsupported dtype {dtype}; expected float32, bfloat16 or float16")
+    return table[dtype]
+
+
+def dot_operand_dtype(dtype: torch.dtype, kernel):
+    """Dtype tl.dot operands are cast to: the input dtype on GPU; fp32 under the interpreter, whose
+    bf16 tl.dot (Triton 3.9) multiplies the raw uint16 storage instead of the values."""
+    import triton.language as tl
+
+    from .backend import is_interpreted
+
+    return tl.float32 if is_interpreted(kernel) else tl_dtype(dtype)
