@@ -126,6 +126,7 @@ def svg_overlay(actions: list[Action], size: tuple[int, int], statuses: list[str
     parts.append("</defs>")
     labels_at_bottom: list[tuple[str, str]] = []
     last_point: tuple[float, float] | None = None
+    anchored: dict[tuple[float, float], int] = {}  # labels already placed under a point
     numbered = len(actions) > 1
     for i, action in enumerate(actions):
         status = statuses[i] if statuses and i < len(statuses) else "executed"
@@ -175,7 +176,13 @@ def svg_overlay(actions: list[Action], size: tuple[int, int], statuses: list[str
                 f'<circle cx="{x1:.1f}" cy="{y1:.1f}" r="{r * 0.4:.1f}" fill="{color}"/>'
             )
             parts.append("</g>")
-            parts.append(_svg_label(_label_for(action) or "", x1 + r, y1 - 1.2 * r, font, w, h, dim))
+            # The label sits on the side opposite to the arrow, so the two never cross.
+            label = (f"{number}. " if number else "") + (_label_for(action) or "")
+            dx, dy = _SCROLL_VECTORS[action.direction or "down"]
+            box_w, box_h = _label_box(label, font)
+            lx = x1 - box_w / 2 if dx == 0 else (x1 + r if dx < 0 else x1 - r - box_w)
+            ly = y1 - box_h / 2 if dy == 0 else (y1 + r if dy < 0 else y1 - r - box_h)
+            parts.append(_svg_label(label, lx, ly, font, w, h, dim))
         else:
             label = _label_for(action)
             if not label:
@@ -183,8 +190,11 @@ def svg_overlay(actions: list[Action], size: tuple[int, int], statuses: list[str
             if number:
                 label = f"{number}. {label}"
             if kind in ("type", "key") and last_point is not None:
-                # Typed text goes where the last click put the focus.
-                parts.append(_svg_label(label, last_point[0] + 1.6 * r, last_point[1] + 1.6 * r, font, w, h, dim))
+                # Typed text goes where the last click put the focus; several stack downwards.
+                stacked = anchored.get(last_point, 0)
+                anchored[last_point] = stacked + 1
+                y_at = last_point[1] + 1.6 * r + stacked * 2.1 * font
+                parts.append(_svg_label(label, last_point[0] + 1.6 * r, y_at, font, w, h, dim))
             else:
                 labels_at_bottom.append((label, dim))
     # Actions without a place on screen: a stack of labels along the bottom edge.
@@ -237,10 +247,13 @@ def _svg_badge(number: str, r: float, font: float, color: str) -> str:
     )
 
 
+def _label_box(text: str, font: float) -> tuple[float, float]:
+    # SVG cannot measure text; estimate the box from the character count (monospace).
+    return 0.58 * font * len(text) + 1.2 * font, 1.7 * font
+
+
 def _svg_label(text: str, x: float, y: float, font: float, w: float, h: float, dim: str = "", anchor_bottom: bool = False) -> str:
-    # SVG cannot measure text; estimate the box from the character count.
-    box_w = 0.58 * font * len(text) + 1.2 * font
-    box_h = 1.7 * font
+    box_w, box_h = _label_box(text, font)
     x = min(max(2.0, x), max(2.0, w - box_w - 2))
     top = y - box_h if anchor_bottom else y
     top = min(max(2.0, top), max(2.0, h - box_h - 2))
