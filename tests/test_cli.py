@@ -154,6 +154,18 @@ def test_usage_errors_exit_2(argv, capsys):
     assert err.strip()  # says what is wrong
 
 
+def test_local_model_folder_that_does_not_load_exits_4(tmp_path, capsys):
+    # A folder given to --model without --api-base means the local engine; an empty folder cannot load.
+    code, _, err = run_cli(capsys, "ground", __file__, "x", "--model", str(tmp_path))
+    assert code == EXIT_USAGE  # not an image: checked before the model is loaded
+    image_path = tmp_path / "screen.png"
+    Image.new("RGB", (64, 64)).save(image_path)
+    empty = tmp_path / "empty-model"
+    empty.mkdir()
+    code, _, err = run_cli(capsys, "ground", str(image_path), "x", "--model", str(empty))
+    assert code == EXIT_POLICY and ("local" in err)
+
+
 def test_unknown_secret_is_a_usage_error(capsys, monkeypatch):
     monkeypatch.delenv("VLAGENT_SECRET_PIN", raising=False)
     monkeypatch.delenv("PIN", raising=False)
@@ -197,6 +209,17 @@ def test_run_dry_run_against_the_fake_server(virtual_display, tmp_path, capsys):
     outcomes = [o["status"] for s in steps if s["type"] == "step" for o in s["outcomes"]]
     assert outcomes == ["dry_run", "final"]
     assert "dry run" in err
+
+    # The recorded run replays (dry) on the same display, as a new run next to it.
+    code, out, err = run_cli(capsys, "replay", str(run_dir), "--dry-run", "--json")
+    assert code == EXIT_OK, err
+    replayed = json.loads(out)
+    assert replayed["status"] == "answered" and Path(replayed["run_dir"]).parent == tmp_path
+
+    # doctor sees the display and its monitor.
+    code, out, _ = run_cli(capsys, "doctor", "--json")
+    monitors = next(c for c in json.loads(out)["checks"] if c["name"] == "monitors")
+    assert monitors["status"] == "ok" and "800x600" in monitors["detail"]
 
 
 @pytest.mark.display

@@ -159,8 +159,8 @@ def make_policy(args: argparse.Namespace, secret_names: Sequence[str] = ()) -> A
     kwargs = {k: v for k, v in (("device", args.device), ("dtype", args.dtype)) if v}
     try:
         return LocalPolicy(str(path), **kwargs)
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise CliError(f"cannot load the local model from {path}: {exc}", EXIT_POLICY) from None
+    except Exception as exc:  # noqa: BLE001 - any load failure is reported the same way
+        raise CliError(f"cannot load the local model from {path}: {type(exc).__name__}: {exc}", EXIT_POLICY) from None
 
 
 def parse_env_spec(spec: str) -> tuple[str, str | None]:
@@ -282,7 +282,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     mode = " [cyan](dry run: nothing is executed)[/]" if args.dry_run else ""
     err.print(f"[bold]task:[/] {escape(args.task)}  [dim]policy {getattr(policy, 'name', '?')} · env {args.env}[/]{mode}")
     try:
-        result = agent.run(args.task)
+        # A spinner on a terminal while the model thinks; steps print above it.
+        waiting = err.status("working…") if err.is_terminal else contextlib.nullcontext()
+        with waiting:
+            result = agent.run(args.task)
     finally:
         env.close()
     if args.json:
