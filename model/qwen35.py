@@ -503,6 +503,19 @@ class Qwen35ForConditionalGeneration(nn.Module):
         cache.next_pos = position_ids.amax(dim=(0, 2)) + 1
         return self.norm(x)
 
+    def mtp_hidden(self, hidden: Tensor, next_tokens: Tensor, position_ids: Tensor, cache: Cache) -> Tensor:
+        """MTP over T positions: main final-norm hidden at t [B,T,H] + token t+1 [B,T] -> MTP
+        hidden [B,T,H] (its logits predict token t+2), appended to the MTP `cache`."""
+        if self.mtp is None:
+            raise RuntimeError("this checkpoint has no MTP head (no mtp.* tensors were loaded)")
+        B, T, _ = hidden.shape
+        cache.key_valid[:, cache.length : cache.length + T] = True
+        cos, sin = self.rotary(position_ids)
+        out = self.mtp(hidden, F.embedding(next_tokens, self.embed_tokens), cos, sin, cache,
+                       self.attention_mask(cache, T))
+        cache.length += T
+        return out
+
     @torch.inference_mode()
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, pixel_values: Tensor | None = None,
                 image_grid_thw: Tensor | None = None, pixel_values_videos: Tensor | None = None,
