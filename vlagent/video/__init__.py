@@ -21,12 +21,13 @@ __all__ = [
     "sample_frames",
     "ask",
     "VideoAnswer",
+    "VideoBackendError",
     "OpenAIVideoBackend",
     "LocalVideoBackend",
     "format_timestamp",
 ]
 
-_QA_NAMES = {"ask", "VideoAnswer", "OpenAIVideoBackend", "LocalVideoBackend", "format_timestamp"}
+_QA_NAMES = {"ask", "VideoAnswer", "VideoBackendError", "OpenAIVideoBackend", "LocalVideoBackend", "format_timestamp"}
 
 
 def __getattr__(name: str):

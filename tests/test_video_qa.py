@@ -1,0 +1,182 @@
+"""Video Q&A: the prompt each backend receives, the `ask` API and the `video-qa` CLI."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import video_fixtures as vf
+from fake_openai_server import FakeOpenAIServer
+from vlagent.video import sample_frames
+from vlagent.video.cli import main as cli_main
+from vlagent.video.qa import (
+    LocalVideoBackend,
+    OpenAIVideoBackend,
+    VideoBackendError,
+    ask,
+    build_local_messages,
+    format_timestamp,
+)
+
+SMALL = dict(max_pixels=160 * 128)
+TIME = re.compile(r"^<(\d+\.\d) seconds>$")
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory) -> vf.MadeVideo:
+    # 10 fps, keyframe every 10 frames: irregular frame times make wrong timestamps visible.
+    return vf.make_vfr_mp4(str(tmp_path_factory.mktemp("qa") / "clip.mp4"), width=96, height=64)
+
+
+def jpeg_index(url: str) -> int:
+    header, _, payload = url.partition(",")
+    assert header == "data:image/jpeg;base64"
+    image = Image.open(io.BytesIO(base64.b64decode(payload)))
+    assert image.format == "JPEG"
+    return vf.read_index(np.asarray(image.convert("RGB")))
+
+
+def test_format_timestamp_is_qwen_style():
+    assert format_timestamp(12.46) == "<12.5 seconds>"
+    assert format_timestamp(0) == "<0.0 seconds>"
+    assert format_timestamp(3600.04) == "<3600.0 seconds>"
+
+
+def test_api_request_has_each_timestamp_before_its_frame(video):
+    question = "What number is shown in the middle of the clip?"
+    with FakeOpenAIServer(["It shows 42."], require_tools=False) as server:
+        backend = OpenAIVideoBackend("fake-model", base_url=server.base_url, max_retries=0)
+        result = ask(video.path, question, backend=backend, num_frames=7, **SMALL)
+    assert not server.problems
+    assert result.answer == "It shows 42."
+    assert result.frames_used == 7 and len(result.timestamps) == 7
+    assert set(result.timings) == {"sample_s", "answer_s", "total_s"}
+    (request,) = server.requests
+    (message,) = request["messages"]
+    assert message["role"] == "user"
+    parts = message["content"]
+    assert len(parts) == 2 * 7 + 1
+    assert parts[-1] == {"type": "text", "text": question}
+    times = []
+    for i in range(7):
+        text, image = parts[2 * i], parts[2 * i + 1]
+        assert text["type"] == "text" and TIME.match(text["text"]), text
+        assert image["type"] == "image_url"
+        t = float(TIME.match(text["text"]).group(1))
+        times.append(t)
+        assert t == pytest.approx(result.timestamps[i], abs=0.051)
+        # The image after each time marker is the frame on screen at that time.
+        assert jpeg_index(image["image_url"]["url"]) == video.index_at(result.timestamps[i])
+    assert times == sorted(times) and len(set(times)) == 7
+
+
+def test_api_errors_become_backend_errors(video):
+    with FakeOpenAIServer([], status=401, require_tools=False) as server:
+        backend = OpenAIVideoBackend("fake-model", base_url=server.base_url, api_key_env="VLAGENT_TEST_KEY", max_retries=0)
+        with pytest.raises(VideoBackendError, match="VLAGENT_TEST_KEY"):
+            ask(video.path, "anything?", backend=backend, num_frames=2, **SMALL)
+    with FakeOpenAIServer([], fail_first=5, fail_status=500, require_tools=False) as server:
+        backend = OpenAIVideoBackend("fake-model", base_url=server.base_url, max_retries=0)
+        with pytest.raises(VideoBackendError, match="failed"):
+            ask(video.path, "anything?", backend=backend, num_frames=2, **SMALL)
+
+
+def test_ask_rejects_an_empty_question(video):
+    with pytest.raises(ValueError, match="question"):
+        ask(video.path, "  ", backend=OpenAIVideoBackend("m", base_url="http://127.0.0.1:9/v1"))
+
+
+# ---------------------------------------------------------------------------- CLI
+
+
+def test_cli_json_output(video, capsys):
+    with FakeOpenAIServer(["A counter."], require_tools=False) as server:
+        rc = cli_main([
+            "video-qa", video.path, "What is shown?", "--api-base", server.base_url, "--model", "fake-model",
+            "--num-frames", "4", "--max-pixels", str(160 * 128), "--json", "--start", "1", "--end", "5",
+        ])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    data = json.loads(out)
+    assert data["answer"] == "A counter."
+    assert data["frames_used"] == 4 and len(data["timestamps"]) == 4
+    assert all(0.9 <= t < 5 for t in data["timestamps"])
+    assert {"sample_s", "answer_s", "total_s"} <= set(data["timings"])
+    parts = server.requests[0]["messages"][0]["content"]
+    assert [p["text"] for p in parts[:-1:2]] == [format_timestamp(t) for t in data["timestamps"]]
+
+
+def test_cli_exit_codes(video, tmp_path, capsys):
+    assert cli_main(["video-qa", video.path, "Q?"]) == 2  # no model
+    assert cli_main(["video-qa", video.path, "Q?", "--model", "m", "--fps", "1", "--num-frames", "3"]) == 2
+    missing = str(tmp_path / "missing.mp4")
+    assert cli_main(["video-qa", missing, "Q?", "--api-base", "http://127.0.0.1:9/v1", "--model", "m"]) == 3
+    assert cli_main(["video-qa", video.path, "Q?", "--api-base", "http://127.0.0.1:9/v1", "--model", "m", "--start", "999"]) == 3
+    with FakeOpenAIServer([], status=404, require_tools=False) as server:
+        rc = cli_main(["video-qa", video.path, "Q?", "--api-base", server.base_url, "--model", "fake-model", "--num-frames", "2"])
+    assert rc == 4
+    err = capsys.readouterr().err
+    assert "not found" in err and "backend error" in err
+
+
+def test_register_adds_the_subcommand():
+    import argparse
+
+    from vlagent.video.cli import register, run_video_qa
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command")
+    register(sub)
+    args = parser.parse_args(["video-qa", "v.mp4", "what?", "--mode", "keyframe", "--max-frames", "64", "--json"])
+    assert args.func is run_video_qa and args.mode == "keyframe" and args.max_frames == 64 and args.json
+
+
+# ---------------------------------------------------------------------------- local engine
+
+
+def _processor_or_skip():
+    try:
+        from vlagent.model.processor import Processor  # noqa: F401
+    except ImportError as exc:
+        pytest.skip(f"vlagent.model.processor is not available yet: {exc}")
+    try:
+        from tiny_checkpoints import tiny_checkpoint
+    except ImportError as exc:
+        pytest.skip(f"tests/tiny_checkpoints.py is not available: {exc}")
+    return Processor.from_pretrained(tiny_checkpoint("dense")), tiny_checkpoint("dense")
+
+
+def test_local_prompt_puts_each_temporal_patch_after_its_timestamp(video):
+    processor, path = _processor_or_skip()
+    sample = sample_frames(video.path, num_frames=7, **SMALL)
+    backend = LocalVideoBackend(path, processor=processor)
+    inputs = backend.prompt_inputs(sample, "What happens?")
+    text = processor.decode(inputs["input_ids"][0], skip_special_tokens=False)
+    found = re.findall(r"<(\d+\.\d) seconds><\|vision_start\|>((?:<\|video_pad\|>)+)<\|vision_end\|>", text)
+    patches = math.ceil(len(sample) / 2)
+    assert len(found) == patches
+    ts = list(sample.timestamps) + [sample.timestamps[-1]]  # odd count: last frame repeated
+    expected = [f"{(ts[2 * i] + ts[2 * i + 1]) / 2:.1f}" for i in range(patches)]
+    assert [t for t, _ in found] == expected
+    grid = inputs["video_grid_thw"][0].tolist()
+    assert grid[0] == patches
+    assert all(len(pads) // len("<|video_pad|>") == grid[1] * grid[2] // 4 for _, pads in found)
+    assert text.index("What happens?") > text.rindex("<|vision_end|>")
+    messages = build_local_messages(sample, "What happens?")
+    assert messages[0]["content"][0]["timestamps"] == sample.timestamps
+
+
+def test_local_backend_answers_with_the_tiny_engine(video):
+    processor, path = _processor_or_skip()
+    pytest.importorskip("vlagent.model.generate")
+    backend = LocalVideoBackend(path, processor=processor, max_new_tokens=3)
+    result = ask(video.path, "What happens?", backend=backend, num_frames=4, max_pixels=64 * 64)
+    assert isinstance(result.answer, str)
+    assert result.frames_used == 4
