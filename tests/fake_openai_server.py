@@ -285,4 +285,13 @@ def tool_call(action: str, tool: str = "computer_use", **arguments: Any) -> str:
     return f"<tool_call>\n{json.dumps(payload, ensure_ascii=False)}\n</tool_call>"
 
 
-__all__ = ["FakeOpenAIServer", "tool_call"]
+def tool_call_xml(action: str, tool: str = "computer_use", **arguments: Any) -> str:
+    """The same call in Qwen3.5's XML layout."""
+    params = "".join(
+        f"<parameter={key}>\n{value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)}\n</parameter>\n"
+        for key, value in {"action": action, **arguments}.items()
+    )
+    return f"<tool_call>\n<function={tool}>\n{params}</function>\n</tool_call>"
+
+
+__all__ = ["FakeOpenAIServer", "tool_call", "tool_call_xml"]

@@ -7,7 +7,7 @@ import json
 import pytest
 from PIL import Image, ImageDraw
 
-from fake_openai_server import FakeOpenAIServer, tool_call
+from fake_openai_server import FakeOpenAIServer, tool_call, tool_call_xml
 from vlagent.actions import Action, ActionParseError
 from vlagent.environments.base import BaseEnvironment, Observation
 from vlagent.images import smart_resize
@@ -33,7 +33,7 @@ def make_policy(server: FakeOpenAIServer, **kwargs) -> OpenAIPolicy:
 
 
 def test_request_carries_tool_prompt_resized_image_and_history():
-    reply = "I click the blue button.\n" + tool_call("left_click", coordinate=[500, 250])
+    reply = "I click the blue button.\n" + tool_call_xml("left_click", coordinate=[500, 250])
     with FakeOpenAIServer([reply]) as server:
         policy = make_policy(server, max_pixels=640 * 480)
         earlier = [
@@ -57,6 +57,7 @@ def test_request_carries_tool_prompt_resized_image_and_history():
     assert tool["function"]["name"] == "computer_use"
     assert "0-1000" in tool["function"]["description"]
     assert "left_click" in tool["function"]["parameters"]["properties"]["action"]["enum"]
+    assert "<function=example_function_name>" in system["content"]  # Qwen3.5's call layout by default
 
     # Both screenshots (history step 1 and the current one) arrive at the smart-resized size.
     expected = smart_resize(1366, 768, max_pixels=640 * 480)
@@ -82,6 +83,7 @@ def test_mobile_platform_uses_mobile_tool_and_pixels_format_scales_by_sent_size(
     assert server.image_sizes[0] == [sent]
     system = server.requests[0]["messages"][0]["content"]
     assert '"name": "mobile_use"' in system and f"{sent[0]}x{sent[1]}" in system
+    assert '{"name": <function-name>, "arguments"' in system  # JSON calls for the Qwen2.5-VL-style format
     (action,) = decision.actions
     assert action.kind == "click"
     assert action.point == pytest.approx((0.5, 0.25), abs=1 / sent[1])
@@ -178,7 +180,7 @@ def test_agent_run_sends_first_step_history_in_second_request(tmp_path):
     from vlagent.agent import Agent
 
     replies = [
-        "Clicking the field.\n" + tool_call("left_click", coordinate=[200, 300]),
+        "Clicking the field.\n" + tool_call_xml("left_click", coordinate=[200, 300]),
         "Typing the name.\n" + tool_call("type", text="alice"),
         tool_call("answer", text="done typing"),
     ]
@@ -192,7 +194,7 @@ def test_agent_run_sends_first_step_history_in_second_request(tmp_path):
     assert len(server.requests) == 3
     second = "\n".join(server.texts(server.requests[1]))
     assert "Clicking the field." in json.dumps(server.requests[1]) or "Clicking the field." in second
-    assert any('"left_click"' in m["content"] for m in server.requests[1]["messages"] if m["role"] == "assistant")
+    assert any("<parameter=action>\nleft_click" in m["content"] for m in server.requests[1]["messages"] if m["role"] == "assistant")
     # history_images=1: the third request carries the current screenshot and one earlier one.
     assert len(server.image_sizes[2]) == 2
     third = "\n".join(server.texts(server.requests[2]))

@@ -76,8 +76,14 @@ def test_platform_names():
 
 
 def test_system_prompt_declares_one_tool_with_the_relative_scale():
-    prompt = system_prompt("desktop")
-    assert "# Tools" in prompt and "<tool_call>" in prompt and '"arguments"' in prompt
+    prompt = system_prompt("desktop")  # Qwen3.5 layout: tools first, XML-style calls
+    assert prompt.startswith("# Tools") and "<function=example_function_name>" in prompt
+    assert prompt.rstrip().endswith("Several tool calls in one reply run in order.")
+    json_style = system_prompt("desktop", tool_style="json")  # Qwen3-VL layout: instructions first
+    assert json_style.startswith("You are a GUI agent") and '{"name": <function-name>, "arguments"' in json_style
+    assert tools_in(json_style) == tools_in(prompt)
+    with pytest.raises(ValueError, match="style"):
+        system_prompt("desktop", tool_style="yaml")
     (tool,) = tools_in(prompt)
     fn = tool["function"]
     assert fn["name"] == "computer_use"

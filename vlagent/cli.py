@@ -109,6 +109,12 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         choices=["qwen", "qwen-pixels", "uitars", "json", "auto"],
         help="how the model writes actions (default qwen: 0-1000 relative coordinates)",
     )
+    group.add_argument(
+        "--tool-style",
+        default=None,
+        choices=["xml", "json"],
+        help="tool-call layout asked for in the prompt: xml (Qwen3.5) or json (Qwen3-VL, Qwen2.5-VL)",
+    )
     group.add_argument("--max-pixels", type=int, default=None, help="largest screenshot area sent to the model")
     group.add_argument("--device", default=None, help="local engine device (cuda, cpu, ...)")
     group.add_argument("--dtype", default=None, help="local engine dtype (bfloat16, float32, ...)")
@@ -134,6 +140,7 @@ def make_policy(args: argparse.Namespace, secret_names: Sequence[str] = ()) -> A
                 base_url=args.api_base,
                 api_key_env=args.api_key_env,
                 fmt=args.reply_format,
+                tool_style=args.tool_style,
                 secret_names=secret_names,
                 **kwargs,
             )

@@ -3,13 +3,27 @@
 The model is told about one tool, `computer_use` (desktop) or `mobile_use`
 (Android), as a JSON function schema inside the system prompt, in the
 `# Tools ... <tools>...</tools> ... <tool_call>` layout that Qwen's chat
-template renders for function calling. It answers with
+templates render for function calling. Two call styles exist: Qwen3.5's
+template asks for (tool_style="xml", the default)
+
+    <tool_call>
+    <function=computer_use>
+    <parameter=action>
+    left_click
+    </parameter>
+    <parameter=coordinate>
+    [412, 200]
+    </parameter>
+    </function>
+    </tool_call>
+
+and Qwen3-VL's / Qwen2.5-VL's (tool_style="json") for
 
     <tool_call>
     {"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [412, 200]}}
     </tool_call>
 
-which `vlagent.actions.parse_actions(fmt="qwen")` turns into `Action`s.
+`vlagent.actions.parse_actions(fmt="qwen")` reads both.
 Coordinates are on a 0–1000 scale relative to the screenshot (Qwen3-VL's
 convention) unless `coordinates="pixels"` asks for pixels of the image the
 model sees.
@@ -45,6 +59,8 @@ from vlagent.policy.base import HistoryItem
 RELATIVE_SCALE = 1000
 PLATFORMS = ("desktop", "mobile")
 COORDINATE_MODES = ("relative", "pixels")
+# "xml": Qwen3.5's chat template; "json": Qwen3-VL's and Qwen2.5-VL's.
+TOOL_STYLES = ("xml", "json")
 
 COMPUTER_USE_ACTIONS: tuple[str, ...] = (
     "key",
@@ -260,33 +276,82 @@ def mobile_use_tool(*, coordinates: str = "relative", image_size: tuple[int, int
     }
 
 
+def tool_name(platform: str) -> str:
+    return "mobile_use" if normalize_platform(platform) == "mobile" else "computer_use"
+
+
 def tool_for(platform: str, *, coordinates: str = "relative", image_size: tuple[int, int] | None = None) -> dict:
     if normalize_platform(platform) == "mobile":
         return mobile_use_tool(coordinates=coordinates, image_size=image_size)
     return computer_use_tool(coordinates=coordinates, image_size=image_size)
 
 
-def render_tools_block(tools: Iterable[dict[str, Any]]) -> str:
-    """The `# Tools` section exactly as Qwen's chat template lays it out."""
-    lines = [
-        "# Tools",
-        "",
-        "You may call one or more functions to assist with the user query.",
-        "",
-        "You are provided with function signatures within <tools></tools> XML tags:",
-        "<tools>",
-    ]
-    lines += [json.dumps(tool, ensure_ascii=False) for tool in tools]
-    lines += [
-        "</tools>",
-        "",
-        "For each function call, return a json object with function name and arguments within "
-        "<tool_call></tool_call> XML tags:",
-        "<tool_call>",
-        '{"name": <function-name>, "arguments": <args-json-object>}',
-        "</tool_call>",
-    ]
-    return "\n".join(lines)
+def render_tools_block(tools: Iterable[dict[str, Any]], *, style: str = "xml") -> str:
+    """The `# Tools` section laid out as Qwen's chat templates render it.
+
+    style "xml": Qwen3.5's template (calls as <function=NAME><parameter=KEY>
+    blocks inside <tool_call>); style "json": Qwen3-VL's / Qwen2.5-VL's
+    (calls as {"name": ..., "arguments": {...}} inside <tool_call>).
+    """
+    tool_lines = [json.dumps(tool, ensure_ascii=False) for tool in tools]
+    if style == "xml":
+        return "\n".join(
+            [
+                "# Tools",
+                "",
+                "You have access to the following functions:",
+                "",
+                "<tools>",
+                *tool_lines,
+                "</tools>",
+                "",
+                "If you choose to call a function ONLY reply in the following format with NO suffix:",
+                "",
+                "<tool_call>",
+                "<function=example_function_name>",
+                "<parameter=example_parameter_1>",
+                "value_1",
+                "</parameter>",
+                "<parameter=example_parameter_2>",
+                "This is the value for the second parameter",
+                "that can span",
+                "multiple lines",
+                "</parameter>",
+                "</function>",
+                "</tool_call>",
+                "",
+                "<IMPORTANT>",
+                "Reminder:",
+                "- Function calls MUST follow the specified format: an inner <function=...></function> block "
+                "must be nested within <tool_call></tool_call> XML tags",
+                "- Required parameters MUST be specified",
+                "- You may provide optional reasoning for your function call in natural language BEFORE the "
+                "function call, but NOT after",
+                "- If there is no function call available, answer the question like normal with your current "
+                "knowledge and do not tell the user about function calls",
+                "</IMPORTANT>",
+            ]
+        )
+    if style == "json":
+        return "\n".join(
+            [
+                "# Tools",
+                "",
+                "You may call one or more functions to assist with the user query.",
+                "",
+                "You are provided with function signatures within <tools></tools> XML tags:",
+                "<tools>",
+                *tool_lines,
+                "</tools>",
+                "",
+                "For each function call, return a json object with function name and arguments within "
+                "<tool_call></tool_call> XML tags:",
+                "<tool_call>",
+                '{"name": <function-name>, "arguments": <args-json-object>}',
+                "</tool_call>",
+            ]
+        )
+    raise ValueError(f"unknown tool-call style {style!r}; expected one of {TOOL_STYLES}")
 
 
 def system_prompt(
@@ -295,22 +360,30 @@ def system_prompt(
     coordinates: str = "relative",
     image_size: tuple[int, int] | None = None,
     secret_names: Sequence[str] = (),
+    tool_style: str = "xml",
 ) -> str:
-    """The system message: the agent's role, how to answer, and the tool."""
+    """The system message: the agent's role, how to answer, and the tool.
+
+    Laid out as the model's own chat template would render a system message
+    plus `tools`: Qwen3.5 ("xml") puts the tools first, Qwen3-VL ("json")
+    after the instructions.
+    """
     device = "computer" if normalize_platform(platform) == "desktop" else "phone"
     intro = [
         f"You are a GUI agent operating a {device} to complete the user's task. "
         "Each turn you get the current screenshot; decide the next step.",
         "First state in one or two short sentences what you see and what you will do next, "
-        "then call the tool. Several tool calls in one reply run in order.",
+        f"then call the `{tool_name(platform)}` tool. Several tool calls in one reply run in order.",
     ]
     if secret_names:
         names = ", ".join("{{" + name + "}}" for name in secret_names)
         intro.append(
             f"Secret values are never shown to you. To type one, type its placeholder exactly as written: {names}."
         )
-    tool = tool_for(platform, coordinates=coordinates, image_size=image_size)
-    return "\n".join(intro) + "\n\n" + render_tools_block([tool])
+    tools = render_tools_block([tool_for(platform, coordinates=coordinates, image_size=image_size)], style=tool_style)
+    if tool_style == "xml":
+        return tools + "\n\n" + "\n".join(intro)
+    return "\n".join(intro) + "\n\n" + tools
 
 
 # --------------------------------------------------------------------------- replies
@@ -374,6 +447,7 @@ def build_conversation(
     coordinates: str = "relative",
     image_size: tuple[int, int] | None = None,
     secret_names: Sequence[str] = (),
+    tool_style: str = "xml",
 ) -> list[dict[str, Any]]:
     """The conversation for one step, images kept as PIL.
 
@@ -394,7 +468,13 @@ def build_conversation(
             "role": "system",
             "content": [
                 _text(
-                    system_prompt(platform, coordinates=coordinates, image_size=image_size, secret_names=secret_names)
+                    system_prompt(
+                        platform,
+                        coordinates=coordinates,
+                        image_size=image_size,
+                        secret_names=secret_names,
+                        tool_style=tool_style,
+                    )
                 )
             ],
         }
@@ -469,6 +549,7 @@ def build_messages(
     image_size: tuple[int, int] | None = None,
     coordinates: str = "relative",
     secret_names: Sequence[str] = (),
+    tool_style: str = "xml",
     min_pixels: int = DEFAULT_MIN_PIXELS,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     factor: int = QWEN_FACTOR,
@@ -490,6 +571,7 @@ def build_messages(
         coordinates=coordinates,
         image_size=image_size,
         secret_names=secret_names,
+        tool_style=tool_style,
     )
     return to_openai_messages(conversation, prepare_image=prepare, image_format=image_format)
 
@@ -504,6 +586,8 @@ __all__ = [
     "computer_use_tool",
     "mobile_use_tool",
     "tool_for",
+    "TOOL_STYLES",
+    "tool_name",
     "render_tools_block",
     "system_prompt",
     "tool_call_blocks",

@@ -27,7 +27,7 @@ from vlagent.policy.errors import (
     ModelNotFoundError,
     PolicyError,
 )
-from vlagent.prompts import build_messages, platform_of, split_reply
+from vlagent.prompts import TOOL_STYLES, build_messages, platform_of, split_reply
 
 FORMATS = ("qwen", "qwen-pixels", "uitars", "json", "auto")
 # Formats whose coordinates are pixels of the image the model saw.
@@ -63,6 +63,9 @@ class OpenAIPolicy:
     Qwen2.5-VL based) within [min_pixels, max_pixels]. For pixel formats the
     server must not resize again: keep max_pixels within the server's limit,
     then its own smart resize leaves the image as sent.
+    `tool_style` is how the system prompt asks for calls: "xml" (Qwen3.5's
+    chat template, the default) or "json" (Qwen3-VL / Qwen2.5-VL; the
+    default for the pixel formats); the parser reads both.
     `secret_names` lists the `{{name}}` placeholders the model may type (the
     agent may also pass them per step in `observation.info["secret_names"]`).
     `sleep` is injectable so tests need not wait for real backoff.
@@ -86,6 +89,7 @@ class OpenAIPolicy:
         backoff_s: float = 1.0,
         fmt: str = "qwen",
         factor: int | None = None,
+        tool_style: str | None = None,
         image_format: str = "png",
         secret_names: Sequence[str] = (),
         extra_body: dict[str, Any] | None = None,
@@ -97,6 +101,10 @@ class OpenAIPolicy:
             raise ValueError(f"unknown reply format {fmt!r}; expected one of {FORMATS}")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        # Qwen3.5's template asks for XML-style calls; the pixel formats' models (Qwen2.5-VL based) for JSON.
+        self.tool_style = tool_style or ("json" if fmt in PIXEL_FORMATS else "xml")
+        if self.tool_style not in TOOL_STYLES:
+            raise ValueError(f"unknown tool_style {tool_style!r}; expected one of {TOOL_STYLES}")
         self.factor = factor or (QWEN25_FACTOR if fmt in PIXEL_FORMATS else QWEN_FACTOR)
         # Validate the pixel limits once, here, not on the first screenshot.
         smart_resize(1024, 768, factor=self.factor, min_pixels=min_pixels, max_pixels=max_pixels)
@@ -152,6 +160,7 @@ class OpenAIPolicy:
             image_size=sent_size,
             coordinates="pixels" if pixels else "relative",
             secret_names=secret_names,
+            tool_style=self.tool_style,
             min_pixels=self.min_pixels,
             max_pixels=self.max_pixels,
             factor=self.factor,
