@@ -237,3 +237,11 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
     assert state["text"] == DEMO_TEXT and state["checkbox"] is True and state["drag"]["result"] == "target"
     assert Path(result["report"]).is_file() and Path(result["report"]).parent == out_dir
     assert "virtual display" in err
+
+
+def test_video_qa_plugin_is_registered(capsys):
+    pytest.importorskip("vlagent.video.cli")
+    code, out, _ = run_cli(capsys, "video-qa", "--help")
+    assert code == EXIT_OK and "question" in out
+    code, out, _ = run_cli(capsys, "--help")
+    assert "video-qa" in out

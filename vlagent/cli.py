@@ -32,7 +32,8 @@ exit codes:
   0    done: the task was completed or answered (doctor: no check failed)
   1    the run ended without success (failure reported, step or time limit, repeated errors)
   2    usage error (bad arguments, missing file, unknown secret)
-  3    environment unavailable (no display, no device, missing desktop/android packages)
+  3    environment unavailable (no display, no device, missing desktop/android packages;
+       video-qa: the video cannot be read)
   4    policy or backend error (server unreachable, bad credentials, unknown model,
        unparseable model output in `ground`, local engine unavailable)
   130  interrupted (Ctrl+C)
@@ -576,6 +577,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands defined here print --json output through _print_json (plugins print their own).
+_OWN_COMMANDS = frozenset({cmd_run, cmd_ground, cmd_report, cmd_replay, cmd_doctor, cmd_demo})
+
+
 def _register_plugins(sub: Any) -> None:
     """Subcommands from optional parts (video-qa), when they are importable."""
     try:
@@ -596,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     global _json_out
     try:
-        if getattr(args, "json", False):
+        if getattr(args, "json", False) and args.func in _OWN_COMMANDS:
             _json_out = sys.stdout
             with contextlib.redirect_stdout(sys.stderr):
                 code = args.func(args)
