@@ -1,0 +1,162 @@
+"""Causal conv1d, RMSNorms, rotary / M-RoPE: references == transformers, Triton (interpreter) == references."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from kernel_testing import assert_close, needs_interpreter
+from vlagent import kernels
+
+hf = pytest.importorskip("transformers.models.qwen3_5.modeling_qwen3_5")
+from transformers import Qwen3_5TextConfig  # noqa: E402
+
+
+def _randn(*shape, dtype=torch.float32, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed)).to(dtype)
+
+
+# ---------------------------------------------------------------- conv1d
+
+def _hf_conv(x, w, bias, initial_state=None):
+    xt = x.transpose(1, 2)
+    if initial_state is not None:  # HF prepends the cached history, then drops its outputs
+        xt = torch.cat([initial_state, xt], dim=-1)
+    y = hf.causal_conv1d_fn(xt, w, bias, activation="silu").transpose(1, 2)
+    return y[:, -x.shape[1]:]
+
+
+@pytest.mark.parametrize("T", [1, 3, 37])
+@pytest.mark.parametrize("with_state", [False, True])
+def test_causal_conv1d_reference_matches_transformers(T, with_state):
+    B, D, W = 2, 24, 4
+    x, w, bias = _randn(B, T, D), _randn(D, W, seed=1), _randn(D, seed=2)
+    h0 = _randn(B, D, W - 1, seed=3) if with_state else None
+    y, state = kernels.causal_conv1d(x, w, bias, initial_state=h0)
+    assert_close(y, _hf_conv(x, w, bias, h0))
+    history = torch.cat([h0 if with_state else torch.zeros(B, D, W - 1), x.transpose(1, 2)], dim=-1)
+    assert torch.equal(state, history[:, :, -(W - 1):])
+
+
+def test_causal_conv1d_update_steps_equal_prefill():
+    B, T, D, W = 2, 6, 16, 4
+    x, w, bias = _randn(B, T, D), _randn(D, W, seed=1), _randn(D, seed=2)
+    y_full, state_full = kernels.causal_conv1d(x, w, bias)
+    state = torch.zeros(B, D, W - 1)
+    hf_state = torch.zeros(B, D, W - 1)
+    for t in range(T):
+        y_t = kernels.causal_conv1d_update(x[:, t], state, w, bias)
+        y_hf = hf.causal_conv1d_update(x[:, t, :, None], hf_state, w, bias, activation="silu")[..., 0]
+        assert_close(y_t, y_full[:, t])
+        assert_close(y_t, y_hf)
+    assert torch.equal(state, state_full)
+    with pytest.raises(ValueError, match="conv_state"):
+        kernels.causal_conv1d_update(x[:, 0], torch.zeros(B, D, W), w)
+
+
+@needs_interpreter("conv1d")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("T,with_state,with_bias", [(1, True, True), (2, False, False), (45, True, False)])
+def test_triton_causal_conv1d_matches_reference(dtype, T, with_state, with_bias):
+    B, D, W = 2, 80, 4
+    x, w = _randn(B, T, D, dtype=dtype), _randn(D, W, dtype=dtype, seed=1)
+    bias = _randn(D, dtype=dtype, seed=2) if with_bias else None
+    h0 = _randn(B, D, W - 1, dtype=dtype, seed=3) if with_state else None
+    y, s = kernels.causal_conv1d(x, w, bias, initial_state=h0, backend="triton")
+    y_ref, s_ref = kernels.causal_conv1d(x, w, bias, initial_state=h0, backend="torch")
+    assert y.dtype == dtype
+    assert_close(y, y_ref, dtype)
+    assert torch.equal(s, s_ref)
+    state, state_ref = (h0 if with_state else torch.zeros(B, D, W - 1, dtype=dtype)).clone(), None
+    state_ref = state.clone()
+    for t in range(min(T, 3)):
+        y_t = kernels.causal_conv1d_update(x[:, t], state, w, bias, backend="triton")
+        y_t_ref = kernels.causal_conv1d_update(x[:, t], state_ref, w, bias, backend="torch")
+        assert_close(y_t, y_t_ref, dtype)
+        assert torch.equal(state, state_ref)
+
+
+# ---------------------------------------------------------------- norms
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_norm_references_match_transformers_exactly(dtype):
+    x, z = _randn(3, 5, 64, dtype=dtype), _randn(3, 5, 64, dtype=dtype, seed=1)
+    norm = hf.Qwen3_5RMSNorm(64, eps=1e-6)
+    gated = hf.Qwen3_5RMSNormGated(64, eps=1e-6)
+    with torch.no_grad():
+        norm.weight.copy_(_randn(64, seed=2))
+        gated.weight.copy_(_randn(64, seed=3))
+    norm, gated = norm.to(dtype), gated.to(dtype)
+    with torch.no_grad():
+        assert torch.equal(kernels.rms_norm(x, norm.weight), norm(x))
+        assert torch.equal(kernels.gated_rms_norm(x, z, gated.weight), gated(x, z))
+        # fp32 weight with bf16 activations: the product is promoted, as in HF
+        gated32 = hf.Qwen3_5RMSNormGated(64)
+        gated32.weight.copy_(_randn(64, seed=4))
+        assert torch.equal(kernels.gated_rms_norm(x, z, gated32.weight), gated32(x, z))
+
+
+@needs_interpreter("norm")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(1, 16), (3, 7, 100), (33, 256)])
+def test_triton_norms_match_reference(dtype, shape):
+    x, z = _randn(*shape, dtype=dtype), _randn(*shape, dtype=dtype, seed=1)
+    w = _randn(shape[-1], dtype=dtype, seed=2)
+    for zero_centered in (True, False):
+        y = kernels.rms_norm(x, w, zero_centered=zero_centered, backend="triton")
+        assert y.dtype == dtype and y.shape == x.shape
+        assert_close(y, kernels.rms_norm(x, w, zero_centered=zero_centered, backend="torch"), dtype)
+    for weight in (w, w.float()):
+        y = kernels.gated_rms_norm(x, z, weight, backend="triton")
+        assert_close(y, kernels.gated_rms_norm(x, z, weight, backend="torch"), dtype)
+
+
+# ---------------------------------------------------------------- rotary
+
+def _hf_rope(head_dim=32, partial=0.5, section=(4, 2, 2)):
+    config = Qwen3_5TextConfig(head_dim=head_dim, hidden_size=64, num_attention_heads=2,
+                               rope_parameters={"rope_type": "default", "rope_theta": 10000.0,
+                                                "partial_rotary_factor": partial, "mrope_section": list(section)})
+    return hf.Qwen3_5TextRotaryEmbedding(config)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_mrope_cos_sin_and_rotary_match_transformers(dtype):
+    rope = _hf_rope()
+    B, T = 2, 9
+    pos = torch.randint(0, 40, (3, B, T), generator=torch.Generator().manual_seed(0))
+    x = torch.zeros(1, dtype=dtype)
+    cos_hf, sin_hf = rope(x, pos)
+    cos, sin = kernels.mrope_cos_sin(pos, rope.inv_freq, rope.mrope_section, dtype=dtype)
+    assert torch.equal(cos, cos_hf) and torch.equal(sin, sin_hf)
+    # text-only positions ([B,T] or equal rows) reduce to plain 1-D RoPE
+    c1, _ = kernels.mrope_cos_sin(pos[0], rope.inv_freq, rope.mrope_section)
+    assert_close(c1[..., :8], (pos[0, ..., None].float() * rope.inv_freq).cos())
+    q, k = _randn(B, T, 4, 32, dtype=dtype), _randn(B, T, 2, 32, dtype=dtype, seed=1)
+    q_hf, k_hf = hf.apply_rotary_pos_emb(q, k, cos_hf, sin_hf, unsqueeze_dim=2)
+    q_out, k_out = kernels.apply_rotary(q, k, cos, sin)
+    assert torch.equal(q_out, q_hf) and torch.equal(k_out, k_hf)
+
+
+@needs_interpreter("rotary")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("D,R", [(32, 32), (32, 16), (24, 8)])
+def test_triton_rotary_matches_reference(dtype, D, R):
+    B, T = 2, 5
+    q, k = _randn(B, T, 3, D, dtype=dtype), _randn(B, T, 1, D, dtype=dtype, seed=1)
+    pos = torch.arange(T).expand(3, B, T)
+    inv_freq = 1.0 / (10000 ** (torch.arange(0, R, 2).float() / R))
+    half = R // 2
+    cos, sin = kernels.mrope_cos_sin(pos, inv_freq, [half - 2 * (half // 3), half // 3, half // 3], dtype=dtype)
+    q_t, k_t = kernels.apply_rotary(q, k, cos, sin, backend="triton")
+    q_r, k_r = kernels.apply_rotary(q, k, cos, sin, backend="torch")
+    assert_close(q_t, q_r, dtype)
+    assert_close(k_t, k_r, dtype)
+    assert torch.equal(q_t[..., R:], q[..., R:])
+
+
+def test_rotary_bad_inputs():
+    q = torch.zeros(1, 2, 2, 8)
+    with pytest.raises(ValueError, match="rotary dim"):
+        kernels.apply_rotary(q, q, torch.zeros(1, 2, 10), torch.zeros(1, 2, 10))
+    with pytest.raises(ValueError, match="mrope_section"):
+        kernels.mrope_cos_sin(torch.zeros(3, 1, 2), torch.ones(4), [1, 1, 1])

@@ -1,0 +1,192 @@
+"""Gated delta rule: naive recurrence == transformers == chunked reference == Triton (interpreter)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kernel_testing import assert_close, gdn_inputs, needs_interpreter
+from vlagent import kernels
+from vlagent.kernels.gated_delta_rule.naive import naive_recurrent_gated_delta_rule
+from vlagent.kernels.gated_delta_rule.reference import chunk_gated_delta_rule_torch
+
+hf = pytest.importorskip("transformers.models.qwen3_5.modeling_qwen3_5")
+
+
+def _expand(x, groups):
+    return x.repeat_interleave(groups, dim=2)
+
+
+def _packed(tensors):
+    """[B, T, ...] -> [1, B*T, ...] (used with explicit cu_seqlens)."""
+    return [t.reshape(1, -1, *t.shape[2:]) for t in tensors]
+
+
+# ---------------------------------------------------------------- references agree with each other and HF
+
+@pytest.mark.parametrize("T", [1, 63, 64, 130])
+@pytest.mark.parametrize("groups", [1, 2])
+def test_chunk_reference_matches_naive_and_transformers(T, groups):
+    q, k, v, g, beta, h0 = gdn_inputs(2, T, 2, 2 * groups, 16, 24, with_state=True, seed=T)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    o_naive, s_naive = naive_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
+    o_ref, s_ref = chunk_gated_delta_rule_torch(q, k, v, g, beta, **kw)
+    assert_close(o_ref, o_naive)
+    assert_close(s_ref, s_naive)
+    # transformers expects q/k already expanded to the value heads only for its own grouping; it repeats itself
+    o_hf, s_hf = hf.torch_chunk_gated_delta_rule(q, k, v, g, beta, **kw)
+    assert_close(o_ref, o_hf)
+    assert_close(s_ref, s_hf)
+    o_hf_rec, s_hf_rec = hf.torch_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
+    assert_close(o_naive, o_hf_rec)
+    assert_close(s_naive, s_hf_rec)
+
+
+def test_naive_recurrence_is_the_definition():
+    """One explicit step, written out for a single head, equals the naive function."""
+    q, k, v, g, beta, h0 = gdn_inputs(1, 1, 1, 1, 16, 16, with_state=True, seed=3)
+    scale = 0.3
+    o, s = naive_recurrent_gated_delta_rule(q, k, v, g, beta, scale=scale, initial_state=h0, output_final_state=True)
+    S = h0[0, 0] * g[0, 0, 0].exp()
+    kt, vt, qt = k[0, 0, 0], v[0, 0, 0], q[0, 0, 0]
+    S = S + torch.outer(kt, beta[0, 0, 0] * (vt - S.T @ kt))
+    assert_close(s[0, 0], S)
+    assert_close(o[0, 0, 0], S.T @ (qt * scale))
+
+
+def test_cu_seqlens_equals_separate_sequences():
+    lengths = [5, 1, 70, 64]
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
+    q, k, v, g, beta, h0 = gdn_inputs(1, sum(lengths), 2, 4, 16, 16, with_state=True, N=len(lengths), seed=7)
+    kw = dict(output_final_state=True, use_qk_l2norm_in_kernel=True)
+    o, s = chunk_gated_delta_rule_torch(q, k, v, g, beta, initial_state=h0, cu_seqlens=cu, **kw)
+    for i, (a, b) in enumerate(zip(cu[:-1].tolist(), cu[1:].tolist())):
+        piece = [t[:, a:b] for t in (q, k, v, g, beta)]
+        o_i, s_i = naive_recurrent_gated_delta_rule(*piece, initial_state=h0[i : i + 1], **kw)
+        assert_close(o[:, a:b], o_i)
+        assert_close(s[i : i + 1], s_i)
+
+
+def test_public_api_picks_torch_on_cpu_and_fused_recurrent_matches_chunk():
+    q, k, v, g, beta, h0 = gdn_inputs(2, 40, 2, 4, 16, 32, with_state=True)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True, scale=0.2)
+    o1, s1 = kernels.chunk_gated_delta_rule(q, k, v, g, beta, **kw)
+    o2, s2 = kernels.fused_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
+    assert_close(o1, o2)
+    assert_close(s1, s2)
+    o3, s3 = kernels.chunk_gated_delta_rule(q, k, v, g, beta, use_qk_l2norm_in_kernel=True, scale=0.2)
+    assert s3 is None and o3.shape == v.shape
+
+
+def test_decode_step_torch_matches_hf_gating_and_recurrence():
+    B, H, HV, K, V = 3, 2, 4, 16, 16
+    gen = torch.Generator().manual_seed(1)
+    q, k = torch.randn(B, H, K, generator=gen), torch.randn(B, H, K, generator=gen)
+    v = torch.randn(B, HV, V, generator=gen)
+    a, b = torch.randn(B, HV, generator=gen), torch.randn(B, HV, generator=gen)
+    A_log, dt_bias = torch.randn(HV, generator=gen), torch.randn(HV, generator=gen)
+    state = torch.randn(B, HV, K, V, generator=gen)
+    g = -A_log.float().exp() * F.softplus(a.float() + dt_bias)
+    beta = b.sigmoid()
+    o_hf, s_hf = hf.torch_recurrent_gated_delta_rule(
+        q[:, None], k[:, None], v[:, None], g[:, None], beta[:, None],
+        initial_state=state, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    s = state.clone()
+    o = kernels.gated_delta_decode_step(q, k, v, a, b, A_log, dt_bias, s)
+    assert_close(o, o_hf[:, 0])
+    assert_close(s, s_hf)
+
+
+def test_bad_inputs_get_clear_errors(monkeypatch):
+    q, k, v, g, beta, _ = gdn_inputs(2, 8, 2, 3, 16, 16)
+    with pytest.raises(ValueError, match="multiple"):
+        kernels.chunk_gated_delta_rule(q, k, v, g, beta)
+    q, k, v, g, beta, _ = gdn_inputs(2, 8, 2, 4, 16, 16)
+    with pytest.raises(ValueError, match="batch size must be 1"):
+        kernels.chunk_gated_delta_rule(q, k, v, g, beta, cu_seqlens=torch.tensor([0, 8]))
+    with pytest.raises(ValueError, match="initial_state"):
+        kernels.chunk_gated_delta_rule(q, k, v, g, beta, initial_state=torch.zeros(1, 4, 16, 16))
+    with pytest.raises(ValueError, match="backend"):
+        kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="cuda")
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
+        kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="triton")
+
+
+# ---------------------------------------------------------------- Triton (interpreter) vs references
+
+@needs_interpreter("gdn_chunk")
+@pytest.mark.parametrize(
+    "B,T,H,HV,K,V,dtype,with_state",
+    [
+        (1, 1, 1, 1, 16, 16, torch.float32, False),
+        (2, 65, 2, 4, 16, 32, torch.float32, True),
+        (1, 130, 1, 2, 32, 16, torch.float32, True),
+        (2, 70, 2, 2, 16, 16, torch.bfloat16, True),
+    ],
+)
+def test_triton_chunk_matches_reference(B, T, H, HV, K, V, dtype, with_state):
+    q, k, v, g, beta, h0 = gdn_inputs(B, T, H, HV, K, V, dtype=dtype, with_state=with_state, seed=T)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    o, s = kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)
+    o_ref, s_ref = chunk_gated_delta_rule_torch(q, k, v, g, beta, **kw)
+    assert o.dtype == v.dtype and s.dtype == torch.float32
+    assert_close(o, o_ref, dtype)
+    assert_close(s, s_ref, dtype)
+
+
+@needs_interpreter("gdn_chunk")
+def test_triton_chunk_varlen_without_l2norm_and_custom_scale():
+    lengths = [3, 64, 1, 66]
+    cu = torch.tensor([0, *torch.tensor(lengths).cumsum(0).tolist()])
+    q, k, v, g, beta, h0 = gdn_inputs(1, sum(lengths), 2, 4, 16, 16, with_state=True, N=len(lengths), seed=11)
+    k = F.normalize(k, dim=-1)  # keep the un-normalized recurrence bounded
+    kw = dict(scale=0.5, initial_state=h0, output_final_state=True, cu_seqlens=cu)
+    o, s = kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)
+    o_ref, s_ref = naive_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
+    assert_close(o, o_ref)
+    assert_close(s, s_ref)
+
+
+@needs_interpreter("gdn_recurrent")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_fused_recurrent_matches_naive(dtype):
+    q, k, v, g, beta, h0 = gdn_inputs(2, 9, 2, 4, 16, 24, dtype=dtype, with_state=True)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    o, s = kernels.fused_recurrent_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)
+    o_ref, s_ref = naive_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
+    assert_close(o, o_ref, dtype)
+    assert_close(s, s_ref, dtype)
+    lengths = [4, 1, 13]
+    cu = torch.tensor([0, 4, 5, 18])
+    q, k, v, g, beta, h0 = gdn_inputs(1, 18, 1, 2, 16, 16, dtype=dtype, with_state=True, N=3, seed=5)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True, cu_seqlens=cu)
+    o, s = kernels.fused_recurrent_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)
+    o_ref, s_ref = naive_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
+    assert sum(lengths) == o.shape[1]
+    assert_close(o, o_ref, dtype)
+    assert_close(s, s_ref, dtype)
+
+
+@needs_interpreter("gdn_recurrent")
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_triton_decode_steps_continue_a_chunked_prefill(dtype):
+    """Prefill 20 tokens (chunked), then decode 3 one at a time == one 23-token pass."""
+    B, T, H, HV, K, V = 2, 23, 2, 4, 16, 16
+    gen = torch.Generator().manual_seed(2)
+    q, k = torch.randn(B, T, H, K, generator=gen).to(dtype), torch.randn(B, T, H, K, generator=gen).to(dtype)
+    v = torch.randn(B, T, HV, V, generator=gen).to(dtype)
+    a, b = torch.randn(B, T, HV, generator=gen).to(dtype), torch.randn(B, T, HV, generator=gen).to(dtype)
+    A_log, dt_bias = torch.randn(HV, generator=gen), torch.randn(HV, generator=gen)
+    g = -A_log.exp() * F.softplus(a.float() + dt_bias)
+    beta = b.float().sigmoid()
+    o_all, s_all = naive_recurrent_gated_delta_rule(q, k, v, g, beta, output_final_state=True,
+                                                    use_qk_l2norm_in_kernel=True)
+    _, state = kernels.chunk_gated_delta_rule(q[:, :20], k[:, :20], v[:, :20], g[:, :20], beta[:, :20],
+                                              output_final_state=True, use_qk_l2norm_in_kernel=True)
+    for t in range(20, T):
+        o_t = kernels.gated_delta_decode_step(q[:, t], k[:, t], v[:, t], a[:, t], b[:, t], A_log, dt_bias, state,
+                                              backend="triton")
+        assert o_t.dtype == dtype
+        assert_close(o_t, o_all[:, t], dtype)
+    assert_close(state, s_all, dtype)
