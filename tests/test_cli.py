@@ -176,16 +176,26 @@ def test_unknown_secret_is_a_usage_error(capsys, monkeypatch):
 # ---------------------------------------------------------------------------- with an X server
 
 
-@pytest.fixture
-def virtual_display(monkeypatch):
-    from vlagent.environments.xserver import binaries_available, start_virtual_display
+try:  # the desktop tests' fresh-Xvfb fixture, when that module is present
+    from display_fixtures import x_display  # noqa: F401
+except ImportError:
 
-    missing = binaries_available()
-    if missing:
-        pytest.skip(missing)
-    with start_virtual_display(800, 600) as display:
-        monkeypatch.setenv("DISPLAY", display.name)
-        yield display
+    @pytest.fixture
+    def x_display():
+        from vlagent.environments.xserver import binaries_available, start_virtual_display
+
+        missing = binaries_available()
+        if missing:
+            pytest.skip(missing)
+        with start_virtual_display(1280, 720) as display:
+            yield display
+
+
+@pytest.fixture
+def virtual_display(x_display, monkeypatch):
+    """A fresh Xvfb that the CLI finds through $DISPLAY."""
+    monkeypatch.setenv("DISPLAY", x_display.name)
+    return x_display
 
 
 @pytest.mark.display
@@ -219,7 +229,8 @@ def test_run_dry_run_against_the_fake_server(virtual_display, tmp_path, capsys):
     # doctor sees the display and its monitor.
     code, out, _ = run_cli(capsys, "doctor", "--json")
     monitors = next(c for c in json.loads(out)["checks"] if c["name"] == "monitors")
-    assert monitors["status"] == "ok" and "800x600" in monitors["detail"]
+    width, height = virtual_display.size
+    assert monitors["status"] == "ok" and f"{width}x{height}" in monitors["detail"]
 
 
 @pytest.mark.display
