@@ -1,0 +1,156 @@
+"""Generation: MTP speculative decoding == greedy, batches, sampling, stops, streaming."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tiny_checkpoints import tiny_checkpoint
+from vlagent.model import load_model
+
+
+@pytest.fixture(scope="module")
+def dense():
+    return load_model(tiny_checkpoint("dense"), with_vision=False)
+
+
+@pytest.fixture(scope="module")
+def moe():
+    return load_model(tiny_checkpoint("moe"), with_vision=False)
+
+
+def _prompt(length: int, seed: int) -> torch.Tensor:
+    return torch.randint(11, 560, (1, length), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("kind,k", [("dense", 1), ("dense", 3), ("moe", 2)])
+def test_mtp_speculative_equals_greedy(dense, moe, kind, k):
+    model = dense if kind == "dense" else moe
+    ids = _prompt(70, seed=11)
+    plain = model.generate(input_ids=ids, max_new_tokens=36)
+    res = model.generate(input_ids=ids, max_new_tokens=36, speculative="mtp", num_draft_tokens=k, return_dict=True)
+    assert res.sequences.tolist() == plain.tolist()
+    s = res.stats
+    assert 0.0 <= s["acceptance_rate"] <= 1.0
+    assert s["drafted_tokens"] == k * s["verify_rounds"] and s["accepted_tokens"] <= s["drafted_tokens"]
+    assert model.generation_stats is s
+
+
+class OracleDrafter:
+    """Proposes the known greedy continuation, wrong on every `wrong_every`-th draft, so
+    verification must accept some drafts and roll back after others."""
+
+    def __init__(self, continuation: list[int], prompt_len: int, wrong_every: int):
+        self.cont, self.L, self.wrong_every, self.calls = continuation, prompt_len, wrong_every, 0
+
+    def start(self, hidden, input_ids, positions, first):
+        assert int(first) == self.cont[0]
+
+    def propose(self, k, base_len, base_pos):
+        done = base_len - self.L + 1  # tokens decided so far (the current token included)
+        out = []
+        for j in range(k):
+            self.calls += 1
+            t = self.cont[done + j] if done + j < len(self.cont) else 0
+            out.append((t + 1) % 500 if self.calls % self.wrong_every == 0 else t)
+        return out
+
+    def observe(self, hidden, next_tokens, positions):
+        pass
+
+
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+def test_rollback_after_partly_accepted_drafts(dense, moe, kind):
+    model = dense if kind == "dense" else moe
+    ids = _prompt(66, seed=12)
+    plain = model.generate(input_ids=ids, max_new_tokens=40)
+    cont = plain[0, 66:].tolist()
+    res = model.generate(input_ids=ids, max_new_tokens=40, speculative=OracleDrafter(cont, 66, wrong_every=4),
+                         num_draft_tokens=3, return_dict=True)
+    assert res.sequences[0, 66:].tolist() == cont
+    assert 0.3 < res.stats["acceptance_rate"] < 1.0  # both accepted and rejected drafts happened
+    assert res.stats["verify_rounds"] < 40  # accepted drafts saved forwards
+
+
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+def test_batch_of_different_lengths_equals_each_alone(dense, moe, kind):
+    model = dense if kind == "dense" else moe
+    a, b = _prompt(75, seed=21)[0], _prompt(20, seed=22)[0]
+    ids = torch.stack([a, torch.cat([torch.zeros(55, dtype=torch.long), b])])
+    mask = torch.ones_like(ids)
+    mask[1, :55] = 0
+    both = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=32)
+    alone_a = model.generate(input_ids=a[None], max_new_tokens=32)
+    alone_b = model.generate(input_ids=b[None], max_new_tokens=32)
+    assert both[0, 75:].tolist() == alone_a[0, 75:].tolist()
+    assert both[1, 75:].tolist() == alone_b[0, 20:].tolist()
+
+
+def test_right_padding_is_refused(dense):
+    ids = _prompt(10, seed=1).repeat(2, 1)
+    mask = torch.ones_like(ids)
+    mask[1, -3:] = 0
+    with pytest.raises(ValueError, match="left-padded"):
+        dense.generate(input_ids=ids, attention_mask=mask, max_new_tokens=4)
+
+
+def test_sampling_is_seeded_and_top_k_1_is_greedy(dense):
+    ids = _prompt(30, seed=31)
+    greedy = dense.generate(input_ids=ids, max_new_tokens=20)
+    s1 = dense.generate(input_ids=ids, max_new_tokens=20, temperature=1.5, top_p=0.95, seed=7)
+    s2 = dense.generate(input_ids=ids, max_new_tokens=20, temperature=1.5, top_p=0.95, seed=7)
+    s3 = dense.generate(input_ids=ids, max_new_tokens=20, temperature=1.5, top_p=0.95, seed=8)
+    assert s1.tolist() == s2.tolist()
+    assert s1.tolist() != s3.tolist() or s1.tolist() != greedy.tolist()
+    top1 = dense.generate(input_ids=ids, max_new_tokens=20, do_sample=True, temperature=2.0, top_k=1, seed=3)
+    assert top1.tolist() == greedy.tolist()
+    with pytest.raises(ValueError, match="temperature"):
+        dense.generate(input_ids=ids, max_new_tokens=2, do_sample=True, temperature=0.0)
+
+
+def test_no_stop_token_runs_to_max_new_tokens_and_stop_ids_stop(dense):
+    assert dense.config.eos_token_ids == []
+    ids = _prompt(25, seed=41)
+    full = dense.generate(input_ids=ids, max_new_tokens=24)
+    assert full.shape[1] == 25 + 24
+    stop = full[0, 25 + 6].item()
+    first = full[0, 25:].tolist().index(stop)
+    cut = dense.generate(input_ids=ids, max_new_tokens=24, stop_token_ids=[stop])
+    assert cut[0, 25:].tolist() == full[0, 25 : 25 + first + 1].tolist()
+
+
+def test_eos_from_generation_config_stops():
+    ids = _prompt(25, seed=41)
+    plain = load_model(tiny_checkpoint("dense"), with_vision=False).generate(input_ids=ids, max_new_tokens=24)
+    eos = plain[0, 25 + 4].item()
+    model = load_model(tiny_checkpoint("dense", eos_token_id=eos), with_vision=False)
+    assert model.config.eos_token_ids == [eos]
+    out = model.generate(input_ids=ids, max_new_tokens=24)
+    assert out[0, -1].item() == eos and out.shape[1] <= 25 + 5
+
+
+def test_stop_strings_and_streaming(dense):
+    tok = dense.tokenizer
+    ids = _prompt(25, seed=51)
+    full = dense.generate(input_ids=ids, max_new_tokens=24)
+    new = full[0, 25:].tolist()
+    # a stop string that ends inside the text of the 8th new token
+    text8 = tok.decode(new[:8], skip_special_tokens=False)
+    stop = text8[-2:] if len(text8) >= 2 else text8
+    assert stop and stop in text8
+    first_hit = next(i for i in range(1, 25) if stop in tok.decode(new[:i], skip_special_tokens=False))
+    streamed_ids, pieces = [], []
+    out = dense.generate(
+        input_ids=ids, max_new_tokens=24, stop_strings=[stop],
+        on_token=lambda row, t: streamed_ids.extend(t), on_text=lambda row, s: pieces.append(s),
+    )
+    assert out[0, 25:].tolist() == new[:first_hit]
+    assert streamed_ids == new[:first_hit]
+    assert "".join(pieces) == tok.decode(new[:first_hit], skip_special_tokens=True)
+
+
+def test_max_image_tokens_is_validated(dense):
+    img = dense.config.image_token_id
+    ids = torch.tensor([[dense.config.vision_start_token_id] + [img] * 16 + [dense.config.vision_end_token_id, 40]])
+    with pytest.raises(ValueError, match="max_image_tokens=8"):
+        dense.generate(input_ids=ids, max_new_tokens=2, max_image_tokens=8)
