@@ -53,6 +53,7 @@ from vlagent.video.plan import (
 
 try:  # PyAV is the optional "video" extra.
     import av
+    from av.video.reformatter import VideoReformatter
 except ImportError:  # pragma: no cover - exercised only without the extra
     av = None
 
@@ -300,12 +301,15 @@ class _Output:
             self.coded_size = (plan.width, plan.height)
         self.frames = np.empty((plan.num_frames, plan.height, plan.width, 3), dtype=np.uint8)
         self.pts: list[int] = []
+        # One reformatter for all frames keeps swscale's context (and its filter
+        # tables) alive; `frame.to_ndarray(width=...)` would rebuild it per frame.
+        self.reformatter = VideoReformatter()
 
     def add(self, frame) -> None:
         if self.pts and self.pts[-1] == frame.pts:
             return  # two targets on the same frame: keep it once
         w, h = self.coded_size
-        rgb = frame.to_ndarray(format="rgb24", width=w, height=h, interpolation="BICUBIC")
+        rgb = self.reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="BICUBIC").to_ndarray()
         if self.k:
             rgb = np.rot90(rgb, self.k)
         self.frames[len(self.pts)] = rgb
