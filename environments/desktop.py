@@ -149,9 +149,11 @@ def ensure_xauthority() -> None:
         return
     if not current and (Path.home() / ".Xauthority").exists():
         return
-    fd, path = tempfile.mkstemp(prefix="vlagent-xauth-")
-    os.close(fd)
-    os.environ["XAUTHORITY"] = path
+    # One empty file per user, reused: no cookies in it, nothing to clean up.
+    path = Path(tempfile.gettempdir()) / f"vlagent-empty-xauthority-{os.getuid()}"
+    if not path.exists():
+        path.touch(mode=0o600)
+    os.environ["XAUTHORITY"] = str(path)
 
 
 @contextlib.contextmanager
@@ -186,7 +188,7 @@ def _pyautogui_for(display: str | None) -> Any:
 
         backend = pyautogui.platformModule
         bound = getattr(backend, "_vlagent_display", None)
-        if bound != display:
+        if bound != display or not _connection_alive(backend):
             if bound is not None or already_imported:
                 # Bound to another (or an unknown) display: reconnect to ours.
                 with contextlib.suppress(Exception):
@@ -197,6 +199,16 @@ def _pyautogui_for(display: str | None) -> Any:
             right, bottom = pyautogui.size()
             pyautogui.FAILSAFE_POINTS[:] = [(0, 0), (0, bottom - 1), (right - 1, 0), (right - 1, bottom - 1)]
     return pyautogui
+
+
+def _connection_alive(backend: Any) -> bool:
+    """False when pyautogui's X connection died (its server was stopped; a new
+    server may now use the same display number)."""
+    try:
+        backend._display.get_input_focus()  # one cheap round trip
+        return True
+    except Exception:
+        return False
 
 
 def _check_display(display: str | None) -> str | None:
@@ -230,13 +242,16 @@ class DesktopEnv(BaseEnvironment):
     (default 1); `swipe` = a left-button drag. `back`, `home` and `open_app`
     have no single desktop meaning and raise UnsupportedAction.
 
-    Typing: ASCII goes through `pyautogui.write`; other text (accents, CJK,
-    emoji) is typed with `xdotool type`, which remaps a spare keycode per
-    character and works in Tk, GTK and Qt fields. When xdotool is missing it
-    falls back to the clipboard: the text is put on the CLIPBOARD with
-    `xclip`, pasted with ctrl+v, and the previous clipboard content restored.
-    `unicode_typing="clipboard"` forces that path; with neither tool present
-    typing non-ASCII text raises UnsupportedAction naming the packages.
+    Typing: ASCII goes through `pyautogui.write`. Other text (accents, CJK,
+    emoji) is pasted: a one-shot `xclip` owns the CLIPBOARD, ctrl+v is
+    pressed, and once the app has read the text (xclip exits after serving
+    one request) the previous clipboard content is put back. This is exact
+    into Tk/GTK/Qt fields even on a loaded machine. Without xclip (or with
+    `unicode_typing="xdotool"`, for apps that do not paste with ctrl+v, like
+    terminals) `xdotool type` is used; it remaps a spare keycode per
+    character and can drop a character when the app lags behind, so it is
+    the fallback. With neither tool present, typing non-ASCII text raises
+    UnsupportedAction naming the packages to install.
 
     The pyautogui fail-safe stays on unless `failsafe=False`: moving the mouse
     into a screen corner aborts the next action with
@@ -253,6 +268,7 @@ class DesktopEnv(BaseEnvironment):
         unicode_typing: str = "auto",
         drag_steps: int = 12,
         step_delay: float = 0.005,
+        paste_timeout: float = 3.0,
     ) -> None:
         if not isinstance(monitor, int) or monitor < 0:
             raise ValueError(f"monitor must be 0 (all monitors) or a monitor number >= 1, got {monitor!r}")
@@ -264,6 +280,7 @@ class DesktopEnv(BaseEnvironment):
         self.unicode_typing = unicode_typing
         self.drag_steps = max(1, int(drag_steps))
         self.step_delay = float(step_delay)
+        self.paste_timeout = float(paste_timeout)
         ensure_xauthority()
         try:
             import mss
@@ -425,40 +442,74 @@ class DesktopEnv(BaseEnvironment):
     # ---- non-ASCII text
 
     def _type_unicode(self, text: str) -> None:
-        if not IS_X11:
-            self._paste(text)
-            return
-        xdotool, xclip = shutil.which("xdotool"), shutil.which("xclip")
-        if self.unicode_typing in ("auto", "xdotool") and xdotool:
-            self._run([xdotool, "type", "--delay", "8", "--", text])
-        elif self.unicode_typing in ("auto", "clipboard") and xclip:
-            self._paste(text)
+        if not IS_X11:  # pragma: no cover - exercised only on macOS/Windows
+            raise UnsupportedAction("typing non-ASCII text is implemented for X11 only")
+        xclip, xdotool = shutil.which("xclip"), shutil.which("xdotool")
+        if self.unicode_typing in ("auto", "clipboard") and xclip:
+            self._paste(text, xclip)
+        elif self.unicode_typing in ("auto", "xdotool") and xdotool:
+            # xdotool binds each character to a spare keycode, types it and unbinds
+            # it; an app that reads the keymap late (a loaded machine) can miss one,
+            # hence the generous per-character delay.
+            self._run([xdotool, "type", "--delay", "30", "--", text])
         else:
-            needed = {"auto": "xdotool or xclip", "xdotool": "xdotool", "clipboard": "xclip"}[self.unicode_typing]
+            needed = {"auto": "xclip or xdotool", "xdotool": "xdotool", "clipboard": "xclip"}[self.unicode_typing]
             raise UnsupportedAction(
-                f"typing non-ASCII text {text!r} needs {needed} (Debian/Ubuntu: apt-get install {needed.replace(' or ', ' ')})"
+                f"typing non-ASCII text {text!r} needs {needed} "
+                f"(Debian/Ubuntu: apt-get install {needed.replace(' or ', ' ')})"
             )
 
-    def _run(self, argv: list[str], input: bytes | None = None) -> bytes:
-        env = {**os.environ, "DISPLAY": self.display} if self.display else None
-        result = subprocess.run(argv, input=input, env=env, capture_output=True, timeout=30)
+    def _run(self, argv: list[str]) -> None:
+        result = subprocess.run(argv, env=self._subprocess_env(), capture_output=True, timeout=60)
         if result.returncode != 0:
             raise UnsupportedAction(f"{Path(argv[0]).name} failed: {result.stderr.decode(errors='replace').strip()}")
-        return result.stdout
 
-    def _paste(self, text: str) -> None:
-        """Put `text` on the clipboard, press ctrl+v (cmd+v on macOS), restore the clipboard."""
-        if not IS_X11:  # pragma: no cover - exercised only on macOS/Windows
-            raise UnsupportedAction("non-ASCII typing outside X11 is not implemented")
-        xclip = shutil.which("xclip")
-        if xclip is None:
-            raise UnsupportedAction("the clipboard typing path needs xclip (apt-get install xclip)")
+    def _subprocess_env(self) -> dict[str, str]:
+        return {**os.environ, "DISPLAY": self.display or ""}
+
+    def _paste(self, text: str, xclip: str) -> None:
+        """Paste `text` with ctrl+v from a one-shot clipboard owner, then restore the clipboard.
+
+        `xclip -l 1 -quiet` owns the CLIPBOARD until it has served one request,
+        so waiting for it to exit tells when the app has really read the text:
+        no sleep, no race with restoring the previous content.
+        """
+        gui = self.gui
+        xdisplay = gui.platformModule._display
+        clipboard = xdisplay.intern_atom("CLIPBOARD")
+
+        def owner() -> int:
+            window = xdisplay.get_selection_owner(clipboard)
+            return int(getattr(window, "id", window))
+
         previous = _clipboard_get(self, xclip)
-        _clipboard_set(self, xclip, text)
-        self.gui.hotkey("ctrl", "v", interval=0.0)
-        time.sleep(0.1)  # the app requests the clipboard asynchronously; keep ours alive meanwhile
-        if previous is not None:
-            _clipboard_set(self, xclip, previous)
+        owner_before = owner()
+        server = subprocess.Popen(
+            [xclip, "-selection", "clipboard", "-i", "-t", "UTF8_STRING", "-l", "1", "-quiet"],
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=self._subprocess_env(),
+        )  # fmt: skip
+        try:
+            server.stdin.write(text.encode("utf-8"))
+            server.stdin.close()
+            deadline = time.monotonic() + 5.0
+            while owner() == owner_before:  # xclip takes the selection after reading its input
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise UnsupportedAction("xclip could not take the clipboard to paste non-ASCII text")
+                time.sleep(0.002)
+            gui.hotkey("ctrl", "v", interval=0.0)
+            try:
+                server.wait(timeout=self.paste_timeout)
+            except subprocess.TimeoutExpired:
+                raise UnsupportedAction(
+                    f"the focused window did not read the clipboard within {self.paste_timeout:g}s after ctrl+v "
+                    "(it may not paste with ctrl+v, e.g. a terminal); try DesktopEnv(unicode_typing='xdotool')"
+                ) from None
+        finally:
+            if server.poll() is None:
+                server.kill()
+                server.wait()
+            if previous is not None:
+                _clipboard_set(self, xclip, previous)
 
     def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -466,19 +517,19 @@ class DesktopEnv(BaseEnvironment):
 
 
 def _clipboard_get(env: DesktopEnv, xclip: str) -> bytes | None:
-    envvars = {**os.environ, "DISPLAY": env.display or ""}
-    result = subprocess.run([xclip, "-selection", "clipboard", "-o"], env=envvars, capture_output=True, timeout=5)
+    result = subprocess.run(
+        [xclip, "-selection", "clipboard", "-o"], env=env._subprocess_env(), capture_output=True, timeout=5
+    )
     return result.stdout if result.returncode == 0 else None
 
 
 def _clipboard_set(env: DesktopEnv, xclip: str, data: str | bytes) -> None:
-    envvars = {**os.environ, "DISPLAY": env.display or ""}
     payload = data.encode("utf-8") if isinstance(data, str) else data
     # xclip forks a child that serves the selection until someone else owns it;
     # that child inherits stdout/stderr, so they must not be pipes we wait on.
     subprocess.run(
         [xclip, "-selection", "clipboard", "-i", "-t", "UTF8_STRING"],
-        input=payload, env=envvars, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5, check=True,
+        input=payload, env=env._subprocess_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=5, check=True,
     )  # fmt: skip
 
 

@@ -94,7 +94,9 @@ class PracticeApp:
         self._style()
         self._build_menu()
         self._build_body()
-        root.bind_all("<KeyPress>", self._on_key, add="+")
+        # On the toplevel's tag, not "all": Tk's "all" tag has <Alt-Key> (menu
+        # traversal), which would shadow a generic <KeyPress> there for alt combos.
+        root.bind("<KeyPress>", self._on_key, add="+")
         root.bind("<Configure>", lambda e: self._schedule_boxes(), add="+")
         root.bind("<Map>", lambda e: self._schedule_boxes(), add="+")
         # Dropdown menus are clones Tk makes on the fly; watch every menu being mapped.
@@ -318,6 +320,11 @@ class PracticeApp:
         self.root.after_idle(self._report_boxes)
 
     def _report_boxes(self) -> None:
+        boxes, window, menu_boxes = self._current_geometry()
+        if boxes != self.state["boxes"] or window != self.state["window"] or menu_boxes != self.state["menu_boxes"]:
+            self._set(boxes=boxes, window=window, menu_boxes=menu_boxes)
+
+    def _current_geometry(self) -> tuple[dict[str, list[int]], list[int], dict[str, list[int]]]:
         boxes = {name: _widget_box(w) for name, w in self.widgets.items() if w.winfo_ismapped()}
         canvas = self.canvas
         rx, ry = canvas.winfo_rootx(), canvas.winfo_rooty()
@@ -329,8 +336,7 @@ class PracticeApp:
         window = [root.winfo_rootx(), root.winfo_rooty(), root.winfo_width(), root.winfo_height()]
         menu_boxes = {k: v for k, v in self.state["menu_boxes"].items() if "/" in k}
         menu_boxes.update(self._menubar_boxes())
-        if boxes != self.state["boxes"] or window != self.state["window"] or menu_boxes != self.state["menu_boxes"]:
-            self._set(boxes=boxes, window=window, menu_boxes=menu_boxes)
+        return boxes, window, menu_boxes
 
     def _menubar_boxes(self) -> dict[str, list[int]]:
         """Boxes of the menubar entries, read from the clone Tk packs into the window."""
@@ -414,6 +420,10 @@ class PracticeApp:
 
     def _write(self) -> None:
         self._write_pending = False
+        # Every written state carries the geometry of that moment (e.g. the token
+        # already moved when the drop is reported).
+        boxes, window, menu_boxes = self._current_geometry()
+        self.state.update(boxes=boxes, window=window, menu_boxes=menu_boxes)
         self.state["seq"] += 1
         write_json_atomic(self.state_file, self.state)
 

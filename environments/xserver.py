@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 X11_SOCKET_DIR = Path("/tmp/.X11-unix")
+_USED_NUMBERS: set[int] = set()
 
 
 class DisplayStartError(RuntimeError):
@@ -69,7 +70,10 @@ def free_display_number(start: int = 90, stop: int = 600) -> int:
     offset = (os.getpid() * 7) % (stop - start)
     for i in range(stop - start):
         number = start + (offset + i) % (stop - start)
-        if not _display_in_use(number):
+        # Numbers this process used before are skipped too, so a stale connection
+        # to a stopped server can never be mistaken for one to a new server.
+        if number not in _USED_NUMBERS and not _display_in_use(number):
+            _USED_NUMBERS.add(number)
             return number
     raise DisplayStartError(f"no free X display number in :{start}..:{stop - 1}")
 

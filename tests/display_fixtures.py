@@ -1,0 +1,144 @@
+"""X server + practice app fixtures for desktop tests.
+
+Import what a test module needs:
+
+    from display_fixtures import x_display, practice_desktop  # noqa: F401
+
+`x_display` is a bare 1280x720 Xvfb (function scope). `practice_desktop`
+(module scope, parametrized over 1280x720 and 1920x1080) and
+`practice_dual_monitor` (module scope, app on the second of two monitors)
+start an X server, the practice app and a `DesktopEnv`, and hand back a
+`PracticeSession` with helpers to find widgets as normalized points of the
+observed screenshot. Tests are skipped (with the reason) only when the X
+server binaries are not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+
+from vlagent.environments import practice_app
+from vlagent.environments.xserver import (
+    VirtualDisplay,
+    binaries_available,
+    start_dual_monitor_display,
+    start_virtual_display,
+)
+
+SCREEN_SIZES = [(1280, 720), (1920, 1080)]
+DUAL_MONITORS = ((1280, 720), (1024, 768))
+
+
+def _skip_without_binaries(dual: bool = False) -> None:
+    reason = binaries_available(dual_monitor=dual)
+    if reason:
+        pytest.skip(f"no X server to test with ({reason})")
+
+
+@dataclass
+class PracticeSession:
+    """A running practice app on a display, driven through `env` (a DesktopEnv)."""
+
+    display: VirtualDisplay
+    state_file: Path
+    process: Any
+    env: Any
+    observation: Any = field(default=None)
+
+    def observe(self) -> Any:
+        self.observation = self.env.observe()
+        return self.observation
+
+    def state(self) -> dict[str, Any]:
+        return practice_app.read_state(self.state_file)
+
+    def wait(self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 5.0) -> dict[str, Any]:
+        return practice_app.wait_for_state(self.state_file, predicate, timeout=timeout, what=what)
+
+    def settle(self) -> dict[str, Any]:
+        """Wait until the app has handled everything sent so far (its seq stops moving)."""
+        time.sleep(0.05)
+        last = self.state()["seq"]
+        while True:
+            time.sleep(0.1)
+            now = self.state()["seq"]
+            if now == last:
+                return self.state()
+            last = now
+
+    def point_of(self, box: list[int], at: tuple[float, float] = (0.5, 0.5)) -> tuple[float, float]:
+        """A normalized point of the last observed screenshot inside `box` (screen pixels).
+
+        Independent of DesktopEnv's mapping: uses only the monitor rectangle and
+        image size the observation reports.
+        """
+        obs = self.observation or self.observe()
+        monitor = obs.info["monitor"]
+        width, height = obs.image.size
+        scale_x, scale_y = width / monitor["width"], height / monitor["height"]
+        x = box[0] + (box[2] - box[0]) * at[0] - monitor["left"]
+        y = box[1] + (box[3] - box[1]) * at[1] - monitor["top"]
+        return ((int(x) + 0.5) * scale_x / width, (int(y) + 0.5) * scale_y / height)
+
+    def point(self, widget: str, at: tuple[float, float] = (0.5, 0.5)) -> tuple[float, float]:
+        return self.point_of(self.state()["boxes"][widget], at)
+
+
+@contextlib.contextmanager
+def practice_session(
+    display: VirtualDisplay, tmp_dir: Path, geometry: str, monitor: int = 1, **env_kwargs: Any
+) -> Iterator[PracticeSession]:
+    from vlagent.environments.desktop import DesktopEnv
+
+    state_file = tmp_dir / "practice-state.json"
+    proc = practice_app.launch(state_file, display.name, geometry=geometry, env=display.env)
+    env = DesktopEnv(monitor=monitor, display=display.name, **env_kwargs)
+    try:
+        session = PracticeSession(display, state_file, proc, env)
+        session.observe()
+        yield session
+    finally:
+        env.close()
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except Exception:
+            proc.kill()
+
+
+@pytest.fixture
+def x_display() -> Iterator[VirtualDisplay]:
+    """A fresh 1280x720 Xvfb for one test."""
+    _skip_without_binaries()
+    with start_virtual_display(1280, 720) as display:
+        yield display
+
+
+@pytest.fixture(scope="module", params=SCREEN_SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def practice_desktop(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PracticeSession]:
+    """The practice app on a single-monitor Xvfb, placed away from the screen corner."""
+    _skip_without_binaries()
+    width, height = request.param
+    with start_virtual_display(width, height) as display:
+        app_w, app_h = 800, 560
+        # Centered-ish, so each screen size puts the widgets at other fractions.
+        geometry = f"{app_w}x{app_h}+{(width - app_w) // 2 + 37}+{(height - app_h) // 3}"
+        with practice_session(display, tmp_path_factory.mktemp("practice"), geometry) as session:
+            yield session
+
+
+@pytest.fixture(scope="module")
+def practice_dual_monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PracticeSession]:
+    """Two monitors (1280x720 at +0+0, 1024x768 at +1280+0); the app on the second,
+    observed and driven through DesktopEnv(monitor=2)."""
+    _skip_without_binaries(dual=True)
+    with start_dual_monitor_display(DUAL_MONITORS) as display:
+        geometry = "760x560+1400+60"
+        with practice_session(display, tmp_path_factory.mktemp("practice2"), geometry, monitor=2) as session:
+            yield session
