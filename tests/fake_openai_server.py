@@ -28,7 +28,9 @@ from typing import Any, Callable, Sequence
 
 from PIL import Image
 
-Reply = str | Callable[[dict[str, Any]], str]
+# A reply is the assistant's text, a callable(request body) -> text, or a dict
+# used as the whole assistant message (e.g. with structured "tool_calls").
+Reply = str | dict | Callable[[dict[str, Any]], str]
 
 
 class FakeOpenAIServer:
@@ -149,7 +151,7 @@ class FakeOpenAIServer:
             problems.append("no image in the request")
         return problems, sizes
 
-    def _next_reply(self, body: dict[str, Any]) -> str | None:
+    def _next_reply(self, body: dict[str, Any]) -> str | dict | None:
         with self._lock:
             if not self.replies:
                 return None
@@ -255,11 +257,13 @@ class _Handler(BaseHTTPRequestHandler):
         with owner._lock:
             owner.requests.append(body)
             owner.image_sizes.append(sizes)
-        text = owner._next_reply(body)
-        if text is None:
+        reply = owner._next_reply(body)
+        if reply is None:
             owner.problems.append(f"request {call}: no scripted reply left")
             self._send(500, _error_body("no scripted reply left", "server_error"))
             return
+        message = {"role": "assistant", **reply} if isinstance(reply, dict) else {"role": "assistant", "content": reply}
+        text = message.get("content") or ""
         self._send(
             200,
             {
@@ -270,7 +274,7 @@ class _Handler(BaseHTTPRequestHandler):
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
+                        "message": message,
                         "finish_reason": "stop",
                     }
                 ],

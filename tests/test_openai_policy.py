@@ -156,6 +156,26 @@ def test_reasoning_is_the_thought_not_an_action():
     assert decision.actions == [Action("click", point=(0.15, 0.17))]
 
 
+def test_structured_tool_calls_and_reasoning_field_are_read():
+    # Servers with a tool-call / reasoning parser return them outside the text.
+    message = {
+        "content": "Scrolling down.",
+        "reasoning_content": "The list continues below.",
+        "tool_calls": [
+            {
+                "id": "call_1",
+                "type": "function",
+                "function": {"name": "computer_use", "arguments": json.dumps({"action": "scroll", "pixels": -300})},
+            }
+        ],
+    }
+    with FakeOpenAIServer([message]) as server:
+        decision = make_policy(server).decide("scroll", observation(), [])
+    assert decision.actions == [Action("scroll", direction="down", amount=300)]
+    assert decision.thought == "The list continues below.\nScrolling down."
+    assert "<tool_call>" in decision.raw_output
+
+
 # ---------------------------------------------------------------------------- with the agent loop
 
 

@@ -11,6 +11,7 @@ the behaviour is the same for every server and testable.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -173,7 +174,7 @@ class OpenAIPolicy:
         if not response.choices:
             raise PolicyError(f"{self.endpoint} returned no choices for model {self.model!r}")
         message = response.choices[0].message
-        raw = message.content or ""
+        raw = (message.content or "") + _structured_tool_calls(message)
         # vLLM/SGLang reasoning parsers move <think> content into a separate field.
         reasoning = getattr(message, "reasoning_content", None) or getattr(message, "reasoning", None)
         thought, _ = split_reply(raw)
@@ -262,6 +263,19 @@ class OpenAIPolicy:
             return [m.id for m in self.client.models.list()]
         except self._openai.APIError as exc:
             raise PolicyError(f"{self.endpoint}: cannot list models: {_describe(exc)}") from None
+
+
+def _structured_tool_calls(message: Any) -> str:
+    """Tool calls a server already parsed out of the text (OpenAI `tool_calls`),
+    written back as <tool_call> blocks so one parser reads every reply."""
+    blocks = []
+    for call in getattr(message, "tool_calls", None) or []:
+        function = getattr(call, "function", None)
+        if function is None:
+            continue
+        payload = {"name": function.name, "arguments": function.arguments}  # arguments: a JSON string
+        blocks.append("\n<tool_call>\n" + json.dumps(payload, ensure_ascii=False) + "\n</tool_call>")
+    return "".join(blocks)
 
 
 def _server_message(exc: Exception) -> str:
