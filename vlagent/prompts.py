@@ -498,8 +498,8 @@ def build_conversation(
         conversation.append({"role": "assistant", "content": [_text(reply)]})
         pending = [_text(f"Step {item.step} failed: {item.error.strip()}")] if item.error else []
 
-    step = (history[-1].step + 1) if history else 1
-    pending += [_text(f"Current screenshot (step {step}):"), _image(observation.image)]
+    label = f"Current screenshot (step {history[-1].step + 1}):" if history else "Current screenshot:"
+    pending += [_text(label), _image(observation.image)]
     conversation.append({"role": "user", "content": pending})
     return conversation
 
