@@ -226,6 +226,16 @@ def test_run_dry_run_against_the_fake_server(virtual_display, tmp_path, capsys):
     replayed = json.loads(out)
     assert replayed["status"] == "answered" and Path(replayed["run_dir"]).parent == tmp_path
 
+    # A backend that refuses the key ends the run with exit code 4, naming the endpoint.
+    with FakeOpenAIServer(status=401) as server:
+        code, out, err = run_cli(
+            capsys, "run", "anything", "--json", "--run-dir", str(tmp_path / "refused"),
+            "--api-base", server.base_url, "--model", "fake-model",
+        )  # fmt: skip
+    assert code == EXIT_POLICY
+    refused = json.loads(out)
+    assert refused["status"] == "error" and server.base_url in refused["error"] and "401" in refused["error"]
+
     # doctor sees the display and its monitor.
     code, out, _ = run_cli(capsys, "doctor", "--json")
     monitors = next(c for c in json.loads(out)["checks"] if c["name"] == "monitors")
