@@ -136,7 +136,8 @@ def run_demo(
             log("practice app is up")
             try:
                 try:
-                    env = DesktopEnv(monitor=1, display=display)
+                    # All monitors as one image: the app window is wherever the window manager put it.
+                    env = DesktopEnv(monitor=0, display=display)
                 except EnvironmentUnavailable as exc:
                     raise DemoUnavailable(str(exc)) from None
                 with env:
