@@ -1,0 +1,221 @@
+"""The virtual phone, driven through the real adb server and client.
+
+Everything here goes over the adb wire protocol: `adb connect`, `adb shell`,
+`adb exec-out`, and adbutils — exactly the path a phone would take.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from PIL import Image, ImageStat
+
+from android_fixtures import AdbServer, adb_server, free_port, phone, start_phone  # noqa: F401
+from vlagent.environments.android import parse_ui_xml
+from vlagent.environments.virtual_android.device import VirtualPhone, parse
+
+
+def _exec_out(adb: AdbServer, serial: str, command: str) -> bytes:
+    env = dict(os.environ, ANDROID_ADB_SERVER_PORT=str(adb.port))
+    res = subprocess.run(["adb", "-P", str(adb.port), "-s", serial, "exec-out", command], capture_output=True,
+                         timeout=30, env=env, stdin=subprocess.DEVNULL)
+    assert res.returncode == 0, res.stderr
+    return res.stdout
+
+
+def test_adb_lists_the_phone_with_its_banner(phone):
+    out = phone.adb.run("devices", "-l").stdout
+    line = next(ln for ln in out.splitlines() if ln.startswith(phone.serial))
+    assert line.split()[1] == "device"
+    assert "model:vlagent_Virtual_Phone" in line and "product:vlagent_phone" in line
+
+
+def test_shell_quoting_status_and_unknown_commands(phone):
+    assert phone.shell("echo 'a  b' \"$HOME\" '$HOME'; false; echo X:$?") == "a  b / $HOME\nX:1\n"
+    assert phone.shell("true && echo yes || echo no; false && echo yes || echo no") == "yes\nno\n"
+    assert phone.shell("nosuchtool -x") == "/system/bin/sh: nosuchtool: inaccessible or not found\n"
+    assert phone.shell("nosuchtool 2>/dev/null; echo $?") == "127\n"
+    assert phone.shell("getprop ro.build.version.sdk") == "34\n"
+    assert "SurfaceOrientation: 0" in phone.shell("dumpsys input | grep SurfaceOrientation")
+    # adbutils' exit-status trick (`cmd; echo X4EXIT:$?`) sees the real status
+    import adbutils
+
+    device = adbutils.AdbClient(host="127.0.0.1", port=phone.adb.port).device(phone.serial)
+    assert device.shell2("false").returncode == 1
+    assert device.shell2("wm size").output == "Physical size: 1080x2400\n"
+
+
+def test_sh_parser_keeps_operators_inside_quotes():
+    [(_, [cmd])] = parse("input text 'a;b && c | d > e'")
+    assert [w.literal for w in cmd.argv] == ["input", "text", "a;b && c | d > e"]
+    phone = VirtualPhone()
+    assert phone.run_line("echo \"it's\" 'say \"hi\"' a\\ b") == b"it's say \"hi\" a b\n"
+    assert phone.run_line("echo 'unterminated").startswith(b"/system/bin/sh:")
+
+
+def test_streams_run_at_once(phone):
+    """A slow stream does not hold up another one on the same connection."""
+    import adbutils
+
+    device = adbutils.AdbClient(host="127.0.0.1", port=phone.adb.port).device(phone.serial)
+    done: dict[str, float] = {}
+
+    def slow() -> None:
+        assert device.shell("sleep 1.5; echo slow") == "slow"
+        done["slow"] = time.monotonic()
+
+    thread = threading.Thread(target=slow)
+    thread.start()
+    time.sleep(0.2)
+    assert device.shell("echo fast") == "fast"
+    done["fast"] = time.monotonic()
+    thread.join(10)
+    assert done["fast"] < done["slow"]
+
+
+def test_raw_screencap_streams_megabytes_with_flow_control(phone):
+    raw = _exec_out(phone.adb, phone.serial, "screencap")
+    w, h, fmt, dataspace = struct.unpack_from("<4I", raw)
+    assert (w, h, fmt) == (1080, 2400, 1) and len(raw) == 16 + w * h * 4  # >10 MB in 256 KB WRTEs, each acked
+    png = Image.open(io.BytesIO(_exec_out(phone.adb, phone.serial, "screencap -p")))
+    assert png.size == (w, h)
+    assert Image.frombuffer("RGBA", (w, h), raw[16:], "raw", "RGBA", 0, 1).tobytes() == png.convert("RGBA").tobytes()
+
+
+def test_touch_typing_and_keys_change_the_state(phone):
+    state = phone.state()
+    assert state["app"] == "home"
+    icon = phone.element("Notes", state)
+    x, y = (icon["bounds"][0] + icon["bounds"][2]) // 2, (icon["bounds"][1] + icon["bounds"][3]) // 2
+    phone.shell(f"input tap {x} {y}")
+    state = phone.state()
+    taps = [e for e in state["events"] if e["type"] == "tap"]
+    assert state["app"] == "notes" and taps[-1]["target"] == "home.icon.notes"
+    field = phone.element("Note", state)
+    phone.shell(f"input tap {field['bounds'][0] + 10} {field['bounds'][1] + 10}")
+    phone.shell("input text 'a%sb&c'; input keyevent KEYCODE_DEL 67; input text x")
+    state = phone.state()
+    assert state["focused"] == "notes.input" and state["note_draft"] == "a bx"
+    # non-ASCII through `input text` fails like on a phone, and types nothing
+    assert "Exception" in phone.shell("input text 'é'")
+    assert phone.state()["note_draft"] == "a bx"
+    save = phone.element("Save")
+    phone.shell(f"input tap {save['bounds'][0] + 5} {save['bounds'][1] + 5}")
+    state = phone.state()
+    assert state["notes"] == ["a bx"] and state["note_draft"] == ""
+    # long press on a saved note deletes it
+    note = phone.element("a bx", state)
+    x, y = note["bounds"][0] + 20, note["bounds"][1] + 20
+    phone.shell(f"input swipe {x} {y} {x} {y} 700")
+    assert phone.state()["notes"] == []
+    phone.shell("input keyevent KEYCODE_APP_SWITCH")
+    assert phone.state()["app"] == "recents"
+    phone.shell("input keyevent KEYCODE_HOME; input keyevent 24 24")
+    state = phone.state()
+    assert state["app"] == "home" and state["volume"] == 9
+
+
+def test_settings_toggle_scroll_and_dark_mode(phone):
+    phone.shell("monkey -p com.android.settings -c android.intent.category.LAUNCHER 1")
+    before = Image.open(io.BytesIO(_exec_out(phone.adb, phone.serial, "screencap -p"))).convert("L")
+    state = phone.state()
+    toggle = phone.element("Dark mode", state, kind="toggle")
+    assert toggle["value"] is False
+    phone.shell("input tap {} {}".format(*[(toggle["bounds"][0] + toggle["bounds"][2]) // 2,
+                                           (toggle["bounds"][1] + toggle["bounds"][3]) // 2]))
+    state = phone.state()
+    assert state["dark_mode"] is True and phone.element("Dark mode", state)["value"] is True
+    after = Image.open(io.BytesIO(_exec_out(phone.adb, phone.serial, "screencap -p"))).convert("L")
+    assert ImageStat.Stat(after).mean[0] < ImageStat.Stat(before).mean[0] / 2
+    # finger moves up by 600 px -> the list shows what is 600 px further down
+    phone.shell("input swipe 540 1800 540 1200 300")
+    state = phone.state()
+    assert state["scroll"]["settings"] == 600
+    assert "About phone" not in [e["label"] for e in state["elements"]]
+    phone.shell("input swipe 540 400 540 2300 300; input swipe 540 1900 540 100 200; input swipe 540 1900 540 100 200;"
+                "input swipe 540 1900 540 100 200; input swipe 540 1900 540 100 200")
+    assert "About phone" in [e["label"] for e in phone.state()["elements"]]
+
+
+def test_rotation_turns_the_framebuffer_and_touch_space(phone):
+    phone.shell("settings put system user_rotation 1")
+    assert "SurfaceOrientation: 1" in phone.shell("dumpsys input")
+    raw = _exec_out(phone.adb, phone.serial, "screencap")
+    assert struct.unpack_from("<2I", raw) == (2400, 1080)
+    state = phone.state()
+    assert state["size"] == [2400, 1080]
+    clock = phone.element("Clock", state)
+    assert clock["bounds"][2] <= 2400 and clock["bounds"][3] <= 1080
+    phone.shell("input tap {} {}".format((clock["bounds"][0] + clock["bounds"][2]) // 2, (clock["bounds"][1] + clock["bounds"][3]) // 2))
+    assert phone.state()["app"] == "clock"
+
+
+def test_uiautomator_dump_matches_state(phone):
+    phone.shell("monkey -p com.android.settings -c android.intent.category.LAUNCHER 1")
+    out = phone.shell("uiautomator dump /sdcard/window_dump.xml")
+    assert out == "UI hierchary dumped to: /sdcard/window_dump.xml\n"
+    xml = phone.shell("cat /sdcard/window_dump.xml")
+    assert xml.startswith("<?xml version='1.0' encoding='UTF-8' standalone='yes' ?><hierarchy rotation=\"0\">")
+    parsed = parse_ui_xml(xml)
+    state = phone.state()
+    assert [(e["label"], e["bounds"]) for e in parsed] == [(e["label"], e["bounds"]) for e in state["elements"]]
+    assert [e["kind"] for e in parsed] == [e["kind"] for e in state["elements"]]
+    assert [e["value"] for e in parsed if e["kind"] == "toggle"] == [e["value"] for e in state["elements"] if e["kind"] == "toggle"]
+    tty = phone.shell("uiautomator dump /dev/tty")
+    assert tty.endswith("UI hierchary dumped to: /dev/tty\n") and parse_ui_xml(tty) == parsed
+
+
+def test_adbkeyboard_broadcast_only_reaches_the_active_ime(phone):
+    phone.shell("monkey -p com.vlagent.notes -c android.intent.category.LAUNCHER 1")
+    field = phone.element("Note")
+    phone.shell(f"input tap {field['bounds'][0] + 10} {field['bounds'][1] + 10}")
+    assert "com.android.adbkeyboard/.AdbIME" in phone.shell("ime list -a -s")
+    phone.shell("am broadcast -a ADB_INPUT_TEXT --es msg 'ignored'")
+    assert phone.state()["note_draft"] == ""  # LatinIME is active: nobody listens
+    assert "selected" in phone.shell("ime enable com.android.adbkeyboard/.AdbIME; ime set com.android.adbkeyboard/.AdbIME")
+    phone.shell("am broadcast -a ADB_INPUT_B64 --es msg 5L2g5aW9IPCfmYI=")  # "你好 🙂"
+    phone.shell("am broadcast -a ADB_INPUT_TEXT --es msg ' Grüße'")
+    assert phone.state()["note_draft"] == "你好 🙂 Grüße"
+
+
+def test_without_adbkeyboard_the_ime_is_absent(adb_server):
+    with start_phone(adb_server, adbkeyboard=False, width=540, height=1200) as ph:
+        assert ph.shell("ime list -a -s") == "com.android.inputmethod.latin/.LatinIME\n"
+        assert "Unknown input method" in ph.shell("ime set com.android.adbkeyboard/.AdbIME")
+
+
+def test_command_line_device_runs_until_sigterm(adb_server):
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "vlagent.environments.virtual_android", "--port", str(port),
+                             "--width", "540", "--height", "1200", "--no-adbkeyboard"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert f"127.0.0.1:{port}" in line, line + proc.stderr.read()
+        serial = f"127.0.0.1:{port}"
+        adb_server.connect(serial)
+        res = adb_server.run("-s", serial, "shell", "wm size; state")
+        lines = res.stdout.splitlines()
+        assert lines[0] == "Physical size: 540x1200"
+        assert json.loads(lines[1])["app"] == "home"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        adb_server.disconnect(f"127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize("line", ["cat /nope", "wm frobnicate", "input tap x y", "am start -n com.nope/.X"])
+def test_bad_commands_answer_like_a_phone(line):
+    out = VirtualPhone().run_line(line + "; echo status=$?")
+    assert out.rsplit(b"status=", 1)[1].strip() != b"0", out
