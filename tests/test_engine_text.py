@@ -16,6 +16,15 @@ from vlagent.model import load_model
 KINDS = ["dense", "moe"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny models: one intra-op thread is much faster than two on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _reference(kind: str):
     import transformers
 

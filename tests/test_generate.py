@@ -9,6 +9,15 @@ from tiny_checkpoints import tiny_checkpoint
 from vlagent.model import load_model
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _single_thread():
+    """Tiny models: one intra-op thread is much faster than two on a shared 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="module")
 def dense():
     return load_model(tiny_checkpoint("dense"), with_vision=False)
