@@ -10,6 +10,15 @@ def next_pow2(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 
 
+def state_block_v(K: int, V: int, heads: int, target_programs: int = 256) -> int:
+    """V-block of a [K, BV] fp32 state tile: at most 8K values per program, and small enough that
+    (V / BV) * heads programs can fill a GPU (the state pass has no other parallelism)."""
+    bv = max(16, min(next_pow2(V), 8192 // next_pow2(K)))
+    while bv > 16 and -(-V // bv) * heads < target_programs:
+        bv //= 2
+    return bv
+
+
 def dot_precision(dtype: torch.dtype) -> str:
     """fp32 inputs get exact fp32 dots; bf16/fp16 inputs may use tf32 (still finer than their own rounding)."""
     return "ieee" if dtype == torch.float32 else "tf32"

@@ -76,7 +76,7 @@ def test_moe_bad_inputs():
 
 @needs_interpreter("moe")
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-@pytest.mark.parametrize("N,E,top_k,shared", [(1, 4, 2, True), (19, 8, 3, True), (6, 16, 2, False)])
+@pytest.mark.parametrize("N,E,top_k,shared", [(1, 4, 2, True), (19, 8, 3, True), (6, 16, 2, False), (70, 4, 2, True)])
 def test_triton_moe_matches_torch(dtype, N, E, top_k, shared):
     block = _hf_block(D=48, E=E, top_k=top_k, I=40, Is=24, dtype=dtype, seed=N)
     x = torch.randn(N, 48, generator=torch.Generator().manual_seed(N)).to(dtype)

@@ -14,7 +14,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..triton_utils import dot_precision, next_pow2, prepare_launch, sequence_bounds
+from ..triton_utils import dot_precision, next_pow2, prepare_launch, sequence_bounds, state_block_v
 from .utils import check_inputs
 
 CHUNK_SIZE = 64
@@ -173,7 +173,7 @@ def chunk_gated_delta_rule_triton(
             k, v, g, beta, w, u, gc, chunk_seq, chunk_start, bounds,
             H=H, HV=HV, K=K, V=V, BK=BK, BVF=next_pow2(V), C=C, USE_L2NORM=use_qk_l2norm_in_kernel, PREC=prec,
         )
-    BV = max(16, min(next_pow2(V), 8192 // BK))
+    BV = state_block_v(K, V, N * HV)
     _chunk_state_kernel[(triton.cdiv(V, BV), N * HV)](
         q, k, w, u, gc, o, h0, final_state, bounds, scale,
         H=H, HV=HV, K=K, V=V, BK=BK, BV=BV, C=C, USE_L2NORM=use_qk_l2norm_in_kernel,

@@ -9,7 +9,7 @@ import torch
 import triton
 import triton.language as tl
 
-from ..triton_utils import next_pow2, prepare_launch, sequence_bounds
+from ..triton_utils import next_pow2, prepare_launch, sequence_bounds, state_block_v
 from .utils import check_inputs
 
 
@@ -71,11 +71,6 @@ def _fused_recurrent_kernel(
         tl.store(ht + state_offsets, state, mask=m_kv)
 
 
-def _block_v(K: int, V: int) -> int:
-    # keep the register tile [BK, BV] at <= 8K fp32 values
-    return max(16, min(next_pow2(V), 8192 // next_pow2(K)))
-
-
 def fused_recurrent_gated_delta_rule_triton(
     q, k, v, g, beta, scale=None, initial_state=None, output_final_state=False,
     use_qk_l2norm_in_kernel=False, cu_seqlens=None,
@@ -90,7 +85,7 @@ def fused_recurrent_gated_delta_rule_triton(
     final_state = q.new_empty(N, HV, K, V, dtype=torch.float32) if output_final_state else None
     h0 = initial_state.contiguous() if initial_state is not None else None
     bounds = sequence_bounds(B, T, cu_seqlens, q.device)
-    BK, BV = next_pow2(K), _block_v(K, V)
+    BK, BV = next_pow2(K), state_block_v(K, V, N * HV)
     grid = (triton.cdiv(V, BV), N * HV)
     _fused_recurrent_kernel[grid](
         q, k, v, g, beta, g, g, o, h0, final_state, bounds, scale,
@@ -112,7 +107,7 @@ def gated_delta_decode_step_triton(q, k, v, a, b, A_log, dt_bias, state, scale=N
     q, k, v, a, b = (x.contiguous() for x in (q, k, v, a, b))
     o = torch.empty_like(v)
     bounds = torch.arange(0, B + 1, device=q.device, dtype=torch.int32)
-    BK, BV = next_pow2(K), _block_v(K, V)
+    BK, BV = next_pow2(K), state_block_v(K, V, B * HV)
     grid = (triton.cdiv(V, BV), B * HV)
     _fused_recurrent_kernel[grid](
         q, k, v, a, b, A_log.contiguous(), dt_bias.contiguous(), o, state, state, bounds, scale,

@@ -18,7 +18,12 @@ import triton.language as tl
 from ..triton_utils import dot_operand_dtype, dot_precision, next_pow2, prepare_launch, tl_dtype
 from .reference import route, split_shared_gate_up
 
-BLOCK_M = 16
+
+
+def _block_m(num_slots: int, num_experts: int) -> int:
+    """Rows per expert tile: 16 for decode-sized batches, up to 64 when experts get many tokens each."""
+    per_expert = num_slots / num_experts
+    return 64 if per_expert >= 64 else 32 if per_expert >= 32 else 16
 
 
 @triton.jit
@@ -113,7 +118,8 @@ def _block_table(experts: torch.Tensor, num_experts: int, BM: int):
     flat = experts.reshape(-1)
     num_slots = flat.numel()
     order = flat.argsort(stable=True)
-    counts = torch.bincount(flat, minlength=num_experts)
+    # scatter_add, not bincount: bincount syncs with the host on CUDA (breaks graph capture)
+    counts = torch.zeros(num_experts, dtype=torch.long, device=flat.device).scatter_add_(0, flat, torch.ones_like(flat))
     padded = (counts + BM - 1) // BM * BM
     padded_end = padded.cumsum(0)
     padded_start = padded_end - padded
@@ -139,7 +145,7 @@ def fused_moe_triton(x, router_weight, w_gate_up, w_down, top_k, renormalize=Tru
     w_gate_up, w_down = w_gate_up.contiguous(), w_down.contiguous()
     weights, experts = route(x, router_weight, top_k, renormalize)
     num_slots = N * top_k
-    BM = BLOCK_M
+    BM = _block_m(num_slots, E)
     sorted_slots, block_expert, max_blocks = _block_table(experts, E, BM)
     dt = tl_dtype(x.dtype)
     prec = dot_precision(x.dtype)
