@@ -151,6 +151,25 @@ def test_targets_in_separate_gops_skip_the_gops_between(videos):
     assert sample.stats["decoded_frames"] <= 2 * 10 + 4  # two partial GOPs (+ decoder delay)
 
 
+def test_skipping_unneeded_nonreference_frames_changes_only_the_work(videos):
+    saved = 0
+    for name in ("h264", "vfr"):  # both have B-frames
+        for count in (3, 10):
+            fast = sample_frames(videos[name].path, num_frames=count, **SMALL)
+            full = sample_frames(videos[name].path, num_frames=count, skip_nonref=False, **SMALL)
+            assert fast.timestamps == full.timestamps
+            assert np.array_equal(fast.frames, full.frames)
+            assert fast.stats["decoded_frames"] <= full.stats["decoded_frames"]
+            saved += full.stats["decoded_frames"] - fast.stats["decoded_frames"]
+    assert saved > 0
+
+
+def test_intra_only_video_decodes_just_the_wanted_frames(videos):
+    sample = sample_frames(videos["mjpeg"].path, num_frames=5, **SMALL)
+    assert_frames_match(videos["mjpeg"], sample)
+    assert sample.stats["decoded_frames"] == 5
+
+
 def test_long_video_exact_decodes_a_small_fraction(long_video):
     info = probe(long_video.path)
     assert info.duration == pytest.approx(long_video.duration)

@@ -176,10 +176,16 @@ def make_plan(
     min_pixels: int | None = None,
     max_pixels: int | None = None,
     total_pixels: int | None = None,
+    frames_in_range: int | None = None,
 ) -> SamplingPlan:
-    """The whole plan for [start, end) of a video of this size and rate."""
+    """The whole plan for [start, end) of a video of this size and rate.
+
+    `frames_in_range` is the number of frames presented in the range when the
+    caller knows it (the sampler counts them); otherwise range × source_fps.
+    """
     range_seconds = end - start
-    frames_in_range = max(1, round(range_seconds * source_fps)) if source_fps > 0 else 1
+    if frames_in_range is None:
+        frames_in_range = max(1, round(range_seconds * source_fps)) if source_fps > 0 else 1
     n = plan_frame_count(
         range_seconds, frames_in_range, fps=fps, num_frames=num_frames, min_frames=min_frames, max_frames=max_frames
     )

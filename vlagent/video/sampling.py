@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+from array import array
 import math
 import os
 import warnings
@@ -84,6 +85,7 @@ class VideoInfo:
     time_base: float
     origin_pts: int  # pts of t = 0
     keyframe_pts: tuple[int, ...]  # sorted
+    frame_pts: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))  # every frame, sorted
 
     @property
     def display_size(self) -> tuple[int, int]:
@@ -95,6 +97,22 @@ class VideoInfo:
 
     def keyframe_times(self) -> list[float]:
         return [self.seconds(p) for p in self.keyframe_pts]
+
+    def frames_between(self, start_pts: int, end_pts: int) -> int:
+        """How many frames are presented in [start_pts, end_pts) (the one on screen at start included)."""
+        first = max(0, int(np.searchsorted(self.frame_pts, start_pts, side="right")) - 1)
+        last = int(np.searchsorted(self.frame_pts, end_pts, side="left"))
+        return max(1, last - first)
+
+    def frames_strictly_between(self, a: int | None, b: int) -> int:
+        """How many frames have a < pts < b (a None: from the start)."""
+        lo = 0 if a is None else int(np.searchsorted(self.frame_pts, a, side="right"))
+        return max(0, int(np.searchsorted(self.frame_pts, b, side="left")) - lo)
+
+    def shown_at(self, pts: int) -> int:
+        """pts of the frame on screen at `pts` (the first frame for times before it)."""
+        i = int(np.searchsorted(self.frame_pts, pts, side="right")) - 1
+        return int(self.frame_pts[max(i, 0)])
 
 
 @dataclass
@@ -166,6 +184,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         if tb is None:
             raise VideoError(f"video stream of {path} has no time base")
         keyframes: list[int] = []
+        all_pts = array("q")  # 8 bytes per frame: the only per-frame state kept
         num_packets = 0
         first_pts = None
         end_pts = None
@@ -186,6 +205,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                 if pts is None or packet.size == 0:
                     continue
                 num_packets += 1
+                all_pts.append(pts)
                 if packet.is_keyframe:
                     keyframes.append(pts)
                 first_pts = pts if first_pts is None else min(first_pts, pts)
@@ -228,6 +248,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             time_base=time_base,
             origin_pts=int(origin),
             keyframe_pts=tuple(sorted(set(keyframes))),
+            frame_pts=np.unique(np.frombuffer(all_pts, dtype=np.int64)),
         )
     finally:
         container.close()
@@ -249,20 +270,40 @@ def _resolve_range(info: VideoInfo, start: float | None, end: float | None) -> t
 class _Decoder:
     """Forward decoding from a seek point, counting and tolerating bad packets."""
 
-    def __init__(self, container, stream, stats: dict):
+    def __init__(self, container, stream, stats: dict, needed_pts: set[int] | None = None):
         self.container = container
         self.stream = stream
         self.stats = stats
+        # With the pts of every frame we keep known, the decoder may drop the
+        # other non-reference frames: no frame depends on a non-reference frame,
+        # so dropping one loses that frame alone, and never one we return.
+        self.needed_pts = needed_pts
+        self.sent_pts: int | None = None  # highest pts handed to the decoder since the last seek
         self._frames: Iterator | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._frames is not None
 
     def seek(self, pts: int) -> None:
         self.container.seek(pts, stream=self.stream, backward=True)
         self.stats["seeks"] += 1
+        self.sent_pts = None
         self._frames = self._decode_forward()
 
     def _decode_forward(self):
+        codec_context = self.stream.codec_context
+        needed = self.needed_pts
+        skipping = False
         for packet in self.container.demux(self.stream):
             self.stats["packets_read"] += 1
+            if packet.pts is not None and (self.sent_pts is None or packet.pts > self.sent_pts):
+                self.sent_pts = packet.pts
+            if needed is not None:
+                skip = packet.pts is not None and packet.pts not in needed
+                if skip != skipping:  # read per packet by the decoder (and its threads)
+                    codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
+                    skipping = skip
             try:
                 frames = packet.decode()
             except av.FFmpegError as exc:
@@ -318,39 +359,36 @@ class _Output:
             self.progress(len(self.pts), self.plan.num_frames)
 
 
-def _sample_exact(decoder: _Decoder, info: VideoInfo, targets: list[float], out: _Output, stats: dict) -> None:
+def _sample_exact(decoder: _Decoder, info: VideoInfo, targets: list[int], out: _Output, stats: dict) -> None:
+    """Decode forward to each wanted frame, seeking only past stretches with nothing wanted."""
     keys = info.keyframe_pts
-    prev = None  # latest decoded frame with pts <= current target
-    last_pts = None  # pts of the latest frame the decoder gave
-    i = 0
-    while i < len(targets):
-        target = targets[i]
-        j = bisect.bisect_right(keys, target) - 1
-        key = keys[max(j, 0)]
-        if last_pts is None or key > last_pts:
-            # The target's GOP lies ahead of everything decoded so far: jump.
+    # The frame on screen at each target, known from the probe's pts list.
+    wanted = sorted({info.shown_at(t) for t in targets})
+    pending = None  # a frame decoded past the previous wanted one
+    for want in wanted:
+        key = keys[max(bisect.bisect_right(keys, want) - 1, 0)]
+        # Seek only when frames lie between what the decoder already has and
+        # the wanted frame's keyframe: those are skipped, and nothing handed to
+        # the decoder before is ever handed to it again.
+        if not decoder.running or info.frames_strictly_between(decoder.sent_pts, key) > 0:
             decoder.seek(key)
-            prev = last_pts = None
-        nxt = decoder.next_frame()
-        while nxt is not None and nxt.pts <= target:
-            if nxt.is_corrupt:
-                stats["corrupt_frames"] += 1
-            prev = nxt
-            last_pts = nxt.pts
-            nxt = decoder.next_frame()
-        if nxt is not None:
-            last_pts = nxt.pts
-        # Every target before `nxt` shows `prev` (or `nxt` if nothing came before).
-        while i < len(targets) and (nxt is None or targets[i] < nxt.pts):
-            shown = prev if prev is not None else nxt
-            if shown is None or shown.is_corrupt:
-                stats["skipped_targets"] += 1
-            else:
-                out.add(shown)
-            i += 1
-        prev = nxt
-        if nxt is None:
-            last_pts = None  # decoder exhausted: the next target (if any) must seek
+            pending = None
+        frame, pending = pending, None
+        while frame is None or frame.pts < want:
+            frame = decoder.next_frame()
+            if frame is None:
+                break
+        if frame is None:  # stream ended (or broke) before the wanted frame
+            stats["skipped_targets"] += 1
+            continue
+        if frame.pts == want and not frame.is_corrupt:
+            out.add(frame)
+        else:
+            # The wanted frame did not decode (error, or flagged corrupt).
+            stats["corrupt_frames"] += int(frame.pts == want)
+            stats["skipped_targets"] += 1
+        if frame.pts > want:
+            pending = frame  # may be the next wanted frame
 
 
 def _sample_keyframes(decoder: _Decoder, info: VideoInfo, targets: list[float], start_pts: float, end_pts: float, out: _Output, stats: dict) -> None:
@@ -402,6 +440,7 @@ def sample_frames(
     total_pixels: int | None = None,
     min_pixels: int | None = None,
     progress: ProgressCallback | None = None,
+    skip_nonref: bool = True,
 ) -> VideoSample:
     """Frames of `path` for a vision-language model.
 
@@ -410,13 +449,21 @@ def sample_frames(
     `mode` is "exact" (the frame on screen at each target time) or
     "keyframe" (the nearest keyframe: fast, approximate times, but the
     returned timestamps are the keyframes' real times). `progress(done,
-    total)` is called after each kept frame. Raises `VideoError` for a file
-    that cannot be sampled and `ValueError` for bad arguments.
+    total)` is called after each kept frame. `skip_nonref` (exact mode) lets
+    the decoder drop non-reference frames that are not returned: same frames,
+    less decoding. Raises `VideoError` for a file that cannot be sampled and
+    `ValueError` for bad arguments.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     info = probe(path)
     start_s, end_s = _resolve_range(info, start, end)
+
+    def to_pts(t: float) -> int:
+        # Frame pts are integers: flooring keeps "pts <= target" exact, and the
+        # nudge absorbs float error (0.6 s / (1/10240) = 6143.999...).
+        return math.floor(info.origin_pts + t / info.time_base + 1e-6)
+
     display_w, display_h = info.display_size
     plan = make_plan(
         duration=info.duration,
@@ -432,6 +479,7 @@ def sample_frames(
         min_pixels=min_pixels,
         max_pixels=max_pixels,
         total_pixels=total_pixels,
+        frames_in_range=info.frames_between(to_pts(start_s), to_pts(end_s)),
     )
     stats = {
         "probe_packets": info.num_packets,
@@ -443,16 +491,12 @@ def sample_frames(
         "skipped_targets": 0,
         "frames_without_pts": 0,
     }
-    def to_pts(t: float) -> int:
-        # Frame pts are integers: flooring keeps "pts <= target" exact, and the
-        # nudge absorbs float error (0.6 s / (1/10240) = 6143.999...).
-        return math.floor(info.origin_pts + t / info.time_base + 1e-6)
-
     targets = [to_pts(t) for t in plan.target_times]
     out = _Output(plan, info, progress)
     container, stream = _open(info.path)
     try:
-        decoder = _Decoder(container, stream, stats)
+        needed = {info.shown_at(t) for t in targets} if (mode == "exact" and skip_nonref) else None
+        decoder = _Decoder(container, stream, stats, needed)
         if mode == "exact":
             _sample_exact(decoder, info, targets, out, stats)
         else:
