@@ -549,6 +549,8 @@ class PhoneUI:
                 s.stack.pop()
         elif s.app == "home":
             pass
+        elif s.stack and s.stack[-1][0] == "home":
+            self.go_home()
         elif s.stack:
             s.app, s.page = s.stack.pop()
         else:
@@ -566,6 +568,7 @@ class PhoneUI:
                 self.go_home()
             elif name == "APP_SWITCH":
                 if s.app != "recents":
+                    s.stack.append((s.app, s.page))  # BACK returns to where you were
                     s.app, s.page, s.focused = "recents", None, None
             elif name == "VOLUME_UP":
                 s.volume = min(15, s.volume + 1)

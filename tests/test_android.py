@@ -1,0 +1,278 @@
+"""AndroidEnv against the virtual phone, over the real adb server.
+
+The agent loop test drives a whole task with a ScriptedPolicy whose points
+come from the device's own `state` bounds, then checks the device state.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+
+import pytest
+from PIL import Image, ImageStat
+
+from android_fixtures import adb_server, phone, start_phone  # noqa: F401
+from vlagent.actions import Action
+from vlagent.agent import Agent
+from vlagent.environments.android import (
+    AndroidEnv,
+    android_keycode,
+    decode_raw_screencap,
+    input_text_commands,
+    logical_size,
+    parse_rotation,
+    parse_ui_xml,
+    parse_wm_density,
+    parse_wm_size,
+    quote_sh,
+    to_device_pixels,
+)
+from vlagent.environments.base import EnvironmentLost, EnvironmentUnavailable, UnsupportedAction
+from vlagent.environments.virtual_android.device import VirtualPhone
+from vlagent.policy.scripted import ScriptedPolicy
+
+TEXT = "Hello & <world> $HOME 'quoted' \"double\" Grüße 你好 🙂"
+ASCII_TEXT = "a b; c && d | e > f < g (h) $HOME `id` 'q' \"dq\" \\ 100%sure ~!#*?[]{}"
+
+
+def make_env(session, **kw) -> AndroidEnv:
+    kw.setdefault("settle", 0)
+    return AndroidEnv(session.serial, adb_port=session.adb.port, **kw)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def test_point_mapping_is_one_function_over_the_rotated_display():
+    assert to_device_pixels((0.0, 0.0), (1080, 2400)) == (0, 0)
+    assert to_device_pixels((1.0, 1.0), (1080, 2400)) == (1079, 2399)
+    assert to_device_pixels((0.5, 0.25), (1080, 2400)) == (540, 600)
+    assert logical_size((1080, 2400), 1) == (2400, 1080) and logical_size((1080, 2400), 2) == (1080, 2400)
+    assert to_device_pixels((0.5, 0.25), logical_size((1080, 2400), 3)) == (1200, 270)
+    with pytest.raises(ValueError):
+        to_device_pixels((1.2, 0.5), (1080, 2400))
+
+
+def test_parsers_for_wm_and_dumpsys():
+    assert parse_wm_size("Physical size: 1080x2400\n") == (1080, 2400)
+    assert parse_wm_size("Physical size: 1440x3120\nOverride size: 1080x2340\n") == (1080, 2340)
+    with pytest.raises(ValueError, match="wm size"):
+        parse_wm_size("error: no display")
+    assert parse_wm_density("Physical density: 560\nOverride density: 480\n") == 480
+    assert parse_rotation("      SurfaceOrientation: 3\n") == 3
+    assert parse_rotation("  mCurrentRotation=ROTATION_90\n") == 1
+    assert parse_rotation("nothing") is None
+
+
+def test_raw_screencap_headers_old_and_new():
+    img = Image.new("RGB", (3, 2), (10, 20, 30))
+    img.putpixel((2, 1), (200, 100, 50))
+    pixels = img.convert("RGBA").tobytes()
+    old = struct.pack("<3I", 3, 2, 1) + pixels  # Android < 12: 12-byte header
+    new = struct.pack("<4I", 3, 2, 1, 142671872) + pixels  # 16-byte header with the dataspace
+    for data in (old, new):
+        out = decode_raw_screencap(data)
+        assert out.mode == "RGB" and out.tobytes() == img.tobytes()
+    with pytest.raises(ValueError, match="size mismatch"):
+        decode_raw_screencap(old[:-1])
+
+
+def test_input_text_commands_type_exactly_what_was_asked():
+    phone = VirtualPhone()
+    phone.ui.open_app("notes")
+    phone.ui.s.focused = "notes.input"
+    commands = input_text_commands(ASCII_TEXT + "\nnext\tline %s")
+    assert all("%s" not in c.replace("%s", "", c.count("%s")) for c in commands)
+    for command in commands:
+        assert phone.run_line(command + "; echo rc=$?").endswith(b"rc=0\n"), command
+    assert phone.ui.s.note_draft == ASCII_TEXT + "\nnext\tline %s"
+    assert quote_sh("it's") == "'it'\\''s'"
+    with pytest.raises(ValueError):
+        input_text_commands("é")
+
+
+def test_key_names():
+    assert android_keycode("Back") == "KEYCODE_BACK"
+    assert android_keycode("enter") == "KEYCODE_ENTER"
+    assert android_keycode("backspace") == "KEYCODE_DEL"
+    assert android_keycode("recent apps") == "KEYCODE_APP_SWITCH"
+    assert android_keycode("volume-up") == "KEYCODE_VOLUME_UP"
+    assert android_keycode("a") == "KEYCODE_A"
+    assert android_keycode("KEYCODE_TAB") == "KEYCODE_TAB"
+    with pytest.raises(UnsupportedAction, match="unknown Android key"):
+        android_keycode("hyperdrive")
+
+
+def test_ui_xml_parser_is_tolerant():
+    xml = ("junk before<?xml version='1.0' encoding='UTF-8' standalone='yes' ?><hierarchy rotation=\"0\">"
+           "<node bounds=\"[0,0][100,200]\" class=\"android.widget.FrameLayout\" text=\"\">"
+           "<node text=\"OK\" class=\"android.widget.Button\" clickable=\"true\" bounds=\"[10,20][50,60]\" />"
+           "<node text=\"\" class=\"android.view.View\" bounds=\"[0,0][0,0]\" clickable=\"true\" />"
+           "<node text=\"x\" class=\"android.widget.TextView\" bounds=\"garbage\" />"
+           "</node></hierarchy>UI hierchary dumped to: /dev/tty")
+    [el] = parse_ui_xml(xml, scale=(0.5, 0.5))
+    assert el["kind"] == "button" and el["label"] == "OK" and el["bounds"] == [5, 10, 25, 30]
+    with pytest.raises(ValueError):
+        parse_ui_xml("ERROR: could not get idle state.")
+
+
+# --------------------------------------------------------------------------- the agent loop
+
+
+def test_agent_loop_notes_settings_dark_mode_scroll(adb_server, tmp_path):
+    with start_phone(adb_server) as ph:
+        # Survey the screens the script will touch (through adb, like a person reading the screen).
+        home = ph.state()
+        ph.shell("monkey -p com.vlagent.notes -c android.intent.category.LAUNCHER 1")
+        notes = ph.state()
+        ph.shell("monkey -p com.android.settings -c android.intent.category.LAUNCHER 1")
+        settings = ph.state()
+        env = make_env(ph)
+        light = env.screenshot()
+        ph.shell("input keyevent KEYCODE_HOME")
+        script = ScriptedPolicy([
+            Action("click", point=ph.point("Notes", home)),
+            Action("click", point=ph.point("Note", notes)),
+            Action("type", text=TEXT),
+            Action("click", point=ph.point("Save", notes)),
+            Action("home"),
+            Action("open_app", text="Settings"),
+            Action("click", point=ph.point("Dark mode", settings, kind="toggle")),
+            Action("scroll", direction="down", point=ph.point("Settings", settings, kind="list")),
+            Action("done"),
+        ])
+        result = Agent(script, env, max_steps=12, run_dir=tmp_path / "run").run("write a note, then dark mode")
+        assert result.status == "done", result.error
+        state = ph.state()
+        assert state["notes"] == [TEXT]
+        assert state["note_draft"] == ""
+        assert state["app"] == "settings" and state["dark_mode"] is True
+        assert state["toggles"]["wifi"] is True  # nothing else toggled
+        assert state["scroll"]["settings"] > 0
+        assert "Wi-Fi" not in [e["label"] for e in state["elements"]]  # scrolled past the top rows
+        assert state["ime"] == "com.android.inputmethod.latin/.LatinIME"  # IME switched back after typing
+        dark = env.screenshot()
+        assert ImageStat.Stat(dark.convert("L")).mean[0] < ImageStat.Stat(light.convert("L")).mean[0] / 2
+        lines = (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()
+        assert len(lines) >= 9
+        obs_info = env.observe().info
+        assert obs_info["platform"] == "android" and obs_info["serial"] == ph.serial
+        assert obs_info["density"] == 420 and obs_info["rotation"] == 0
+
+
+# --------------------------------------------------------------------------- typing
+
+
+def test_typing_without_adbkeyboard(adb_server):
+    with start_phone(adb_server, adbkeyboard=False, width=540, height=1200) as ph:
+        env = make_env(ph, read_elements=False)
+        env.open_app("com.vlagent.notes")
+        env.execute(Action("click", point=ph.point("Note")))
+        env.execute(Action("type", text=ASCII_TEXT))
+        assert ph.state()["note_draft"] == ASCII_TEXT
+        with pytest.raises(UnsupportedAction, match="ADBKeyboard") as err:
+            env.execute(Action("type", text="more Grüße"))
+        assert "Nothing was typed" in str(err.value)
+        assert ph.state()["note_draft"] == ASCII_TEXT  # not even the ASCII part
+
+
+def test_keys_long_press_double_tap_and_open_app(adb_server):
+    with start_phone(adb_server, width=540, height=1200) as ph:
+        env = make_env(ph)
+        env.execute(Action("open_app", text="clock"))  # by label, case-insensitive
+        assert ph.state()["app"] == "clock"
+        env.execute(Action("double_click", point=ph.point("12:00 PM")))
+        assert ph.state()["clock_24h"] is True
+        env.execute(Action("key", keys=("recent apps",)))
+        assert ph.state()["app"] == "recents"
+        env.execute(Action("key", keys=("volume_up",)))
+        env.execute(Action("back"))
+        state = ph.state()
+        assert state["volume"] == 8 and state["app"] == "clock"  # BACK leaves the recent apps screen
+        env.execute(Action("open_app", text="com.vlagent.notes"))
+        env.execute(Action("click", point=ph.point("Note")))
+        env.execute(Action("type", text="first"))
+        env.execute(Action("key", keys=("ctrl", "a")))
+        env.execute(Action("key", keys=("backspace",)))
+        env.execute(Action("type", text="kept"))
+        env.execute(Action("click", point=ph.point("Save")))
+        assert ph.state()["notes"] == ["kept"]
+        env.execute(Action("long_press", point=ph.point("kept")))
+        assert ph.state()["notes"] == []
+        with pytest.raises(UnsupportedAction, match="no app called"):
+            env.execute(Action("open_app", text="Photoshop"))
+        with pytest.raises(UnsupportedAction):
+            env.execute(Action("right_click", point=(0.5, 0.5)))
+
+
+# --------------------------------------------------------------------------- rotation and elements
+
+
+def test_rotation_changes_the_mapping(adb_server):
+    with start_phone(adb_server, width=540, height=1200) as ph:
+        env = make_env(ph)
+        assert env.observe().image.size == (540, 1200)
+        ph.shell("settings put system user_rotation 1")
+        obs = env.observe()
+        assert obs.image.size == (1200, 540) and obs.screen_size == (1200, 540)
+        assert obs.info["rotation"] == 1
+        state = ph.state()
+        el = ph.element("Contacts", state)
+        # the element's normalized position in the landscape screenshot
+        x1, y1, x2, y2 = el["bounds"]
+        point = ((x1 + x2) / 2 / obs.image.width, (y1 + y2) / 2 / obs.image.height)
+        env.execute(Action("click", point=point))
+        state = ph.state()
+        taps = [e for e in state["events"] if e["type"] == "tap"]
+        assert taps[-1]["target"] == "home.icon.contacts" and state["app"] == "contacts"
+
+
+def test_raw_and_png_screenshots_match_and_elements_match_state(adb_server):
+    with start_phone(adb_server, width=720, height=1600) as ph:
+        ph.shell("monkey -p com.android.contacts -c android.intent.category.LAUNCHER 1")
+        env = make_env(ph)
+        raw = env.screenshot("raw")
+        png = env.screenshot("png")
+        assert raw.size == png.size == (720, 1600) and raw.tobytes() == png.tobytes()
+        obs = env.observe()
+        state = ph.state()
+        assert [(e["label"], e["bounds"], e["kind"]) for e in obs.elements] == [
+            (e["label"], e["bounds"], e["kind"]) for e in state["elements"]
+        ]
+        assert sum(e["kind"] == "list_item" for e in obs.elements) > 5
+
+
+# --------------------------------------------------------------------------- failures
+
+
+def test_device_killed_mid_run_ends_the_run_cleanly(adb_server, tmp_path):
+    with start_phone(adb_server, width=540, height=1200) as ph:
+        env = make_env(ph, read_elements=False, timeout=5)
+
+        def kill_after_first(record) -> None:
+            if record.index == 0:
+                ph.device.stop()
+
+        script = ScriptedPolicy([Action("home"), Action("back"), Action("done")])
+        result = Agent(script, env, max_steps=5, run_dir=tmp_path / "run", on_step=kill_after_first).run("go home")
+        assert result.status == "error"
+        assert "gone" in result.error and ph.serial in result.error
+        lines = [json.loads(x) for x in (tmp_path / "run" / "trajectory.jsonl").read_text().splitlines()]
+        assert any(rec.get("index") == 0 for rec in lines)
+        with pytest.raises(EnvironmentLost):
+            env.observe()
+
+
+def test_no_device_and_several_devices(adb_server):
+    with pytest.raises(EnvironmentUnavailable, match="no Android device attached") as err:
+        AndroidEnv(adb_port=adb_server.port)
+    assert "adb connect" in str(err.value)
+    with start_phone(adb_server, width=540, height=1200) as a, start_phone(adb_server, width=540, height=1200) as b:
+        with pytest.raises(EnvironmentUnavailable, match="several Android devices") as err:
+            AndroidEnv(adb_port=adb_server.port)
+        assert a.serial in str(err.value) and b.serial in str(err.value)
+        env = AndroidEnv(b.serial, adb_port=adb_server.port, settle=0)
+        assert env.serial == b.serial
+    with pytest.raises(EnvironmentUnavailable, match="is not attached"):
+        AndroidEnv("127.0.0.1:1", adb_port=adb_server.port)
