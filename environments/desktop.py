@@ -107,33 +107,12 @@ KEY_ALIASES: dict[str, str] = {
 
 
 def normalize_key(name: str) -> str:
-    """A pyautogui key name for `name` ("Page Up", "cmd", "Return", "a", "F5")."""
+    """A pyautogui key name for `name` ("Page Up", "cmd", "Return", "a", "F5", "num_lock")."""
     key = name.strip().lower()
     if len(key) == 1:
         return key
-    key = key.replace(" ", "_")
-    key = KEY_ALIASES.get(key, KEY_ALIASES.get(key.replace("_", ""), key))
-    return key.replace("_", "") if key.replace("_", "") in _known_key_names() else key
-
-
-def _known_key_names() -> frozenset[str]:
-    global _KEY_NAMES
-    if _KEY_NAMES is None:
-        try:
-            import pyautogui
-
-            _KEY_NAMES = frozenset(pyautogui.KEY_NAMES)
-        except Exception:  # no display yet: the usual names are enough for normalizing
-            _KEY_NAMES = frozenset(
-                ["enter", "esc", "tab", "backspace", "delete", "space", "up", "down", "left", "right",
-                 "pageup", "pagedown", "home", "end", "ctrl", "alt", "shift", "win", "insert",
-                 "capslock", "printscreen", "ctrlleft", "ctrlright", "altleft", "altright"]
-                + [f"f{i}" for i in range(1, 25)]
-            )  # fmt: skip
-    return _KEY_NAMES
-
-
-_KEY_NAMES: frozenset[str] | None = None
+    key = key.replace(" ", "_").replace("-", "_")
+    return KEY_ALIASES.get(key) or KEY_ALIASES.get(key.replace("_", "")) or key.replace("_", "")
 
 
 # --------------------------------------------------------------------------- X plumbing
@@ -335,8 +314,6 @@ class DesktopEnv(BaseEnvironment):
         """pyautogui, configured and bound to this environment's display."""
         try:
             gui = _pyautogui_for(self.display)
-        except EnvironmentUnavailable:
-            raise
         except Exception as e:
             raise EnvironmentUnavailable(f"pyautogui cannot reach display {self.display!r}: {e}. {NO_DISPLAY_HELP}") from e
         gui.FAILSAFE = self.failsafe
@@ -408,9 +385,11 @@ class DesktopEnv(BaseEnvironment):
 
     def _do_scroll(self, action: Action) -> None:
         gui = self.gui
-        clicks = 3 if action.amount is None else max(1, round(action.amount))
+        clicks = 3 if action.amount is None else round(action.amount)
         if action.point is not None:
             gui.moveTo(*self.to_device(action.point))
+        if clicks == 0:
+            return
         if action.direction in ("up", "down"):
             gui.scroll(clicks if action.direction == "up" else -clicks)
         else:

@@ -171,7 +171,7 @@ class PracticeApp:
         self.text_var.trace_add("write", lambda *a: self._set(text=self.text_var.get()))
         entry = ttk.Entry(form, textvariable=self.text_var, font=("DejaVu Sans", 11))
         entry.pack(fill="x", pady=(2, 8))
-        entry.bind("<Return>", lambda e: self._set(submitted=self.text_var.get()))
+        entry.bind("<Return>", lambda e: self._submit())
         self.widgets["entry"] = entry
         self.check_var = tk.BooleanVar(self.root, value=False)
         check = ttk.Checkbutton(
@@ -180,6 +180,8 @@ class PracticeApp:
         )  # fmt: skip
         check.pack(anchor="w")
         self.widgets["checkbox"] = check
+        self.submitted_label = ttk.Label(form, text="Press Enter in the field to submit it.", style="Muted.TLabel")
+        self.submitted_label.pack(anchor="w", pady=(10, 0))
 
         # Left bottom: click pad and hover zone.
         mouse = self._panel(body, "MOUSE")
@@ -208,9 +210,12 @@ class PracticeApp:
         scrollbar = ttk.Scrollbar(holder, orient="vertical")
         listbox = tk.Listbox(
             holder, height=8, activestyle="none", borderwidth=1, relief="solid", highlightthickness=0,
+            background=PANEL, foreground=TEXT, font=("DejaVu Sans", 10),
             selectbackground=ACCENT, selectforeground="white", exportselection=False,
         )  # fmt: skip
         listbox.insert("end", *LIST_ITEMS)
+        for i in range(1, len(LIST_ITEMS), 2):
+            listbox.itemconfigure(i, background="#f3f6fc")
         listbox.configure(yscrollcommand=lambda first, last: (scrollbar.set(first, last), self._list_scrolled()))
         scrollbar.configure(command=listbox.yview)
         listbox.pack(side="left", fill="both", expand=True)
@@ -252,6 +257,11 @@ class PracticeApp:
         self._schedule_boxes()
 
     # ---- event handlers
+
+    def _submit(self) -> None:
+        text = self.text_var.get()
+        self.submitted_label.configure(text=f"Submitted: {text}")
+        self._set(submitted=text)
 
     def _clicked(self, name: str) -> None:
         self.state["clicks"] = (self.state["clicks"] + [name])[-50:]
