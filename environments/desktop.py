@@ -26,7 +26,13 @@ from typing import Any, Iterator
 from PIL import Image
 
 from vlagent.actions import Action
-from vlagent.environments.base import BaseEnvironment, EnvironmentUnavailable, Observation, UnsupportedAction
+from vlagent.environments.base import (
+    BaseEnvironment,
+    EnvironmentLost,
+    EnvironmentUnavailable,
+    Observation,
+    UnsupportedAction,
+)
 
 IS_X11 = sys.platform.startswith("linux") or "bsd" in sys.platform
 
@@ -203,6 +209,10 @@ def _check_display(display: str | None) -> str | None:
 # --------------------------------------------------------------------------- environment
 
 
+class FailSafeTriggered(EnvironmentLost):
+    """The user moved the mouse into a screen corner: the run must stop (pyautogui's fail-safe)."""
+
+
 class DesktopEnv(BaseEnvironment):
     """The local desktop (or a virtual X display) as an agent environment.
 
@@ -232,9 +242,10 @@ class DesktopEnv(BaseEnvironment):
     the fallback. With neither tool present, typing non-ASCII text raises
     UnsupportedAction naming the packages to install.
 
-    The pyautogui fail-safe stays on unless `failsafe=False`: moving the mouse
-    into a screen corner aborts the next action with
-    `pyautogui.FailSafeException`.
+    The pyautogui fail-safe stays on unless `failsafe=False`: when a person
+    moves the mouse into a corner of the screen, the next action raises
+    `FailSafeTriggered` (an `EnvironmentLost`, so the agent loop stops).
+    Points the agent itself sends to a corner pixel are moved one pixel in.
     """
 
     name = "desktop"
@@ -322,18 +333,39 @@ class DesktopEnv(BaseEnvironment):
         return gui
 
     def to_device(self, point: tuple[float, float]) -> tuple[int, int]:
-        """Desktop pixel for a normalized point of the last observed screenshot."""
+        """Desktop pixel for a normalized point of the last observed screenshot.
+
+        With the fail-safe on, a point on one of the desktop's four corner pixels
+        is moved one pixel inward: the fail-safe is for a human who slams the
+        mouse into a corner, not for a model clicking at (0, 0).
+        """
         image_size = self._last_image_size or (self.monitor.width, self.monitor.height)
-        return to_device_pixels(point, self.monitor, image_size)
+        x, y = to_device_pixels(point, self.monitor, image_size)
+        if self.failsafe:
+            desktop = self.monitors[0]
+            left, top = desktop.left, desktop.top
+            right, bottom = left + desktop.width - 1, top + desktop.height - 1
+            if x in (left, right) and y in (top, bottom):
+                x += 1 if x == left else -1
+                y += 1 if y == top else -1
+        return x, y
 
     def execute(self, action: Action) -> None:
         handler = getattr(self, f"_do_{action.kind}", None)
         if handler is None:
+            hint = " (a desktop has no system-wide back/home/app launcher; use key or click)"
             raise UnsupportedAction(
-                f"the desktop has no '{action.kind}' action"
-                + (" (no system-wide back/home/app launcher on a desktop; use key or click)" if action.kind in ("back", "home", "open_app") else "")
+                f"the desktop has no '{action.kind}' action" + (hint if action.kind in ("back", "home", "open_app") else "")
             )
-        handler(action)
+        try:
+            handler(action)
+        except Exception as e:
+            if self._pyautogui is not None and isinstance(e, self._pyautogui.FailSafeException):
+                raise FailSafeTriggered(
+                    "pyautogui fail-safe: the mouse is in a corner of the screen (someone moved it there to stop "
+                    "the agent); nothing more is executed. Move it away to go on, or use DesktopEnv(failsafe=False)."
+                ) from e
+            raise
 
     def _click(self, action: Action, button: str, clicks: int) -> None:
         gui = self.gui
@@ -533,6 +565,7 @@ def _split_ascii(text: str) -> list[tuple[str, bool]]:
 
 __all__ = [
     "DesktopEnv",
+    "FailSafeTriggered",
     "MonitorGeometry",
     "to_device_pixels",
     "screenshot_scale",

@@ -16,9 +16,10 @@ import pytest
 
 from display_fixtures import PracticeSession, practice_desktop, practice_dual_monitor, x_display  # noqa: F401
 from vlagent.actions import Action
-from vlagent.environments.base import EnvironmentUnavailable, UnsupportedAction
+from vlagent.environments.base import EnvironmentLost, EnvironmentUnavailable, UnsupportedAction
 from vlagent.environments.desktop import (
     DesktopEnv,
+    FailSafeTriggered,
     MonitorGeometry,
     _split_ascii,
     normalize_key,
@@ -281,19 +282,29 @@ def test_unsupported_and_no_op_actions(practice_desktop: PracticeSession):
 
 @pytest.mark.display
 def test_failsafe_corner_aborts_unless_disabled(practice_desktop: PracticeSession):
-    import pyautogui
-
     session = practice_desktop
-    # The bottom-right corner of *this* display (the fail-safe points follow the display size).
-    session.env.execute(Action("move", point=(1.0, 1.0)))
-    with pytest.raises(pyautogui.FailSafeException):
-        session.env.execute(Action("click", point=session.point("button_open")))
+    env = session.env
+    width, height = session.display.size
+    # The agent's own points on a corner pixel are moved in, so they never trip it.
+    env.execute(Action("move", point=(1.0, 1.0)))
+    assert env.gui.position() == (width - 2, height - 2)
+    env.execute(Action("move", point=(0.0, 0.0)))
+    assert env.gui.position() == (1, 1)
+    # A person slamming the mouse into a corner of *this* display (the fail-safe
+    # points follow the display size) stops the next action.
+    clicks_before = session.settle()["clicks"]
+    env.gui.moveTo(width - 1, height - 1)
+    with pytest.raises(FailSafeTriggered, match="fail-safe"):
+        env.execute(Action("click", point=session.point("button_open")))
+    assert isinstance(FailSafeTriggered("x"), EnvironmentLost)  # the agent loop ends the run on it
+    assert session.settle()["clicks"] == clicks_before  # the click was not executed
     relaxed = DesktopEnv(display=session.display.name, failsafe=False)
     try:
         relaxed.execute(Action("move", point=session.point("entry")))
+        assert relaxed.gui.position() != (width - 1, height - 1)
     finally:
         relaxed.close()
-        session.env.gui  # restores the fail-safe setting of the session's env
+        env.gui  # restores the fail-safe setting of the session's env
 
 
 # --------------------------------------------------------------------------- two monitors
