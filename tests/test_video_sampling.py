@@ -69,7 +69,7 @@ def test_index_code_survives_resize_and_detects_rotation():
         vf.read_index(vf.index_frame(7, 64, 48)[..., ::-1])  # BGR
 
 
-@pytest.mark.parametrize("name", ["h264", "vp9", "mjpeg", "vfr", "rot90", "rot270"])
+@pytest.mark.parametrize("name", ["h264", "ts", "vp9", "mjpeg", "vfr", "rot90", "rot270"])
 def test_exact_mode_returns_the_frame_on_screen_at_each_target(videos, name):
     video = videos[name]
     sample = sample_frames(video.path, num_frames=10, mode="exact", **SMALL)
@@ -80,7 +80,7 @@ def test_exact_mode_returns_the_frame_on_screen_at_each_target(videos, name):
     assert sample.frames.dtype == np.uint8 and sample.frames.shape[1:] == (sample.plan.height, sample.plan.width, 3)
 
 
-@pytest.mark.parametrize("name", ["h264", "vp9", "mjpeg", "vfr", "rot90"])
+@pytest.mark.parametrize("name", ["h264", "ts", "vp9", "mjpeg", "vfr", "rot90"])
 def test_keyframe_mode_returns_nearest_keyframes_only(videos, name):
     video = videos[name]
     keys = keyframe_times(video.path)

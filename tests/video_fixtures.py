@@ -165,6 +165,11 @@ def make_h264_mp4(path: str, *, num_frames: int = 120, fps: int = 10, width: int
     return write_video(path, codec="libx264", width=width, height=height, num_frames=num_frames, fps=fps, gop=gop, options=X264_BFRAMES)
 
 
+def make_h264_ts(path: str, *, num_frames: int = 150, fps: int = 25, width: int = 64, height: int = 48, gop: int = 25) -> MadeVideo:
+    """H.264 in MPEG-TS: no index, so seeks can land past the keyframe asked for."""
+    return write_video(path, codec="libx264", width=width, height=height, num_frames=num_frames, fps=fps, gop=gop, options=X264_BFRAMES)
+
+
 def make_vp9_webm(path: str, *, num_frames: int = 60, fps: int = 10, width: int = 64, height: int = 48, gop: int = 10) -> MadeVideo:
     return write_video(
         path, codec="libvpx-vp9", width=width, height=height, num_frames=num_frames, fps=fps, gop=gop,
@@ -251,6 +256,7 @@ def video_set(folder: str) -> dict[str, MadeVideo]:
     p = lambda name: os.path.join(folder, name)  # noqa: E731
     return {
         "h264": make_h264_mp4(p("h264.mp4")),
+        "ts": make_h264_ts(p("h264.ts")),
         "vp9": make_vp9_webm(p("vp9.webm")),
         "mjpeg": make_mjpeg_avi(p("mjpeg.avi")),
         "vfr": make_vfr_mp4(p("vfr.mp4")),

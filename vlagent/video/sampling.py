@@ -3,43 +3,52 @@
 `sample_frames(path, ...)` plans the frames (see `vlagent.video.plan`), then:
 
 * probes the file once: demuxes the video stream's packets *without decoding
-  them* to learn every keyframe's time and the real duration (cheap: no
-  pixels are touched), and decodes the first frame to learn the size and the
-  rotation (display-matrix side data, or the old `rotate` tag);
+  them* to learn every frame's presentation time (8 bytes a frame), which
+  frames are keyframes, and the real duration; and decodes the first frame to
+  learn the size and the rotation (display-matrix side data, or the old
+  `rotate` tag). Demuxing reads the file but touches no pixels;
 * `mode="exact"`: for each target time returns the frame on screen at that
-  time (the last frame whose presentation time is ≤ the target). Targets are
-  visited in time order; for each one, if its keyframe lies beyond what was
-  already decoded the sampler seeks there, otherwise it keeps decoding
-  forward, so no stretch is decoded twice and GOPs without targets are never
-  decoded. Every frame between a keyframe and a target must be decoded (they
-  are references), but only kept frames are converted to RGB and resized.
-  `skip_frame="NONREF"` is not used: a non-reference frame can be the one on
-  screen at a target time, and the decoder would drop it, so the "exact"
-  frame would silently become its predecessor;
+  time (the last frame whose presentation time is <= the target), known from
+  the probe before any decoding. Wanted frames are visited in time order; the
+  sampler seeks to a wanted frame's keyframe only when frames lie between
+  what the decoder was already given and that keyframe (they are skipped),
+  and otherwise keeps decoding forward: targets sharing a GOP are served in
+  one pass, no packet is handed to the decoder twice, and GOPs without
+  targets are never decoded. The frames between a keyframe and a wanted
+  frame are decoded (they may be references) but never converted to RGB.
+  Non-reference frames are dropped with `skip_frame="NONREF"`, switched per
+  packet and never for a wanted frame's packet: nothing references a
+  non-reference frame, so dropping one loses that frame alone. (Setting
+  NONREF for the whole stream would not be exact: the frame on screen at a
+  target is often a non-reference B-frame, and it would silently become its
+  predecessor.) `skip_nonref=False` turns this off; the output is identical;
 * `mode="keyframe"`: for each target takes the nearest keyframe inside the
   range and decodes only that packet (`skip_frame="NONKEY"`, one packet per
   seek). Much faster on long files; the timestamps say where each keyframe
   really is.
 
-Frames are converted and resized by swscale the moment they are kept
-(`to_ndarray(width, height)`), rotated upright, and written into one
-preallocated [N, H, W, 3] uint8 array, so memory follows the output, not the
-video's length (the probe keeps only the keyframe times).
+Frames are converted and resized by one reused swscale context the moment
+they are kept, rotated upright, and written into one preallocated
+[N, H, W, 3] uint8 array: memory follows the output, not the video's length
+(apart from the probe's 8 bytes per frame).
 
 Timestamps are seconds from the video stream's start time, the timeline in
 which `start`/`end` are given. Two targets that land on the same frame give
 that frame once, so a sample can hold fewer frames than planned;
-`VideoSample.plan.num_frames` is the number returned.
+`VideoSample.plan.num_frames` is the number returned. Frames that fail to
+decode are left out with a `VideoDecodeWarning`; counters of the work done
+are in `VideoSample.stats` (decoded_frames, seeks, packets_read, ...).
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
-from array import array
+import itertools
 import math
 import os
 import warnings
+from array import array
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -267,12 +276,40 @@ def _resolve_range(info: VideoInfo, start: float | None, end: float | None) -> t
     return start, min(end, info.duration)
 
 
+def _packets_from_keyframe(container, stream, info: VideoInfo, key: int, stats: dict) -> Iterator | None:
+    """Demuxed packets starting exactly at the keyframe packet whose pts is `key`.
+
+    Indexed containers (MP4, Matroska, AVI) land on it at once. Others (MPEG-TS)
+    can land after it: then seek again, earlier each time, dropping (not
+    decoding) the packets before the keyframe. None if it cannot be reached.
+    """
+    one_second = max(1, round(1.0 / info.time_base))
+    lowest = int(info.frame_pts[0]) if len(info.frame_pts) else info.origin_pts
+    for margin in (0, one_second, 4 * one_second, 16 * one_second, 64 * one_second, 256 * one_second, None):
+        offset = lowest if margin is None else max(lowest, key - margin)
+        container.seek(offset, stream=stream, backward=True)
+        stats["seeks"] += 1
+        packets = container.demux(stream)
+        for packet in packets:
+            stats["packets_read"] += 1
+            if packet.pts is None:
+                continue
+            if packet.pts == key and packet.is_keyframe:
+                return itertools.chain([packet], packets)
+            if packet.is_keyframe and packet.pts > key:
+                break  # landed past it
+        if offset == lowest:
+            break
+    return None
+
+
 class _Decoder:
     """Forward decoding from a seek point, counting and tolerating bad packets."""
 
-    def __init__(self, container, stream, stats: dict, needed_pts: set[int] | None = None):
+    def __init__(self, container, stream, info: VideoInfo, stats: dict, needed_pts: set[int] | None = None):
         self.container = container
         self.stream = stream
+        self.info = info
         self.stats = stats
         # With the pts of every frame we keep known, the decoder may drop the
         # other non-reference frames: no frame depends on a non-reference frame,
@@ -285,18 +322,23 @@ class _Decoder:
     def running(self) -> bool:
         return self._frames is not None
 
-    def seek(self, pts: int) -> None:
-        self.container.seek(pts, stream=self.stream, backward=True)
-        self.stats["seeks"] += 1
+    def seek(self, key: int) -> None:
+        """Restart decoding at the keyframe `key` (decoder buffers are flushed by the seek)."""
         self.sent_pts = None
-        self._frames = self._decode_forward()
+        packets = _packets_from_keyframe(self.container, self.stream, self.info, key, self.stats)
+        self._frames = None if packets is None else self._decode_forward(packets)
+        if packets is None:
+            self.stats.setdefault("errors", []).append(f"could not seek to the keyframe at pts {key}")
 
-    def _decode_forward(self):
+    def _decode_forward(self, packets: Iterator):
         codec_context = self.stream.codec_context
         needed = self.needed_pts
         skipping = False
-        for packet in self.container.demux(self.stream):
-            self.stats["packets_read"] += 1
+        first = True
+        for packet in packets:
+            if not first:
+                self.stats["packets_read"] += 1
+            first = False
             if packet.pts is not None and (self.sent_pts is None or packet.pts > self.sent_pts):
                 self.sent_pts = packet.pts
             if needed is not None:
@@ -391,25 +433,26 @@ def _sample_exact(decoder: _Decoder, info: VideoInfo, targets: list[int], out: _
             pending = frame  # may be the next wanted frame
 
 
+def _nearest(sorted_values: list[int], x: float) -> int:
+    """The value nearest to x (the earlier one on a tie)."""
+    j = bisect.bisect_left(sorted_values, x)
+    candidates = sorted_values[max(j - 1, 0) : j + 1]
+    return min(candidates, key=lambda v: (abs(v - x), v))
+
+
 def _sample_keyframes(decoder: _Decoder, info: VideoInfo, targets: list[float], start_pts: float, end_pts: float, out: _Output, stats: dict) -> None:
     keys = [k for k in info.keyframe_pts if start_pts <= k < end_pts]
     if not keys:
         raise VideoError(
             f"no keyframe between {info.seconds(int(start_pts)):.3f} s and {info.seconds(int(end_pts)):.3f} s of {info.path}; use mode='exact'"
         )
-    chosen = sorted({min(keys, key=lambda k: (abs(k - t), k)) for t in targets})
+    chosen = sorted({_nearest(keys, t) for t in targets})
     codec_context = decoder.stream.codec_context
     codec_context.skip_frame = "NONKEY"
     for key in chosen:
-        decoder.container.seek(key, stream=decoder.stream, backward=True)
-        stats["seeks"] += 1
+        packets = _packets_from_keyframe(decoder.container, decoder.stream, info, key, stats)
         frame = None
-        for packet in decoder.container.demux(decoder.stream):
-            stats["packets_read"] += 1
-            if packet.pts is None or packet.pts < key or not packet.is_keyframe:
-                if packet.pts is not None and packet.pts > key:
-                    break
-                continue
+        for packet in packets or ():
             try:
                 # One packet in, then drain: threads must not hold the frame back.
                 frames = list(codec_context.decode(packet)) + list(codec_context.decode(None))
@@ -496,7 +539,7 @@ def sample_frames(
     container, stream = _open(info.path)
     try:
         needed = {info.shown_at(t) for t in targets} if (mode == "exact" and skip_nonref) else None
-        decoder = _Decoder(container, stream, stats, needed)
+        decoder = _Decoder(container, stream, info, stats, needed)
         if mode == "exact":
             _sample_exact(decoder, info, targets, out, stats)
         else:
