@@ -28,6 +28,7 @@ from __future__ import annotations
 import base64
 import io
 import math
+import os
 import re
 import socket
 import struct
@@ -289,8 +290,9 @@ def parse_ui_xml(xml: str | bytes, scale: tuple[float, float] = (1.0, 1.0)) -> l
 class AndroidEnv(BaseEnvironment):
     """A phone or emulator reached through the adb server (`adb devices`).
 
-    serial: which device (default: the only one attached). adb_host/adb_port:
-    the adb server. read_elements: also dump the accessibility tree each
+    serial: which device (default: $ANDROID_SERIAL, else the only one
+    attached). adb_host/adb_port: the adb server (port default:
+    $ANDROID_ADB_SERVER_PORT, else 5037, as the adb client does). read_elements: also dump the accessibility tree each
     observe (slower on real phones: ~1 s). screencap: "raw" (fast, falls back
     to PNG when the raw output cannot be read) or "png". settle: seconds to
     wait after an action so the next screenshot shows its effect.
@@ -303,7 +305,7 @@ class AndroidEnv(BaseEnvironment):
         serial: str | None = None,
         *,
         adb_host: str = "127.0.0.1",
-        adb_port: int = 5037,
+        adb_port: int | None = None,
         read_elements: bool = True,
         screencap: str = "raw",
         settle: float = 0.3,
@@ -316,6 +318,10 @@ class AndroidEnv(BaseEnvironment):
         except ImportError as e:
             raise EnvironmentUnavailable("AndroidEnv needs adbutils: pip install 'vlagent[android]'") from e
         self._adbutils = adbutils
+        if adb_port is None:
+            adb_port = int(os.environ.get("ANDROID_ADB_SERVER_PORT") or 5037)
+        if serial is None:
+            serial = os.environ.get("ANDROID_SERIAL") or None
         self.adb_host, self.adb_port = adb_host, adb_port
         self.read_elements = read_elements
         self.screencap_mode = screencap

@@ -10,8 +10,9 @@ What `adbd` does after `adb connect HOST:PORT`, enough for the real adb server
   and ask for no AUTH.
 - The host opens a stream with OPEN(host id, 0, "service\\0"); we answer
   OKAY(our id, host id), send the service output as WRTE messages, each no
-  larger than the host's max payload, and wait for the host's OKAY before the
-  next one (flow control: one WRTE in flight per stream), then CLSE.
+  larger than the host's max payload (checksum 0 for hosts that skip it),
+  and wait for the host's OKAY before the next one (flow control: one WRTE
+  in flight per stream), then CLSE.
 - WRTE from the host (stdin) is acknowledged and ignored; CLSE from the host
   ends the stream.
 
@@ -39,7 +40,7 @@ A_WRTE = 0x45545257
 A_AUTH = 0x48545541
 
 A_VERSION = 0x01000001
-MAX_PAYLOAD = 256 * 1024
+MAX_PAYLOAD = 1024 * 1024  # adb's own since 2016 (older hosts ask for 4 KB-256 KB in their CNXN)
 HEADER = struct.Struct("<6I")
 NAMES = {A_SYNC: "SYNC", A_CNXN: "CNXN", A_OPEN: "OPEN", A_OKAY: "OKAY", A_CLSE: "CLSE", A_WRTE: "WRTE", A_AUTH: "AUTH"}
 
@@ -48,8 +49,9 @@ NAMES = {A_SYNC: "SYNC", A_CNXN: "CNXN", A_OPEN: "OPEN", A_OKAY: "OKAY", A_CLSE:
 ServiceHandler = Callable[[str], "bytes | None"]
 
 
-def pack_message(command: int, arg0: int, arg1: int, data: bytes = b"") -> bytes:
-    checksum = sum(data) & 0xFFFFFFFF
+def pack_message(command: int, arg0: int, arg1: int, data: bytes = b"", checksum: bool = True) -> bytes:
+    """One message. Hosts speaking version 0x01000001+ ignore the checksum, so it may be 0 (adbd skips it too)."""
+    checksum = sum(data) & 0xFFFFFFFF if checksum and data else 0
     return HEADER.pack(command, arg0, arg1, len(data), checksum, command ^ 0xFFFFFFFF) + data
 
 
@@ -87,13 +89,14 @@ class _Connection:
         self.handler = handler
         self.banner = banner
         self.max_payload = MAX_PAYLOAD
+        self.checksums = True  # until the host's CNXN says it skips them
         self.send_lock = threading.Lock()
         self.streams: dict[int, _Stream] = {}
         self.next_id = 1
         self.alive = True
 
     def send(self, command: int, arg0: int, arg1: int, data: bytes = b"") -> None:
-        msg = pack_message(command, arg0, arg1, data)
+        msg = pack_message(command, arg0, arg1, data, checksum=self.checksums)
         with self.send_lock:
             self.sock.sendall(msg)
 
@@ -120,6 +123,7 @@ class _Connection:
         if command == A_CNXN:
             # The host's max payload bounds every WRTE we send.
             self.max_payload = max(1024, min(arg1, MAX_PAYLOAD))
+            self.checksums = arg0 < A_VERSION
             self.send(A_CNXN, A_VERSION, MAX_PAYLOAD, self.banner)
         elif command == A_OPEN:
             self.open_stream(remote_id=arg0, name=data.rstrip(b"\0").decode("utf-8", "replace"))
