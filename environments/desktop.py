@@ -429,14 +429,17 @@ class DesktopEnv(BaseEnvironment):
 
     def _do_key(self, action: Action) -> None:
         gui = self.gui
-        keys = [normalize_key(k) for k in action.keys]
-        unknown = [k for k, n in zip(action.keys, keys) if n not in gui.KEY_NAMES]
+        # "ctrl+c" given as one name is the same combo as ("ctrl", "c").
+        names = [part for k in action.keys for part in (k.split("+") if len(k) > 1 else [k]) if part]
+        keys = [normalize_key(k) for k in names]
+        unknown = [k for k, n in zip(names, keys) if n not in gui.KEY_NAMES]
         if unknown:
             raise UnsupportedAction(f"unknown key name(s) {unknown}; known names include ctrl, alt, shift, cmd, enter, esc, tab, arrows, pageup, f1..f12")
         gui.hotkey(*keys, interval=0.0)
 
     def _do_type(self, action: Action) -> None:
-        for chunk, ascii_only in _split_ascii(action.text):
+        text = action.text.replace("\r\n", "\n").replace("\r", "\n")
+        for chunk, ascii_only in _split_ascii(text):
             if ascii_only:
                 self.gui.write(chunk, interval=0.0)
             else:

@@ -159,7 +159,7 @@ def test_type_unicode_text_and_keys(practice_desktop: PracticeSession):
     session.wait(lambda s: s["last_key_combo"] == "ctrl+a", "ctrl+a")
     env.execute(Action("key", keys=("control", "shift", "k")))
     session.wait(lambda s: s["last_key_combo"] == "ctrl+shift+k", "ctrl+shift+k")
-    env.execute(Action("key", keys=("alt", "x")))
+    env.execute(Action("key", keys=("Alt+x",)))  # one "a+b" name is the same combo
     session.wait(lambda s: s["last_key_combo"] == "alt+x", "alt+x")
     env.execute(Action("key", keys=("page down",)))
     session.wait(lambda s: s["last_key_combo"] == "next", "page down (Tk calls it Next)")
