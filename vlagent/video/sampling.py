@@ -285,8 +285,11 @@ def _packets_from_keyframe(container, stream, info: VideoInfo, key: int, stats: 
     """
     one_second = max(1, round(1.0 / info.time_base))
     lowest = int(info.frame_pts[0]) if len(info.frame_pts) else info.origin_pts
-    for margin in (0, one_second, 4 * one_second, 16 * one_second, 64 * one_second, 256 * one_second, None):
-        offset = lowest if margin is None else max(lowest, key - margin)
+    # Some demuxers land past the stream's first keyframe when asked for exactly
+    # its time, so the margins reach below the first frame, finally by 1 s.
+    margins = [0, one_second, 4 * one_second, 16 * one_second, 64 * one_second, 256 * one_second]
+    offsets = [key - m for m in margins if key - m > lowest] + [lowest - one_second]
+    for offset in offsets:
         container.seek(offset, stream=stream, backward=True)
         stats["seeks"] += 1
         packets = container.demux(stream)
@@ -298,8 +301,6 @@ def _packets_from_keyframe(container, stream, info: VideoInfo, key: int, stats: 
                 return itertools.chain([packet], packets)
             if packet.is_keyframe and packet.pts > key:
                 break  # landed past it
-        if offset == lowest:
-            break
     return None
 
 
