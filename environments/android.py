@@ -150,20 +150,54 @@ def decode_raw_screencap(data: bytes | bytearray | memoryview) -> Image.Image:
     """Decode `screencap` raw output: width, height, format (+ dataspace on newer Android), pixels."""
     if len(data) < 12:
         raise ValueError(f"raw screencap output too short ({len(data)} bytes)")
+    data = memoryview(data)
     w, h, fmt = struct.unpack_from("<3I", data)
+    if fmt not in _RAW_FORMATS or not _fits(len(data), w, h, fmt):
+        # screencap on multi-display phones prints a "[Warning] Multiple displays..." line first
+        data = data[_text_prefix_length(data) :]
+        if len(data) < 12:
+            raise ValueError("raw screencap output holds no image")
+        w, h, fmt = struct.unpack_from("<3I", data)
     if fmt not in _RAW_FORMATS:
         raise ValueError(f"unsupported raw screencap pixel format {fmt}")
-    bpp, mode = _RAW_FORMATS[fmt]
-    pixels = w * h * bpp
-    for header in (16, 12):
-        if len(data) == header + pixels:
-            break
-    else:
+    header = _fits(len(data), w, h, fmt)
+    if not header:
         raise ValueError(f"raw screencap size mismatch: {len(data)} bytes for {w}x{h} format {fmt}")
-    buf = memoryview(data)[header:]
+    bpp, mode = _RAW_FORMATS[fmt]
+    buf = data[header:]
     if bpp == 4:
         return Image.frombuffer("RGBA", (w, h), buf, "raw", mode, 0, 1).convert("RGB")
     return Image.frombuffer("RGB", (w, h), bytes(buf), "raw", mode, 0, 1)
+
+
+def _fits(length: int, w: int, h: int, fmt: int) -> int:
+    """The header size (16 on Android 12+, 12 before) that makes `length` exactly one frame, else 0."""
+    if fmt not in _RAW_FORMATS:
+        return 0
+    pixels = w * h * _RAW_FORMATS[fmt][0]
+    return next((header for header in (16, 12) if length == header + pixels), 0)
+
+
+def _text_prefix_length(data: memoryview) -> int:
+    """Bytes of leading printable text lines (warnings) before binary output."""
+    end = 0
+    head = bytes(data[:4096])
+    while True:
+        nl = head.find(b"\n", end)
+        line = head[end:nl]
+        if nl < 0 or not line or not all(32 <= c < 127 or c == 13 for c in line):
+            return end
+        end = nl + 1
+
+
+def decode_png_screencap(data: bytes | bytearray) -> Image.Image:
+    """Decode `screencap -p` output (skipping any warning text before the PNG signature)."""
+    start = bytes(data[:4096]).find(b"\x89PNG\r\n\x1a\n")
+    if start < 0:
+        raise ValueError(f"screencap -p returned no PNG: {bytes(data[:120])!r}")
+    image = Image.open(io.BytesIO(data[start:]))
+    image.load()
+    return image.convert("RGB")
 
 
 # --------------------------------------------------------------------------- typing
@@ -467,11 +501,9 @@ class AndroidEnv(BaseEnvironment):
                 self.screencap_mode = "png"  # this device's raw output is not readable: use PNG from now on
         data = self.exec_out("screencap -p")
         try:
-            image = Image.open(io.BytesIO(data))
-            image.load()
+            return decode_png_screencap(data)
         except Exception as e:
             raise EnvironmentLost(f"Android device {self.serial} returned an unreadable screenshot ({e})") from None
-        return image.convert("RGB")
 
     def observe(self) -> Observation:
         image = self.screenshot()
@@ -619,6 +651,7 @@ class AndroidEnv(BaseEnvironment):
             out = self.shell(f"ime enable {ADB_KEYBOARD_IME} >/dev/null; ime set {ADB_KEYBOARD_IME}")
             if "selected" not in out:
                 raise RuntimeError(f"could not switch to ADBKeyboard: {out.strip()[:300]}")
+            self._wait_for_ime(ADB_KEYBOARD_IME)
         try:
             payload = base64.b64encode(text.encode("utf-8")).decode("ascii")
             out = self.shell(f"am broadcast -a ADB_INPUT_B64 --es msg {payload}")
@@ -627,6 +660,17 @@ class AndroidEnv(BaseEnvironment):
         finally:
             if switched and previous and previous != "null":
                 self.shell(f"ime set {quote_sh(previous)}")
+
+    def _wait_for_ime(self, ime: str, timeout: float = 3.0) -> None:
+        """The IME binds asynchronously after `ime set`; its broadcast receiver exists only once bound."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.shell("dumpsys input_method | grep mCurMethodId")
+            if f"mCurMethodId={ime}" in out:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{ime} did not become the active input method within {timeout:g} s ({out.strip()[:200]})")
+            time.sleep(0.1)
 
     def _do_open_app(self, action: Action) -> None:
         self.open_app(action.text or "")
@@ -683,6 +727,7 @@ __all__ = [
     "parse_wm_density",
     "parse_rotation",
     "decode_raw_screencap",
+    "decode_png_screencap",
     "input_text_commands",
     "quote_sh",
     "parse_ui_xml",

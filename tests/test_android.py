@@ -6,6 +6,7 @@ come from the device's own `state` bounds, then checks the device state.
 
 from __future__ import annotations
 
+import io
 import json
 import struct
 
@@ -18,6 +19,7 @@ from vlagent.agent import Agent
 from vlagent.environments.android import (
     AndroidEnv,
     android_keycode,
+    decode_png_screencap,
     decode_raw_screencap,
     input_text_commands,
     logical_size,
@@ -76,6 +78,12 @@ def test_raw_screencap_headers_old_and_new():
         assert out.mode == "RGB" and out.tobytes() == img.tobytes()
     with pytest.raises(ValueError, match="size mismatch"):
         decode_raw_screencap(old[:-1])
+    # multi-display phones print a warning before the frame
+    warning = b"[Warning] Multiple displays were found, but no display id was specified!\nUse [-d display-id].\n"
+    assert decode_raw_screencap(warning + new).tobytes() == img.tobytes()
+    png = io.BytesIO()
+    img.save(png, format="PNG")
+    assert decode_png_screencap(warning + png.getvalue()).tobytes() == img.tobytes()
 
 
 def test_input_text_commands_type_exactly_what_was_asked():

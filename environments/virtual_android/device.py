@@ -646,6 +646,9 @@ class VirtualPhone:
         if args[:2] == ["window", "displays"] or args[:1] == ["display"]:
             return Result((f"Display: mDisplayId=0\n  init={ui.natural[0]}x{ui.natural[1]} {ui.density}dpi cur={w}x{h} "
                            f"app={w}x{h}\n  mCurrentRotation=ROTATION_{ui.rotation * 90}\n").encode())
+        if args[:1] == ["input_method"]:
+            current = self.settings["secure"]["default_input_method"]
+            return Result(f"Current Input Method Manager state:\n  mCurMethodId={current}\n  mCurId={current}\n".encode())
         if args[:2] == ["window", "windows"] or args[:1] == ["activity"]:
             pkg = ui.package
             return Result(f"  mCurrentFocus=Window{{1 u0 {pkg}/{pkg}.MainActivity}}\n".encode())

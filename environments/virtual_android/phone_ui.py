@@ -111,6 +111,7 @@ class Element:
     parent: str | None = None
     resource_id: str = ""
     hint: str = ""
+    draw_bounds: tuple[int, int, int, int] | None = None  # unclipped, for drawing rows cut by a list's edge
 
     def contains(self, x: float, y: float) -> bool:
         x1, y1, x2, y2 = self.bounds
@@ -285,8 +286,9 @@ class PhoneUI:
         cols = 4 if w <= h else 6
         cell_w = w // cols
         cell_h = round(300 * u)
-        y0 = top + round(220 * u)
-        out = []
+        y0 = top + round(420 * u)
+        out = [Element("home.clock", "text", self._time_text(clock=True), (0, top + round(60 * u), w, top + round(300 * u)),
+                       clickable=False, resource_id="com.android.launcher3:id/clock")]
         for i, (key, app) in enumerate(APPS.items()):
             r, c = divmod(i, cols)
             x1, y1 = c * cell_w, y0 + r * cell_h
@@ -329,6 +331,7 @@ class PhoneUI:
             y1, y2 = y1 + v_top - offset, y2 + v_top - offset
             if y2 <= v_top or y1 >= v_bottom:
                 continue
+            row.draw_bounds = (x1, y1, x2, y2)
             row.bounds = (x1, max(y1, v_top), x2, min(y2, v_bottom))
             row.parent = lst.id
             out.append(row)
@@ -675,8 +678,13 @@ class PhoneUI:
         on_home = self.s.app in ("home", "recents")
         img = wallpaper(w, h, self.dark).copy() if on_home else Image.new("RGB", (w, h), th.background)
         d = ImageDraw.Draw(img)
+        lists = {el.id: el for el in elements if el.kind == "list"}
         for el in elements:
+            if el.parent in lists:
+                continue
             self._draw_element(d, el, th)
+            if el.id in lists:
+                self._draw_list_rows(img, el, [r for r in elements if r.parent == el.id], th)
         # status bar: time left, battery right
         top, bottom = self._bars()
         fg = "#ffffff" if on_home or self.dark else "#202124"
@@ -693,6 +701,18 @@ class PhoneUI:
                             radius=ph // 2, fill=fg)
         return img
 
+    def _draw_list_rows(self, img: Image.Image, lst: Element, rows: list[Element], th: Theme) -> None:
+        """Rows at their unclipped place on a scratch layer, then only the list's viewport pasted."""
+        layer = Image.new("RGB", img.size, th.background)
+        d = ImageDraw.Draw(layer)
+        for row in rows:
+            clipped, row.bounds = row.bounds, row.draw_bounds or row.bounds
+            self._draw_element(d, row, th)
+            row.bounds = clipped
+        x1, y1, x2, y2 = lst.bounds
+        top_line = max(1, round(2 * self.unit))
+        img.paste(layer.crop((x1, y1 + top_line, x2, y2)), (x1, y1 + top_line))
+
     def _draw_element(self, d: ImageDraw.ImageDraw, el: Element, th: Theme) -> None:
         u = self.unit
         x1, y1, x2, y2 = el.bounds
@@ -705,6 +725,10 @@ class PhoneUI:
                                 fill=app["color"])
             d.text((cx, y1 + round(30 * u) + s // 2), app["label"][0], fill="#ffffff", font=font(round(80 * u)), anchor="mm")
             d.text((cx, y1 + round(30 * u) + s + round(40 * u)), el.label, fill="#ffffff", font=font(round(36 * u)), anchor="mm")
+        elif el.id == "home.clock":
+            d.text(((x1 + x2) // 2, y1 + round(90 * u)), el.label.split()[0], fill="#ffffff", font=font(round(150 * u)), anchor="mm")
+            d.text(((x1 + x2) // 2, y1 + round(200 * u)), time.strftime("%A, %B %-d"), fill="#ffffff",
+                   font=font(round(40 * u)), anchor="mm")
         elif el.kind == "text" and el.id.endswith(".title"):
             d.text((pad, (y1 + y2) // 2), el.label, fill=th.text if self.s.app != "recents" else "#ffffff",
                    font=font(round(64 * u)), anchor="lm")
