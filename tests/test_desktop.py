@@ -247,6 +247,12 @@ def test_drag_drops_on_target_and_swipe_drags_back(practice_desktop: PracticeSes
     env.execute(Action("swipe", point=session.point("drag_token"), end=session.point_of(canvas, at=(0.2, 0.5))))
     state = session.wait(lambda s: s["drag"]["drops"] == 2, "a second drop")
     assert state["drag"]["result"] == "outside"
+    # long_press holds the left button at one spot: the token is grabbed and let go in place.
+    started = time.monotonic()
+    env.execute(Action("long_press", point=session.point("drag_token"), seconds=0.3))
+    assert time.monotonic() - started >= 0.3
+    state = session.wait(lambda s: s["drag"]["drops"] == 3, "a press and release on the token")
+    assert state["drag"]["result"] == "outside"
 
 
 @pytest.mark.display
