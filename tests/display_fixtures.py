@@ -61,16 +61,18 @@ class PracticeSession:
     def wait(self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 5.0) -> dict[str, Any]:
         return practice_app.wait_for_state(self.state_file, predicate, timeout=timeout, what=what)
 
-    def settle(self) -> dict[str, Any]:
+    def settle(self, timeout: float = 5.0) -> dict[str, Any]:
         """Wait until the app has handled everything sent so far (its seq stops moving)."""
+        deadline = time.monotonic() + timeout
         time.sleep(0.05)
         last = self.state()["seq"]
-        while True:
+        while time.monotonic() < deadline:
             time.sleep(0.1)
             now = self.state()["seq"]
             if now == last:
                 return self.state()
             last = now
+        raise TimeoutError(f"the practice app kept changing its state for {timeout:g}s")
 
     def point_of(self, box: list[int], at: tuple[float, float] = (0.5, 0.5)) -> tuple[float, float]:
         """A normalized point of the last observed screenshot inside `box` (screen pixels).
