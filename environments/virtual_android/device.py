@@ -1,12 +1,13 @@
 """The virtual phone's shell: a tiny `sh` and the Android commands the adapter uses.
 
 `VirtualPhone.run_service(name)` answers adb services: `shell:CMD` and
-`exec:CMD` run CMD through `Shell` (quotes, `$VAR`/`$?`, `;`, `&&`, `||`,
-pipes, `>`/`2>` redirections — what adbutils and the adapter send), stdout
-and stderr merged as adbd's raw shell does. Commands: input, screencap, wm,
-getprop, settings, ime, am, monkey, pm, dumpsys, uiautomator, state, cat,
-echo, rm, ls, grep, sleep, true, false, id, cmd. Anything else prints the
-real shell's "inaccessible or not found" and exits 127.
+`exec:CMD` run CMD through a tiny sh (quotes, `$VAR`/`$?`, `;`, `&&`,
+`||`, pipes, `>`/`2>` redirections: what adbutils and the adapter send;
+`&` runs the command in the foreground), stdout and stderr merged as
+adbd's raw shell does. Commands: input, screencap, wm, getprop, settings,
+ime, am, monkey, pm, dumpsys, uiautomator, state, cat, echo, rm, ls, grep,
+sleep, wait, true, false, id, cmd. Anything else prints the real shell's
+"inaccessible or not found" and exits 127.
 """
 
 from __future__ import annotations
@@ -281,6 +282,7 @@ class VirtualPhone:
             "pm": self.cmd_pm, "dumpsys": self.cmd_dumpsys, "uiautomator": self.cmd_uiautomator, "state": self.cmd_state,
             "cat": self.cmd_cat, "echo": self.cmd_echo, "rm": self.cmd_rm, "ls": self.cmd_ls, "grep": self.cmd_grep,
             "sleep": self.cmd_sleep, "true": lambda a, i: Result(), "false": lambda a, i: Result(code=1),
+            "wait": lambda a, i: Result(),  # `&` runs in the foreground here, so there is nothing to wait for
             "id": lambda a, i: Result(b"uid=2000(shell) gid=2000(shell) groups=2000(shell) context=u:r:shell:s0\n"),
             "cmd": self.cmd_cmd,
         }
