@@ -352,14 +352,12 @@ class Processor:
 
         def read(name: str) -> dict[str, Any]:
             f = folder / name
-            if not f.exists():
-                return {}
-            d = json.loads(f.read_text())
-            if name == "processor_config.json":
-                return d
-            return d
+            try:
+                return json.loads(f.read_text()) if f.exists() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{f} is not valid JSON: {exc}") from None
 
-        proc = read("processor_config.json")
+        proc = read("processor_config.json")  # newer checkpoints may nest both configs here
         image = PixelConfig.from_dict(read("preprocessor_config.json") or proc.get("image_processor", {}), QWEN35_IMAGE)
         video = PixelConfig.from_dict(
             read("video_preprocessor_config.json") or proc.get("video_processor", {}), QWEN35_VIDEO
@@ -487,6 +485,10 @@ class Processor:
         """Tokenize `text` (one string or a batch; padded on `padding_side`) with each
         `<|image_pad|>` / `<|video_pad|>` expanded for the images / videos given, in order."""
         texts = [text] if isinstance(text, str) else list(text)
+        if isinstance(images, (Image.Image, str, os.PathLike, np.ndarray)):
+            images = [images]  # one image given bare
+        if isinstance(videos, (np.ndarray, torch.Tensor)):
+            videos = [videos]  # one video given as a [T, H, W, 3] array
         images = list(images or [])
         videos = list(videos or [])
         n_image_slots = sum(t.count(IMAGE_TOKEN) for t in texts)
