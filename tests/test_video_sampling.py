@@ -121,6 +121,18 @@ def test_fps_sampling_follows_the_plan(videos):
     assert len(low) == 4  # min_frames
 
 
+def test_token_budget_sets_the_frame_size(videos):
+    video = videos["rot90"]  # 96x160 upright: 15 tokens a temporal patch at full size
+    total = 16 * FACTOR * FACTOR  # 16 tokens for 8 frames = 4 temporal patches of 4 tokens
+    sample = sample_frames(video.path, num_frames=8, total_pixels=total, min_pixels=FACTOR * FACTOR)
+    assert sample.plan.num_tokens * FACTOR * FACTOR <= total
+    assert sample.frames.shape == (8, sample.plan.height, sample.plan.width, 3)
+    assert sample.plan.height % FACTOR == 0 and sample.plan.width % FACTOR == 0
+    bigger = sample_frames(video.path, num_frames=8, total_pixels=4 * total, min_pixels=FACTOR * FACTOR)
+    assert bigger.plan.num_tokens > sample.plan.num_tokens
+    assert_frames_match(video, sample)
+
+
 def test_range_limits_the_samples(videos):
     video = videos["vfr"]
     for mode in ("exact", "keyframe"):

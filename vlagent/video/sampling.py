@@ -203,14 +203,17 @@ def probe(path: str | os.PathLike) -> VideoInfo:
         try:
             for packet in stream.container.demux(stream):
                 pts = packet.pts if packet.pts is not None else packet.dts
-                if first_frame is None and decode_tries < 64:
+                if first_frame is None and decode_tries < 16 and packet.is_keyframe and packet.size:
+                    # One keyframe, drained at once (threads would hold it back):
+                    # its size and display matrix are the stream's.
                     decode_tries += 1
                     try:
-                        frames = packet.decode()
+                        frames = list(packet.decode()) + list(stream.codec_context.decode(None))
                     except av.FFmpegError:
                         frames = []
                     if frames:
                         first_frame = frames[0]
+                    stream.codec_context.flush_buffers()
                 if pts is None or packet.size == 0:
                     continue
                 num_packets += 1
