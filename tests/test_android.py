@@ -13,7 +13,7 @@ import struct
 import pytest
 from PIL import Image, ImageStat
 
-from android_fixtures import adb_server, phone, start_phone  # noqa: F401
+from android_fixtures import adb_server, start_phone  # noqa: F401
 from vlagent.actions import Action
 from vlagent.agent import Agent
 from vlagent.environments.android import (

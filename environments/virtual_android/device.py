@@ -519,7 +519,6 @@ class VirtualPhone:
             elif verb == "text" and len(rest) >= 1:
                 return self._input_text(" ".join(rest))
             elif verb in ("keyevent", "keycombination") and rest:
-                longpress = "--longpress" in rest
                 codes = [self._keycode(r) for r in rest if not r.startswith("--")]
                 if verb == "keycombination":
                     mods = frozenset(KEYCODE_NAMES.get(c, "") for c in codes[:-1])
@@ -527,7 +526,6 @@ class VirtualPhone:
                 else:
                     for c in codes:
                         ui.key(c)
-                del longpress
             else:
                 raise UsageError(f"Error: Unknown command: {verb} (or wrong arguments: {' '.join(rest)})", 1)
         except ValueError as e:
