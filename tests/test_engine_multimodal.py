@@ -95,3 +95,29 @@ def test_greedy_generation_with_image_matches(setup):
     L = inputs["input_ids"].shape[1]
     assert got.shape[1] == L + n
     assert got[0, L:].tolist() == want[0, L:].tolist()
+
+
+def test_left_padded_batch_with_images_matches(setup):
+    """Two prompts of different lengths and image counts in one left-padded batch."""
+    ours, ref, processor = setup
+    one = processor.render_chat([{"role": "user", "content": [
+        {"type": "image", "image": _image(100, 200, 4)}, {"type": "text", "text": "hi"}]}])
+    two = processor.render_chat([{"role": "user", "content": [
+        {"type": "text", "text": "A longer question about two screens"},
+        {"type": "image", "image": _image(200, 90, 5)}, {"type": "image", "image": _image(64, 64, 6)}]}])
+    inputs = processor([one[0], two[0]], images=one[1] + two[1])
+    mask = inputs["attention_mask"].bool()
+    assert not mask[0, 0] and mask[1].all()  # the first prompt is left-padded
+    kw = dict(inputs)
+    kw["mm_token_type_ids"] = processor.mm_token_type_ids(inputs["input_ids"])
+    got = ours(**inputs).logits
+    with torch.no_grad():
+        want = ref(**kw).logits
+    scale = want[mask].abs().max().item()
+    assert (got - want)[mask].abs().max().item() <= 1e-4 * max(scale, 1.0)
+    n = 16
+    seq = ours.generate(**inputs, max_new_tokens=n, stop_token_ids=[])
+    with torch.no_grad():
+        ref_seq = ref.generate(**kw, max_new_tokens=n, min_new_tokens=n, do_sample=False)
+    L = inputs["input_ids"].shape[1]
+    assert seq[:, L:].tolist() == ref_seq[:, L:].tolist()
