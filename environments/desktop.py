@@ -299,7 +299,10 @@ class DesktopEnv(BaseEnvironment):
         return [MonitorGeometry.from_mss(m) for m in self._mss.monitors]
 
     def observe(self) -> Observation:
-        shot = self._mss.grab(self.monitor.as_dict())
+        try:
+            shot = self._mss.grab(self.monitor.as_dict())
+        except Exception as e:
+            raise EnvironmentLost(f"cannot capture the screen of display {self.display!r}: {e}") from e
         # One C-level pass from BGRA to RGB straight from mss' buffer (`shot.bgra`
         # would first copy the 8 MB of a 1080p frame into a bytes object).
         image = Image.frombytes("RGB", shot.size, shot.raw, "raw", "BGRX")
@@ -359,13 +362,24 @@ class DesktopEnv(BaseEnvironment):
             )
         try:
             handler(action)
+        except (UnsupportedAction, EnvironmentLost):
+            raise
         except Exception as e:
             if self._pyautogui is not None and isinstance(e, self._pyautogui.FailSafeException):
                 raise FailSafeTriggered(
                     "pyautogui fail-safe: the mouse is in a corner of the screen (someone moved it there to stop "
                     "the agent); nothing more is executed. Move it away to go on, or use DesktopEnv(failsafe=False)."
                 ) from e
+            if not self._display_alive():
+                raise EnvironmentLost(f"display {self.display!r} went away while executing {action.describe()}") from e
             raise
+
+    def _display_alive(self) -> bool:
+        try:
+            self._mss.grab({"left": self.monitor.left, "top": self.monitor.top, "width": 1, "height": 1})
+            return True
+        except Exception:
+            return False
 
     def _click(self, action: Action, button: str, clicks: int) -> None:
         gui = self.gui

@@ -116,6 +116,20 @@ def test_unknown_monitor_and_missing_xauthority(x_display, monkeypatch, tmp_path
         assert os.path.exists(os.environ["XAUTHORITY"])
 
 
+@pytest.mark.display
+def test_display_going_away_is_environment_lost(x_display):
+    env = DesktopEnv(display=x_display.name)
+    env.execute(Action("click", point=(0.5, 0.5)))
+    env.observe()
+    x_display.process.kill()
+    x_display.process.wait(timeout=5)
+    with pytest.raises(EnvironmentLost, match="cannot capture"):
+        env.observe()
+    with pytest.raises(EnvironmentLost, match="went away"):
+        env.execute(Action("click", point=(0.5, 0.5)))
+    env.close()
+
+
 # --------------------------------------------------------------------------- one monitor, two sizes
 
 
