@@ -246,6 +246,10 @@ class DesktopEnv(BaseEnvironment):
     moves the mouse into a corner of the screen, the next action raises
     `FailSafeTriggered` (an `EnvironmentLost`, so the agent loop stops).
     Points the agent itself sends to a corner pixel are moved one pixel in.
+
+    A display that dies mid-run raises `EnvironmentLost`. `drag_steps` and
+    `step_delay` shape drags (motion events and the pause between them);
+    `paste_timeout` is how long the clipboard path waits for the app to read.
     """
 
     name = "desktop"
