@@ -114,6 +114,36 @@ def mrope_cos_sin(position_ids: Tensor, inv_freq: Tensor, mrope_section: list[in
 # ------------------------------------------------------------------------------------ layers
 
 
+def gated_delta_decode(q, k, v, a, b, A_log, dt_bias, state, backend: str = "auto") -> Tensor:
+    """One decode token of the gated delta rule (state [B, HV, K, V] fp32 updated in place).
+
+    Dispatches to vlagent.kernels.gated_delta_decode_step, except on the CPU/PyTorch path,
+    where this in-place variant (same arithmetic, no temporaries of the state's size beyond
+    one) is ~5x faster than the kernels' einsum reference; tests check the two agree."""
+    if K.resolve_backend(backend, q) != "torch":
+        return K.gated_delta_decode_step(q, k, v, a, b, A_log, dt_bias, state, backend=backend)
+    B, H, Kd = q.shape
+    HV, Vd = v.shape[1], v.shape[2]
+    qf = _l2norm(q.float())
+    kf = _l2norm(k.float())
+    if HV != H:
+        qf, kf = qf.repeat_interleave(HV // H, dim=1), kf.repeat_interleave(HV // H, dim=1)
+    qf = qf * Kd**-0.5
+    g = -A_log.float().exp() * F.softplus(a.float() + dt_bias.float())  # [B, HV]
+    beta = b.float().sigmoid()
+    s = state.view(B * HV, Kd, Vd)
+    s.mul_(g.exp().view(B * HV, 1, 1))
+    kf, qf = kf.reshape(B * HV, 1, Kd), qf.reshape(B * HV, 1, Kd)
+    delta = (v.float().reshape(B * HV, 1, Vd) - torch.bmm(kf, s)) * beta.view(B * HV, 1, 1)
+    s.baddbmm_(kf.transpose(1, 2), delta)
+    return torch.bmm(qf, s).view(B, HV, Vd).to(v.dtype)
+
+
+def _l2norm(x: Tensor, eps: float = 1e-6) -> Tensor:
+    return x * torch.rsqrt((x * x).sum(-1, keepdim=True) + eps)
+
+
+
 class RMSNorm(nn.Module):
     """Zero-centred RMSNorm: x_hat * (1 + w)."""
 
@@ -173,7 +203,7 @@ class GatedDeltaNet(nn.Module):
                 mixed[:, 0], cache.conv[i], self.conv_weight, None, "silu", backend=self.backend
             )
             q, k, v = self._qkv(conv_out)
-            o = K.gated_delta_decode_step(
+            o = gated_delta_decode(
                 q, k, v, a[:, 0], b[:, 0], self.A_log, self.dt_bias, cache.rec[i], backend=self.backend
             )[:, None]
         else:
@@ -205,7 +235,7 @@ class GatedDeltaNet(nn.Module):
         outs, states = [], []
         for t in range(T):
             outs.append(
-                K.gated_delta_decode_step(
+                gated_delta_decode(
                     q[:, t], k[:, t], v[:, t], a[:, t], b[:, t], self.A_log, self.dt_bias, state, backend=self.backend
                 )
             )

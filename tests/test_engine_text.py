@@ -93,3 +93,22 @@ def test_left_padded_forward_equals_rows_alone(pair):
     assert torch.allclose(batch[0], alone_long, atol=1e-4)
     assert torch.allclose(batch[1, 50:], alone_short, atol=1e-4)
     assert torch.isfinite(batch).all()
+
+
+@pytest.mark.parametrize("H,HV,Kd,Vd", [(2, 4, 16, 24), (4, 4, 32, 32)])
+def test_cpu_decode_step_matches_kernels_reference(H, HV, Kd, Vd):
+    from vlagent.kernels import gated_delta_decode_step
+    from vlagent.model.qwen35 import gated_delta_decode
+
+    g = torch.Generator().manual_seed(H + HV)
+    B = 3
+    q, k = torch.randn(B, H, Kd, generator=g), torch.randn(B, H, Kd, generator=g)
+    v = torch.randn(B, HV, Vd, generator=g)
+    a, b = torch.randn(B, HV, generator=g), torch.randn(B, HV, generator=g)
+    A_log, dt_bias = torch.randn(HV, generator=g), torch.randn(HV, generator=g)
+    s1 = torch.randn(B, HV, Kd, Vd, generator=g)
+    s2 = s1.clone()
+    for _ in range(3):
+        o1 = gated_delta_decode(q, k, v, a, b, A_log, dt_bias, s1, backend="torch")
+        o2 = gated_delta_decode_step(q, k, v, a, b, A_log, dt_bias, s2, backend="torch")
+        assert torch.allclose(o1, o2, atol=1e-5) and torch.allclose(s1, s2, atol=1e-5)
