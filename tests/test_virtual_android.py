@@ -219,3 +219,9 @@ def test_command_line_device_runs_until_sigterm(adb_server):
 def test_bad_commands_answer_like_a_phone(line):
     out = VirtualPhone().run_line(line + "; echo status=$?")
     assert out.rsplit(b"status=", 1)[1].strip() != b"0", out
+
+
+def test_services_it_does_not_offer_are_refused_cleanly(phone, tmp_path):
+    res = phone.adb.run("-s", phone.serial, "pull", "/sdcard/x", str(tmp_path / "x"), timeout=20)  # sync: service
+    assert res.returncode != 0
+    assert phone.shell("echo still here") == "still here\n"

@@ -1,6 +1,6 @@
 """The virtual phone's shell: a tiny `sh` and the Android commands the adapter uses.
 
-`VirtualPhone.run_service(name)` answers adb services: `shell:CMD` and
+`VirtualPhone.run_service(name)` serves adb services: `shell:CMD` and
 `exec:CMD` run CMD through a tiny sh (quotes, `$VAR`/`$?`, `;`, `&&`,
 `||`, pipes, `>`/`2>` redirections: what adbutils and the adapter send;
 `&` runs the command in the foreground), stdout and stderr merged as
@@ -295,10 +295,12 @@ class VirtualPhone:
 
     # -- adb services -------------------------------------------------------
 
-    def run_service(self, name: str) -> bytes | None:
+    def run_service(self, name: str) -> Callable[[], bytes] | None:
+        """The producer of an adb service's output, or None for services this phone does not offer."""
         for prefix in ("shell:", "exec:"):
             if name.startswith(prefix):
-                return self.run_line(name[len(prefix) :])
+                command = name[len(prefix) :]
+                return lambda: self.run_line(command)
         return None  # sync:, reverse:, shell,v2: ... are not offered
 
     def run_line(self, line: str) -> bytes:

@@ -44,9 +44,10 @@ MAX_PAYLOAD = 1024 * 1024  # adb's own since 2016 (older hosts ask for 4 KB-256 
 HEADER = struct.Struct("<6I")
 NAMES = {A_SYNC: "SYNC", A_CNXN: "CNXN", A_OPEN: "OPEN", A_OKAY: "OKAY", A_CLSE: "CLSE", A_WRTE: "WRTE", A_AUTH: "AUTH"}
 
-# A service takes the name from OPEN ("shell:ls", "exec:screencap") and returns
-# its output, or None when the service does not exist (the stream is refused).
-ServiceHandler = Callable[[str], "bytes | None"]
+# A service handler takes the name from OPEN ("shell:ls", "exec:screencap") and
+# returns a function that produces the stream's output, or None when there is
+# no such service (the stream is refused). Deciding is quick; producing may not be.
+ServiceHandler = Callable[[str], "Callable[[], bytes] | None"]
 
 
 def pack_message(command: int, arg0: int, arg1: int, data: bytes = b"", checksum: bool = True) -> bytes:
@@ -152,17 +153,19 @@ class _Connection:
 
     def run_stream(self, stream: _Stream, name: str) -> None:
         try:
-            try:
-                output = self.handler(name)
-            except Exception as e:  # a bug in a command must not kill the connection
-                log.exception("service %r failed", name)
-                output = f"error: {type(e).__name__}: {e}\n".encode()
-            if output is None:
+            produce = self.handler(name)
+            if produce is None:
                 # Unknown service: adbd refuses the OPEN with a CLSE.
                 self.streams.pop(stream.local_id, None)
                 self.send(A_CLSE, 0, stream.remote_id)
                 return
+            # Accepted at once, like adbd; the output follows when the command is done.
             self.send(A_OKAY, stream.local_id, stream.remote_id)
+            try:
+                output = produce()
+            except Exception as e:  # a bug in a command must not kill the connection
+                log.exception("service %r failed", name)
+                output = f"error: {type(e).__name__}: {e}\n".encode()
             view = memoryview(output)
             for start in range(0, len(output), self.max_payload):
                 if stream.closed.is_set():
