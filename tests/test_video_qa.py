@@ -175,8 +175,26 @@ def test_local_prompt_puts_each_temporal_patch_after_its_timestamp(video):
 
 def test_local_backend_answers_with_the_tiny_engine(video):
     processor, path = _processor_or_skip()
-    pytest.importorskip("vlagent.model.generate")
+    pytest.importorskip("vlagent.model.chat")
     backend = LocalVideoBackend(path, processor=processor, max_new_tokens=3)
     result = ask(video.path, "What happens?", backend=backend, num_frames=4, max_pixels=64 * 64)
     assert isinstance(result.answer, str)
     assert result.frames_used == 4
+    # 2 temporal patches of the processor's grid, all in the prompt.
+    inputs = backend.prompt_inputs(sample_frames(video.path, num_frames=4, max_pixels=64 * 64), "What happens?")
+    t, h, w = inputs["video_grid_thw"][0].tolist()
+    assert t == 2 and result.usage["video_tokens"] == t * h * w // 4
+    assert 0 <= result.usage["completion_tokens"] <= 3
+
+
+def test_cli_with_the_local_engine(video, capsys):
+    _, path = _processor_or_skip()
+    pytest.importorskip("vlagent.model.chat")
+    rc = cli_main([
+        "video-qa", video.path, "What happens?", "--model", str(path), "--num-frames", "2",
+        "--max-pixels", str(64 * 64), "--max-new-tokens", "2", "--json",
+    ])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    data = json.loads(out)
+    assert data["frames_used"] == 2 and data["usage"]["video_tokens"] > 0

@@ -231,27 +231,25 @@ class LocalVideoBackend:
         return self.processor.apply_chat_template(self.build_messages(sample, question))
 
     def answer(self, sample: VideoSample, question: str) -> tuple[str, dict[str, Any]]:
+        import torch
+
+        try:
+            from vlagent.model.chat import chat_reply
+        except ImportError as exc:
+            raise VideoBackendError(f"the local engine's chat() is not available: {exc}") from None
         messages = self.build_messages(sample, question)
         processor, model = self.processor, self.model
         try:
-            from vlagent.model.chat import chat
-        except ImportError:
-            chat = None
-        try:
-            if chat is not None:
-                result = chat(model, processor, messages, max_new_tokens=self.max_new_tokens)
-                text = result if isinstance(result, str) else getattr(result, "text", str(result))
-                return text, {}
-            # Without chat(): process, generate, decode the new tokens.
-            from vlagent.model.generate import generate
-
-            inputs = processor.apply_chat_template(messages).to(self.device)
-            prompt_len = inputs["input_ids"].shape[1]
-            out = generate(model, **inputs, max_new_tokens=self.max_new_tokens, tokenizer=processor.tokenizer)
-            new = out[0, prompt_len:]
-            return processor.decode(new), {"prompt_tokens": int(prompt_len), "completion_tokens": int(new.numel())}
+            with torch.inference_mode():
+                reply = chat_reply(model, processor, messages, max_new_tokens=self.max_new_tokens)
         except (ValueError, RuntimeError) as exc:
             raise VideoBackendError(f"local generation failed: {exc}") from None
+        usage = {
+            "prompt_tokens": reply.prompt_tokens,
+            "completion_tokens": len(reply.token_ids),
+            "video_tokens": reply.video_tokens,
+        }
+        return reply.answer, usage
 
 
 # ---------------------------------------------------------------------------- ask
