@@ -227,3 +227,21 @@ def test_image_from_path_and_data_url(folder, tmp_path):
     c = ours.apply_chat_template(_messages({"type": "image", "image": image}))
     assert torch.equal(a["pixel_values"], c["pixel_values"]) and torch.equal(b["pixel_values"], c["pixel_values"])
     assert torch.equal(a["input_ids"], b["input_ids"])
+
+
+def test_torch_image_backend_equals_the_video_path(folder):
+    """image_backend="torch" follows transformers' torchvision image processor, whose resize and
+    fused normalization are the video processor's (checked above): a still image must equal a
+    two-frame clip of itself when both get the same size."""
+    from dataclasses import replace
+
+    ours = _ours(folder)
+    ours = Processor(ours.tokenizer, replace(ours.image_config, min_pixels=4096), ours.video_config,
+                     image_backend="torch")
+    image = _smooth_image(203, 117, seed=6)
+    still = ours(IMAGE_TOKEN, images=[image])
+    clip = ours("<|video_pad|>", videos=[[image, image]], video_timestamps=[[0.0, 0.5]])
+    assert still["image_grid_thw"].tolist() == clip["video_grid_thw"].tolist() == [[1, 8, 12]]
+    assert torch.equal(still["pixel_values"], clip["pixel_values_videos"])
+    pil = Processor(ours.tokenizer, ours.image_config, ours.video_config, image_backend="pil")(IMAGE_TOKEN, images=[image])
+    assert not torch.equal(pil["pixel_values"], still["pixel_values"])  # the two resamplers differ
