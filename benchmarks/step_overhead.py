@@ -8,8 +8,8 @@ Starts its own Xvfb at 1920x1080 with the practice app filling the screen
        an API policy may send it)
     -> execute a click through DesktopEnv (pyautogui + XTest)
 
-with the two capture paths interleaved step by step (so machine load hits
-both alike), and prints median / p90 per phase and the ratios.
+with the two capture paths alternating in blocks of steps (so machine load
+hits both alike), and prints median / p90 per phase and the ratios.
 
     python benchmarks/step_overhead.py [--steps 200] [--size 1920x1080]
 """
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="measured steps per capture path")
     parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--block", type=int, default=10, help="steps per path before switching to the other")
     parser.add_argument("--size", default="1920x1080", help="virtual screen WxH")
     parser.add_argument("--no-app", action="store_true", help="leave the screen empty (black) instead")
     args = parser.parse_args(argv)
@@ -110,31 +111,39 @@ def main(argv: list[str] | None = None) -> int:
             phases = ("capture", "png", "jpeg", "click", "step_png", "step_jpeg")
             timings = {name: {p: [] for p in phases} for name in captures}
             sizes: dict[str, list[int]] = {"png": [], "jpeg": []}
-            for step in range(args.warmup + args.steps):
+            # Paths alternate in blocks of steps: load changes hit both alike, and each
+            # block runs like a real loop that always uses one capture path.
+            done = {name: 0 for name in captures}
+            while min(done.values()) < args.warmup + args.steps:
                 for name, capture in captures.items():
-                    t0 = time.perf_counter()
-                    image = capture()
-                    t1 = time.perf_counter()
-                    png_bytes = encode_png(image)
-                    t2 = time.perf_counter()
-                    jpeg_bytes = encode_jpeg(image)
-                    t3 = time.perf_counter()
-                    env.execute(Action("click", point=targets[step % 2]))
-                    t4 = time.perf_counter()
-                    if step < args.warmup:
-                        continue
-                    if image.size != (width, height):
-                        raise SystemExit(f"{name} returned {image.size}, expected {(width, height)}")
-                    row = timings[name]
-                    row["capture"].append(t1 - t0)
-                    row["png"].append(t2 - t1)
-                    row["jpeg"].append(t3 - t2)
-                    row["click"].append(t4 - t3)
-                    # One step as the loop runs it: capture + one encode + the click.
-                    row["step_png"].append((t1 - t0) + (t2 - t1) + (t4 - t3))
-                    row["step_jpeg"].append((t1 - t0) + (t3 - t2) + (t4 - t3))
-                    sizes["png"].append(png_bytes)
-                    sizes["jpeg"].append(jpeg_bytes)
+                    for _ in range(args.block):
+                        step = done[name]
+                        if step >= args.warmup + args.steps:
+                            break
+                        done[name] += 1
+                        t0 = time.perf_counter()
+                        image = capture()
+                        t1 = time.perf_counter()
+                        png_bytes = encode_png(image)
+                        t2 = time.perf_counter()
+                        jpeg_bytes = encode_jpeg(image)
+                        t3 = time.perf_counter()
+                        env.execute(Action("click", point=targets[step % 2]))
+                        t4 = time.perf_counter()
+                        if step < args.warmup:
+                            continue
+                        if image.size != (width, height):
+                            raise SystemExit(f"{name} returned {image.size}, expected {(width, height)}")
+                        row = timings[name]
+                        row["capture"].append(t1 - t0)
+                        row["png"].append(t2 - t1)
+                        row["jpeg"].append(t3 - t2)
+                        row["click"].append(t4 - t3)
+                        # One step as the loop runs it: capture + one encode + the click.
+                        row["step_png"].append((t1 - t0) + (t2 - t1) + (t4 - t3))
+                        row["step_jpeg"].append((t1 - t0) + (t3 - t2) + (t4 - t3))
+                        sizes["png"].append(png_bytes)
+                        sizes["jpeg"].append(jpeg_bytes)
         finally:
             if app is not None:
                 app.terminate()
