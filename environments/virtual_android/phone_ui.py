@@ -779,5 +779,5 @@ class PhoneUI:
             radius = (y2 - y1) // 2 if self.s.app != "recents" else round(30 * u)
             fill = th.accent if self.s.app != "recents" else th.surface
             d.rounded_rectangle((x1, y1, x2, y2), radius=radius, fill=fill)
-            color = "#ffffff" if self.s.app != "recents" else th.text
+            color = th.text if self.s.app == "recents" else ("#202124" if self.dark else "#ffffff")
             d.text(((x1 + x2) // 2, (y1 + y2) // 2), el.label, fill=color, font=font(round(44 * u)), anchor="mm")
