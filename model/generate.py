@@ -173,6 +173,7 @@ def generate(
     Returns prompt + new tokens [B, L + n] (transformers' convention), or a
     GenerationResult with return_dict=True.
     """
+    unused.pop("mm_token_type_ids", None)  # transformers needs it; derived from input_ids here
     if unused:
         raise TypeError(f"generate() got unexpected arguments: {sorted(unused)}")
     if max_new_tokens < 1:

@@ -112,3 +112,37 @@ def test_cpu_decode_step_matches_kernels_reference(H, HV, Kd, Vd):
         o1 = gated_delta_decode(q, k, v, a, b, A_log, dt_bias, s1, backend="torch")
         o2 = gated_delta_decode_step(q, k, v, a, b, A_log, dt_bias, s2, backend="torch")
         assert torch.allclose(o1, o2, atol=1e-5) and torch.allclose(s1, s2, atol=1e-5)
+
+
+def test_image_prompt_matches_transformers():
+    """Early fusion wiring: vision features replace <|image_pad|> tokens, M-RoPE positions from
+    get_rope_index, decode positions continue after the image (rope deltas), left padding."""
+    pytest.importorskip("vlagent.model.vision")
+    pytest.importorskip("vlagent.model.positions")
+    import transformers
+
+    folder = tiny_checkpoint("dense")
+    engine = load_model(folder)
+    ref = transformers.Qwen3_5ForConditionalGeneration.from_pretrained(folder).eval()
+    c = engine.config
+    grid = torch.tensor([[1, 4, 6]])
+    pixels = torch.randn(24, c.vision.patch_dim, generator=torch.Generator().manual_seed(0))
+    ids = torch.tensor([[40, 41, c.vision_start_token_id] + [c.image_token_id] * 6 + [c.vision_end_token_id]
+                        + list(range(50, 70))])
+    mm = (ids == c.image_token_id).long()
+    ours = engine(input_ids=ids, pixel_values=pixels, image_grid_thw=grid).logits
+    with torch.no_grad():
+        theirs = ref(input_ids=ids, pixel_values=pixels, image_grid_thw=grid, mm_token_type_ids=mm).logits
+    assert (ours - theirs).abs().max() <= 1e-4 * max(theirs.abs().max().item(), 1.0)
+    gen = engine.generate(input_ids=ids, pixel_values=pixels, image_grid_thw=grid, max_new_tokens=20)
+    ref_gen = ref.generate(input_ids=ids, pixel_values=pixels, image_grid_thw=grid, mm_token_type_ids=mm,
+                           max_new_tokens=20, do_sample=False)
+    assert gen[0, 30:].tolist() == ref_gen[0, 30:].tolist()
+    padded = torch.cat([torch.zeros(1, 5, dtype=torch.long), ids], dim=1)
+    mask = torch.ones_like(padded)
+    mask[0, :5] = 0
+    gen_padded = engine.generate(input_ids=padded, attention_mask=mask, pixel_values=pixels, image_grid_thw=grid,
+                                 max_new_tokens=20)
+    assert gen_padded[0, 35:].tolist() == gen[0, 30:].tolist()
+    with pytest.raises(ValueError, match="do not match"):
+        engine(input_ids=ids[:, :-25], pixel_values=pixels, image_grid_thw=grid)
