@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import math
 import os
-import warnings
 
 import av
 import numpy as np
@@ -106,6 +104,21 @@ def test_rotation_metadata_makes_frames_upright(videos):
         sample = sample_frames(video.path, num_frames=4, **SMALL)
         assert sample.frames.shape[1] > sample.frames.shape[2], "portrait video came out landscape"
         assert_frames_match(video, sample)  # read_index refuses frames that are not upright
+
+
+def test_legacy_rotate_tag_is_honoured():
+    # FFmpeg 8's MP4 muxer drops a written `rotate` tag (PyAV 18 writes the display
+    # matrix instead, as the fixtures do), so the fallback is checked on stand-ins.
+    from types import SimpleNamespace
+
+    from vlagent.video.sampling import _rotation_of
+
+    plain = SimpleNamespace(rotation=0)
+    assert _rotation_of(plain, SimpleNamespace(metadata={"rotate": "90"})) == 270  # 90 clockwise
+    assert _rotation_of(plain, SimpleNamespace(metadata={"rotate": "180"})) == 180
+    assert _rotation_of(plain, SimpleNamespace(metadata={})) == 0
+    assert _rotation_of(SimpleNamespace(rotation=-90), SimpleNamespace(metadata={"rotate": "90"})) == 270
+    assert _rotation_of(SimpleNamespace(rotation=90.0), SimpleNamespace(metadata={})) == 90
 
 
 def test_fps_sampling_follows_the_plan(videos):
