@@ -422,6 +422,11 @@ class Processor:
 
     def _video(self, frames: FrameList | np.ndarray | torch.Tensor, timestamps: Sequence[float] | None,
                fps: float | None) -> _Video:
+        if isinstance(frames, (str, os.PathLike)):
+            raise ValueError(
+                f"a video must be given as decoded frames (a list of images or a [T, H, W, 3] array), "
+                f"not a path ({str(frames)[:60]!r}); sample frames with vlagent.video first"
+            )
         if isinstance(frames, np.ndarray) and frames.ndim == 4:
             frames = list(frames)
         if isinstance(frames, torch.Tensor) and frames.ndim == 4:

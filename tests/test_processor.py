@@ -208,6 +208,8 @@ def test_clear_errors(folder):
         ours(f"look {IMAGE_TOKEN}")
     with pytest.raises(ValueError, match="timestamps"):
         ours("<|video_pad|>", videos=[[np.zeros((64, 64, 3), np.uint8)] * 2])
+    with pytest.raises(ValueError, match="decoded frames"):
+        ours("<|video_pad|>", videos=["clip.mp4"], video_fps=2.0)
     with pytest.raises(ValueError, match="HxWx3"):
         ours(IMAGE_TOKEN, images=[np.zeros((4, 64, 64), np.uint8)])
     with pytest.raises(FileNotFoundError):
