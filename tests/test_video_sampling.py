@@ -325,6 +325,26 @@ def test_corrupted_frames_are_skipped_with_a_warning(tmp_path):
     assert all(readable[:20])
 
 
+def test_truncated_files(tmp_path):
+    # Matroska keeps what it has: the sample covers the frames that are there.
+    video = vf.make_vp9_webm(str(tmp_path / "full.webm"))
+    data = open(video.path, "rb").read()
+    cut = tmp_path / "cut.webm"
+    cut.write_bytes(data[: len(data) // 2])
+    sample = sample_frames(cut, num_frames=6, **SMALL)
+    assert 1.0 < sample.duration < video.duration - 1.0
+    assert_frames_match(video, sample)
+    with pytest.raises(VideoError, match="past the end"):
+        sample_frames(cut, start=0, end=video.duration)
+    # MP4 writes its index last: without it the file cannot be read at all.
+    mp4 = vf.make_h264_mp4(str(tmp_path / "full.mp4"))
+    data = open(mp4.path, "rb").read()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(VideoError, match="truncated or corrupt"):
+        sample_frames(cut)
+
+
 def test_damaged_index_gives_a_clear_error(tmp_path):
     video = vf.make_h264_mp4(str(tmp_path / "good.mp4"))
     size = os.path.getsize(video.path)

@@ -156,7 +156,9 @@ def _open(path: str):
     try:
         container = av.open(path, mode="r")
     except av.FFmpegError as exc:
-        raise VideoError(f"cannot read {path} as a video (FFmpeg: {exc})") from None
+        raise VideoError(
+            f"cannot read {path} as a video (FFmpeg: {exc}); it is not a video, or it is truncated or corrupt"
+        ) from None
     streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
     if not streams:
         kinds = sorted({s.type for s in container.streams}) or ["none"]
@@ -214,8 +216,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
                     if frames:
                         first_frame = frames[0]
                     stream.codec_context.flush_buffers()
-                if pts is None or packet.size == 0:
-                    continue
+                if pts is None or packet.size == 0 or packet.is_discard:
+                    continue  # flush packets, and frames an edit list hides
                 num_packets += 1
                 all_pts.append(pts)
                 if packet.is_keyframe:
