@@ -25,8 +25,6 @@ import torch
 
 from .processor import Processor
 
-END_OF_TURN = ("<|im_end|>", "<|endoftext|>")
-
 
 @dataclass
 class ChatReply:
@@ -41,11 +39,6 @@ class ChatReply:
     def answer(self) -> str:
         """The reply without its thinking (Qwen3.5's template opens <think> in the prompt)."""
         return self.text.rpartition("</think>")[2].strip() if "</think>" in self.text else self.text.strip()
-
-
-def _end_of_turn_ids(processor: Processor) -> set[int]:
-    vocab = processor.tokenizer.get_vocab()
-    return {vocab[t] for t in END_OF_TURN if t in vocab}
 
 
 def chat_reply(
@@ -63,7 +56,7 @@ def chat_reply(
     if ids.shape[0] != 1:
         raise ValueError("chat() takes one conversation")
     stops = set(gen_kwargs.pop("stop_token_ids", None) or []) | set(model.config.eos_token_ids)
-    stops |= _end_of_turn_ids(processor)
+    stops |= processor.end_of_turn_ids
     result = model.generate(
         **inputs.to(model.device),
         max_new_tokens=max_new_tokens,

@@ -38,6 +38,7 @@ IMAGE_TOKEN = "<|image_pad|>"
 VIDEO_TOKEN = "<|video_pad|>"
 VISION_START = "<|vision_start|>"
 VISION_END = "<|vision_end|>"
+END_OF_TURN = ("<|im_end|>", "<|endoftext|>")
 MAX_ASPECT_RATIO = 200
 
 ImageLike = Any  # PIL.Image, a path, or an HxWx3 / HxW uint8 array
@@ -333,6 +334,8 @@ class Processor:
         self.video_token_id = vocab[VIDEO_TOKEN]
         self.vision_start_token_id = vocab[VISION_START]
         self.vision_end_token_id = vocab[VISION_END]
+        # Qwen's end-of-turn tokens: a chat reply stops at either
+        self.end_of_turn_ids = frozenset(vocab[t] for t in END_OF_TURN if t in vocab)
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> "Processor":

@@ -105,9 +105,7 @@ class LocalPolicy:
 
     def generate_text(self, inputs: dict[str, Any]) -> tuple[str, dict[str, Any]]:
         """Generate a reply for processed `inputs`; (text with special tokens, generation stats)."""
-        from vlagent.model.chat import _end_of_turn_ids
-
-        stops = set(self.model.config.eos_token_ids) | _end_of_turn_ids(self.processor)
+        stops = set(self.model.config.eos_token_ids) | set(self.processor.end_of_turn_ids)
         result = self.model.generate(
             **inputs.to(self.model.device),
             max_new_tokens=self.max_new_tokens,
