@@ -63,6 +63,18 @@ def _make_backend(args: argparse.Namespace):
     return LocalVideoBackend(args.model, device=args.device, dtype=args.dtype, max_new_tokens=args.max_new_tokens)
 
 
+class _Announcing:
+    """A backend wrapper that calls `on_answer()` when the model is asked (for the progress line)."""
+
+    def __init__(self, backend, on_answer) -> None:
+        self.backend = backend
+        self.on_answer = on_answer
+
+    def answer(self, sample, question):
+        self.on_answer()
+        return self.backend.answer(sample, question)
+
+
 def run_video_qa(args: argparse.Namespace) -> int:
     """Handler of `video-qa` (the exit code is returned, not raised)."""
     from vlagent.video.qa import VideoBackendError, ask
@@ -83,16 +95,19 @@ def run_video_qa(args: argparse.Namespace) -> int:
     try:
         backend = _make_backend(args)
         with Progress(
-            TextColumn("[bold]sampling frames"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
             console=err, transient=True, disable=not show,
         ) as bar:
-            task = bar.add_task("sample", total=None)
+            task = bar.add_task("sampling frames", total=None)
 
             def progress(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
+            def asking() -> None:
+                bar.update(task, description=f"asking {args.model}")
+
             result = ask(
-                args.video, args.question, backend=backend, fps=args.fps, num_frames=args.num_frames,
+                args.video, args.question, backend=_Announcing(backend, asking), fps=args.fps, num_frames=args.num_frames,
                 max_frames=args.max_frames, min_frames=args.min_frames, start=args.start, end=args.end,
                 mode=args.mode, max_pixels=args.max_pixels, total_pixels=args.total_pixels, progress=progress,
             )

@@ -390,6 +390,7 @@ class _Output:
             self.coded_size = (plan.width, plan.height)
         self.frames = np.empty((plan.num_frames, plan.height, plan.width, 3), dtype=np.uint8)
         self.pts: list[int] = []
+        self.expected = plan.num_frames  # lowered once targets sharing a frame are merged
         # One reformatter for all frames keeps swscale's context (and its filter
         # tables) alive; `frame.to_ndarray(width=...)` would rebuild it per frame.
         self.reformatter = VideoReformatter()
@@ -404,7 +405,7 @@ class _Output:
         self.frames[len(self.pts)] = rgb
         self.pts.append(frame.pts)
         if self.progress is not None:
-            self.progress(len(self.pts), self.plan.num_frames)
+            self.progress(len(self.pts), self.expected)
 
 
 def _sample_exact(decoder: _Decoder, info: VideoInfo, targets: list[int], out: _Output, stats: dict) -> None:
@@ -412,6 +413,7 @@ def _sample_exact(decoder: _Decoder, info: VideoInfo, targets: list[int], out: _
     keys = info.keyframe_pts
     # The frame on screen at each target, known from the probe's pts list.
     wanted = sorted({info.shown_at(t) for t in targets})
+    out.expected = len(wanted)
     pending = None  # a frame decoded past the previous wanted one
     for want in wanted:
         key = keys[max(bisect.bisect_right(keys, want) - 1, 0)]
@@ -453,6 +455,7 @@ def _sample_keyframes(decoder: _Decoder, info: VideoInfo, targets: list[float], 
             f"no keyframe between {info.seconds(int(start_pts)):.3f} s and {info.seconds(int(end_pts)):.3f} s of {info.path}; use mode='exact'"
         )
     chosen = sorted({_nearest(keys, t) for t in targets})
+    out.expected = len(chosen)
     codec_context = decoder.stream.codec_context
     codec_context.skip_frame = "NONKEY"
     for key in chosen:
