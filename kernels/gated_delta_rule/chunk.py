@@ -18,6 +18,8 @@ from ..triton_utils import dot_precision, next_pow2, prepare_launch, sequence_bo
 from .utils import check_inputs
 
 CHUNK_SIZE = 64
+# 8 warps: with 4, ptxas spills kilobytes per thread at K = V = 128 (see compile_check)
+NUM_WARPS = 8
 
 
 @triton.jit
@@ -172,11 +174,12 @@ def chunk_gated_delta_rule_triton(
         _chunk_prepare_kernel[(chunk_seq.numel(), HV)](
             k, v, g, beta, w, u, gc, chunk_seq, chunk_start, bounds,
             H=H, HV=HV, K=K, V=V, BK=BK, BVF=next_pow2(V), C=C, USE_L2NORM=use_qk_l2norm_in_kernel, PREC=prec,
+            num_warps=NUM_WARPS,
         )
     BV = state_block_v(K, V, N * HV)
     _chunk_state_kernel[(triton.cdiv(V, BV), N * HV)](
         q, k, w, u, gc, o, h0, final_state, bounds, scale,
         H=H, HV=HV, K=K, V=V, BK=BK, BV=BV, C=C, USE_L2NORM=use_qk_l2norm_in_kernel,
-        HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec,
+        HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec, num_warps=NUM_WARPS,
     )
     return o, final_state

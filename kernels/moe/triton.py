@@ -153,14 +153,15 @@ def fused_moe_triton(x, router_weight, w_gate_up, w_down, top_k, renormalize=Tru
 
     h = x.new_empty(max_blocks * BM, I)
     BN, BK = 64, 64
+    num_warps = 8 if BM >= 32 else 4  # no spills at sm_90 either way (compile_check)
     _expert_gate_up_kernel[(max_blocks, triton.cdiv(I, BN))](
         x, w_gate_up, h, sorted_slots, block_expert, num_slots, D, I,
-        TOP_K=top_k, BM=BM, BN=BN, BK=BK, DT=dt, DOT_DT=dot_dt, PREC=prec,
+        TOP_K=top_k, BM=BM, BN=BN, BK=BK, DT=dt, DOT_DT=dot_dt, PREC=prec, num_warps=num_warps,
     )
     y_slots = x.new_empty(num_slots, D)
     _expert_down_kernel[(max_blocks, triton.cdiv(D, BN))](
         h, w_down, weights.reshape(-1).contiguous(), y_slots, sorted_slots, block_expert, num_slots, D, I,
-        BM=BM, BN=BN, BK=BK, DT=dt, DOT_DT=dot_dt, PREC=prec,
+        BM=BM, BN=BN, BK=BK, DT=dt, DOT_DT=dot_dt, PREC=prec, num_warps=num_warps,
     )
 
     # each token's slots in ascending expert order, the order HF accumulates them in
@@ -173,7 +174,7 @@ def fused_moe_triton(x, router_weight, w_gate_up, w_down, top_k, renormalize=Tru
         if shared_gate_weight is not None:
             gate_logits = F.linear(x, shared_gate_weight).reshape(N).contiguous()
     out = torch.empty_like(x)
-    BD = min(1024, next_pow2(D))
+    BD = min(512, next_pow2(D))
     _combine_kernel[(N, triton.cdiv(D, BD))](
         y_slots, slot_order, shared, gate_logits, out, D,
         TOP_K=top_k, BD=BD, HAS_SHARED=shared is not None, HAS_SHARED_GATE=gate_logits is not None, DT=dt,
