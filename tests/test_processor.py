@@ -51,7 +51,12 @@ def _hf_processor(folder: Path, **image_overrides):
         return AutoProcessor.from_pretrained(str(folder))
     from transformers import AutoTokenizer, Qwen3VLProcessor
     from transformers.processing_utils import ProcessorMixin
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+    if HAVE_TORCHVISION:  # the backend AutoProcessor picks, so ours uses image_backend="torch"
+        from transformers.models.qwen2_vl.image_processing_qwen2_vl import Qwen2VLImageProcessor as ImageProcessor
+    else:
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import (
+            Qwen2VLImageProcessorPil as ImageProcessor,
+        )
     from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
 
     image_cfg = json.loads((folder / "preprocessor_config.json").read_text())
@@ -61,7 +66,7 @@ def _hf_processor(folder: Path, **image_overrides):
     # Without torchvision, transformers' class check cannot even look the video processor up.
     with mock.patch.object(ProcessorMixin, "check_argument_for_proper_class", lambda self, name, arg: None):
         return Qwen3VLProcessor(
-            image_processor=Qwen2VLImageProcessorPil(**image_cfg),
+            image_processor=ImageProcessor(**image_cfg),
             tokenizer=tok,
             video_processor=Qwen3VLVideoProcessor(**video_cfg),
             chat_template=tok.chat_template,
