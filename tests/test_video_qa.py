@@ -113,7 +113,9 @@ def test_cli_json_output(video, capsys):
     assert [p["text"] for p in parts[:-1:2]] == [format_timestamp(t) for t in data["timestamps"]]
 
 
-def test_cli_exit_codes(video, tmp_path, capsys):
+def test_cli_exit_codes(video, tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("VLAGENT_MODEL", raising=False)
+    monkeypatch.delenv("VLAGENT_API_BASE", raising=False)
     assert cli_main(["video-qa", video.path, "Q?"]) == 2  # no model
     assert cli_main(["video-qa", video.path, "Q?", "--model", "m", "--fps", "1", "--num-frames", "3"]) == 2
     missing = str(tmp_path / "missing.mp4")
@@ -124,6 +126,17 @@ def test_cli_exit_codes(video, tmp_path, capsys):
     assert rc == 4
     err = capsys.readouterr().err
     assert "not found" in err and "backend error" in err
+
+
+def test_cli_reads_server_and_model_from_the_environment(video, capsys, monkeypatch):
+    with FakeOpenAIServer(["From the environment."], require_tools=False, api_key="sk-video") as server:
+        monkeypatch.setenv("VLAGENT_API_BASE", server.base_url)
+        monkeypatch.setenv("VLAGENT_MODEL", "fake-model")
+        monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+        monkeypatch.setenv("VLAGENT_API_KEY", "sk-video")
+        rc = cli_main(["video-qa", video.path, "Q?", "--num-frames", "2", "--max-pixels", str(64 * 64)])
+    assert rc == 0
+    assert capsys.readouterr().out.strip() == "From the environment."
 
 
 def test_register_adds_the_subcommand():

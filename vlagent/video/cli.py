@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Sequence
 
@@ -36,9 +37,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="exact: the frame on screen at each sample time; keyframe: nearest keyframes (faster)")
     p.add_argument("--max-pixels", type=int, default=None, help="pixel cap per frame")
     p.add_argument("--total-pixels", type=int, default=None, help="pixel (token × 32²) budget over the whole video")
-    p.add_argument("--model", default=None, help="local checkpoint folder, or the model name with --api-base")
-    p.add_argument("--api-base", default=None, help="base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1")
-    p.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable holding the API key")
+    p.add_argument("--model", default=None,
+                   help="local checkpoint folder, or the served model name with --api-base (default $VLAGENT_MODEL)")
+    p.add_argument("--api-base", default=None,
+                   help="base URL of an OpenAI-compatible server, e.g. http://localhost:8000/v1 (default $VLAGENT_API_BASE)")
+    p.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                   help="environment variable holding the API key (default OPENAI_API_KEY, then VLAGENT_API_KEY)")
     p.add_argument("--max-new-tokens", type=int, default=512, help="longest answer, in tokens")
     p.add_argument("--device", default="cpu", help="device for the local engine (cpu, cuda)")
     p.add_argument("--dtype", default=None, help="dtype for the local engine (float32, bfloat16)")
@@ -80,6 +84,9 @@ def run_video_qa(args: argparse.Namespace) -> int:
     from vlagent.video.qa import VideoBackendError, ask
     from vlagent.video.sampling import VideoError
 
+    # Environment defaults are read when the command runs, not when it is registered.
+    args.model = args.model or os.environ.get("VLAGENT_MODEL")
+    args.api_base = args.api_base or os.environ.get("VLAGENT_API_BASE")
     if not args.model:
         return _usage_error("give --model PATH (local engine) or --api-base URL --model NAME")
     if args.fps is not None and args.num_frames is not None:

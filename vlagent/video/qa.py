@@ -33,6 +33,9 @@ from vlagent.video.plan import DEFAULT_MAX_FRAMES, DEFAULT_MIN_FRAMES
 from vlagent.video.sampling import ProgressCallback, VideoSample, sample_frames
 
 
+FALLBACK_KEY_ENV = "VLAGENT_API_KEY"
+
+
 class VideoBackendError(RuntimeError):
     """The model backend failed: server unreachable or erroring, model not loadable."""
 
@@ -95,8 +98,9 @@ def build_api_messages(
 class OpenAIVideoBackend:
     """An OpenAI-compatible chat-completions server (vLLM, SGLang, OpenAI...).
 
-    The API key is read from the environment variable `api_key_env`; local
-    servers that need none get the placeholder "EMPTY".
+    The API key: `api_key`, else $`api_key_env`, else $VLAGENT_API_KEY, else
+    the placeholder "EMPTY" for a custom `base_url` (a local server needs
+    none); the official API (no base_url) needs a key.
     """
 
     def __init__(
@@ -128,7 +132,11 @@ class OpenAIVideoBackend:
                 import openai
             except ImportError:
                 raise VideoBackendError("the openai package is not installed: pip install 'vlagent[api]'") from None
-            key = api_key or os.environ.get(api_key_env) or "EMPTY"
+            key = api_key or os.environ.get(api_key_env) or os.environ.get(FALLBACK_KEY_ENV)
+            if not key:
+                if base_url is None:
+                    raise VideoBackendError(f"no API key: set {api_key_env} (or {FALLBACK_KEY_ENV}), or give a base URL")
+                key = "EMPTY"
             client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.client = client
 
