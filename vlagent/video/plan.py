@@ -5,13 +5,14 @@ The rules follow Qwen's video pipeline (qwen-vl-utils' `smart_nframes` /
 also hold for variable-frame-rate files, with Qwen3.5's 32-pixel grid
 (patch 16 × spatial merge 2) and temporal patches of 2 frames.
 
-Frame count (`plan_frame_count`):
-  * `num_frames=N`: N frames (at most the number of frames the range holds).
+Frame count (`plan_frame_count`), with F_range = the number of frames
+presented in the range (the sampler counts them from the probe; without it,
+range_seconds × source fps):
+  * `num_frames=N`: min(N, F_range) frames, N kept as given (odd allowed).
   * otherwise `fps` (default 2): n = range_seconds × fps, clamped to
     [min_frames rounded up to even, max_frames rounded down to even] and to
-    the number of frames in the range, then rounded down to an even count so
-    frames pair into temporal patches; never below 2 unless the range holds
-    a single frame.
+    F_range, then rounded down to an even count so frames pair into temporal
+    patches; never below 2 unless the range holds a single frame.
 
 When (`plan_target_times`): the range [start, end) is cut into n equal slots
 and each target time is a slot's middle: t_i = start + (i + ½)·(end − start)/n.
