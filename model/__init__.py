@@ -7,6 +7,7 @@
 """
 
 from .config import ConfigError, ModelConfig, TextConfig, VisionConfig, load_config
+from .generate import GenerationResult, MTPDrafter, generate
 from .loader import CheckpointError, load_model
 from .qwen35 import Cache, ModelOutput, Qwen35ForConditionalGeneration
 
@@ -14,11 +15,14 @@ __all__ = [
     "Cache",
     "CheckpointError",
     "ConfigError",
+    "GenerationResult",
+    "MTPDrafter",
     "ModelConfig",
     "ModelOutput",
     "Qwen35ForConditionalGeneration",
     "TextConfig",
     "VisionConfig",
+    "generate",
     "load_config",
     "load_model",
 ]

@@ -546,7 +546,7 @@ class Qwen35ForConditionalGeneration(nn.Module):
         cache.length += T
         return out
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: callers may feed the hidden states to a trainable head
     def forward(self, input_ids: Tensor, attention_mask: Tensor | None = None, pixel_values: Tensor | None = None,
                 image_grid_thw: Tensor | None = None, pixel_values_videos: Tensor | None = None,
                 video_grid_thw: Tensor | None = None, position_ids: Tensor | None = None,
