@@ -67,7 +67,7 @@ def test_index_code_survives_resize_and_detects_rotation():
         vf.read_index(vf.index_frame(7, 64, 48)[..., ::-1])  # BGR
 
 
-@pytest.mark.parametrize("name", ["h264", "ts", "vp9", "mjpeg", "vfr", "rot90", "rot270"])
+@pytest.mark.parametrize("name", ["h264", "ts", "vp9", "mjpeg", "vfr", "audio+video", "rot90", "rot270"])
 def test_exact_mode_returns_the_frame_on_screen_at_each_target(videos, name):
     video = videos[name]
     sample = sample_frames(video.path, num_frames=10, mode="exact", **SMALL)
@@ -166,6 +166,11 @@ def test_dense_exact_sampling_decodes_each_frame_once(videos):
     assert vf.read_index(sample.frames[0]) == 0 and [vf.read_index(f) for f in sample.frames] == list(range(video.num_frames))
     assert sample.stats["seeks"] == 1
     assert sample.stats["decoded_frames"] == video.num_frames
+    # Whatever the count, no frame is decoded twice (non-reference skipping off, to count them all).
+    for count in (5, 13, 24, 60, 119):
+        sample = sample_frames(video.path, num_frames=count, skip_nonref=False, **SMALL)
+        assert sample.stats["decoded_frames"] <= video.num_frames
+        assert sample.stats["packets_read"] <= video.num_frames + 1  # + the final flush packet
 
 
 def test_targets_in_separate_gops_skip_the_gops_between(videos):

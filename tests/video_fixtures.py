@@ -209,6 +209,34 @@ def make_long_mp4(path: str, *, seconds: int = 2 * 3600 + 60, fps: int = 1, widt
     )
 
 
+def make_h264_with_audio(path: str, *, num_frames: int = 50, fps: int = 10, width: int = 64, height: int = 48) -> MadeVideo:
+    """An MP4 whose first stream is AAC audio and second the H.264 video."""
+    rate = 16000
+    with av.open(path, mode="w") as container:
+        audio = container.add_stream("aac", rate=rate)
+        audio.layout = "mono"
+        video = container.add_stream("libx264", rate=fps)
+        video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+        video.codec_context.gop_size = 10
+        samples = 0
+        for i in range(num_frames):
+            frame = av.VideoFrame.from_ndarray(index_frame(i, width, height), format="rgb24")
+            frame.pts, frame.time_base = i, fractions.Fraction(1, fps)
+            for packet in video.encode(frame):
+                container.mux(packet)
+            while samples < (i + 1) * rate // fps:
+                tone = (np.sin(np.arange(samples, samples + 1024) / 10) * 0.2).astype(np.float32)[None, :]
+                chunk = av.AudioFrame.from_ndarray(tone, format="fltp", layout="mono")
+                chunk.sample_rate, chunk.pts = rate, samples
+                samples += 1024
+                for packet in audio.encode(chunk):
+                    container.mux(packet)
+        for stream in (video, audio):
+            for packet in stream.encode():
+                container.mux(packet)
+    return MadeVideo(path, tuple(i / fps for i in range(num_frames)), float(fps), width, height, 10)
+
+
 def make_audio_only(path: str, seconds: float = 1.0) -> str:
     """An AAC-in-M4A file with no video stream."""
     rate = 16000
@@ -260,6 +288,7 @@ def video_set(folder: str) -> dict[str, MadeVideo]:
         "vp9": make_vp9_webm(p("vp9.webm")),
         "mjpeg": make_mjpeg_avi(p("mjpeg.avi")),
         "vfr": make_vfr_mp4(p("vfr.mp4")),
+        "audio+video": make_h264_with_audio(p("audio_video.mp4")),
         "rot90": make_rotated_mp4(p("rot90.mp4"), rotation=90),
         "rot270": make_rotated_mp4(p("rot270.mp4"), rotation=-90),
     }
