@@ -106,6 +106,22 @@ def test_rotation_metadata_makes_frames_upright(videos):
         assert_frames_match(video, sample)  # read_index refuses frames that are not upright
 
 
+def test_anamorphic_video_is_shown_with_square_pixels(tmp_path):
+    import fractions
+
+    # Stored 64x48 with pixels twice as wide as tall: meant to be seen at 128x48.
+    video = vf.write_video(
+        str(tmp_path / "sar.mp4"), codec="libx264", width=64, height=48, num_frames=20,
+        sample_aspect_ratio=fractions.Fraction(2, 1), options=vf.X264_FAST,
+    )
+    info = probe(video.path)
+    assert info.display_size == (128, 48)
+    sample = sample_frames(video.path, num_frames=4, max_pixels=256 * 96, min_pixels=FACTOR * FACTOR)
+    assert sample.plan.source_width == 128
+    assert sample.frames.shape[2] >= 2 * sample.frames.shape[1]  # wide, as displayed (64x48 stored)
+    assert_frames_match(video, sample)
+
+
 def test_legacy_rotate_tag_is_honoured():
     # FFmpeg 8's MP4 muxer drops a written `rotate` tag (PyAV 18 writes the display
     # matrix instead, as the fixtures do), so the fallback is checked on stand-ins.

@@ -110,6 +110,7 @@ def write_video(
     rotation: int = 0,
     options: dict | None = None,
     threads: int = 0,
+    sample_aspect_ratio: fractions.Fraction | None = None,
 ) -> MadeVideo:
     """Encode index frames. CFR: `num_frames` at `fps`; VFR: explicit `pts` in `time_base`.
 
@@ -136,6 +137,8 @@ def write_video(
             stream.time_base = time_base
         if rotation:
             stream.set_display_rotation(rotation)
+        if sample_aspect_ratio:
+            stream.codec_context.sample_aspect_ratio = sample_aspect_ratio
         for i in range(num_frames):
             # Store the upright picture turned back by the rotation (clockwise).
             coded = np.ascontiguousarray(np.rot90(index_frame(i, width, height), -k))

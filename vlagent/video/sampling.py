@@ -95,11 +95,13 @@ class VideoInfo:
     origin_pts: int  # pts of t = 0
     keyframe_pts: tuple[int, ...]  # sorted
     frame_pts: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))  # every frame, sorted
+    sample_aspect_ratio: float = 1.0  # pixel width / height (anamorphic video: != 1)
 
     @property
     def display_size(self) -> tuple[int, int]:
-        """(width, height) as the video is meant to be seen."""
-        return (self.height, self.width) if self.rotation in (90, 270) else (self.width, self.height)
+        """(width, height) as the video is meant to be seen: square pixels, upright."""
+        width = max(1, round(self.width * self.sample_aspect_ratio))
+        return (self.height, width) if self.rotation in (90, 270) else (width, self.height)
 
     def seconds(self, pts: int) -> float:
         return (pts - self.origin_pts) * self.time_base
@@ -250,6 +252,8 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             rate = num_packets / duration
         width = stream.codec_context.width or first_frame.width
         height = stream.codec_context.height or first_frame.height
+        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+        sar = float(sar) if sar and float(sar) > 0 else 1.0
         return VideoInfo(
             path=path,
             codec=stream.codec_context.name,
@@ -263,6 +267,7 @@ def probe(path: str | os.PathLike) -> VideoInfo:
             origin_pts=int(origin),
             keyframe_pts=tuple(sorted(set(keyframes))),
             frame_pts=np.unique(np.frombuffer(all_pts, dtype=np.int64)),
+            sample_aspect_ratio=sar,
         )
     finally:
         container.close()
