@@ -28,7 +28,8 @@
   really is.
 
 Frames are converted and resized by one reused swscale context the moment
-they are kept, rotated upright, and written into one preallocated
+they are kept (anamorphic video comes out with square pixels), rotated
+upright (display-matrix flips are not applied), and written into one preallocated
 [N, H, W, 3] uint8 array: memory follows the output, not the video's length
 (apart from the probe's 8 bytes per frame).
 
