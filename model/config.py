@@ -160,8 +160,9 @@ def _text_config(d: dict[str, Any], tie: bool) -> TextConfig:
     kw = _pick(TextConfig, d)
     kw["rope_theta"] = float(rope.get("rope_theta", d.get("rope_theta", 10000.0)))
     kw["partial_rotary_factor"] = float(rope.get("partial_rotary_factor", d.get("partial_rotary_factor", 0.25)))
-    if rope.get("rope_type", "default") not in ("default", None):
-        raise ConfigError(f"rope_type {rope.get('rope_type')!r} is not supported (only 'default' M-RoPE)")
+    rope_type = rope.get("rope_type", rope.get("type", "default"))
+    if rope_type not in ("default", "mrope", None):
+        raise ConfigError(f"rope_type {rope_type!r} is not supported (only plain M-RoPE, 'default')")
     kw["mrope_section"] = list(rope.get("mrope_section", [11, 11, 10]))
     kw["mrope_interleaved"] = bool(rope.get("mrope_interleaved", True))
     if not kw.get("layer_types"):
