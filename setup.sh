@@ -14,7 +14,7 @@ if command -v apt-get >/dev/null 2>&1; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     xvfb xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils xauth \
-    xdotool xclip adb > /dev/null
+    xdotool xclip adb fonts-dejavu-core fonts-wqy-microhei > /dev/null
 else
   echo "apt-get not found: install Xvfb, xdotool, xclip, xrandr and adb yourself" >&2
 fi
