@@ -137,3 +137,29 @@ def test_vision_tower_weights_load_from_checkpoint():
     with safe_open(folder / "model.safetensors", framework="pt") as f:
         for name, p in model.visual.named_parameters():
             assert torch.equal(p, f.get_tensor("model.visual." + name)), name
+
+
+def test_config_defaults_like_released_checkpoints(tmp_path):
+    raw = {
+        "model_type": "qwen3_5",
+        "tie_word_embeddings": True,
+        "image_token_id": 248056,
+        "text_config": {
+            "num_hidden_layers": 8, "full_attention_interval": 4, "head_dim": 256, "eos_token_id": 248044,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000000, "partial_rotary_factor": 0.25,
+                                "mrope_section": [11, 11, 10], "mrope_interleaved": True},
+            "mtp_num_hidden_layers": 1,
+        },
+        "vision_config": {"depth": 12, "hidden_size": 768, "patch_size": 16, "out_hidden_size": 1024},
+    }
+    (tmp_path / "config.json").write_text(json.dumps(raw))
+    (tmp_path / "generation_config.json").write_text(json.dumps({"eos_token_id": [248046, 248044]}))
+    cfg = load_config(tmp_path)
+    assert cfg.text.layer_types == ["linear_attention"] * 3 + ["full_attention"] + ["linear_attention"] * 3 + ["full_attention"]
+    assert cfg.text.rotary_dim == 64 and cfg.text.rope_theta == 1e7 and cfg.text.mtp_num_hidden_layers == 1
+    assert cfg.eos_token_ids == [248046, 248044]  # generation_config.json wins
+    assert cfg.tie_word_embeddings and cfg.vision.depth == 12 and cfg.vision.patch_dim == 3 * 2 * 16 * 16
+    assert load_config(raw).eos_token_ids == [248044]
+    bad = dict(raw, text_config=dict(raw["text_config"], layer_types=["linear_attention", "sliding"]))
+    with pytest.raises(ConfigError, match="layer_types has 2 entries"):
+        load_config(bad)
