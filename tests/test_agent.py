@@ -233,6 +233,9 @@ def test_ctrl_c_in_policy_stops_cleanly(tmp_path):
     header, steps, final = load_trajectory(result.run_dir)
     assert final["status"] == "interrupted" and len(steps) == 3 and "interrupted" in steps[2]["error"]
     assert (result.run_dir / "report.html").is_file()
+    # The screenshot writer was drained before the run returned: every step's file is there.
+    assert [(result.run_dir / s["screenshot"]).is_file() for s in steps] == [True] * 3
+    assert result.error_kind is None
 
 
 def test_ctrl_c_in_environment_stops_cleanly(tmp_path):
@@ -247,11 +250,14 @@ def test_environment_lost_ends_with_error_and_keeps_trajectory(tmp_path):
     policy = ScriptedPolicy([CLICK, Action("scroll", direction="up"), Action("done")])
     result, env = run(policy, FakeEnv(fail_on="scroll"), tmp_path=tmp_path)
     assert result.status == "error" and "device disconnected" in result.error
+    assert result.error_kind == "environment"
     _, steps, final = load_trajectory(result.run_dir)
     assert len(steps) == 2 and steps[1]["outcomes"][0]["status"] == "failed" and final["status"] == "error"
+    assert final["error_kind"] == "environment"
 
     result, env = run(ScriptedPolicy([CLICK] * 5), FakeEnv(lose_after=2), tmp_path=tmp_path / "b")
     assert result.status == "error" and "display :99 went away" in result.error and len(env.executed) == 2
+    assert result.error_kind == "environment"
     steps = load_trajectory(result.run_dir)[1]
     assert steps[-1]["screenshot"] is None and "display :99 went away" in steps[-1]["error"]
     assert result.report is not None and "no screenshot" in result.report.read_text()
@@ -267,7 +273,56 @@ class BrokenPolicy:
 def test_policy_exception_ends_with_error(tmp_path):
     result, env = run(BrokenPolicy(), tmp_path=tmp_path)
     assert result.status == "error" and "ConnectionError" in result.error and result.steps == 1
+    assert result.error_kind == "policy"
     assert load_trajectory(result.run_dir)[2]["status"] == "error"
+
+
+def test_only_error_runs_have_an_error_kind(tmp_path):
+    for n, script in enumerate(([CLICK, Action("done")], [ActionParseError("bad", "x")] * 3, [CLICK] * 3)):
+        result, _ = run(ScriptedPolicy(script), tmp_path=tmp_path / str(n), max_steps=2)
+        assert result.status in ("done", "failed", "max_steps") and result.error_kind is None
+        assert load_trajectory(result.run_dir)[2]["error_kind"] is None
+
+
+class InfoRecordingPolicy:
+    """Keeps what each decide() call saw in observation.info."""
+
+    name = "info-recorder"
+
+    def __init__(self, script):
+        self.infos, self.script = [], list(script)
+
+    def decide(self, task, observation, history):
+        self.infos.append(dict(observation.info))
+        return Decision(raw_output="", actions=[self.script.pop(0)])
+
+
+def test_the_policy_is_told_the_secret_names_but_not_the_values(tmp_path):
+    policy = InfoRecordingPolicy([Action("type", text="{{password}} {{pin}}"), Action("done")])
+    result, env = run(policy, tmp_path=tmp_path, secrets={"pin": "0000", "password": SECRET})
+    assert result.status == "done" and env.executed == [Action("type", text=f"{SECRET} 0000")]
+    assert [info.get("secret_names") for info in policy.infos] == [["password", "pin"]] * 2
+    assert SECRET not in repr(policy.infos) and "0000" not in repr(policy.infos)
+    # Without secrets nothing is added.
+    policy = InfoRecordingPolicy([Action("done")])
+    run(policy, tmp_path=tmp_path / "none")
+    assert "secret_names" not in policy.infos[0]
+
+
+def test_the_secret_names_reach_the_openai_prompt(tmp_path):
+    pytest.importorskip("openai")
+    from fake_openai_server import FakeOpenAIServer, tool_call
+
+    from vlagent.policy.openai_policy import OpenAIPolicy
+
+    replies = [tool_call("type", text="{{password}}"), tool_call("terminate", status="success")]
+    with FakeOpenAIServer(replies) as server:
+        policy = OpenAIPolicy("fake-model", base_url=server.base_url, sleep=lambda s: None)
+        result, env = run(policy, tmp_path=tmp_path, secrets={"password": SECRET})
+    assert result.status == "done" and env.executed == [Action("type", text=SECRET)]
+    system = server.requests[0]["messages"][0]["content"]
+    assert "{{password}}" in system
+    assert all(SECRET not in json.dumps(r) for r in server.requests)
 
 
 def test_history_images_only_for_the_last_steps(tmp_path):

@@ -166,6 +166,27 @@ def test_local_model_folder_that_does_not_load_exits_4(tmp_path, capsys):
     assert code == EXIT_POLICY and ("local" in err)
 
 
+@pytest.mark.parametrize(
+    "status, error_kind, code",
+    [
+        ("answered", None, EXIT_OK),
+        ("max_steps", None, 1),
+        ("interrupted", None, 130),
+        ("error", "policy", EXIT_POLICY),
+        ("error", "environment", 3),
+        ("error", "internal", 1),
+    ],
+)
+def test_exit_code_follows_the_structured_error_kind(tmp_path, status, error_kind, code):
+    from vlagent.agent import RunResult
+    from vlagent.cli import _result_exit_code
+
+    # The message is deliberately misleading: only error_kind decides.
+    message = "the policy failed: but this text must not matter" if error_kind == "environment" else "x"
+    result = RunResult(status, None, status == "answered", 1, tmp_path, error=message, error_kind=error_kind)
+    assert _result_exit_code(result) == code
+
+
 def test_unknown_secret_is_a_usage_error(capsys, monkeypatch):
     monkeypatch.delenv("VLAGENT_SECRET_PIN", raising=False)
     monkeypatch.delenv("PIN", raising=False)

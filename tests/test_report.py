@@ -109,6 +109,57 @@ def test_report_of_an_unfinished_run(tmp_path):
     assert "did not finish" in page and page.count("<img ") == 1
 
 
+def test_screenshots_are_written_off_the_loop_thread_and_all_flushed_by_close(tmp_path, monkeypatch):
+    import threading
+
+    import vlagent.recorder as recorder
+
+    release = threading.Event()
+    writer_threads = []
+    real_write = recorder.write_png
+
+    def slow_write(path, image):
+        writer_threads.append(threading.current_thread())
+        release.wait(10)  # the "encoder" is stuck until the test lets it go
+        real_write(path, image)
+
+    monkeypatch.setattr(recorder, "write_png", slow_write)
+    rec = RunRecorder(tmp_path / "run")
+    images = [Image.new("RGB", (40, 30), (i * 60, 10, 200)) for i in range(3)]
+    # All three return while the first write is blocked: encoding is not on the caller's path.
+    names = [rec.save_screenshot(i, im) for i, im in enumerate(images)]
+    assert names == ["step-000.png", "step-001.png", "step-002.png"]
+    assert not (tmp_path / "run" / "step-002.png").exists()
+    release.set()
+    rec.close()  # waits for the queue to drain
+    assert writer_threads and all(t is not threading.main_thread() for t in writer_threads)
+    for name, image in zip(names, images):
+        with Image.open(tmp_path / "run" / name) as saved:
+            assert saved.tobytes() == image.tobytes()
+    rec.close()  # twice is fine
+    with pytest.raises(RuntimeError, match="closed"):
+        rec.save_screenshot(3, images[0])
+
+
+def test_a_screenshot_that_cannot_be_written_is_named_at_close(tmp_path, monkeypatch):
+    import vlagent.recorder as recorder
+
+    real_write = recorder.write_png
+
+    def failing_write(path, image):
+        if path.name == "step-001.png":
+            raise OSError("No space left on device")
+        real_write(path, image)
+
+    monkeypatch.setattr(recorder, "write_png", failing_write)
+    rec = RunRecorder(tmp_path / "run")
+    for i in range(3):
+        rec.save_screenshot(i, Image.new("RGB", (8, 8)))
+    with pytest.raises(OSError, match=r"1 screenshot\(s\).*step-001.png: OSError: No space left"):
+        rec.close()
+    assert (tmp_path / "run" / "step-000.png").is_file() and (tmp_path / "run" / "step-002.png").is_file()
+
+
 def test_render_report_needs_a_trajectory(tmp_path):
     with pytest.raises(FileNotFoundError, match="no trajectory"):
         render_report(tmp_path)

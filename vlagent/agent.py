@@ -9,8 +9,13 @@ unsupported action, an unknown secret placeholder or a declined confirmation
 go back to the policy as that step's `HistoryItem.error` and the policy is
 asked again; `max_failures` failed steps in a row end the run ("failed").
 The environment going away or the policy itself failing (network, after its
-own retries) ends the run ("error"). Ctrl+C ends it ("interrupted"). In every
-case the trajectory written so far stays on disk and a report is built.
+own retries) ends the run ("error", with `RunResult.error_kind` saying which).
+Ctrl+C ends it ("interrupted"). In every case the trajectory written so far
+stays on disk and a report is built.
+
+The policy is told which secrets exist (names only) through
+`observation.info["secret_names"]`, so its prompt can offer the `{{name}}`
+placeholders; the values never leave `SecretStore`.
 """
 
 from __future__ import annotations
@@ -32,6 +37,9 @@ from vlagent.safety import Asker, ConfirmGate, ConfirmSetting, SecretError, Secr
 log = logging.getLogger("vlagent.agent")
 
 STATUSES = ("done", "answered", "max_steps", "timeout", "interrupted", "failed", "error")
+# Why a run ended with status "error": the policy / its backend, the environment
+# (display or device gone, screenshot failed), or a bug (an unexpected exception).
+ERROR_KINDS = ("policy", "environment", "internal")
 
 
 @dataclass
@@ -111,6 +119,7 @@ class RunResult:
     steps: int
     run_dir: Path
     error: str | None = None
+    error_kind: str | None = None  # one of ERROR_KINDS when status == "error", else None
     records: list[StepRecord] = field(default_factory=list)
     task: str = ""
     elapsed: float = 0.0
@@ -125,9 +134,9 @@ class RunResult:
 class _EndRun(Exception):
     """Internal: stop the loop with this status after recording the step."""
 
-    def __init__(self, status: str, error: str | None = None) -> None:
+    def __init__(self, status: str, error: str | None = None, kind: str | None = None) -> None:
         super().__init__(error or status)
-        self.status, self.error = status, error
+        self.status, self.error, self.kind = status, error, kind
 
 
 class Agent:
@@ -196,6 +205,7 @@ class Agent:
         history: list[HistoryItem] = []
         status: str | None = None
         error: str | None = None
+        error_kind: str | None = None
         answer: str | None = None
         success: bool | None = None
         failures = 0
@@ -229,7 +239,7 @@ class Agent:
                 records.append(rec)
                 self._finish_step(rec, recorder, history)
                 if end is not None:
-                    status, error = end.status, end.error
+                    status, error, error_kind = end.status, end.error, end.kind
                     break
                 failures = failures + 1 if failed else 0
                 if failures >= self.max_failures and status is None:
@@ -246,7 +256,8 @@ class Agent:
         finally:
             if status is None:  # an unexpected exception is propagating: still record it
                 exc = sys.exc_info()[1]
-                status, error = "error", f"{type(exc).__name__}: {exc}" if exc else "unknown error"
+                status, error_kind = "error", "internal"
+                error = f"{type(exc).__name__}: {exc}" if exc else "unknown error"
             elapsed = time.monotonic() - self._t0
             result = RunResult(
                 status=status,
@@ -256,6 +267,7 @@ class Agent:
                 steps=len(records),
                 run_dir=run_dir,
                 error=self.secrets.redact(error) if error else None,
+                error_kind=error_kind,
                 records=records,
                 task=task,
                 elapsed=elapsed,
@@ -267,11 +279,12 @@ class Agent:
                     success=result.success,
                     steps=result.steps,
                     error=result.error,
+                    error_kind=result.error_kind,
                     elapsed_s=round(elapsed, 3),
                     finished=iso_time(time.time()),
                 )
             )
-            recorder.close()
+            self._safe(recorder.close)  # waits for the screenshot writer: every file is on disk after this
             result.report = self._safe(lambda: _build_report(run_dir))
         log.info("run %s: %s after %d step(s) -> %s", run_dir, result.status, result.steps, result.answer or result.error)
         return result
@@ -287,13 +300,16 @@ class Agent:
             obs = self.env.observe()
         except EnvironmentLost as e:
             rec.error = f"environment lost: {e}"
-            raise _EndRun("error", rec.error) from None
+            raise _EndRun("error", rec.error, "environment") from None
         except Exception as e:
             rec.error = f"observing the screen failed: {type(e).__name__}: {e}"
-            raise _EndRun("error", rec.error) from None
+            raise _EndRun("error", rec.error, "environment") from None
         rec.timings["observe"] = time.perf_counter() - t
         self._observation = obs
         rec.screen_size, rec.image_size = tuple(obs.screen_size), tuple(obs.image.size)
+        if self.secrets:
+            # Names only: the prompt can offer the {{name}} placeholders without any value.
+            obs = dataclasses.replace(obs, info={**obs.info, "secret_names": self.secrets.names})
 
         t = time.perf_counter()
         rec.screenshot = recorder.save_screenshot(rec.index, obs.image)
@@ -310,7 +326,7 @@ class Agent:
         except Exception as e:
             rec.timings["decide"] = time.perf_counter() - t
             rec.error = f"the policy failed: {type(e).__name__}: {e}"
-            raise _EndRun("error", rec.error) from None
+            raise _EndRun("error", rec.error, "policy") from None
         rec.timings["decide"] = time.perf_counter() - t
         if not isinstance(decision, Decision):
             raise TypeError(f"{_name_of(self.policy)}.decide returned {type(decision).__name__}, expected Decision")
@@ -377,7 +393,7 @@ class Agent:
         try:
             self.env.execute(real)
         except EnvironmentLost as e:
-            raise _EndRun("error", f"environment lost while executing {action.describe()}: {e}") from None
+            raise _EndRun("error", f"environment lost while executing {action.describe()}: {e}", "environment") from None
         except UnsupportedAction as e:
             return ActionOutcome("failed", confirmed, f"unsupported action {action.describe()}: {e}", time.perf_counter() - t)
         except Exception as e:
@@ -459,4 +475,4 @@ def _name_of(obj: Any) -> str:
     return str(getattr(obj, "name", None) or type(obj).__name__)
 
 
-__all__ = ["Agent", "ActionOutcome", "RunResult", "StepRecord", "STATUSES"]
+__all__ = ["Agent", "ActionOutcome", "RunResult", "StepRecord", "STATUSES", "ERROR_KINDS"]

@@ -30,10 +30,11 @@ EXIT_INTERRUPTED = 130
 EXIT_CODES_HELP = """\
 exit codes:
   0    done: the task was completed or answered (doctor: no check failed)
-  1    the run ended without success (failure reported, step or time limit, repeated errors)
+  1    the run ended without success (failure reported, step or time limit, repeated errors,
+       an internal error)
   2    usage error (bad arguments, missing file, unknown secret)
-  3    environment unavailable (no display, no device, missing desktop/android packages;
-       video-qa: the video cannot be read)
+  3    environment unavailable or lost during the run (no display, no device, missing
+       desktop/android packages; video-qa: the video cannot be read)
   4    policy or backend error (server unreachable, bad credentials, unknown model,
        unparseable model output in `ground`, local engine unavailable)
   130  interrupted (Ctrl+C)
@@ -209,7 +210,7 @@ def _result_exit_code(result: Any) -> int:
     if result.status in ("done", "answered"):
         return EXIT_OK if result.success is not False else EXIT_NOT_SUCCESS
     if result.status == "error":
-        return EXIT_POLICY if (result.error or "").startswith("the policy failed") else EXIT_ENV
+        return {"policy": EXIT_POLICY, "environment": EXIT_ENV}.get(result.error_kind, EXIT_NOT_SUCCESS)
     return _STATUS_EXIT.get(result.status, EXIT_NOT_SUCCESS)
 
 
@@ -220,6 +221,7 @@ def _result_dict(result: Any) -> dict[str, Any]:
         "answer": result.answer,
         "steps": result.steps,
         "error": result.error,
+        "error_kind": result.error_kind,
         "elapsed_s": round(result.elapsed, 3),
         "run_dir": str(result.run_dir),
         "report": str(result.report) if result.report else None,
@@ -243,6 +245,15 @@ def _step_printer(console: Console) -> Callable[[Any], None]:
             console.print(f"  [red]error[/] {escape(record.error)}")
 
     return on_step
+
+
+def _show_result(args: argparse.Namespace, result: Any) -> int:
+    """Print a run's result (JSON with --json) and return its exit code."""
+    if args.json:
+        _print_json(_result_dict(result))
+    else:
+        _print_result(_out_console(), result)
+    return _result_exit_code(result)
 
 
 def _print_result(console: Console, result: Any) -> None:
@@ -296,11 +307,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             result = agent.run(args.task)
     finally:
         env.close()
-    if args.json:
-        _print_json(_result_dict(result))
-    else:
-        _print_result(_out_console(), result)
-    return _result_exit_code(result)
+    return _show_result(args, result)
 
 
 # --------------------------------------------------------------------------- ground
@@ -410,11 +417,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         )
     finally:
         env.close()
-    if args.json:
-        _print_json(_result_dict(result))
-    else:
-        _print_result(_out_console(), result)
-    return _result_exit_code(result)
+    return _show_result(args, result)
 
 
 # --------------------------------------------------------------------------- doctor

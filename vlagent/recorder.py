@@ -10,13 +10,23 @@ Layout of a run folder (default ``runs/<UTC timestamp>-<task slug>/``)::
     report.html        self-contained page built from the two above
 
 Every string goes through the secret scrubber before it reaches the disk.
+
+Screenshots are encoded and written by one background thread (PNG encoding
+of a 1920x1080 screen takes tens of milliseconds and Pillow releases the GIL
+while it compresses), so the loop only hands the image over. The queue is
+bounded: a writer that falls behind slows the loop down instead of piling up
+screenshots in memory. `close()` waits until every queued screenshot is on
+disk; the agent calls it on every way out of a run (done, error, Ctrl+C)
+before it builds the report.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import queue
 import re
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -26,6 +36,8 @@ from PIL import Image
 
 TRAJECTORY = "trajectory.jsonl"
 REPORT = "report.html"
+# Screenshots waiting for the writer thread at most; beyond this save_screenshot blocks.
+SCREENSHOT_QUEUE = 4
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -54,11 +66,64 @@ def screenshot_name(index: int) -> str:
     return f"step-{index:03d}.png"
 
 
+def write_png(path: Path, image: Image.Image) -> None:
+    """One screenshot as PNG: compress level 1, fast; size matters less than speed."""
+    image.save(path, format="PNG", compress_level=1)
+
+
+class ScreenshotWriter:
+    """One background thread that encodes and writes screenshots, in order.
+
+    `submit` blocks only while `max_pending` screenshots are already
+    waiting. Write errors do not stop the thread; `close()` waits for the
+    queue to drain and returns the failures as "name: error" strings.
+    """
+
+    _STOP = object()
+
+    def __init__(self, max_pending: int = SCREENSHOT_QUEUE) -> None:
+        if max_pending < 1:
+            raise ValueError(f"max_pending must be at least 1, got {max_pending}")
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
+        self.failures: list[str] = []
+        # A daemon thread cannot keep a crashed process alive; close() is what waits for it.
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._work, name="vlagent-screenshots", daemon=True
+        )
+        self._thread.start()
+
+    def submit(self, path: Path, image: Image.Image) -> None:
+        if self._thread is None:
+            raise RuntimeError("the screenshot writer is closed")
+        self._queue.put((path, image))
+
+    def _work(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is self._STOP:
+                return
+            path, image = item
+            try:
+                write_png(path, image)
+            except Exception as e:  # noqa: BLE001 - reported by close(); the run goes on
+                self.failures.append(f"{path.name}: {type(e).__name__}: {e}")
+
+    def close(self) -> list[str]:
+        """Write what is queued, stop the thread; the failures so far. Safe to call twice."""
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            self._queue.put(self._STOP)
+            thread.join()
+        return list(self.failures)
+
+
 class RunRecorder:
-    """Writes one run folder incrementally; safe to close twice.
+    """Writes one run folder incrementally; safe to close twice, usable as a context manager.
 
     `scrub` is applied to every record (recursively to all strings) before
-    it is written: the agent passes `SecretStore.redact_obj`.
+    it is written: the agent passes `SecretStore.redact_obj`. Trajectory
+    lines are written and flushed at once; screenshots go through a
+    `ScreenshotWriter` and are all on disk once `close()` returns.
     """
 
     def __init__(self, run_dir: str | os.PathLike, scrub: Callable[[Any], Any] = lambda obj: obj) -> None:
@@ -69,6 +134,13 @@ class RunRecorder:
             raise FileExistsError(f"{self.path} already holds a run; choose another run_dir")
         self._scrub = scrub
         self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")
+        self._screenshots = ScreenshotWriter()
+
+    def __enter__(self) -> "RunRecorder":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
@@ -81,8 +153,12 @@ class RunRecorder:
         self._write({"type": "run", **fields})
 
     def save_screenshot(self, index: int, image: Image.Image) -> str:
+        """Queue the screenshot of step `index` for writing; returns its file name.
+
+        The image is written later, from another thread: do not change it afterwards.
+        """
         name = screenshot_name(index)
-        image.save(self.run_dir / name, format="PNG", compress_level=1)  # fast; size matters less than speed
+        self._screenshots.submit(self.run_dir / name, image)
         return name
 
     def write_step(self, record: dict[str, Any]) -> None:
@@ -92,9 +168,17 @@ class RunRecorder:
         self._write({"type": "result", **fields})
 
     def close(self) -> None:
+        """Wait for the queued screenshots, close the trajectory.
+
+        Raises OSError naming the screenshots that could not be written
+        (after everything else is closed).
+        """
+        failures = self._screenshots.close()
         if self._file is not None:
             self._file.close()
             self._file = None
+        if failures:
+            raise OSError(f"{len(failures)} screenshot(s) of {self.run_dir} not written: " + "; ".join(failures))
 
 
 def _json_default(obj: Any) -> Any:
@@ -146,10 +230,12 @@ __all__ = [
     "REPORT",
     "TRAJECTORY",
     "RunRecorder",
+    "ScreenshotWriter",
     "default_run_dir",
     "iso_time",
     "load_trajectory",
     "screenshot_name",
     "slugify",
     "utc_stamp",
+    "write_png",
 ]
