@@ -44,7 +44,7 @@ def _configs():
         out.append((f"chunk prepare {dtype}", "gated_delta_rule.chunk", "_chunk_prepare_kernel",
                      dict(k=p, v=p, g=f32, beta=p, w=f32, u=f32, gc=f32, chunk_seq=i32, chunk_start=i32,
                           cu_seqlens=i32, H=16, HV=64, K=128, V=128, BK=128, BVF=128, C=64, USE_L2NORM=True,
-                          PREC=prec, num_warps=8)))
+                          PREC=prec, SUB=16, num_warps=4)))
         out.append((f"chunk state {dtype}", "gated_delta_rule.chunk", "_chunk_state_kernel",
                      dict(q=p, k=p, w=f32, u=f32, gc=f32, o=p, h0=f32, ht=f32, cu_seqlens=i32, scale="fp32",
                           **gdn, BV=32, C=64, USE_L2NORM=True, HAS_H0=True, STORE_HT=True, PREC=prec,

@@ -1,7 +1,8 @@
 """Triton chunked gated delta rule (chunk 64, WY/UT form), in two kernels.
 
 1. _chunk_prepare_kernel, one program per (chunk, value head), all chunks in parallel: cumulative
-   decay c, the UT inverse A = (I + strict_lower(beta k k^T * Gamma))^-1 by forward substitution, and
+   decay c, the UT inverse A = (I + strict_lower(beta k k^T * Gamma))^-1 (16x16 diagonal blocks by
+   forward substitution, then block forward substitution with matrix products), and
    w = A (beta k e^c), u = A (beta v), written to fp32 scratch.
 2. _chunk_state_kernel, one program per (sequence, value head, V-block), walking its chunks in order
    with the [K, BV] state in fp32 registers: v_new = u - w S, o = (q e^c) S + (q k^T * Gamma) v_new,
@@ -18,7 +19,8 @@ from ..triton_utils import dot_precision, next_pow2, prepare_launch, sequence_bo
 from .utils import check_inputs
 
 CHUNK_SIZE = 64
-# 8 warps: with 4, ptxas spills kilobytes per thread at K = V = 128 (see compile_check)
+# state pass: 8 warps (with 4, ptxas spills kilobytes per thread at K = V = 128; see compile_check);
+# the prepare kernel spills least with 4
 NUM_WARPS = 8
 
 
@@ -27,7 +29,7 @@ def _chunk_prepare_kernel(
     k, v, g, beta, w, u, gc, chunk_seq, chunk_start, cu_seqlens,
     H: tl.constexpr, HV: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
     BK: tl.constexpr, BVF: tl.constexpr, C: tl.constexpr,
-    USE_L2NORM: tl.constexpr, PREC: tl.constexpr,
+    USE_L2NORM: tl.constexpr, PREC: tl.constexpr, SUB: tl.constexpr,
 ):
     i_c = tl.program_id(0)
     i_hv = tl.program_id(1)
@@ -48,7 +50,6 @@ def _chunk_prepare_kernel(
     b_k = b_k.to(tl.float32)
     if USE_L2NORM:
         b_k = b_k / tl.sqrt(tl.sum(b_k * b_k, axis=1) + 1e-6)[:, None]
-    b_v = tl.load(v + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], mask=m_t[:, None] & m_v[None, :], other=0.0)
     b_g = tl.load(g + o_t * HV + i_hv, mask=m_t, other=0.0).to(tl.float32)
     b_beta = tl.load(beta + o_t * HV + i_hv, mask=m_t, other=0.0).to(tl.float32)
     b_c = tl.cumsum(b_g, axis=0)
@@ -59,16 +60,25 @@ def _chunk_prepare_kernel(
     gamma = tl.exp(tl.where(strict, b_c[:, None] - b_c[None, :], float("-inf")))
     b_l = tl.dot(b_kb, tl.trans(b_k), input_precision=PREC) * gamma
 
-    # forward substitution: row i of A is e_i - sum_{j<i} L[i, j] A[j, :]
-    eye = o_i[:, None] == o_i[None, :]
-    b_a = tl.where(eye, 1.0, 0.0)
-    for i in range(1, C):
-        is_row = o_i[:, None] == i
-        l_row = tl.sum(tl.where(is_row, b_l, 0.0), axis=0)
-        correction = tl.sum(l_row[:, None] * b_a, axis=0)
-        b_a = tl.where(is_row, b_a - correction[None, :], b_a)
+    # A = (I + L)^-1 for strictly lower L, blockwise: the four 16x16 diagonal blocks are inverted
+    # together by forward substitution (15 steps; each step one matrix product whose only non-zero rows
+    # are the i-th row of every block), then the block rows below are filled in by block forward
+    # substitution: A_b = D_b^-1 - D_b^-1 sum_{j<b} L_bj A_j.
+    block = o_i // SUB
+    same_block = block[:, None] == block[None, :]
+    l_diag = tl.where(same_block, b_l, 0.0)
+    b_d = tl.where(o_i[:, None] == o_i[None, :], 1.0, 0.0)
+    for i in range(1, SUB):
+        rows = (o_i % SUB)[:, None] == i
+        b_d -= tl.dot(tl.where(rows, l_diag, 0.0), b_d, input_precision=PREC)
+    b_a = b_d
+    for b in tl.static_range(1, C // SUB):
+        l_rows = tl.where((block[:, None] == b) & ~same_block, b_l, 0.0)
+        b_a -= tl.dot(b_d, tl.dot(l_rows, b_a, input_precision=PREC), input_precision=PREC)
 
     b_w = tl.dot(b_a, b_kb * tl.exp(b_c)[:, None], input_precision=PREC)
+    # v is loaded only now, to keep it out of registers while A is built
+    b_v = tl.load(v + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], mask=m_t[:, None] & m_v[None, :], other=0.0)
     b_u = tl.dot(b_a, b_v.to(tl.float32) * b_beta[:, None], input_precision=PREC)
     tl.store(w + (o_t[:, None] * HV + i_hv) * K + o_k[None, :], b_w, mask=m_t[:, None] & m_k[None, :])
     tl.store(u + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], b_u, mask=m_t[:, None] & m_v[None, :])
@@ -174,7 +184,7 @@ def chunk_gated_delta_rule_triton(
         _chunk_prepare_kernel[(chunk_seq.numel(), HV)](
             k, v, g, beta, w, u, gc, chunk_seq, chunk_start, bounds,
             H=H, HV=HV, K=K, V=V, BK=BK, BVF=next_pow2(V), C=C, USE_L2NORM=use_qk_l2norm_in_kernel, PREC=prec,
-            num_warps=NUM_WARPS,
+            SUB=16, num_warps=4,
         )
     BV = state_block_v(K, V, N * HV)
     _chunk_state_kernel[(triton.cdiv(V, BV), N * HV)](
