@@ -378,3 +378,39 @@ def test_damaged_index_gives_a_clear_error(tmp_path):
     assert os.path.getsize(bad) == size
     with pytest.raises(VideoError, match="cannot read"):
         sample_frames(bad)
+
+
+def test_memory_follows_the_output_not_the_video_length(tmp_path, long_video):
+    """Python-side peak memory of sampling: the output array (and its trimmed copy),
+    plus the probe's 8 bytes per frame; never the decoded frames or demuxed packets."""
+    import tracemalloc
+
+    short = vf.write_video(
+        str(tmp_path / "short.mp4"), codec="libx264", width=long_video.width, height=long_video.height,
+        num_frames=600, fps=1, gop=10, options={"preset": "ultrafast"},
+    )
+    assert long_video.num_frames > 10 * short.num_frames
+    # A small output, so that any per-frame state of the sampler would stand out.
+    settings = dict(num_frames=16, min_pixels=FACTOR * FACTOR, max_pixels=2 * FACTOR * FACTOR)
+    sample_frames(short.path, **settings)  # first-use allocations (imports, codec tables) are not growth
+    for mode in ("exact", "keyframe"):
+        extra = {}
+        for video in (short, long_video):
+            tracemalloc.start()
+            try:
+                sample = sample_frames(video.path, mode=mode, **settings)
+                _, peak = tracemalloc.get_traced_memory()
+            finally:
+                tracemalloc.stop()
+            assert len(sample) >= 14
+            assert_frames_match(video, sample)
+            # The preallocated array, plus its trimmed copy when targets shared frames.
+            output = sample.stats["planned_frames"] * sample.frames[0].nbytes
+            if len(sample) < sample.stats["planned_frames"]:
+                output += sample.frames.nbytes
+            extra[video.num_frames] = peak - output
+        # 12x the frames costs at most ~32 bytes per extra frame (the probe's pts index
+        # and keyframe list), far less than one kept Python object per packet or frame.
+        growth = extra[long_video.num_frames] - extra[short.num_frames]
+        assert growth <= 32 * (long_video.num_frames - short.num_frames), (mode, extra)
+        assert extra[long_video.num_frames] <= 256 * 1024 + 32 * long_video.num_frames, (mode, extra)
