@@ -29,3 +29,35 @@ def test_all_kernels_compile_for_sm90():
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert len(lines) >= 12, proc.stdout + proc.stderr  # every kernel family was built
     assert all(line.startswith("ok") for line in lines), proc.stdout
+
+
+NO_TRITON = r"""
+import importlib.abc, sys
+
+class HideTriton(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "triton" or name.startswith("triton."):
+            raise ModuleNotFoundError(f"No module named {name!r}")
+        return None
+
+sys.meta_path.insert(0, HideTriton())
+import torch
+from vlagent import kernels
+assert not kernels.triton_available()
+x = torch.randn(2, 5, 8)
+y, state = kernels.causal_conv1d(x, torch.randn(8, 4))
+assert y.shape == x.shape and state.shape == (2, 8, 3)
+try:
+    kernels.rms_norm(x, torch.zeros(8), backend="triton")
+except RuntimeError as exc:
+    assert "triton package" in str(exc)
+else:
+    raise AssertionError("backend='triton' without triton did not raise")
+assert "triton" not in sys.modules
+print("ok")
+"""
+
+
+def test_base_install_works_without_triton():
+    proc = subprocess.run([sys.executable, "-c", NO_TRITON], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
