@@ -8,6 +8,7 @@ import json
 import math
 import re
 
+import av
 import numpy as np
 import pytest
 from PIL import Image
@@ -111,6 +112,45 @@ def test_cli_json_output(video, capsys):
     assert {"sample_s", "answer_s", "total_s"} <= set(data["timings"])
     parts = server.requests[0]["messages"][0]["content"]
     assert [p["text"] for p in parts[:-1:2]] == [format_timestamp(t) for t in data["timestamps"]]
+
+
+def test_main_cli_video_qa_with_the_documented_flags(video, capsys):
+    """`vlagent video-qa VIDEO "Q" --fps --max-frames --start --end --mode --api-base --model --json` via vlagent.cli.main."""
+    from vlagent.cli import main as vlagent_main
+
+    duration = video.times[-1]
+    start, end = 1.0, duration - 1.0
+    with av.open(video.path) as container:  # keyframe times, read independently of the sampler
+        stream = container.streams.video[0]
+        keys = [float((p.pts - (stream.start_time or 0)) * stream.time_base)
+                for p in container.demux(stream) if p.pts is not None and p.is_keyframe]
+    for mode in ("exact", "keyframe"):
+        with FakeOpenAIServer([f"answer in {mode} mode"], require_tools=False) as server:
+            rc = vlagent_main([
+                "video-qa", video.path, "What is shown?", "--fps", "1", "--max-frames", "6",
+                "--start", str(start), "--end", str(end), "--mode", mode,
+                "--api-base", server.base_url, "--model", "fake-model", "--json",
+            ])
+        out = capsys.readouterr().out
+        assert rc == 0, out
+        assert not server.problems
+        data = json.loads(out)
+        assert data["answer"] == f"answer in {mode} mode"
+        assert {"sample_s", "answer_s", "total_s"} <= set(data["timings"])
+        times = data["timestamps"]
+        assert len(times) == data["frames_used"] and times == sorted(times)
+        # --fps 1 over the range gives more than 6 frames: --max-frames caps it.
+        assert data["plan"]["num_frames"] == data["frames_used"]
+        if mode == "exact":
+            assert data["frames_used"] == 6
+            assert all(start - 0.2 <= t < end for t in times)  # the frame on screen at `start` may begin before it
+        else:
+            assert 1 <= data["frames_used"] <= 6
+            assert all(start <= t < end and min(abs(t - k) for k in keys) < 1e-6 for t in times)
+        # Each image sent is the frame shown at the timestamp written before it.
+        parts = server.requests[0]["messages"][0]["content"]
+        assert [p["text"] for p in parts[:-1:2]] == [format_timestamp(t) for t in times]
+        assert [jpeg_index(p["image_url"]["url"]) for p in parts[1:-1:2]] == [video.index_at(t) for t in times]
 
 
 def test_cli_exit_codes(video, tmp_path, capsys, monkeypatch):
