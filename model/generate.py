@@ -157,6 +157,7 @@ def generate(
     speculative: str | object | None = None,
     num_draft_tokens: int = 2,
     max_image_tokens: int | None = None,
+    prefill_chunk_size: int | None = 4096,
     pad_token_id: int | None = None,
     return_dict: bool = False,
     **unused,
@@ -169,7 +170,8 @@ def generate(
     max_new_tokens) or when its text contains one of `stop_strings` (needs a tokenizer; the
     model's own is used when loaded from a folder). on_token(row, ids) / on_text(row, piece)
     stream results. speculative="mtp" uses the MTP head (batch 1, greedy); any object with
-    MTPDrafter's start/propose/observe methods can stand in for it.
+    MTPDrafter's start/propose/observe methods can stand in for it. prefill_chunk_size
+    splits long prompts (video) into pieces run one after another (None: all at once).
     Returns prompt + new tokens [B, L + n] (transformers' convention), or a
     GenerationResult with return_dict=True.
     """
@@ -233,7 +235,17 @@ def generate(
     cache = model.new_cache(B, L + max_new_tokens + margin)
     x = model.embed(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
     positions = model.position_ids(input_ids, attention_mask, image_grid_thw, video_grid_thw)
-    hidden = model.decode_hidden(x, positions, cache, attention_mask)
+    if prefill_chunk_size is not None and prefill_chunk_size < 1:
+        raise ValueError(f"prefill_chunk_size must be >= 1; got {prefill_chunk_size}")
+    step = L if prefill_chunk_size is None else prefill_chunk_size
+    pieces = []
+    for s in range(0, L, step):  # long prompts in pieces: activation memory bounded by the piece
+        e = min(L, s + step)
+        piece_mask = None if attention_mask is None else attention_mask[:, s:e]
+        h = model.decode_hidden(x[:, s:e], positions[:, :, s:e], cache, piece_mask)
+        pieces.append(h if speculative is not None else h[:, -1:])
+    hidden = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
+    del x, pieces
     stats: dict = {"prompt_tokens": L, "batch": B}
 
     if speculative:

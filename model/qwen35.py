@@ -530,7 +530,8 @@ class Qwen35ForConditionalGeneration(nn.Module):
         for layer in self.layers:
             x = layer(x, cos, sin, cache, attn_mask, tm)
         cache.length += T
-        cache.next_pos = position_ids.amax(dim=(0, 2)) + 1
+        last = position_ids.amax(dim=(0, 2)) + 1
+        cache.next_pos = last if cache.length == T else torch.maximum(cache.next_pos, last)
         return self.norm(x)
 
     def mtp_hidden(self, hidden: Tensor, next_tokens: Tensor, position_ids: Tensor, cache: Cache) -> Tensor:

@@ -163,3 +163,17 @@ def test_max_image_tokens_is_validated(dense):
     ids = torch.tensor([[dense.config.vision_start_token_id] + [img] * 16 + [dense.config.vision_end_token_id, 40]])
     with pytest.raises(ValueError, match="max_image_tokens=8"):
         dense.generate(input_ids=ids, max_new_tokens=2, max_image_tokens=8)
+
+
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+def test_prefill_in_pieces_equals_whole_prompt(dense, moe, kind):
+    model = dense if kind == "dense" else moe
+    a, b = _prompt(100, seed=61)[0], _prompt(45, seed=62)[0]
+    ids = torch.stack([a, torch.cat([torch.zeros(55, dtype=torch.long), b])])
+    mask = torch.ones_like(ids)
+    mask[1, :55] = 0
+    whole = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=20, prefill_chunk_size=None)
+    pieces = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=20, prefill_chunk_size=30)
+    assert pieces.tolist() == whole.tolist()
+    spec = model.generate(input_ids=a[None], max_new_tokens=20, speculative="mtp", prefill_chunk_size=30)
+    assert spec[0, 100:].tolist() == whole[0, 100:].tolist()
