@@ -251,3 +251,79 @@ def test_cli_with_the_local_engine(video, capsys):
     assert rc == 0, out
     data = json.loads(out)
     assert data["frames_used"] == 2 and data["usage"]["video_tokens"] > 0
+
+
+# ---------------------------------------------------------------------------- a run's own video
+
+
+STEP_COLORS = [(200, 40, 40), (40, 160, 60), (40, 70, 200), (220, 200, 40), (150, 60, 170)]
+
+
+def _make_run(run_dir) -> list[str | None]:
+    """A run folder with five steps; step 1 clicks at (0.75, 0.5), step 3 is a portrait screenshot,
+    and one more step's screenshot is missing. Returns the actions drawn per step."""
+    from vlagent.actions import Action
+    from vlagent.recorder import RunRecorder
+
+    with RunRecorder(run_dir) as rec:
+        rec.write_header(task="make a video", policy="scripted", env="test")
+        for i, color in enumerate(STEP_COLORS):
+            size = (200, 320) if i == 3 else (320, 200)
+            name = rec.save_screenshot(i, Image.new("RGB", size, color))
+            actions = [Action("click", point=(0.75, 0.5)).to_dict()] if i == 1 else [Action("wait", seconds=1).to_dict()]
+            rec.write_step({"index": i, "screenshot": name, "actions": actions})
+        rec.write_step({"index": 5, "screenshot": "step-005.png", "actions": []})  # never written
+        rec.write_result(status="done", steps=6)
+
+
+def test_exported_run_video_is_a_valid_video_qa_input(tmp_path, capsys):
+    from vlagent.cli import main as vlagent_main
+    from vlagent.run_video import export_run_video
+    from vlagent.video import probe
+
+    _make_run(tmp_path / "run")
+    out = export_run_video(tmp_path / "run", tmp_path / "run.mp4", seconds_per_step=0.5)
+    assert out == tmp_path / "run.mp4" and not (tmp_path / "run.mp4.part").exists()
+    info = probe(out)
+    assert info.codec == "h264" and (info.width, info.height) == (320, 200)
+    assert info.duration == pytest.approx(len(STEP_COLORS) * 0.5) and info.source_fps == pytest.approx(2.0)
+
+    sample = sample_frames(out, num_frames=len(STEP_COLORS), max_pixels=320 * 224)
+    assert sample.timestamps == pytest.approx([0.5 * i for i in range(len(STEP_COLORS))])
+    for i, frame in enumerate(sample.frames):
+        h, w, _ = frame.shape
+        corner = frame[: h // 8, w // 2 - w // 16 : w // 2 + w // 16].reshape(-1, 3).mean(axis=0)
+        assert np.abs(corner - STEP_COLORS[i]).max() < 20, (i, corner)
+        if i == 3:  # portrait screenshot, letterboxed: black sides, the colour in the middle
+            assert frame[:, : w // 8].mean() < 20 and frame[:, -w // 8 :].mean() < 20
+            continue
+        near_click = frame[h // 2 - h // 10 : h // 2 + h // 10, int(0.75 * w) - w // 10 : int(0.75 * w) + w // 10]
+        drawn = np.abs(near_click.astype(int) - STEP_COLORS[i]).max(axis=-1) > 60
+        assert drawn.mean() > 0.05 if i == 1 else drawn.mean() < 0.01, (i, drawn.mean())
+
+    with FakeOpenAIServer(["Step 2 clicks on the right."], require_tools=False) as server:
+        rc = vlagent_main(["video-qa", str(out), "Which step clicks?", "--api-base", server.base_url,
+                           "--model", "fake-model", "--num-frames", "5", "--json"])
+    data = json.loads(capsys.readouterr().out)
+    assert rc == 0 and data["frames_used"] == len(STEP_COLORS)
+    images = [p["image_url"]["url"] for p in server.requests[0]["messages"][0]["content"] if p["type"] == "image_url"]
+    for url, color in zip(images, STEP_COLORS):
+        img = np.asarray(Image.open(io.BytesIO(base64.b64decode(url.partition(",")[2]))).convert("RGB"))
+        assert np.abs(img[: img.shape[0] // 8, img.shape[1] // 2].mean(axis=0) - color).max() < 25
+
+
+def test_run_video_export_errors(tmp_path):
+    from vlagent.recorder import RunRecorder
+    from vlagent.run_video import export_run_video
+
+    with pytest.raises(FileNotFoundError, match="not a run folder"):
+        export_run_video(tmp_path, tmp_path / "x.mp4")
+    with RunRecorder(tmp_path / "empty") as rec:
+        rec.write_header(task="t")
+        rec.write_step({"index": 0, "screenshot": None, "actions": []})
+    with pytest.raises(ValueError, match="no step .* has a screenshot"):
+        export_run_video(tmp_path / "empty", tmp_path / "x.mp4")
+    _make_run(tmp_path / "run")
+    with pytest.raises(ValueError, match="seconds_per_step"):
+        export_run_video(tmp_path / "run", tmp_path / "x.mp4", seconds_per_step=0)
+    assert not (tmp_path / "x.mp4").exists()
