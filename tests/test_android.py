@@ -169,6 +169,41 @@ def test_agent_loop_notes_settings_dark_mode_scroll(adb_server, tmp_path):
         assert obs_info["density"] == 420 and obs_info["rotation"] == 0
 
 
+def test_cli_run_on_android_with_the_api_policy(adb_server, tmp_path, monkeypatch, capsys):
+    """`vlagent run TASK --env android:SERIAL --api-base URL --model NAME` over the real adb server."""
+    from fake_openai_server import FakeOpenAIServer, tool_call
+    from vlagent.cli import main as vlagent_main
+
+    with start_phone(adb_server, width=540, height=1200) as ph:
+        x, y = ph.point("Notes")
+        replies = [
+            "I see the home screen; I open Notes.\n"
+            + tool_call("click", tool="mobile_use", coordinate=[round(x * 1000), round(y * 1000)]),
+            tool_call("terminate", tool="mobile_use", status="success"),
+        ]
+        monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(adb_server.port))
+        monkeypatch.delenv("ANDROID_SERIAL", raising=False)
+        with FakeOpenAIServer(replies) as server:
+            rc = vlagent_main([
+                "run", "open the Notes app", "--env", f"android:{ph.serial}", "--api-base", server.base_url,
+                "--model", "fake-model", "--max-steps", "2", "--run-dir", str(tmp_path / "run"), "--json",
+            ])
+        result = json.loads(capsys.readouterr().out)
+        assert rc == 0, result
+        assert not server.problems
+        assert result["status"] == "done" and result["steps"] == 2
+        assert ph.state()["app"] == "notes"
+        taps = [e for e in ph.state()["events"] if e["type"] == "tap"]
+        assert taps[-1]["target"] == "home.icon.notes"
+        # The model was told about the phone tool, not the desktop one, and saw the phone's screen.
+        system = server.texts(server.requests[0])[0]
+        assert server.requests[0]["messages"][0]["role"] == "system"
+        assert '"name": "mobile_use"' in system and "operating a phone" in system
+        assert "computer_use" not in system
+        assert server.image_sizes[0] and server.image_sizes[0][-1][0] < server.image_sizes[0][-1][1]  # portrait
+        assert (tmp_path / "run" / "trajectory.jsonl").is_file()
+
+
 # --------------------------------------------------------------------------- typing
 
 
