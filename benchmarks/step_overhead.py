@@ -11,7 +11,20 @@ Starts its own Xvfb at 1920x1080 with the practice app filling the screen
 with the two capture paths alternating in blocks of steps (so machine load
 hits both alike), and prints median / p90 per phase and the ratios.
 
-    python benchmarks/step_overhead.py [--steps 200] [--size 1920x1080]
+Then it times the real loop: `Agent.run` with a `ScriptedPolicy` of clicks
+on the same DesktopEnv, recording into a real run folder, in three setups:
+
+    inline PNG      the screenshot encoded on the loop's path (the recorder
+                    before it had a writer thread; patched in for comparison)
+    writer thread   the recorder as shipped: PNG encoded by its writer thread
+    writer + model  the same with a policy that takes --think-ms per step, as
+                    any real model does: the writer then has time to keep up
+
+Per setup: the wall time of a step (one on_step to the next), the agent's own
+stage timings (observe, record = handing the screenshot over, execute), and
+loop cost = step time minus the policy's think time.
+
+    python benchmarks/step_overhead.py [--steps 200] [--size 1920x1080] [--think-ms 100]
 """
 
 from __future__ import annotations
@@ -56,6 +69,66 @@ def _enable_pyautogui_screenshot() -> str | None:
     return "note: no gnome-screenshot/scrot here; pyautogui.screenshot() runs its Pillow ImageGrab path as on Ubuntu"
 
 
+def _ms(values: list[float]) -> str:
+    return f"{statistics.median(values) * 1e3:>7.1f} / {percentile(values, 0.9) * 1e3:>6.1f}"
+
+
+class _ThinkingPolicy:
+    """Wraps a policy and sleeps `seconds` per decision, like a model's latency."""
+
+    def __init__(self, inner, seconds: float) -> None:
+        self.inner, self.seconds, self.name = inner, seconds, inner.name
+
+    def decide(self, task, observation, history):
+        time.sleep(self.seconds)
+        return self.inner.decide(task, observation, history)
+
+
+def time_agent_loop(env, targets, steps: int, warmup: int, run_dir: Path, think_s: float = 0.0, inline_png: bool = False):
+    """Run the real Agent loop for warmup+steps clicks; per-step wall times and stage timings (seconds)."""
+    from vlagent.actions import Action
+    from vlagent.agent import Agent
+    from vlagent.policy.scripted import ScriptedPolicy
+    from vlagent.recorder import RunRecorder, screenshot_name, write_png
+
+    total = warmup + steps
+    policy = ScriptedPolicy([Action("click", point=targets[i % 2]) for i in range(total)])
+    stamps: list[float] = []
+    agent = Agent(
+        _ThinkingPolicy(policy, think_s) if think_s else policy,
+        env,
+        max_steps=total,
+        run_dir=run_dir,
+        on_step=lambda record: stamps.append(time.perf_counter()),
+    )
+    original = RunRecorder.save_screenshot
+    if inline_png:  # what the recorder did before its writer thread
+
+        def save_inline(self, index, image):
+            write_png(self.run_dir / screenshot_name(index), image)
+            return screenshot_name(index)
+
+        RunRecorder.save_screenshot = save_inline
+    try:
+        started = time.perf_counter()
+        result = agent.run("click the header band")
+        returned = time.perf_counter()
+    finally:
+        RunRecorder.save_screenshot = original
+    if result.steps != total or len(stamps) != total:
+        raise SystemExit(f"agent loop ran {result.steps} of {total} steps: {result.status} {result.error}")
+    walls = [b - a for a, b in zip([started, *stamps], stamps)][warmup:]
+    records = result.records[warmup:]
+    stages = {name: [r.timings[name] for r in records] for name in ("observe", "record", "execute")}
+    return {
+        "step": walls,
+        "loop": [w - think_s for w in walls],
+        **stages,
+        # After the last step: waiting for the writer to drain, then building report.html.
+        "finish_s": returned - stamps[-1],
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=200, help="measured steps per capture path")
@@ -63,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=10, help="steps per path before switching to the other")
     parser.add_argument("--size", default="1920x1080", help="virtual screen WxH")
     parser.add_argument("--no-app", action="store_true", help="leave the screen empty (black) instead")
+    parser.add_argument("--think-ms", type=float, default=100.0, help="simulated model latency for the last loop setup")
     args = parser.parse_args(argv)
     width, height = (int(v) for v in args.size.lower().split("x"))
 
@@ -144,6 +218,16 @@ def main(argv: list[str] | None = None) -> int:
                         row["step_jpeg"].append((t1 - t0) + (t3 - t2) + (t4 - t3))
                         sizes["png"].append(png_bytes)
                         sizes["jpeg"].append(jpeg_bytes)
+            loops = {}
+            for label, think_s, inline in (
+                ("inline PNG", 0.0, True),
+                ("writer thread", 0.0, False),
+                (f"writer + {args.think_ms:g} ms model", args.think_ms / 1e3, False),
+            ):
+                loops[label] = time_agent_loop(
+                    env, targets, args.steps, args.warmup, Path(tmp) / label.replace(" ", "-"),
+                    think_s=think_s, inline_png=inline,
+                )  # fmt: skip
         finally:
             if app is not None:
                 app.terminate()
@@ -172,6 +256,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{phase}: {slow} / {fast} = {ratio:.2f}x (medians)")
     print("capture includes the conversion to an RGB PIL image; step_png = capture + PNG level 1 (as the run "
           "recorder saves screenshots) + click; step_jpeg = capture + JPEG q90 + click")  # fmt: skip
+
+    print()
+    print(f"the agent loop (Agent + ScriptedPolicy clicks + DesktopEnv with mss + the run recorder), "
+          f"{args.steps} steps each, milliseconds, median / p90")  # fmt: skip
+    columns = ("step", "loop", "observe", "record", "execute")
+    header = f"{'setup':<26}" + "".join(f"{c:>16}" for c in columns) + f"{'finish':>10}"
+    print(header)
+    print("-" * len(header))
+    for label, row in loops.items():
+        print(f"{label:<26}" + "".join(f"{_ms(row[c]):>16}" for c in columns) + f"{row['finish_s'] * 1e3:>8.0f} ms")
+    print("step = wall time of one step; loop = step minus the simulated model time; record = the loop's time to "
+          "hand over (or, inline, encode) the screenshot and write the trajectory line; finish = after the last "
+          "step: draining the writer and building report.html")  # fmt: skip
     return 0
 
 
