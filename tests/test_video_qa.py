@@ -94,6 +94,26 @@ def test_ask_rejects_an_empty_question(video):
         ask(video.path, "  ", backend=OpenAIVideoBackend("m", base_url="http://127.0.0.1:9/v1"))
 
 
+def test_ask_takes_the_answering_model_as_policy(video):
+    """`vlagent.video.ask(path, question, policy=...)`, as documented; exactly one of backend/policy."""
+    from vlagent import video as video_api
+
+    class Recorder:
+        def answer(self, sample, question):
+            self.seen = (len(sample), question)
+            return f"{len(sample)} frames", {}
+
+    policy = Recorder()
+    result = video_api.ask(video.path, "How many?", policy=policy, num_frames=4, **SMALL)
+    assert result.answer == "4 frames" and policy.seen == (4, "How many?")
+    with pytest.raises(ValueError, match="exactly once"):
+        ask(video.path, "Q?", backend=policy, policy=policy)
+    with pytest.raises(ValueError, match="exactly once"):
+        ask(video.path, "Q?")
+    with pytest.raises(ValueError, match="cannot answer"):
+        ask(video.path, "Q?", policy=object())
+
+
 # ---------------------------------------------------------------------------- CLI
 
 

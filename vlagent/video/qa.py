@@ -267,7 +267,8 @@ def ask(
     path: str | os.PathLike,
     question: str,
     *,
-    backend: VideoBackend,
+    backend: VideoBackend | None = None,
+    policy: VideoBackend | None = None,
     fps: float | None = None,
     num_frames: int | None = None,
     max_frames: int = DEFAULT_MAX_FRAMES,
@@ -281,9 +282,16 @@ def ask(
 ) -> VideoAnswer:
     """Sample `path` (see `sample_frames`), ask `backend` the question, time each stage.
 
+    `backend` (or its alias `policy`) is what answers: `OpenAIVideoBackend`,
+    `LocalVideoBackend`, or anything with `answer(sample, question)`.
     Raises `VideoError` for a video that cannot be sampled, `VideoBackendError`
     when the model backend fails, `ValueError` for bad arguments.
     """
+    if (backend is None) == (policy is None):
+        raise ValueError("give the model that answers as backend=... (or its alias policy=...), exactly once")
+    backend = backend if backend is not None else policy
+    if not callable(getattr(backend, "answer", None)):
+        raise ValueError(f"{type(backend).__name__} cannot answer: it needs an answer(sample, question) method")
     if not isinstance(question, str) or not question.strip():
         raise ValueError("the question is empty")
     t0 = time.perf_counter()
