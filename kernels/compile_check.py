@@ -48,7 +48,7 @@ def _configs():
         out.append((f"chunk state {dtype}", "gated_delta_rule.chunk", "_chunk_state_kernel",
                      dict(q=p, k=p, w=f32, u=f32, gc=f32, o=p, h0=f32, ht=f32, cu_seqlens=i32, scale="fp32",
                           **gdn, BV=32, C=64, USE_L2NORM=True, HAS_H0=True, STORE_HT=True, PREC=prec,
-                          num_warps=8)))
+                          num_warps=8, num_stages=2)))
     out.append(("causal_conv1d", "conv1d.triton", "_causal_conv1d_kernel",
                 dict(x=bf16, weight=bf16, bias=bf16, h0=bf16, y=bf16, T="i32", D="i32", W=4, BT=16, BD=64,
                      HAS_BIAS=True, HAS_H0=True, SILU=True, num_warps=8)))
@@ -116,7 +116,9 @@ def compile_all(arch: int = 90, names: list[str] | None = None, usage: bool = Tr
         if type(kernel).__name__ == "InterpretedFunction":
             raise RuntimeError("kernels were imported under TRITON_INTERPRET=1; run compile_check in a fresh process")
         args = dict(args)
-        num_warps = args.pop("num_warps", 4)
+        options = {"num_warps": args.pop("num_warps", 4)}
+        if "num_stages" in args:
+            options["num_stages"] = args.pop("num_stages")
         missing = set(kernel.arg_names) - set(args)
         if missing:
             raise RuntimeError(f"{label}: compile_check config lacks arguments {sorted(missing)}")
@@ -131,7 +133,7 @@ def compile_all(arch: int = 90, names: list[str] | None = None, usage: bool = Tr
         start = time.perf_counter()
         try:
             compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
-                                      target=GPUTarget("cuda", arch, 32), options={"num_warps": num_warps})
+                                      target=GPUTarget("cuda", arch, 32), options=options)
             detail = _ptxas_usage(compiled.asm["ptx"], arch) if usage else "ok"
             results.append(Build(label, True, time.perf_counter() - start, detail))
         except Exception as exc:  # report every kernel, not just the first failure

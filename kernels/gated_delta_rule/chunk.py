@@ -19,7 +19,8 @@ from ..triton_utils import dot_precision, next_pow2, prepare_launch, sequence_bo
 from .utils import check_inputs
 
 CHUNK_SIZE = 64
-# state pass: 8 warps (with 4, ptxas spills kilobytes per thread at K = V = 128; see compile_check);
+# state pass: 8 warps and 2 stages (otherwise ptxas spills kilobytes per thread at K = V = 128; see
+# compile_check);
 # the prepare kernel spills least with 4
 NUM_WARPS = 8
 
@@ -190,6 +191,6 @@ def chunk_gated_delta_rule_triton(
     _chunk_state_kernel[(triton.cdiv(V, BV), N * HV)](
         q, k, w, u, gc, o, h0, final_state, bounds, scale,
         H=H, HV=HV, K=K, V=V, BK=BK, BV=BV, C=C, USE_L2NORM=use_qk_l2norm_in_kernel,
-        HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec, num_warps=NUM_WARPS,
+        HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec, num_warps=NUM_WARPS, num_stages=2,
     )
     return o, final_state
