@@ -112,6 +112,12 @@ def platform_of(observation: Observation) -> str:
     return normalize_platform(observation.info.get("platform", "desktop"))
 
 
+def secret_names_of(observation: Observation, configured: Sequence[str] = ()) -> tuple[str, ...]:
+    """The `{{name}}` placeholders the model may type: the policy's own list plus the
+    names the agent puts in `observation.info["secret_names"]` (never values), without repeats."""
+    return tuple(dict.fromkeys([*configured, *observation.info.get("secret_names", ())]))
+
+
 # --------------------------------------------------------------------------- tools
 
 
@@ -583,6 +589,7 @@ __all__ = [
     "SYSTEM_BUTTONS",
     "normalize_platform",
     "platform_of",
+    "secret_names_of",
     "computer_use_tool",
     "mobile_use_tool",
     "tool_for",

@@ -18,7 +18,7 @@ from vlagent.environments.base import Observation
 from vlagent.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from vlagent.policy.base import Decision, HistoryItem
 from vlagent.policy.errors import PolicyError
-from vlagent.prompts import TOOL_STYLES, build_conversation, platform_of, split_reply
+from vlagent.prompts import TOOL_STYLES, build_conversation, platform_of, secret_names_of, split_reply
 
 FORMATS = ("qwen", "qwen-pixels")
 
@@ -126,7 +126,7 @@ class LocalPolicy:
         t0 = time.perf_counter()
         seen_size = self.model_image_size(observation.image.size)
         pixels = self.fmt == "qwen-pixels"
-        secret_names = tuple(dict.fromkeys([*self.secret_names, *observation.info.get("secret_names", ())]))
+        secret_names = secret_names_of(observation, self.secret_names)
         conversation = build_conversation(
             task,
             observation,

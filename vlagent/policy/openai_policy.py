@@ -28,7 +28,7 @@ from vlagent.policy.errors import (
     ModelNotFoundError,
     PolicyError,
 )
-from vlagent.prompts import TOOL_STYLES, build_messages, platform_of, split_reply
+from vlagent.prompts import TOOL_STYLES, build_messages, platform_of, secret_names_of, split_reply
 
 FORMATS = ("qwen", "qwen-pixels", "uitars", "json", "auto")
 # Formats whose coordinates are pixels of the image the model saw.
@@ -152,7 +152,7 @@ class OpenAIPolicy:
         t0 = time.perf_counter()
         sent_size = self.model_image_size(observation.image.size)
         pixels = self.fmt in PIXEL_FORMATS
-        secret_names = tuple(dict.fromkeys([*self.secret_names, *observation.info.get("secret_names", ())]))
+        secret_names = secret_names_of(observation, self.secret_names)
         messages = build_messages(
             task,
             observation,
