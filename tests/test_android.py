@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import struct
+import time
 
 import pytest
 from PIL import Image, ImageStat
@@ -247,6 +248,27 @@ def test_keys_long_press_double_tap_and_open_app(adb_server):
             env.execute(Action("open_app", text="Photoshop"))
         with pytest.raises(UnsupportedAction):
             env.execute(Action("right_click", point=(0.5, 0.5)))
+
+
+def test_swipe_duration_scroll_directions_and_wait(adb_server):
+    with start_phone(adb_server, width=540, height=1200) as ph:
+        env = make_env(ph, read_elements=False)
+        env.execute(Action("swipe", point=(0.5, 0.8), end=(0.25, 0.3), seconds=0.6))
+        swipe = [e for e in ph.state()["events"] if e["type"] == "swipe"][-1]
+        assert (swipe["x1"], swipe["y1"], swipe["x2"], swipe["y2"], swipe["ms"]) == (270, 960, 135, 360, 600)
+        env.open_app("Settings")
+        center = ph.point("Settings", kind="list")
+        # "down" shows what is further down: the finger moves up, by half the screen unless `amount` says
+        for direction, amount, dx, dy in (("down", None, 0, -600), ("up", 2, 0, 360), ("right", 1, -81, 0), ("left", None, 270, 0)):
+            env.execute(Action("scroll", point=center, direction=direction, amount=amount))
+            ev = [e for e in ph.state()["events"] if e["type"] == "swipe"][-1]
+            assert (ev["x2"] - ev["x1"], ev["y2"] - ev["y1"]) == (dx, dy), (direction, ev)
+            assert 0 <= min(ev["x1"], ev["x2"]) and max(ev["x1"], ev["x2"]) < 540
+            assert 0 <= min(ev["y1"], ev["y2"]) and max(ev["y1"], ev["y2"]) < 1200
+        assert ph.state()["scroll"]["settings"] == 600 - 360
+        start = time.monotonic()
+        env.execute(Action("wait", seconds=0.3))
+        assert 0.3 <= time.monotonic() - start < 1.0
 
 
 # --------------------------------------------------------------------------- rotation and elements
