@@ -309,22 +309,6 @@ def test_the_policy_is_told_the_secret_names_but_not_the_values(tmp_path):
     assert "secret_names" not in policy.infos[0]
 
 
-def test_the_secret_names_reach_the_openai_prompt(tmp_path):
-    pytest.importorskip("openai")
-    from fake_openai_server import FakeOpenAIServer, tool_call
-
-    from vlagent.policy.openai_policy import OpenAIPolicy
-
-    replies = [tool_call("type", text="{{password}}"), tool_call("terminate", status="success")]
-    with FakeOpenAIServer(replies) as server:
-        policy = OpenAIPolicy("fake-model", base_url=server.base_url, sleep=lambda s: None)
-        result, env = run(policy, tmp_path=tmp_path, secrets={"password": SECRET})
-    assert result.status == "done" and env.executed == [Action("type", text=SECRET)]
-    system = server.requests[0]["messages"][0]["content"]
-    assert "{{password}}" in system
-    assert all(SECRET not in json.dumps(r) for r in server.requests)
-
-
 def test_history_images_only_for_the_last_steps(tmp_path):
     policy = ScriptedPolicy([CLICK] * 4)
     run(policy, tmp_path=tmp_path, history_images=2)

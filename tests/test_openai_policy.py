@@ -232,7 +232,7 @@ def test_secret_value_never_reaches_the_server(tmp_path):
     ]
     env = MemoryEnv()
     with FakeOpenAIServer(replies) as server:
-        policy = make_policy(server, secret_names=["password"])
+        policy = make_policy(server)  # the agent tells it the secret names, step by step
         agent = Agent(policy, env, max_steps=4, secrets={"password": secret}, run_dir=tmp_path / "run")
         result = agent.run("log in with {{password}}")
     assert result.status == "answered"

@@ -122,8 +122,11 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", default=None, help="local engine dtype (bfloat16, float32, ...)")
 
 
-def make_policy(args: argparse.Namespace, secret_names: Sequence[str] = ()) -> Any:
-    """OpenAIPolicy for --api-base, LocalPolicy for a checkpoint folder."""
+def make_policy(args: argparse.Namespace) -> Any:
+    """OpenAIPolicy for --api-base, LocalPolicy for a checkpoint folder.
+
+    (Secret names reach the prompt through the agent, per step, not from here.)
+    """
     if not args.model:
         raise CliError("no model: give --api-base URL --model NAME, or --model PATH of a local checkpoint", EXIT_USAGE)
     if args.api_base:
@@ -143,7 +146,6 @@ def make_policy(args: argparse.Namespace, secret_names: Sequence[str] = ()) -> A
                 api_key_env=args.api_key_env,
                 fmt=args.reply_format,
                 tool_style=args.tool_style,
-                secret_names=secret_names,
                 **kwargs,
             )
         except PolicyError as exc:
@@ -278,7 +280,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         secrets = SecretStore(args.secret or None)
     except SecretError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    policy = make_policy(args, secret_names=secrets.names)
+    policy = make_policy(args)
     env = make_env(args.env, monitor=args.monitor)
     from vlagent.agent import Agent
 
