@@ -89,6 +89,16 @@ def test_api_errors_become_backend_errors(video):
             ask(video.path, "anything?", backend=backend, num_frames=2, **SMALL)
 
 
+def test_api_key_rules_follow_the_agent_policy(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("VLAGENT_API_KEY", raising=False)
+    with pytest.raises(VideoBackendError, match="no API key: set OPENAI_API_KEY"):
+        OpenAIVideoBackend("m")  # the official API needs a key
+    assert OpenAIVideoBackend("m", base_url="http://127.0.0.1:9/v1").client.api_key == "EMPTY"  # a local server does not
+    monkeypatch.setenv("VLAGENT_API_KEY", "sk-fallback")
+    assert OpenAIVideoBackend("m").client.api_key == "sk-fallback"
+
+
 def test_ask_rejects_an_empty_question(video):
     with pytest.raises(ValueError, match="question"):
         ask(video.path, "  ", backend=OpenAIVideoBackend("m", base_url="http://127.0.0.1:9/v1"))

@@ -33,9 +33,6 @@ from vlagent.video.plan import DEFAULT_MAX_FRAMES, DEFAULT_MIN_FRAMES
 from vlagent.video.sampling import ProgressCallback, VideoSample, sample_frames
 
 
-FALLBACK_KEY_ENV = "VLAGENT_API_KEY"
-
-
 class VideoBackendError(RuntimeError):
     """The model backend failed: server unreachable or erroring, model not loadable."""
 
@@ -130,13 +127,15 @@ class OpenAIVideoBackend:
         if client is None:
             try:
                 import openai
+
+                from vlagent.policy.errors import PolicyError
+                from vlagent.policy.openai_policy import resolve_api_key
             except ImportError:
                 raise VideoBackendError("the openai package is not installed: pip install 'vlagent[api]'") from None
-            key = api_key or os.environ.get(api_key_env) or os.environ.get(FALLBACK_KEY_ENV)
-            if not key:
-                if base_url is None:
-                    raise VideoBackendError(f"no API key: set {api_key_env} (or {FALLBACK_KEY_ENV}), or give a base URL")
-                key = "EMPTY"
+            try:  # the same key rules as the agent's API policy
+                key = resolve_api_key(api_key, api_key_env, base_url)
+            except PolicyError as exc:
+                raise VideoBackendError(str(exc)) from None
             client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
         self.client = client
 
