@@ -111,6 +111,49 @@ def test_rate_limit_honours_retry_after_and_gives_up_after_max_retries():
     assert server.base_url in str(info.value) and "fake-model" in str(info.value) and "429" in str(info.value)
 
 
+def test_timeouts_and_refused_connections_are_retried_with_backoff():
+    import socket
+    import threading
+
+    # A server that accepts connections and never answers: every attempt times out.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    accepted: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        waits: list[float] = []
+        policy = OpenAIPolicy("fake-model", base_url=base, timeout=0.3, max_retries=2, backoff_s=0.5, sleep=waits.append)
+        with pytest.raises(BackendUnavailable, match="3 time.*Timeout"):
+            policy.decide("wait", observation(), [])
+        assert len(accepted) == 3  # first try + 2 retries
+        assert 0.5 <= waits[0] <= 0.55 and 1.0 <= waits[1] <= 1.1  # exponential backoff with a little jitter
+    finally:
+        stop.set()
+        thread.join()
+        for conn in accepted:
+            conn.close()
+        listener.close()
+    # Nothing listens on that port any more: connection errors are retried the same way.
+    waits = []
+    policy = OpenAIPolicy("fake-model", base_url=base, timeout=2, max_retries=1, sleep=waits.append)
+    with pytest.raises(BackendUnavailable, match="2 time.*Connection"):
+        policy.decide("wait", observation(), [])
+    assert len(waits) == 1
+
+
 def test_bad_credentials_give_a_clear_error():
     with FakeOpenAIServer([tool_call("wait")], api_key="right-key") as server:
         policy = OpenAIPolicy("fake-model", base_url=server.base_url, api_key="wrong-key", timeout=10)
