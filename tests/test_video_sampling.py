@@ -346,6 +346,25 @@ def test_corrupted_frames_are_skipped_with_a_warning(tmp_path):
     assert all(readable[:20])
 
 
+def test_a_stream_with_no_decodable_frame_gives_a_clear_error(tmp_path):
+    import struct
+
+    video = vf.make_mjpeg_avi(str(tmp_path / "good.avi"), num_frames=20)
+    data = bytearray(open(video.path, "rb").read())
+    # Overwrite the payload of every frame chunk ("00dc") between 'movi' and the index with noise.
+    rng = np.random.default_rng(0)
+    at, end, damaged = data.find(b"movi"), data.rfind(b"idx1"), 0
+    while (at := data.find(b"00dc", at)) != -1 and at < end:
+        size = struct.unpack_from("<I", data, at + 4)[0]
+        data[at + 8 : at + 8 + size] = rng.integers(0, 256, size=size, dtype=np.uint8).tobytes()
+        at, damaged = at + 8 + size, damaged + 1
+    assert damaged == video.num_frames
+    bad = tmp_path / "bad.avi"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(VideoError, match="no frame of .* could be decoded .*corrupt"):
+        sample_frames(bad, num_frames=4)
+
+
 def test_truncated_files(tmp_path):
     # Matroska keeps what it has: the sample covers the frames that are there.
     video = vf.make_vp9_webm(str(tmp_path / "full.webm"))
