@@ -61,3 +61,12 @@ print("ok")
 def test_base_install_works_without_triton():
     proc = subprocess.run([sys.executable, "-c", NO_TRITON], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stdout + proc.stderr
+
+
+def test_cuda_graph_helper_refuses_cpu_tensors():
+    import torch
+
+    from vlagent.kernels.cuda_graph import CapturedStep
+
+    with pytest.raises(ValueError, match="CUDA"):
+        CapturedStep(lambda x: x + 1, torch.zeros(2))
