@@ -308,6 +308,24 @@ def test_raw_and_png_screenshots_match_and_elements_match_state(adb_server):
         assert sum(e["kind"] == "list_item" for e in obs.elements) > 5
 
 
+def test_unreadable_raw_screencap_falls_back_to_png(adb_server):
+    with start_phone(adb_server, width=540, height=1200) as ph:
+        env = make_env(ph, read_elements=False)
+        expected = env.screenshot("png")
+        real_exec_out = env.exec_out
+        asked = []
+
+        def exec_out(command, timeout=None):  # a device whose raw screencap output cannot be read
+            asked.append(command)
+            return bytearray(b"unexpected output") if command == "screencap" else real_exec_out(command, timeout)
+
+        env.exec_out = exec_out
+        obs = env.observe()
+        assert obs.image.tobytes() == expected.tobytes() and obs.info["screencap"] == "png"
+        env.observe()
+        assert asked == ["screencap", "screencap -p", "screencap -p"]  # raw is not tried again
+
+
 # --------------------------------------------------------------------------- failures
 
 
