@@ -38,6 +38,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -84,7 +85,15 @@ class _ThinkingPolicy:
         return self.inner.decide(task, observation, history)
 
 
-def time_agent_loop(env, targets, steps: int, warmup: int, run_dir: Path, think_s: float = 0.0, inline_png: bool = False):
+def time_agent_loop(
+    env: Any,
+    targets: list[tuple[float, float]],
+    steps: int,
+    warmup: int,
+    run_dir: Path,
+    think_s: float = 0.0,
+    inline_png: bool = False,
+) -> dict[str, Any]:
     """Run the real Agent loop for warmup+steps clicks; per-step wall times and stage timings (seconds)."""
     from vlagent.actions import Action
     from vlagent.agent import Agent

@@ -453,5 +453,9 @@ def test_a_bug_in_the_policy_propagates_but_the_run_is_saved(tmp_path):
     with pytest.raises(TypeError, match="expected Decision"):
         Agent(WrongPolicy(), FakeEnv(), run_dir=tmp_path / "run").run("t")
     header, steps, final = load_trajectory(tmp_path / "run")
-    assert final["status"] == "error" and "expected Decision" in final["error"] and len(steps) == 0
+    assert final["status"] == "error" and "expected Decision" in final["error"]
+    assert final["error_kind"] == "internal"
+    # The step it broke is kept, with its screenshot.
+    assert len(steps) == 1 and "expected Decision" in steps[0]["error"]
+    assert (tmp_path / "run" / steps[0]["screenshot"]).is_file()
     assert (tmp_path / "run" / "report.html").is_file()

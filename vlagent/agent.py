@@ -258,6 +258,11 @@ class Agent:
                 exc = sys.exc_info()[1]
                 status, error_kind = "error", "internal"
                 error = f"{type(exc).__name__}: {exc}" if exc else "unknown error"
+                if current is not None:  # keep the step it broke, with its screenshot
+                    broken = current
+                    broken.error = _join(broken.error, error)
+                    records.append(broken)
+                    self._safe(lambda: self._finish_step(broken, recorder, history, notify=False))
             elapsed = time.monotonic() - self._t0
             result = RunResult(
                 status=status,

@@ -57,7 +57,6 @@ from vlagent.images import (
 from vlagent.policy.base import HistoryItem
 
 RELATIVE_SCALE = 1000
-PLATFORMS = ("desktop", "mobile")
 COORDINATE_MODES = ("relative", "pixels")
 # "xml": Qwen3.5's chat template; "json": Qwen3-VL's and Qwen2.5-VL's.
 TOOL_STYLES = ("xml", "json")
