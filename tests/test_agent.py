@@ -133,6 +133,14 @@ def test_repeated_failures_end_cleanly(tmp_path):
     assert env.executed == []
 
 
+def test_by_default_the_model_gets_one_more_try_after_an_error(tmp_path):
+    policy = ScriptedPolicy([ActionParseError("garbage", "???"), ActionParseError("still garbage", "!!!"), CLICK])
+    result, env = run(policy, tmp_path=tmp_path)
+    assert result.status == "failed" and result.steps == 2 and env.executed == []
+    assert [len(h) for h in policy.seen_histories] == [0, 1]  # asked again once, with the error shown
+    assert "garbage" in policy.seen_histories[1][0].error and "still garbage" in result.error
+
+
 def test_failures_must_be_consecutive(tmp_path):
     err = ActionParseError("bad", "x")
     policy = ScriptedPolicy([err, err, CLICK, err, err, Action("done")])

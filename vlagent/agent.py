@@ -7,7 +7,9 @@
 Errors are values the loop shows the model, not crashes: a parse error, an
 unsupported action, an unknown secret placeholder or a declined confirmation
 go back to the policy as that step's `HistoryItem.error` and the policy is
-asked again; `max_failures` failed steps in a row end the run ("failed").
+asked again; `max_failures` failed steps in a row end the run ("failed"). The
+default, 2, is the issue's rule: the model sees an error once and gets one more
+try; a second failure in a row ends the run.
 The environment going away or the policy itself failing (network, after its
 own retries) ends the run ("error", with `RunResult.error_kind` saying which).
 Ctrl+C ends it ("interrupted"). In every case the trajectory written so far
@@ -163,7 +165,7 @@ class Agent:
         secrets: Mapping[str, str] | Sequence[str] | SecretStore | None = None,
         run_dir: str | Path | None = None,
         history_images: int = 2,
-        max_failures: int = 3,
+        max_failures: int = 2,
         on_step: Callable[[StepRecord], None] | None = None,
         asker: Asker | None = None,
         risky: Iterable[str] = (),
