@@ -289,9 +289,9 @@ def test_cli_with_the_local_engine(video, capsys):
 STEP_COLORS = [(200, 40, 40), (40, 160, 60), (40, 70, 200), (220, 200, 40), (150, 60, 170)]
 
 
-def _make_run(run_dir) -> list[str | None]:
-    """A run folder with five steps; step 1 clicks at (0.75, 0.5), step 3 is a portrait screenshot,
-    and one more step's screenshot is missing. Returns the actions drawn per step."""
+def _make_run(run_dir) -> None:
+    """A run folder with five screenshots; step 1 clicks at (0.75, 0.5), step 3 is a portrait screenshot,
+    one more step's screenshot is missing and another's unreadable."""
     from vlagent.actions import Action
     from vlagent.recorder import RunRecorder
 
@@ -303,7 +303,9 @@ def _make_run(run_dir) -> list[str | None]:
             actions = [Action("click", point=(0.75, 0.5)).to_dict()] if i == 1 else [Action("wait", seconds=1).to_dict()]
             rec.write_step({"index": i, "screenshot": name, "actions": actions})
         rec.write_step({"index": 5, "screenshot": "step-005.png", "actions": []})  # never written
-        rec.write_result(status="done", steps=6)
+        (run_dir / "step-006.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")  # unreadable
+        rec.write_step({"index": 6, "screenshot": "step-006.png", "actions": []})
+        rec.write_result(status="done", steps=7)
 
 
 def test_exported_run_video_is_a_valid_video_qa_input(tmp_path, capsys):
@@ -351,7 +353,7 @@ def test_run_video_export_errors(tmp_path):
     with RunRecorder(tmp_path / "empty") as rec:
         rec.write_header(task="t")
         rec.write_step({"index": 0, "screenshot": None, "actions": []})
-    with pytest.raises(ValueError, match="no step .* has a screenshot"):
+    with pytest.raises(ValueError, match="no step .* has a readable screenshot"):
         export_run_video(tmp_path / "empty", tmp_path / "x.mp4")
     _make_run(tmp_path / "run")
     with pytest.raises(ValueError, match="seconds_per_step"):

@@ -41,6 +41,18 @@ def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
     return canvas
 
 
+def _screenshot(run_dir: Path, step: dict) -> Image.Image | None:
+    """The step's screenshot as RGB, or None when it is missing or unreadable."""
+    name = step.get("screenshot")
+    if not name:
+        return None
+    try:
+        with Image.open(run_dir / name) as shot:
+            return shot.convert("RGB")
+    except (OSError, ValueError):
+        return None
+
+
 def export_run_video(
     run_dir: str | os.PathLike,
     out_path: str | os.PathLike,
@@ -53,8 +65,9 @@ def export_run_video(
 
     Each step with a screenshot on disk becomes one frame shown for
     `seconds_per_step` seconds, with the step's actions drawn on it. Steps
-    whose screenshot is missing are left out. Raises FileNotFoundError for a
-    folder without trajectory.jsonl and ValueError when no step has a screenshot.
+    whose screenshot is missing or unreadable are left out. Raises
+    FileNotFoundError for a folder without trajectory.jsonl and ValueError
+    when no step has a readable screenshot.
     """
     try:
         import av
@@ -66,32 +79,38 @@ def export_run_video(
     if not (run_dir / "trajectory.jsonl").is_file():
         raise FileNotFoundError(f"{run_dir} is not a run folder (no trajectory.jsonl)")
     _, steps, _ = load_trajectory(run_dir)
-    shots = [(s, run_dir / s["screenshot"]) for s in steps if s.get("screenshot") and (run_dir / s["screenshot"]).is_file()]
-    if not shots:
-        raise ValueError(f"no step of {run_dir} has a screenshot on disk: nothing to put in a video")
-
     out_path = Path(out_path)
     rate = Fraction(1) / Fraction(seconds_per_step).limit_denominator(1000)  # frames per second
-    with Image.open(shots[0][1]) as first:
-        size = _even_size(first.size, max_side)
     tmp = out_path.with_name(out_path.name + ".part")
+    container = stream = None
+    frames = 0
     try:
-        with av.open(str(tmp), mode="w", format="mp4") as container:
-            stream = container.add_stream("libx264", rate=rate)
-            stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
-            stream.codec_context.gop_size = 10  # a keyframe every 10 steps keeps seeking cheap
-            stream.options = {"preset": "veryfast", "crf": str(crf)}
-            for index, (step, path) in enumerate(shots):
-                with Image.open(path) as shot:
-                    image = shot.convert("RGB")
-                for action in _actions_of(step):
-                    image = draw_action(image, action)
-                frame = av.VideoFrame.from_image(_fit(image, size))
-                frame.pts, frame.time_base = index, 1 / rate
-                container.mux(stream.encode(frame))
-            container.mux(stream.encode(None))
+        for step in steps:
+            image = _screenshot(run_dir, step)
+            if image is None:
+                continue  # never written (a crash), or unreadable: the video goes on without it
+            for action in _actions_of(step):
+                image = draw_action(image, action)
+            if container is None:  # the first screenshot decides the video's size
+                size = _even_size(image.size, max_side)
+                container = av.open(str(tmp), mode="w", format="mp4")
+                stream = container.add_stream("libx264", rate=rate)
+                stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+                stream.codec_context.gop_size = 10  # a keyframe every 10 steps keeps seeking cheap
+                stream.options = {"preset": "veryfast", "crf": str(crf)}
+            frame = av.VideoFrame.from_image(_fit(image, (stream.width, stream.height)))
+            frame.pts, frame.time_base = frames, 1 / rate
+            container.mux(stream.encode(frame))
+            frames += 1
+        if container is None:
+            raise ValueError(f"no step of {run_dir} has a readable screenshot: nothing to put in a video")
+        container.mux(stream.encode(None))
+        container.close()
+        container = None
         tmp.replace(out_path)
     finally:
+        if container is not None:
+            container.close()
         tmp.unlink(missing_ok=True)
     return out_path
 
