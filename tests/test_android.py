@@ -177,10 +177,19 @@ def test_cli_run_on_android_with_the_api_policy(adb_server, tmp_path, monkeypatc
 
     with start_phone(adb_server, width=540, height=1200) as ph:
         x, y = ph.point("Notes")
-        replies = [
-            "I see the home screen; I open Notes.\n"
-            + tool_call("click", tool="mobile_use", coordinate=[round(x * 1000), round(y * 1000)]),
-            tool_call("terminate", tool="mobile_use", status="success"),
+        ph.shell("monkey -p com.vlagent.notes -c android.intent.category.LAUNCHER 1")
+        fx, fy = ph.point("Note")  # where the note field will be
+        ph.shell("input keyevent KEYCODE_HOME")
+
+        def at(px: float, py: float) -> list[int]:
+            return [round(px * 1000), round(py * 1000)]
+
+        replies = [  # several tool calls in one reply run in order
+            "I see the home screen; I open Notes and tap the note field.\n"
+            + tool_call("click", tool="mobile_use", coordinate=at(x, y))
+            + tool_call("click", tool="mobile_use", coordinate=at(fx, fy)),
+            tool_call("type", tool="mobile_use", text="Grüße 🙂 & <ok>")
+            + tool_call("terminate", tool="mobile_use", status="success"),
         ]
         monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", str(adb_server.port))
         monkeypatch.delenv("ANDROID_SERIAL", raising=False)
@@ -193,9 +202,9 @@ def test_cli_run_on_android_with_the_api_policy(adb_server, tmp_path, monkeypatc
         assert rc == 0, result
         assert not server.problems
         assert result["status"] == "done" and result["steps"] == 2
-        assert ph.state()["app"] == "notes"
-        taps = [e for e in ph.state()["events"] if e["type"] == "tap"]
-        assert taps[-1]["target"] == "home.icon.notes"
+        state = ph.state()
+        assert state["app"] == "notes" and state["note_draft"] == "Grüße 🙂 & <ok>"
+        assert [e["target"] for e in state["events"] if e["type"] == "tap"][-2:] == ["home.icon.notes", "notes.input"]
         # The model was told about the phone tool, not the desktop one, and saw the phone's screen.
         system = server.texts(server.requests[0])[0]
         assert server.requests[0]["messages"][0]["role"] == "system"
