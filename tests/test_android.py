@@ -195,7 +195,7 @@ def test_cli_run_on_android_with_the_api_policy(adb_server, tmp_path, monkeypatc
         monkeypatch.delenv("ANDROID_SERIAL", raising=False)
         with FakeOpenAIServer(replies) as server:
             rc = vlagent_main([
-                "run", "open the Notes app", "--env", f"android:{ph.serial}", "--api-base", server.base_url,
+                "run", "write a note in Notes", "--env", f"android:{ph.serial}", "--api-base", server.base_url,
                 "--model", "fake-model", "--max-steps", "2", "--run-dir", str(tmp_path / "run"), "--json",
             ])
         result = json.loads(capsys.readouterr().out)
