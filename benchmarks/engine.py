@@ -213,8 +213,11 @@ def main() -> None:
     print(f"{'decode tok/s':14}{e['decode_tok_s']:12.2f}{t['decode_tok_s']:15.2f}{e['decode_tok_s'] / t['decode_tok_s']:9.2f}x")
     print(f"{'peak MB':14}{e['peak_mb']:12.0f}{t['peak_mb']:15.0f}{t['peak_mb'] / e['peak_mb']:9.2f}x")
     print(f"{'load s':14}{e['load_s']:12.2f}{t['load_s']:15.2f}")
-    same = e["tokens"] == t["tokens"]
-    print(f"same tokens: {same}" + ("" if same else f"\n  engine       {e['tokens']}\n  transformers {t['tokens']}"))
+    agree = next((i for i, (x, y) in enumerate(zip(e["tokens"], t["tokens"])) if x != y), len(e["tokens"]))
+    print(f"same tokens: {agree}/{len(e['tokens'])} leading tokens agree"
+          + ("" if agree == len(e["tokens"]) else
+             " (random weights give near-tied logits, so bf16 rounding order can flip a greedy choice;"
+             " fp32 parity is what tests/test_engine_text.py checks)"))
     print("(ratios: transformers time / engine time, engine speed / transformers speed, transformers memory / engine memory)")
 
 
