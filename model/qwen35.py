@@ -130,7 +130,7 @@ def gated_delta_decode(q, k, v, a, b, A_log, dt_bias, state, backend: str = "aut
         qf, kf = qf.repeat_interleave(HV // H, dim=1), kf.repeat_interleave(HV // H, dim=1)
     qf = qf * Kd**-0.5
     g = -A_log.float().exp() * F.softplus(a.float() + dt_bias.float())  # [B, HV]
-    beta = b.float().sigmoid()
+    beta = b.sigmoid().float()  # sigmoid in the model dtype, as transformers does
     s = state.view(B * HV, Kd, Vd)
     s.mul_(g.exp().view(B * HV, 1, 1))
     kf, qf = kf.reshape(B * HV, 1, Kd), qf.reshape(B * HV, 1, Kd)
