@@ -237,10 +237,10 @@ def generate(
     positions = model.position_ids(input_ids, attention_mask, image_grid_thw, video_grid_thw)
     if prefill_chunk_size is not None and prefill_chunk_size < 1:
         raise ValueError(f"prefill_chunk_size must be >= 1; got {prefill_chunk_size}")
-    step = L if prefill_chunk_size is None else prefill_chunk_size
+    piece_len = L if prefill_chunk_size is None else prefill_chunk_size
     pieces = []
-    for s in range(0, L, step):  # long prompts in pieces: activation memory bounded by the piece
-        e = min(L, s + step)
+    for s in range(0, L, piece_len):  # long prompts in pieces: activation memory bounded by the piece
+        e = min(L, s + piece_len)
         piece_mask = None if attention_mask is None else attention_mask[:, s:e]
         h = model.decode_hidden(x[:, s:e], positions[:, :, s:e], cache, piece_mask)
         pieces.append(h if speculative is not None else h[:, -1:])
