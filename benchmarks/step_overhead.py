@@ -4,8 +4,9 @@ Starts its own Xvfb at 1920x1080 with the practice app filling the screen
 (real widgets and text, not a black screen), then times many steps of
 
     capture (mss via DesktopEnv.observe, or pyautogui.screenshot)
-    -> encode (PNG compress_level=1 as the run recorder saves it; JPEG q90 as
-       an API policy may send it)
+    -> encode (PNG as the run recorder writes it, `vlagent.recorder.encode_png`;
+       Pillow's PNG at compress_level=1, which the recorder used before; JPEG
+       q90 as an API policy may send it)
     -> execute a click through DesktopEnv (pyautogui + XTest)
 
 with the two capture paths alternating in blocks of steps (so machine load
@@ -14,9 +15,10 @@ hits both alike), and prints median / p90 per phase and the ratios.
 Then it times the real loop: `Agent.run` with a `ScriptedPolicy` of clicks
 on the same DesktopEnv, recording into a real run folder, in three setups:
 
-    inline PNG      the screenshot encoded on the loop's path (the recorder
-                    before it had a writer thread; patched in for comparison)
-    writer thread   the recorder as shipped: PNG encoded by its writer thread
+    inline Pillow   the screenshot encoded with Pillow's PNG on the loop's path
+                    (the recorder before it had a writer thread and its own
+                    encoder; patched in for comparison)
+    writer thread   the recorder as shipped: encode_png in its writer thread
     writer + model  the same with a policy that takes --think-ms per step, as
                     any real model does: the writer then has time to keep up
 
@@ -98,7 +100,7 @@ def time_agent_loop(
     from vlagent.actions import Action
     from vlagent.agent import Agent
     from vlagent.policy.scripted import ScriptedPolicy
-    from vlagent.recorder import RunRecorder, screenshot_name, write_png
+    from vlagent.recorder import RunRecorder, screenshot_name
 
     total = warmup + steps
     policy = ScriptedPolicy([Action("click", point=targets[i % 2]) for i in range(total)])
@@ -114,7 +116,7 @@ def time_agent_loop(
     if inline_png:  # what the recorder did before its writer thread
 
         def save_inline(self, index, image):
-            write_png(self.run_dir / screenshot_name(index), image)
+            image.save(self.run_dir / screenshot_name(index), format="PNG", compress_level=1)
             return screenshot_name(index)
 
         RunRecorder.save_screenshot = save_inline
@@ -161,7 +163,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot run: {missing}", file=sys.stderr)
         return 2
 
+    from vlagent.recorder import encode_png as recorder_png
+
     def encode_png(image: Image.Image) -> int:
+        return len(recorder_png(image))
+
+    def encode_pillow_png(image: Image.Image) -> int:
         buffer = io.BytesIO()
         image.save(buffer, format="PNG", compress_level=1)
         return buffer.tell()
@@ -191,9 +198,9 @@ def main(argv: list[str] | None = None) -> int:
                 "mss (DesktopEnv.observe)": lambda: env.observe().image,
                 "pyautogui.screenshot": lambda: gui.screenshot(),
             }
-            phases = ("capture", "png", "jpeg", "click", "step_png", "step_jpeg")
+            phases = ("capture", "png", "pillow_png", "jpeg", "click", "step_png", "step_jpeg")
             timings = {name: {p: [] for p in phases} for name in captures}
-            sizes: dict[str, list[int]] = {"png": [], "jpeg": []}
+            sizes: dict[str, list[int]] = {"png": [], "pillow_png": [], "jpeg": []}
             # Paths alternate in blocks of steps: load changes hit both alike, and each
             # block runs like a real loop that always uses one capture path.
             done = {name: 0 for name in captures}
@@ -211,8 +218,11 @@ def main(argv: list[str] | None = None) -> int:
                         t2 = time.perf_counter()
                         jpeg_bytes = encode_jpeg(image)
                         t3 = time.perf_counter()
+                        pillow_bytes = encode_pillow_png(image)
+                        t3p = time.perf_counter()
                         env.execute(Action("click", point=targets[step % 2]))
                         t4 = time.perf_counter()
+                        click_s = t4 - t3p
                         if step < args.warmup:
                             continue
                         if image.size != (width, height):
@@ -221,15 +231,17 @@ def main(argv: list[str] | None = None) -> int:
                         row["capture"].append(t1 - t0)
                         row["png"].append(t2 - t1)
                         row["jpeg"].append(t3 - t2)
-                        row["click"].append(t4 - t3)
-                        # One step as the loop runs it: capture + one encode + the click.
-                        row["step_png"].append((t1 - t0) + (t2 - t1) + (t4 - t3))
-                        row["step_jpeg"].append((t1 - t0) + (t3 - t2) + (t4 - t3))
+                        row["pillow_png"].append(t3p - t3)
+                        row["click"].append(click_s)
+                        # One step as the loop would run it with the encode inline: capture + one encode + the click.
+                        row["step_png"].append((t1 - t0) + (t2 - t1) + click_s)
+                        row["step_jpeg"].append((t1 - t0) + (t3 - t2) + click_s)
                         sizes["png"].append(png_bytes)
+                        sizes["pillow_png"].append(pillow_bytes)
                         sizes["jpeg"].append(jpeg_bytes)
             loops = {}
             for label, think_s, inline in (
-                ("inline PNG", 0.0, True),
+                ("inline Pillow", 0.0, True),
                 ("writer thread", 0.0, False),
                 (f"writer + {args.think_ms:g} ms model", args.think_ms / 1e3, False),
             ):
@@ -247,7 +259,8 @@ def main(argv: list[str] | None = None) -> int:
     if note:
         print(note)
     print(f"machine: {cpu_name()}, {os.cpu_count()} CPUs, Python {platform.python_version()}")
-    print(f"encoded sizes: PNG level 1 ≈ {statistics.median(sizes['png']) / 1e3:.0f} kB, "
+    print(f"encoded sizes: PNG (recorder) ≈ {statistics.median(sizes['png']) / 1e3:.0f} kB, "
+          f"PNG (Pillow level 1) ≈ {statistics.median(sizes['pillow_png']) / 1e3:.0f} kB, "
           f"JPEG q90 ≈ {statistics.median(sizes['jpeg']) / 1e3:.0f} kB")  # fmt: skip
     print("milliseconds, median / p90")
     header = f"{'capture path':<26}" + "".join(f"{p:>18}" for p in phases)
@@ -263,8 +276,9 @@ def main(argv: list[str] | None = None) -> int:
     for phase in ("capture", "step_png", "step_jpeg"):
         ratio = statistics.median(timings[slow][phase]) / statistics.median(timings[fast][phase])
         print(f"{phase}: {slow} / {fast} = {ratio:.2f}x (medians)")
-    print("capture includes the conversion to an RGB PIL image; step_png = capture + PNG level 1 (as the run "
-          "recorder saves screenshots) + click; step_jpeg = capture + JPEG q90 + click")  # fmt: skip
+    print("capture includes the conversion to an RGB PIL image; png = the recorder's encode_png, pillow_png = "
+          "Pillow's PNG at compress_level=1; step_png = capture + png + click (the encode inline); "
+          "step_jpeg = capture + JPEG q90 + click")  # fmt: skip
 
     print()
     print(f"the agent loop (Agent + ScriptedPolicy clicks + DesktopEnv with mss + the run recorder), "

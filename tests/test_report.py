@@ -7,7 +7,7 @@ import io
 import re
 
 import pytest
-from PIL import Image, ImageChops
+from PIL import Image, ImageChops, ImageDraw
 
 from vlagent.actions import Action, ActionParseError
 from vlagent.agent import Agent
@@ -139,6 +139,25 @@ def test_screenshots_are_written_off_the_loop_thread_and_all_flushed_by_close(tm
     rec.close()  # twice is fine
     with pytest.raises(RuntimeError, match="closed"):
         rec.save_screenshot(3, images[0])
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "1"])
+def test_screenshot_png_is_lossless(mode):
+    import io
+
+    from vlagent.recorder import encode_png
+
+    image = Image.new("RGB", (97, 61), (240, 240, 240))
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((5, 5, 60, 30), fill=(30, 90, 200))
+    draw.text((8, 40), "Grüße OK", fill=(0, 0, 0))
+    image.putpixel((96, 60), (255, 0, 7))
+    image = image.convert(mode)
+    with Image.open(io.BytesIO(encode_png(image))) as back:
+        back.load()
+        assert (back.mode, back.size) == (mode, image.size) and back.tobytes() == image.tobytes()
+    # Flat UI colours compress well even without row filters.
+    assert len(encode_png(Image.new("RGB", (1920, 1080), (236, 239, 244)))) < 64_000  # of 6.2 MB raw
 
 
 def test_a_screenshot_that_cannot_be_written_is_named_at_close(tmp_path, monkeypatch):
