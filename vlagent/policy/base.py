@@ -5,6 +5,10 @@ Every policy (OpenAI-compatible API, local engine, scripted replay) returns a
 `Decision`. A policy whose model produced output that cannot be parsed raises
 `ActionParseError` (from `vlagent.actions`); the agent shows that error to the
 model in the history and asks again.
+
+Screenshots (`observation.image`, `HistoryItem.image`) are shared with the run
+recorder, which writes them from a background thread: a policy that wants to
+draw on one works on a copy.
 """
 
 from __future__ import annotations
