@@ -92,6 +92,24 @@ def test_report_rebuilds_the_page_of_a_run(tmp_path, capsys):
     assert "click the middle" in html and "all good" in html
 
 
+def test_report_exports_the_run_as_a_video(tmp_path, capsys):
+    from vlagent.agent import Agent
+    from vlagent.policy.scripted import ScriptedPolicy
+    from vlagent.video import sample_frames
+
+    policy = ScriptedPolicy([Action("click", point=(0.5, 0.5)), Action("answer", text="ok")])
+    Agent(policy, MemoryEnv(), run_dir=tmp_path / "run").run("click the middle")
+    video = tmp_path / "run.mp4"
+    code, out, err = run_cli(capsys, "report", str(tmp_path / "run"), "--video", str(video), "--seconds-per-step", "2", "--json")
+    assert code == EXIT_OK, err
+    assert json.loads(out)["video"] == str(video)
+    sample = sample_frames(video, fps=1.0, min_frames=2)
+    assert sample.duration == pytest.approx(4.0, abs=0.6)  # two steps with screenshots, 2 s each
+
+    code, _, err = run_cli(capsys, "report", str(tmp_path / "run"), "--video", str(tmp_path / "x.mp4"), "--seconds-per-step", "0")
+    assert code == 2
+
+
 def test_ground_draws_the_point_and_prints_json(tmp_path, capsys):
     image_path = tmp_path / "screen.png"
     Image.new("RGB", (400, 300), "white").save(image_path)

@@ -388,10 +388,20 @@ def cmd_report(args: argparse.Namespace) -> int:
     from vlagent.report import build_report
 
     path = build_report(run_dir)
+    video = None
+    if args.video:
+        from vlagent.run_video import export_run_video
+
+        try:
+            video = export_run_video(run_dir, args.video, seconds_per_step=args.seconds_per_step)
+        except (ValueError, ImportError) as exc:
+            raise CliError(str(exc), EXIT_USAGE) from None
     if args.json:
-        _print_json({"run_dir": str(run_dir), "report": str(path)})
+        _print_json({"run_dir": str(run_dir), "report": str(path), "video": str(video) if video else None})
     else:
         print(path)
+        if video:
+            print(video)
     if args.open:
         _open_in_browser(path)
     return EXIT_OK
@@ -551,6 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", "(re)build the HTML report of a run folder", cmd_report)
     p.add_argument("run_dir")
     p.add_argument("--open", action="store_true", help="open the report in a browser")
+    p.add_argument("--video", metavar="OUT.mp4", default=None, help="also export the steps as an H.264 MP4 with the actions drawn")
+    p.add_argument("--seconds-per-step", type=_positive_float, default=1.0, help="how long each step shows in the video (default 1)")
     p.add_argument("--json", action="store_true")
 
     p = add("replay", "execute a recorded run again (recorded as a new run)", cmd_replay)

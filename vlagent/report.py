@@ -366,7 +366,7 @@ def _image_data_uri(path: Path) -> str | None:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def _actions_of(step: dict[str, Any]) -> list[Action]:
+def actions_of(step: dict[str, Any]) -> list[Action]:
     actions = []
     for a in step.get("actions") or []:
         try:
@@ -378,7 +378,7 @@ def _actions_of(step: dict[str, Any]) -> list[Action]:
 
 def _render_step(step: dict[str, Any], run_dir: Path) -> str:
     index = int(step.get("index", 0))
-    actions = _actions_of(step)
+    actions = actions_of(step)
     outcomes = step.get("outcomes") or []
     statuses = [o.get("status", "") for o in outcomes]
     shot_name = step.get("screenshot")

@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from vlagent.recorder import load_trajectory
-from vlagent.report import _actions_of, draw_action
+from vlagent.report import actions_of, draw_action
 
 
 def _even_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
@@ -89,7 +89,7 @@ def export_run_video(
             image = _screenshot(run_dir, step)
             if image is None:
                 continue  # never written (a crash), or unreadable: the video goes on without it
-            for action in _actions_of(step):
+            for action in actions_of(step):
                 image = draw_action(image, action)
             if container is None:  # the first screenshot decides the video's size
                 size = _even_size(image.size, max_side)
