@@ -13,7 +13,8 @@ import torch
 from .backend import resolve_backend
 from .conv1d.reference import ACTIVATIONS, causal_conv1d_torch, causal_conv1d_update_torch
 from .gated_delta_rule.naive import naive_recurrent_gated_delta_rule
-from .gated_delta_rule.reference import chunk_gated_delta_rule_torch, gated_delta_decode_step_torch
+from .gated_delta_rule.decode import gated_delta_decode_step_inplace
+from .gated_delta_rule.reference import chunk_gated_delta_rule_torch
 from .gated_delta_rule.utils import check_inputs
 from .moe.reference import fused_moe_torch
 from .norm.reference import gated_rms_norm_torch, rms_norm_torch
@@ -76,7 +77,9 @@ def gated_delta_decode_step(
     """One decode token per sequence with the gates fused in; `state` [B,HV,K,V] fp32 is updated IN PLACE.
 
     q, k [B,H,K]; v [B,HV,V]; a, b [B,HV]; A_log, dt_bias [HV].
-    g = -exp(A_log) * softplus(a + dt_bias), beta = sigmoid(b) (both in fp32). Returns o [B,HV,V] in v.dtype.
+    g = -exp(A_log) * softplus(a + dt_bias) in fp32, beta = sigmoid(b) rounded to b's dtype (as transformers
+    does) then fp32. Returns o [B,HV,V] in v.dtype. The torch path is the in-place CPU version
+    (gated_delta_rule/decode.py); the einsum reference is gated_delta_rule.reference.gated_delta_decode_step_torch.
     """
     if q.dim() != 3 or k.shape != q.shape:
         raise ValueError(f"q and k must be [B,H,K]; got q {tuple(q.shape)}, k {tuple(k.shape)}")
@@ -92,7 +95,7 @@ def gated_delta_decode_step(
     if resolve_backend(backend, q) == "triton":
         from .gated_delta_rule.fused_recurrent import gated_delta_decode_step_triton
         return gated_delta_decode_step_triton(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
-    return gated_delta_decode_step_torch(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
+    return gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
 
 
 # ---------------------------------------------------------------- causal conv1d

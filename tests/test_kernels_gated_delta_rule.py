@@ -8,7 +8,8 @@ import torch.nn.functional as F
 from kernel_testing import assert_close, gdn_inputs, needs_interpreter
 from vlagent import kernels
 from vlagent.kernels.gated_delta_rule.naive import naive_recurrent_gated_delta_rule
-from vlagent.kernels.gated_delta_rule.reference import chunk_gated_delta_rule_torch
+from vlagent.kernels.gated_delta_rule.decode import gated_delta_decode_step_inplace
+from vlagent.kernels.gated_delta_rule.reference import chunk_gated_delta_rule_torch, gated_delta_decode_step_torch
 
 hf = pytest.importorskip("transformers.models.qwen3_5.modeling_qwen3_5")
 
@@ -97,6 +98,63 @@ def test_decode_step_torch_matches_hf_gating_and_recurrence():
     assert_close(s, s_hf)
 
 
+def _decode_inputs(B, H, HV, K, V, dtype, seed):
+    gen = torch.Generator().manual_seed(seed)
+    q, k = torch.randn(B, H, K, generator=gen).to(dtype), torch.randn(B, H, K, generator=gen).to(dtype)
+    v = torch.randn(B, HV, V, generator=gen).to(dtype)
+    a, b = torch.randn(B, HV, generator=gen).to(dtype), torch.randn(B, HV, generator=gen).to(dtype)
+    A_log, dt_bias = torch.randn(HV, generator=gen).to(dtype), torch.randn(HV, generator=gen).to(dtype)
+    return q, k, v, a, b, A_log, dt_bias
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("H,HV,K,V,l2norm,scale", [(2, 4, 16, 24, True, None), (3, 3, 32, 16, False, 0.3)])
+def test_inplace_decode_step_matches_einsum_reference(dtype, H, HV, K, V, l2norm, scale):
+    """The dispatched CPU path (in place) == the einsum reference, over several steps, state in place."""
+    B = 3
+    state = torch.randn(B, HV, K, V, generator=torch.Generator().manual_seed(9)) * 0.1
+    s_ref, s_fast, s_api = state.clone(), state.clone(), state.clone()
+    for step in range(3):
+        args = _decode_inputs(B, H, HV, K, V, dtype, seed=step)
+        if not l2norm:  # keep the un-normalised recurrence bounded
+            args = (F.normalize(args[0].float(), dim=-1).to(dtype), F.normalize(args[1].float(), dim=-1).to(dtype),
+                    *args[2:])
+        o_ref = gated_delta_decode_step_torch(*args, s_ref, scale, l2norm)
+        o_fast = gated_delta_decode_step_inplace(*args, s_fast, scale, l2norm)
+        o_api = kernels.gated_delta_decode_step(*args, s_api, scale, l2norm)  # auto on CPU: the in-place path
+        assert o_fast.dtype == dtype
+        torch.testing.assert_close(o_fast.float(), o_ref.float(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(s_fast, s_ref, atol=1e-5, rtol=1e-5)
+        assert torch.equal(o_api, o_fast) and torch.equal(s_api, s_fast)
+
+
+def test_inplace_decode_step_updates_a_non_contiguous_state():
+    args = _decode_inputs(2, 2, 2, 16, 16, torch.float32, seed=0)
+    storage = torch.randn(2, 2, 16, 32, generator=torch.Generator().manual_seed(1)) * 0.1
+    state = storage[..., :16]  # a strided view: updated through the copy-back
+    expected = state.clone()
+    o_ref = gated_delta_decode_step_torch(*args, expected)
+    o = gated_delta_decode_step_inplace(*args, state)
+    torch.testing.assert_close(o, o_ref, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(storage[..., :16], expected, atol=1e-6, rtol=1e-6)
+
+
+def test_decode_step_beta_rounds_like_transformers_in_bf16():
+    """transformers computes beta = b.sigmoid() in the model dtype; the decode step does the same."""
+    B, H, HV, K, V = 2, 2, 2, 16, 16
+    q, k, v, a, b, A_log, dt_bias = _decode_inputs(B, H, HV, K, V, torch.bfloat16, seed=4)
+    state = torch.randn(B, HV, K, V, generator=torch.Generator().manual_seed(5)) * 0.1
+    g = -A_log.float().exp() * F.softplus(a.float() + dt_bias)
+    o_hf, s_hf = hf.torch_recurrent_gated_delta_rule(
+        q[:, None], k[:, None], v[:, None], g[:, None], b.sigmoid()[:, None],
+        initial_state=state, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    for step in (gated_delta_decode_step_torch, gated_delta_decode_step_inplace):
+        s = state.clone()
+        o = step(q, k, v, a, b, A_log, dt_bias, s)
+        torch.testing.assert_close(s, s_hf, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(o.float(), o_hf[:, 0].float(), atol=1e-2, rtol=1e-2)
+
+
 def test_bad_inputs_get_clear_errors(monkeypatch):
     q, k, v, g, beta, _ = gdn_inputs(2, 8, 2, 3, 16, 16)
     with pytest.raises(ValueError, match="multiple"):
@@ -179,7 +237,7 @@ def test_triton_decode_steps_continue_a_chunked_prefill(dtype):
     a, b = torch.randn(B, T, HV, generator=gen).to(dtype), torch.randn(B, T, HV, generator=gen).to(dtype)
     A_log, dt_bias = torch.randn(HV, generator=gen), torch.randn(HV, generator=gen)
     g = -A_log.exp() * F.softplus(a.float() + dt_bias)
-    beta = b.float().sigmoid()
+    beta = b.sigmoid().float()  # the decode step rounds beta to b's dtype, as transformers does
     o_all, s_all = naive_recurrent_gated_delta_rule(q, k, v, g, beta, output_final_state=True,
                                                     use_qk_l2norm_in_kernel=True)
     _, state = kernels.chunk_gated_delta_rule(q[:, :20], k[:, :20], v[:, :20], g[:, :20], beta[:, :20],

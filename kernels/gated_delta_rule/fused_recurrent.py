@@ -56,7 +56,8 @@ def _fused_recurrent_kernel(
             x = b_g + bias
             softplus = tl.where(x > 20.0, x, tl.log(1.0 + tl.exp(tl.minimum(x, 20.0))))
             b_g = neg_a * softplus
-            b_beta = 1.0 / (1.0 + tl.exp(-b_beta))
+            # rounded to b's dtype like transformers' b.sigmoid(), then used in fp32
+            b_beta = (1.0 / (1.0 + tl.exp(-b_beta))).to(beta.dtype.element_ty).to(tl.float32)
         if USE_L2NORM:
             b_q = b_q / tl.sqrt(tl.sum(b_q * b_q) + 1e-6)
             b_k = b_k / tl.sqrt(tl.sum(b_k * b_k) + 1e-6)

@@ -73,7 +73,12 @@ def chunk_gated_delta_rule_torch(
 
 
 def gated_delta_decode_step_torch(q, k, v, a, b, A_log, dt_bias, state, scale=None, use_qk_l2norm=True):
-    """One token per sequence; gate and beta computed here; `state` [B,HV,K,V] fp32 is updated in place."""
+    """One token per sequence; gate and beta computed here; `state` [B,HV,K,V] fp32 is updated in place.
+
+    The readable reference (einsums, state-sized temporaries); the dispatched CPU path is the in-place
+    decode.gated_delta_decode_step_inplace, tested against this one. beta = sigmoid(b) rounded to b's
+    dtype (transformers' rounding), then fp32.
+    """
     B, H, K = q.shape
     HV = v.shape[1]
     groups = HV // H
@@ -84,7 +89,7 @@ def gated_delta_decode_step_torch(q, k, v, a, b, A_log, dt_bias, state, scale=No
     qf = (qf * scale).repeat_interleave(groups, dim=1)
     kf = kf.repeat_interleave(groups, dim=1)
     g = -A_log.float().exp() * F.softplus(a.float() + dt_bias.float())
-    beta = b.float().sigmoid()
+    beta = b.sigmoid().float()
     s = state.float() * g.exp()[..., None, None]
     predicted = torch.einsum("bhk,bhkv->bhv", kf, s)
     delta = (v.float() - predicted) * beta[..., None]
