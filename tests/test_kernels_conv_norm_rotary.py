@@ -154,9 +154,28 @@ def test_triton_rotary_matches_reference(dtype, D, R):
     assert torch.equal(q_t[..., R:], q[..., R:])
 
 
+@pytest.mark.parametrize("head_dim,partial,section", [
+    (32, 0.5, (11, 11, 10)),  # the released default with a tiny head: sections overrun R/2 = 8
+    (32, 0.25, (11, 11, 10)),  # R/2 = 4: only slot 1 (h) and slot 2 (w) leave the temporal axis
+    (64, 1.0, (2, 1, 1)),  # sections short of R/2 = 32: the remaining slots stay temporal
+])
+def test_mrope_sections_not_summing_to_half_match_transformers(head_dim, partial, section):
+    rope = _hf_rope(head_dim, partial, section)
+    pos = torch.randint(0, 50, (3, 2, 7), generator=torch.Generator().manual_seed(3))
+    cos_hf, sin_hf = rope(torch.zeros(1), pos)
+    cos, sin = kernels.mrope_cos_sin(pos, rope.inv_freq, rope.mrope_section)
+    assert cos.shape == cos_hf.shape == (2, 7, int(head_dim * partial))
+    assert torch.equal(cos, cos_hf) and torch.equal(sin, sin_hf)
+    # the three axes really are mixed (otherwise the comparison above would prove little)
+    t_only, _ = kernels.mrope_cos_sin(pos[0], rope.inv_freq, rope.mrope_section)
+    assert not torch.equal(cos, t_only)
+
+
 def test_rotary_bad_inputs():
     q = torch.zeros(1, 2, 2, 8)
     with pytest.raises(ValueError, match="rotary dim"):
         kernels.apply_rotary(q, q, torch.zeros(1, 2, 10), torch.zeros(1, 2, 10))
     with pytest.raises(ValueError, match="mrope_section"):
-        kernels.mrope_cos_sin(torch.zeros(3, 1, 2), torch.ones(4), [1, 1, 1])
+        kernels.mrope_cos_sin(torch.zeros(3, 1, 2), torch.ones(4), [1, 1, 1], interleaved=False)
+    with pytest.raises(ValueError, match="mrope_section"):
+        kernels.mrope_cos_sin(torch.zeros(3, 1, 2), torch.ones(4), [1, 1])

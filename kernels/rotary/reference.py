@@ -31,19 +31,25 @@ def mrope_cos_sin(position_ids, inv_freq, mrope_section, interleaved=True, dtype
     Interleaved M-RoPE (Qwen3.5): frequency slot i takes the temporal position, except slots
     1, 4, 7, ... (< 3*section[1]) take the height and slots 2, 5, 8, ... (< 3*section[2]) the width.
     interleaved=False gives the chunked layout of Qwen2-VL (section[0] T slots, then H, then W).
+
+    Interleaved, the sections need not sum to R/2 (transformers only reads section[1] and section[2], and
+    its slices stop at R/2): slots past 3*section[axis] stay temporal, slots past R/2 do not exist. The
+    chunked layout needs sum(mrope_section) == R/2.
     """
     if position_ids.dim() == 2:
         position_ids = position_ids.unsqueeze(0).expand(3, -1, -1)
     if position_ids.dim() != 3 or position_ids.shape[0] != 3:
         raise ValueError(f"position_ids must be [3,B,T] (or [B,T]); got {tuple(position_ids.shape)}")
     half = inv_freq.shape[0]
-    if sum(mrope_section) != half:
-        raise ValueError(f"mrope_section {list(mrope_section)} must sum to len(inv_freq)={half}")
+    if len(mrope_section) != 3 or any(int(n) < 0 for n in mrope_section):
+        raise ValueError(f"mrope_section must be 3 non-negative sizes (t, h, w); got {list(mrope_section)}")
+    if not interleaved and sum(mrope_section) != half:
+        raise ValueError(f"mrope_section {list(mrope_section)} must sum to len(inv_freq)={half} (chunked M-RoPE)")
     freqs = position_ids[..., None].float() * inv_freq.float().to(position_ids.device)  # [3,B,T,R/2]
     axis = torch.zeros(half, dtype=torch.long, device=freqs.device)
     if interleaved:
         for dim, offset in ((1, 1), (2, 2)):
-            axis[offset : mrope_section[dim] * 3 : 3] = dim
+            axis[offset : int(mrope_section[dim]) * 3 : 3] = dim  # clipped at R/2, like transformers
     else:
         axis[mrope_section[0] : mrope_section[0] + mrope_section[1]] = 1
         axis[mrope_section[0] + mrope_section[1] :] = 2
