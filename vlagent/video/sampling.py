@@ -47,6 +47,7 @@ import bisect
 import dataclasses
 import itertools
 import math
+import mmap
 import os
 import warnings
 from array import array
@@ -381,45 +382,79 @@ class _Decoder:
         return None
 
 
-class _Output:
-    """Preallocated output: converts, resizes and rotates frames as they are kept."""
+def _empty_frames(shape: tuple[int, ...]) -> np.ndarray:
+    """An uninitialised uint8 array whose pages are faulted in by one mmap call.
 
-    def __init__(self, plan: SamplingPlan, info: VideoInfo, progress: ProgressCallback | None):
-        self.plan = plan
-        self.info = info
+    Filling a fresh array page by page costs one page fault per 4 KiB; in a
+    virtual machine that is most of the copy time (measured here: ~1.2 s to
+    first-touch 610 MB, 0.3 s with MAP_POPULATE). np.empty where it is missing.
+    """
+    size = math.prod(shape)
+    flags = getattr(mmap, "MAP_POPULATE", 0)
+    if not size or not flags:
+        return np.empty(shape, dtype=np.uint8)
+    buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS | flags)
+    return np.frombuffer(buffer, dtype=np.uint8).reshape(shape)  # the array keeps the mmap alive
+
+
+class _Output:
+    """Preallocated output with a row for each frame to keep (known before decoding).
+
+    Frames are scaled in their own pixel format, then converted to RGB at the
+    output size: two swscale calls with fast (SIMD) paths, ~3x cheaper than
+    one scaling YUV->RGB call (measured: 1.7 vs 5.1 ms for 720p -> 736x384
+    bicubic). Chroma is then as subsampled as the source's, at output size.
+    """
+
+    def __init__(self, plan: SamplingPlan, info: VideoInfo, keep_pts: list[int], progress: ProgressCallback | None):
         self.progress = progress
         self.k = info.rotation // 90
         # Size before rotation (swscale works on the coded frame).
-        if self.k % 2:
-            self.coded_size = (plan.height, plan.width)
-        else:
-            self.coded_size = (plan.width, plan.height)
-        self.frames = np.empty((plan.num_frames, plan.height, plan.width, 3), dtype=np.uint8)
-        self.pts: list[int] = []
-        self.expected = plan.num_frames  # lowered once targets sharing a frame are merged
-        # One reformatter for all frames keeps swscale's context (and its filter
-        # tables) alive; `frame.to_ndarray(width=...)` would rebuild it per frame.
-        self.reformatter = VideoReformatter()
+        self.coded_size = (plan.height, plan.width) if self.k % 2 else (plan.width, plan.height)
+        self.row_of = {pts: row for row, pts in enumerate(keep_pts)}
+        self.pts: list[int | None] = [None] * len(keep_pts)
+        self.count = 0
+        self.frames = _empty_frames((len(keep_pts), plan.height, plan.width, 3))
+        # Reused reformatters keep swscale's contexts (and filter tables) alive;
+        # `frame.to_ndarray(width=...)` would rebuild them per frame.
+        self.scaler = VideoReformatter()
+        self.to_rgb = VideoReformatter()
+
+    def wants(self, pts: int) -> bool:
+        row = self.row_of.get(pts)
+        return row is not None and self.pts[row] is None
 
     def add(self, frame) -> None:
-        if self.pts and self.pts[-1] == frame.pts:
-            return  # two targets on the same frame: keep it once
+        row = self.row_of.get(frame.pts)
+        if row is None or self.pts[row] is not None:
+            return  # not wanted, or already kept
         w, h = self.coded_size
-        rgb = self.reformatter.reformat(frame, width=w, height=h, format="rgb24", interpolation="BICUBIC").to_ndarray()
-        if self.k:
-            rgb = np.rot90(rgb, self.k)
-        self.frames[len(self.pts)] = rgb
-        self.pts.append(frame.pts)
+        scaled = self.scaler.reformat(frame, width=w, height=h, interpolation="BICUBIC")
+        rgb = self.to_rgb.reformat(scaled, format="rgb24").to_ndarray()
+        self.frames[row] = np.rot90(rgb, self.k) if self.k else rgb
+        self.pts[row] = frame.pts
+        self.count += 1
         if self.progress is not None:
-            self.progress(len(self.pts), self.expected)
+            self.progress(self.count, len(self.pts))
+
+    def result(self) -> tuple[np.ndarray, list[int]]:
+        """The kept frames in order; rows of frames that never came are closed up in place."""
+        kept = [row for row, pts in enumerate(self.pts) if pts is not None]
+        for to, row in enumerate(kept):
+            if to != row:
+                self.frames[to] = self.frames[row]
+        # A view: the spare rows (decode failures only) are not worth a copy of the rest.
+        return self.frames[: len(kept)], [self.pts[row] for row in kept]
 
 
-def _sample_exact(decoder: _Decoder, info: VideoInfo, targets: list[int], out: _Output, stats: dict) -> None:
+def _wanted_frames(info: VideoInfo, targets: list[int]) -> list[int]:
+    """pts of the frames on screen at the targets (sorted, each once), known from the probe."""
+    return sorted({info.shown_at(t) for t in targets})
+
+
+def _sample_exact(decoder: _Decoder, info: VideoInfo, wanted: list[int], out: _Output, stats: dict) -> None:
     """Decode forward to each wanted frame, seeking only past stretches with nothing wanted."""
     keys = info.keyframe_pts
-    # The frame on screen at each target, known from the probe's pts list.
-    wanted = sorted({info.shown_at(t) for t in targets})
-    out.expected = len(wanted)
     pending = None  # a frame decoded past the previous wanted one
     for want in wanted:
         key = keys[max(bisect.bisect_right(keys, want) - 1, 0)]
@@ -454,34 +489,56 @@ def _nearest(sorted_values: list[int], x: float) -> int:
     return min(candidates, key=lambda v: (abs(v - x), v))
 
 
-def _sample_keyframes(decoder: _Decoder, info: VideoInfo, targets: list[float], start_pts: float, end_pts: float, out: _Output, stats: dict) -> None:
+def _chosen_keyframes(info: VideoInfo, targets: list[float], start_pts: float, end_pts: float) -> list[int]:
+    """pts of the keyframe nearest each target inside the range (sorted, each once)."""
     keys = [k for k in info.keyframe_pts if start_pts <= k < end_pts]
     if not keys:
         raise VideoError(
             f"no keyframe between {info.seconds(int(start_pts)):.3f} s and {info.seconds(int(end_pts)):.3f} s of {info.path}; use mode='exact'"
         )
-    chosen = sorted({_nearest(keys, t) for t in targets})
-    out.expected = len(chosen)
-    codec_context = decoder.stream.codec_context
-    codec_context.skip_frame = "NONKEY"
-    for key in chosen:
-        packets = _packets_from_keyframe(decoder.container, decoder.stream, info, key, stats)
-        frame = None
-        for packet in packets or ():
+    return sorted({_nearest(keys, t) for t in targets})
+
+
+def _sample_keyframes(container, stream, info: VideoInfo, chosen: list[int], out: _Output, stats: dict) -> None:
+    """Decode the chosen keyframe packets, and only them, as one stream.
+
+    Packets are fetched by seeking `container`; they are decoded by the codec
+    context of a second opening of the file, which no seek ever flushes. Keyframes
+    depend on no other frame, so they can go to the decoder back to back: its
+    frame threads then decode several at once while this thread converts, where
+    a seek (and its flush) per keyframe would decode them one at a time.
+    """
+    decoding = av.open(info.path, mode="r")
+    try:
+        decoder_stream = decoding.streams.video[stream.index]
+        decoder_stream.thread_type = "AUTO"
+        codec_context = decoder_stream.codec_context
+
+        def receive(packet) -> None:
             try:
-                # One packet in, then drain: threads must not hold the frame back.
-                frames = list(codec_context.decode(packet)) + list(codec_context.decode(None))
-            except av.FFmpegError as exc:
+                frames = codec_context.decode(packet)
+            except av.FFmpegError as exc:  # with frame threads, may concern an earlier packet
                 stats["decode_errors"] += 1
-                stats.setdefault("errors", []).append(f"pts {packet.pts}: {exc}")
-                frames = []
-            stats["decoded_frames"] += len(frames)
-            frame = next((f for f in frames if f.pts == key), None)
-            break
-        if frame is None or frame.is_corrupt:
-            stats["skipped_targets"] += 1
-            continue
-        out.add(frame)
+                stats.setdefault("errors", []).append(f"pts {None if packet is None else packet.pts}: {exc}")
+                return
+            for frame in frames:
+                stats["decoded_frames"] += 1
+                if frame.is_corrupt:
+                    stats["corrupt_frames"] += int(frame.pts in out.row_of)
+                elif frame.pts is not None:
+                    out.add(frame)
+
+        for key in chosen:
+            packets = _packets_from_keyframe(container, stream, info, key, stats)
+            packet = next(packets, None) if packets is not None else None
+            if packet is None:
+                stats.setdefault("errors", []).append(f"could not seek to the keyframe at pts {key}")
+                continue
+            receive(packet)
+        receive(None)  # drain the frames still in the decoder's threads
+        stats["skipped_targets"] += len(chosen) - out.count
+    finally:
+        decoding.close()
 
 
 def sample_frames(
@@ -550,17 +607,21 @@ def sample_frames(
         "frames_without_pts": 0,
     }
     targets = [to_pts(t) for t in plan.target_times]
-    out = _Output(plan, info, progress)
+    if mode == "exact":
+        keep = _wanted_frames(info, targets)
+    else:
+        # Nearness is measured on the unrounded target times.
+        exact_targets = [info.origin_pts + t / info.time_base for t in plan.target_times]
+        keep = _chosen_keyframes(info, exact_targets, to_pts(start_s), to_pts(end_s))
+    # Two targets on the same frame give it once: the output has a row per kept frame.
+    out = _Output(plan, info, keep, progress)
     container, stream = _open(info.path)
     try:
-        needed = {info.shown_at(t) for t in targets} if (mode == "exact" and skip_nonref) else None
-        decoder = _Decoder(container, stream, info, stats, needed)
         if mode == "exact":
-            _sample_exact(decoder, info, targets, out, stats)
+            decoder = _Decoder(container, stream, info, stats, set(keep) if skip_nonref else None)
+            _sample_exact(decoder, info, keep, out, stats)
         else:
-            # Nearness is measured on the unrounded target times.
-            exact_targets = [info.origin_pts + t / info.time_base for t in plan.target_times]
-            _sample_keyframes(decoder, info, exact_targets, to_pts(start_s), to_pts(end_s), out, stats)
+            _sample_keyframes(container, stream, info, keep, out, stats)
     finally:
         container.close()
 
@@ -571,16 +632,15 @@ def sample_frames(
             VideoDecodeWarning,
             stacklevel=2,
         )
-    n = len(out.pts)
+    frames, kept_pts = out.result()
+    n = len(kept_pts)
     if n == 0:
         raise VideoError(f"no frame of {info.path} in {start_s:.3f}–{end_s:.3f} s could be decoded")
     stats["converted_frames"] = n
     stats["planned_frames"] = plan.num_frames
-    # Fewer frames than planned (shared or undecodable frames): drop the spare rows.
-    frames = out.frames[:n].copy() if n < plan.num_frames else out.frames
     return VideoSample(
         frames=frames,
-        timestamps=[info.seconds(p) for p in out.pts],
+        timestamps=[info.seconds(p) for p in kept_pts],
         duration=info.duration,
         source_fps=info.source_fps,
         plan=dataclasses.replace(plan, num_frames=n),
