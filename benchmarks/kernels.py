@@ -1,7 +1,7 @@
 """Kernel benchmark: our Triton kernels against their PyTorch references (and flash-linear-attention).
 
     python benchmarks/kernels.py                 # on one H100/H200: every kernel, realistic shapes (< 8 min)
-    python benchmarks/kernels.py --only gdn,moe  # a subset (gdn, conv, norm, rotary, moe)
+    python benchmarks/kernels.py --only gdn,moe  # a subset (gdn, conv, norm, rotary, moe, decode)
     python benchmarks/kernels.py --cpu-smoke     # tiny shapes on CPU: reference vs Triton interpreter, seconds
 
 Columns:
@@ -14,7 +14,11 @@ Columns:
   max|err|               largest difference between ours and the reference on the same inputs (the GPU
                          check of the compiled kernels; the tests check them in the interpreter)
 
-Shapes are one layer of each model: Qwen3.5-0.8B ("0.8B": hidden 1024, 16 key / 16 value heads of 128 in
+"engine decode" rows time one whole decode token of the engine (random weights, 128-token prefill):
+"triton" = the step captured in a CUDA graph (model/cuda_decode.py), "torch" = the eager loop; the
+tokens/s lines after the table are batch / time (target for 0.8B at B=1 on an H100/H200: >= 800).
+
+Kernel shapes are one layer of each model: Qwen3.5-0.8B ("0.8B": hidden 1024, 16 key / 16 value heads of 128 in
 Gated DeltaNet, attention heads 8/2 of 256) and Qwen3.5-397B-A17B ("397B": hidden 4096, 16 key / 64 value
 heads of 128, 512 experts top-10 of width 1024 plus a shared expert of 1024, attention 32/2 heads of 256).
 They are our reading of the published configs: edit MODELS to match a checkpoint's config.json exactly.
@@ -60,6 +64,7 @@ class Case:
     compare: Callable[[object, object], float] | None = None  # (triton result, torch result) -> max |err|
     timings: dict[str, float] = field(default_factory=dict)
     error: float | None = None
+    tokens: int = 0  # tokens produced per call (engine decode rows)
 
 
 def _max_err(a, b) -> float:
@@ -217,7 +222,83 @@ def moe_cases(name, m, device, dtype, prefill, decode):
         yield Case("fused_moe", f"{name} N={N}", run, nbytes, flops, _max_err)
 
 
-BUILDERS = {"gdn": gdn_cases, "conv": conv_cases, "norm": norm_cases, "rotary": rotary_cases, "moe": moe_cases}
+# end-to-end decode: the engine's layer stack with random weights (no checkpoint needed)
+ENGINE_SHAPES = {
+    "0.8B": dict(vocab_size=248320, hidden_size=1024, intermediate_size=3584, num_hidden_layers=24,
+                 num_attention_heads=8, num_key_value_heads=2, head_dim=256, linear_num_key_heads=16,
+                 linear_num_value_heads=16, linear_key_head_dim=128, linear_value_head_dim=128),
+}
+ENGINE_SMOKE = {
+    "tiny": dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, head_dim=32, linear_num_key_heads=2, linear_num_value_heads=4,
+                 linear_key_head_dim=16, linear_value_head_dim=16),
+}
+ENGINE_PROMPT, ENGINE_STEPS = 128, 160  # prefill length; cache room for the timed decode steps
+ENGINE_SMOKE_PROMPT = 8
+
+
+def random_engine(text: dict, device, dtype, backend: str):
+    """The engine (model/qwen35.py) with random weights of the given text-config shape."""
+    from vlagent.model.config import load_config
+    from vlagent.model.qwen35 import Qwen35ForConditionalGeneration
+
+    raw = {"model_type": "qwen3_5", "tie_word_embeddings": True,
+           "text_config": dict(text, full_attention_interval=4, rope_parameters={"rope_type": "default",
+                               "rope_theta": 1e7, "partial_rotary_factor": 0.25, "mrope_section": [11, 11, 10]}),
+           "vision_config": {}}
+    model = Qwen35ForConditionalGeneration(load_config(raw), dtype=dtype, device=device, backend=backend,
+                                           with_mtp=False, with_vision=False)
+    gen = torch.Generator(device=device).manual_seed(0)
+    for name, p in model.named_parameters():
+        if name.endswith(("norm.weight", "norm_weight", "q_norm", "k_norm")):
+            p.data.zero_()  # zero-centred norms: scale 1
+        else:
+            p.data.normal_(0.0, 0.02, generator=gen)
+    return model.eval()
+
+
+def engine_decode_cases(name, text, device, dtype, decode, prompt=ENGINE_PROMPT):
+    """One decode token of the whole model at batch B: the CUDA-graph replay ("triton" column: Triton
+    kernels, graph-captured; eagerly on CPU) against the eager loop ("torch" column: the same kernels
+    launched one by one on GPU, the PyTorch paths on CPU)."""
+    from vlagent.model.cuda_decode import CudaGraphDecoder
+
+    on_gpu = device.type == "cuda"
+    model = random_engine(text, device, dtype, "auto" if on_gpu else "triton")
+    eager_model = model if on_gpu else random_engine(text, device, dtype, "torch")
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    for B in decode:
+        ids = torch.randint(0, text["vocab_size"], (B, prompt), device=device)
+
+        def prefilled(m):
+            cache = m.new_cache(B, prompt + ENGINE_STEPS)
+            m.decode_hidden(m.embed(ids), m.position_ids(ids, None), cache)
+            return cache
+
+        with torch.inference_mode():
+            graph_cache, eager_cache = prefilled(model), prefilled(eager_model)
+        decoder = CudaGraphDecoder(model, graph_cache, capture=on_gpu)
+        token = torch.zeros(B, dtype=torch.long, device=device)
+
+        @torch.inference_mode()
+        def graph_step():
+            return decoder(token).argmax(-1)
+
+        @torch.inference_mode()
+        def eager_step(m=eager_model, cache=eager_cache):
+            x = F.embedding(token[:, None], m.embed_tokens)
+            hidden = m.decode_hidden(x, cache.next_pos.view(1, B, 1).expand(3, B, 1), cache)
+            return m.logits(hidden[:, -1]).argmax(-1)
+
+        state_bytes = sum(t.numel() * t.element_size() for t in (*graph_cache.rec.values(), *graph_cache.conv.values()))
+        kv_bytes = sum(k.numel() * k.element_size() * 2 for k, _ in graph_cache.kv.values()) * prompt / graph_cache.max_len
+        flops = 2 * B * sum(p.numel() for p in model.parameters())
+        yield Case("engine decode", f"{name} B={B}", {"triton": graph_step, "torch": eager_step},
+                   weight_bytes + 2 * state_bytes + kv_bytes, flops, tokens=B)
+
+
+BUILDERS = {"gdn": gdn_cases, "conv": conv_cases, "norm": norm_cases, "rotary": rotary_cases, "moe": moe_cases,
+            "decode": engine_decode_cases}
 
 
 def smoke_models():
@@ -265,12 +346,16 @@ def main(argv=None) -> int:
           + (f"; peaks {peak_bw / 1e12:.2f} TB/s, {peak_flops / 1e12:.0f} TFLOP/s" if peak_bw else ""))
     header = ("kernel", "shape", "triton", "torch", "vs torch", "fla", "vs fla", "GB/s", "TFLOP/s", "roofline",
               "max|err|")
-    rows = []
+    rows, decode_rows = [], []
     torch.manual_seed(0)
     started = time.perf_counter()
     for key in only:
-        for name, m in models.items():
-            for case in BUILDERS[key](name, m, device, dtype, prefill, decode):
+        shapes = (ENGINE_SMOKE if args.cpu_smoke else ENGINE_SHAPES) if key == "decode" else models
+        for name, m in shapes.items():
+            cases = (engine_decode_cases(name, m, device, dtype, decode,
+                                         ENGINE_SMOKE_PROMPT if args.cpu_smoke else ENGINE_PROMPT) if key == "decode"
+                     else BUILDERS[key](name, m, device, dtype, prefill, decode))
+            for case in cases:
                 results = {}
                 for impl, fn in case.run.items():
                     try:
@@ -281,6 +366,8 @@ def main(argv=None) -> int:
                 if case.compare and "triton" in results and "torch" in results:
                     case.error = case.compare(results["triton"], results["torch"])
                 rows.append(_row(case, peak_bw, peak_flops))
+                if case.kernel == "engine decode":
+                    decode_rows.append(case)
                 print("  done:", case.kernel, case.shape, f"({time.perf_counter() - started:.0f} s)", flush=True)
                 del results
                 if device.type == "cuda":
@@ -288,6 +375,11 @@ def main(argv=None) -> int:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    for case in decode_rows:
+        rate = {k: f"{case.tokens / t:.0f}" if t else "-" for k, t in case.timings.items()}
+        where = " (the static step run eagerly on CPU)" if device.type != "cuda" else ""
+        print(f"engine decode {case.shape}: {rate.get('triton', '-')} tokens/s with the CUDA graph{where}, "
+              f"{rate.get('torch', '-')} tokens/s eager")
     print(f"total {time.perf_counter() - started:.1f} s")
     return 0
 
