@@ -9,6 +9,7 @@ from them can be captured. Prefill paths with cu_seqlens read the boundaries on 
     logits = step()                                                      # replay; same output tensor each time
 
 The arguments are the graph's static buffers: update them in place between replays, never rebind them.
+The engine's decode step is captured this way by vlagent.model.cuda_decode.CudaGraphDecoder.
 """
 from __future__ import annotations
 
