@@ -329,15 +329,22 @@ class _Decoder:
         # so dropping one loses that frame alone, and never one we return.
         self.needed_pts = needed_pts
         self.sent_pts: int | None = None  # highest pts handed to the decoder since the last seek
+        # Once the packet with this pts is sent, the decoder is drained and stops: the
+        # caller seeks next, and packets sent after the wanted one (frame threads and
+        # B-frame reordering hold several) would be decoded only to be flushed.
+        self.stop_after: int | None = None
+        self.stopped = False  # drained: no packet will be sent before the next seek
         self._frames: Iterator | None = None
 
     @property
     def running(self) -> bool:
-        return self._frames is not None
+        """Decoding forward: packets after those sent will be sent next."""
+        return self._frames is not None and not self.stopped
 
     def seek(self, key: int) -> None:
         """Restart decoding at the keyframe `key` (decoder buffers are flushed by the seek)."""
         self.sent_pts = None
+        self.stopped = False
         packets = _packets_from_keyframe(self.container, self.stream, self.info, key, self.stats)
         self._frames = None if packets is None else self._decode_forward(packets)
         if packets is None:
@@ -359,15 +366,22 @@ class _Decoder:
                 if skip != skipping:  # read per packet by the decoder (and its threads)
                     codec_context.skip_frame = "NONREF" if skip else "DEFAULT"
                     skipping = skip
-            try:
-                frames = packet.decode()
-            except av.FFmpegError as exc:
-                self.stats["decode_errors"] += 1
-                self.stats.setdefault("errors", []).append(f"pts {packet.pts}: {exc}")
-                continue
-            for frame in frames:
-                self.stats["decoded_frames"] += 1
-                yield frame
+            yield from self._decode(codec_context, packet)
+            if packet.pts is not None and packet.pts == self.stop_after:
+                self.stopped = True
+                yield from self._decode(codec_context, None)
+                return
+
+    def _decode(self, codec_context, packet):
+        try:
+            frames = codec_context.decode(packet)
+        except av.FFmpegError as exc:
+            self.stats["decode_errors"] += 1
+            self.stats.setdefault("errors", []).append(f"pts {None if packet is None else packet.pts}: {exc}")
+            return
+        for frame in frames:
+            self.stats["decoded_frames"] += 1
+            yield frame
 
     def next_frame(self):
         """The next decoded frame in presentation order, or None at the end."""
@@ -456,8 +470,14 @@ def _sample_exact(decoder: _Decoder, info: VideoInfo, wanted: list[int], out: _O
     """Decode forward to each wanted frame, seeking only past stretches with nothing wanted."""
     keys = info.keyframe_pts
     pending = None  # a frame decoded past the previous wanted one
-    for want in wanted:
+    for i, want in enumerate(wanted):
         key = keys[max(bisect.bisect_right(keys, want) - 1, 0)]
+        # Stop after this frame when the next one is reached by a seek anyway: it lies
+        # past a later keyframe with frames between (or there is no next one).
+        after = wanted[i + 1] if i + 1 < len(wanted) else None
+        next_key = None if after is None else keys[max(bisect.bisect_right(keys, after) - 1, 0)]
+        last = after is None or (next_key > key and info.frames_strictly_between(want, next_key) > 0)
+        decoder.stop_after = want if last else None
         # Seek only when frames lie between what the decoder already has and
         # the wanted frame's keyframe: those are skipped, and nothing handed to
         # the decoder before is ever handed to it again.
