@@ -44,6 +44,22 @@ def keyframe_times(path: str) -> list[float]:
         )
 
 
+def packets_from_keyframe_to(path: str, t: float) -> int:
+    """Packets in decode order from the keyframe before the frame at `t` up to that frame's packet."""
+    with av.open(path) as container:
+        stream = container.streams.video[0]
+        count = 0
+        for packet in container.demux(stream):
+            if packet.pts is None:
+                continue
+            if packet.is_keyframe and float(packet.pts * stream.time_base) <= t + 1e-9:
+                count = 0  # a later keyframe, still not past the frame
+            count += 1
+            if abs(float(packet.pts * stream.time_base) - t) < 1e-9:
+                return count
+    raise AssertionError(f"no packet at {t}")
+
+
 def assert_frames_match(video: vf.MadeVideo, sample) -> list[int]:
     """Each frame shows the index of the frame presented at its timestamp, at that exact time."""
     indices = [vf.read_index(frame) for frame in sample.frames]
@@ -214,6 +230,9 @@ def test_targets_in_separate_gops_skip_the_gops_between(videos):
     assert_frames_match(video, sample)
     assert sample.stats["seeks"] == 2
     assert sample.stats["decoded_frames"] <= 2 * 10 + 4  # two partial GOPs (+ decoder delay)
+    # The decoder is drained after each wanted frame's packet: nothing is read past it
+    # (frame threads and B-frame reordering would otherwise be fed packets the seek flushes).
+    assert sample.stats["packets_read"] == sum(packets_from_keyframe_to(video.path, t) for t in sample.timestamps)
 
 
 def test_skipping_unneeded_nonreference_frames_changes_only_the_work(videos):
