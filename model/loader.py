@@ -166,9 +166,14 @@ def load_model(
     with_mtp: None = load the MTP head when the checkpoint has `mtp.*` tensors; False = skip them.
     with_vision: False skips the vision tower (text-only use; `model.visual.*` tensors ignored).
     Raises ConfigError for an unsupported config and CheckpointError for tensor mismatches.
+    On CPU this also tunes glibc's allocator for large activations (cpu_ops.keep_freed_memory_in_heap).
     """
     from safetensors import safe_open
 
+    if torch.device(device).type == "cpu":
+        from .cpu_ops import keep_freed_memory_in_heap
+
+        keep_freed_memory_in_heap()
     folder = Path(path)
     config: ModelConfig = load_config(folder)
     files = checkpoint_files(folder)

@@ -86,8 +86,9 @@ class VisionAttention(nn.Module):
         """`segments`: (count, length) runs; attention stays inside each run's
         consecutive `length`-row pieces (one piece = one image or one video frame)."""
         n = x.shape[0]
-        q, k, v = self.qkv(x).view(n, 3, self.num_heads, self.head_dim).unbind(1)
-        q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        qkv = self.qkv(x).view(n, 3, self.num_heads, self.head_dim)
+        q, k = _rotate(qkv[:, :2], cos, sin).unbind(1)
+        v = qkv[:, 2]
         out = torch.empty_like(q)
         start = 0
         for count, length in segments:
@@ -103,12 +104,18 @@ class VisionAttention(nn.Module):
 
 
 def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate-half rotary over the whole head dim, computed in fp32."""
-    dtype = x.dtype
-    x = x.float()
-    x1, x2 = x.chunk(2, dim=-1)
-    rotated = torch.cat((-x2, x1), dim=-1)
-    return (x * cos[:, None] + rotated * sin[:, None]).to(dtype)
+    """Rotate-half rotary over the whole head dim of x [n, ..., D], computed in fp32 (as
+    transformers does) and rounded once. cos/sin [n, D] repeat their first half, so each half
+    of the result is two products: x1*cos - x2*sin | x2*cos + x1*sin."""
+    xf = x.float()
+    half = x.shape[-1] // 2
+    view = (x.shape[0],) + (1,) * (x.dim() - 2) + (half,)
+    c, s = cos[:, :half].reshape(view), sin[:, :half].reshape(view)
+    x1, x2 = xf[..., :half], xf[..., half:]
+    out = torch.empty_like(xf)
+    torch.mul(x1, c, out=out[..., :half]).addcmul_(x2, s, value=-1)
+    torch.mul(x2, c, out=out[..., half:]).addcmul_(x1, s)
+    return out.to(x.dtype)
 
 
 class VisionMLP(nn.Module):
