@@ -21,17 +21,23 @@
   non-reference frame, so dropping one loses that frame alone. (Setting
   NONREF for the whole stream would not be exact: the frame on screen at a
   target is often a non-reference B-frame, and it would silently become its
-  predecessor.) `skip_nonref=False` turns this off; the output is identical;
+  predecessor.) `skip_nonref=False` turns this off; the output is identical.
+  Before a seek the decoder is drained right after the wanted frame's packet,
+  so frame threads and B-frame reordering are not fed packets that the seek
+  would flush undecoded;
 * `mode="keyframe"`: for each target takes the nearest keyframe inside the
-  range and decodes only that packet (`skip_frame="NONKEY"`, one packet per
-  seek). Much faster on long files; the timestamps say where each keyframe
-  really is.
+  range; only those packets are decoded. They are fetched by seeking, and
+  decoded back to back by a decoder that no seek flushes (a second opening of
+  the file): a keyframe depends on no other frame, so frame threads decode
+  several at once. Much faster on long files; the timestamps say where each
+  keyframe really is.
 
-Frames are converted and resized by one reused swscale context the moment
-they are kept (anamorphic video comes out with square pixels), rotated
-upright (display-matrix flips are not applied), and written into one preallocated
-[N, H, W, 3] uint8 array: memory follows the output, not the video's length
-(apart from the probe's 8 bytes per frame).
+Which frames are kept is known before decoding. Each is scaled (reused swscale
+contexts; anamorphic video comes out with square pixels) in its own pixel
+format, then converted to RGB at the output size, rotated upright
+(display-matrix flips are not applied), and written into one preallocated
+[N, H, W, 3] uint8 array with a row per kept frame: memory follows the output,
+not the video's length (apart from the probe's 8 bytes per frame).
 
 Timestamps are seconds from the video stream's start time, the timeline in
 which `start`/`end` are given. Two targets that land on the same frame give
