@@ -94,7 +94,7 @@ def test_exact_mode_returns_the_frame_on_screen_at_each_target(videos, name):
     assert sample.frames.dtype == np.uint8 and sample.frames.shape[1:] == (sample.plan.height, sample.plan.width, 3)
 
 
-@pytest.mark.parametrize("name", ["h264", "ts", "vp9", "mjpeg", "vfr", "rot90"])
+@pytest.mark.parametrize("name", ["h264", "ts", "vp9", "mjpeg", "vfr", "audio+video", "rot90"])
 def test_keyframe_mode_returns_nearest_keyframes_only(videos, name):
     video = videos[name]
     keys = keyframe_times(video.path)

@@ -536,7 +536,7 @@ def _sample_keyframes(container, stream, info: VideoInfo, chosen: list[int], out
     """
     decoding = av.open(info.path, mode="r")
     try:
-        decoder_stream = decoding.streams.video[stream.index]
+        decoder_stream = decoding.streams[stream.index]
         decoder_stream.thread_type = "AUTO"
         codec_context = decoder_stream.codec_context
 
