@@ -13,6 +13,8 @@ transformers); they differ only in how the work is laid out for a CPU:
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -165,3 +167,19 @@ def keep_freed_memory_in_heap() -> bool:
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
+
+
+@contextmanager
+def matvec_mode(device: torch.device, active: bool = True):
+    """Run single-row products (one decode token, the last prompt position's logits) through
+    PyTorch's own bf16 matrix-vector kernel instead of oneDNN's: ~1.6x the memory bandwidth on
+    this CPU for [1, K] x [K, N] (27 vs 17 GB/s, 2 threads); oneDNN stays faster from 2 rows
+    up. The oneDNN switch is process-wide, so it is restored on exit."""
+    if not active or device.type != "cpu" or not torch.backends.mkldnn.enabled:
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True

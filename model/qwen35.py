@@ -424,7 +424,8 @@ class Qwen35ForConditionalGeneration(nn.Module):
         return self.embed_tokens if self.lm_head is None else self.lm_head
 
     def logits(self, hidden: Tensor) -> Tensor:
-        return F.linear(hidden, self.head_weight)
+        with cpu_ops.matvec_mode(hidden.device, hidden.numel() == hidden.shape[-1]):
+            return F.linear(hidden, self.head_weight)
 
     def new_cache(self, batch: int, max_len: int) -> Cache:
         tc = self.config.text
@@ -517,8 +518,9 @@ class Qwen35ForConditionalGeneration(nn.Module):
         cos, sin = self.rotary(position_ids)
         attn_mask = self.attention_mask(cache, T)
         tm = None if token_mask is None or bool(valid.all()) else valid
-        for layer in self.layers:
-            x = layer(x, cos, sin, cache, attn_mask, tm)
+        with cpu_ops.matvec_mode(x.device, B * T == 1):
+            for layer in self.layers:
+                x = layer(x, cos, sin, cache, attn_mask, tm)
         cache.length += T
         last = position_ids.amax(dim=(0, 2)) + 1
         cache.next_pos = last if cache.length == T else torch.maximum(cache.next_pos, last)
