@@ -1,6 +1,6 @@
 """Load a Hugging Face Qwen3.5 checkpoint (single or sharded safetensors) into the engine.
 
-Tensors are read one at a time from memory-mapped safetensors files and copied straight
+Tensors are read one at a time from the safetensors files (plain reads, no memory map) straight
 into the (already allocated, uninitialised) engine parameters in the requested dtype and
 device, so a bf16 load never holds an fp32 copy of the model. HF names map onto engine
 parameters (or row slices of fused ones, e.g. q_proj/k_proj/v_proj -> qkv_proj); every
@@ -46,11 +46,57 @@ def checkpoint_files(folder: Path) -> dict[str, Path]:
         return files
     single = folder / "model.safetensors"
     if single.exists():
-        from safetensors import safe_open
-
-        with safe_open(single, framework="pt") as f:
-            return {name: single for name in f.keys()}
+        with open(single, "rb") as fh:
+            return {name: single for name in read_safetensors_header(fh)[0]}
     raise CheckpointError(f"no model.safetensors or model.safetensors.index.json in {folder}")
+
+
+_SAFETENSORS_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool,
+}
+
+
+def read_safetensors_header(fh) -> tuple[dict, int]:
+    """(tensor name -> {dtype, shape, data_offsets}, byte offset where tensor data starts)."""
+    size_bytes = fh.read(8)
+    if len(size_bytes) != 8:
+        raise CheckpointError(f"{fh.name} is too short to be a safetensors file")
+    size = int.from_bytes(size_bytes, "little")
+    try:
+        header = json.loads(fh.read(size))
+    except ValueError as e:
+        raise CheckpointError(f"{fh.name} has an unreadable safetensors header: {e}") from None
+    header.pop("__metadata__", None)
+    return header, 8 + size
+
+
+def _read_tensor(fh, data_start: int, name: str, entry: dict, dst: Tensor, reshape) -> None:
+    """Read one tensor with plain file reads, straight into `dst` when dtype and layout allow.
+
+    Not memory-mapped on purpose: mapped checkpoint pages count in the process's resident
+    memory while the file is open, which doubled the peak RSS of a load (weights + file)."""
+    dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
+    if dtype is None:
+        raise CheckpointError(f"{name}: unsupported safetensors dtype {entry['dtype']}")
+    begin, end = entry["data_offsets"]
+    shape = tuple(entry["shape"])
+    n_bytes = end - begin
+    direct = reshape is None and dst.dtype == dtype and dst.device.type == "cpu" and dst.is_contiguous()
+    buf = dst if direct else torch.empty(shape, dtype=dtype)
+    if buf.numel() * buf.element_size() != n_bytes:
+        raise CheckpointError(f"{name}: {n_bytes} bytes in the file for shape {list(shape)} {entry['dtype']}")
+    fh.seek(data_start + begin)
+    view = memoryview(buf.reshape(-1).view(torch.uint8).numpy())
+    done = 0
+    while done < n_bytes:
+        got = fh.readinto(view[done:])
+        if not got:
+            raise CheckpointError(f"{name}: the file ends before the tensor's data")
+        done += got
+    if not direct:
+        dst.copy_(reshape(buf) if reshape is not None else buf)
 
 
 def _rows(t: Tensor, start: int, length: int) -> Tensor:
@@ -168,8 +214,6 @@ def load_model(
     Raises ConfigError for an unsupported config and CheckpointError for tensor mismatches.
     On CPU this also tunes glibc's allocator for large activations (cpu_ops.keep_freed_memory_in_heap).
     """
-    from safetensors import safe_open
-
     if torch.device(device).type == "cpu":
         from .cpu_ops import keep_freed_memory_in_heap
 
@@ -212,20 +256,19 @@ def load_model(
     mis_shaped = []
     with torch.no_grad():
         for file, tensor_names in by_file.items():
-            with safe_open(file, framework="pt", device="cpu") as f:
+            with open(file, "rb", buffering=0) as fh:
+                header, data_start = read_safetensors_header(fh)
                 for name in tensor_names:
                     dst, reshape = dests[name]
-                    shape = tuple(f.get_slice(name).get_shape())
+                    entry = header[name]
+                    shape = tuple(entry["shape"])
                     src_shape = shape
                     if reshape is not None and len(shape) == 3 and shape[1] == 1:
                         src_shape = (shape[0], shape[2])
                     if tuple(src_shape) != tuple(dst.shape):
                         mis_shaped.append(f"{name}: checkpoint {list(shape)}, model expects {list(dst.shape)}")
                         continue
-                    src = f.get_tensor(name)
-                    if reshape is not None:
-                        src = reshape(src)
-                    dst.copy_(src)
+                    _read_tensor(fh, data_start, name, entry, dst, reshape)
     if mis_shaped:
         raise CheckpointError(
             f"checkpoint {folder} has mis-shaped tensors ({len(mis_shaped)}): " + "; ".join(mis_shaped[:8])
