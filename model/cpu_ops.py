@@ -4,11 +4,18 @@ Same arithmetic as the references (tests check them against each other and again
 transformers); they differ only in how the work is laid out for a CPU:
 
 - `causal_conv1d_prefill`: the depthwise 4-tap conv as four multiply-adds over [B, T, D]
-  (oneDNN's depthwise Conv1d took ~80 ms per layer for a 932-token prompt, this ~5 ms).
-- `chunk_gated_delta_rule_prefill`: every intra-chunk quantity for all chunks at once, one
-  triangular solve for both right-hand sides, and only the state recurrence in the Python
-  loop (two small matmuls per chunk); outputs read the stacked per-chunk states in one matmul.
-- `gated_delta_decode`: one decode token, in place on the state.
+  (oneDNN's fp32 depthwise Conv1d took ~80 ms per layer for a 932-token prompt on one core).
+- `chunk_gated_delta_rule_prefill`: every intra-chunk quantity for all chunks at once, the
+  triangular system inverted by block doubling (small matmuls; torch.linalg.solve_triangular
+  ran at ~5 GFLOP/s here) and applied to both right-hand sides in one matmul, and only the
+  state recurrence in the Python loop (two small matmuls per chunk); outputs read the stacked
+  per-chunk states in one matmul.
+
+Candidates for the CPU paths of vlagent.kernels.causal_conv1d / chunk_gated_delta_rule; the
+engine would then call those and this file would keep only the process settings below.
+
+Plus two process-level CPU settings: glibc keeps large freed blocks (`keep_freed_memory_in_heap`)
+and single-row products skip oneDNN (`matvec_mode`).
 """
 
 from __future__ import annotations
@@ -126,26 +133,6 @@ def _unit_lower_inverse(m: Tensor) -> Tensor:
         xb[:, :, s:, :s] = -torch.matmul(torch.matmul(xb[:, :, s:, s:], mb[:, :, s:, :s]), xb[:, :, :s, :s])
         s = b
     return x.view(shape)
-
-
-def gated_delta_decode(q: Tensor, k: Tensor, v: Tensor, a: Tensor, b: Tensor, A_log: Tensor, dt_bias: Tensor,
-                       state: Tensor) -> Tensor:
-    """One decode token of the gated delta rule; state [B, HV, K, V] fp32 is updated in place.
-    q, k [B, H, K]; v [B, HV, V]; a, b [B, HV]. Returns o [B, HV, V] in v.dtype."""
-    B, H, Kd = q.shape
-    HV, Vd = v.shape[1], v.shape[2]
-    qf = _l2norm_scaled(q.float(), Kd**-0.5)
-    kf = _l2norm_scaled(k.float())
-    if HV != H:
-        qf, kf = qf.repeat_interleave(HV // H, dim=1), kf.repeat_interleave(HV // H, dim=1)
-    g = -A_log.float().exp() * F.softplus(a.float() + dt_bias.float())  # [B, HV]
-    beta = b.sigmoid().float()  # sigmoid in the model dtype, as transformers does
-    s = state.view(B * HV, Kd, Vd)
-    s.mul_(g.exp().view(B * HV, 1, 1))
-    kf, qf = kf.reshape(B * HV, 1, Kd), qf.reshape(B * HV, 1, Kd)
-    delta = (v.float().reshape(B * HV, 1, Vd) - torch.bmm(kf, s)) * beta.view(B * HV, 1, 1)
-    s.baddbmm_(kf.transpose(1, 2), delta)
-    return torch.bmm(qf, s).view(B, HV, Vd).to(v.dtype)
 
 
 def keep_freed_memory_in_heap() -> bool:

@@ -92,38 +92,7 @@ class Cache:
 # ------------------------------------------------------------------------------------ rotary
 
 
-def mrope_cos_sin(position_ids: Tensor, inv_freq: Tensor, mrope_section: list[int], interleaved: bool = True):
-    """position_ids [3, B, T] -> cos, sin [B, T, rotary_dim] in fp32.
-
-    Interleaved M-RoPE as in HF Qwen3.5: frequency slot j uses the temporal position, except
-    slots 1, 4, 7, ... (below 3*section[1]) use height and 2, 5, 8, ... (below 3*section[2]) width.
-    """
-    freqs = position_ids[..., None].float() * inv_freq.float()  # [3, B, T, R/2]
-    out = freqs[0].clone()
-    if interleaved:
-        for axis, offset in ((1, 1), (2, 2)):
-            sl = slice(offset, mrope_section[axis] * 3, 3)
-            out[..., sl] = freqs[axis, ..., sl]
-    else:
-        a, b = mrope_section[0], mrope_section[0] + mrope_section[1]
-        out[..., a:b] = freqs[1, ..., a:b]
-        out[..., b:] = freqs[2, ..., b:]
-    emb = torch.cat([out, out], dim=-1)
-    return emb.cos(), emb.sin()
-
-
 # ------------------------------------------------------------------------------------ layers
-
-
-def gated_delta_decode(q, k, v, a, b, A_log, dt_bias, state, backend: str = "auto") -> Tensor:
-    """One decode token of the gated delta rule (state [B, HV, K, V] fp32 updated in place).
-
-    Dispatches to vlagent.kernels.gated_delta_decode_step, except on the CPU/PyTorch path,
-    where cpu_ops' in-place variant (same arithmetic, no temporaries of the state's size beyond
-    one) is ~5x faster than the kernels' einsum reference; tests check the two agree."""
-    if K.resolve_backend(backend, q) != "torch":
-        return K.gated_delta_decode_step(q, k, v, a, b, A_log, dt_bias, state, backend=backend)
-    return cpu_ops.gated_delta_decode(q, k, v, a, b, A_log, dt_bias, state)
 
 
 class RMSNorm(nn.Module):
@@ -185,7 +154,7 @@ class GatedDeltaNet(nn.Module):
                 mixed[:, 0], cache.conv[i], self.conv_weight, None, "silu", backend=self.backend
             )
             q, k, v = self._qkv(conv_out)
-            o = gated_delta_decode(
+            o = K.gated_delta_decode_step(
                 q, k, v, a[:, 0], b[:, 0], self.A_log, self.dt_bias, cache.rec[i], backend=self.backend
             )[:, None]
         else:
@@ -225,7 +194,7 @@ class GatedDeltaNet(nn.Module):
         outs, states = [], []
         for t in range(T):
             outs.append(
-                gated_delta_decode(
+                K.gated_delta_decode_step(
                     q[:, t], k[:, t], v[:, t], a[:, t], b[:, t], self.A_log, self.dt_bias, state, backend=self.backend
                 )
             )
@@ -445,7 +414,7 @@ class Qwen35ForConditionalGeneration(nn.Module):
 
     def rotary(self, position_ids: Tensor) -> tuple[Tensor, Tensor]:
         tc = self.config.text
-        return mrope_cos_sin(position_ids, self.inv_freq, tc.mrope_section, tc.mrope_interleaved)
+        return K.mrope_cos_sin(position_ids, self.inv_freq, tc.mrope_section, tc.mrope_interleaved)
 
     @staticmethod
     def attention_mask(cache: Cache, T: int) -> Tensor | str | None:

@@ -95,23 +95,40 @@ def test_left_padded_forward_equals_rows_alone(pair):
     assert torch.isfinite(batch).all()
 
 
-@pytest.mark.parametrize("H,HV,Kd,Vd", [(2, 4, 16, 24), (4, 4, 32, 32)])
-def test_cpu_decode_step_matches_kernels_reference(H, HV, Kd, Vd):
-    from vlagent.kernels import gated_delta_decode_step
-    from vlagent.model.qwen35 import gated_delta_decode
+@pytest.mark.parametrize("B,T,H,HV,Kd,Vd", [(2, 100, 2, 4, 16, 24), (1, 64, 2, 2, 8, 8), (1, 1, 2, 2, 8, 8)])
+def test_cpu_prompt_path_matches_kernels_reference(B, T, H, HV, Kd, Vd):
+    """The engine's CPU prompt ops (model/cpu_ops.py) against vlagent.kernels' references:
+    several chunks with a partial last one, exactly one chunk, one token; grouped value heads."""
+    from vlagent import kernels
+    from vlagent.model import cpu_ops
 
-    g = torch.Generator().manual_seed(H + HV)
-    B = 3
-    q, k = torch.randn(B, H, Kd, generator=g), torch.randn(B, H, Kd, generator=g)
-    v = torch.randn(B, HV, Vd, generator=g)
-    a, b = torch.randn(B, HV, generator=g), torch.randn(B, HV, generator=g)
-    A_log, dt_bias = torch.randn(HV, generator=g), torch.randn(HV, generator=g)
-    s1 = torch.randn(B, HV, Kd, Vd, generator=g)
-    s2 = s1.clone()
-    for _ in range(3):
-        o1 = gated_delta_decode(q, k, v, a, b, A_log, dt_bias, s1, backend="torch")
-        o2 = gated_delta_decode_step(q, k, v, a, b, A_log, dt_bias, s2, backend="torch")
-        assert torch.allclose(o1, o2, atol=1e-5) and torch.allclose(s1, s2, atol=1e-5)
+    g = torch.Generator().manual_seed(T + HV)
+    q, k = torch.randn(B, T, H, Kd, generator=g), torch.randn(B, T, H, Kd, generator=g)
+    v = torch.randn(B, T, HV, Vd, generator=g)
+    decay, beta = -torch.rand(B, T, HV, generator=g), torch.rand(B, T, HV, generator=g)
+    s0 = torch.randn(B, HV, Kd, Vd, generator=g)
+    o_ref, s_ref = kernels.chunk_gated_delta_rule(q, k, v, decay, beta, initial_state=s0, output_final_state=True,
+                                                  use_qk_l2norm_in_kernel=True, backend="torch")
+    state = s0.clone()
+    o = cpu_ops.chunk_gated_delta_rule_prefill(q, k, v, decay, beta, state)
+    assert torch.allclose(o, o_ref, atol=1e-5) and torch.allclose(state, s_ref, atol=1e-5)
+
+    x, w = torch.randn(B, T, 40, generator=g), torch.randn(40, 4, generator=g)
+    conv_state = torch.randn(B, 40, 3, generator=g)
+    y_ref, final_ref = kernels.causal_conv1d(x, w, None, "silu", initial_state=conv_state, backend="torch")
+    y = cpu_ops.causal_conv1d_prefill(x, w, conv_state)
+    assert torch.allclose(y, y_ref, atol=1e-6) and torch.equal(conv_state, final_ref)
+
+
+def test_unit_lower_inverse():
+    from vlagent.model.cpu_ops import _unit_lower_inverse
+
+    m = torch.randn(3, 5, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.3
+    inv = _unit_lower_inverse(m)
+    eye = torch.eye(64, dtype=torch.float64)
+    unit_lower = m.tril(-1) + eye
+    assert torch.allclose(inv @ unit_lower, eye.expand_as(inv), atol=1e-8)
+    assert torch.equal(inv.triu(1), torch.zeros_like(inv))
 
 
 def test_image_prompt_matches_transformers():
