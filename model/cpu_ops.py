@@ -33,21 +33,30 @@ def _l2norm_scaled(x: Tensor, scale: float = 1.0, eps: float = 1e-6) -> Tensor:
     return x * (torch.rsqrt((x * x).sum(-1, keepdim=True) + eps) * scale)
 
 
-def causal_conv1d_prefill(x: Tensor, weight: Tensor, state: Tensor) -> Tensor:
+def causal_conv1d_prefill(x: Tensor, weight: Tensor, state: Tensor, rows_per_block: int = 32) -> Tensor:
     """SiLU(depthwise causal conv) of x [B, T, D] (model dtype) with weight [D, W], the history
     `state` [B, D, W-1] prepended; `state` is updated in place to the newest W-1 inputs.
-    Accumulates in fp32, rounds once to x.dtype."""
+    Accumulates in fp32, rounds once to x.dtype. Runs over blocks of rows small enough to stay
+    in the core's cache (the whole-prompt version streamed 5 fp32 [T, D] passes through memory)."""
     B, T, D = x.shape
     W = weight.shape[1]
-    padded = torch.empty(B, W - 1 + T, D, dtype=torch.float32, device=x.device)
-    padded[:, : W - 1] = state.transpose(1, 2)
-    padded[:, W - 1 :] = x
     w = weight.float().t()  # [W, D]
-    y = padded[:, 0:T] * w[0]
-    for j in range(1, W):
-        y.addcmul_(padded[:, j : j + T], w[j])
-    state.copy_(padded[:, T:].transpose(1, 2))
-    return F.silu(y, inplace=True).to(x.dtype)
+    padded = torch.cat([state.transpose(1, 2).to(x.dtype), x[:, : W - 1]], dim=1) if T else None
+    out = torch.empty_like(x)
+    for s in range(0, T, rows_per_block):
+        e = min(T, s + rows_per_block)
+        # padded rows s .. e+W-2: the W-1 inputs before token s, then tokens s .. e-1
+        if s < W - 1:
+            block = torch.cat([padded[:, s : W - 1], x[:, max(s - (W - 1), 0) : e]], dim=1).float()
+        else:
+            block = x[:, s - (W - 1) : e].float()
+        y = block[:, : e - s] * w[0]
+        for j in range(1, W):
+            y.addcmul_(block[:, j : j + e - s], w[j])
+        out[:, s:e] = F.silu(y, inplace=True)
+    if T:  # the newest W-1 inputs of history ++ x
+        state.copy_((x if T >= W - 1 else padded)[:, -(W - 1) :].transpose(1, 2))
+    return out
 
 
 def chunk_gated_delta_rule_prefill(q: Tensor, k: Tensor, v: Tensor, g: Tensor, beta: Tensor, state: Tensor) -> Tensor:
@@ -66,50 +75,60 @@ def chunk_gated_delta_rule_prefill(q: Tensor, k: Tensor, v: Tensor, g: Tensor, b
     HV, Vd = v.shape[2], v.shape[3]
     C = CHUNK
     N = -(-T // C)
-    Tp = N * C
+    full = T // C
+    BH = B * HV
 
-    def heads_major(x: Tensor, n_heads: int) -> Tensor:  # [B, T, h, d] -> fp32 [B, HV, N, C, d], zero-padded
-        out = x.new_zeros((B, n_heads, Tp, x.shape[-1]), dtype=torch.float32)
-        out[:, :, :T] = x.transpose(1, 2)
-        if n_heads != HV:
-            out = out.repeat_interleave(HV // n_heads, dim=1)
-        return out.view(B, HV, N, C, x.shape[-1])
+    def chunk_major(x: Tensor) -> Tensor:  # [B, T, h, ...] -> fp32 [N, B, h, C, ...], zero-padded, one copy
+        rest = x.shape[3:]
+        out = torch.empty((N, B, x.shape[2], C, *rest), dtype=torch.float32, device=x.device)
+        view = out.movedim(0, 1).movedim(3, 2)  # [B, N, C, h, ...] over out's memory
+        if full:
+            view[:, :full] = x[:, : full * C].reshape(B, full, C, *x.shape[2:])
+        if full < N:
+            view[:, full, : T - full * C] = x[:, full * C :]
+            view[:, full, T - full * C :] = 0
+        return out
 
-    qf = _l2norm_scaled(heads_major(q, H), Kd**-0.5)
-    kf = _l2norm_scaled(heads_major(k, H))
-    vf = heads_major(v, HV)
-    gb = torch.zeros(2, B, HV, Tp, dtype=torch.float32, device=q.device)
-    gb[0, :, :, :T] = g.transpose(1, 2)
-    gb[1, :, :, :T] = beta.transpose(1, 2)
-    c = gb[0].view(B, HV, N, C).cumsum(-1)
-    bt = gb[1].view(B, HV, N, C, 1)
+    def per_value_head(x: Tensor) -> Tensor:  # [N, B, H, C, d] -> [N, B*HV, C, d]
+        if H != HV:
+            x = x.repeat_interleave(HV // H, dim=2)
+        return x.reshape(N, BH, C, x.shape[-1])
 
-    lower = torch.ones(C, C, dtype=torch.bool, device=q.device).tril()
-    gamma = (c[..., :, None] - c[..., None, :]).masked_fill_(~lower, float("-inf")).exp_()
+    qf = per_value_head(_l2norm_scaled(chunk_major(q), Kd**-0.5))
+    kf = per_value_head(_l2norm_scaled(chunk_major(k)))
+    vf = chunk_major(v).view(N, BH, C, Vd)
+    c = chunk_major(g).view(N, BH, C).cumsum(-1)
+    bt = chunk_major(beta).view(N, BH, C, 1)
+
+    # exponents clamped to [-80, 0]: e^-80 ~ 2e-35 stands in for smaller decays, which keeps the
+    # exps and products out of fp32's subnormal range (several times slower on x86) and off -inf
+    lower = torch.ones(C, C, dtype=torch.float32, device=q.device).tril_()
+    gamma = (c[..., :, None] - c[..., None, :]).clamp_(-80.0, 0.0).exp_().mul_(lower)
+    decay_in = c.clamp(min=-80.0).exp_()[..., None]  # from the chunk start to each token
+    decay_out = (c[..., -1:] - c).clamp_(min=-80.0).exp_()[..., None]  # from each token to the chunk end
+    chunk_decay = c[..., -1].clamp(min=-80.0).exp_().view(N, BH, 1, 1)
+
     k_beta = kf * bt
     system = torch.matmul(k_beta, kf.transpose(-1, -2)).mul_(gamma)
-    rhs = torch.cat([vf * bt, k_beta.mul_(c.exp()[..., None])], dim=-1)  # [.., C, V + K]
+    rhs = torch.cat([vf.mul_(bt), k_beta.mul_(decay_in)], dim=-1)  # [N, BH, C, V + K]
     uw = torch.matmul(_unit_lower_inverse(system), rhs)
     u, w = uw[..., :Vd], uw[..., Vd:]
     attn = torch.matmul(qf, kf.transpose(-1, -2)).mul_(gamma)
-    qf.mul_(c.exp()[..., None])
-    k_decayed = kf.mul_((c[..., -1:] - c).exp()[..., None])
-    chunk_decay = c[..., -1].exp()  # [B, HV, N]
+    q_decayed = qf.mul_(decay_in)
+    k_decayed_t = kf.mul_(decay_out).transpose(-1, -2).contiguous()  # [N, BH, K, C]
 
-    BH = B * HV
-    S = state.view(BH, Kd, Vd)
-    states = torch.empty(BH, N, Kd, Vd, dtype=torch.float32, device=q.device)
-    v_new = torch.empty(BH, N, C, Vd, dtype=torch.float32, device=q.device)
-    u, w = u.reshape(BH, N, C, Vd), w.reshape(BH, N, C, Kd)
-    k_decayed_t = k_decayed.view(BH, N, C, Kd).transpose(-1, -2).contiguous()  # [BH, N, K, C]
-    chunk_decay = chunk_decay.view(BH, N, 1, 1)
+    states = torch.empty(N + 1, BH, Kd, Vd, dtype=torch.float32, device=q.device)  # entering chunk i; final
+    states[0] = state.view(BH, Kd, Vd)
+    v_new = torch.empty(N, BH, C, Vd, dtype=torch.float32, device=q.device)
     for i in range(N):
-        states[:, i] = S
-        torch.baddbmm(u[:, i], w[:, i], S, alpha=-1, out=v_new[:, i])
-        S.mul_(chunk_decay[:, i]).baddbmm_(k_decayed_t[:, i], v_new[:, i])
-    o = torch.matmul(qf.view(BH, N, C, Kd), states)
-    o.view(BH * N, C, Vd).baddbmm_(attn.view(BH * N, C, C), v_new.view(BH * N, C, Vd))
-    return o.view(B, HV, Tp, Vd)[:, :, :T].transpose(1, 2).to(v.dtype)
+        torch.baddbmm(u[i], w[i], states[i], alpha=-1, out=v_new[i])
+        torch.mul(states[i], chunk_decay[i], out=states[i + 1]).baddbmm_(k_decayed_t[i], v_new[i])
+    state.copy_(states[N].view_as(state))
+    o = torch.matmul(q_decayed, states[:N])
+    o.view(N * BH, C, Vd).baddbmm_(attn.view(N * BH, C, C), v_new.view(N * BH, C, Vd))
+    out = torch.empty(B, N * C, HV, Vd, dtype=v.dtype, device=v.device)
+    out.view(B, N, C, HV, Vd).copy_(o.view(N, B, HV, C, Vd).permute(1, 0, 3, 2, 4))
+    return out[:, :T]
 
 
 def _unit_lower_inverse(m: Tensor) -> Tensor:

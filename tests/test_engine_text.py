@@ -95,7 +95,7 @@ def test_left_padded_forward_equals_rows_alone(pair):
     assert torch.isfinite(batch).all()
 
 
-@pytest.mark.parametrize("B,T,H,HV,Kd,Vd", [(2, 100, 2, 4, 16, 24), (1, 64, 2, 2, 8, 8), (1, 1, 2, 2, 8, 8)])
+@pytest.mark.parametrize("B,T,H,HV,Kd,Vd", [(2, 100, 2, 4, 16, 24), (1, 64, 2, 2, 8, 8), (1, 2, 2, 2, 8, 8)])
 def test_cpu_prompt_path_matches_kernels_reference(B, T, H, HV, Kd, Vd):
     """The engine's CPU prompt ops (model/cpu_ops.py) against vlagent.kernels' references:
     several chunks with a partial last one, exactly one chunk, one token; grouped value heads."""
@@ -116,8 +116,10 @@ def test_cpu_prompt_path_matches_kernels_reference(B, T, H, HV, Kd, Vd):
     x, w = torch.randn(B, T, 40, generator=g), torch.randn(40, 4, generator=g)
     conv_state = torch.randn(B, 40, 3, generator=g)
     y_ref, final_ref = kernels.causal_conv1d(x, w, None, "silu", initial_state=conv_state, backend="torch")
-    y = cpu_ops.causal_conv1d_prefill(x, w, conv_state)
-    assert torch.allclose(y, y_ref, atol=1e-6) and torch.equal(conv_state, final_ref)
+    for rows_per_block in (32, 2):  # blocks inside the history window, and past it
+        state = conv_state.clone()
+        y = cpu_ops.causal_conv1d_prefill(x, w, state, rows_per_block)
+        assert torch.allclose(y, y_ref, atol=1e-6) and torch.equal(state, final_ref)
 
 
 def test_unit_lower_inverse():
