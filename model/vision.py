@@ -87,15 +87,20 @@ class VisionAttention(nn.Module):
         consecutive `length`-row pieces (one piece = one image or one video frame)."""
         n = x.shape[0]
         qkv = self.qkv(x).view(n, 3, self.num_heads, self.head_dim)
-        q, k = _rotate(qkv[:, :2], cos, sin).unbind(1)
-        v = qkv[:, 2]
-        out = torch.empty_like(q)
+        # head-major [heads, n, dim] operands: SDPA on contiguous inputs ran ~13% faster than on
+        # the strided views of qkv (one image of 3,520 patches, 2 threads); rotary rounds once
+        # while writing q and k there
+        qk = torch.empty(2, self.num_heads, n, self.head_dim, dtype=x.dtype, device=x.device)
+        qk.permute(2, 0, 1, 3).copy_(_rotate_fp32(qkv[:, :2], cos, sin))
+        q, k = qk.unbind(0)
+        v = qkv[:, 2].transpose(0, 1).contiguous()
+        out = torch.empty(n, self.num_heads, self.head_dim, dtype=x.dtype, device=x.device)
         start = 0
         for count, length in segments:
             stop = start + count * length
 
-            def batch(t: Tensor) -> Tensor:  # [count, heads, length, dim]
-                return t[start:stop].view(count, length, self.num_heads, self.head_dim).transpose(1, 2)
+            def batch(t: Tensor) -> Tensor:  # [heads, n, dim] -> [count, heads, length, dim]
+                return t[:, start:stop].view(self.num_heads, count, length, self.head_dim).transpose(0, 1)
 
             o = F.scaled_dot_product_attention(batch(q), batch(k), batch(v))
             out[start:stop] = o.transpose(1, 2).reshape(count * length, self.num_heads, self.head_dim)
@@ -103,10 +108,10 @@ class VisionAttention(nn.Module):
         return self.proj(out.reshape(n, -1))
 
 
-def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate-half rotary over the whole head dim of x [n, ..., D], computed in fp32 (as
-    transformers does) and rounded once. cos/sin [n, D] repeat their first half, so each half
-    of the result is two products: x1*cos - x2*sin | x2*cos + x1*sin."""
+def _rotate_fp32(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """Rotate-half rotary over the whole head dim of x [n, ..., D] in fp32 (transformers computes
+    it in fp32 and rounds once to the model dtype; the caller rounds). cos/sin [n, D] repeat
+    their first half, so each half of the result is two products: x1*cos - x2*sin | x2*cos + x1*sin."""
     xf = x.float()
     half = x.shape[-1] // 2
     view = (x.shape[0],) + (1,) * (x.dim() - 2) + (half,)
@@ -115,7 +120,7 @@ def _rotate(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
     out = torch.empty_like(xf)
     torch.mul(x1, c, out=out[..., :half]).addcmul_(x2, s, value=-1)
     torch.mul(x2, c, out=out[..., half:]).addcmul_(x1, s)
-    return out.to(x.dtype)
+    return out
 
 
 class VisionMLP(nn.Module):
