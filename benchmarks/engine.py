@@ -6,9 +6,11 @@ random-weight Qwen3.5-0.8B shape (24 layers: 18 Gated DeltaNet + 6 gated attenti
 hidden 1024, vocab 248,320 tied; vision 12 x 768), built once with transformers' own
 classes, saved in bf16 and cached under --cache-dir.
 
-Each side runs in its own child process (so peak memory is its own), at its best dtype
-(bf16 on a CPU with AMX; --dtype, --engine-dtype, --hf-dtype to change), after a short warm-up;
---repeat N keeps each side's best of N measured steps. Printed per side:
+Each side runs in its own child process (so peak memory is its own), after a short warm-up,
+in bf16 by default (--dtype, --engine-dtype, --hf-dtype to change; on a 2-core AMD EPYC with
+avx512_bf16, transformers in fp32 was slower than in bf16 for both prefill and decode);
+--repeat N keeps each side's best of N measured steps. The load average around the run is
+printed: other processes on a small shared CPU slow 2-thread runs a lot, and unevenly. Printed per side:
 prefill seconds (time to the first new token), decode tokens/s over the remaining 31
 tokens, peak memory (RSS on CPU, max allocated on CUDA), and our/transformers ratios.
 Both sides must produce the same tokens (printed).
