@@ -33,7 +33,7 @@ def _l2norm_scaled(x: Tensor, scale: float = 1.0, eps: float = 1e-6) -> Tensor:
     return x * (torch.rsqrt((x * x).sum(-1, keepdim=True) + eps) * scale)
 
 
-def causal_conv1d_prefill(x: Tensor, weight: Tensor, state: Tensor, rows_per_block: int = 32) -> Tensor:
+def causal_conv1d_prefill(x: Tensor, weight: Tensor, state: Tensor, rows_per_block: int = 64) -> Tensor:
     """SiLU(depthwise causal conv) of x [B, T, D] (model dtype) with weight [D, W], the history
     `state` [B, D, W-1] prepended; `state` is updated in place to the newest W-1 inputs.
     Accumulates in fp32, rounds once to x.dtype. Runs over blocks of rows small enough to stay
