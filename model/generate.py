@@ -159,6 +159,7 @@ def generate(
     max_image_tokens: int | None = None,
     prefill_chunk_size: int | None = 4096,
     pad_token_id: int | None = None,
+    cuda_graph: bool | None = None,
     return_dict: bool = False,
     **unused,
 ) -> Tensor | GenerationResult:
@@ -172,6 +173,9 @@ def generate(
     stream results. speculative="mtp" uses the MTP head (batch 1, greedy); any object with
     MTPDrafter's start/propose/observe methods can stand in for it. prefill_chunk_size
     splits long prompts (video) into pieces run one after another (None: all at once).
+    cuda_graph: None (default) replays the decode step as a CUDA graph on CUDA with the Triton
+    backend (model/cuda_decode.py); True forces that static-buffer step (captured on CUDA, run
+    eagerly elsewhere, which is how CPU tests check it); False always uses the eager loop.
     Returns prompt + new tokens [B, L + n] (transformers' convention), or a
     GenerationResult with return_dict=True.
     """
@@ -257,15 +261,20 @@ def generate(
     else:
         next_ids = sampler(model.logits(hidden[:, -1]))
         t_prefill = time.perf_counter() - t0
+        graph = _static_decoder(model, cache, cuda_graph, max_new_tokens)
+        stats["cuda_graph"] = graph is not None and graph.capture
         for step in range(max_new_tokens):
             ids = next_ids.tolist()
             for b in range(B):
                 stopper.push(b, [ids[b]])
             if all(stopper.done) or step == max_new_tokens - 1:
                 break
-            x = F.embedding(next_ids[:, None], model.embed_tokens)
-            hidden = model.decode_hidden(x, cache.next_pos.view(1, B, 1).expand(3, B, 1), cache)
-            next_ids = sampler(model.logits(hidden[:, -1]))
+            if graph is not None:
+                logits = graph(next_ids)  # a static buffer: sampled before the next replay
+            else:
+                x = F.embedding(next_ids[:, None], model.embed_tokens)
+                logits = model.logits(model.decode_hidden(x, cache.next_pos.view(1, B, 1).expand(3, B, 1), cache)[:, -1])
+            next_ids = sampler(logits)
 
     t_total = time.perf_counter() - t0
     n_new = max(len(r) for r in stopper.new)
@@ -284,6 +293,17 @@ def generate(
     if return_dict:
         return GenerationResult(sequences=out, new_tokens=stopper.new, stats=stats)
     return out
+
+
+def _static_decoder(model: Qwen35ForConditionalGeneration, cache, cuda_graph: bool | None, max_new_tokens: int):
+    """The CUDA-graph decode step for this generate call, or None for the eager loop."""
+    if cuda_graph is None:
+        cuda_graph = model.device.type == "cuda" and model.backend != "torch"
+    if not cuda_graph or max_new_tokens <= 2:  # capturing costs more than it saves for 1-2 steps
+        return None
+    from .cuda_decode import CudaGraphDecoder
+
+    return CudaGraphDecoder(model, cache, capture=model.device.type == "cuda")
 
 
 class MTPDrafter:

@@ -177,3 +177,23 @@ def test_prefill_in_pieces_equals_whole_prompt(dense, moe, kind):
     assert pieces.tolist() == whole.tolist()
     spec = model.generate(input_ids=a[None], max_new_tokens=20, speculative="mtp", prefill_chunk_size=30)
     assert spec[0, 100:].tolist() == whole[0, 100:].tolist()
+
+
+@pytest.mark.parametrize("kind", ["dense", "moe"])
+def test_static_decode_step_equals_the_eager_loop(dense, moe, kind, monkeypatch):
+    """generate(cuda_graph=True) drives the CUDA-graph decoder's static-buffer step (run eagerly on
+    CPU): same tokens as the eager loop, for a left-padded batch."""
+    from vlagent.model import cuda_decode
+
+    calls = []
+    real_call = cuda_decode.CudaGraphDecoder.__call__
+    monkeypatch.setattr(cuda_decode.CudaGraphDecoder, "__call__", lambda self, ids: calls.append(1) or real_call(self, ids))
+    model = dense if kind == "dense" else moe
+    ids = torch.cat([_prompt(40, seed=5), _prompt(40, seed=6)])
+    mask = torch.ones_like(ids)
+    mask[1, :9] = 0  # row 1 is left-padded
+    eager = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, cuda_graph=False, return_dict=True)
+    static = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=12, cuda_graph=True, return_dict=True)
+    assert static.sequences.tolist() == eager.sequences.tolist()
+    assert static.stats["cuda_graph"] is False and eager.stats["cuda_graph"] is False  # nothing captured on CPU
+    assert len(calls) == 11  # every decode step after the first token went through the static step
