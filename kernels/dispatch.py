@@ -1,8 +1,12 @@
 """The one dispatch point: every public op checks its inputs here and picks Triton or PyTorch.
 
 backend="auto" runs Triton for CUDA tensors and the PyTorch path for CPU tensors; "triton" forces
-Triton (CPU tensors need TRITON_INTERPRET=1); "torch" forces the PyTorch reference. Triton modules are
+Triton (CPU tensors need TRITON_INTERPRET=1); "torch" forces the PyTorch path. Triton modules are
 imported only when a Triton path is taken.
+
+The PyTorch path of an op is its CPU implementation for CPU tensors where one exists (conv1d/cpu.py,
+gated_delta_rule/cpu.py, gated_delta_rule/decode.py) and its plain reference otherwise (other devices,
+arguments the CPU version does not take); tests check the two against each other.
 """
 from __future__ import annotations
 
@@ -11,7 +15,9 @@ from typing import Sequence
 import torch
 
 from .backend import resolve_backend
+from .conv1d.cpu import causal_conv1d_cpu
 from .conv1d.reference import ACTIVATIONS, causal_conv1d_torch, causal_conv1d_update_torch
+from .gated_delta_rule.cpu import chunk_gated_delta_rule_cpu
 from .gated_delta_rule.naive import naive_recurrent_gated_delta_rule
 from .gated_delta_rule.decode import gated_delta_decode_step_inplace
 from .gated_delta_rule.reference import chunk_gated_delta_rule_torch
@@ -45,6 +51,9 @@ def chunk_gated_delta_rule(
         from .gated_delta_rule.chunk import chunk_gated_delta_rule_triton
         return chunk_gated_delta_rule_triton(q, k, v, g, beta, scale, initial_state, output_final_state,
                                              use_qk_l2norm_in_kernel, cu_seqlens)
+    if q.device.type == "cpu" and cu_seqlens is None:
+        return chunk_gated_delta_rule_cpu(q, k, v, g, beta, scale, initial_state, output_final_state,
+                                          use_qk_l2norm_in_kernel)
     return chunk_gated_delta_rule_torch(q, k, v, g, beta, scale, initial_state, output_final_state,
                                         use_qk_l2norm_in_kernel, cu_seqlens)
 
@@ -130,6 +139,8 @@ def causal_conv1d(
     if resolve_backend(backend, x) == "triton":
         from .conv1d.triton import causal_conv1d_triton
         return causal_conv1d_triton(x, weight, bias, activation, initial_state)
+    if x.device.type == "cpu":
+        return causal_conv1d_cpu(x, weight, bias, activation, initial_state)
     return causal_conv1d_torch(x, weight, bias, activation, initial_state)
 
 

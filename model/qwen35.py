@@ -158,14 +158,6 @@ class GatedDeltaNet(nn.Module):
                 q, k, v, a[:, 0], b[:, 0], self.A_log, self.dt_bias, cache.rec[i], backend=self.backend
             )[:, None]
         else:
-            on_cpu = K.resolve_backend(self.backend, x) == "torch"
-            if on_cpu and not cache.keep_per_token_states:  # CPU prompt path (see cpu_ops)
-                q, k, v = self._qkv(cpu_ops.causal_conv1d_prefill(mixed, self.conv_weight, cache.conv[i]))
-                g = -self.A_log.float().exp() * F.softplus(a.float() + self.dt_bias.float())
-                o = cpu_ops.chunk_gated_delta_rule_prefill(q, k, v, g, b.sigmoid(), cache.rec[i])
-                o = K.gated_rms_norm(o, z.reshape(B, T, self.nv, self.dv), self.norm_weight, self.eps,
-                                     backend=self.backend)
-                return F.linear(o.reshape(B, T, self.value_dim), self.out_proj)
             conv_out, conv_state = K.causal_conv1d(
                 mixed, self.conv_weight, None, "silu", initial_state=cache.conv[i], backend=self.backend
             )

@@ -95,44 +95,6 @@ def test_left_padded_forward_equals_rows_alone(pair):
     assert torch.isfinite(batch).all()
 
 
-@pytest.mark.parametrize("B,T,H,HV,Kd,Vd", [(2, 100, 2, 4, 16, 24), (1, 64, 2, 2, 8, 8), (1, 2, 2, 2, 8, 8)])
-def test_cpu_prompt_path_matches_kernels_reference(B, T, H, HV, Kd, Vd):
-    """The engine's CPU prompt ops (model/cpu_ops.py) against vlagent.kernels' references:
-    several chunks with a partial last one, exactly one chunk, one token; grouped value heads."""
-    from vlagent import kernels
-    from vlagent.model import cpu_ops
-
-    g = torch.Generator().manual_seed(T + HV)
-    q, k = torch.randn(B, T, H, Kd, generator=g), torch.randn(B, T, H, Kd, generator=g)
-    v = torch.randn(B, T, HV, Vd, generator=g)
-    decay, beta = -torch.rand(B, T, HV, generator=g), torch.rand(B, T, HV, generator=g)
-    s0 = torch.randn(B, HV, Kd, Vd, generator=g)
-    o_ref, s_ref = kernels.chunk_gated_delta_rule(q, k, v, decay, beta, initial_state=s0, output_final_state=True,
-                                                  use_qk_l2norm_in_kernel=True, backend="torch")
-    state = s0.clone()
-    o = cpu_ops.chunk_gated_delta_rule_prefill(q, k, v, decay, beta, state)
-    assert torch.allclose(o, o_ref, atol=1e-5) and torch.allclose(state, s_ref, atol=1e-5)
-
-    x, w = torch.randn(B, T, 40, generator=g), torch.randn(40, 4, generator=g)
-    conv_state = torch.randn(B, 40, 3, generator=g)
-    y_ref, final_ref = kernels.causal_conv1d(x, w, None, "silu", initial_state=conv_state, backend="torch")
-    for rows_per_block in (32, 2):  # blocks inside the history window, and past it
-        state = conv_state.clone()
-        y = cpu_ops.causal_conv1d_prefill(x, w, state, rows_per_block)
-        assert torch.allclose(y, y_ref, atol=1e-6) and torch.equal(state, final_ref)
-
-
-def test_unit_lower_inverse():
-    from vlagent.model.cpu_ops import _unit_lower_inverse
-
-    m = torch.randn(3, 5, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.3
-    inv = _unit_lower_inverse(m)
-    eye = torch.eye(64, dtype=torch.float64)
-    unit_lower = m.tril(-1) + eye
-    assert torch.allclose(inv @ unit_lower, eye.expand_as(inv), atol=1e-8)
-    assert torch.equal(inv.triu(1), torch.zeros_like(inv))
-
-
 def test_image_prompt_matches_transformers():
     """Early fusion wiring: vision features replace <|image_pad|> tokens, M-RoPE positions from
     get_rope_index, decode positions continue after the image (rope deltas), left padding."""

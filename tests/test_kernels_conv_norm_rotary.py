@@ -6,6 +6,8 @@ import torch
 
 from kernel_testing import assert_close, needs_interpreter
 from vlagent import kernels
+from vlagent.kernels.conv1d.cpu import causal_conv1d_cpu
+from vlagent.kernels.conv1d.reference import causal_conv1d_torch
 
 hf = pytest.importorskip("transformers.models.qwen3_5.modeling_qwen3_5")
 from transformers import Qwen3_5TextConfig  # noqa: E402
@@ -25,16 +27,38 @@ def _hf_conv(x, w, bias, initial_state=None):
     return y[:, -x.shape[1]:]
 
 
+@pytest.mark.parametrize("conv", [causal_conv1d_torch, causal_conv1d_cpu, kernels.causal_conv1d])
 @pytest.mark.parametrize("T", [1, 3, 37])
 @pytest.mark.parametrize("with_state", [False, True])
-def test_causal_conv1d_reference_matches_transformers(T, with_state):
+def test_causal_conv1d_reference_matches_transformers(conv, T, with_state):
     B, D, W = 2, 24, 4
     x, w, bias = _randn(B, T, D), _randn(D, W, seed=1), _randn(D, seed=2)
     h0 = _randn(B, D, W - 1, seed=3) if with_state else None
-    y, state = kernels.causal_conv1d(x, w, bias, initial_state=h0)
+    y, state = conv(x, w, bias, initial_state=h0)
     assert_close(y, _hf_conv(x, w, bias, h0))
     history = torch.cat([h0 if with_state else torch.zeros(B, D, W - 1), x.transpose(1, 2)], dim=-1)
     assert torch.equal(state, history[:, :, -(W - 1):])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("T", [1, 2, 3, 5, 64, 100])
+@pytest.mark.parametrize("with_state,with_bias,activation", [(True, False, "silu"), (False, True, None)])
+def test_cpu_causal_conv1d_matches_reference(dtype, T, with_state, with_bias, activation):
+    """The CPU path (row blocks of multiply-adds) against the F.conv1d reference: lengths inside and past
+    the W-1 history window, blocks smaller than the window and larger than T, bf16 rounding once."""
+    B, D, W = 2, 40, 4
+    x, w = _randn(B, T, D, dtype=dtype, seed=T), _randn(D, W, dtype=dtype, seed=1)
+    bias = _randn(D, dtype=dtype, seed=2) if with_bias else None
+    h0 = _randn(B, D, W - 1, dtype=dtype, seed=3) if with_state else None
+    y_ref, s_ref = causal_conv1d_torch(x, w, bias, activation, h0)
+    for rows_per_block in (2, 3, 64):
+        y, s = causal_conv1d_cpu(x, w, bias, activation, h0, rows_per_block=rows_per_block)
+        assert y.dtype == dtype and s.dtype == dtype and s.is_contiguous()
+        assert_close(y, y_ref, dtype)
+        assert torch.equal(s, s_ref)
+    for backend in ("auto", "torch"):  # the public op takes the CPU path for CPU tensors
+        y_api, s_api = kernels.causal_conv1d(x, w, bias, activation, initial_state=h0, backend=backend)
+        assert torch.equal(y_api, causal_conv1d_cpu(x, w, bias, activation, h0)[0]) and torch.equal(s_api, s_ref)
 
 
 def test_causal_conv1d_update_steps_equal_prefill():

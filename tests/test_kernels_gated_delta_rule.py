@@ -7,6 +7,7 @@ import torch.nn.functional as F
 
 from kernel_testing import assert_close, gdn_inputs, needs_interpreter
 from vlagent import kernels
+from vlagent.kernels.gated_delta_rule.cpu import chunk_gated_delta_rule_cpu, unit_lower_inverse
 from vlagent.kernels.gated_delta_rule.naive import naive_recurrent_gated_delta_rule
 from vlagent.kernels.gated_delta_rule.decode import gated_delta_decode_step_inplace
 from vlagent.kernels.gated_delta_rule.reference import chunk_gated_delta_rule_torch, gated_delta_decode_step_torch
@@ -66,6 +67,78 @@ def test_cu_seqlens_equals_separate_sequences():
         o_i, s_i = naive_recurrent_gated_delta_rule(*piece, initial_state=h0[i : i + 1], **kw)
         assert_close(o[:, a:b], o_i)
         assert_close(s[i : i + 1], s_i)
+
+
+# ---------------------------------------------------------------- CPU fast path == references
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize(
+    "B,T,H,HV,K,V,with_state,l2norm,scale",
+    [
+        (2, 100, 2, 4, 16, 24, True, True, None),  # several chunks, partial last one, grouped heads, batch
+        (1, 64, 2, 2, 8, 8, True, True, None),  # exactly one chunk
+        (1, 1, 2, 6, 16, 8, True, True, None),  # one token, 3 value heads per q/k head
+        (2, 130, 1, 2, 32, 16, False, False, 0.1),  # no initial state, no l2norm (pre-normalised q, k)
+        (1, 129, 2, 2, 16, 16, False, True, 0.3),  # one token past two chunks
+    ],
+)
+def test_cpu_chunk_matches_reference_and_naive(dtype, B, T, H, HV, K, V, with_state, l2norm, scale):
+    q, k, v, g, beta, h0 = gdn_inputs(B, T, H, HV, K, V, dtype=dtype, with_state=with_state, seed=T + HV)
+    if not l2norm:
+        q, k = (F.normalize(t.float(), dim=-1).to(dtype) for t in (q, k))
+    kw = dict(scale=scale, initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=l2norm)
+    o, s = chunk_gated_delta_rule_cpu(q, k, v, g, beta, **kw)
+    o_ref, s_ref = chunk_gated_delta_rule_torch(q, k, v, g, beta, **kw)
+    o_naive, s_naive = naive_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
+    assert o.dtype == dtype and o.shape == v.shape and o.is_contiguous()
+    assert s.dtype == torch.float32 and s.shape == (B, HV, K, V)
+    assert_close(o, o_ref, dtype)
+    assert_close(s, s_ref)
+    assert_close(o, o_naive, dtype)
+    assert_close(s, s_naive)
+    if h0 is not None:
+        assert torch.equal(h0, gdn_inputs(B, T, H, HV, K, V, dtype=dtype, with_state=True, seed=T + HV)[5])
+    # the public op takes this path for CPU tensors ("auto" and "torch")
+    for backend in ("auto", "torch"):
+        o_api, s_api = kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend=backend, **kw)
+        assert torch.equal(o_api, o) and torch.equal(s_api, s)
+
+
+def test_cpu_chunk_strong_and_positive_decays_stay_finite_and_exact():
+    """Decay exponents are clamped at -80 on the CPU path (fp32 subnormals are slow); strong decays must
+    still match the reference, and a positive log decay (not clamped to 0) too."""
+    q, k, v, g, beta, h0 = gdn_inputs(1, 70, 2, 2, 16, 16, with_state=True, seed=11)
+    for gate in (g * 60.0, g.abs() * 0.01):
+        kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+        o, s = chunk_gated_delta_rule_cpu(q, k, v, gate, beta, **kw)
+        o_ref, s_ref = naive_recurrent_gated_delta_rule(q, k, v, gate, beta, **kw)
+        assert torch.isfinite(o).all() and torch.isfinite(s).all()
+        assert_close(o, o_ref, scale=5.0)
+        assert_close(s, s_ref, scale=5.0)
+
+
+def test_public_chunk_with_cu_seqlens_falls_back_to_the_reference():
+    lengths = [3, 66]
+    cu = torch.tensor([0, 3, 69])
+    q, k, v, g, beta, h0 = gdn_inputs(1, sum(lengths), 2, 2, 16, 16, with_state=True, N=2, seed=5)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True, cu_seqlens=cu)
+    o, s = kernels.chunk_gated_delta_rule(q, k, v, g, beta, **kw)
+    o_ref, s_ref = chunk_gated_delta_rule_torch(q, k, v, g, beta, **kw)
+    assert torch.equal(o, o_ref) and torch.equal(s, s_ref)
+
+
+def test_unit_lower_inverse():
+    m = torch.randn(3, 5, 64, 64, dtype=torch.float64, generator=torch.Generator().manual_seed(0)) * 0.3
+    inv = unit_lower_inverse(m)
+    eye = torch.eye(64, dtype=torch.float64)
+    unit_lower = m.tril(-1) + eye
+    assert inv.shape == m.shape
+    assert torch.allclose(inv @ unit_lower, eye.expand_as(inv), atol=1e-8)
+    assert torch.equal(inv.triu(1), torch.zeros_like(inv))
+    small = torch.randn(4, 8, 8, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    assert torch.allclose(unit_lower_inverse(small), torch.linalg.inv(small.tril(-1) + torch.eye(8, dtype=torch.float64)))
+    with pytest.raises(ValueError, match="power of two"):
+        unit_lower_inverse(torch.zeros(2, 6, 6))
 
 
 def test_public_api_picks_torch_on_cpu_and_fused_recurrent_matches_chunk():

@@ -1,4 +1,4 @@
-"""Chunked gated delta rule in plain PyTorch (fp32): the fast CPU path and the reference for chunk.py.
+"""Chunked gated delta rule in plain PyTorch (fp32): the reference for chunk.py (Triton) and cpu.py (CPU path).
 
 Within a chunk of C tokens (cumulative log decay c_i, Gamma_ij = exp(c_i - c_j) for j <= i) the delta
 rule's C rank-1 updates collapse (WY / UT transform) into
