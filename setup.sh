@@ -10,7 +10,7 @@ SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
 if command -v apt-get >/dev/null 2>&1; then
-  echo "== system packages (Xvfb, Xorg dummy driver, xdotool, xclip, xrandr, adb, Tk)"
+  echo "== system packages (Xvfb, Xorg dummy driver, xdotool, xclip, xrandr, adb, fonts)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     xvfb xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils xauth \
