@@ -164,6 +164,23 @@ def test_bad_credentials_give_a_clear_error():
     assert server.chat_calls == 1  # never retried
 
 
+def test_transport_is_the_shared_chat_client(monkeypatch):
+    from vlagent.policy.chat_client import ChatClient, resolve_api_key
+    from vlagent.policy.openai_policy import resolve_api_key as old_import
+
+    assert old_import is resolve_api_key  # still importable from its old home
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("VLAGENT_API_KEY", raising=False)
+    with FakeOpenAIServer([tool_call("wait")], status=401) as server:
+        policy = OpenAIPolicy("fake-model", base_url=server.base_url, api_key_env="MY_KEY", max_retries=1, timeout=10)
+        assert isinstance(policy.chat, ChatClient) and policy.client is policy.chat.client
+        policy.max_tokens = 77  # the policy's transport settings are the client's
+        assert policy.chat.max_tokens == 77 and policy.endpoint == server.base_url
+        assert policy.list_models() == ["fake-model"]
+        with pytest.raises(BackendAuthError, match=r"\$MY_KEY"):
+            policy.decide("anything", observation(), [])
+
+
 def test_api_key_from_environment(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.setenv("VLAGENT_API_KEY", "right-key")

@@ -15,6 +15,7 @@ from PIL import Image
 
 import video_fixtures as vf
 from fake_openai_server import FakeOpenAIServer
+from vlagent.policy.errors import BackendAuthError
 from vlagent.video import sample_frames
 from vlagent.video.cli import main as cli_main
 from vlagent.video.qa import (
@@ -87,6 +88,26 @@ def test_api_errors_become_backend_errors(video):
         backend = OpenAIVideoBackend("fake-model", base_url=server.base_url, max_retries=0)
         with pytest.raises(VideoBackendError, match="failed"):
             ask(video.path, "anything?", backend=backend, num_frames=2, **SMALL)
+
+
+def test_api_backend_shares_the_agent_transport(video):
+    """Retries and error messages are ChatClient's: a 500 is retried, a 401 is not and says so clearly."""
+    waits: list[float] = []
+    with FakeOpenAIServer(["After one retry."], fail_first=1, fail_status=500, require_tools=False) as server:
+        backend = OpenAIVideoBackend("fake-model", base_url=server.base_url, sleep=waits.append)
+        result = ask(video.path, "anything?", backend=backend, num_frames=2, **SMALL)
+    assert result.answer == "After one retry."
+    assert server.chat_calls == 2 and len(waits) == 1 and waits[0] > 0  # backoff before the retry
+    assert not server.problems
+
+    with FakeOpenAIServer([], api_key="right-key", require_tools=False) as server:
+        backend = OpenAIVideoBackend("fake-model", base_url=server.base_url, api_key="wrong-key", sleep=waits.append)
+        with pytest.raises(VideoBackendError) as info:
+            ask(video.path, "anything?", backend=backend, num_frames=2, **SMALL)
+    message = str(info.value)
+    assert server.base_url in message and "fake-model" in message and "401" in message and "credentials" in message
+    assert server.chat_calls == 1  # never retried
+    assert isinstance(info.value.__cause__, BackendAuthError)
 
 
 def test_api_key_rules_follow_the_agent_policy(monkeypatch):

@@ -3,17 +3,14 @@
 
 Each step sends the Qwen3.5 tool prompt, the task, the recent history and
 the current screenshot (smart-resized to the model's pixel limits, as a data
-URL), then parses the reply's <tool_call> blocks into actions. Transient
-failures (timeouts, connection errors, 429, 5xx) are retried here with
-exponential backoff; the openai client's own retries are switched off so
-the behaviour is the same for every server and testable.
+URL), then parses the reply's <tool_call> blocks into actions. The transport
+(retries with backoff, Retry-After, clear errors) is `ChatClient`, shared
+with the video Q&A backend.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import random
 import time
 from typing import Any, Callable, Sequence
 
@@ -21,36 +18,19 @@ from vlagent.actions import parse_actions
 from vlagent.environments.base import Observation
 from vlagent.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN25_FACTOR, QWEN_FACTOR, smart_resize
 from vlagent.policy.base import Decision, HistoryItem
-from vlagent.policy.errors import (
-    BackendAuthError,
-    BackendRequestError,
-    BackendUnavailable,
-    ModelNotFoundError,
-    PolicyError,
-)
+# resolve_api_key, FALLBACK_KEY_ENV, MAX_RETRY_WAIT_S: still importable from here, as before the move.
+from vlagent.policy.chat_client import FALLBACK_KEY_ENV, MAX_RETRY_WAIT_S, ChatClient, resolve_api_key  # noqa: F401
+from vlagent.policy.errors import PolicyError
 from vlagent.prompts import TOOL_STYLES, build_messages, platform_of, secret_names_of, split_reply
 
 FORMATS = ("qwen", "qwen-pixels", "uitars", "json", "auto")
 # Formats whose coordinates are pixels of the image the model saw.
 PIXEL_FORMATS = ("qwen-pixels", "uitars")
-FALLBACK_KEY_ENV = "VLAGENT_API_KEY"
-# Longest single wait between retries, whatever Retry-After or the backoff say.
-MAX_RETRY_WAIT_S = 30.0
 
 
-def resolve_api_key(api_key: str | None, api_key_env: str, base_url: str | None) -> str:
-    """Explicit key, else $api_key_env, else $VLAGENT_API_KEY, else "EMPTY" for
-    a custom server (a local vLLM needs none); the official API needs a key."""
-    if api_key:
-        return api_key
-    for name in (api_key_env, FALLBACK_KEY_ENV):
-        if name and os.environ.get(name):
-            return os.environ[name]
-    if base_url is None:
-        raise BackendAuthError(
-            f"no API key: set {api_key_env} (or {FALLBACK_KEY_ENV}), or give a base URL for a local server"
-        )
-    return "EMPTY"
+def _transport(name: str) -> property:
+    """A policy attribute that lives on its ChatClient (one source of truth)."""
+    return property(lambda self: getattr(self.chat, name), lambda self, value: setattr(self.chat, name, value))
 
 
 class OpenAIPolicy:
@@ -100,8 +80,6 @@ class OpenAIPolicy:
             raise ValueError("model must be a non-empty model name")
         if fmt not in FORMATS:
             raise ValueError(f"unknown reply format {fmt!r}; expected one of {FORMATS}")
-        if max_retries < 0:
-            raise ValueError(f"max_retries must be >= 0, got {max_retries}")
         # Qwen3.5's template asks for XML-style calls; the pixel formats' models (Qwen2.5-VL based) for JSON.
         self.tool_style = tool_style or ("json" if fmt in PIXEL_FORMATS else "xml")
         if self.tool_style not in TOOL_STYLES:
@@ -109,35 +87,37 @@ class OpenAIPolicy:
         self.factor = factor or (QWEN25_FACTOR if fmt in PIXEL_FORMATS else QWEN_FACTOR)
         # Validate the pixel limits once, here, not on the first screenshot.
         smart_resize(1024, 768, factor=self.factor, min_pixels=min_pixels, max_pixels=max_pixels)
-        try:
-            import openai
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise PolicyError("OpenAIPolicy needs the 'openai' package: pip install 'vlagent[api]'") from exc
-
-        self.model = model
-        self.base_url = base_url.rstrip("/") if base_url else None
+        self.chat = ChatClient(
+            model,
+            base_url=base_url,
+            api_key=api_key,
+            api_key_env=api_key_env,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_s=backoff_s,
+            extra_body=extra_body,
+            sleep=sleep,
+        )
         self.min_pixels, self.max_pixels = min_pixels, max_pixels
-        self.temperature = temperature
-        self.max_tokens = max_tokens
-        self.timeout = timeout
-        self.max_retries = max_retries
-        self.backoff_s = backoff_s
         self.fmt = fmt
         self.image_format = image_format
         self.secret_names = tuple(secret_names)
-        self.extra_body = extra_body
-        self._sleep = sleep
-        self._openai = openai
-        self.client = openai.OpenAI(
-            api_key=resolve_api_key(api_key, api_key_env, self.base_url),
-            base_url=self.base_url,
-            timeout=timeout,
-            max_retries=0,
-        )
+
+    model = _transport("model")
+    base_url = _transport("base_url")
+    temperature = _transport("temperature")
+    max_tokens = _transport("max_tokens")
+    timeout = _transport("timeout")
+    max_retries = _transport("max_retries")
+    backoff_s = _transport("backoff_s")
+    extra_body = _transport("extra_body")
+    client = _transport("client")
 
     @property
     def endpoint(self) -> str:
-        return self.base_url or "https://api.openai.com/v1"
+        return self.chat.endpoint
 
     def __repr__(self) -> str:
         return f"OpenAIPolicy(model={self.model!r}, base_url={self.endpoint!r}, fmt={self.fmt!r})"
@@ -196,73 +176,11 @@ class OpenAIPolicy:
 
     def complete(self, messages: list[dict[str, Any]]) -> tuple[Any, int]:
         """One chat completion with retries; returns (response, attempts used)."""
-        openai = self._openai
-        kwargs: dict[str, Any] = {
-            "model": self.model,
-            "messages": messages,
-            "temperature": self.temperature,
-            "max_tokens": self.max_tokens,
-        }
-        if self.extra_body:
-            kwargs["extra_body"] = self.extra_body
-        last: Exception | None = None
-        for attempt in range(self.max_retries + 1):
-            try:
-                return self.client.chat.completions.create(**kwargs), attempt + 1
-            except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
-                raise BackendAuthError(
-                    f"{self.endpoint} refused the credentials for model {self.model!r} "
-                    f"(HTTP {exc.status_code}): check the API key variable. Server said: {_server_message(exc)}"
-                ) from None
-            except openai.NotFoundError as exc:
-                raise ModelNotFoundError(
-                    f"{self.endpoint} does not serve model {self.model!r} (HTTP 404)"
-                    f"{self._available_models_hint()}. Server said: {_server_message(exc)}"
-                ) from None
-            except (openai.APITimeoutError, openai.APIConnectionError, openai.RateLimitError) as exc:
-                last = exc
-            except openai.APIStatusError as exc:
-                if exc.status_code < 500:
-                    raise BackendRequestError(
-                        f"{self.endpoint} rejected the request for model {self.model!r} "
-                        f"(HTTP {exc.status_code}): {_server_message(exc)}"
-                    ) from None
-                last = exc
-            if attempt < self.max_retries:
-                self._sleep(self._retry_wait(attempt, last))
-        raise BackendUnavailable(
-            f"{self.endpoint} (model {self.model!r}) failed {self.max_retries + 1} time(s); last error: {_describe(last)}"
-        ) from last
-
-    def _retry_wait(self, attempt: int, error: Exception | None) -> float:
-        """Retry-After if the server sent one, else backoff·2^attempt with jitter."""
-        response = getattr(error, "response", None)
-        header = response.headers.get("retry-after") if response is not None else None
-        if header:
-            try:
-                return min(max(float(header), 0.0), MAX_RETRY_WAIT_S)
-            except ValueError:
-                pass
-        return min(self.backoff_s * (2**attempt) * (1.0 + 0.1 * random.random()), MAX_RETRY_WAIT_S)
-
-    def _available_models_hint(self) -> str:
-        try:
-            names = [m.id for m in self.client.models.list()]
-        except Exception:  # the hint is best-effort; the 404 is the error
-            return ""
-        if not names:
-            return ""
-        shown = ", ".join(names[:10]) + (" ..." if len(names) > 10 else "")
-        return f"; it serves: {shown}"
-
-    # ------------------------------------------------------------------ probing
+        return self.chat.complete(messages)
 
     def list_models(self) -> list[str]:
         """Model ids the endpoint serves (GET /models); raises PolicyError if unreachable."""
-        try:
-            return [m.id for m in self.client.models.list()]
-        except self._openai.APIError as exc:
-            raise PolicyError(f"{self.endpoint}: cannot list models: {_describe(exc)}") from None
+        return self.chat.list_models()
 
 
 def _structured_tool_calls(message: Any) -> str:
@@ -276,25 +194,6 @@ def _structured_tool_calls(message: Any) -> str:
         payload = {"name": function.name, "arguments": function.arguments}  # arguments: a JSON string
         blocks.append("\n<tool_call>\n" + json.dumps(payload, ensure_ascii=False) + "\n</tool_call>")
     return "".join(blocks)
-
-
-def _server_message(exc: Exception) -> str:
-    body = getattr(exc, "body", None)
-    if isinstance(body, dict):
-        inner = body.get("error", body)
-        if isinstance(inner, dict) and inner.get("message"):
-            return str(inner["message"])
-        if isinstance(inner, str):
-            return inner
-    return str(getattr(exc, "message", None) or exc)
-
-
-def _describe(exc: Exception | None) -> str:
-    if exc is None:
-        return "none"
-    status = getattr(exc, "status_code", None)
-    prefix = f"HTTP {status}: " if status else ""
-    return f"{type(exc).__name__}: {prefix}{_server_message(exc)}"
 
 
 __all__ = ["OpenAIPolicy", "resolve_api_key", "FORMATS"]

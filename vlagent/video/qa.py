@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 import numpy as np
 from PIL import Image
@@ -95,9 +95,13 @@ def build_api_messages(
 class OpenAIVideoBackend:
     """An OpenAI-compatible chat-completions server (vLLM, SGLang, OpenAI...).
 
-    The API key: `api_key`, else $`api_key_env`, else $VLAGENT_API_KEY, else
-    the placeholder "EMPTY" for a custom `base_url` (a local server needs
-    none); the official API (no base_url) needs a key.
+    The transport is the agent's `ChatClient`: the same API key rules
+    (`api_key`, else $`api_key_env`, else $VLAGENT_API_KEY, else the
+    placeholder "EMPTY" for a custom `base_url`; the official API needs a
+    key), the same retries of timeouts, connection errors, 429 and 5xx with
+    backoff, the same error messages, each raised here as `VideoBackendError`.
+    `client` injects a ready openai-compatible client; `sleep` is injectable
+    so tests need not wait for real backoff.
     """
 
     def __init__(
@@ -111,54 +115,61 @@ class OpenAIVideoBackend:
         temperature: float = 0.0,
         jpeg_quality: int = 85,
         system: str | None = None,
-        timeout: float = 300.0,
-        max_retries: int = 1,
+        timeout: float = 300.0,  # many frames make long prompts
+        max_retries: int = 3,
+        backoff_s: float = 1.0,
         client: Any = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not model:
             raise ValueError("an API backend needs a model name")
+        from vlagent.policy.chat_client import ChatClient
+        from vlagent.policy.errors import PolicyError
+
+        try:
+            self.chat = ChatClient(
+                model,
+                base_url=base_url,
+                api_key=api_key,
+                api_key_env=api_key_env,
+                temperature=temperature,
+                max_tokens=max_tokens,
+                timeout=timeout,
+                max_retries=max_retries,
+                backoff_s=backoff_s,
+                sleep=sleep,
+                client=client,
+            )
+        except PolicyError as exc:
+            raise VideoBackendError(str(exc)) from None
         self.model = model
         self.base_url = base_url
         self.api_key_env = api_key_env
-        self.max_tokens = max_tokens
-        self.temperature = temperature
         self.jpeg_quality = jpeg_quality
         self.system = system
-        if client is None:
-            try:
-                import openai
 
-                from vlagent.policy.errors import PolicyError
-                from vlagent.policy.openai_policy import resolve_api_key
-            except ImportError:
-                raise VideoBackendError("the openai package is not installed: pip install 'vlagent[api]'") from None
-            try:  # the same key rules as the agent's API policy
-                key = resolve_api_key(api_key, api_key_env, base_url)
-            except PolicyError as exc:
-                raise VideoBackendError(str(exc)) from None
-            client = openai.OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=max_retries)
-        self.client = client
+    @property
+    def client(self) -> Any:
+        """The underlying openai client."""
+        return self.chat.client
+
+    @property
+    def endpoint(self) -> str:
+        return self.chat.endpoint
 
     def build_messages(self, sample: VideoSample, question: str) -> list[dict[str, Any]]:
         return build_api_messages(sample, question, system=self.system, jpeg_quality=self.jpeg_quality)
 
     def answer(self, sample: VideoSample, question: str) -> tuple[str, dict[str, Any]]:
-        import openai
+        from vlagent.policy.errors import PolicyError
 
         messages = self.build_messages(sample, question)
         try:
-            response = self.client.chat.completions.create(
-                model=self.model, messages=messages, max_tokens=self.max_tokens, temperature=self.temperature
-            )
-        except openai.AuthenticationError as exc:
-            raise VideoBackendError(
-                f"the server at {self.base_url or 'api.openai.com'} refused the API key "
-                f"(from ${self.api_key_env}): {exc}"
-            ) from None
-        except openai.APIError as exc:
-            raise VideoBackendError(f"request to {self.base_url or 'api.openai.com'} failed: {exc}") from None
+            response, _attempts = self.chat.complete(messages)
+        except PolicyError as exc:
+            raise VideoBackendError(str(exc)) from exc
         if not response.choices:
-            raise VideoBackendError("the server returned no choices")
+            raise VideoBackendError(f"{self.endpoint} returned no choices for model {self.model!r}")
         text = response.choices[0].message.content or ""
         usage = response.usage.model_dump() if getattr(response, "usage", None) is not None else {}
         return text, usage
