@@ -16,8 +16,9 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
-from PIL import Image, ImageStat
+from PIL import Image, ImageDraw, ImageStat
 
 from android_fixtures import AdbServer, adb_server, free_port, phone, start_phone  # noqa: F401
 from vlagent.environments.android import parse_ui_xml
@@ -225,3 +226,54 @@ def test_services_it_does_not_offer_are_refused_cleanly(phone, tmp_path):
     res = phone.adb.run("-s", phone.serial, "pull", "/sdcard/x", str(tmp_path / "x"), timeout=20)  # sync: service
     assert res.returncode != 0
     assert phone.shell("echo still here") == "still here\n"
+
+
+def _ink(img: Image.Image) -> np.ndarray:
+    """Dark pixels of a glyph crop, trimmed to their bounding box."""
+    ink = np.asarray(img.convert("L")) < 128
+    ys, xs = np.nonzero(ink)
+    assert len(xs), "no glyph drawn here"
+    return ink[ys.min():ys.max() + 1, xs.min():xs.max() + 1]
+
+
+def _same_glyph(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal up to a pixel of size and anti-aliasing (sub-pixel placement differs per position)."""
+    if abs(a.shape[0] - b.shape[0]) > 1 or abs(a.shape[1] - b.shape[1]) > 1:
+        return False
+    h, w = min(a.shape[0], b.shape[0]), min(a.shape[1], b.shape[1])
+    a, b = a[:h, :w], b[:h, :w]
+    return (a & b).sum() / max((a | b).sum(), 1) > 0.8
+
+
+def test_notes_draw_cjk_through_a_fallback_font():
+    """DejaVu has no CJK; without fallback 你 and 好 come out as the same .notdef box."""
+    from vlagent.environments.virtual_android import fonts
+    from vlagent.environments.virtual_android.phone_ui import PhoneUI
+
+    if fonts.cjk_font_file() is None:
+        pytest.skip("no CJK-capable font here (setup.sh installs Debian's fonts-wqy-microhei)")
+    if fonts.primary_font_file() is None:
+        pytest.skip("no primary TrueType font here (setup.sh installs fonts-dejavu-core)")
+    ui = PhoneUI(status_time="12:00")
+    ui.open_app("notes")
+    ui.s.focused = "notes.input"
+    text = "你好\u0378"  # U+0378 is unassigned: no font has it, the primary font's box is drawn
+    assert ui.commit_text(text, "test")
+    ui.s.focused = None  # no caret next to the last glyph
+    img = ui.render()
+    field = next(el for el in ui.layout() if el.id == "notes.input")
+    u, size = ui.unit, round(44 * ui.unit)
+    x0, y0 = field.bounds[0] + round(30 * u), field.bounds[1] + round(30 * u)
+    glyphs = []
+    for i in range(len(text)):
+        left, right = fonts.text_length(text[:i], size), fonts.text_length(text[:i + 1], size)
+        glyphs.append(_ink(img.crop((round(x0 + left), y0 - round(10 * u), round(x0 + right), y0 + round(60 * u)))))
+    ni, hao, missing = glyphs
+
+    ref = Image.new("L", (3 * size, 3 * size), 255)
+    ImageDraw.Draw(ref).text((size, size), "\U0010ffff", fill=0, font=fonts.font(size))
+    notdef = _ink(ref)
+    assert _same_glyph(missing, notdef)  # the check itself recognises the box
+    assert not _same_glyph(ni, hao)
+    assert not _same_glyph(ni, notdef) and not _same_glyph(hao, notdef)
+    assert fonts.runs("Grüße 你好 🙂", size)[0] == ("Grüße ", fonts.font(size))

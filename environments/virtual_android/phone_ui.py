@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from vlagent.environments.virtual_android.fonts import draw_text, text_length
 
 # --------------------------------------------------------------------------- apps and data
 
@@ -147,23 +149,7 @@ class Theme:
         return cls("#ffffff", "#f1f3f4", "#202124", "#5f6368", "#dadce0", "#1a73e8", "#f1f3f4")
 
 
-# --------------------------------------------------------------------------- fonts and wallpaper
-
-_FONT_FILES = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/System/Library/Fonts/Helvetica.ttc",
-    "C:/Windows/Fonts/arial.ttf",
-]
-
-
-@functools.lru_cache(maxsize=64)
-def font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    for path in _FONT_FILES:
-        if os.path.exists(path):
-            return ImageFont.truetype(path, size)
-    return ImageFont.load_default(size=size)
-
+# --------------------------------------------------------------------------- wallpaper
 
 @functools.lru_cache(maxsize=8)
 def wallpaper(width: int, height: int, dark: bool) -> Image.Image:
@@ -177,12 +163,12 @@ def wallpaper(width: int, height: int, dark: bool) -> Image.Image:
     return Image.fromarray(rgb, "RGB")
 
 
-def _wrap(text: str, fnt: Any, width: int) -> list[str]:
+def _wrap(text: str, size: int, width: int) -> list[str]:
     lines: list[str] = []
     for paragraph in text.split("\n"):
         line = ""
         for ch in paragraph:
-            if fnt.getlength(line + ch) > width and line:
+            if text_length(line + ch, size) > width and line:
                 lines.append(line)
                 line = ch
             else:
@@ -688,13 +674,13 @@ class PhoneUI:
         # status bar: time left, battery right
         top, bottom = self._bars()
         fg = "#ffffff" if on_home or self.dark else "#202124"
-        d.text((round(40 * u), top // 2), self._time_text(), fill=fg, font=font(round(36 * u)), anchor="lm")
+        draw_text(d, (round(40 * u), top // 2), self._time_text(), fill=fg, size=round(36 * u), anchor="lm")
         bx2, by = w - round(40 * u), top // 2
         bw, bh = round(64 * u), round(30 * u)
         d.rounded_rectangle((bx2 - bw, by - bh // 2, bx2, by + bh // 2), radius=round(6 * u), outline=fg, width=max(1, round(3 * u)))
         d.rectangle((bx2 - bw + round(6 * u), by - bh // 2 + round(6 * u), bx2 - bw + round(6 * u) + round((bw - 12 * u) * 0.87),
                      by + bh // 2 - round(6 * u)), fill=fg)
-        d.text((bx2 - bw - round(12 * u), by), "87%", fill=fg, font=font(round(30 * u)), anchor="rm")
+        draw_text(d, (bx2 - bw - round(12 * u), by), "87%", fill=fg, size=round(30 * u), anchor="rm")
         # navigation hint (gesture pill)
         pw, ph = round(220 * u), round(12 * u)
         d.rounded_rectangle(((w - pw) // 2, h - bottom // 2 - ph // 2, (w + pw) // 2, h - bottom // 2 + ph // 2),
@@ -723,30 +709,30 @@ class PhoneUI:
             cx = (x1 + x2) // 2
             d.rounded_rectangle((cx - s // 2, y1 + round(30 * u), cx + s // 2, y1 + round(30 * u) + s), radius=round(40 * u),
                                 fill=app["color"])
-            d.text((cx, y1 + round(30 * u) + s // 2), app["label"][0], fill="#ffffff", font=font(round(80 * u)), anchor="mm")
-            d.text((cx, y1 + round(30 * u) + s + round(40 * u)), el.label, fill="#ffffff", font=font(round(36 * u)), anchor="mm")
+            draw_text(d, (cx, y1 + round(30 * u) + s // 2), app["label"][0], fill="#ffffff", size=round(80 * u), anchor="mm")
+            draw_text(d, (cx, y1 + round(30 * u) + s + round(40 * u)), el.label, fill="#ffffff", size=round(36 * u), anchor="mm")
         elif el.id == "home.clock":
-            d.text(((x1 + x2) // 2, y1 + round(90 * u)), el.label.split()[0], fill="#ffffff", font=font(round(150 * u)), anchor="mm")
-            d.text(((x1 + x2) // 2, y1 + round(200 * u)), time.strftime("%A, %B %-d"), fill="#ffffff",
-                   font=font(round(40 * u)), anchor="mm")
+            draw_text(d, ((x1 + x2) // 2, y1 + round(90 * u)), el.label.split()[0], fill="#ffffff", size=round(150 * u), anchor="mm")
+            draw_text(d, ((x1 + x2) // 2, y1 + round(200 * u)), time.strftime("%A, %B %-d"), fill="#ffffff",
+                   size=round(40 * u), anchor="mm")
         elif el.kind == "text" and el.id.endswith(".title"):
-            d.text((pad, (y1 + y2) // 2), el.label, fill=th.text if self.s.app != "recents" else "#ffffff",
-                   font=font(round(64 * u)), anchor="lm")
+            draw_text(d, (pad, (y1 + y2) // 2), el.label, fill=th.text if self.s.app != "recents" else "#ffffff",
+                   size=round(64 * u), anchor="lm")
         elif el.id == "clock.face":
             d.ellipse((x1, y1, x2, y2), outline=th.accent, width=max(2, round(10 * u)))
-            d.text(((x1 + x2) // 2, (y1 + y2) // 2), el.label, fill=th.text, font=font(round(110 * u)), anchor="mm")
+            draw_text(d, ((x1 + x2) // 2, (y1 + y2) // 2), el.label, fill=th.text, size=round(110 * u), anchor="mm")
         elif el.kind == "text":
-            d.text((x1, (y1 + y2) // 2), el.label, fill=th.subtle, font=font(round(40 * u)), anchor="lm")
+            draw_text(d, (x1, (y1 + y2) // 2), el.label, fill=th.subtle, size=round(40 * u), anchor="lm")
         elif el.kind == "list":
             d.line((0, y1, x2, y1), fill=th.divider, width=max(1, round(2 * u)))
         elif el.kind in ("list_item", "toggle"):
             if el.id.startswith("notes.saved."):
                 d.rounded_rectangle((x1, y1 + round(8 * u), x2, y2 - round(8 * u)), radius=round(20 * u), fill=th.surface)
-                d.text((x1 + round(30 * u), (y1 + y2) // 2), el.label.replace("\n", " ⏎ "), fill=th.text,
-                       font=font(round(40 * u)), anchor="lm")
+                draw_text(d, (x1 + round(30 * u), (y1 + y2) // 2), el.label.replace("\n", " ⏎ "), fill=th.text,
+                       size=round(40 * u), anchor="lm")
                 return
             d.line((pad, y2 - 1, x2 - pad, y2 - 1), fill=th.divider, width=max(1, round(2 * u)))
-            d.text((pad, (y1 + y2) // 2), el.label, fill=th.text, font=font(round(44 * u)), anchor="lm")
+            draw_text(d, (pad, (y1 + y2) // 2), el.label, fill=th.text, size=round(44 * u), anchor="lm")
             if el.kind == "toggle":
                 tw, tht = round(130 * u), round(70 * u)
                 cy = (y1 + y2) // 2
@@ -760,19 +746,19 @@ class PhoneUI:
         elif el.kind == "edit_text":
             d.rounded_rectangle((x1, y1, x2, y2), radius=round(24 * u), fill=th.field,
                                 outline=th.accent if el.focused else th.divider, width=max(1, round(4 * u)))
-            fnt = font(round(44 * u))
+            size = round(44 * u)
             text = el.value or ""
-            lines = _wrap(text, fnt, x2 - x1 - round(60 * u)) if text else [el.hint]
+            lines = _wrap(text, size, x2 - x1 - round(60 * u)) if text else [el.hint]
             color = th.text if text else th.subtle
             y = y1 + round(30 * u)
             for line in lines:
                 if y + round(50 * u) > y2:
                     break
-                d.text((x1 + round(30 * u), y), line, fill=color, font=fnt)
+                draw_text(d, (x1 + round(30 * u), y), line, fill=color, size=size)
                 y += round(56 * u)
             if el.focused:  # caret after the last line
                 last = lines[-1] if text else ""
-                cx = x1 + round(30 * u) + round(fnt.getlength(last))
+                cx = x1 + round(30 * u) + round(text_length(last, size))
                 cy = y1 + round(30 * u) + (len(lines) - 1) * round(56 * u) if text else y1 + round(30 * u)
                 d.line((cx + 2, cy, cx + 2, cy + round(50 * u)), fill=th.accent, width=max(2, round(4 * u)))
         elif el.kind == "button":
@@ -780,4 +766,4 @@ class PhoneUI:
             fill = th.accent if self.s.app != "recents" else th.surface
             d.rounded_rectangle((x1, y1, x2, y2), radius=radius, fill=fill)
             color = th.text if self.s.app == "recents" else ("#202124" if self.dark else "#ffffff")
-            d.text(((x1 + x2) // 2, (y1 + y2) // 2), el.label, fill=color, font=font(round(44 * u)), anchor="mm")
+            draw_text(d, ((x1 + x2) // 2, (y1 + y2) // 2), el.label, fill=color, size=round(44 * u), anchor="mm")
