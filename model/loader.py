@@ -1,17 +1,25 @@
 """Load a Hugging Face Qwen3.5 checkpoint (single or sharded safetensors) into the engine.
 
-Tensors are read one at a time from the safetensors files (plain reads, no memory map) straight
-into the (already allocated, uninitialised) engine parameters in the requested dtype and
-device, so a bf16 load never holds an fp32 copy of the model. HF names map onto engine
+Each safetensors file (the single `model.safetensors`, or every shard listed in
+`model.safetensors.index.json`) is memory-mapped read-only, one map at a time, and each
+tensor is copied from the mapped bytes straight into its (already allocated, uninitialised)
+engine parameter, converting to the requested dtype and device on the copy, so a bf16 load
+never holds an fp32 copy of the model. Mapped file pages count in the process's resident
+memory once touched, so after each chunk of a tensor is copied its pages are dropped from the
+resident set again (`madvise(MADV_DONTNEED)`, where the platform has it): a load peaks at
+about the model's size plus one chunk, not the model plus the file. HF names map onto engine
 parameters (or row slices of fused ones, e.g. q_proj/k_proj/v_proj -> qkv_proj); every
 checkpoint tensor must have a destination and every destination must be written, else
-`CheckpointError` names the missing, unexpected or mis-shaped tensors.
+`CheckpointError` names the missing, unexpected or mis-shaped tensors (a truncated file: the file
+and a tensor whose data runs past its end).
 """
 
 from __future__ import annotations
 
 import json
+import mmap
 import re
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -72,31 +80,63 @@ def read_safetensors_header(fh) -> tuple[dict, int]:
     return header, 8 + size
 
 
-def _read_tensor(fh, data_start: int, name: str, entry: dict, dst: Tensor, reshape) -> None:
-    """Read one tensor with plain file reads, straight into `dst` when dtype and layout allow.
+# Source bytes copied (and then dropped from the resident set) per step of a large tensor:
+# bounds the load's peak RSS at model size + this, even for a multi-GB embedding.
+COPY_CHUNK_BYTES = 64 << 20
 
-    Not memory-mapped on purpose: mapped checkpoint pages count in the process's resident
-    memory while the file is open, which doubled the peak RSS of a load (weights + file)."""
+
+def _drop_pages(mm: mmap.mmap, start: int, length: int) -> None:
+    """Drop the mapped pages of [start, start+length) from this process's resident set.
+
+    The map is read-only and file-backed, so the pages stay in the page cache and a later
+    access just faults them back in; only our RSS shrinks."""
+    if length <= 0 or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    aligned = start - start % mmap.PAGESIZE  # madvise needs a page-aligned start
+    mm.madvise(mmap.MADV_DONTNEED, aligned, length + (start - aligned))
+
+
+def _copy_rows(mm: mmap.mmap, offset: int, dtype: torch.dtype, shape: tuple[int, ...],
+               dst: Tensor, reshape) -> None:
+    """Copy a tensor of `shape`/`dtype` at byte `offset` of the map into `dst`, in row chunks."""
+    row_bytes = max(1, dtype.itemsize * (torch.Size(shape[1:]).numel() if shape else 1))
+    n_rows = shape[0] if shape else 1
+    # A reshape (conv1d squeeze) is defined on the whole source tensor; those are tiny.
+    step = n_rows if reshape is not None or not shape else max(1, COPY_CHUNK_BYTES // row_bytes)
+    for row in range(0, n_rows, step):
+        rows = min(step, n_rows - row)
+        start, length = offset + row * row_bytes, rows * row_bytes
+        src = None
+        try:
+            src = torch.frombuffer(mm, dtype=torch.uint8, count=length, offset=start).view(dtype)
+            if not shape:
+                dst.copy_(src.reshape(()))
+            elif reshape is not None:
+                dst.copy_(reshape(src.reshape(shape)))
+            else:
+                dst.narrow(0, row, rows).copy_(src.reshape(rows, *shape[1:]))
+        finally:
+            src = None  # release the map's exported buffer, even on error, so the map can close
+        _drop_pages(mm, start, length)
+
+
+def _read_tensor(mm: mmap.mmap, file: Path, data_start: int, name: str, entry: dict, dst: Tensor, reshape) -> None:
+    """Copy one tensor from the shard's memory map into `dst` (dtype/device converted on the copy)."""
     dtype = _SAFETENSORS_DTYPES.get(entry["dtype"])
     if dtype is None:
         raise CheckpointError(f"{name}: unsupported safetensors dtype {entry['dtype']}")
     begin, end = entry["data_offsets"]
     shape = tuple(entry["shape"])
     n_bytes = end - begin
-    direct = reshape is None and dst.dtype == dtype and dst.device.type == "cpu" and dst.is_contiguous()
-    buf = dst if direct else torch.empty(shape, dtype=dtype)
-    if buf.numel() * buf.element_size() != n_bytes:
+    if torch.Size(shape).numel() * dtype.itemsize != n_bytes:
         raise CheckpointError(f"{name}: {n_bytes} bytes in the file for shape {list(shape)} {entry['dtype']}")
-    fh.seek(data_start + begin)
-    view = memoryview(buf.reshape(-1).view(torch.uint8).numpy())
-    done = 0
-    while done < n_bytes:
-        got = fh.readinto(view[done:])
-        if not got:
-            raise CheckpointError(f"{name}: the file ends before the tensor's data")
-        done += got
-    if not direct:
-        dst.copy_(reshape(buf) if reshape is not None else buf)
+    if begin < 0 or data_start + end > len(mm):
+        raise CheckpointError(
+            f"{file.name} is truncated: tensor {name} needs bytes {data_start + begin}..{data_start + end} "
+            f"but the file has {len(mm)} bytes"
+        )
+    if n_bytes:
+        _copy_rows(mm, data_start + begin, dtype, shape, dst, reshape)
 
 
 def _rows(t: Tensor, start: int, length: int) -> Tensor:
@@ -198,6 +238,33 @@ def _short_list(items: list[str], limit: int = 8) -> str:
     return ", ".join(items[:limit]) + more
 
 
+def _load_shard(file: Path, tensor_names: list[str], dests: dict[str, Dest]) -> list[str]:
+    """Copy `tensor_names` from one safetensors file into their destinations; return mis-shaped ones."""
+    mis_shaped = []
+    with open(file, "rb") as fh:
+        header, data_start = read_safetensors_header(fh)
+        # ACCESS_READ (shared, read-only) rather than ACCESS_COPY: the pages we touch can only
+        # ever be the page cache's own, which MADV_DONTNEED drops from our RSS (a stray write to
+        # a copy-on-write map would pin a private copy), and a private writable map of the whole
+        # file is charged against the commit limit under strict overcommit.
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm, warnings.catch_warnings():
+            # torch.frombuffer warns that the read-only buffer gives a non-writable tensor;
+            # those tensors are only ever copied from.
+            warnings.filterwarnings("ignore", message="The given buffer is not writable")
+            for name in tensor_names:
+                dst, reshape = dests[name]
+                entry = header[name]
+                shape = tuple(entry["shape"])
+                src_shape = shape
+                if reshape is not None and len(shape) == 3 and shape[1] == 1:
+                    src_shape = (shape[0], shape[2])
+                if tuple(src_shape) != tuple(dst.shape):
+                    mis_shaped.append(f"{name}: checkpoint {list(shape)}, model expects {list(dst.shape)}")
+                    continue
+                _read_tensor(mm, file, data_start, name, entry, dst, reshape)
+    return mis_shaped
+
+
 def load_model(
     path: str | Path,
     device: str | torch.device = "cpu",
@@ -256,19 +323,7 @@ def load_model(
     mis_shaped = []
     with torch.no_grad():
         for file, tensor_names in by_file.items():
-            with open(file, "rb", buffering=0) as fh:
-                header, data_start = read_safetensors_header(fh)
-                for name in tensor_names:
-                    dst, reshape = dests[name]
-                    entry = header[name]
-                    shape = tuple(entry["shape"])
-                    src_shape = shape
-                    if reshape is not None and len(shape) == 3 and shape[1] == 1:
-                        src_shape = (shape[0], shape[2])
-                    if tuple(src_shape) != tuple(dst.shape):
-                        mis_shaped.append(f"{name}: checkpoint {list(shape)}, model expects {list(dst.shape)}")
-                        continue
-                    _read_tensor(fh, data_start, name, entry, dst, reshape)
+            mis_shaped += _load_shard(file, tensor_names, dests)
     if mis_shaped:
         raise CheckpointError(
             f"checkpoint {folder} has mis-shaped tensors ({len(mis_shaped)}): " + "; ".join(mis_shaped[:8])

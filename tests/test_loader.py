@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import mmap
+import re
 import shutil
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -11,6 +14,8 @@ from safetensors.torch import load_file, save_file
 
 from tiny_checkpoints import make_tiny_checkpoint, tiny_checkpoint
 from vlagent.model import CheckpointError, ConfigError, load_config, load_model
+from vlagent.model import loader
+from vlagent.model.loader import read_safetensors_header
 
 EMBED = "model.language_model.embed_tokens.weight"
 QKV = "model.language_model.layers.0.linear_attn.in_proj_qkv.weight"
@@ -87,6 +92,55 @@ def test_missing_shard_file_is_named(tmp_path):
     victim = sorted(folder.glob("model-0*.safetensors"))[0]
     victim.unlink()
     with pytest.raises(CheckpointError, match=victim.name):
+        load_model(folder, with_vision=False)
+
+
+def test_shards_are_memory_mapped_once_each_and_closed(tmp_path, monkeypatch):
+    folder = make_tiny_checkpoint(tmp_path / "sharded", "dense", max_shard_size="60KB", with_tokenizer=False)
+    shards = set(json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"].values())
+    maps, advice = [], []
+
+    class CountingMap(mmap.mmap):
+        def __new__(cls, *args, **kwargs):
+            m = super().__new__(cls, *args, **kwargs)
+            maps.append((m, kwargs.get("access")))
+            return m
+
+        def madvise(self, option, start, length):
+            advice.append((option, start))
+            return super().madvise(option, start, length)
+
+    # only the loader's view of the mmap module is swapped
+    monkeypatch.setattr(loader, "mmap", SimpleNamespace(**{**vars(mmap), "mmap": CountingMap}))
+    model = load_model(folder)
+    assert len(maps) == len(shards) > 2
+    assert all(m.closed and access == mmap.ACCESS_READ for m, access in maps)
+    if hasattr(mmap, "MADV_DONTNEED"):  # each copied tensor's pages are dropped, from a page-aligned start
+        assert len(advice) >= len(loader.destinations(model, set()))
+        assert all(opt == mmap.MADV_DONTNEED and start % mmap.PAGESIZE == 0 for opt, start in advice)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_chunked_copies_match_whole_tensor_copies(monkeypatch, dtype):
+    whole = load_model(tiny_checkpoint("moe"), dtype=dtype, with_vision=False)
+    monkeypatch.setattr(loader, "COPY_CHUNK_BYTES", 100)  # a row or a few per chunk
+    chunked = load_model(tiny_checkpoint("moe"), dtype=dtype, with_vision=False)
+    for (name, a), b in zip(whole.state_dict().items(), chunked.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_truncated_shard_names_file_and_tensor(tmp_path):
+    folder = make_tiny_checkpoint(tmp_path / "sharded", "dense", max_shard_size="60KB", with_tokenizer=False)
+    for shard in sorted(folder.glob("model-0*.safetensors")):
+        with open(shard, "rb") as fh:
+            header, data_start = read_safetensors_header(fh)
+        last = max(header, key=lambda n: header[n]["data_offsets"][1])
+        if len(header) > 1 and last.startswith("model.language_model."):
+            break
+    begin, end = header[last]["data_offsets"]
+    with open(shard, "r+b") as fh:  # cut the file in the middle of its last tensor's data
+        fh.truncate(data_start + (begin + end) // 2)
+    with pytest.raises(CheckpointError, match=f"{re.escape(shard.name)} is truncated: tensor {re.escape(last)}"):
         load_model(folder, with_vision=False)
 
 
