@@ -6,6 +6,7 @@ does not need triton.
 from .backend import resolve_backend, triton_available
 from .dispatch import (
     apply_rotary,
+    attention,
     causal_conv1d,
     causal_conv1d_update,
     chunk_gated_delta_rule,
@@ -19,6 +20,7 @@ from .rotary.reference import mrope_cos_sin
 
 __all__ = [
     "apply_rotary",
+    "attention",
     "causal_conv1d",
     "causal_conv1d_update",
     "chunk_gated_delta_rule",

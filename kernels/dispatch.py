@@ -5,15 +5,18 @@ Triton (CPU tensors need TRITON_INTERPRET=1); "torch" forces the PyTorch path. T
 imported only when a Triton path is taken.
 
 The PyTorch path of an op is its CPU implementation for CPU tensors where one exists (conv1d/cpu.py,
-gated_delta_rule/cpu.py, gated_delta_rule/decode.py) and its plain reference otherwise (other devices,
-arguments the CPU version does not take); tests check the two against each other.
+gated_delta_rule/cpu.py, gated_delta_rule/decode.py, attention/cpu.py) and its plain reference otherwise
+(other devices, arguments the CPU version does not take); tests check the two against each other.
 """
 from __future__ import annotations
 
+import os
 from typing import Sequence
 
 import torch
 
+from .attention import cpu as attention_cpu_path
+from .attention.reference import attention_torch
 from .backend import resolve_backend
 from .conv1d.cpu import causal_conv1d_cpu
 from .conv1d.reference import ACTIVATIONS, causal_conv1d_torch, causal_conv1d_update_torch
@@ -251,3 +254,29 @@ def apply_rotary(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, backend: str = 
         from .rotary.triton import apply_rotary_triton
         return apply_rotary_triton(q, k, cos, sin)
     return apply_rotary_torch(q, k, cos, sin)
+
+
+# ---------------------------------------------------------------- attention (vision tower)
+
+def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None, out: Tensor | None = None,
+              backend: str = "auto") -> Tensor:
+    """Non-causal softmax(scale * q k^T) v over q, k, v [B, H, L, D]; scale defaults to 1/sqrt(D).
+
+    auto: the fused bf16 CPU kernel (attention/cpu_flash.c) for bf16 CPU tensors on CPUs with
+    AVX512-BF16 (VLAGENT_CPU_ATTENTION=0 turns it off), PyTorch's SDPA otherwise (on CUDA that is
+    FlashAttention; there is no Triton kernel for this op). torch: always SDPA.
+    `out` [B, H, L, D] (any strides, head dim contiguous) receives the result when given.
+    """
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"attention backend must be 'auto' or 'torch' (no Triton kernel for it); got {backend!r}")
+    if q.dim() != 4 or k.shape != q.shape or v.shape != q.shape:
+        raise ValueError(f"q, k, v must share one shape [B,H,L,D]; got {tuple(q.shape)}, {tuple(k.shape)}, "
+                         f"{tuple(v.shape)}")
+    if (backend == "auto" and os.environ.get("VLAGENT_CPU_ATTENTION", "1") != "0"
+            and attention_cpu_path.supports(q, k, v)):
+        return attention_cpu_path.attention_cpu(q, k, v, scale, out)
+    result = attention_torch(q, k, v, scale)
+    if out is None:
+        return result
+    out.copy_(result)
+    return out

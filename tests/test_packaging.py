@@ -79,6 +79,7 @@ def test_wheel_has_only_the_vlagent_namespace(wheel: Path) -> None:
     # The same modules under the same names as the working tree (what `pip install -e .` imports).
     missing = _source_modules() - {n for n in names if n.endswith(".py")}
     assert not missing, f"not in the wheel: {sorted(missing)}"
+    assert "vlagent/kernels/attention/cpu_flash.c" in names  # built on first use from the installed source
     entry_points = next(n for n in names if n.endswith("entry_points.txt"))
     assert "vlagent = vlagent.cli:main" in zipfile.ZipFile(wheel).read(entry_points).decode()
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
@@ -47,6 +49,28 @@ def test_vision_tower_matches_transformers(towers, grids):
         out = ours(x, grid)
     assert out.shape == (n // 4, 48)
     assert torch.allclose(out, ref, atol=1e-5, rtol=0), (out - ref).abs().max()
+
+
+def test_vision_tower_bf16_with_fused_cpu_attention(towers, monkeypatch):
+    """bf16 on CPU takes the fused attention kernel (where the CPU has AVX512-BF16); its error against
+    the fp32 tower stays at the level of transformers' own bf16 tower."""
+    from vlagent.kernels.attention import cpu as attn_cpu
+
+    if not attn_cpu.cpu_attention_available():
+        pytest.skip(f"fused CPU attention unavailable: {attn_cpu.cpu_attention_unavailable_reason()}")
+    hf, ours = towers
+    calls = []
+    real = attn_cpu.attention_cpu
+    monkeypatch.setattr(attn_cpu, "attention_cpu", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    grid = torch.tensor([[1, 14, 10], [2, 4, 6]])  # an image and a two-frame video
+    x = torch.randn(188, 3 * 2 * 16 * 16, generator=torch.Generator().manual_seed(5))
+    hf16, ours16 = copy.deepcopy(hf).bfloat16(), copy.deepcopy(ours).bfloat16()
+    with torch.no_grad():
+        ref = hf(x, grid_thw=grid).pooler_output
+        hf_err = (hf16(x.bfloat16(), grid_thw=grid).pooler_output.float() - ref).abs().max().item()
+        our_err = (ours16(x.bfloat16(), grid).float() - ref).abs().max().item()
+    assert calls, "the bf16 tower did not use the fused CPU attention"
+    assert our_err <= 1.5 * hf_err + 1e-3, (our_err, hf_err)
 
 
 def test_vision_tower_attention_stays_inside_each_frame(towers):

@@ -1,0 +1,97 @@
+"""Fused bf16 attention on AVX512-BF16 CPUs (cpu_flash.c), called through ctypes.
+
+The C kernel is built on first use (see kernels/native.py). `cpu_attention_available()` says
+whether this process can use it: an x86 CPU with AVX512F + AVX512-BF16, a C compiler with
+OpenMP, and a successful build; `cpu_attention_unavailable_reason()` says why not.
+"""
+from __future__ import annotations
+
+import ctypes
+import platform
+from pathlib import Path
+
+import torch
+
+SOURCE = Path(__file__).with_name("cpu_flash.c")
+FLAGS = ("-mavx512f", "-mavx512bf16", "-mavx512vl", "-mavx512dq", "-fopenmp")
+MAX_HEAD_DIM = 256
+
+_state: dict[str, object] = {}
+
+
+def _library() -> ctypes.CDLL | None:
+    if "lib" in _state:
+        return _state["lib"]  # type: ignore[return-value]
+    lib, reason = None, None
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        reason = f"the fused CPU attention kernel needs an x86-64 CPU (this is {platform.machine()})"
+    else:
+        from .. import native
+
+        lib = native.load(SOURCE, FLAGS)
+        if lib is None:
+            reason = native.build_error(SOURCE, FLAGS)
+        elif not lib.vl_cpu_supported():
+            lib, reason = None, "this CPU lacks AVX512F + AVX512-BF16"
+    if lib is not None:
+        i64 = ctypes.c_int64
+        lib.vl_attention_bf16.argtypes = [ctypes.c_void_p] * 4 + [i64] * 16 + [ctypes.c_float, ctypes.c_int]
+        lib.vl_attention_bf16.restype = ctypes.c_int
+    _state["lib"], _state["reason"] = lib, reason
+    return lib
+
+
+def cpu_attention_available() -> bool:
+    return _library() is not None
+
+
+def cpu_attention_unavailable_reason() -> str | None:
+    _library()
+    return _state.get("reason")  # type: ignore[return-value]
+
+
+def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
+    """Whether these operands can take the fused kernel (else the caller uses the reference)."""
+    d = q.shape[-1]
+    return (
+        q.device.type == "cpu" and q.dtype == k.dtype == v.dtype == torch.bfloat16
+        and q.dim() == 4 and q.shape == k.shape == v.shape
+        and d % 2 == 0 and d <= MAX_HEAD_DIM
+        and all(t.stride(-1) == 1 for t in (q, k, v))
+        and not any(t.requires_grad for t in (q, k, v))
+        and cpu_attention_available()
+    )
+
+
+def attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None,
+                  out: torch.Tensor | None = None) -> torch.Tensor:
+    """softmax(scale * q k^T) v for bf16 q, k, v [B, H, L, D] (head dim contiguous, any other strides).
+
+    `out` ([B, H, L, D], head dim contiguous, may be a strided view such as a [B, L, H, D] buffer's
+    transpose) receives the result; a new contiguous tensor is returned when it is None.
+    """
+    lib = _library()
+    if lib is None:
+        raise RuntimeError(f"fused CPU attention is unavailable: {cpu_attention_unavailable_reason()}")
+    if not supports(q, k, v):
+        raise ValueError(
+            "attention_cpu needs bf16 CPU tensors q, k, v of one shape [B, H, L, D] with D even, "
+            f"D <= {MAX_HEAD_DIM} and the head dim contiguous; got q {tuple(q.shape)} {q.dtype}, "
+            f"k {tuple(k.shape)} {k.dtype}, v {tuple(v.shape)} {v.dtype}"
+        )
+    B, H, L, D = q.shape
+    scale = D ** -0.5 if scale is None else float(scale)
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, got {scale}")
+    if out is None:
+        out = torch.empty(B, H, L, D, dtype=q.dtype)
+    elif out.shape != q.shape or out.dtype != q.dtype or out.device.type != "cpu" or out.stride(-1) != 1:
+        raise ValueError(f"out must be a bf16 CPU tensor of shape {tuple(q.shape)} with the head dim contiguous")
+    strides = [s for t in (q, k, v, out) for s in t.stride()[:3]]
+    rc = lib.vl_attention_bf16(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), B, H, L, D,
+                               *strides, scale, torch.get_num_threads())
+    if rc == 2:
+        raise MemoryError(f"fused CPU attention could not allocate its workspace (B={B}, H={H}, L={L}, D={D})")
+    if rc != 0:
+        raise ValueError(f"fused CPU attention rejected its arguments (B={B}, H={H}, L={L}, D={D})")
+    return out

@@ -1,0 +1,83 @@
+"""Compile a C kernel source once per machine and load it with ctypes.
+
+CPU fast paths that PyTorch has no fast op for are small C files next to their reference (e.g.
+attention/cpu_flash.c). They are built on first use with the system C compiler into a cache folder
+($VLAGENT_KERNEL_CACHE, else ~/.cache/vlagent/kernels), keyed by a hash of the source, the flags
+and the compiler, so an edit or a new compiler rebuilds and concurrent processes never load a
+half-written file. When there is no compiler, the flags are not supported or the build fails,
+`load` returns None and `build_error` says why: callers then fall back to PyTorch.
+"""
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+_lock = threading.Lock()
+_loaded: dict[tuple[str, tuple[str, ...]], ctypes.CDLL | None] = {}
+_errors: dict[tuple[str, tuple[str, ...]], str] = {}
+
+BASE_FLAGS = ("-O3", "-std=c11", "-shared", "-fPIC", "-fno-math-errno")
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("VLAGENT_KERNEL_CACHE") or Path.home() / ".cache" / "vlagent" / "kernels")
+
+
+def compiler() -> str | None:
+    for name in (os.environ.get("CC"), "cc", "gcc", "clang"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _compiler_id(cc: str) -> str:
+    try:
+        return subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        return cc
+
+
+def load(source: Path, flags: tuple[str, ...]) -> ctypes.CDLL | None:
+    """The shared library built from `source` with `flags` (cached), or None when it cannot be built."""
+    key = (str(source), flags)
+    with _lock:
+        if key in _loaded:
+            return _loaded[key]
+        lib = None
+        try:
+            lib = _build_and_load(source, flags)
+        except (OSError, RuntimeError, subprocess.SubprocessError) as e:
+            _errors[key] = str(e)
+        _loaded[key] = lib
+        return lib
+
+
+def build_error(source: Path, flags: tuple[str, ...]) -> str | None:
+    """Why `load(source, flags)` returned None (None when it loaded or was not tried)."""
+    return _errors.get((str(source), flags))
+
+
+def _build_and_load(source: Path, flags: tuple[str, ...]) -> ctypes.CDLL:
+    cc = compiler()
+    if cc is None:
+        raise RuntimeError("no C compiler found (install gcc, or set CC)")
+    text = source.read_bytes()
+    digest = hashlib.sha256(text + repr(flags).encode() + _compiler_id(cc).encode()).hexdigest()[:16]
+    target = cache_dir() / f"{source.stem}-{digest}.so"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=target.parent)
+        os.close(fd)
+        cmd = [cc, *BASE_FLAGS, *flags, str(source), "-o", tmp]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+        if done.returncode != 0:
+            os.unlink(tmp)
+            raise RuntimeError(f"building {source.name} failed ({' '.join(cmd)}):\n{done.stderr.strip()[-2000:]}")
+        os.replace(tmp, target)  # atomic: another process sees the whole file or none
+    return ctypes.CDLL(str(target))
