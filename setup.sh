@@ -10,11 +10,11 @@ SUDO=""
 if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
 if command -v apt-get >/dev/null 2>&1; then
-  echo "== system packages (Xvfb, Xorg dummy driver, xdotool, xclip, xrandr, adb, fonts)"
+  echo "== system packages (Xvfb, Xorg dummy driver, xdotool, xclip, xrandr, adb, fonts, C compiler for the CPU kernels)"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     xvfb xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils xauth \
-    xdotool xclip adb fonts-dejavu-core fonts-wqy-microhei > /dev/null
+    xdotool xclip adb fonts-dejavu-core fonts-wqy-microhei gcc libc6-dev > /dev/null
 else
   echo "apt-get not found: install Xvfb, xdotool, xclip, xrandr and adb yourself" >&2
 fi

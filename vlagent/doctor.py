@@ -103,7 +103,19 @@ def check_torch() -> list[Check]:
         checks.append(Check("accelerators", "triton", OK, f"{_version('triton')}, GPU kernels enabled"))
     else:
         checks.append(Check("accelerators", "triton", WARN, "installed, but no GPU: kernels fall back to PyTorch"))
+    checks.append(_check_cpu_attention())
     return checks
+
+
+def _check_cpu_attention() -> Check:
+    """The fused bf16 CPU attention kernel (built with the system C compiler on first use)."""
+    from vlagent.kernels.attention import cpu as attn_cpu
+
+    if attn_cpu.cpu_attention_available():
+        return Check("accelerators", "cpu attention", OK, "fused bf16 kernel built (AVX512-BF16)")
+    return Check("accelerators", "cpu attention", WARN,
+                 f"fused bf16 kernel unavailable ({attn_cpu.cpu_attention_unavailable_reason()}); "
+                 "the vision tower uses PyTorch's SDPA on CPU")
 
 
 def check_display() -> list[Check]:
