@@ -85,6 +85,7 @@ def test_strided_views_in_and_out():
 
 @needs_kernel
 def test_dispatch_uses_the_kernel_for_bf16_cpu(monkeypatch):
+    monkeypatch.setenv("VLAGENT_CPU_ATTENTION", "1")  # on AMX CPUs it is off by default
     calls = []
     real = attn_cpu.attention_cpu
     monkeypatch.setattr(attn_cpu, "attention_cpu", lambda *a, **kw: calls.append(1) or real(*a, **kw))
@@ -152,3 +153,15 @@ def test_native_build_without_compiler(tmp_path, monkeypatch):
 def test_kernel_source_is_packaged():
     assert attn_cpu.SOURCE.exists() and attn_cpu.SOURCE.suffix == ".c"
     assert Path(attn_cpu.SOURCE).read_text().count("vl_attention_bf16") >= 1
+
+
+def test_preference_follows_env_and_amx(monkeypatch):
+    monkeypatch.setenv("VLAGENT_CPU_ATTENTION", "0")
+    assert not attn_cpu.preferred()
+    monkeypatch.setenv("VLAGENT_CPU_ATTENTION", "1")
+    assert attn_cpu.preferred()
+    monkeypatch.delenv("VLAGENT_CPU_ATTENTION")
+    monkeypatch.setitem(attn_cpu._state, "amx", True)
+    assert not attn_cpu.preferred()
+    monkeypatch.setitem(attn_cpu._state, "amx", False)
+    assert attn_cpu.preferred()

@@ -58,6 +58,7 @@ def test_vision_tower_bf16_with_fused_cpu_attention(towers, monkeypatch):
 
     if not attn_cpu.cpu_attention_available():
         pytest.skip(f"fused CPU attention unavailable: {attn_cpu.cpu_attention_unavailable_reason()}")
+    monkeypatch.setenv("VLAGENT_CPU_ATTENTION", "1")  # on AMX CPUs it is off by default
     hf, ours = towers
     calls = []
     real = attn_cpu.attention_cpu

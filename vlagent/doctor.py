@@ -112,6 +112,9 @@ def _check_cpu_attention() -> Check:
     from vlagent.kernels.attention import cpu as attn_cpu
 
     if attn_cpu.cpu_attention_available():
+        if not attn_cpu.preferred():
+            return Check("accelerators", "cpu attention", OK, "fused bf16 kernel built but off (AMX CPU or "
+                         "VLAGENT_CPU_ATTENTION=0): the vision tower uses PyTorch's attention")
         return Check("accelerators", "cpu attention", OK, "fused bf16 kernel built (AVX512-BF16)")
     return Check("accelerators", "cpu attention", WARN,
                  f"fused bf16 kernel unavailable ({attn_cpu.cpu_attention_unavailable_reason()}); "

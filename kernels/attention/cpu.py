@@ -7,6 +7,7 @@ OpenMP, and a successful build; `cpu_attention_unavailable_reason()` says why no
 from __future__ import annotations
 
 import ctypes
+import os
 import platform
 from pathlib import Path
 
@@ -48,6 +49,31 @@ def cpu_attention_available() -> bool:
 def cpu_attention_unavailable_reason() -> str | None:
     _library()
     return _state.get("reason")  # type: ignore[return-value]
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX bf16 tiles (Linux /proc/cpuinfo). There PyTorch's own CPU attention
+    runs on AMX through oneDNN, which this AVX512 kernel was never measured against."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def preferred() -> bool:
+    """Whether dispatch should pick this kernel for bf16 CPU attention: VLAGENT_CPU_ATTENTION=1 / 0
+    forces it on / off; by default it is used on AVX512-BF16 CPUs without AMX (where it was measured
+    at 2.4x PyTorch's SDPA, benchmarks/README.md)."""
+    forced = os.environ.get("VLAGENT_CPU_ATTENTION")
+    if forced is not None and forced.strip() != "":
+        return forced.strip() not in ("0", "false", "no", "off")
+    if "amx" not in _state:
+        _state["amx"] = cpu_has_amx()
+    return not _state["amx"]
 
 
 def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
