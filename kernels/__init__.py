@@ -15,6 +15,7 @@ from .dispatch import (
     gated_delta_decode_step,
     gated_rms_norm,
     rms_norm,
+    rotate_half_,
 )
 from .rotary.reference import mrope_cos_sin
 
@@ -31,5 +32,6 @@ __all__ = [
     "mrope_cos_sin",
     "resolve_backend",
     "rms_norm",
+    "rotate_half_",
     "triton_available",
 ]

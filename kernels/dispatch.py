@@ -5,7 +5,7 @@ Triton (CPU tensors need TRITON_INTERPRET=1); "torch" forces the PyTorch path. T
 imported only when a Triton path is taken.
 
 The PyTorch path of an op is its CPU implementation for CPU tensors where one exists (conv1d/cpu.py,
-gated_delta_rule/cpu.py, gated_delta_rule/decode.py, attention/cpu.py) and its plain reference otherwise
+gated_delta_rule/cpu.py, gated_delta_rule/decode.py, attention/cpu.py, rotary/cpu.py) and its plain reference otherwise
 (other devices, arguments the CPU version does not take); tests check the two against each other.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ from .gated_delta_rule.reference import chunk_gated_delta_rule_torch
 from .gated_delta_rule.utils import check_inputs
 from .moe.reference import fused_moe_torch
 from .norm.reference import gated_rms_norm_torch, rms_norm_torch
-from .rotary.reference import apply_rotary_torch
+from .rotary import cpu as rotary_cpu_path
+from .rotary.reference import apply_rotary_torch, rotate_half_fp32
 
 Tensor = torch.Tensor
 
@@ -253,6 +254,32 @@ def apply_rotary(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor, backend: str = 
         from .rotary.triton import apply_rotary_triton
         return apply_rotary_triton(q, k, cos, sin)
     return apply_rotary_torch(q, k, cos, sin)
+
+
+def rotate_half_(x: Tensor, cos: Tensor, sin: Tensor, backend: str = "auto") -> Tensor:
+    """In place: rotate-half rotary over the whole head dim of x [n, ..., D], fp32 math, one rounding
+    to x's dtype (the vision tower's rotary). cos/sin [n, >= D/2]: their first D/2 columns are read.
+
+    auto: one fused pass (rotary/cpu_rotate.c) for bf16 CPU tensors on AVX512-BF16 CPUs, the PyTorch
+    reference otherwise; torch: always the reference.
+    """
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"rotate_half_ backend must be 'auto' or 'torch' (no Triton kernel for it); got {backend!r}")
+    if x.dim() < 2 or x.shape[-1] % 2:
+        raise ValueError(f"x must be [n, ..., D] with D even; got {tuple(x.shape)}")
+    if cos.shape != sin.shape or cos.dim() != 2 or cos.shape[0] != x.shape[0] or cos.shape[1] < x.shape[-1] // 2:
+        raise ValueError(f"cos/sin must be [n={x.shape[0]}, >= {x.shape[-1] // 2}]; got {tuple(cos.shape)}, "
+                         f"{tuple(sin.shape)}")
+    if backend == "auto" and x.dtype == torch.bfloat16 and x.device.type == "cpu":
+        try:
+            rows = x.view(x.shape[0], -1, x.shape[-1])  # groups (heads of q and k) merged when strides allow
+        except RuntimeError:
+            rows = None
+        if rows is not None and rotary_cpu_path.supports(rows, cos, sin):
+            rotary_cpu_path.rotate_half_inplace_cpu(rows, cos, sin)
+            return x
+    x.copy_(rotate_half_fp32(x, cos, sin))
+    return x
 
 
 # ---------------------------------------------------------------- attention (vision tower)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import platform
 import shutil
 import subprocess
 import tempfile
@@ -81,3 +82,19 @@ def _build_and_load(source: Path, flags: tuple[str, ...]) -> ctypes.CDLL:
             raise RuntimeError(f"building {source.name} failed ({' '.join(cmd)}):\n{done.stderr.strip()[-2000:]}")
         os.replace(tmp, target)  # atomic: another process sees the whole file or none
     return ctypes.CDLL(str(target))
+
+
+def load_x86_kernel(source: Path, flags: tuple[str, ...], needs: str) -> tuple[ctypes.CDLL | None, str | None]:
+    """(library, None) when `source` builds and this CPU runs it, else (None, why not).
+
+    The source must export `int vl_cpu_supported(void)` (1 when the CPU has what the code needs);
+    `needs` names those features for the message.
+    """
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return None, f"{source.name} needs an x86-64 CPU (this is {platform.machine()})"
+    lib = load(source, flags)
+    if lib is None:
+        return None, build_error(source, flags)
+    if not lib.vl_cpu_supported():
+        return None, f"this CPU lacks {needs}"
+    return lib, None

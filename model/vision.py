@@ -91,7 +91,7 @@ class VisionAttention(nn.Module):
         qkv = self.qkv(x).view(n, 3, self.num_heads, self.head_dim)
         # rotary in fp32, rounded once, written back over q and k: the attention op takes strided
         # [count, heads, length, dim] views of qkv and writes token-major rows, so nothing is transposed
-        qkv[:, :2] = _rotate_fp32(qkv[:, :2], cos, sin)
+        K.rotate_half_(qkv[:, :2], cos, sin)
         out = torch.empty(n, self.num_heads, self.head_dim, dtype=x.dtype, device=x.device)
         start = 0
         for count, length in segments:
@@ -103,21 +103,6 @@ class VisionAttention(nn.Module):
             K.attention(batch(qkv[:, 0]), batch(qkv[:, 1]), batch(qkv[:, 2]), out=batch(out))
             start = stop
         return self.proj(out.view(n, -1))
-
-
-def _rotate_fp32(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
-    """Rotate-half rotary over the whole head dim of x [n, ..., D] in fp32 (transformers computes
-    it in fp32 and rounds once to the model dtype; the caller rounds). cos/sin [n, D] repeat
-    their first half, so each half of the result is two products: x1*cos - x2*sin | x2*cos + x1*sin."""
-    xf = x.float()
-    half = x.shape[-1] // 2
-    view = (x.shape[0],) + (1,) * (x.dim() - 2) + (half,)
-    c, s = cos[:, :half].reshape(view), sin[:, :half].reshape(view)
-    x1, x2 = xf[..., :half], xf[..., half:]
-    out = torch.empty_like(xf)
-    torch.mul(x1, c, out=out[..., :half]).addcmul_(x2, s, value=-1)
-    torch.mul(x2, c, out=out[..., half:]).addcmul_(x1, s)
-    return out
 
 
 class VisionMLP(nn.Module):

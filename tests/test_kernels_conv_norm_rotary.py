@@ -203,3 +203,53 @@ def test_rotary_bad_inputs():
         kernels.mrope_cos_sin(torch.zeros(3, 1, 2), torch.ones(4), [1, 1, 1], interleaved=False)
     with pytest.raises(ValueError, match="mrope_section"):
         kernels.mrope_cos_sin(torch.zeros(3, 1, 2), torch.ones(4), [1, 1])
+
+
+# ---------------------------------------------------------------- vision rotary, in place (rotate_half_)
+
+def _vision_rotary_inputs(n: int, H: int, D: int, seed: int):
+    g = torch.Generator().manual_seed(seed)
+    qkv = (torch.randn(n, 3, H, D, generator=g) * 3).bfloat16()
+    angles = torch.rand(n, D // 2, generator=g) * 50
+    angles = torch.cat([angles, angles], dim=-1)  # the tower's tables repeat their first half
+    return qkv, angles.cos(), angles.sin()
+
+
+@pytest.mark.parametrize("n,H,D", [(1, 1, 64), (37, 12, 64), (20, 3, 72), (9, 2, 16), (5, 1, 2)])
+def test_rotate_half_inplace_matches_fp32_reference(n, H, D):
+    from vlagent.kernels.rotary import cpu as rotary_cpu
+    from vlagent.kernels.rotary.reference import rotate_half_fp32
+
+    qkv, cos, sin = _vision_rotary_inputs(n, H, D, seed=n * D)
+    expected = rotate_half_fp32(qkv[:, :2], cos, sin).bfloat16()
+    v_before = qkv[:, 2].clone()
+    kernels.rotate_half_(qkv[:, :2], cos, sin)  # strided view of the fused qkv buffer
+    if rotary_cpu.cpu_rotary_available():
+        # the fused pass computes the same fp32 products and rounds once: identical bits
+        assert torch.equal(qkv[:, :2], expected)
+    else:
+        assert torch.allclose(qkv[:, :2].float(), expected.float(), atol=0, rtol=0)
+    assert torch.equal(qkv[:, 2], v_before)  # v untouched
+
+
+def test_rotate_half_inplace_fp32_and_torch_backend_use_the_reference():
+    from vlagent.kernels.rotary.reference import rotate_half_fp32
+
+    qkv, cos, sin = _vision_rotary_inputs(11, 2, 64, seed=1)
+    x = qkv.float()
+    expected = rotate_half_fp32(x[:, :2], cos, sin)
+    kernels.rotate_half_(x[:, :2], cos, sin)
+    assert torch.equal(x[:, :2], expected)
+    y = qkv.clone()
+    kernels.rotate_half_(y[:, :2], cos, sin, backend="torch")
+    assert torch.equal(y[:, :2], rotate_half_fp32(qkv[:, :2], cos, sin).bfloat16())
+
+
+def test_rotate_half_inplace_errors_name_the_problem():
+    qkv, cos, sin = _vision_rotary_inputs(4, 1, 64, seed=2)
+    with pytest.raises(ValueError, match="cos/sin must be"):
+        kernels.rotate_half_(qkv[:, :2], cos[:3], sin[:3])
+    with pytest.raises(ValueError, match="D even"):
+        kernels.rotate_half_(torch.zeros(4, 2, 63, dtype=torch.bfloat16), cos, sin)
+    with pytest.raises(ValueError, match="no Triton kernel"):
+        kernels.rotate_half_(qkv[:, :2], cos, sin, backend="triton")

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 from pathlib import Path
 
 import torch
+
+from .. import native
 
 SOURCE = Path(__file__).with_name("cpu_flash.c")
 FLAGS = ("-mavx512f", "-mavx512bf16", "-mavx512vl", "-mavx512dq", "-fopenmp")
@@ -21,25 +22,14 @@ _state: dict[str, object] = {}
 
 
 def _library() -> ctypes.CDLL | None:
-    if "lib" in _state:
-        return _state["lib"]  # type: ignore[return-value]
-    lib, reason = None, None
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        reason = f"the fused CPU attention kernel needs an x86-64 CPU (this is {platform.machine()})"
-    else:
-        from .. import native
-
-        lib = native.load(SOURCE, FLAGS)
-        if lib is None:
-            reason = native.build_error(SOURCE, FLAGS)
-        elif not lib.vl_cpu_supported():
-            lib, reason = None, "this CPU lacks AVX512F + AVX512-BF16"
-    if lib is not None:
-        i64 = ctypes.c_int64
-        lib.vl_attention_bf16.argtypes = [ctypes.c_void_p] * 4 + [i64] * 16 + [ctypes.c_float, ctypes.c_int]
-        lib.vl_attention_bf16.restype = ctypes.c_int
-    _state["lib"], _state["reason"] = lib, reason
-    return lib
+    if "lib" not in _state:
+        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F + AVX512-BF16")
+        if lib is not None:
+            i64 = ctypes.c_int64
+            lib.vl_attention_bf16.argtypes = [ctypes.c_void_p] * 4 + [i64] * 16 + [ctypes.c_float, ctypes.c_int]
+            lib.vl_attention_bf16.restype = ctypes.c_int
+        _state["lib"], _state["reason"] = lib, reason
+    return _state["lib"]  # type: ignore[return-value]
 
 
 def cpu_attention_available() -> bool:

@@ -56,3 +56,18 @@ def mrope_cos_sin(position_ids, inv_freq, mrope_section, interleaved=True, dtype
     picked = freqs.gather(0, axis.view(1, 1, 1, half).expand(1, *freqs.shape[1:])).squeeze(0)
     emb = torch.cat([picked, picked], dim=-1)
     return emb.cos().to(dtype), emb.sin().to(dtype)
+
+
+def rotate_half_fp32(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate-half rotary over the whole head dim of x [n, ..., D] in fp32 (returned in fp32; the caller
+    rounds once). cos/sin [n, >= D/2]: only their first D/2 columns are read (the vision tower's tables
+    repeat their first half), so each half of the result is two products: x1*c - x2*s | x2*c + x1*s."""
+    xf = x.float()
+    half = x.shape[-1] // 2
+    view = (x.shape[0],) + (1,) * (x.dim() - 2) + (half,)
+    c, s = cos[:, :half].reshape(view), sin[:, :half].reshape(view)
+    x1, x2 = xf[..., :half], xf[..., half:]
+    out = torch.empty_like(xf)
+    torch.mul(x1, c, out=out[..., :half]).addcmul_(x2, s, value=-1)
+    torch.mul(x2, c, out=out[..., half:]).addcmul_(x1, s)
+    return out
