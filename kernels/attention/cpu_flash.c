@@ -26,8 +26,12 @@
 #include <string.h>
 
 #define MAX_D 256
+#ifndef QB
 #define QB 48   /* query rows per task (multiple of ROWS) */
+#endif
+#ifndef KB
 #define KB 256  /* keys per softmax block (multiple of 64) */
+#endif
 #define ROWS 6  /* register tile rows */
 
 static inline __m512bh as_bh(__m512i x) { return (__m512bh)x; }
