@@ -9,6 +9,7 @@
 from .config import ConfigError, ModelConfig, TextConfig, VisionConfig, load_config
 from .generate import GenerationResult, MTPDrafter, generate
 from .loader import CheckpointError, load_model
+from .prompt_cache import PromptCache
 from .qwen35 import Cache, ModelOutput, Qwen35ForConditionalGeneration
 
 __all__ = [
@@ -19,6 +20,7 @@ __all__ = [
     "MTPDrafter",
     "ModelConfig",
     "ModelOutput",
+    "PromptCache",
     "Qwen35ForConditionalGeneration",
     "TextConfig",
     "VisionConfig",

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .prompt_cache import PromptCache
 from .qwen35 import Cache, Qwen35ForConditionalGeneration
 
 
@@ -160,6 +161,7 @@ def generate(
     prefill_chunk_size: int | None = 4096,
     pad_token_id: int | None = None,
     cuda_graph: bool | None = None,
+    prompt_cache: PromptCache | None = None,
     return_dict: bool = False,
     **unused,
 ) -> Tensor | GenerationResult:
@@ -176,6 +178,9 @@ def generate(
     cuda_graph: None (default) replays the decode step as a CUDA graph on CUDA with the Triton
     backend (model/cuda_decode.py); True forces that static-buffer step (captured on CUDA, run
     eagerly elsewhere, which is how CPU tests check it); False always uses the eager loop.
+    prompt_cache: a PromptCache (model/prompt_cache.py) shared by the calls of one conversation
+    (batch 1, no padding, not with speculative): screenshots seen before are not encoded again and
+    prefill restarts from the last message boundary shared with the previous prompt.
     Returns prompt + new tokens [B, L + n] (transformers' convention), or a
     GenerationResult with return_dict=True.
     """
@@ -234,23 +239,46 @@ def generate(
         if speculative == "mtp" and model.mtp is None:
             raise RuntimeError("speculative='mtp' needs a checkpoint with mtp.* tensors")
 
+    if prompt_cache is not None:
+        if B != 1 or attention_mask is not None:
+            raise ValueError("prompt_cache serves one conversation: one prompt (batch 1) without padding")
+        if speculative is not None:
+            raise ValueError("prompt_cache cannot be combined with speculative decoding (the MTP head needs "
+                             "the hidden state of every prompt position)")
+    if prefill_chunk_size is not None and prefill_chunk_size < 1:
+        raise ValueError(f"prefill_chunk_size must be >= 1; got {prefill_chunk_size}")
+
     t0 = time.perf_counter()
     margin = num_draft_tokens + 1 if speculative else 0
     cache = model.new_cache(B, L + max_new_tokens + margin)
-    x = model.embed(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
     positions = model.position_ids(input_ids, attention_mask, image_grid_thw, video_grid_thw)
-    if prefill_chunk_size is not None and prefill_chunk_size < 1:
-        raise ValueError(f"prefill_chunk_size must be >= 1; got {prefill_chunk_size}")
+    start, snapshot_at = 0, set()
+    if prompt_cache is None:
+        x = model.embed(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
+    else:
+        plan = prompt_cache.plan(model, input_ids, pixel_values, image_grid_thw, pixel_values_videos is not None)
+        prompt_cache.restore(plan, cache)
+        x = model.embed(input_ids[:, plan.start:], None, None, pixel_values_videos, video_grid_thw,
+                        image_embeds=plan.image_embeds)
+        prompt_cache.start_recording(plan, input_ids, cache)
+        start, snapshot_at = plan.start, set(plan.boundaries)
     piece_len = L if prefill_chunk_size is None else prefill_chunk_size
-    pieces = []
-    for s in range(0, L, piece_len):  # long prompts in pieces: activation memory bounded by the piece
-        e = min(L, s + piece_len)
+    # long prompts in pieces (activation memory bounded by the piece), also cut where the prompt cache
+    # keeps a snapshot
+    cuts = sorted(set(range(start + piece_len, L, piece_len)) | snapshot_at | {L})
+    pieces, s = [], start
+    for e in cuts:
         piece_mask = None if attention_mask is None else attention_mask[:, s:e]
-        h = model.decode_hidden(x[:, s:e], positions[:, :, s:e], cache, piece_mask)
+        h = model.decode_hidden(x[:, s - start : e - start], positions[:, :, s:e], cache, piece_mask)
         pieces.append(h if speculative is not None else h[:, -1:])
+        if e in snapshot_at:
+            prompt_cache.snapshot(cache)
+        s = e
     hidden = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
     del x, pieces
     stats: dict = {"prompt_tokens": L, "batch": B}
+    if prompt_cache is not None:
+        stats.update(prompt_cache.last_stats)
 
     if speculative:
         first = sampler(model.logits(hidden[:, -1]))

@@ -39,6 +39,7 @@ VIDEO_TOKEN = "<|video_pad|>"
 VISION_START = "<|vision_start|>"
 VISION_END = "<|vision_end|>"
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>")
+MESSAGE_START = "<|im_start|>"
 MAX_ASPECT_RATIO = 200
 
 ImageLike = Any  # PIL.Image, a path, or an HxWx3 / HxW uint8 array
@@ -336,6 +337,8 @@ class Processor:
         self.vision_end_token_id = vocab[VISION_END]
         # Qwen's end-of-turn tokens: a chat reply stops at either
         self.end_of_turn_ids = frozenset(vocab[t] for t in END_OF_TURN if t in vocab)
+        # where a chat message starts (prompt-cache snapshot points); empty for a template without it
+        self.message_start_ids = frozenset([vocab[MESSAGE_START]] if MESSAGE_START in vocab else [])
 
     @classmethod
     def from_pretrained(cls, path: str | os.PathLike, **kwargs: Any) -> "Processor":

@@ -429,26 +429,34 @@ class Qwen35ForConditionalGeneration(nn.Module):
     # -- multimodal embedding -----------------------------------------------------------
 
     def embed(self, input_ids: Tensor, pixel_values=None, image_grid_thw=None,
-              pixel_values_videos=None, video_grid_thw=None) -> Tensor:
-        """Token embeddings with image/video features scattered over their placeholder tokens."""
+              pixel_values_videos=None, video_grid_thw=None, image_embeds: Tensor | None = None) -> Tensor:
+        """Token embeddings with image/video features scattered over their placeholder tokens.
+
+        image_embeds: the vision tower's features for the images, already computed (in order,
+        one row per <image pad> token); used instead of running the tower on pixel_values."""
         x = F.embedding(input_ids, self.embed_tokens)
-        for name, pixels, grid, token_id in (
-            ("image", pixel_values, image_grid_thw, self.config.image_token_id),
-            ("video", pixel_values_videos, video_grid_thw, self.config.video_token_id),
+        for name, pixels, grid, token_id, given in (
+            ("image", pixel_values, image_grid_thw, self.config.image_token_id, image_embeds),
+            ("video", pixel_values_videos, video_grid_thw, self.config.video_token_id, None),
         ):
-            if pixels is None:
+            if given is not None:
+                feats = given.to(self.device, x.dtype)
+                source = f"given {name} features"
+            elif pixels is not None:
+                if grid is None:
+                    raise ValueError(f"{name} pixels were given without {name}_grid_thw")
+                if self.visual is None:
+                    raise RuntimeError(f"{name} inputs were given but this model has no vision tower loaded")
+                feats = self.visual(pixels.to(self.device, self.dtype), grid.to(self.device)).to(x.dtype)
+                source = f"{name}_grid_thw {grid.tolist()}"
+            else:
                 continue
-            if grid is None:
-                raise ValueError(f"{name} pixels were given without {name}_grid_thw")
-            if self.visual is None:
-                raise RuntimeError(f"{name} inputs were given but this model has no vision tower loaded")
-            feats = self.visual(pixels.to(self.device, self.dtype), grid.to(self.device)).to(x.dtype)
             slots = input_ids == token_id
             n_tokens = int(slots.sum())
             if n_tokens != feats.shape[0]:
                 raise ValueError(
                     f"{name} features and {name} tokens do not match: {feats.shape[0]} features from "
-                    f"{name}_grid_thw {grid.tolist()} but {n_tokens} <{name} pad> tokens in input_ids"
+                    f"{source} but {n_tokens} <{name} pad> tokens in input_ids"
                 )
             x = x.masked_scatter(slots[..., None], feats)
         return x

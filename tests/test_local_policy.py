@@ -67,6 +67,32 @@ def test_history_screenshots_are_included(policy):
     assert "Step 1 failed: bad call" in policy.last_prompt
 
 
+def test_consecutive_steps_reuse_the_previous_step(policy):
+    """The second step shows the first step's screenshot again: it is not encoded twice, and the
+    system message (tool description) is not prefilled twice."""
+    first_shot = _screenshot(3)
+    policy.prompt_cache.clear()
+    try:
+        policy.decide("Open the settings menu", Observation(image=first_shot, screen_size=SCREEN), [])
+    except ActionParseError:
+        pass
+    assert policy.prompt_cache.last_stats["reused_tokens"] == 0
+    history = [HistoryItem(step=1, raw_output="I click the menu.", image=first_shot)]
+    try:
+        decision = policy.decide("Open the settings menu", Observation(image=_screenshot(4), screen_size=SCREEN), history)
+        usage = decision.usage
+    except ActionParseError:
+        usage = None
+    stats = policy.prompt_cache.last_stats
+    assert stats["image_hits"] == 1 and stats["image_misses"] == 1
+    system_end = policy.last_prompt.index("<|im_start|>user")
+    assert stats["reused_tokens"] > 0
+    assert policy.processor.tokenizer.decode(policy.last_inputs["input_ids"][0, : stats["reused_tokens"]]) == \
+        policy.last_prompt[:system_end]
+    if usage is not None:
+        assert usage["cached_tokens"] == stats["reused_tokens"]
+
+
 def _decide_with_reply(policy, obs, history, reply: str):
     """decide() with the engine's reply fixed (the prompt path stays real)."""
     original = policy.generate_text

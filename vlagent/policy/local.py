@@ -33,6 +33,9 @@ class LocalPolicy:
     max_image_tokens: cap on the visual tokens of all screenshots of one step together.
     enable_thinking: passed to the chat template (False: no <think> block, shorter replies).
     `model` / `processor` may be given to share an already loaded engine.
+    prompt_cache: reuse the previous step's work (screenshots already encoded, the decoder state
+    after the shared beginning of the prompt: system prompt, task); results equal a fresh prefill
+    up to rounding (model/prompt_cache.py).
     """
 
     name = "local"
@@ -56,6 +59,7 @@ class LocalPolicy:
         seed: int | None = None,
         model: Any = None,
         processor: Any = None,
+        prompt_cache: bool = True,
     ) -> None:
         if fmt not in FORMATS:
             raise ValueError(f"unknown reply format {fmt!r}; expected one of {FORMATS}")
@@ -66,7 +70,7 @@ class LocalPolicy:
         try:
             import torch
 
-            from vlagent.model import load_model
+            from vlagent.model import PromptCache, load_model
             from vlagent.model.processor import Processor
         except ImportError as exc:  # pragma: no cover - depends on the install
             raise PolicyError("LocalPolicy needs torch and transformers: pip install 'vlagent[model]'") from exc
@@ -93,6 +97,8 @@ class LocalPolicy:
             self.gen_kwargs["temperature"] = temperature
         if seed is not None:
             self.gen_kwargs["seed"] = seed
+        # consecutive steps share the system prompt and history screenshots: encode / prefill them once
+        self.prompt_cache = PromptCache(self.processor.message_start_ids) if prompt_cache else None
         self.last_prompt: str | None = None  # the rendered prompt of the last step (for inspection)
         self.last_inputs: dict[str, Any] | None = None
 
@@ -111,6 +117,7 @@ class LocalPolicy:
             max_new_tokens=self.max_new_tokens,
             stop_token_ids=sorted(stops),
             tokenizer=self.processor.tokenizer,
+            prompt_cache=self.prompt_cache,
             return_dict=True,
             **self.gen_kwargs,
         )
@@ -153,6 +160,8 @@ class LocalPolicy:
             "completion_tokens": int(stats.get("completion_tokens", 0)),
             "image_tokens": int((ids == self.processor.image_token_id).sum()),
         }
+        if "reused_tokens" in stats:  # prompt tokens restored from the previous step, not prefilled
+            usage["cached_tokens"] = int(stats["reused_tokens"])
         timings = {"prepare_s": t1 - t0, "generate_s": t2 - t1, "parse_s": t3 - t2}
         for key in ("prefill_s", "decode_s"):
             if isinstance(stats.get(key), (int, float)):
