@@ -3,7 +3,8 @@ conv1d/cpu.py, gated_delta_rule/cpu.py, gated_delta_rule/decode.py).
 
 - `keep_freed_memory_in_heap`: glibc serves large blocks from the heap and keeps freed ones there
   (no page-fault storm on prompt-sized activations);
-- `matvec_mode`: single-row products skip oneDNN for PyTorch's own matrix-vector kernel.
+- `matvec_mode`: single-row products skip oneDNN for PyTorch's own matrix-vector kernel;
+- `preferred_dtype`: bf16 where the hardware computes in bf16 natively, fp32 elsewhere.
 """
 
 from __future__ import annotations
@@ -48,3 +49,28 @@ def matvec_mode(device: torch.device, active: bool = True):
         yield
     finally:
         torch.backends.mkldnn.enabled = True
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 in hardware (x86 AVX512-BF16 / AMX, Arm BF16; Linux flags)."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith(("flags", "Features")):
+                    flags = set(line.split(":", 1)[1].split())
+                    return bool(flags & {"avx512_bf16", "amx_bf16", "bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def preferred_dtype(device: str | torch.device) -> torch.dtype:
+    """The engine's default dtype for a device: bf16 on CUDA and on CPUs with native bf16 (there it
+    was faster than fp32 for both prefill and decode, benchmarks/README.md), fp32 elsewhere (bf16
+    emulated in software is slower than fp32)."""
+    kind = torch.device(device).type
+    if kind == "cuda":
+        return torch.bfloat16
+    if kind == "cpu" and cpu_has_native_bf16():
+        return torch.bfloat16
+    return torch.float32

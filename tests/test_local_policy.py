@@ -134,3 +134,14 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
         LocalPolicy(tmp_path)
     with pytest.raises(ValueError, match="reply format"):
         LocalPolicy(tmp_path, fmt="uitars")
+
+
+def test_default_dtype_follows_the_hardware(policy, monkeypatch):
+    from vlagent.model import cpu_ops
+
+    assert policy.model.dtype == cpu_ops.preferred_dtype("cpu")  # dtype=None
+    monkeypatch.setattr(cpu_ops, "cpu_has_native_bf16", lambda: True)
+    assert cpu_ops.preferred_dtype("cpu") == torch.bfloat16
+    monkeypatch.setattr(cpu_ops, "cpu_has_native_bf16", lambda: False)
+    assert cpu_ops.preferred_dtype("cpu") == torch.float32
+    assert cpu_ops.preferred_dtype("cuda") == torch.bfloat16

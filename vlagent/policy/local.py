@@ -28,7 +28,8 @@ class LocalPolicy:
 
     fmt: "qwen" (the model answers in 0-1000 relative coordinates, Qwen3.5's convention)
     or "qwen-pixels" (pixels of the resized screenshot the model saw).
-    dtype: None picks bfloat16 on CUDA and float32 elsewhere.
+    dtype: None picks bfloat16 on CUDA and on CPUs that compute in bf16 natively (AVX512-BF16, AMX,
+    Arm BF16), float32 elsewhere.
     max_pixels / min_pixels: each screenshot's pixel limits (multiples of 32 per side);
     max_image_tokens: cap on the visual tokens of all screenshots of one step together.
     enable_thinking: passed to the chat template (False: no <think> block, shorter replies).
@@ -79,7 +80,9 @@ class LocalPolicy:
         if model is None and not (self.model_path / "config.json").exists():
             raise PolicyError(f"no Qwen3.5 checkpoint at {self.model_path} (config.json missing)")
         if dtype is None:
-            dtype = torch.bfloat16 if str(device).startswith("cuda") else torch.float32
+            from vlagent.model.cpu_ops import preferred_dtype
+
+            dtype = preferred_dtype(device)
         elif isinstance(dtype, str):
             dtype = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16,
                      "float16": torch.float16, "fp32": torch.float32, "float32": torch.float32}[dtype]
