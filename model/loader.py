@@ -253,7 +253,9 @@ def _load_shard(file: Path, tensor_names: list[str], dests: dict[str, Dest]) -> 
             warnings.filterwarnings("ignore", message="The given buffer is not writable")
             for name in tensor_names:
                 dst, reshape = dests[name]
-                entry = header[name]
+                entry = header.get(name)
+                if entry is None:
+                    raise CheckpointError(f"the index puts {name} in {file.name}, but that file does not hold it")
                 shape = tuple(entry["shape"])
                 src_shape = shape
                 if reshape is not None and len(shape) == 3 and shape[1] == 1:

@@ -95,6 +95,18 @@ def test_missing_shard_file_is_named(tmp_path):
         load_model(folder, with_vision=False)
 
 
+def test_index_pointing_at_the_wrong_shard_is_named(tmp_path):
+    folder = make_tiny_checkpoint(tmp_path / "sharded", "dense", max_shard_size="60KB", with_tokenizer=False)
+    index_file = folder / "model.safetensors.index.json"
+    index = json.loads(index_file.read_text())
+    files = sorted(set(index["weight_map"].values()))
+    name = next(n for n, f in index["weight_map"].items() if f == files[0])
+    index["weight_map"][name] = files[1]  # the tensor lives in files[0]
+    index_file.write_text(json.dumps(index))
+    with pytest.raises(CheckpointError, match=re.escape(f"{name} in {files[1]}")):
+        load_model(folder, with_vision=False)
+
+
 def test_shards_are_memory_mapped_once_each_and_closed(tmp_path, monkeypatch):
     folder = make_tiny_checkpoint(tmp_path / "sharded", "dense", max_shard_size="60KB", with_tokenizer=False)
     shards = set(json.loads((folder / "model.safetensors.index.json").read_text())["weight_map"].values())
