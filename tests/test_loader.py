@@ -100,10 +100,11 @@ def test_index_pointing_at_the_wrong_shard_is_named(tmp_path):
     index_file = folder / "model.safetensors.index.json"
     index = json.loads(index_file.read_text())
     files = sorted(set(index["weight_map"].values()))
-    name = next(n for n, f in index["weight_map"].items() if f == files[0] and n.startswith("model.language_model."))
-    index["weight_map"][name] = files[1]  # the tensor lives in files[0]
+    name = next(n for n in index["weight_map"] if n.startswith("model.language_model."))
+    wrong = next(f for f in files if f != index["weight_map"][name])
+    index["weight_map"][name] = wrong
     index_file.write_text(json.dumps(index))
-    with pytest.raises(CheckpointError, match=re.escape(f"{name} in {files[1]}")):
+    with pytest.raises(CheckpointError, match=re.escape(f"{name} in {wrong}")):
         load_model(folder, with_vision=False)
 
 
