@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vlagent import kernels as K
+from vlagent.kernels.fused_linear import linear_gelu
 
 from .config import VisionConfig
 
@@ -115,7 +116,8 @@ class VisionMLP(nn.Module):
         self.linear_fc2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        return self.linear_fc2(F.gelu(self.linear_fc1(x), approximate=self.approximate))
+        hidden = linear_gelu(x, self.linear_fc1.weight, self.linear_fc1.bias, self.approximate)
+        return self.linear_fc2(hidden)
 
 
 class VisionBlock(nn.Module):
@@ -143,7 +145,7 @@ class PatchMerger(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.norm(x).view(-1, self.merged_size)
-        return self.linear_fc2(F.gelu(self.linear_fc1(x)))
+        return self.linear_fc2(linear_gelu(x, self.linear_fc1.weight, self.linear_fc1.bias))
 
 
 class VisionTower(nn.Module):
