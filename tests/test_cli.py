@@ -301,7 +301,6 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
 
 
 def test_video_qa_plugin_is_registered(capsys):
-    pytest.importorskip("vlagent.video.cli")
     code, out, _ = run_cli(capsys, "video-qa", "--help")
     assert code == EXIT_OK and "question" in out
     code, out, _ = run_cli(capsys, "--help")

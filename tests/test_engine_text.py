@@ -98,8 +98,6 @@ def test_left_padded_forward_equals_rows_alone(pair):
 def test_image_prompt_matches_transformers():
     """Early fusion wiring: vision features replace <|image_pad|> tokens, M-RoPE positions from
     get_rope_index, decode positions continue after the image (rope deltas), left padding."""
-    pytest.importorskip("vlagent.model.vision")
-    pytest.importorskip("vlagent.model.positions")
     import transformers
 
     folder = tiny_checkpoint("dense")

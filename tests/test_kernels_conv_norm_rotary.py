@@ -9,7 +9,7 @@ from vlagent import kernels
 from vlagent.kernels.conv1d.cpu import causal_conv1d_cpu
 from vlagent.kernels.conv1d.reference import causal_conv1d_torch
 
-hf = pytest.importorskip("transformers.models.qwen3_5.modeling_qwen3_5")
+import transformers.models.qwen3_5.modeling_qwen3_5 as hf  # noqa: E402
 from transformers import Qwen3_5TextConfig  # noqa: E402
 
 

@@ -12,7 +12,7 @@ from vlagent.kernels.gated_delta_rule.naive import naive_recurrent_gated_delta_r
 from vlagent.kernels.gated_delta_rule.decode import gated_delta_decode_step_inplace
 from vlagent.kernels.gated_delta_rule.reference import chunk_gated_delta_rule_torch, gated_delta_decode_step_torch
 
-hf = pytest.importorskip("transformers.models.qwen3_5.modeling_qwen3_5")
+import transformers.models.qwen3_5.modeling_qwen3_5 as hf  # noqa: E402
 
 
 def _expand(x, groups):

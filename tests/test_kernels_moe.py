@@ -7,7 +7,7 @@ import torch
 from kernel_testing import assert_close, needs_interpreter
 from vlagent import kernels
 
-hf_moe = pytest.importorskip("transformers.models.qwen3_5_moe.modeling_qwen3_5_moe")
+import transformers.models.qwen3_5_moe.modeling_qwen3_5_moe as hf_moe  # noqa: E402
 from transformers import Qwen3_5MoeTextConfig  # noqa: E402
 
 

@@ -195,7 +195,6 @@ def test_mtp_is_kept_or_skipped():
 
 
 def test_vision_tower_weights_load_from_checkpoint():
-    pytest.importorskip("vlagent.model.vision")
     from safetensors import safe_open
 
     folder = tiny_checkpoint("dense")

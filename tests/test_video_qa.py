@@ -245,20 +245,16 @@ def test_register_adds_the_subcommand():
 # ---------------------------------------------------------------------------- local engine
 
 
-def _processor_or_skip():
-    try:
-        from vlagent.model.processor import Processor  # noqa: F401
-    except ImportError as exc:
-        pytest.skip(f"vlagent.model.processor is not available yet: {exc}")
-    try:
-        from tiny_checkpoints import tiny_checkpoint
-    except ImportError as exc:
-        pytest.skip(f"tests/tiny_checkpoints.py is not available: {exc}")
+def _tiny_processor():
+    from tiny_checkpoints import tiny_checkpoint
+
+    from vlagent.model.processor import Processor
+
     return Processor.from_pretrained(tiny_checkpoint("dense")), tiny_checkpoint("dense")
 
 
 def test_local_prompt_puts_each_temporal_patch_after_its_timestamp(video):
-    processor, path = _processor_or_skip()
+    processor, path = _tiny_processor()
     sample = sample_frames(video.path, num_frames=7, **SMALL)
     backend = LocalVideoBackend(path, processor=processor)
     inputs = backend.prompt_inputs(sample, "What happens?")
@@ -278,8 +274,7 @@ def test_local_prompt_puts_each_temporal_patch_after_its_timestamp(video):
 
 
 def test_local_backend_answers_with_the_tiny_engine(video):
-    processor, path = _processor_or_skip()
-    pytest.importorskip("vlagent.model.chat")
+    processor, path = _tiny_processor()
     backend = LocalVideoBackend(path, processor=processor, max_new_tokens=3)
     result = ask(video.path, "What happens?", backend=backend, num_frames=4, max_pixels=64 * 64)
     assert isinstance(result.answer, str)
@@ -292,8 +287,7 @@ def test_local_backend_answers_with_the_tiny_engine(video):
 
 
 def test_cli_with_the_local_engine(video, capsys):
-    _, path = _processor_or_skip()
-    pytest.importorskip("vlagent.model.chat")
+    _, path = _tiny_processor()
     rc = cli_main([
         "video-qa", video.path, "What happens?", "--model", str(path), "--num-frames", "2",
         "--max-pixels", str(64 * 64), "--max-new-tokens", "2", "--json",

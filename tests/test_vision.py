@@ -11,7 +11,7 @@ from vlagent.model.config import ModelConfig, TextConfig, VisionConfig
 from vlagent.model.positions import get_rope_index
 from vlagent.model.vision import VisionTower
 
-transformers = pytest.importorskip("transformers")
+import transformers  # noqa: E402
 from transformers import Qwen3_5VisionConfig  # noqa: E402
 from transformers.models.qwen3_5.modeling_qwen3_5 import Qwen3_5Model, Qwen3_5VisionModel  # noqa: E402
 
