@@ -11,7 +11,8 @@ What it does, in the order the model needs it:
   to an even frame count with its last frame, normalized and cut the same way;
 - text: every `<|image_pad|>` becomes one pad per merged visual token, and every
   `<|video_pad|>` becomes, per temporal patch, "<t seconds><|vision_start|>pads
-  <|vision_end|>" (t = mean time of the patch's two frames, one decimal).
+  <|vision_end|>" (t = mean time of the patch's two frames, one decimal), replacing
+  the template's own <|vision_start|><|video_pad|><|vision_end|> wrapper.
 
 The numbers follow transformers' Qwen3-VL processors exactly (tests compare them):
 images as its PIL backend (`Qwen2VLImageProcessorPil`, the one AutoProcessor picks
@@ -474,6 +475,9 @@ class Processor:
 
     def _expand(self, text: str, image_counts: Iterable[int], video_parts: Iterable[str]) -> str:
         images, videos = iter(image_counts), iter(video_parts)
+        # Each temporal patch of a video brings its own <|vision_start|>..<|vision_end|>, so the chat
+        # template's wrapper around the whole video is dropped (as transformers >= 5.25 does).
+        text = text.replace(VISION_START + VIDEO_TOKEN + VISION_END, VIDEO_TOKEN)
         out = []
         for i, piece in enumerate(text.split(IMAGE_TOKEN)):
             if i:

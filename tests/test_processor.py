@@ -32,7 +32,7 @@ from vlagent.model.processor import (
     smart_resize,
 )
 
-pytest.importorskip("transformers")
+import transformers  # noqa: E402,F401  (the reference: a missing or broken install fails, never skips)
 HAVE_TORCHVISION = importlib.util.find_spec("torchvision") is not None
 
 
