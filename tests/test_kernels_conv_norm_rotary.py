@@ -61,6 +61,30 @@ def test_cpu_causal_conv1d_matches_reference(dtype, T, with_state, with_bias, ac
         assert torch.equal(y_api, causal_conv1d_cpu(x, w, bias, activation, h0)[0]) and torch.equal(s_api, s_ref)
 
 
+@pytest.mark.parametrize("T", [1, 3, 70])
+def test_native_bf16_conv_on_strided_input_matches_reference(T, monkeypatch):
+    """bf16 on AVX512-BF16 CPUs takes cpu_conv.c: x as a column slice of a wider projection output
+    (the DeltaNet layer's layout), history from a previous chunk, D not a multiple of 16."""
+    from vlagent.kernels.conv1d import cpu as conv_cpu
+
+    B, D, W = 2, 50, 4
+    wide = _randn(B, T, D + 30, dtype=torch.bfloat16, seed=T)
+    x = wide[:, :, 7 : 7 + D]  # strided: row stride D + 30
+    w, bias = _randn(D, W, dtype=torch.bfloat16, seed=1), _randn(D, dtype=torch.bfloat16, seed=2)
+    h0 = _randn(B, D, W - 1, dtype=torch.bfloat16, seed=3)
+    calls = []
+    real = conv_cpu._native_conv
+    monkeypatch.setattr(conv_cpu, "_native_conv", lambda *a: calls.append(1) or real(*a))
+    y, s = causal_conv1d_cpu(x, w, bias, "silu", h0)
+    y_ref, s_ref = causal_conv1d_torch(x.contiguous(), w, bias, "silu", h0)
+    assert calls, "bf16 CPU inputs should try the native kernel"
+    assert torch.equal(s, s_ref)
+    assert_close(y, y_ref, torch.bfloat16)
+    if conv_cpu.native_conv_available():
+        # fp32 accumulation, one rounding: at most one bf16 ulp from the reference
+        assert ((y.float() - y_ref.float()).abs() <= y_ref.float().abs() * 2**-7 + 1e-6).all()
+
+
 def test_causal_conv1d_update_steps_equal_prefill():
     B, T, D, W = 2, 6, 16, 4
     x, w, bias = _randn(B, T, D), _randn(D, W, seed=1), _randn(D, seed=2)

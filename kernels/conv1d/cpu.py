@@ -1,16 +1,58 @@
 """The CPU path of causal_conv1d: the same arithmetic as reference.causal_conv1d_torch, laid out for a CPU.
 
 The depthwise W-tap conv is W multiply-adds over row blocks of [B, T, D], accumulated in fp32 and
-rounded once to x's dtype. oneDNN's fp32 depthwise Conv1d (the reference's F.conv1d) took ~80 ms per
+rounded once to x's dtype. bf16 inputs on AVX512-BF16 CPUs take the same arithmetic in one C pass
+(cpu_conv.c, built on first use; ~13x fewer memory passes), everything else the PyTorch blocks. oneDNN's fp32 depthwise Conv1d (the reference's F.conv1d) took ~80 ms per
 layer for a 932-token prompt on one core; row blocks small enough to stay in the core's cache avoid
 streaming several fp32 [T, D] passes through memory.
 """
 from __future__ import annotations
 
+import ctypes
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
+from .. import native
+
 ROWS_PER_BLOCK = 64
+SOURCE = Path(__file__).with_name("cpu_conv.c")
+FLAGS = ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp")
+MAX_WIDTH = 16
+_state: dict[str, object] = {}
+
+
+def _library() -> ctypes.CDLL | None:
+    if "lib" not in _state:
+        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F/BW/VL + AVX512-BF16")
+        if lib is not None:
+            i64, ptr = ctypes.c_int64, ctypes.c_void_p
+            lib.vl_causal_conv1d_bf16.argtypes = [ptr] * 5 + [i64] * 6 + [ctypes.c_int, ctypes.c_int]
+            lib.vl_causal_conv1d_bf16.restype = ctypes.c_int
+        _state["lib"], _state["reason"] = lib, reason
+    return _state["lib"]  # type: ignore[return-value]
+
+
+def native_conv_available() -> bool:
+    """Whether bf16 inputs take the C kernel (cpu_conv.c): one pass, fp32 accumulation."""
+    return _library() is not None
+
+
+def _native_conv(x, history, weight, bias, silu: bool):
+    """bf16 x [B,T,D] (D contiguous) + history [B,W-1,D] -> y [B,T,D] through cpu_conv.c, or None."""
+    B, T, D = x.shape
+    W = weight.shape[1]
+    if x.stride(-1) != 1 or W > MAX_WIDTH or T == 0 or x.requires_grad or _library() is None:
+        return None
+    history = history.to(torch.bfloat16).contiguous()
+    w = weight.float().t().contiguous()  # [W, D]
+    b = None if bias is None else bias.float().contiguous()
+    y = torch.empty(B, T, D, dtype=torch.bfloat16)
+    rc = _library().vl_causal_conv1d_bf16(x.data_ptr(), history.data_ptr(), w.data_ptr(),
+                                          None if b is None else b.data_ptr(), y.data_ptr(), B, T, D, W,
+                                          x.stride(0), x.stride(1), int(silu), torch.get_num_threads())
+    return y if rc == 0 else None
 
 
 def causal_conv1d_cpu(x, weight, bias=None, activation="silu", initial_state=None,
@@ -25,9 +67,14 @@ def causal_conv1d_cpu(x, weight, bias=None, activation="silu", initial_state=Non
         history = initial_state.transpose(1, 2).to(x.dtype)  # [B, W-1, D]
     if T == 0:
         return x.new_empty(B, 0, D), history.transpose(1, 2).contiguous()
+    silu = activation in ("silu", "swish")
+    final_state = (x if T >= W - 1 else torch.cat([history, x], dim=1))[:, -(W - 1) :].transpose(1, 2).contiguous()
+    if x.dtype == torch.bfloat16 and x.device.type == "cpu":
+        y = _native_conv(x, history, weight, bias, silu)
+        if y is not None:
+            return y, final_state
     w = weight.float().t()  # [W, D]
     b = None if bias is None else bias.float()
-    silu = activation in ("silu", "swish")
     padded = torch.cat([history, x[:, : W - 1]], dim=1)  # history ++ the first W-1 tokens
     out = torch.empty_like(x)
     for s in range(0, T, rows_per_block):
@@ -43,5 +90,4 @@ def causal_conv1d_cpu(x, weight, bias=None, activation="silu", initial_state=Non
         if b is not None:
             y.add_(b)
         out[:, s:e] = F.silu(y, inplace=True) if silu else y
-    final_state = (x if T >= W - 1 else padded)[:, -(W - 1) :].transpose(1, 2).contiguous()
     return out, final_state
