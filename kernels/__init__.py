@@ -14,6 +14,7 @@ if __name__ == "kernels":
     load_hub_kernels()
 else:
     from .backend import resolve_backend, triton_available
+    from .denormals import flush_denormals
     from .dispatch import (
         apply_rotary,
         attention,
@@ -35,6 +36,7 @@ __all__ = [
     "causal_conv1d",
     "causal_conv1d_update",
     "chunk_gated_delta_rule",
+    "flush_denormals",
     "fused_moe",
     "fused_recurrent_gated_delta_rule",
     "gated_delta_decode_step",

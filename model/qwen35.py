@@ -487,7 +487,8 @@ class Qwen35ForConditionalGeneration(nn.Module):
         cos, sin = self.rotary(position_ids)
         attn_mask = self.attention_mask(cache, T)
         tm = None if token_mask is None or bool(valid.all()) else valid
-        with cpu_ops.matvec_mode(x.device, B * T == 1):
+        # FTZ/DAZ: strongly decaying DeltaNet heads make subnormals, ~30x slower on Intel (kernels/denormals.py)
+        with cpu_ops.matvec_mode(x.device, B * T == 1), K.flush_denormals(x.device):
             for layer in self.layers:
                 x = layer(x, cos, sin, cache, attn_mask, tm)
         cache.length += T

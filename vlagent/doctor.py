@@ -104,6 +104,7 @@ def check_torch() -> list[Check]:
     else:
         checks.append(Check("accelerators", "triton", WARN, "installed, but no GPU: kernels fall back to PyTorch"))
     checks.append(_check_cpu_attention())
+    checks.append(_check_subnormal_flush())
     return checks
 
 
@@ -119,6 +120,17 @@ def _check_cpu_attention() -> Check:
     return Check("accelerators", "cpu attention", WARN,
                  f"fused bf16 kernel unavailable ({attn_cpu.cpu_attention_unavailable_reason()}); "
                  "the vision tower uses PyTorch's SDPA on CPU")
+
+
+def _check_subnormal_flush() -> Check:
+    """FTZ/DAZ on every intra-op thread while the decoder runs (kernels/denormals.py)."""
+    from vlagent.kernels import denormals
+
+    reason = denormals.unavailable_reason()
+    if reason is None:
+        return Check("accelerators", "subnormal flush", OK, "FTZ/DAZ on all CPU threads during decoding")
+    return Check("accelerators", "subnormal flush", WARN,
+                 f"helper unavailable ({reason}); strongly decaying DeltaNet heads can slow CPU prefill many times")
 
 
 def check_display() -> list[Check]:
