@@ -25,6 +25,7 @@ else:
         fused_recurrent_gated_delta_rule,
         gated_delta_decode_step,
         gated_rms_norm,
+        linear,
         rms_norm,
         rotate_half_,
     )
@@ -41,6 +42,7 @@ __all__ = [
     "fused_recurrent_gated_delta_rule",
     "gated_delta_decode_step",
     "gated_rms_norm",
+    "linear",
     "mrope_cos_sin",
     "resolve_backend",
     "rms_norm",

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from .attention import cpu as attention_cpu_path
 from .attention.reference import attention_torch
@@ -24,6 +25,7 @@ from .gated_delta_rule.naive import naive_recurrent_gated_delta_rule
 from .gated_delta_rule.decode import gated_delta_decode_step_inplace
 from .gated_delta_rule.reference import chunk_gated_delta_rule_torch
 from .gated_delta_rule.utils import check_inputs
+from .linear import cpu as linear_cpu_path
 from .moe.reference import fused_moe_torch
 from .norm.reference import gated_rms_norm_torch, rms_norm_torch
 from .rotary import cpu as rotary_cpu_path
@@ -306,3 +308,15 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None, out: 
         return result
     out.copy_(result)
     return out
+
+
+# ---------------------------------------------------------------- linear
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """F.linear(x, weight, bias); a few bf16 rows on an AVX512-BF16 CPU (decoding) take
+    linear/cpu_gemv.c, which reads the weights at close to memory bandwidth."""
+    if x.device.type == "cpu" and x.dtype == torch.bfloat16 and x.numel() <= linear_cpu_path.MAX_ROWS * x.shape[-1]:
+        y = linear_cpu_path.linear_few_rows(x, weight, bias)
+        if y is not None:
+            return y
+    return F.linear(x, weight, bias)

@@ -3,7 +3,8 @@ conv1d/cpu.py, gated_delta_rule/cpu.py, gated_delta_rule/decode.py).
 
 - `keep_freed_memory_in_heap`: glibc serves large blocks from the heap and keeps freed ones there
   (no page-fault storm on prompt-sized activations);
-- `matvec_mode`: single-row products skip oneDNN for PyTorch's own matrix-vector kernel;
+- `matvec_mode`: without the C few-row kernel, single-row products skip oneDNN for PyTorch's own
+  matrix-vector kernel;
 - `preferred_dtype`: bf16 where the hardware computes in bf16 natively, fp32 elsewhere.
 """
 
@@ -12,6 +13,8 @@ from __future__ import annotations
 from contextlib import contextmanager
 
 import torch
+
+from vlagent.kernels.linear import cpu as linear_cpu
 
 
 def keep_freed_memory_in_heap() -> bool:
@@ -37,11 +40,12 @@ def keep_freed_memory_in_heap() -> bool:
 
 @contextmanager
 def matvec_mode(device: torch.device, active: bool = True):
-    """Run single-row products (one decode token, the last prompt position's logits) through
-    PyTorch's own bf16 matrix-vector kernel instead of oneDNN's: ~1.6x the memory bandwidth on
-    this CPU for [1, K] x [K, N] (27 vs 17 GB/s, 2 threads); oneDNN stays faster from 2 rows
-    up. The oneDNN switch is process-wide, so it is restored on exit."""
-    if not active or device.type != "cpu" or not torch.backends.mkldnn.enabled:
+    """Without the C few-row kernel (kernels/linear/cpu_gemv.c, which K.linear uses where it
+    builds), run single-row products through PyTorch's own bf16 matrix-vector kernel instead of
+    oneDNN's: ~1.6x the memory bandwidth on the 2-core AMD EPYC for [1, K] x [K, N] (27 vs 17 GB/s);
+    oneDNN stays faster from 2 rows up. The oneDNN switch is process-wide, so it is restored on exit."""
+    if (not active or device.type != "cpu" or not torch.backends.mkldnn.enabled
+            or linear_cpu.gemv_available()):
         yield
         return
     torch.backends.mkldnn.enabled = False
