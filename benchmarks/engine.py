@@ -181,9 +181,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smoke", action="store_true", help="tiny shape that runs in seconds")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--dtype", default=None, help="both sides' dtype (default bf16)")
-    ap.add_argument("--engine-dtype", default=None)
-    ap.add_argument("--hf-dtype", default=None)
+    dtypes = {"bf16": "bfloat16", "bfloat16": "bfloat16", "fp32": "float32", "float32": "float32",
+              "fp16": "float16", "float16": "float16"}
+    dtype_arg = dict(default=None, type=lambda s: dtypes.get(s.lower(), s), choices=sorted(set(dtypes.values())))
+    ap.add_argument("--dtype", help="both sides' dtype: bf16 (default), fp32 or fp16", **dtype_arg)
+    ap.add_argument("--engine-dtype", **dtype_arg)
+    ap.add_argument("--hf-dtype", **dtype_arg)
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=1, help="measured steps per side; the best prefill and decode are kept")
     ap.add_argument("--cache-dir", default=os.environ.get("VLAGENT_BENCH_CACHE", "/tmp/vlagent_bench"))
