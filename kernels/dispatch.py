@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from .attention import cpu as attention_cpu_path
 from .attention.reference import attention_torch
 from .backend import resolve_backend
-from .conv1d.cpu import causal_conv1d_cpu
+from .conv1d.cpu import causal_conv1d_cpu, causal_conv1d_update_cpu
 from .conv1d.reference import ACTIVATIONS, causal_conv1d_torch, causal_conv1d_update_torch
 from .gated_delta_rule.cpu import chunk_gated_delta_rule_cpu
 from .gated_delta_rule.naive import naive_recurrent_gated_delta_rule
@@ -164,6 +164,8 @@ def causal_conv1d_update(
     if resolve_backend(backend, x) == "triton":
         from .conv1d.triton import causal_conv1d_update_triton
         return causal_conv1d_update_triton(x, conv_state, weight, bias, activation)
+    if x.device.type == "cpu":
+        return causal_conv1d_update_cpu(x, conv_state, weight, bias, activation)
     return causal_conv1d_update_torch(x, conv_state, weight, bias, activation)
 
 

@@ -7,7 +7,7 @@ import torch
 from kernel_testing import assert_close, needs_interpreter
 from vlagent import kernels
 from vlagent.kernels.conv1d.cpu import causal_conv1d_cpu
-from vlagent.kernels.conv1d.reference import causal_conv1d_torch
+from vlagent.kernels.conv1d.reference import causal_conv1d_torch, causal_conv1d_update_torch
 
 import transformers.models.qwen3_5.modeling_qwen3_5 as hf  # noqa: E402
 from transformers import Qwen3_5TextConfig  # noqa: E402
@@ -83,6 +83,30 @@ def test_native_bf16_conv_on_strided_input_matches_reference(T, monkeypatch):
     if conv_cpu.native_conv_available():
         # fp32 accumulation, one rounding: at most one bf16 ulp from the reference
         assert ((y.float() - y_ref.float()).abs() <= y_ref.float().abs() * 2**-7 + 1e-6).all()
+
+
+@pytest.mark.parametrize("with_bias,activation", [(False, "silu"), (True, None)])
+def test_native_bf16_conv_update_matches_reference(with_bias, activation, monkeypatch):
+    """bf16 decode steps on AVX512-BF16 CPUs take cpu_conv.c: x a strided slice of the projection row,
+    the state shifted in place exactly like the reference, outputs within one bf16 rounding."""
+    from vlagent.kernels.conv1d import cpu as conv_cpu
+
+    B, D, W = 3, 37, 4
+    w = _randn(D, W, dtype=torch.bfloat16, seed=1)
+    bias = _randn(D, dtype=torch.bfloat16, seed=2) if with_bias else None
+    state = _randn(B, D, W - 1, dtype=torch.bfloat16, seed=3)
+    state_ref = state.clone()
+    calls = []
+    monkeypatch.setattr(conv_cpu, "causal_conv1d_update_torch",
+                        lambda *a: calls.append(1) or causal_conv1d_update_torch(*a))
+    for t in range(5):
+        x = _randn(B, D + 9, dtype=torch.bfloat16, seed=10 + t)[:, 4 : 4 + D]
+        y = kernels.causal_conv1d_update(x, state, w, bias, activation)
+        y_ref = causal_conv1d_update_torch(x, state_ref, w, bias, activation)
+        assert torch.equal(state, state_ref)
+        assert ((y.float() - y_ref.float()).abs() <= y_ref.float().abs() * 2**-7 + 1e-6).all()
+    if conv_cpu.native_conv_available():
+        assert not calls, "bf16 decode steps should not fall back to the reference"
 
 
 def test_causal_conv1d_update_steps_equal_prefill():

@@ -201,6 +201,36 @@ def test_inplace_decode_step_matches_einsum_reference(dtype, H, HV, K, V, l2norm
         assert torch.equal(o_api, o_fast) and torch.equal(s_api, s_fast)
 
 
+def test_native_bf16_decode_step_on_the_model_layout(monkeypatch):
+    """bf16 on AVX512 CPUs takes cpu_decode.c: q/k/v/a/b as slices of one projection row (the layer's
+    layout), grouped value heads, strong and weak decays, several steps with the state in place."""
+    from vlagent.kernels.gated_delta_rule import decode
+
+    B, H, HV, K, V = 3, 2, 4, 32, 48
+    taken = []
+    real = decode._native_step
+    monkeypatch.setattr(decode, "_native_step", lambda *a: taken.append(1) or real(*a))
+    gen = torch.Generator().manual_seed(11)
+    state = torch.randn(B, HV, K, V, generator=gen) * 0.1
+    s_ref = state.clone()
+    A_log = torch.tensor([-2.0, 0.0, 2.0, 3.5]).bfloat16()  # decays from ~0.9 to ~e^-60 per token
+    dt_bias = torch.randn(HV, generator=gen).bfloat16()
+    for step in range(3):
+        row = torch.randn(B, 2 * H * K + HV * V + 2 * HV + 5, generator=gen).bfloat16()
+        q = row[:, : H * K].view(B, H, K)
+        k = row[:, H * K : 2 * H * K].view(B, H, K)
+        v = row[:, 2 * H * K : 2 * H * K + HV * V].view(B, HV, V)
+        b = row[:, 2 * H * K + HV * V :][:, :HV]
+        a = row[:, 2 * H * K + HV * V + HV :][:, :HV]
+        o_ref = gated_delta_decode_step_torch(q, k, v, a, b, A_log, dt_bias, s_ref)
+        o = kernels.gated_delta_decode_step(q, k, v, a, b, A_log, dt_bias, state)
+        torch.testing.assert_close(state, s_ref, atol=1e-5, rtol=1e-5)
+        # fp32 sums in another order: at most one bf16 rounding step apart
+        assert ((o.float() - o_ref.float()).abs() <= o_ref.float().abs() * 2**-7 + 1e-6).all()
+    if decode.native_decode_available():
+        assert len(taken) == 3
+
+
 def test_inplace_decode_step_updates_a_non_contiguous_state():
     args = _decode_inputs(2, 2, 2, 16, 16, torch.float32, seed=0)
     storage = torch.randn(2, 2, 16, 32, generator=torch.Generator().manual_seed(1)) * 0.1

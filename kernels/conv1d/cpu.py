@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from .. import native
+from .reference import causal_conv1d_update_torch
 
 ROWS_PER_BLOCK = 64
 SOURCE = Path(__file__).with_name("cpu_conv.c")
@@ -30,6 +31,8 @@ def _library() -> ctypes.CDLL | None:
             i64, ptr = ctypes.c_int64, ctypes.c_void_p
             lib.vl_causal_conv1d_bf16.argtypes = [ptr] * 5 + [i64] * 6 + [ctypes.c_int, ctypes.c_int]
             lib.vl_causal_conv1d_bf16.restype = ctypes.c_int
+            lib.vl_causal_conv1d_update_bf16.argtypes = [ptr, i64, ptr, ptr, ptr, ptr, i64, i64, i64, ctypes.c_int, ctypes.c_int]
+            lib.vl_causal_conv1d_update_bf16.restype = ctypes.c_int
         _state["lib"], _state["reason"] = lib, reason
     return _state["lib"]  # type: ignore[return-value]
 
@@ -91,3 +94,22 @@ def causal_conv1d_cpu(x, weight, bias=None, activation="silu", initial_state=Non
             y.add_(b)
         out[:, s:e] = F.silu(y, inplace=True) if silu else y
     return out, final_state
+
+
+def causal_conv1d_update_cpu(x, conv_state, weight, bias=None, activation="silu"):
+    """One token, as reference.causal_conv1d_update_torch: x [B,D] -> y [B,D]; conv_state [B,D,W-1]
+    shifted in place. bf16 on AVX512-BF16 CPUs takes cpu_conv.c (one pass, no temporaries)."""
+    B, D = x.shape
+    W = weight.shape[1]
+    if (x.dtype == conv_state.dtype == weight.dtype == torch.bfloat16 and x.device.type == "cpu"
+            and x.stride(-1) == 1 and conv_state.is_contiguous() and weight.is_contiguous() and W <= MAX_WIDTH
+            and (bias is None or (bias.dtype == torch.bfloat16 and bias.is_contiguous()))
+            and not conv_state.requires_grad and _library() is not None):
+        y = torch.empty(B, D, dtype=torch.bfloat16)
+        rc = _library().vl_causal_conv1d_update_bf16(
+            x.data_ptr(), x.stride(0), conv_state.data_ptr(), weight.data_ptr(),
+            None if bias is None else bias.data_ptr(), y.data_ptr(), B, D, W,
+            int(activation in ("silu", "swish")), torch.get_num_threads())
+        if rc == 0:
+            return y
+    return causal_conv1d_update_torch(x, conv_state, weight, bias, activation)

@@ -6,7 +6,19 @@
  * arithmetic makes ~8 tensor passes per block of rows. Needs AVX512F/BW/VL + AVX512-BF16.
  */
 #include <immintrin.h>
+#include <math.h>
 #include <stdint.h>
+
+static inline float bf16_f32(uint16_t h) {
+    union { uint32_t u; float f; } v = {(uint32_t)h << 16};
+    return v.f;
+}
+
+static inline uint16_t f32_bf16(float f) { /* round to nearest even; NaN stays NaN */
+    union { float f; uint32_t u; } v = {f};
+    if ((v.u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((v.u >> 16) | 0x40u);
+    return (uint16_t)((v.u + 0x7fffu + ((v.u >> 16) & 1u)) >> 16);
+}
 
 static inline __m512 load_bf16(const uint16_t *p, __mmask16 m) {
     __m256i raw = _mm256_maskz_loadu_epi16(m, p);
@@ -57,6 +69,31 @@ int vl_causal_conv1d_bf16(const uint16_t *x, const uint16_t *history, const floa
             }
             _mm256_mask_storeu_epi16(out + d, m, (__m256i)_mm512_cvtneps_pbh(acc));
         }
+    }
+    return 0;
+}
+
+/* One decode token: x bf16 [B, D] (batch stride sx); state bf16 [B, D, W-1] contiguous, oldest first,
+ * shifted in place; w bf16 [D, W]; bias bf16 [D] or NULL; y bf16 [B, D] contiguous.
+ * y = act(bias + sum_j w[d, j] * window[j]) over window = state ++ x, fp32, one rounding. */
+int vl_causal_conv1d_update_bf16(const uint16_t *x, int64_t sx, uint16_t *state, const uint16_t *w,
+                                 const uint16_t *bias, uint16_t *y, int64_t B, int64_t D, int64_t W, int silu,
+                                 int nthreads) {
+    if (B <= 0 || D <= 0 || W < 2 || W > 16 || nthreads <= 0) return 1;
+    #pragma omp parallel for schedule(static) num_threads(nthreads)
+    for (int64_t bd = 0; bd < B * D; bd++) {
+        const int64_t b = bd / D, d = bd % D;
+        uint16_t *st = state + bd * (W - 1);
+        const uint16_t *wd = w + d * W;
+        const uint16_t xin = x[b * sx + d];
+        float acc = 0.0f;
+        for (int64_t j = 0; j < W - 1; j++) acc += bf16_f32(wd[j]) * bf16_f32(st[j]);
+        acc += bf16_f32(wd[W - 1]) * bf16_f32(xin);
+        if (bias) acc += bf16_f32(bias[d]);
+        if (silu) acc = acc / (1.0f + expf(-acc));
+        for (int64_t j = 0; j + 1 < W - 1; j++) st[j] = st[j + 1];
+        st[W - 2] = xin;
+        y[bd] = f32_bf16(acc);
     }
     return 0;
 }

@@ -4,13 +4,58 @@ done in place on the state with batched matrix-vector products.
 The reference builds the decayed state, an outer-product update and the new state as separate
 [B,HV,K,V] temporaries (einsum); here the state is decayed and updated in place (mul_, baddbmm_),
 so the only state-sized traffic is the state itself. Several times faster on CPU at model shapes.
+bf16 inputs on AVX512 CPUs take cpu_decode.c: the same arithmetic in two passes over the state, gates
+included, one call per layer.
 """
 from __future__ import annotations
+
+import ctypes
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
+from .. import native
 from .utils import l2norm
+
+SOURCE = Path(__file__).with_name("cpu_decode.c")
+FLAGS = ("-mavx512f", "-mavx512bw", "-fopenmp")
+MAX_DIM = 512
+_state: dict[str, object] = {}
+
+
+def _library() -> ctypes.CDLL | None:
+    if "lib" not in _state:
+        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F/BW")
+        if lib is not None:
+            i64, ptr = ctypes.c_int64, ctypes.c_void_p
+            lib.vl_gated_delta_decode_bf16.argtypes = [ptr] * 9 + [i64] * 10 + [ctypes.c_float, ctypes.c_int, ctypes.c_int]
+            lib.vl_gated_delta_decode_bf16.restype = ctypes.c_int
+        _state["lib"], _state["reason"] = lib, reason
+    return _state["lib"]  # type: ignore[return-value]
+
+
+def native_decode_available() -> bool:
+    """Whether bf16 decode steps take cpu_decode.c on this machine."""
+    return _library() is not None
+
+
+def _native_step(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm):
+    """cpu_decode.c for bf16 CPU inputs in the layouts it reads; None when not covered."""
+    B, H, K = q.shape
+    HV, V = v.shape[1:]
+    tensors = (q, k, v, a, b, A_log, dt_bias)
+    if (any(t.dtype != torch.bfloat16 or t.device.type != "cpu" or t.stride(-1) != 1 for t in tensors)
+            or q.stride(1) != K or k.stride(1) != K or v.stride(1) != V or not A_log.is_contiguous()
+            or not dt_bias.is_contiguous() or not state.is_contiguous() or K > MAX_DIM or V > MAX_DIM or V % 16
+            or state.requires_grad or _library() is None):
+        return None
+    o = torch.empty(B, HV, V, dtype=torch.bfloat16)
+    rc = _library().vl_gated_delta_decode_bf16(
+        q.data_ptr(), k.data_ptr(), v.data_ptr(), a.data_ptr(), b.data_ptr(), A_log.data_ptr(), dt_bias.data_ptr(),
+        state.data_ptr(), o.data_ptr(), B, H, HV, K, V, q.stride(0), k.stride(0), v.stride(0), a.stride(0),
+        b.stride(0), float(scale), int(use_qk_l2norm), torch.get_num_threads())
+    return o if rc == 0 else None
 
 
 def gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale=None, use_qk_l2norm=True):
@@ -22,6 +67,10 @@ def gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale=
     B, H, K = q.shape
     HV, V = v.shape[1:]
     scale = K**-0.5 if scale is None else scale
+    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+        o = _native_step(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
+        if o is not None:
+            return o
     qf, kf = q.float(), k.float()
     if use_qk_l2norm:
         qf, kf = l2norm(qf), l2norm(kf)
