@@ -27,6 +27,7 @@ from .gated_delta_rule.reference import chunk_gated_delta_rule_torch
 from .gated_delta_rule.utils import check_inputs
 from .linear import cpu as linear_cpu_path
 from .moe.reference import fused_moe_torch
+from .norm import cpu as norm_cpu_path
 from .norm.reference import gated_rms_norm_torch, rms_norm_torch
 from .rotary import cpu as rotary_cpu_path
 from .rotary.reference import apply_rotary_torch, rotate_half_fp32
@@ -179,6 +180,10 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-6, zero_centered: bool =
     if resolve_backend(backend, x) == "triton":
         from .norm.triton import rms_norm_triton
         return rms_norm_triton(x, weight, eps, zero_centered)
+    if backend == "auto" and x.device.type == "cpu":
+        y = norm_cpu_path.rms_norm_cpu(x, weight, eps, zero_centered)
+        if y is not None:
+            return y
     return rms_norm_torch(x, weight, eps, zero_centered)
 
 
@@ -191,6 +196,10 @@ def gated_rms_norm(x: Tensor, z: Tensor, weight: Tensor, eps: float = 1e-6, back
     if resolve_backend(backend, x) == "triton":
         from .norm.triton import gated_rms_norm_triton
         return gated_rms_norm_triton(x, z, weight, eps)
+    if backend == "auto" and x.device.type == "cpu":
+        y = norm_cpu_path.gated_rms_norm_cpu(x, z, weight, eps)
+        if y is not None:
+            return y
     return gated_rms_norm_torch(x, z, weight, eps)
 
 

@@ -301,3 +301,29 @@ def test_rotate_half_inplace_errors_name_the_problem():
         kernels.rotate_half_(torch.zeros(4, 2, 63, dtype=torch.bfloat16), cos, sin)
     with pytest.raises(ValueError, match="no Triton kernel"):
         kernels.rotate_half_(qkv[:, :2], cos, sin, backend="triton")
+
+
+@pytest.mark.parametrize("D", [1, 40, 128, 1024])
+def test_native_bf16_norms_match_the_reference(D):
+    """bf16 rows on AVX512 CPUs take cpu_norm.c: HF's roundings, fp32 row sums in another order, so at
+    most one bf16 rounding step from the reference; strided rows (z sliced out of a projection)."""
+    from vlagent.kernels.norm import cpu as norm_cpu
+    from vlagent.kernels.norm.reference import gated_rms_norm_torch, rms_norm_torch
+
+    def within_one_step(y, ref):
+        assert y.dtype == torch.bfloat16 and y.shape == ref.shape
+        assert ((y.float() - ref.float()).abs() <= ref.float().abs() * 2**-7 + 1e-6).all()
+
+    x = _randn(2, 3, D, dtype=torch.bfloat16, seed=D) * 3
+    w = _randn(D, dtype=torch.bfloat16, seed=1)
+    for zero_centered in (True, False):
+        y = kernels.rms_norm(x, w, 1e-6, zero_centered=zero_centered)
+        within_one_step(y, rms_norm_torch(x, w, 1e-6, zero_centered))
+        assert torch.equal(kernels.rms_norm(x, w, 1e-6, zero_centered=zero_centered, backend="torch"),
+                           rms_norm_torch(x, w, 1e-6, zero_centered))
+    proj = _randn(2, 3, 2 * D + 5, dtype=torch.bfloat16, seed=2)
+    z = proj[..., D + 3 : 2 * D + 3]  # strided rows
+    within_one_step(kernels.gated_rms_norm(x, z, w, 1e-6), gated_rms_norm_torch(x, z, w, 1e-6))
+    if norm_cpu.native_norm_available():
+        assert norm_cpu.rms_norm_cpu(x, w, 1e-6, True) is not None
+        assert norm_cpu.gated_rms_norm_cpu(x, z, w, 1e-6) is not None
