@@ -29,6 +29,7 @@ import resource
 import subprocess
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -116,7 +117,7 @@ def peak_memory_mb(device: str) -> float:
 
 
 def run_worker(side: str, folder: Path, dtype: torch.dtype, device: str, new_tokens: int, smoke: bool,
-               repeat: int = 1) -> dict:
+               repeat: int = 1, hf_flush_denormals: bool = False) -> dict:
     config = json.loads((folder / "config.json").read_text())
     inputs = make_inputs(config, smoke)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
@@ -134,6 +135,8 @@ def run_worker(side: str, folder: Path, dtype: torch.dtype, device: str, new_tok
     else:
         from transformers import Qwen3_5ForConditionalGeneration
         from transformers.generation.streamers import BaseStreamer
+
+        from vlagent.kernels import flush_denormals
 
         model = Qwen3_5ForConditionalGeneration.from_pretrained(folder, dtype=dtype).to(device).eval()
 
@@ -155,7 +158,7 @@ def run_worker(side: str, folder: Path, dtype: torch.dtype, device: str, new_tok
                 kw["mm_token_type_ids"] = (ids == config["image_token_id"]).long().to(device)
             clock = Clock()
             t0 = time.perf_counter()
-            with torch.inference_mode():
+            with torch.inference_mode(), (flush_denormals(device) if hf_flush_denormals else nullcontext()):
                 out = model.generate(**kw, max_new_tokens=max_new, min_new_tokens=max_new, do_sample=False,
                                      streamer=clock, eos_token_id=None, pad_token_id=0)
             sync()
@@ -187,6 +190,8 @@ def main() -> None:
     ap.add_argument("--dtype", help="both sides' dtype: bf16 (default), fp32 or fp16", **dtype_arg)
     ap.add_argument("--engine-dtype", **dtype_arg)
     ap.add_argument("--hf-dtype", **dtype_arg)
+    ap.add_argument("--hf-flush-denormals", action="store_true",
+                    help="run transformers with subnormals flushed on every CPU thread, as the engine does")
     ap.add_argument("--new-tokens", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=1, help="measured steps per side; the best prefill and decode are kept")
     ap.add_argument("--cache-dir", default=os.environ.get("VLAGENT_BENCH_CACHE", "/tmp/vlagent_bench"))
@@ -197,7 +202,8 @@ def main() -> None:
     default = args.dtype or "bfloat16"
     if args.worker:
         dt = getattr(torch, (args.engine_dtype if args.worker == "engine" else args.hf_dtype) or default)
-        print(json.dumps(run_worker(args.worker, folder, dt, args.device, args.new_tokens, args.smoke, args.repeat)))
+        print(json.dumps(run_worker(args.worker, folder, dt, args.device, args.new_tokens, args.smoke, args.repeat,
+                                    args.hf_flush_denormals)))
         return
 
     build_checkpoint(folder, args.smoke)
@@ -211,6 +217,8 @@ def main() -> None:
                 cmd += ["--" + flag.replace("_", "-"), getattr(args, flag)]
         if args.smoke:
             cmd.append("--smoke")
+        if args.hf_flush_denormals:
+            cmd.append("--hf-flush-denormals")
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             sys.exit(f"{side} worker failed:\n{proc.stderr[-4000:]}")
@@ -225,7 +233,8 @@ def main() -> None:
     print(f"load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after"
           " (other processes on the CPU slow both sides, unevenly)")
     print(f"{'':14}{'engine':>12}{'transformers':>15}{'ratio':>10}")
-    print(f"{'dtype':14}{args.engine_dtype or default:>12}{args.hf_dtype or default:>15}")
+    hf_label = (args.hf_dtype or default) + ("+FTZ" if args.hf_flush_denormals else "")
+    print(f"{'dtype':14}{args.engine_dtype or default:>12}{hf_label:>15}")
     print(f"{'prefill s':14}{e['prefill_s']:12.3f}{t['prefill_s']:15.3f}{t['prefill_s'] / e['prefill_s']:9.2f}x")
     print(f"{'decode tok/s':14}{e['decode_tok_s']:12.2f}{t['decode_tok_s']:15.2f}{e['decode_tok_s'] / t['decode_tok_s']:9.2f}x")
     print(f"{'peak MB':14}{e['peak_mb']:12.0f}{t['peak_mb']:15.0f}{t['peak_mb'] / e['peak_mb']:9.2f}x")
