@@ -91,10 +91,22 @@ def load_x86_kernel(source: Path, flags: tuple[str, ...], needs: str) -> tuple[c
     `needs` names those features for the message.
     """
     if platform.machine().lower() not in ("x86_64", "amd64"):
-        return None, f"{source.name} needs an x86-64 CPU (this is {platform.machine()})"
-    lib = load(source, flags)
-    if lib is None:
-        return None, build_error(source, flags)
-    if not lib.vl_cpu_supported():
-        return None, f"this CPU lacks {needs}"
-    return lib, None
+        lib, reason = None, f"{source.name} needs an x86-64 CPU (this is {platform.machine()})"
+    else:
+        lib = load(source, flags)
+        if lib is None:
+            reason = build_error(source, flags)
+        elif not lib.vl_cpu_supported():
+            lib, reason = None, f"this CPU lacks {needs}"
+        else:
+            reason = None
+    _outcomes[source.name] = reason
+    return lib, reason
+
+
+_outcomes: dict[str, str | None] = {}
+
+
+def kernel_outcomes() -> dict[str, str | None]:
+    """Every C kernel this process tried to load: source file name -> None (in use) or why not."""
+    return dict(_outcomes)

@@ -151,6 +151,17 @@ def test_native_build_without_compiler(tmp_path, monkeypatch):
     assert "no C compiler" in native.build_error(src, ("-O1",))
 
 
+def test_load_outcomes_are_recorded_for_doctor(tmp_path, monkeypatch):
+    monkeypatch.setenv("VLAGENT_KERNEL_CACHE", str(tmp_path))
+    src = tmp_path / "unsupported.c"
+    src.write_text("int vl_cpu_supported(void) { return 0; }\n")
+    lib, reason = native.load_x86_kernel(src, (), needs="a feature no CPU has")
+    if lib is None and "x86-64" not in (reason or ""):
+        assert reason == "this CPU lacks a feature no CPU has"
+    assert native.kernel_outcomes()["unsupported.c"] == reason
+    native._outcomes.pop("unsupported.c")
+
+
 def test_kernel_source_is_packaged():
     assert attn_cpu.SOURCE.exists() and attn_cpu.SOURCE.suffix == ".c"
     assert Path(attn_cpu.SOURCE).read_text().count("vl_attention_bf16") >= 1

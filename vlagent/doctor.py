@@ -104,7 +104,7 @@ def check_torch() -> list[Check]:
     else:
         checks.append(Check("accelerators", "triton", WARN, "installed, but no GPU: kernels fall back to PyTorch"))
     checks.append(_check_cpu_attention())
-    checks.append(_check_subnormal_flush())
+    checks.append(_check_cpu_kernels())
     return checks
 
 
@@ -122,15 +122,27 @@ def _check_cpu_attention() -> Check:
                  "the vision tower uses PyTorch's SDPA on CPU")
 
 
-def _check_subnormal_flush() -> Check:
-    """FTZ/DAZ on every intra-op thread while the decoder runs (kernels/denormals.py)."""
-    from vlagent.kernels import denormals
+def _check_cpu_kernels() -> Check:
+    """Every C kernel of the CPU path (kernels/*/cpu*.c), built with the system C compiler on first use."""
+    from vlagent.kernels import denormals, native
+    from vlagent.kernels.attention import cpu as attention
+    from vlagent.kernels.conv1d import cpu as conv1d
+    from vlagent.kernels.gated_delta_rule import decode
+    from vlagent.kernels.linear import cpu as linear
+    from vlagent.kernels.norm import cpu as norm
+    from vlagent.kernels.rotary import cpu as rotary
 
-    reason = denormals.unavailable_reason()
-    if reason is None:
-        return Check("accelerators", "subnormal flush", OK, "FTZ/DAZ on all CPU threads during decoding")
-    return Check("accelerators", "subnormal flush", WARN,
-                 f"helper unavailable ({reason}); strongly decaying DeltaNet heads can slow CPU prefill many times")
+    for available in (attention.cpu_attention_available, conv1d.native_conv_available, decode.native_decode_available,
+                      linear.gemv_available, norm.native_norm_available, rotary.cpu_rotary_available,
+                      denormals.unavailable_reason):
+        available()  # builds (or finds in the cache) and loads the kernel
+    outcomes = native.kernel_outcomes()
+    missing = {name: why for name, why in outcomes.items() if why is not None}
+    if not missing:
+        return Check("accelerators", "cpu kernels", OK, f"{len(outcomes)} C kernels in use: " + ", ".join(sorted(outcomes)))
+    return Check("accelerators", "cpu kernels", WARN,
+                 f"{len(outcomes) - len(missing)}/{len(outcomes)} C kernels in use; PyTorch paths (slower) for "
+                 + "; ".join(f"{name}: {why}" for name, why in sorted(missing.items())))
 
 
 def check_display() -> list[Check]:
