@@ -301,9 +301,9 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None, out: 
               backend: str = "auto") -> Tensor:
     """Non-causal softmax(scale * q k^T) v over q, k, v [B, H, L, D]; scale defaults to 1/sqrt(D).
 
-    auto: the fused bf16 CPU kernel (attention/cpu_flash.c) for bf16 CPU tensors on CPUs with
-    AVX512-BF16 and no AMX (VLAGENT_CPU_ATTENTION=1 / 0 forces it on / off, see attention/cpu.py),
-    PyTorch's SDPA otherwise (on CUDA that is FlashAttention; there is no Triton kernel for this op).
+    auto: a fused bf16 CPU kernel for bf16 CPU tensors — attention/cpu_amx.c on AMX CPUs (head dim
+    64), attention/cpu_flash.c on other AVX512-BF16 CPUs (VLAGENT_CPU_ATTENTION=1 / 0 forces them
+    on / off, see attention/cpu.py) — PyTorch's SDPA otherwise (on CUDA that is FlashAttention; there is no Triton kernel for this op).
     torch: always SDPA.
     `out` [B, H, L, D] (any strides, head dim contiguous) receives the result when given.
     """
@@ -312,7 +312,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None, out: 
     if q.dim() != 4 or k.shape != q.shape or v.shape != q.shape:
         raise ValueError(f"q, k, v must share one shape [B,H,L,D]; got {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
-    if backend == "auto" and attention_cpu_path.supports(q, k, v) and attention_cpu_path.preferred():
+    if backend == "auto" and attention_cpu_path.supports(q, k, v) and attention_cpu_path.preferred(q):
         return attention_cpu_path.attention_cpu(q, k, v, scale, out)
     result = attention_torch(q, k, v, scale)
     if out is None:

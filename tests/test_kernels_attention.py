@@ -1,4 +1,4 @@
-"""The fused bf16 CPU attention kernel (kernels/attention/cpu_flash.c) against an fp32 reference.
+"""The fused bf16 CPU attention kernels (kernels/attention/cpu_flash.c, cpu_amx.c) against an fp32 reference.
 
 bf16 tolerance: the kernel rounds the probabilities to bf16 and the output once, like any bf16
 flash attention; we require its error against the fp32 product to stay within 1.5x PyTorch's own
@@ -55,7 +55,42 @@ def _assert_close_to_reference(out: torch.Tensor, q, k, v, scale=None) -> None:
 )
 def test_matches_reference_on_awkward_shapes(B, H, L, D):
     q, k, v = _qkv(B, H, L, D, seed=L + D)
-    _assert_close_to_reference(attn_cpu.attention_cpu(q, k, v), q, k, v)
+    _assert_close_to_reference(attn_cpu.attention_cpu(q, k, v, kernel="avx512"), q, k, v)
+
+
+needs_amx = pytest.mark.skipif(
+    not attn_cpu.amx_attention_available(),
+    reason=f"AMX attention unavailable here: {attn_cpu.amx_attention_unavailable_reason()}",
+)
+
+
+@needs_amx
+@pytest.mark.parametrize("L", [1, 15, 16, 17, 31, 33, 100, 530])
+def test_amx_matches_reference_on_awkward_lengths(L):
+    """Partial 16-query blocks, key counts off the 16/32-key tiles, peaked scores."""
+    q, k, v = _qkv(2, 3, L, 64, seed=L, spread=4.0)
+    _assert_close_to_reference(attn_cpu.attention_cpu(q, k, v, kernel="amx"), q, k, v)
+    _assert_close_to_reference(attn_cpu.attention_cpu(q, k, v, scale=0.3, kernel="amx"), q, k, v, scale=0.3)
+
+
+@needs_amx
+def test_amx_reads_and_writes_strided_views():
+    L, H = 75, 4
+    qkv = (torch.randn(L, 3, H, 64, generator=torch.Generator().manual_seed(3)) * 2).bfloat16()
+    views = [qkv[:, i].transpose(0, 1)[None] for i in range(3)]  # [1, H, L, 64], token stride 3*H*64
+    out = torch.full((L, H, 64), float("nan"), dtype=torch.bfloat16)
+    attn_cpu.attention_cpu(*views, out=out.transpose(0, 1)[None], kernel="amx")
+    q, k, v = (t.contiguous() for t in views)
+    assert torch.equal(out.transpose(0, 1)[None], attn_cpu.attention_cpu(q, k, v, kernel="amx"))
+    _assert_close_to_reference(out.transpose(0, 1)[None], q, k, v)
+
+
+def test_amx_kernel_refuses_what_it_cannot_run():
+    q, k, v = _qkv(1, 1, 8, 72)
+    with pytest.raises(ValueError, match="head dim 64"):
+        attn_cpu.attention_cpu(q, k, v, kernel="amx")
+    with pytest.raises(ValueError, match="kernel must be"):
+        attn_cpu.attention_cpu(q, k, v, kernel="tiles")
 
 
 @needs_kernel
@@ -168,12 +203,16 @@ def test_kernel_source_is_packaged():
 
 
 def test_preference_follows_env_and_amx(monkeypatch):
+    vision, other = torch.empty(1, 1, 4, 64), torch.empty(1, 1, 4, 72)
     monkeypatch.setenv("VLAGENT_CPU_ATTENTION", "0")
-    assert not attn_cpu.preferred()
+    assert not attn_cpu.preferred(vision)
     monkeypatch.setenv("VLAGENT_CPU_ATTENTION", "1")
-    assert attn_cpu.preferred()
+    assert attn_cpu.preferred(other)
     monkeypatch.delenv("VLAGENT_CPU_ATTENTION")
-    monkeypatch.setitem(attn_cpu._state, "amx", True)
-    assert not attn_cpu.preferred()
-    monkeypatch.setitem(attn_cpu._state, "amx", False)
-    assert attn_cpu.preferred()
+    monkeypatch.setitem(attn_cpu._state, "amx", True)  # AMX CPU: only where the AMX kernel fits
+    monkeypatch.setattr(attn_cpu, "amx_attention_available", lambda: True)
+    assert attn_cpu.preferred(vision) and not attn_cpu.preferred(other) and not attn_cpu.preferred()
+    monkeypatch.setattr(attn_cpu, "amx_attention_available", lambda: False)
+    assert not attn_cpu.preferred(vision)
+    monkeypatch.setitem(attn_cpu._state, "amx", False)  # AVX512-BF16 without AMX: cpu_flash.c
+    assert attn_cpu.preferred(vision) and attn_cpu.preferred(other)

@@ -109,13 +109,18 @@ def check_torch() -> list[Check]:
 
 
 def _check_cpu_attention() -> Check:
-    """The fused bf16 CPU attention kernel (built with the system C compiler on first use)."""
+    """Which fused bf16 CPU attention kernel the vision tower uses (built with the system C compiler)."""
+    import torch
+
     from vlagent.kernels.attention import cpu as attn_cpu
 
+    vision_heads = torch.empty(1, 1, 1, attn_cpu.AMX_HEAD_DIM)  # the shape of Qwen3.5's vision attention
     if attn_cpu.cpu_attention_available():
-        if not attn_cpu.preferred():
-            return Check("accelerators", "cpu attention", OK, "fused bf16 kernel built but off (AMX CPU or "
-                         "VLAGENT_CPU_ATTENTION=0): the vision tower uses PyTorch's attention")
+        if not attn_cpu.preferred(vision_heads):
+            return Check("accelerators", "cpu attention", OK, "fused bf16 kernels built but off (AMX CPU without "
+                         "the AMX kernel, or VLAGENT_CPU_ATTENTION=0): the vision tower uses PyTorch's attention")
+        if attn_cpu.amx_attention_available():
+            return Check("accelerators", "cpu attention", OK, "fused bf16 kernel on AMX tiles (head dim 64)")
         return Check("accelerators", "cpu attention", OK, "fused bf16 kernel built (AVX512-BF16)")
     return Check("accelerators", "cpu attention", WARN,
                  f"fused bf16 kernel unavailable ({attn_cpu.cpu_attention_unavailable_reason()}); "
@@ -132,7 +137,8 @@ def _check_cpu_kernels() -> Check:
     from vlagent.kernels.norm import cpu as norm
     from vlagent.kernels.rotary import cpu as rotary
 
-    for available in (attention.cpu_attention_available, conv1d.native_conv_available, decode.native_decode_available,
+    for available in (attention.cpu_attention_available, attention.amx_attention_available,
+                      conv1d.native_conv_available, decode.native_decode_available,
                       linear.gemv_available, norm.native_norm_available, rotary.cpu_rotary_available,
                       denormals.unavailable_reason):
         available()  # builds (or finds in the cache) and loads the kernel

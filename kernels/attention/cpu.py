@@ -1,8 +1,13 @@
-"""Fused bf16 attention on AVX512-BF16 CPUs (cpu_flash.c), called through ctypes.
+"""Fused bf16 attention on CPU, called through ctypes: two C kernels with one signature.
 
-The C kernel is built on first use (see kernels/native.py). `cpu_attention_available()` says
-whether this process can use it: an x86 CPU with AVX512F + AVX512-BF16, a C compiler with
-OpenMP, and a successful build; `cpu_attention_unavailable_reason()` says why not.
+- cpu_flash.c: flash form on AVX512-BF16 register tiles, any even head dim <= 256; 2.4x PyTorch's
+  SDPA on the 2-core AMD EPYC, 3x slower than SDPA on the AMX Xeon;
+- cpu_amx.c: AMX tiles for both products, exact softmax per 16-query block, head dim 64 (the
+  vision tower's); ~1.5x SDPA on the AMX Xeon.
+
+Both are built on first use (see kernels/native.py). `cpu_attention_available()` says whether this
+process can use cpu_flash.c (x86 with AVX512F + AVX512-BF16, a C compiler with OpenMP, a successful
+build), `amx_attention_available()` the same for cpu_amx.c; the *_reason() functions say why not.
 """
 from __future__ import annotations
 
@@ -17,6 +22,10 @@ from .. import native
 SOURCE = Path(__file__).with_name("cpu_flash.c")
 FLAGS = ("-mavx512f", "-mavx512bf16", "-mavx512vl", "-mavx512dq", "-fopenmp")
 MAX_HEAD_DIM = 256
+AMX_SOURCE = Path(__file__).with_name("cpu_amx.c")
+AMX_FLAGS = FLAGS + ("-mavx512bw", "-mamx-tile", "-mamx-bf16")
+AMX_HEAD_DIM = 64
+AMX_MAX_KEYS = 32768
 
 _state: dict[str, object] = {}
 
@@ -30,6 +39,31 @@ def _library() -> ctypes.CDLL | None:
             lib.vl_attention_bf16.restype = ctypes.c_int
         _state["lib"], _state["reason"] = lib, reason
     return _state["lib"]  # type: ignore[return-value]
+
+
+def _amx_library() -> ctypes.CDLL | None:
+    if "amx_lib" not in _state:
+        lib, reason = native.load_x86_kernel(AMX_SOURCE, AMX_FLAGS, needs="AMX-TILE + AMX-BF16 + AVX512-BF16 "
+                                             "(and Linux's permission for AMX tile data)")
+        if lib is not None:
+            i64 = ctypes.c_int64
+            lib.vl_attention_amx_bf16.argtypes = [ctypes.c_void_p] * 4 + [i64] * 16 + [ctypes.c_float, ctypes.c_int]
+            lib.vl_attention_amx_bf16.restype = ctypes.c_int
+        _state["amx_lib"], _state["amx_reason"] = lib, reason
+    return _state["amx_lib"]  # type: ignore[return-value]
+
+
+def amx_attention_available() -> bool:
+    return _amx_library() is not None
+
+
+def amx_attention_unavailable_reason() -> str | None:
+    _amx_library()
+    return _state.get("amx_reason")  # type: ignore[return-value]
+
+
+def _amx_fits(q: torch.Tensor) -> bool:
+    return q.shape[-1] == AMX_HEAD_DIM and q.shape[2] <= AMX_MAX_KEYS and amx_attention_available()
 
 
 def cpu_attention_available() -> bool:
@@ -54,16 +88,19 @@ def cpu_has_amx() -> bool:
     return False
 
 
-def preferred() -> bool:
-    """Whether dispatch should pick this kernel for bf16 CPU attention: VLAGENT_CPU_ATTENTION=1 / 0
-    forces it on / off; by default it is used on AVX512-BF16 CPUs without AMX (where it was measured
-    at 2.4x PyTorch's SDPA, benchmarks/README.md)."""
+def preferred(q: torch.Tensor | None = None) -> bool:
+    """Whether dispatch should pick a fused kernel for bf16 CPU attention over `q`'s shape:
+    VLAGENT_CPU_ATTENTION=1 / 0 forces it on / off. By default: on AMX CPUs only where cpu_amx.c
+    fits (head dim 64; ~1.5x SDPA there, while cpu_flash.c is 3x slower than SDPA), elsewhere
+    cpu_flash.c (2.4x SDPA on the AMD EPYC; benchmarks/README.md)."""
     forced = os.environ.get("VLAGENT_CPU_ATTENTION")
     if forced is not None and forced.strip() != "":
         return forced.strip() not in ("0", "false", "no", "off")
     if "amx" not in _state:
         _state["amx"] = cpu_has_amx()
-    return not _state["amx"]
+    if _state["amx"]:
+        return q is not None and _amx_fits(q)
+    return True
 
 
 def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
@@ -80,12 +117,18 @@ def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
 
 
 def attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None,
-                  out: torch.Tensor | None = None) -> torch.Tensor:
+                  out: torch.Tensor | None = None, kernel: str = "auto") -> torch.Tensor:
     """softmax(scale * q k^T) v for bf16 q, k, v [B, H, L, D] (head dim contiguous, any other strides).
 
     `out` ([B, H, L, D], head dim contiguous, may be a strided view such as a [B, L, H, D] buffer's
     transpose) receives the result; a new contiguous tensor is returned when it is None.
+    kernel: "amx" (cpu_amx.c), "avx512" (cpu_flash.c) or "auto" (AMX where it fits).
     """
+    if kernel not in ("auto", "amx", "avx512"):
+        raise ValueError(f"kernel must be 'auto', 'amx' or 'avx512'; got {kernel!r}")
+    if kernel == "amx" and not _amx_fits(q):
+        raise ValueError(f"the AMX kernel needs head dim {AMX_HEAD_DIM}, at most {AMX_MAX_KEYS} keys and an AMX "
+                         f"CPU; got {tuple(q.shape)} ({amx_attention_unavailable_reason() or 'AMX available'})")
     lib = _library()
     if lib is None:
         raise RuntimeError(f"fused CPU attention is unavailable: {cpu_attention_unavailable_reason()}")
@@ -104,8 +147,11 @@ def attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: floa
     elif out.shape != q.shape or out.dtype != q.dtype or out.device.type != "cpu" or out.stride(-1) != 1:
         raise ValueError(f"out must be a bf16 CPU tensor of shape {tuple(q.shape)} with the head dim contiguous")
     strides = [s for t in (q, k, v, out) for s in t.stride()[:3]]
-    rc = lib.vl_attention_bf16(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), B, H, L, D,
-                               *strides, scale, torch.get_num_threads())
+    run = lib.vl_attention_bf16
+    if kernel == "amx" or (kernel == "auto" and _amx_fits(q)):
+        run = _amx_library().vl_attention_amx_bf16
+    rc = run(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), B, H, L, D, *strides, scale,
+             torch.get_num_threads())
     if rc == 2:
         raise MemoryError(f"fused CPU attention could not allocate its workspace (B={B}, H={H}, L={L}, D={D})")
     if rc != 0:
