@@ -11,16 +11,25 @@
 
 #define FTZ_DAZ 0x8040u /* MXCSR bits 15 (flush to zero) and 6 (denormals are zero) */
 
-/* Sets (on != 0) or clears FTZ/DAZ on `nthreads` team threads (the caller is one of them).
- * Returns the caller's previous FTZ/DAZ bits, so a caller can restore them. */
-unsigned vl_set_flush_denormals(int on, int nthreads) {
-    const unsigned before = _mm_getcsr() & FTZ_DAZ;
+/* Sets FTZ/DAZ on `nthreads` team threads (the caller is one of them); each thread's previous two
+ * bits go to saved[thread number] (saved holds nthreads entries) for vl_restore_flush_denormals. */
+void vl_set_flush_denormals(int nthreads, unsigned *saved) {
     #pragma omp parallel num_threads(nthreads)
     {
         const unsigned csr = _mm_getcsr();
-        _mm_setcsr(on ? (csr | FTZ_DAZ) : (csr & ~FTZ_DAZ));
+        const int t = omp_get_thread_num();
+        if (t < nthreads) saved[t] = csr & FTZ_DAZ;
+        _mm_setcsr(csr | FTZ_DAZ);
     }
-    return before;
+}
+
+/* Puts back each team thread's FTZ/DAZ bits as vl_set_flush_denormals found them. */
+void vl_restore_flush_denormals(int nthreads, const unsigned *saved) {
+    #pragma omp parallel num_threads(nthreads)
+    {
+        const int t = omp_get_thread_num();
+        if (t < nthreads) _mm_setcsr((_mm_getcsr() & ~FTZ_DAZ) | saved[t]);
+    }
 }
 
 /* How many team threads have FTZ/DAZ set (for tests). */

@@ -30,8 +30,10 @@ def _library() -> ctypes.CDLL | None:
     if "lib" not in _state:
         lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="SSE")
         if lib is not None:
-            lib.vl_set_flush_denormals.argtypes = [ctypes.c_int, ctypes.c_int]
-            lib.vl_set_flush_denormals.restype = ctypes.c_uint
+            lib.vl_set_flush_denormals.argtypes = [ctypes.c_int, ctypes.c_void_p]
+            lib.vl_set_flush_denormals.restype = None
+            lib.vl_restore_flush_denormals.argtypes = [ctypes.c_int, ctypes.c_void_p]
+            lib.vl_restore_flush_denormals.restype = None
             lib.vl_count_flushing_threads.argtypes = [ctypes.c_int]
             lib.vl_count_flushing_threads.restype = ctypes.c_int
         _state["lib"], _state["reason"] = lib, reason
@@ -53,7 +55,8 @@ def flushing_threads() -> int:
 @contextmanager
 def flush_denormals(device: torch.device | str = "cpu") -> Iterator[None]:
     """Within the block, CPU float ops treat subnormal inputs and results as zero (FTZ/DAZ) on
-    every intra-op thread; the previous mode is restored on exit. No-op for other devices."""
+    every intra-op thread; each thread's previous mode is restored on exit (exceptions included).
+    No-op for other devices, and where the helper cannot be built."""
     if torch.device(device).type != "cpu":
         yield
         return
@@ -61,9 +64,9 @@ def flush_denormals(device: torch.device | str = "cpu") -> Iterator[None]:
     if lib is None:  # no helper (no compiler, not x86): subnormals stay slow but correct
         yield
         return
-    was_on = lib.vl_set_flush_denormals(1, threads)
+    saved = (ctypes.c_uint * threads)()
+    lib.vl_set_flush_denormals(threads, saved)
     try:
         yield
     finally:
-        if not was_on:  # the caller's own FTZ/DAZ setting stays as it was
-            lib.vl_set_flush_denormals(0, threads)
+        lib.vl_restore_flush_denormals(threads, saved)

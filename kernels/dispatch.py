@@ -110,7 +110,8 @@ def gated_delta_decode_step(
     if resolve_backend(backend, q) == "triton":
         from .gated_delta_rule.fused_recurrent import gated_delta_decode_step_triton
         return gated_delta_decode_step_triton(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
-    return gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
+    return gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm,
+                                           native_kernel=backend == "auto")
 
 
 # ---------------------------------------------------------------- causal conv1d
@@ -146,7 +147,7 @@ def causal_conv1d(
         from .conv1d.triton import causal_conv1d_triton
         return causal_conv1d_triton(x, weight, bias, activation, initial_state)
     if x.device.type == "cpu":
-        return causal_conv1d_cpu(x, weight, bias, activation, initial_state)
+        return causal_conv1d_cpu(x, weight, bias, activation, initial_state, native_kernel=backend == "auto")
     return causal_conv1d_torch(x, weight, bias, activation, initial_state)
 
 
@@ -166,7 +167,7 @@ def causal_conv1d_update(
         from .conv1d.triton import causal_conv1d_update_triton
         return causal_conv1d_update_triton(x, conv_state, weight, bias, activation)
     if x.device.type == "cpu":
-        return causal_conv1d_update_cpu(x, conv_state, weight, bias, activation)
+        return causal_conv1d_update_cpu(x, conv_state, weight, bias, activation, native_kernel=backend == "auto")
     return causal_conv1d_update_torch(x, conv_state, weight, bias, activation)
 
 
@@ -323,10 +324,11 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None, out: 
 
 # ---------------------------------------------------------------- linear
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
-    """F.linear(x, weight, bias); a few bf16 rows on an AVX512-BF16 CPU (decoding) take
-    linear/cpu_gemv.c, which reads the weights at close to memory bandwidth."""
-    if x.device.type == "cpu" and x.dtype == torch.bfloat16 and x.numel() <= linear_cpu_path.MAX_ROWS * x.shape[-1]:
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, backend: str = "auto") -> Tensor:
+    """F.linear(x, weight, bias); with backend="auto", a few bf16 rows on an AVX512-BF16 CPU
+    (decoding) take linear/cpu_gemv.c, which reads the weights at close to memory bandwidth."""
+    if (backend == "auto" and x.device.type == "cpu" and x.dtype == torch.bfloat16
+            and x.numel() <= linear_cpu_path.MAX_ROWS * x.shape[-1]):
         y = linear_cpu_path.linear_few_rows(x, weight, bias)
         if y is not None:
             return y

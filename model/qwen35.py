@@ -148,7 +148,7 @@ class GatedDeltaNet(nn.Module):
         i = self.layer_idx
         if token_mask is not None:  # pad steps: zero input -> state untouched
             x = x * token_mask[..., None].to(x.dtype)
-        mixed, z, b, a = self._split(K.linear(x, self.in_proj))
+        mixed, z, b, a = self._split(K.linear(x, self.in_proj, backend=self.backend))
         if T == 1 and not cache.keep_per_token_states:
             conv_out = K.causal_conv1d_update(
                 mixed[:, 0], cache.conv[i], self.conv_weight, None, "silu", backend=self.backend
@@ -174,7 +174,7 @@ class GatedDeltaNet(nn.Module):
                 )
                 cache.rec[i].copy_(state)
         o = K.gated_rms_norm(o, z.reshape(B, T, self.nv, self.dv), self.norm_weight, self.eps, backend=self.backend)
-        return K.linear(o.reshape(B, T, self.value_dim), self.out_proj)
+        return K.linear(o.reshape(B, T, self.value_dim), self.out_proj, backend=self.backend)
 
     def _verify(self, mixed, q, k, v, a, b, cache: Cache) -> Tensor:
         """Token-by-token recurrence keeping the state after every token, so a speculative
@@ -217,7 +217,7 @@ class Attention(nn.Module):
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, cache: Cache, mask: Tensor | None) -> Tensor:
         B, T, _ = x.shape
-        proj = K.linear(x, self.qkv_proj, self.qkv_bias)
+        proj = K.linear(x, self.qkv_proj, self.qkv_bias, backend=self.backend)
         qg = proj[..., : self.q_size].view(B, T, self.nh, 2 * self.hd)
         q, gate = qg[..., : self.hd], qg[..., self.hd :]
         k = proj[..., self.q_size : self.q_size + self.kv_size].view(B, T, self.nkv, self.hd)
@@ -239,21 +239,22 @@ class Attention(nn.Module):
         )
         out = out.transpose(1, 2).reshape(B, T, self.nh * self.hd)
         out = out * torch.sigmoid(gate.reshape(B, T, self.nh * self.hd))
-        return K.linear(out, self.o_proj, self.o_bias)
+        return K.linear(out, self.o_proj, self.o_bias, backend=self.backend)
 
 
 class MLP(nn.Module):
     """SwiGLU with fused gate|up rows."""
 
-    def __init__(self, hidden: int, inter: int, dtype, device):
+    def __init__(self, hidden: int, inter: int, dtype, device, backend: str = "auto"):
         super().__init__()
         self.inter = inter
+        self.backend = backend
         self.gate_up = _param(2 * inter, hidden, dtype=dtype, device=device)
         self.down = _param(hidden, inter, dtype=dtype, device=device)
 
     def forward(self, x: Tensor) -> Tensor:
-        gate, up = K.linear(x, self.gate_up).split(self.inter, dim=-1)
-        return K.linear(F.silu(gate) * up, self.down)
+        gate, up = K.linear(x, self.gate_up, backend=self.backend).split(self.inter, dim=-1)
+        return K.linear(F.silu(gate) * up, self.down, backend=self.backend)
 
 
 class MoE(nn.Module):
@@ -300,7 +301,7 @@ class DecoderLayer(nn.Module):
         if cfg.is_moe:
             self.mlp: nn.Module = MoE(cfg, dtype, device, backend)
         else:
-            self.mlp = MLP(cfg.hidden_size, cfg.intermediate_size, dtype, device)
+            self.mlp = MLP(cfg.hidden_size, cfg.intermediate_size, dtype, device, backend)
 
     def forward(self, x, cos, sin, cache: Cache, attn_mask, token_mask) -> Tensor:
         h = self.input_norm(x)
@@ -386,7 +387,7 @@ class Qwen35ForConditionalGeneration(nn.Module):
 
     def logits(self, hidden: Tensor) -> Tensor:
         with cpu_ops.matvec_mode(hidden.device, hidden.numel() == hidden.shape[-1]):
-            return K.linear(hidden, self.head_weight)
+            return K.linear(hidden, self.head_weight, backend=self.backend)
 
     def new_cache(self, batch: int, max_len: int) -> Cache:
         tc = self.config.text

@@ -56,9 +56,10 @@ def test_cpu_causal_conv1d_matches_reference(dtype, T, with_state, with_bias, ac
         assert y.dtype == dtype and s.dtype == dtype and s.is_contiguous()
         assert_close(y, y_ref, dtype)
         assert torch.equal(s, s_ref)
-    for backend in ("auto", "torch"):  # the public op takes the CPU path for CPU tensors
+    for backend in ("auto", "torch"):  # the public op takes the CPU path for CPU tensors (C kernels: auto only)
         y_api, s_api = kernels.causal_conv1d(x, w, bias, activation, initial_state=h0, backend=backend)
-        assert torch.equal(y_api, causal_conv1d_cpu(x, w, bias, activation, h0)[0]) and torch.equal(s_api, s_ref)
+        y_cpu = causal_conv1d_cpu(x, w, bias, activation, h0, native_kernel=backend == "auto")[0]
+        assert torch.equal(y_api, y_cpu) and torch.equal(s_api, s_ref)
 
 
 @pytest.mark.parametrize("T", [1, 3, 70])
@@ -74,13 +75,14 @@ def test_native_bf16_conv_on_strided_input_matches_reference(T, monkeypatch):
     h0 = _randn(B, D, W - 1, dtype=torch.bfloat16, seed=3)
     calls = []
     real = conv_cpu._native_conv
-    monkeypatch.setattr(conv_cpu, "_native_conv", lambda *a: calls.append(1) or real(*a))
+    monkeypatch.setattr(conv_cpu, "_native_conv", lambda *a: calls.append(real(*a)) or calls[-1])
     y, s = causal_conv1d_cpu(x, w, bias, "silu", h0)
     y_ref, s_ref = causal_conv1d_torch(x.contiguous(), w, bias, "silu", h0)
     assert calls, "bf16 CPU inputs should try the native kernel"
     assert torch.equal(s, s_ref)
     assert_close(y, y_ref, torch.bfloat16)
     if conv_cpu.native_conv_available():
+        assert calls[-1] is not None, "the C kernel declined these inputs"
         # fp32 accumulation, one rounding: at most one bf16 ulp from the reference
         assert ((y.float() - y_ref.float()).abs() <= y_ref.float().abs() * 2**-7 + 1e-6).all()
 

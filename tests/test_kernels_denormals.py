@@ -52,3 +52,23 @@ def test_strongly_decaying_heads_give_the_same_delta_rule_output():
         o, s = kernels.chunk_gated_delta_rule(q, k, v, gate, beta, **args)
     torch.testing.assert_close(o, o_ref, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(s, s_ref, atol=1e-5, rtol=1e-4)
+
+
+@needs_helper
+def test_each_threads_own_mode_is_restored_even_after_an_error():
+    threads = torch.get_num_threads()
+    with pytest.raises(RuntimeError, match="inside"):
+        with kernels.flush_denormals("cpu"):
+            assert denormals.flushing_threads() == threads
+            raise RuntimeError("inside")
+    assert denormals.flushing_threads() == 0
+    # a caller that already flushes on this thread only: the workers go back to not flushing
+    if threads > 1:
+        torch.set_flush_denormal(True)
+        try:
+            with kernels.flush_denormals("cpu"):
+                assert denormals.flushing_threads() == threads
+            assert denormals.flushing_threads() == 1
+        finally:
+            torch.set_flush_denormal(False)
+    assert denormals.flushing_threads() == 0

@@ -48,7 +48,7 @@ def test_strided_rows_are_read_in_place():
     _within_one_ulp(linear_cpu.linear_few_rows(x, w), _reference(x, w))
 
 
-@pytest.mark.parametrize("case", ["nine rows", "K not a multiple of 32", "fp32", "transposed weight"])
+@pytest.mark.parametrize("case", ["nine rows", "K not a multiple of 32", "fp32", "transposed weight", "torch backend"])
 def test_what_the_kernel_does_not_cover_is_plain_f_linear(case):
     x, w = _randn(2, 64, seed=5), _randn(24, 64, seed=6)
     if case == "nine rows":
@@ -57,10 +57,26 @@ def test_what_the_kernel_does_not_cover_is_plain_f_linear(case):
         x, w = _randn(2, 48, seed=5), _randn(24, 48, seed=6)
     elif case == "fp32":
         x, w = x.float(), w.float()
-    else:
+    elif case == "transposed weight":
         w = _randn(64, 24, seed=6).T
+    else:
+        assert torch.equal(K.linear(x, w, backend="torch"), F.linear(x, w))
+        return
     assert linear_cpu.linear_few_rows(x, w) is None
     assert torch.equal(K.linear(x, w), F.linear(x, w))
+
+
+@pytest.mark.parametrize("bias_shape", [(5,), (1,), ()])
+def test_a_bias_that_does_not_match_is_never_read_by_the_kernel(bias_shape):
+    """The C loop reads bias[0..N): anything else goes to F.linear, which broadcasts or raises."""
+    x, w = _randn(1, 64, seed=7), _randn(37, 64, seed=8)
+    bias = _randn(*bias_shape, seed=9) if bias_shape else torch.tensor(0.5).bfloat16()
+    assert linear_cpu.linear_few_rows(x, w, bias) is None
+    if bias_shape == (5,):
+        with pytest.raises(RuntimeError):
+            K.linear(x, w, bias)
+    else:
+        assert torch.equal(K.linear(x, w, bias), F.linear(x, w, bias))
 
 
 @needs_kernel

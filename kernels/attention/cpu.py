@@ -107,7 +107,7 @@ def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
     """Whether these operands can take the fused kernel (else the caller uses the reference)."""
     d = q.shape[-1]
     return (
-        q.device.type == "cpu" and q.dtype == k.dtype == v.dtype == torch.bfloat16
+        all(t.device.type == "cpu" for t in (q, k, v)) and q.dtype == k.dtype == v.dtype == torch.bfloat16
         and q.dim() == 4 and q.shape == k.shape == v.shape
         and d % 2 == 0 and d <= MAX_HEAD_DIM
         and all(t.stride(-1) == 1 for t in (q, k, v))

@@ -3,7 +3,7 @@
  * For each (batch, head, block of 16 queries), in one thread:
  *   1. S = Q K^T for all keys on AMX (16 x 16 fp32 tiles), into an L2-resident row buffer;
  *   2. exact softmax per row in AVX512 (max, e^(scale*s - max), sum), probabilities rounded to bf16
- *      (so e^x needs only ~1e-4 relative accuracy: a degree-3 polynomial);
+ *      (so e^x needs only ~1e-4 relative accuracy: a degree-4 polynomial);
  *   3. O = P V on AMX (four 16 x 16 fp32 accumulator tiles), divided by the row sums, rounded to bf16.
  * K and V are first repacked per head into the pair-interleaved layout AMX's B operand reads.
  * Tiles (all 16 rows x 64 bytes): 0-1 Q (dims 0-31, 32-63), 2 K or V operand, 3 S or P, 4-7 O.
@@ -40,13 +40,14 @@ static void configure_tiles(void) {
     _tile_loadconfig(&cfg);
 }
 
-/* 2^t for t <= 0, relative error ~1e-4 (degree-3 polynomial of 2^f on [-0.5, 0.5]): the result is
- * rounded to bf16 (relative step 4e-3) anyway. t is clamped at -126, keeping results normal. */
+/* 2^t for t <= 0, relative error < 5e-5 (degree-4 Taylor polynomial of 2^f on [-0.5, 0.5]): the
+ * result is rounded to bf16 (relative half-step 2e-3) anyway. t is clamped at -126: results stay normal. */
 static inline __m512 exp2_bf16_ps(__m512 t) {
     t = _mm512_max_ps(t, _mm512_set1_ps(-126.0f));
     const __m512 n = _mm512_roundscale_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     const __m512 f = _mm512_sub_ps(t, n);
-    __m512 p = _mm512_set1_ps(5.5504108665e-2f);
+    __m512 p = _mm512_set1_ps(9.6181291076e-3f);
+    p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(5.5504108665e-2f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(2.4022650696e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(6.9314718056e-1f));
     p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(1.0f));
@@ -104,12 +105,15 @@ int vl_attention_amx_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *
         uint16_t *pbuf = aligned_alloc(64, 16 * Lp * sizeof(uint16_t));
         uint16_t qpad[16 * DIM] __attribute__((aligned(64)));
         float obuf[16 * 16] __attribute__((aligned(64)));
-        if (!s || !pbuf) {
-            failed = 1;
-        } else {
-            configure_tiles();
-            #pragma omp for schedule(dynamic, 4)
-            for (int64_t task = 0; task < heads * qblocks; task++) {
+        const int ready = s && pbuf;
+        if (ready) configure_tiles();
+        failed |= !ready;
+        /* every thread reaches the loop (OpenMP requires it); one without buffers skips its tasks and
+         * the call returns 2 (a MemoryError in Python) */
+        #pragma omp for schedule(dynamic, 4)
+        for (int64_t task = 0; task < heads * qblocks; task++) {
+            if (!ready) continue;
+            {
                 const int64_t bh = task / qblocks, r0 = task % qblocks * 16, b = bh / H, h = bh % H;
                 const int64_t rows = L - r0 < 16 ? L - r0 : 16;
                 const uint16_t *kp = packed + bh * Lp * DIM * 2, *vp = kp + Lp * DIM;
@@ -187,8 +191,8 @@ int vl_attention_amx_bf16(const uint16_t *q, const uint16_t *k, const uint16_t *
                     }
                 }
             }
-            _tile_release();
         }
+        if (ready) _tile_release();
         free(s);
         free(pbuf);
     }

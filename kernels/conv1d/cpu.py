@@ -46,7 +46,8 @@ def _native_conv(x, history, weight, bias, silu: bool):
     """bf16 x [B,T,D] (D contiguous) + history [B,W-1,D] -> y [B,T,D] through cpu_conv.c, or None."""
     B, T, D = x.shape
     W = weight.shape[1]
-    if x.stride(-1) != 1 or W > MAX_WIDTH or T == 0 or x.requires_grad or _library() is None:
+    if (x.stride(-1) != 1 or W > MAX_WIDTH or T == 0 or x.requires_grad or _library() is None
+            or any(t is not None and t.device.type != "cpu" for t in (history, weight, bias))):
         return None
     history = history.to(torch.bfloat16).contiguous()
     w = weight.float().t().contiguous()  # [W, D]
@@ -59,7 +60,7 @@ def _native_conv(x, history, weight, bias, silu: bool):
 
 
 def causal_conv1d_cpu(x, weight, bias=None, activation="silu", initial_state=None,
-                      rows_per_block: int = ROWS_PER_BLOCK):
+                      rows_per_block: int = ROWS_PER_BLOCK, native_kernel: bool = True):
     """x [B,T,D], weight [D,W] -> (y [B,T,D] in x.dtype, final_state [B,D,W-1] = the last W-1 inputs of
     initial_state ++ x, in x.dtype). initial_state [B,D,W-1] (None = zeros) is the history before x."""
     B, T, D = x.shape
@@ -72,7 +73,7 @@ def causal_conv1d_cpu(x, weight, bias=None, activation="silu", initial_state=Non
         return x.new_empty(B, 0, D), history.transpose(1, 2).contiguous()
     silu = activation in ("silu", "swish")
     final_state = (x if T >= W - 1 else torch.cat([history, x], dim=1))[:, -(W - 1) :].transpose(1, 2).contiguous()
-    if x.dtype == torch.bfloat16 and x.device.type == "cpu":
+    if native_kernel and x.dtype == torch.bfloat16 and x.device.type == "cpu":
         y = _native_conv(x, history, weight, bias, silu)
         if y is not None:
             return y, final_state
@@ -96,12 +97,14 @@ def causal_conv1d_cpu(x, weight, bias=None, activation="silu", initial_state=Non
     return out, final_state
 
 
-def causal_conv1d_update_cpu(x, conv_state, weight, bias=None, activation="silu"):
+def causal_conv1d_update_cpu(x, conv_state, weight, bias=None, activation="silu", native_kernel: bool = True):
     """One token, as reference.causal_conv1d_update_torch: x [B,D] -> y [B,D]; conv_state [B,D,W-1]
-    shifted in place. bf16 on AVX512-BF16 CPUs takes cpu_conv.c (one pass, no temporaries)."""
+    shifted in place. bf16 on AVX512-BF16 CPUs takes cpu_conv.c (one pass, no temporaries) unless
+    native_kernel=False."""
     B, D = x.shape
     W = weight.shape[1]
-    if (x.dtype == conv_state.dtype == weight.dtype == torch.bfloat16 and x.device.type == "cpu"
+    if (x.dtype == conv_state.dtype == weight.dtype == torch.bfloat16 and native_kernel
+            and all(t.device.type == "cpu" for t in (x, conv_state, weight) + ((bias,) if bias is not None else ()))
             and x.stride(-1) == 1 and conv_state.is_contiguous() and weight.is_contiguous() and W <= MAX_WIDTH
             and (bias is None or (bias.dtype == torch.bfloat16 and bias.is_contiguous()))
             and not conv_state.requires_grad and _library() is not None):

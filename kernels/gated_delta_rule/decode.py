@@ -46,6 +46,7 @@ def _native_step(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm):
     HV, V = v.shape[1:]
     tensors = (q, k, v, a, b, A_log, dt_bias)
     if (any(t.dtype != torch.bfloat16 or t.device.type != "cpu" or t.stride(-1) != 1 for t in tensors)
+            or state.device.type != "cpu" or state.dtype != torch.float32
             or q.stride(1) != K or k.stride(1) != K or v.stride(1) != V or not A_log.is_contiguous()
             or not dt_bias.is_contiguous() or not state.is_contiguous() or K > MAX_DIM or V > MAX_DIM or V % 16
             or state.requires_grad or _library() is None):
@@ -58,7 +59,8 @@ def _native_step(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm):
     return o if rc == 0 else None
 
 
-def gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale=None, use_qk_l2norm=True):
+def gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale=None, use_qk_l2norm=True,
+                                    native_kernel: bool = True):
     """q, k [B,H,K]; v [B,HV,V]; a, b [B,HV]; A_log, dt_bias [HV]; state [B,HV,K,V] fp32 updated in place.
 
     g = -exp(A_log) * softplus(a + dt_bias) in fp32; beta = sigmoid(b) rounded to b's dtype (as
@@ -67,7 +69,7 @@ def gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale=
     B, H, K = q.shape
     HV, V = v.shape[1:]
     scale = K**-0.5 if scale is None else scale
-    if q.dtype == torch.bfloat16 and q.device.type == "cpu":
+    if native_kernel and q.dtype == torch.bfloat16 and q.device.type == "cpu":
         o = _native_step(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
         if o is not None:
             return o

@@ -47,13 +47,16 @@ def linear_few_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     K = x.shape[-1]
     rows = x.numel() // K if K else 0
     if (
-        x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16 or x.device.type != "cpu"
+        x.dtype != torch.bfloat16 or weight.dtype != torch.bfloat16
+        or x.device.type != "cpu" or weight.device.type != "cpu"
         or not 0 < rows <= MAX_ROWS or K % 32 or weight.dim() != 2 or weight.shape[1] != K
         or not weight.is_contiguous() or x.stride(-1) != 1 or x.requires_grad or weight.requires_grad
-        or (bias is not None and (bias.dtype != torch.bfloat16 or not bias.is_contiguous()))
+        or (bias is not None and (bias.dtype != torch.bfloat16 or bias.device.type != "cpu" or bias.dim() != 1
+                                  or bias.shape[0] != weight.shape[0] or not bias.is_contiguous()
+                                  or bias.requires_grad))
         or _library() is None
     ):
-        return None
+        return None  # F.linear handles it (and raises its own errors for bad shapes)
     x2 = x.reshape(rows, K)  # a view for the usual [B, 1, K] / [1, T, K] layouts
     N = weight.shape[0]
     y = torch.empty(rows, N, dtype=torch.bfloat16)
