@@ -3,7 +3,7 @@
 - cpu_flash.c: flash form on AVX512-BF16 register tiles, any even head dim <= 256; 2.4x PyTorch's
   SDPA on the 2-core AMD EPYC, 3x slower than SDPA on the AMX Xeon;
 - cpu_amx.c: AMX tiles for both products, exact softmax per 16-query block, head dim 64 (the
-  vision tower's); ~1.5x SDPA on the AMX Xeon.
+  vision tower's); 1.2-1.4x SDPA on the AMX Xeon.
 
 Both are built on first use (see kernels/native.py). `cpu_attention_available()` says whether this
 process can use cpu_flash.c (x86 with AVX512F + AVX512-BF16, a C compiler with OpenMP, a successful
@@ -91,7 +91,7 @@ def cpu_has_amx() -> bool:
 def preferred(q: torch.Tensor | None = None) -> bool:
     """Whether dispatch should pick a fused kernel for bf16 CPU attention over `q`'s shape:
     VLAGENT_CPU_ATTENTION=1 / 0 forces it on / off. By default: on AMX CPUs only where cpu_amx.c
-    fits (head dim 64; ~1.5x SDPA there, while cpu_flash.c is 3x slower than SDPA), elsewhere
+    fits (head dim 64; 1.2-1.4x SDPA there, while cpu_flash.c is 3x slower than SDPA), elsewhere
     cpu_flash.c (2.4x SDPA on the AMD EPYC; benchmarks/README.md)."""
     forced = os.environ.get("VLAGENT_CPU_ATTENTION")
     if forced is not None and forced.strip() != "":
