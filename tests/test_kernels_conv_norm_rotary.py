@@ -111,6 +111,23 @@ def test_native_bf16_conv_update_matches_reference(with_bias, activation, monkey
         assert not calls, "bf16 decode steps should not fall back to the reference"
 
 
+def test_native_bf16_decode_steps_give_the_prompt_pass_bits():
+    """Speculative verification runs the prompt conv over a few tokens where plain decoding steps
+    one at a time: in bf16 the two C kernels must round identically."""
+    from vlagent.kernels.conv1d import cpu as conv_cpu
+
+    if not conv_cpu.native_conv_available():
+        pytest.skip("no C conv kernel on this CPU")
+    B, T, D, W = 2, 9, 6150, 4  # ~110k outputs: any difference in rounding order shows up
+    x = _randn(B, T, D, dtype=torch.bfloat16, seed=21) * 3
+    w, bias = _randn(D, W, dtype=torch.bfloat16, seed=22), _randn(D, dtype=torch.bfloat16, seed=23)
+    h0 = _randn(B, D, W - 1, dtype=torch.bfloat16, seed=24)
+    y_prompt, s_prompt = kernels.causal_conv1d(x, w, bias, "silu", initial_state=h0)
+    state = h0.clone()
+    steps = torch.stack([kernels.causal_conv1d_update(x[:, t], state, w, bias, "silu") for t in range(T)], dim=1)
+    assert torch.equal(steps, y_prompt) and torch.equal(state, s_prompt)
+
+
 def test_causal_conv1d_update_steps_equal_prefill():
     B, T, D, W = 2, 6, 16, 4
     x, w, bias = _randn(B, T, D), _randn(D, W, seed=1), _randn(D, seed=2)

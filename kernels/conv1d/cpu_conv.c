@@ -73,9 +73,28 @@ int vl_causal_conv1d_bf16(const uint16_t *x, const uint16_t *history, const floa
     return 0;
 }
 
+/* exp_ps on one float, operation for operation (fmaf is the same fused rounding as fmadd), so a
+ * decode step rounds exactly like the prompt pass over the same tokens. */
+static inline float exp_scalar(float x) {
+    float t = x * 1.44269504088896341f;
+    t = fminf(fmaxf(t, -150.0f), 128.0f);
+    const float n = nearbyintf(t);
+    const float f = t - n;
+    float p = 1.5252733804e-5f;
+    p = fmaf(p, f, 1.5403530393e-4f);
+    p = fmaf(p, f, 1.3333558146e-3f);
+    p = fmaf(p, f, 9.6181291076e-3f);
+    p = fmaf(p, f, 5.5504108665e-2f);
+    p = fmaf(p, f, 2.4022650696e-1f);
+    p = fmaf(p, f, 6.9314718056e-1f);
+    p = fmaf(p, f, 1.0f);
+    return ldexpf(p, (int)n);
+}
+
 /* One decode token: x bf16 [B, D] (batch stride sx); state bf16 [B, D, W-1] contiguous, oldest first,
  * shifted in place; w bf16 [D, W]; bias bf16 [D] or NULL; y bf16 [B, D] contiguous.
- * y = act(bias + sum_j w[d, j] * window[j]) over window = state ++ x, fp32, one rounding. */
+ * The same arithmetic as vl_causal_conv1d_bf16 (bias first, fused multiply-adds in tap order, the
+ * same SiLU), so stepping token by token gives the prompt pass's bits. */
 int vl_causal_conv1d_update_bf16(const uint16_t *x, int64_t sx, uint16_t *state, const uint16_t *w,
                                  const uint16_t *bias, uint16_t *y, int64_t B, int64_t D, int64_t W, int silu,
                                  int nthreads) {
@@ -86,11 +105,10 @@ int vl_causal_conv1d_update_bf16(const uint16_t *x, int64_t sx, uint16_t *state,
         uint16_t *st = state + bd * (W - 1);
         const uint16_t *wd = w + d * W;
         const uint16_t xin = x[b * sx + d];
-        float acc = 0.0f;
-        for (int64_t j = 0; j < W - 1; j++) acc += bf16_f32(wd[j]) * bf16_f32(st[j]);
-        acc += bf16_f32(wd[W - 1]) * bf16_f32(xin);
-        if (bias) acc += bf16_f32(bias[d]);
-        if (silu) acc = acc / (1.0f + expf(-acc));
+        float acc = bias ? bf16_f32(bias[d]) : 0.0f;
+        for (int64_t j = 0; j < W - 1; j++) acc = fmaf(bf16_f32(wd[j]), bf16_f32(st[j]), acc);
+        acc = fmaf(bf16_f32(wd[W - 1]), bf16_f32(xin), acc);
+        if (silu) acc = acc / (1.0f + exp_scalar(0.0f - acc));
         for (int64_t j = 0; j + 1 < W - 1; j++) st[j] = st[j + 1];
         st[W - 2] = xin;
         y[bd] = f32_bf16(acc);
