@@ -23,32 +23,22 @@ from . import native
 
 SOURCE = Path(__file__).with_name("denormals.c")
 FLAGS = ("-fopenmp",)
-_state: dict[str, object] = {}
-
-
-def _library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="SSE")
-        if lib is not None:
-            lib.vl_set_flush_denormals.argtypes = [ctypes.c_int, ctypes.c_void_p]
-            lib.vl_set_flush_denormals.restype = None
-            lib.vl_restore_flush_denormals.argtypes = [ctypes.c_int, ctypes.c_void_p]
-            lib.vl_restore_flush_denormals.restype = None
-            lib.vl_count_flushing_threads.argtypes = [ctypes.c_int]
-            lib.vl_count_flushing_threads.restype = ctypes.c_int
-        _state["lib"], _state["reason"] = lib, reason
-    return _state["lib"]  # type: ignore[return-value]
+ptr = ctypes.c_void_p
+KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="SSE", signatures={
+    "vl_set_flush_denormals": ([ctypes.c_int, ptr], None),
+    "vl_restore_flush_denormals": ([ctypes.c_int, ptr], None),
+    "vl_count_flushing_threads": ([ctypes.c_int], ctypes.c_int),
+})
 
 
 def unavailable_reason() -> str | None:
     """None when all threads can flush subnormals, else why only the calling thread does."""
-    _library()
-    return _state["reason"]  # type: ignore[return-value]
+    return KERNEL.reason
 
 
 def flushing_threads() -> int:
     """How many of PyTorch's intra-op threads currently flush subnormals (0 without the helper)."""
-    lib = _library()
+    lib = KERNEL.lib
     return 0 if lib is None else lib.vl_count_flushing_threads(torch.get_num_threads())
 
 
@@ -60,7 +50,7 @@ def flush_denormals(device: torch.device | str = "cpu") -> Iterator[None]:
     if torch.device(device).type != "cpu":
         yield
         return
-    lib, threads = _library(), torch.get_num_threads()
+    lib, threads = KERNEL.lib, torch.get_num_threads()
     if lib is None:  # no helper (no compiler, not x86): subnormals stay slow but correct
         yield
         return

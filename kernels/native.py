@@ -110,3 +110,35 @@ _outcomes: dict[str, str | None] = {}
 def kernel_outcomes() -> dict[str, str | None]:
     """Every C kernel this process tried to load: source file name -> None (in use) or why not."""
     return dict(_outcomes)
+
+
+class NativeKernel:
+    """One C kernel source of a CPU fast path, built and loaded on first use of `lib`.
+
+    `signatures` maps each exported function to (argtypes, restype) for ctypes. `lib` is None where
+    the kernel cannot run (not x86, no compiler, failed build, CPU lacks `needs`); `reason` says why.
+    """
+
+    def __init__(self, source: Path, flags: tuple[str, ...], needs: str,
+                 signatures: dict[str, tuple[list, object]]) -> None:
+        self.source, self.flags, self.needs, self.signatures = source, flags, needs, signatures
+        self._loaded = False
+        self._lib: ctypes.CDLL | None = None
+        self._reason: str | None = None
+
+    @property
+    def lib(self) -> ctypes.CDLL | None:
+        if not self._loaded:
+            lib, reason = load_x86_kernel(self.source, self.flags, self.needs)
+            if lib is not None:
+                for name, (argtypes, restype) in self.signatures.items():
+                    fn = getattr(lib, name)
+                    fn.argtypes, fn.restype = argtypes, restype
+            self._lib, self._reason, self._loaded = lib, reason, True
+        return self._lib
+
+    @property
+    def reason(self) -> str | None:
+        """None when `lib` is usable, else why not (loads the kernel first)."""
+        _ = self.lib
+        return self._reason

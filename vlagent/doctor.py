@@ -137,11 +137,9 @@ def _check_cpu_kernels() -> Check:
     from vlagent.kernels.norm import cpu as norm
     from vlagent.kernels.rotary import cpu as rotary
 
-    for available in (attention.cpu_attention_available, attention.amx_attention_available,
-                      conv1d.native_conv_available, decode.native_decode_available,
-                      linear.gemv_available, norm.native_norm_available, rotary.cpu_rotary_available,
-                      denormals.unavailable_reason):
-        available()  # builds (or finds in the cache) and loads the kernel
+    for kernel in (attention.KERNEL, attention.AMX_KERNEL, conv1d.KERNEL, decode.KERNEL, linear.KERNEL,
+                   norm.KERNEL, rotary.KERNEL, denormals.KERNEL):
+        kernel.lib  # builds (or finds in the cache) and loads the kernel
     outcomes = native.kernel_outcomes()
     missing = {name: why for name, why in outcomes.items() if why is not None}
     if not missing:

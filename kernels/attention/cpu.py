@@ -27,39 +27,21 @@ AMX_FLAGS = FLAGS + ("-mavx512bw", "-mamx-tile", "-mamx-bf16")
 AMX_HEAD_DIM = 64
 AMX_MAX_KEYS = 32768
 
-_state: dict[str, object] = {}
-
-
-def _library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F + AVX512-BF16")
-        if lib is not None:
-            i64 = ctypes.c_int64
-            lib.vl_attention_bf16.argtypes = [ctypes.c_void_p] * 4 + [i64] * 16 + [ctypes.c_float, ctypes.c_int]
-            lib.vl_attention_bf16.restype = ctypes.c_int
-        _state["lib"], _state["reason"] = lib, reason
-    return _state["lib"]  # type: ignore[return-value]
-
-
-def _amx_library() -> ctypes.CDLL | None:
-    if "amx_lib" not in _state:
-        lib, reason = native.load_x86_kernel(AMX_SOURCE, AMX_FLAGS, needs="AMX-TILE + AMX-BF16 + AVX512-BF16 "
-                                             "(and Linux's permission for AMX tile data)")
-        if lib is not None:
-            i64 = ctypes.c_int64
-            lib.vl_attention_amx_bf16.argtypes = [ctypes.c_void_p] * 4 + [i64] * 16 + [ctypes.c_float, ctypes.c_int]
-            lib.vl_attention_amx_bf16.restype = ctypes.c_int
-        _state["amx_lib"], _state["amx_reason"] = lib, reason
-    return _state["amx_lib"]  # type: ignore[return-value]
+_ATTENTION_ARGS = ([ctypes.c_void_p] * 4 + [ctypes.c_int64] * 16 + [ctypes.c_float, ctypes.c_int], ctypes.c_int)
+KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F + AVX512-BF16",
+                             signatures={"vl_attention_bf16": _ATTENTION_ARGS})
+AMX_KERNEL = native.NativeKernel(AMX_SOURCE, AMX_FLAGS,
+                                 needs="AMX-TILE + AMX-BF16 + AVX512-BF16 (and Linux's permission for AMX tile data)",
+                                 signatures={"vl_attention_amx_bf16": _ATTENTION_ARGS})
+_state: dict[str, object] = {}  # "amx": whether this CPU has AMX (read once)
 
 
 def amx_attention_available() -> bool:
-    return _amx_library() is not None
+    return AMX_KERNEL.lib is not None
 
 
 def amx_attention_unavailable_reason() -> str | None:
-    _amx_library()
-    return _state.get("amx_reason")  # type: ignore[return-value]
+    return AMX_KERNEL.reason
 
 
 def _amx_fits(q: torch.Tensor) -> bool:
@@ -67,12 +49,11 @@ def _amx_fits(q: torch.Tensor) -> bool:
 
 
 def cpu_attention_available() -> bool:
-    return _library() is not None
+    return KERNEL.lib is not None
 
 
 def cpu_attention_unavailable_reason() -> str | None:
-    _library()
-    return _state.get("reason")  # type: ignore[return-value]
+    return KERNEL.reason
 
 
 def cpu_has_amx() -> bool:
@@ -129,7 +110,7 @@ def attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: floa
     if kernel == "amx" and not _amx_fits(q):
         raise ValueError(f"the AMX kernel needs head dim {AMX_HEAD_DIM}, at most {AMX_MAX_KEYS} keys and an AMX "
                          f"CPU; got {tuple(q.shape)} ({amx_attention_unavailable_reason() or 'AMX available'})")
-    lib = _library()
+    lib = KERNEL.lib
     if lib is None:
         raise RuntimeError(f"fused CPU attention is unavailable: {cpu_attention_unavailable_reason()}")
     if not supports(q, k, v):
@@ -149,7 +130,7 @@ def attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: floa
     strides = [s for t in (q, k, v, out) for s in t.stride()[:3]]
     run = lib.vl_attention_bf16
     if kernel == "amx" or (kernel == "auto" and _amx_fits(q)):
-        run = _amx_library().vl_attention_amx_bf16
+        run = AMX_KERNEL.lib.vl_attention_amx_bf16
     rc = run(q.data_ptr(), k.data_ptr(), v.data_ptr(), out.data_ptr(), B, H, L, D, *strides, scale,
              torch.get_num_threads())
     if rc == 2:

@@ -21,39 +21,30 @@ ROWS_PER_BLOCK = 64
 SOURCE = Path(__file__).with_name("cpu_conv.c")
 FLAGS = ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp")
 MAX_WIDTH = 16
-_state: dict[str, object] = {}
-
-
-def _library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F/BW/VL + AVX512-BF16")
-        if lib is not None:
-            i64, ptr = ctypes.c_int64, ctypes.c_void_p
-            lib.vl_causal_conv1d_bf16.argtypes = [ptr] * 5 + [i64] * 6 + [ctypes.c_int, ctypes.c_int]
-            lib.vl_causal_conv1d_bf16.restype = ctypes.c_int
-            lib.vl_causal_conv1d_update_bf16.argtypes = [ptr, i64, ptr, ptr, ptr, ptr, i64, i64, i64, ctypes.c_int, ctypes.c_int]
-            lib.vl_causal_conv1d_update_bf16.restype = ctypes.c_int
-        _state["lib"], _state["reason"] = lib, reason
-    return _state["lib"]  # type: ignore[return-value]
+i64, ptr = ctypes.c_int64, ctypes.c_void_p
+KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F/BW/VL + AVX512-BF16", signatures={
+    "vl_causal_conv1d_bf16": ([ptr] * 5 + [i64] * 6 + [ctypes.c_int, ctypes.c_int], ctypes.c_int),
+    "vl_causal_conv1d_update_bf16": ([ptr, i64, ptr, ptr, ptr, ptr, i64, i64, i64, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+})
 
 
 def native_conv_available() -> bool:
     """Whether bf16 inputs take the C kernel (cpu_conv.c): one pass, fp32 accumulation."""
-    return _library() is not None
+    return KERNEL.lib is not None
 
 
 def _native_conv(x, history, weight, bias, silu: bool):
     """bf16 x [B,T,D] (D contiguous) + history [B,W-1,D] -> y [B,T,D] through cpu_conv.c, or None."""
     B, T, D = x.shape
     W = weight.shape[1]
-    if (x.stride(-1) != 1 or W > MAX_WIDTH or T == 0 or x.requires_grad or _library() is None
+    if (x.stride(-1) != 1 or W > MAX_WIDTH or T == 0 or x.requires_grad or KERNEL.lib is None
             or any(t is not None and t.device.type != "cpu" for t in (history, weight, bias))):
         return None
     history = history.to(torch.bfloat16).contiguous()
     w = weight.float().t().contiguous()  # [W, D]
     b = None if bias is None else bias.float().contiguous()
     y = torch.empty(B, T, D, dtype=torch.bfloat16)
-    rc = _library().vl_causal_conv1d_bf16(x.data_ptr(), history.data_ptr(), w.data_ptr(),
+    rc = KERNEL.lib.vl_causal_conv1d_bf16(x.data_ptr(), history.data_ptr(), w.data_ptr(),
                                           None if b is None else b.data_ptr(), y.data_ptr(), B, T, D, W,
                                           x.stride(0), x.stride(1), int(silu), torch.get_num_threads())
     return y if rc == 0 else None
@@ -107,9 +98,9 @@ def causal_conv1d_update_cpu(x, conv_state, weight, bias=None, activation="silu"
             and all(t.device.type == "cpu" for t in (x, conv_state, weight) + ((bias,) if bias is not None else ()))
             and x.stride(-1) == 1 and conv_state.is_contiguous() and weight.is_contiguous() and W <= MAX_WIDTH
             and (bias is None or (bias.dtype == torch.bfloat16 and bias.is_contiguous()))
-            and not conv_state.requires_grad and _library() is not None):
+            and not conv_state.requires_grad and KERNEL.lib is not None):
         y = torch.empty(B, D, dtype=torch.bfloat16)
-        rc = _library().vl_causal_conv1d_update_bf16(
+        rc = KERNEL.lib.vl_causal_conv1d_update_bf16(
             x.data_ptr(), x.stride(0), conv_state.data_ptr(), weight.data_ptr(),
             None if bias is None else bias.data_ptr(), y.data_ptr(), B, D, W,
             int(activation in ("silu", "swish")), torch.get_num_threads())

@@ -21,23 +21,15 @@ from .utils import l2norm
 SOURCE = Path(__file__).with_name("cpu_decode.c")
 FLAGS = ("-mavx512f", "-mavx512bw", "-fopenmp")
 MAX_DIM = 512
-_state: dict[str, object] = {}
-
-
-def _library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F/BW")
-        if lib is not None:
-            i64, ptr = ctypes.c_int64, ctypes.c_void_p
-            lib.vl_gated_delta_decode_bf16.argtypes = [ptr] * 9 + [i64] * 10 + [ctypes.c_float, ctypes.c_int, ctypes.c_int]
-            lib.vl_gated_delta_decode_bf16.restype = ctypes.c_int
-        _state["lib"], _state["reason"] = lib, reason
-    return _state["lib"]  # type: ignore[return-value]
+i64, ptr = ctypes.c_int64, ctypes.c_void_p
+KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F/BW", signatures={
+    "vl_gated_delta_decode_bf16": ([ptr] * 9 + [i64] * 10 + [ctypes.c_float, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+})
 
 
 def native_decode_available() -> bool:
     """Whether bf16 decode steps take cpu_decode.c on this machine."""
-    return _library() is not None
+    return KERNEL.lib is not None
 
 
 def _native_step(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm):
@@ -49,10 +41,10 @@ def _native_step(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm):
             or state.device.type != "cpu" or state.dtype != torch.float32
             or q.stride(1) != K or k.stride(1) != K or v.stride(1) != V or not A_log.is_contiguous()
             or not dt_bias.is_contiguous() or not state.is_contiguous() or K > MAX_DIM or V > MAX_DIM or V % 16
-            or state.requires_grad or _library() is None):
+            or state.requires_grad or KERNEL.lib is None):
         return None
     o = torch.empty(B, HV, V, dtype=torch.bfloat16)
-    rc = _library().vl_gated_delta_decode_bf16(
+    rc = KERNEL.lib.vl_gated_delta_decode_bf16(
         q.data_ptr(), k.data_ptr(), v.data_ptr(), a.data_ptr(), b.data_ptr(), A_log.data_ptr(), dt_bias.data_ptr(),
         state.data_ptr(), o.data_ptr(), B, H, HV, K, V, q.stride(0), k.stride(0), v.stride(0), a.stride(0),
         b.stride(0), float(scale), int(use_qk_l2norm), torch.get_num_threads())

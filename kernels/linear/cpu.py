@@ -17,28 +17,19 @@ from .. import native
 SOURCE = Path(__file__).with_name("cpu_gemv.c")
 FLAGS = ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp")
 MAX_ROWS = 8  # activation rows per call (decode batch, MTP verification)
-_state: dict[str, object] = {}
-
-
-def _library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F/BW + AVX512-BF16")
-        if lib is not None:
-            i64, ptr = ctypes.c_int64, ctypes.c_void_p
-            lib.vl_gemv_bf16.argtypes = [ptr, i64, i64, i64, ptr, i64, ptr, ptr, i64, ctypes.c_int]
-            lib.vl_gemv_bf16.restype = ctypes.c_int
-        _state["lib"], _state["reason"] = lib, reason
-    return _state["lib"]  # type: ignore[return-value]
+i64, ptr = ctypes.c_int64, ctypes.c_void_p
+KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F/BW + AVX512-BF16", signatures={
+    "vl_gemv_bf16": ([ptr, i64, i64, i64, ptr, i64, ptr, ptr, i64, ctypes.c_int], ctypes.c_int),
+})
 
 
 def gemv_available() -> bool:
     """Whether few-row bf16 products take the C kernel on this machine."""
-    return _library() is not None
+    return KERNEL.lib is not None
 
 
 def gemv_unavailable_reason() -> str | None:
-    _library()
-    return _state["reason"]  # type: ignore[return-value]
+    return KERNEL.reason
 
 
 def linear_few_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor | None:
@@ -54,13 +45,13 @@ def linear_few_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         or (bias is not None and (bias.dtype != torch.bfloat16 or bias.device.type != "cpu" or bias.dim() != 1
                                   or bias.shape[0] != weight.shape[0] or not bias.is_contiguous()
                                   or bias.requires_grad))
-        or _library() is None
+        or KERNEL.lib is None
     ):
         return None  # F.linear handles it (and raises its own errors for bad shapes)
     x2 = x.reshape(rows, K)  # a view for the usual [B, 1, K] / [1, T, K] layouts
     N = weight.shape[0]
     y = torch.empty(rows, N, dtype=torch.bfloat16)
-    rc = _library().vl_gemv_bf16(x2.data_ptr(), rows, K, x2.stride(0), weight.data_ptr(), N,
+    rc = KERNEL.lib.vl_gemv_bf16(x2.data_ptr(), rows, K, x2.stride(0), weight.data_ptr(), N,
                                  None if bias is None else bias.data_ptr(), y.data_ptr(), N,
                                  torch.get_num_threads())
     return y.view(*x.shape[:-1], N) if rc == 0 else None

@@ -15,27 +15,18 @@ from .. import native
 
 SOURCE = Path(__file__).with_name("cpu_norm.c")
 FLAGS = ("-mavx512f", "-mavx512bw", "-fopenmp")
-_state: dict[str, object] = {}
-
-
-def _library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F/BW")
-        if lib is not None:
-            i64, ptr, c_int = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-            lib.vl_rms_norm_bf16.argtypes = [ptr, i64, i64, i64, ptr, c_int, ctypes.c_float, ptr, c_int]
-            lib.vl_rms_norm_bf16.restype = c_int
-            lib.vl_gated_rms_norm_bf16.argtypes = [ptr, ptr, i64, i64, i64, i64, ptr, ctypes.c_float, ptr, c_int]
-            lib.vl_gated_rms_norm_bf16.restype = c_int
-        _state["lib"], _state["reason"] = lib, reason
-    return _state["lib"]  # type: ignore[return-value]
+i64, ptr = ctypes.c_int64, ctypes.c_void_p
+KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F/BW", signatures={
+    "vl_rms_norm_bf16": ([ptr, i64, i64, i64, ptr, ctypes.c_int, ctypes.c_float, ptr, ctypes.c_int], ctypes.c_int),
+    "vl_gated_rms_norm_bf16": ([ptr, ptr, i64, i64, i64, i64, ptr, ctypes.c_float, ptr, ctypes.c_int], ctypes.c_int),
+})
 
 
 def native_norm_available() -> bool:
-    return _library() is not None
+    return KERNEL.lib is not None
 
 
-def _rows(t: torch.Tensor) -> torch.Tensor | None:
+def _rows(t: torch.Tensor) -> torch.Tensor:
     """t as [rows, D] with unit stride along D (a view where possible, else a copy)."""
     t2 = t.reshape(-1, t.shape[-1])
     return t2 if t2.stride(-1) == 1 or t2.shape[-1] == 1 else t2.contiguous()
@@ -43,7 +34,7 @@ def _rows(t: torch.Tensor) -> torch.Tensor | None:
 
 def _covered(*tensors: torch.Tensor) -> bool:
     return (all(t.dtype == torch.bfloat16 and t.device.type == "cpu" and not t.requires_grad for t in tensors)
-            and _library() is not None)
+            and KERNEL.lib is not None)
 
 
 def rms_norm_cpu(x: torch.Tensor, weight: torch.Tensor, eps: float, zero_centered: bool) -> torch.Tensor | None:
@@ -51,7 +42,7 @@ def rms_norm_cpu(x: torch.Tensor, weight: torch.Tensor, eps: float, zero_centere
         return None
     x2, w = _rows(x), weight.contiguous()
     y = torch.empty(x.shape, dtype=torch.bfloat16)
-    rc = _library().vl_rms_norm_bf16(x2.data_ptr(), x2.shape[0], x2.shape[1], x2.stride(0), w.data_ptr(),
+    rc = KERNEL.lib.vl_rms_norm_bf16(x2.data_ptr(), x2.shape[0], x2.shape[1], x2.stride(0), w.data_ptr(),
                                      int(zero_centered), float(eps), y.data_ptr(), torch.get_num_threads())
     return y if rc == 0 else None
 
@@ -61,7 +52,7 @@ def gated_rms_norm_cpu(x: torch.Tensor, z: torch.Tensor, weight: torch.Tensor, e
         return None
     x2, z2, w = _rows(x), _rows(z), weight.contiguous()
     y = torch.empty(x.shape, dtype=torch.bfloat16)
-    rc = _library().vl_gated_rms_norm_bf16(x2.data_ptr(), z2.data_ptr(), x2.shape[0], x2.shape[1], x2.stride(0),
+    rc = KERNEL.lib.vl_gated_rms_norm_bf16(x2.data_ptr(), z2.data_ptr(), x2.shape[0], x2.shape[1], x2.stride(0),
                                            z2.stride(0), w.data_ptr(), float(eps), y.data_ptr(),
                                            torch.get_num_threads())
     return y if rc == 0 else None

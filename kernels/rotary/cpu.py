@@ -15,22 +15,14 @@ from .. import native
 SOURCE = Path(__file__).with_name("cpu_rotate.c")
 FLAGS = ("-mavx512f", "-mavx512bw", "-mavx512vl", "-mavx512bf16", "-fopenmp")
 
-_state: dict[str, object] = {}
-
-
-def _library() -> ctypes.CDLL | None:
-    if "lib" not in _state:
-        lib, reason = native.load_x86_kernel(SOURCE, FLAGS, needs="AVX512F/BW/VL + AVX512-BF16")
-        if lib is not None:
-            i64 = ctypes.c_int64
-            lib.vl_rotate_half_bf16.argtypes = [ctypes.c_void_p] + [i64] * 5 + [ctypes.c_void_p] * 2 + [i64, ctypes.c_int]
-            lib.vl_rotate_half_bf16.restype = ctypes.c_int
-        _state["lib"], _state["reason"] = lib, reason
-    return _state["lib"]  # type: ignore[return-value]
+i64, ptr = ctypes.c_int64, ctypes.c_void_p
+KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F/BW/VL + AVX512-BF16", signatures={
+    "vl_rotate_half_bf16": ([ptr] + [i64] * 5 + [ptr] * 2 + [i64, ctypes.c_int], ctypes.c_int),
+})
 
 
 def cpu_rotary_available() -> bool:
-    return _library() is not None
+    return KERNEL.lib is not None
 
 
 def supports(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> bool:
@@ -53,7 +45,7 @@ def rotate_half_inplace_cpu(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tenso
             f"[n, >= D/2] with equal strides; got x {tuple(x.shape)} {x.dtype}, cos {tuple(cos.shape)} {cos.dtype}"
         )
     n, G, D = x.shape
-    lib = _library()
+    lib = KERNEL.lib
     rc = lib.vl_rotate_half_bf16(x.data_ptr(), n, G, D, x.stride(0), x.stride(1), cos.data_ptr(), sin.data_ptr(),
                                  cos.stride(0), torch.get_num_threads())
     if rc != 0:
