@@ -1,8 +1,8 @@
 """Kernel benchmark: our Triton kernels against their PyTorch references (and flash-linear-attention).
 
-    python benchmarks/kernels.py                 # on one H100/H200: every kernel, realistic shapes (< 8 min)
-    python benchmarks/kernels.py --only gdn,moe  # a subset (gdn, conv, norm, rotary, moe, decode)
-    python benchmarks/kernels.py --cpu-smoke     # tiny shapes on CPU: reference vs Triton interpreter, seconds
+    python benchmarks/kernel_speed.py                 # on one H100/H200: every kernel, realistic shapes (< 8 min)
+    python benchmarks/kernel_speed.py --only gdn,moe  # a subset (gdn, conv, norm, rotary, moe, decode)
+    python benchmarks/kernel_speed.py --cpu-smoke     # tiny shapes on CPU: reference vs Triton interpreter, seconds
 
 Columns:
   triton / torch / fla   median time per call (CUDA events on GPU, perf_counter on CPU); fla is
@@ -18,19 +18,9 @@ Columns:
 "triton" = the step captured in a CUDA graph (model/cuda_decode.py), "torch" = the eager loop; the
 tokens/s lines after the table are batch / time (target for 0.8B at B=1 on an H100/H200: >= 800).
 
-Kernel shapes are one layer of each model: Qwen3.5-0.8B ("0.8B": hidden 1024, 16 key / 16 value heads of 128 in
-Gated DeltaNet, attention heads 8/2 of 256) and Qwen3.5-397B-A17B ("397B": hidden 4096, 16 key / 64 value
-heads of 128, 512 experts top-10 of width 1024 plus a shared expert of 1024, attention 32/2 heads of 256).
-They are our reading of the published configs: edit MODELS to match a checkpoint's config.json exactly.
+Kernel shapes are one layer of Qwen3.5-0.8B, 2B, 9B and 35B-A3B (MODELS, with where each came from).
 """
 from __future__ import annotations
-
-if __name__ == "kernels":
-    # Imported, not run: the other scripts here have benchmarks/ first on sys.path, where this file
-    # would shadow Hugging Face's `kernels` that transformers imports; hand the name over to it.
-    from vlagent.kernels._shadow import load_hub_kernels
-
-    load_hub_kernels()
 
 import argparse
 import os
@@ -48,17 +38,36 @@ import torch.nn.functional as F  # noqa: E402
 
 from vlagent import kernels  # noqa: E402
 
+# One layer of each model, from its published config.json (text_config). Sources, read 2026-12-06:
+# 0.8B: huggingface.co/Qwen/Qwen3.5-0.8B/resolve/main/config.json (the file itself);
+# 2B: the official file's first 50 lines, the rest from mlx-community/Qwen3.5-2B-mxfp4 (a converted copy);
+# 9B: the official file's first 50 lines, the rest from a fine-tune of unsloth/Qwen3.5-9B (a re-upload);
+# 35B-A3B: a transformers Qwen3_5MoeConfig printout of the released checkpoint, matching tables that cite
+# huggingface.co/Qwen/Qwen3.5-35B-A3B at revision 59d61f3. All four: key/value head dims 128, conv width 4,
+# attention head dim 256 with partial rotary 0.25 (64 dims), vocabulary 248,320.
 MODELS = {
     "0.8B": dict(hidden=1024, h_k=16, h_v=16, d_k=128, d_v=128, conv_w=4, attn_q=8, attn_kv=2, head_dim=256,
                  rotary=64, experts=0, top_k=0, moe_i=0, shared_i=0),
-    "397B": dict(hidden=4096, h_k=16, h_v=64, d_k=128, d_v=128, conv_w=4, attn_q=32, attn_kv=2, head_dim=256,
-                 rotary=64, experts=512, top_k=10, moe_i=1024, shared_i=1024),
+    "2B": dict(hidden=2048, h_k=16, h_v=16, d_k=128, d_v=128, conv_w=4, attn_q=8, attn_kv=2, head_dim=256,
+               rotary=64, experts=0, top_k=0, moe_i=0, shared_i=0),
+    "9B": dict(hidden=4096, h_k=16, h_v=32, d_k=128, d_v=128, conv_w=4, attn_q=16, attn_kv=4, head_dim=256,
+               rotary=64, experts=0, top_k=0, moe_i=0, shared_i=0),
+    "35B-A3B": dict(hidden=2048, h_k=16, h_v=32, d_k=128, d_v=128, conv_w=4, attn_q=16, attn_kv=2, head_dim=256,
+                    rotary=64, experts=256, top_k=8, moe_i=512, shared_i=512),
 }
 PREFILL = (4096, 32768)
 DECODE = (1, 64)
 
 # (peak bytes/s, peak dense bf16 FLOP/s) by a substring of torch.cuda.get_device_name()
 PEAKS = (("H200", 4.8e12, 989e12), ("H100 PCIe", 2.0e12, 756e12), ("H100", 3.35e12, 989e12))
+
+
+def device_peaks(device_name: str) -> tuple[float | None, float | None]:
+    """(peak bytes/s, peak dense bf16 FLOP/s) from the vendor's data sheet, or (None, None) if unknown."""
+    for key, bw, flops in PEAKS:
+        if key in device_name:
+            return bw, flops
+    return None, None
 
 
 @dataclass
@@ -72,6 +81,8 @@ class Case:
     timings: dict[str, float] = field(default_factory=dict)
     error: float | None = None
     tokens: int = 0  # tokens produced per call (engine decode rows)
+    failures: dict[str, str] = field(default_factory=dict)  # implementation -> error message
+    skipped: bool = False  # not measured (out of time)
 
 
 def _max_err(a, b) -> float:
@@ -234,6 +245,10 @@ ENGINE_SHAPES = {
     "0.8B": dict(vocab_size=248320, hidden_size=1024, intermediate_size=3584, num_hidden_layers=24,
                  num_attention_heads=8, num_key_value_heads=2, head_dim=256, linear_num_key_heads=16,
                  linear_num_value_heads=16, linear_key_head_dim=128, linear_value_head_dim=128),
+    "9B": dict(vocab_size=248320, hidden_size=4096, intermediate_size=12288, num_hidden_layers=32,
+               num_attention_heads=16, num_key_value_heads=4, head_dim=256, linear_num_key_heads=16,
+               linear_num_value_heads=32, linear_key_head_dim=128, linear_value_head_dim=128,
+               tie_word_embeddings=False),
 }
 ENGINE_SMOKE = {
     "tiny": dict(vocab_size=512, hidden_size=64, intermediate_size=128, num_hidden_layers=4, num_attention_heads=4,
@@ -249,7 +264,8 @@ def random_engine(text: dict, device, dtype, backend: str):
     from vlagent.model.config import load_config
     from vlagent.model.qwen35 import Qwen35ForConditionalGeneration
 
-    raw = {"model_type": "qwen3_5", "tie_word_embeddings": True,
+    text = dict(text)
+    raw = {"model_type": "qwen3_5", "tie_word_embeddings": text.pop("tie_word_embeddings", True),
            "text_config": dict(text, full_attention_interval=4, rope_parameters={"rope_type": "default",
                                "rope_theta": 1e7, "partial_rotary_factor": 0.25, "mrope_section": [11, 11, 10]}),
            "vision_config": {}}
@@ -273,7 +289,9 @@ def engine_decode_cases(name, text, device, dtype, decode, prompt=ENGINE_PROMPT)
     on_gpu = device.type == "cuda"
     model = random_engine(text, device, dtype, "auto" if on_gpu else "triton")
     eager_model = model if on_gpu else random_engine(text, device, dtype, "torch")
-    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    # bytes read per token: every weight once, except an untied input embedding (one row is looked up)
+    weight_bytes = sum(p.numel() * p.element_size() for n, p in model.named_parameters()
+                       if not (n == "embed_tokens" and model.lm_head is not None))
     for B in decode:
         ids = torch.randint(0, text["vocab_size"], (B, prompt), device=device)
 
@@ -316,6 +334,49 @@ def smoke_models():
     }
 
 
+HEADER = ("kernel", "shape", "triton", "torch", "vs torch", "fla", "vs fla", "GB/s", "TFLOP/s", "roofline", "max|err|")
+
+
+def measure(only, device, dtype, *, smoke: bool, budget: float = 1.0, models: dict | None = None,
+            engine_shapes: dict | None = None, lengths: tuple[tuple, tuple] | None = None,
+            deadline: float | None = None, log=print):
+    """Time every case of the `only` builders (lengths: (prefill token counts, decode batch sizes)); yields each Case once timed (a failing implementation is
+    reported and left out of its row). Cases not started before `deadline` (a perf_counter value) are
+    yielded untimed with `skipped` set, so a caller short of time still lists what it did not measure."""
+    if models is None:
+        models = smoke_models() if smoke else MODELS
+    if engine_shapes is None:
+        engine_shapes = ENGINE_SMOKE if smoke else ENGINE_SHAPES
+    prefill, decode = lengths or (((70,), (1, 3)) if smoke else (PREFILL, DECODE))
+    torch.manual_seed(0)
+    started = time.perf_counter()
+    for key in only:
+        shapes = engine_shapes if key == "decode" else models
+        for name, m in shapes.items():
+            if deadline is not None and time.perf_counter() > deadline:
+                yield Case(key, f"{name} (not run: out of time)", {}, 0.0, 0.0, skipped=True)
+                continue
+            cases = (engine_decode_cases(name, m, device, dtype, decode,
+                                         ENGINE_SMOKE_PROMPT if smoke else ENGINE_PROMPT) if key == "decode"
+                     else BUILDERS[key](name, m, device, dtype, prefill, decode))
+            for case in cases:
+                results = {}
+                for impl, fn in case.run.items():
+                    try:
+                        case.timings[impl] = _timer(device, fn, budget, 50)
+                        results[impl] = fn()
+                    except Exception as exc:  # report and keep going: one failing kernel must not hide the rest
+                        case.failures[impl] = f"{type(exc).__name__}: {exc}"
+                        log(f"  {case.kernel} {case.shape} [{impl}] failed: {type(exc).__name__}: {exc}")
+                if case.compare and "triton" in results and "torch" in results:
+                    case.error = case.compare(results["triton"], results["torch"])
+                log(f"  timed: {case.kernel} {case.shape} ({time.perf_counter() - started:.0f} s)")
+                del results
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                yield case
+
+
 def _fmt_time(s):
     return "-" if s is None else (f"{s * 1e3:.3f} ms" if s < 1 else f"{s:.2f} s")
 
@@ -329,7 +390,6 @@ def main(argv=None) -> int:
 
     if args.cpu_smoke:
         device, dtype = torch.device("cpu"), torch.float32
-        models, prefill, decode = smoke_models(), (70,), (1, 3)
         peak_bw = peak_flops = None
         device_name = "CPU (Triton interpreter)"
     else:
@@ -337,13 +397,8 @@ def main(argv=None) -> int:
             print("no CUDA device: run with --cpu-smoke for the CPU check", file=sys.stderr)
             return 2
         device, dtype = torch.device("cuda"), torch.bfloat16
-        models, prefill, decode = MODELS, PREFILL, DECODE
         device_name = torch.cuda.get_device_name()
-        peak_bw = peak_flops = None
-        for key, bw, fl in PEAKS:
-            if key in device_name:
-                peak_bw, peak_flops = bw, fl
-                break
+        peak_bw, peak_flops = device_peaks(device_name)
     only = [s for s in args.only.split(",") if s] or list(BUILDERS)
     unknown = set(only) - set(BUILDERS)
     if unknown:
@@ -351,34 +406,13 @@ def main(argv=None) -> int:
 
     print(f"device: {device_name}; dtype {str(dtype).replace('torch.', '')}"
           + (f"; peaks {peak_bw / 1e12:.2f} TB/s, {peak_flops / 1e12:.0f} TFLOP/s" if peak_bw else ""))
-    header = ("kernel", "shape", "triton", "torch", "vs torch", "fla", "vs fla", "GB/s", "TFLOP/s", "roofline",
-              "max|err|")
     rows, decode_rows = [], []
-    torch.manual_seed(0)
     started = time.perf_counter()
-    for key in only:
-        shapes = (ENGINE_SMOKE if args.cpu_smoke else ENGINE_SHAPES) if key == "decode" else models
-        for name, m in shapes.items():
-            cases = (engine_decode_cases(name, m, device, dtype, decode,
-                                         ENGINE_SMOKE_PROMPT if args.cpu_smoke else ENGINE_PROMPT) if key == "decode"
-                     else BUILDERS[key](name, m, device, dtype, prefill, decode))
-            for case in cases:
-                results = {}
-                for impl, fn in case.run.items():
-                    try:
-                        case.timings[impl] = _timer(device, fn, args.budget, 50)
-                        results[impl] = fn()
-                    except Exception as exc:  # report and keep going: one failing kernel must not hide the rest
-                        print(f"  {case.kernel} {case.shape} [{impl}] failed: {type(exc).__name__}: {exc}")
-                if case.compare and "triton" in results and "torch" in results:
-                    case.error = case.compare(results["triton"], results["torch"])
-                rows.append(_row(case, peak_bw, peak_flops))
-                if case.kernel == "engine decode":
-                    decode_rows.append(case)
-                print("  done:", case.kernel, case.shape, f"({time.perf_counter() - started:.0f} s)", flush=True)
-                del results
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
+    for case in measure(only, device, dtype, smoke=args.cpu_smoke, budget=args.budget):
+        rows.append(_row(case, peak_bw, peak_flops))
+        if case.kernel == "engine decode":
+            decode_rows.append(case)
+    header = HEADER
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for r in [header, *rows]:
         print("  ".join(str(c).ljust(w) for c, w in zip(r, widths)))
