@@ -191,6 +191,7 @@ def chunk_gated_delta_rule_triton(
     _chunk_state_kernel[(triton.cdiv(V, BV), N * HV)](
         q, k, w, u, gc, o, h0, final_state, bounds, scale,
         H=H, HV=HV, K=K, V=V, BK=BK, BV=BV, C=C, USE_L2NORM=use_qk_l2norm_in_kernel,
-        HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec, num_warps=NUM_WARPS, num_stages=2,
+        HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec, num_warps=NUM_WARPS,
+        num_stages=2 if q.element_size() <= 2 else 1,  # fp32 q/k/w tiles, double-buffered, overflow an H100's 227 KB of shared memory
     )
     return o, final_state
