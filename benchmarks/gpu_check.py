@@ -397,19 +397,18 @@ def decode_step_9b(device, smoke: bool, peak_bw, log) -> dict | None:
 
 # ---------------------------------------------------------------- 3. kernel timings
 
-def time_kernels(device, smoke: bool, peak_bw, peak_flops, deadline: float, log) -> list[dict]:
+def time_kernels(device, smoke: bool, peak_bw, peak_flops, deadline: float, log, rows: list[dict], save) -> None:
+    """Append one row per timed case to `rows` and save after each: a third-party kernel that breaks the
+    CUDA context (flash-linear-attention did once) then still leaves every earlier figure on disk."""
     dtype = torch.float32 if smoke else torch.bfloat16
     only = [k for k in kernel_speed.BUILDERS if k != "decode"]  # the engine section already timed decode
-    rows = []
     lengths = None if smoke else ((16384,), (1, 32))  # one prefill length, two decode batches: fits the time
     for case in kernel_speed.measure(only, device, dtype, smoke=smoke, budget=0.05 if smoke else 0.2,
                                      lengths=lengths, deadline=deadline, log=log):
         row = dict(zip(kernel_speed.HEADER, kernel_speed._row(case, peak_bw, peak_flops)))
-        row["times_s"] = dict(case.timings)
-        row["failures"] = dict(case.failures)
-        row["skipped"] = case.skipped
+        row.update(times_s=dict(case.timings), failures=dict(case.failures), skipped=case.skipped)
         rows.append(row)
-    return rows
+        save()
 
 
 # ---------------------------------------------------------------- report
@@ -575,7 +574,8 @@ def main(argv=None) -> int:
         except Exception as exc:
             report["fla"] = None
             log(f"  flash-linear-attention not available ({type(exc).__name__}: {exc})")
-        report["kernels"] = time_kernels(device, smoke, peak_bw, peak_flops, deadline, log)
+        report["kernels"] = []
+        time_kernels(device, smoke, peak_bw, peak_flops, deadline, log, report["kernels"], save)
         failed |= any(r["failures"].get("triton") for r in report["kernels"])
         save()
 

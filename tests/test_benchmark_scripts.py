@@ -1,7 +1,7 @@
 """The benchmark scripts that compare against transformers still run (tiny shapes, seconds).
 
-They live in benchmarks/, which is first on sys.path when they run: beside benchmarks/kernels.py,
-whose name is the one transformers >= 5.25 imports for Hugging Face's `kernels` package.
+They live in benchmarks/, which is first on sys.path when they run: no file there may be named
+kernels.py, the name transformers >= 5.25 imports for Hugging Face's `kernels` package.
 """
 import subprocess
 import sys
@@ -27,3 +27,46 @@ def test_hub_kernels_name_is_handed_over_from_benchmarks_dir():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "benchmarks" not in proc.stdout and "site-packages" in proc.stdout
+
+
+@pytest.mark.slow
+def test_gpu_check_cpu_smoke_runs_every_section(tmp_path):
+    """The GPU proof (benchmarks/gpu_check.py) end to end on CPU: kernels in Triton's interpreter, the
+    engine against transformers, kernel timings; both reports written, every check passing."""
+    import json
+
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "gpu_check.py"), "--cpu-smoke", "--out", str(out)],
+                          capture_output=True, text=True, timeout=240, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    report = json.loads((out / "gpu_check.json").read_text())
+    kernels = {c["kernel"] for c in report["correctness"]}
+    assert {"gdn chunk", "gdn chunk varlen", "gdn recurrent", "gdn decode step", "causal conv1d", "conv1d update",
+            "rms_norm", "gated_rms_norm", "rotary", "fused_moe"} <= kernels
+    assert all(c["ok"] for c in report["correctness"]) and {c["dtype"] for c in report["correctness"]} == {
+        "float32", "bfloat16"}
+    assert [p["dtype"] for p in report["engine"]["parity"]] == ["float32", "bfloat16"]
+    assert all(p["ok"] for p in report["engine"]["parity"])
+    decode = report["engine"]["decode"]["rows"]
+    assert set(decode) == {"engine eager", "engine CUDA graph", "engine MTP speculation", "transformers (eager)"}
+    assert all(r["tokens_per_s"] > 0 for r in decode.values())
+    assert report["engine"]["decode"]["same_tokens"] == {"graph_vs_eager": True, "mtp_vs_eager": True}
+    assert report["kernels"] and not any(r["failures"] for r in report["kernels"])
+    assert "## 1. Kernels" in (out / "gpu_check.md").read_text()
+
+
+def test_gpu_check_catches_a_wrong_kernel(monkeypatch):
+    """A correctness check must be able to fail: a kernel off by more than its tolerance is reported."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import gpu_check
+    import torch
+
+    def call(backend, x, w):
+        out = torch.nn.functional.rms_norm(x.float(), (x.shape[-1],), eps=1e-6) * (1 + w.float())
+        return (out * 1.01 if backend == "triton" else out).to(x.dtype)
+
+    inputs = dict(x=torch.randn(8, 64), w=torch.randn(64) * 0.2)
+    bad = gpu_check._check("rms_norm", "N=8 D=64", torch.float32, call, inputs)
+    assert not bad.ok and bad.err > 5e-3
+    good = gpu_check._check("rms_norm", "N=8 D=64", torch.float32, lambda backend, x, w: call("torch", x, w), inputs)
+    assert good.ok and good.err == 0
