@@ -27,7 +27,7 @@ import sys
 import time
 
 from vlagent.environments.android import AndroidEnv
-from vlagent.environments.virtual_android import VirtualAndroidDevice
+from vlagent.environments.practice.virtual_android import VirtualAndroidDevice
 
 
 def _free_port() -> int:

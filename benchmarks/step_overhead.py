@@ -154,7 +154,7 @@ def main(argv: list[str] | None = None) -> int:
     from PIL import Image
 
     from vlagent.actions import Action
-    from vlagent.environments import practice_app
+    from vlagent.environments.practice import desktop_app
     from vlagent.environments.desktop import DesktopEnv
     from vlagent.environments.xserver import binaries_available, start_virtual_display
 
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     with start_virtual_display(width, height) as display, tempfile.TemporaryDirectory() as tmp:
         app = None
         if not args.no_app:
-            app = practice_app.launch(Path(tmp) / "state.json", display.name, geometry=f"{width}x{height}+0+0")
+            app = desktop_app.launch(Path(tmp) / "state.json", display.name, geometry=f"{width}x{height}+0+0")
         try:
             env = DesktopEnv(display=display.name)
             os.environ["DISPLAY"] = display.name  # pyautogui.screenshot (Pillow's ImageGrab) reads it
@@ -189,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
             note = _enable_pyautogui_screenshot()
             # Click on the app's header band: realistic target, no handler, no redraw storm.
             if app is not None:
-                x, y, w, _ = practice_app.read_state(Path(tmp) / "state.json")["window"]
+                x, y, w, _ = desktop_app.read_state(Path(tmp) / "state.json")["window"]
                 targets = [((x + w * f) / width, (y + 18) / height) for f in (0.45, 0.55)]
             else:
                 targets = [(0.45, 0.5), (0.55, 0.5)]

@@ -11,7 +11,7 @@ import subprocess
 from vlagent.actions import Action
 from vlagent.agent import Agent
 from vlagent.environments import AndroidEnv
-from vlagent.environments.virtual_android import VirtualAndroidDevice
+from vlagent.environments.practice.virtual_android import VirtualAndroidDevice
 from vlagent.policy import ScriptedPolicy
 
 

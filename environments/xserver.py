@@ -3,7 +3,7 @@
 Used by the desktop tests, the step-overhead benchmark and `vlagent demo`:
 
     with start_virtual_display(1280, 720) as display:
-        app = practice_app.launch(state_file, display.name)
+        app = desktop_app.launch(state_file, display.name)
         env = DesktopEnv(display=display.name)
 
 Nothing here touches the caller's DISPLAY; pass `display.name` (or

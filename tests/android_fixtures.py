@@ -26,7 +26,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from vlagent.environments.virtual_android import VirtualAndroidDevice
+from vlagent.environments.practice.virtual_android import VirtualAndroidDevice
 
 STATUS_TIME = "12:00"  # a fixed status-bar clock: screenshots taken a minute apart stay comparable
 

@@ -23,7 +23,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
-from vlagent.environments import practice_app
+from vlagent.environments.practice import desktop_app
 from vlagent.environments.xserver import (
     VirtualDisplay,
     binaries_available,
@@ -56,10 +56,10 @@ class PracticeSession:
         return self.observation
 
     def state(self) -> dict[str, Any]:
-        return practice_app.read_state(self.state_file)
+        return desktop_app.read_state(self.state_file)
 
     def wait(self, predicate: Callable[[dict[str, Any]], bool], what: str, timeout: float = 5.0) -> dict[str, Any]:
-        return practice_app.wait_for_state(self.state_file, predicate, timeout=timeout, what=what)
+        return desktop_app.wait_for_state(self.state_file, predicate, timeout=timeout, what=what)
 
     def settle(self, timeout: float = 5.0) -> dict[str, Any]:
         """Wait until the app has handled everything sent so far (its seq stops moving)."""
@@ -99,7 +99,7 @@ def practice_session(
     from vlagent.environments.desktop import DesktopEnv
 
     state_file = tmp_dir / "practice-state.json"
-    proc = practice_app.launch(state_file, display.name, geometry=geometry, env=display.env)
+    proc = desktop_app.launch(state_file, display.name, geometry=geometry, env=display.env)
     env = DesktopEnv(monitor=monitor, display=display.name, **env_kwargs)
     try:
         session = PracticeSession(display, state_file, proc, env)

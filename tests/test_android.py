@@ -32,7 +32,7 @@ from vlagent.environments.android import (
     to_device_pixels,
 )
 from vlagent.environments.base import EnvironmentLost, EnvironmentUnavailable, UnsupportedAction
-from vlagent.environments.virtual_android.device import VirtualPhone
+from vlagent.environments.practice.virtual_android.device import VirtualPhone
 from vlagent.policy.scripted import ScriptedPolicy
 
 TEXT = "Hello & <world> $HOME 'quoted' \"double\" Grüße 你好 🙂"

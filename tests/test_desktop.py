@@ -26,7 +26,7 @@ from vlagent.environments.desktop import (
     screenshot_scale,
     to_device_pixels,
 )
-from vlagent.environments.practice_app import ACCENT, LIST_ITEMS
+from vlagent.environments.practice.desktop_app import ACCENT, LIST_ITEMS
 
 UNICODE_TEXT = "Grüße, 你好"
 

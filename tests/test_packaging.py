@@ -91,7 +91,7 @@ for name in ("vlagent", "vlagent.model", "vlagent.kernels", "vlagent.environment
     origin = importlib.util.find_spec(name).origin
     assert origin.startswith(site), (name, origin, site)
 from vlagent.actions import parse_actions
-from vlagent.environments.practice_app import launch
+from vlagent.environments.practice.desktop_app import launch
 print("installed ok")
 """
 

@@ -22,7 +22,7 @@ from PIL import Image, ImageDraw, ImageStat
 
 from android_fixtures import AdbServer, adb_server, free_port, phone, start_phone  # noqa: F401
 from vlagent.environments.android import parse_ui_xml
-from vlagent.environments.virtual_android.device import VirtualPhone, parse
+from vlagent.environments.practice.virtual_android.device import VirtualPhone, parse
 
 
 def _exec_out(adb: AdbServer, serial: str, command: str) -> bytes:
@@ -196,7 +196,7 @@ def test_without_adbkeyboard_the_ime_is_absent(adb_server):
 
 def test_command_line_device_runs_until_sigterm(adb_server):
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "vlagent.environments.virtual_android", "--port", str(port),
+    proc = subprocess.Popen([sys.executable, "-m", "vlagent.environments.practice.virtual_android", "--port", str(port),
                              "--width", "540", "--height", "1200", "--no-adbkeyboard"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -247,8 +247,8 @@ def _same_glyph(a: np.ndarray, b: np.ndarray) -> bool:
 
 def test_notes_draw_cjk_through_a_fallback_font():
     """DejaVu has no CJK; without fallback 你 and 好 come out as the same .notdef box."""
-    from vlagent.environments.virtual_android import fonts
-    from vlagent.environments.virtual_android.phone_ui import PhoneUI
+    from vlagent.environments.practice.virtual_android import fonts
+    from vlagent.environments.practice.virtual_android.phone_ui import PhoneUI
 
     if fonts.cjk_font_file() is None:
         pytest.skip("no CJK-capable font here (setup.sh installs Debian's fonts-wqy-microhei)")

@@ -115,7 +115,7 @@ def run_demo(
 ) -> DemoOutcome:
     """Run the scripted demo; returns the run result and the checks of the app's final state."""
     from vlagent.agent import Agent
-    from vlagent.environments import practice_app
+    from vlagent.environments.practice import desktop_app
     from vlagent.environments.base import EnvironmentUnavailable
     from vlagent.policy.scripted import ScriptedPolicy
     from vlagent.recorder import default_run_dir
@@ -130,7 +130,7 @@ def run_demo(
             except ImportError as exc:
                 raise DemoUnavailable(f"the desktop environment is not installed ({exc}): pip install 'vlagent[desktop]'")
             try:
-                app = practice_app.launch(state_file, display, geometry=APP_GEOMETRY)
+                app = desktop_app.launch(state_file, display, geometry=APP_GEOMETRY)
             except (RuntimeError, OSError) as exc:
                 raise DemoUnavailable(f"the practice app did not start on {display}: {exc}") from None
             log("practice app is up")
@@ -141,16 +141,16 @@ def run_demo(
                 except EnvironmentUnavailable as exc:
                     raise DemoUnavailable(str(exc)) from None
                 with env:
-                    state = practice_app.read_state(state_file)
+                    state = desktop_app.read_state(state_file)
                     script = demo_script(state["boxes"], env.monitor.as_dict())
                     agent = Agent(ScriptedPolicy(script), env, max_steps=len(script) + 1, run_dir=run_dir, on_step=on_step)
                     result = agent.run(DEMO_TASK)
                 # Events reach the app asynchronously: give it a moment to report the last ones.
                 checks_of = demo_checks
                 try:
-                    final = practice_app.wait_for_state(state_file, lambda s: all(checks_of(s).values()), timeout=3.0)
+                    final = desktop_app.wait_for_state(state_file, lambda s: all(checks_of(s).values()), timeout=3.0)
                 except TimeoutError:
-                    final = practice_app.read_state(state_file)
+                    final = desktop_app.read_state(state_file)
             finally:
                 app.terminate()
                 with contextlib.suppress(Exception):

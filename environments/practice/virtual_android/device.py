@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from xml.sax.saxutils import quoteattr
 
-from vlagent.environments.virtual_android.phone_ui import (
+from vlagent.environments.practice.virtual_android.phone_ui import (
     APPS,
     KEYCODE_NAMES,
     KEYCODES,

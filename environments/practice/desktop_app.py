@@ -1,6 +1,6 @@
 """A small Tk window to practise desktop actions on, reporting what happened.
 
-    python -m vlagent.environments.practice_app --state-file /tmp/state.json \
+    python -m vlagent.environments.practice.desktop_app --state-file /tmp/state.json \
         [--geometry 800x600+1300+50] [--title "Practice app"]
 
 It has buttons, a text field, a checkbox, a click pad (tells left/right/middle
@@ -503,7 +503,7 @@ def launch(
     """
     state_file = Path(state_file)
     state_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "vlagent.environments.practice_app", "--state-file", str(state_file), "--title", title]
+    argv = [sys.executable, "-m", "vlagent.environments.practice.desktop_app", "--state-file", str(state_file), "--title", title]
     if geometry:
         argv += ["--geometry", geometry]
     proc = subprocess.Popen(argv, env={**(env or os.environ), "DISPLAY": display}, stdin=subprocess.DEVNULL)

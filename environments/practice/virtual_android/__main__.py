@@ -1,4 +1,4 @@
-"""python -m vlagent.environments.virtual_android --port 5555 [--width 1080 --height 2400 --density 420]
+"""python -m vlagent.environments.practice.virtual_android --port 5555 [--width 1080 --height 2400 --density 420]
 
 Runs the virtual phone in the foreground until Ctrl+C or SIGTERM; then
 `adb connect 127.0.0.1:5555` and drive it like a phone (`adb shell state`
@@ -12,11 +12,11 @@ import signal
 import sys
 import threading
 
-from vlagent.environments.virtual_android.server import VirtualAndroidDevice
+from vlagent.environments.practice.virtual_android.server import VirtualAndroidDevice
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vlagent.environments.virtual_android", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m vlagent.environments.practice.virtual_android", description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=5555, help="TCP port to listen on (default 5555)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     parser.add_argument("--width", type=int, default=1080, help="portrait width in pixels (default 1080)")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from vlagent.environments.virtual_android.device import VirtualPhone
-from vlagent.environments.virtual_android.protocol import AdbDeviceServer
+from vlagent.environments.practice.virtual_android.device import VirtualPhone
+from vlagent.environments.practice.virtual_android.protocol import AdbDeviceServer
 
 
 class VirtualAndroidDevice:

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vlagent.environments.virtual_android.fonts import draw_text, text_length
+from vlagent.environments.practice.virtual_android.fonts import draw_text, text_length
 
 # --------------------------------------------------------------------------- apps and data
 
