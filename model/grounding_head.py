@@ -1,0 +1,286 @@
+"""The action-grounding head: a pointer over the screen's tokens, in the style of GUI-Actor.
+
+The hidden state at the action position (the prompt's last token) is a query; every candidate token
+(the current screenshot's visual tokens, and text-line tokens where a model reads OCR lines) is a key.
+Their scaled dot products, plus one learned "nothing here" key, give a distribution over the screen:
+
+    logits = head(action_hidden [B,H], candidate_hidden [B,N,H], candidate_mask [B,N])
+    pred = decode_point(logits.pointer[0].softmax(-1), candidates, logits.offset[0])
+
+The point comes from the best region (the most probable candidate and its neighbouring patches above a
+fraction of its probability), as the probability-weighted centre of their cells, each cell refined by a
+predicted offset inside it. Confidence is the region's probability mass; `found` is False when the
+"nothing here" key outweighs it or the mass is under a threshold. Beside the pointer, an action-kind
+classifier (click, double, right, type, scroll, long-press).
+
+Coordinates are the project's one convention: normalized [0, 1] of the screenshot, x right, y down.
+Head weights live in a small separate safetensors file (save_head / load_head).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+ACTION_KINDS = ("click", "double_click", "right_click", "type", "scroll", "long_press")
+
+
+@dataclass
+class GroundingHeadConfig:
+    hidden_size: int
+    proj_dim: int = 128
+    action_kinds: tuple[str, ...] = ACTION_KINDS
+
+
+@dataclass
+class Candidates:
+    """What the pointer can point at, for one screen: boxes [N,4] (x0,y0,x1,y1 normalized) and, for the
+    first rows*cols candidates, their place in the visual-token grid (row-major); text-line tokens follow."""
+    boxes: Tensor
+    grid: tuple[int, int] | None = None
+
+    @property
+    def num_patches(self) -> int:
+        return 0 if self.grid is None else self.grid[0] * self.grid[1]
+
+    @classmethod
+    def patches(cls, rows: int, cols: int, device=None) -> "Candidates":
+        """The cells of a rows x cols visual-token grid covering the whole screenshot."""
+        ys, xs = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing="ij")
+        x0, y0 = xs.flatten() / cols, ys.flatten() / rows
+        boxes = torch.stack([x0, y0, x0 + 1 / cols, y0 + 1 / rows], dim=-1).float()
+        return cls(boxes=boxes, grid=(rows, cols))
+
+    def with_text_lines(self, line_boxes: Tensor) -> "Candidates":
+        return Candidates(boxes=torch.cat([self.boxes, line_boxes.to(self.boxes)], dim=0), grid=self.grid)
+
+
+@dataclass
+class HeadLogits:
+    pointer: Tensor  # [B, N+1]; the last column is "nothing here"
+    kind: Tensor  # [B, len(action_kinds)]
+    offset: Tensor  # [B, N, 2], in cell units, within (-0.5, 0.5)
+
+
+@dataclass
+class HeadPrediction:
+    point: tuple[float, float]
+    confidence: float
+    found: bool
+    box: tuple[float, float, float, float]  # the best candidate's box
+    p_none: float
+    candidates: list[tuple[tuple[float, float], float]] = field(default_factory=list)  # other regions, best first
+
+
+class GroundingHead(nn.Module):
+    def __init__(self, config: GroundingHeadConfig):
+        super().__init__()
+        self.config = config
+        H, D = config.hidden_size, config.proj_dim
+        self.query = nn.Linear(H, D)
+        self.key = nn.Linear(H, D)
+        self.null_key = nn.Parameter(torch.zeros(D))
+        self.kind = nn.Linear(H, len(config.action_kinds))
+        self.offset = nn.Linear(H, 2)
+        nn.init.zeros_(self.offset.weight)
+        nn.init.zeros_(self.offset.bias)
+
+    def forward(self, action_hidden: Tensor, candidate_hidden: Tensor, candidate_mask: Tensor | None = None) -> HeadLogits:
+        if action_hidden.dim() != 2 or candidate_hidden.dim() != 3 or candidate_hidden.shape[0] != action_hidden.shape[0]:
+            raise ValueError(f"action_hidden must be [B,H] and candidate_hidden [B,N,H]; got "
+                             f"{tuple(action_hidden.shape)} and {tuple(candidate_hidden.shape)}")
+        if action_hidden.shape[-1] != self.config.hidden_size or candidate_hidden.shape[-1] != self.config.hidden_size:
+            raise ValueError(f"hidden size must be {self.config.hidden_size}; got {action_hidden.shape[-1]} "
+                             f"and {candidate_hidden.shape[-1]}")
+        dtype = self.query.weight.dtype
+        q = self.query(action_hidden.to(dtype))  # [B, D]
+        k = self.key(candidate_hidden.to(dtype))  # [B, N, D]
+        keys = torch.cat([k, self.null_key.expand(k.shape[0], 1, -1)], dim=1)
+        pointer = torch.einsum("bd,bnd->bn", q, keys) * self.config.proj_dim**-0.5
+        if candidate_mask is not None:
+            if candidate_mask.shape != candidate_hidden.shape[:2]:
+                raise ValueError(f"candidate_mask must be [B,N]={tuple(candidate_hidden.shape[:2])}")
+            keep = torch.cat([candidate_mask.bool(), candidate_mask.new_ones(k.shape[0], 1).bool()], dim=1)
+            pointer = pointer.masked_fill(~keep, float("-inf"))
+        offset = 0.5 * torch.tanh(self.offset(candidate_hidden.to(dtype)))
+        return HeadLogits(pointer=pointer.float(), kind=self.kind(action_hidden.to(dtype)).float(), offset=offset.float())
+
+
+# ---------------------------------------------------------------- from a distribution to a point
+
+def decode_point(probs: Tensor, candidates: Candidates, offset: Tensor | None = None, *, region_ratio: float = 0.3,
+                 threshold: float = 0.3, top_k: int = 3) -> HeadPrediction:
+    """probs [N+1] (softmax of one row of HeadLogits.pointer) -> the point, its confidence and alternatives."""
+    n = candidates.boxes.shape[0]
+    if probs.dim() != 1 or probs.shape[0] != n + 1:
+        raise ValueError(f"probs must be [N+1]={n + 1} (the candidates plus 'nothing here'); got {tuple(probs.shape)}")
+    probs = probs.detach().float().cpu()
+    boxes = candidates.boxes.detach().float().cpu()
+    offset = torch.zeros(n, 2) if offset is None else offset.detach().float().cpu()
+    p_none = probs[-1].item()
+    remaining = probs[:-1].clone()
+    regions = []
+    while len(regions) < top_k and remaining.max() > 0:
+        members = _region(remaining, candidates, region_ratio)
+        regions.append((members, probs[members].sum().item()))
+        remaining[members] = 0
+    members, mass = regions[0]
+    point = _weighted_centre(members, probs, boxes, offset)
+    best = members[0]
+    others = [(_weighted_centre(m, probs, boxes, offset), p) for m, p in regions[1:]]
+    found = mass >= threshold and mass > p_none
+    return HeadPrediction(point=point, confidence=mass, found=found, box=tuple(boxes[best].tolist()), p_none=p_none,
+                          candidates=others)
+
+
+def _region(probs: Tensor, candidates: Candidates, ratio: float) -> list[int]:
+    """The most probable candidate, plus (for a patch) its 8-connected neighbours above ratio x its probability."""
+    best = int(probs.argmax())
+    if best >= candidates.num_patches:  # a text-line token is a region of its own
+        return [best]
+    rows, cols = candidates.grid
+    floor = ratio * probs[best].item()
+    members, frontier, seen = [best], [best], {best}
+    while frontier:
+        idx = frontier.pop()
+        r, c = divmod(idx, cols)
+        for dr in (-1, 0, 1):
+            for dc in (-1, 0, 1):
+                rr, cc = r + dr, c + dc
+                j = rr * cols + cc
+                if 0 <= rr < rows and 0 <= cc < cols and j not in seen and probs[j].item() >= floor:
+                    seen.add(j)
+                    members.append(j)
+                    frontier.append(j)
+    return members
+
+
+def _weighted_centre(members: list[int], probs: Tensor, boxes: Tensor, offset: Tensor) -> tuple[float, float]:
+    idx = torch.tensor(members)
+    b = boxes[idx]
+    size = b[:, 2:] - b[:, :2]
+    centres = (b[:, :2] + b[:, 2:]) / 2 + offset[idx] * size
+    w = probs[idx] / probs[idx].sum()
+    x, y = (centres * w[:, None]).sum(0).clamp(0.0, 1.0).tolist()
+    return (x, y)
+
+
+# ---------------------------------------------------------------- training targets and loss
+
+def pointer_target(target_box: Tensor | None, candidates: Candidates) -> Tensor:
+    """[N+1] target distribution: each candidate gets the share of its own area that the target box covers
+    (patches inside the box count fully, a patch half covered counts half), normalized; a text-line token
+    counts only if it lies mostly inside the box. None (nothing on screen) puts all mass on the last column."""
+    boxes = candidates.boxes.float()
+    n = boxes.shape[0]
+    target = torch.zeros(n + 1, device=boxes.device)
+    if target_box is None:
+        target[-1] = 1.0
+        return target
+    tb = target_box.to(boxes)
+    lo, hi = torch.maximum(boxes[:, :2], tb[:2]), torch.minimum(boxes[:, 2:], tb[2:])
+    inter = (hi - lo).clamp(min=0).prod(-1)
+    area = (boxes[:, 2:] - boxes[:, :2]).prod(-1).clamp(min=1e-12)
+    cover = inter / area
+    cover[candidates.num_patches:] = (cover[candidates.num_patches:] >= 0.5).float()
+    if cover.sum() <= 0:  # a box thinner than a cell between cell edges: the cell holding its centre
+        centre = (tb[:2] + tb[2:]) / 2
+        inside = ((boxes[:, :2] <= centre) & (centre <= boxes[:, 2:])).all(-1)
+        cover = inside.float()
+    target[:-1] = cover / cover.sum()
+    return target
+
+
+def grounding_loss(logits: HeadLogits, target_boxes: list[Tensor | None], candidates: list[Candidates],
+                   kinds: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
+    """Cross-entropy of the pointer against pointer_target, L1 of the in-cell offset at the cell holding the
+    target's centre, and cross-entropy of the action kind (when `kinds` [B] are given)."""
+    B = logits.pointer.shape[0]
+    if len(target_boxes) != B or len(candidates) != B:
+        raise ValueError(f"need one target box (or None) and one Candidates per row; got {len(target_boxes)}, "
+                         f"{len(candidates)} for batch {B}")
+    log_p = F.log_softmax(logits.pointer, dim=-1)
+    pointer_terms, offset_terms = [], []
+    for b in range(B):
+        n = candidates[b].boxes.shape[0]
+        target = torch.zeros_like(log_p[b])
+        target[: n] = pointer_target(target_boxes[b], candidates[b])[:-1]
+        target[-1] = 1.0 if target_boxes[b] is None else 0.0
+        pointer_terms.append(-(target * log_p[b].clamp(min=-1e4)).sum())
+        if target_boxes[b] is not None:
+            boxes = candidates[b].boxes.to(logits.offset)
+            tb = target_boxes[b].to(boxes)
+            centre = (tb[:2] + tb[2:]) / 2
+            inside = ((boxes[:, :2] <= centre) & (centre < boxes[:, 2:])).all(-1).nonzero()
+            if len(inside):
+                j = int(inside[0])
+                size = boxes[j, 2:] - boxes[j, :2]
+                want = ((centre - (boxes[j, :2] + boxes[j, 2:]) / 2) / size).clamp(-0.5, 0.5)
+                offset_terms.append((logits.offset[b, j] - want).abs().sum())
+    pointer_loss = torch.stack(pointer_terms).mean()
+    offset_loss = torch.stack(offset_terms).mean() if offset_terms else logits.offset.sum() * 0
+    kind_loss = F.cross_entropy(logits.kind, kinds) if kinds is not None else logits.kind.sum() * 0
+    total = pointer_loss + offset_loss + 0.2 * kind_loss
+    return total, dict(pointer=pointer_loss.item(), offset=offset_loss.item(), kind=kind_loss.item())
+
+
+# ---------------------------------------------------------------- weights file
+
+def save_head(head: GroundingHead, path: str | Path) -> Path:
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    config = asdict(head.config)
+    config["action_kinds"] = list(config["action_kinds"])
+    tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
+    save_file(tensors, str(path), metadata={"format": "pt", "vlagent_grounding_head": json.dumps(config)})
+    return path
+
+
+def load_head(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32) -> GroundingHead:
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no grounding head file at {path}")
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+        if "vlagent_grounding_head" not in meta:
+            raise ValueError(f"{path} is not a grounding head file (no 'vlagent_grounding_head' metadata)")
+        raw = json.loads(meta["vlagent_grounding_head"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    config = GroundingHeadConfig(hidden_size=raw["hidden_size"], proj_dim=raw["proj_dim"],
+                                 action_kinds=tuple(raw["action_kinds"]))
+    head = GroundingHead(config)
+    missing, unexpected = head.load_state_dict(tensors, strict=False)
+    if missing or unexpected:
+        raise ValueError(f"{path}: grounding head tensors do not match its config "
+                         f"(missing {sorted(missing)}, unexpected {sorted(unexpected)})")
+    return head.to(device=device, dtype=dtype).eval()
+
+
+# ---------------------------------------------------------------- features from the engine
+
+def screen_features(model, input_ids: Tensor, pixel_values: Tensor, image_grid_thw: Tensor,
+                    attention_mask: Tensor | None = None) -> tuple[Tensor, Tensor, Candidates]:
+    """Run the engine (no gradients: the backbone is frozen) on a prompt whose LAST image is the current
+    screenshot; return the action hidden state [1,H] (the prompt's last token), that image's visual-token
+    hidden states [1,N,H] and their Candidates (the merged-token grid). Batch 1."""
+    if input_ids.dim() != 2 or input_ids.shape[0] != 1:
+        raise ValueError(f"screen_features takes one prompt [1,T]; got {tuple(input_ids.shape)}")
+    out = model(input_ids=input_ids, attention_mask=attention_mask, pixel_values=pixel_values,
+                image_grid_thw=image_grid_thw, output_hidden_states=True)
+    hidden = out.hidden_states[0]
+    merge = model.config.vision.spatial_merge_size
+    t, h, w = (int(v) for v in image_grid_thw[-1])
+    rows, cols = h // merge, w // merge
+    image_pos = (input_ids[0] == model.config.image_token_id).nonzero().flatten()
+    if image_pos.numel() < rows * cols * t:
+        raise ValueError(f"the prompt holds {image_pos.numel()} image tokens; its last image needs {rows * cols * t}")
+    last = image_pos[-rows * cols:]  # the last temporal slice of the last image
+    return hidden[-1][None], hidden[last][None], Candidates.patches(rows, cols, device=hidden.device)

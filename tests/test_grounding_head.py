@@ -1,0 +1,202 @@
+"""The action-grounding head (model/grounding_head.py): targets, decoding, loss, weights file, and
+head-only training on a frozen tiny Qwen3.5 checkpoint."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tiny_checkpoints import tiny_checkpoint
+from vlagent.model import load_model
+from vlagent.model.grounding_head import (
+    Candidates,
+    GroundingHead,
+    GroundingHeadConfig,
+    HeadLogits,
+    decode_point,
+    grounding_loss,
+    load_head,
+    pointer_target,
+    save_head,
+    screen_features,
+)
+
+
+def _probs_on(cells: dict[int, float], n: int, p_none: float = 0.0) -> torch.Tensor:
+    p = torch.zeros(n + 1)
+    for i, v in cells.items():
+        p[i] = v
+    p[-1] = p_none
+    return p / p.sum()
+
+
+def test_target_spreads_over_covered_cells_by_area():
+    c = Candidates.patches(4, 6)
+    t = pointer_target(torch.tensor([0.0, 0.0, 0.25, 0.5]), c)
+    grid = t[:-1].view(4, 6)
+    # x 0..0.25 covers column 0 fully and half of column 1; y 0..0.5 covers rows 0-1
+    assert torch.allclose(grid[:2, 0], torch.full((2,), 1 / 3)) and torch.allclose(grid[:2, 1], torch.full((2,), 1 / 6))
+    assert grid[2:].sum() == 0 and grid[:, 2:].sum() == 0 and t[-1] == 0
+    assert torch.isclose(t.sum(), torch.tensor(1.0))
+    none = pointer_target(None, c)
+    assert none[-1] == 1 and none[:-1].sum() == 0
+
+
+def test_target_for_a_box_between_cell_edges_and_for_text_lines():
+    c = Candidates.patches(2, 2).with_text_lines(torch.tensor([[0.1, 0.1, 0.4, 0.2], [0.6, 0.6, 0.9, 0.7]]))
+    t = pointer_target(torch.tensor([0.05, 0.05, 0.45, 0.25]), c)
+    assert t[4] > 0 and t[5] == 0  # the text line inside the box counts, the other does not
+    thin = Candidates.patches(2, 2)
+    t = pointer_target(torch.tensor([0.7, 0.3, 0.7, 0.3]), thin)  # a zero-area box: the cell holding it
+    assert t[1] == 1
+
+
+def test_decode_point_takes_the_weighted_centre_of_the_best_region():
+    c = Candidates.patches(4, 4)
+    # cells (1,1) and (1,2) carry the mass: the point lies between their centres, weighted 3:1
+    pred = decode_point(_probs_on({5: 0.6, 6: 0.2, 15: 0.1}, 16, p_none=0.1), c)
+    assert pred.found
+    assert pred.point == pytest.approx((0.375 * 0.75 + 0.625 * 0.25, 0.375), abs=1e-6)
+    assert pred.confidence == pytest.approx(0.8, abs=1e-6)
+    assert pred.box == pytest.approx((0.25, 0.25, 0.5, 0.5))
+    assert pred.candidates and pred.candidates[0][0] == pytest.approx((0.875, 0.875))
+
+
+def test_decode_point_applies_the_in_cell_offset_and_reports_nothing_found():
+    c = Candidates.patches(2, 2)
+    offset = torch.zeros(4, 2)
+    offset[3] = torch.tensor([0.5, -0.5])
+    pred = decode_point(_probs_on({3: 0.9}, 4, p_none=0.1), c, offset)
+    assert pred.point == pytest.approx((1.0, 0.5))
+    missing = decode_point(_probs_on({0: 0.2, 3: 0.1}, 4, p_none=0.7), c)
+    assert not missing.found and missing.p_none == pytest.approx(0.7)
+    with pytest.raises(ValueError, match=r"\[N\+1\]"):
+        decode_point(torch.ones(4) / 4, c)
+
+
+def test_head_rejects_mismatched_shapes():
+    head = GroundingHead(GroundingHeadConfig(hidden_size=16))
+    with pytest.raises(ValueError, match="hidden size must be 16"):
+        head(torch.randn(1, 8), torch.randn(1, 5, 8))
+    with pytest.raises(ValueError, match=r"\[B,H\]"):
+        head(torch.randn(16), torch.randn(1, 5, 16))
+    with pytest.raises(ValueError, match="candidate_mask"):
+        head(torch.randn(1, 16), torch.randn(1, 5, 16), torch.ones(1, 4, dtype=torch.bool))
+
+
+def test_masked_candidates_get_no_probability():
+    head = GroundingHead(GroundingHeadConfig(hidden_size=16))
+    mask = torch.tensor([[True, False, True]])
+    out = head(torch.randn(1, 16), torch.randn(1, 3, 16), mask)
+    assert out.pointer.softmax(-1)[0, 1] == 0
+
+
+def test_weights_file_round_trips_and_names_a_wrong_file(tmp_path):
+    head = GroundingHead(GroundingHeadConfig(hidden_size=16, proj_dim=8))
+    torch.nn.init.normal_(head.offset.weight)
+    path = save_head(head, tmp_path / "head.safetensors")
+    again = load_head(path)
+    a, b = torch.randn(2, 16), torch.randn(2, 7, 16)
+    x, y = head(a, b), again(a, b)
+    assert torch.equal(x.pointer, y.pointer) and torch.equal(x.offset, y.offset) and torch.equal(x.kind, y.kind)
+    assert again.config == head.config
+    from safetensors.torch import save_file
+
+    save_file({"w": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not a grounding head file"):
+        load_head(tmp_path / "other.safetensors")
+    with pytest.raises(FileNotFoundError):
+        load_head(tmp_path / "missing.safetensors")
+
+
+def test_loss_falls_on_a_separable_problem():
+    """Candidate features carry a marker where the target is; a head trained on them learns to point there."""
+    torch.manual_seed(0)
+    H, rows, cols = 24, 4, 5
+    c = Candidates.patches(rows, cols)
+    head = GroundingHead(GroundingHeadConfig(hidden_size=H, proj_dim=16))
+    opt = torch.optim.Adam(head.parameters(), lr=3e-2)
+    marker = torch.randn(H)
+
+    def batch(n):
+        targets = torch.randint(0, rows * cols, (n,))
+        feats = torch.randn(n, rows * cols, H) * 0.5
+        feats[torch.arange(n), targets] += marker
+        return torch.randn(n, H) * 0.1, feats, [c.boxes[t] for t in targets]
+
+    losses = []
+    for _ in range(60):
+        q, k, boxes = batch(16)
+        loss, _ = grounding_loss(head(q, k), boxes, [c] * 16, kinds=torch.zeros(16, dtype=torch.long))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.3 * losses[0]
+    q, k, boxes = batch(32)
+    with torch.no_grad():
+        out = head(q, k)
+    hits = 0
+    for i in range(32):
+        x, y = decode_point(out.pointer[i].softmax(-1), c, out.offset[i]).point
+        b = boxes[i]
+        hits += bool(b[0] <= x <= b[2] and b[1] <= y <= b[3])
+    assert hits >= 28
+
+
+def test_negative_targets_teach_nothing_here():
+    c = Candidates.patches(2, 2)
+    logits = HeadLogits(pointer=torch.zeros(1, 5, requires_grad=True), kind=torch.zeros(1, 6), offset=torch.zeros(1, 4, 2))
+    loss, parts = grounding_loss(logits, [None], [c])
+    loss.backward()
+    assert logits.pointer.grad[0, -1] < 0 and (logits.pointer.grad[0, :-1] > 0).all()
+    assert parts["offset"] == 0
+
+
+def _screen_prompt(model, seed: int, grid=(8, 12)):
+    cfg = model.config
+    g = torch.Generator().manual_seed(seed)
+    rows, cols = grid[0] // 2, grid[1] // 2
+    before = torch.randint(20, 500, (6,), generator=g).tolist()
+    after = torch.randint(20, 500, (5,), generator=g).tolist()
+    ids = before + [cfg.vision_start_token_id] + [cfg.image_token_id] * (rows * cols) + [cfg.vision_end_token_id] + after
+    return dict(input_ids=torch.tensor([ids]), pixel_values=torch.randn(grid[0] * grid[1], 3 * 2 * 16 * 16, generator=g),
+                image_grid_thw=torch.tensor([[1, grid[0], grid[1]]]))
+
+
+def test_head_only_training_on_a_frozen_tiny_checkpoint_changes_only_the_head():
+    torch.manual_seed(0)
+    model = load_model(tiny_checkpoint("dense"), dtype=torch.float32)
+    backbone_before = {k: v.clone() for k, v in model.state_dict().items()}
+    examples = []
+    for seed in range(4):
+        action, cands, c = screen_features(model, **_screen_prompt(model, seed))
+        assert cands.shape[1] == c.num_patches == 24 and action.shape == (1, model.config.text.hidden_size)
+        examples.append((action, cands, c, c.boxes[(seed * 7) % 24]))
+    head = GroundingHead(GroundingHeadConfig(hidden_size=model.config.text.hidden_size, proj_dim=32))
+    head_before = {k: v.clone() for k, v in head.state_dict().items()}
+    opt = torch.optim.Adam(head.parameters(), lr=2e-2)
+    first = last = None
+    for step in range(80):
+        a = torch.cat([e[0] for e in examples])
+        k = torch.cat([e[1] for e in examples])
+        loss, _ = grounding_loss(head(a, k), [e[3] for e in examples], [e[2] for e in examples])
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        first = loss.item() if first is None else first
+        last = loss.item()
+    assert last < 0.2 * first
+    for action, cands, c, box in examples:  # memorized: each screen's point lands in its own target cell
+        with torch.no_grad():
+            out = head(action, cands)
+        x, y = decode_point(out.pointer[0].softmax(-1), c, out.offset[0]).point
+        assert box[0] <= x <= box[2] and box[1] <= y <= box[3]
+    assert all(torch.equal(v, backbone_before[k]) for k, v in model.state_dict().items())
+    assert any(not torch.equal(v, head_before[k]) for k, v in head.state_dict().items())
+
+
+def test_screen_features_rejects_a_batch_and_a_prompt_without_its_image_tokens():
+    model = load_model(tiny_checkpoint("dense"), dtype=torch.float32)
+    inputs = _screen_prompt(model, 0)
+    with pytest.raises(ValueError, match=r"one prompt \[1,T\]"):
+        screen_features(model, inputs["input_ids"].repeat(2, 1), inputs["pixel_values"], inputs["image_grid_thw"])
