@@ -22,7 +22,8 @@ from PIL import Image, ImageDraw, ImageStat
 
 from android_fixtures import AdbServer, adb_server, free_port, phone, start_phone  # noqa: F401
 from vlagent.environments.android import parse_ui_xml
-from vlagent.environments.practice.virtual_android.device import VirtualPhone, parse
+from vlagent.environments.practice.virtual_android.device import VirtualPhone
+from vlagent.environments.practice.virtual_android.shell import parse
 
 
 def _exec_out(adb: AdbServer, serial: str, command: str) -> bytes:

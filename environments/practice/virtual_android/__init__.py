@@ -8,8 +8,10 @@ Used by the tests and demos in place of a phone: the real adb server and
 adbutils drive it exactly as they drive a device.
 """
 
-from vlagent.environments.practice.virtual_android.device import ADB_KEYBOARD, VirtualPhone
-from vlagent.environments.practice.virtual_android.phone_ui import APPS, PhoneUI
+from vlagent.environments.practice.virtual_android.commands import ADB_KEYBOARD
+from vlagent.environments.practice.virtual_android.device import VirtualPhone
+from vlagent.environments.practice.virtual_android.apps import APPS
+from vlagent.environments.practice.virtual_android.phone_ui import PhoneUI
 from vlagent.environments.practice.virtual_android.server import VirtualAndroidDevice
 
 __all__ = ["VirtualAndroidDevice", "VirtualPhone", "PhoneUI", "APPS", "ADB_KEYBOARD"]

@@ -1,4 +1,4 @@
-"""A small phone UI: apps, layout, touch and keys, drawn with Pillow.
+"""A small phone UI: screen state, layout, touch and keys (drawn by phone_render.py).
 
 One `layout()` produces the visible elements of the current screen; the same
 list is drawn, hit-tested by touches, exported by `state` and by the
@@ -15,79 +15,24 @@ apps screen (APP_SWITCH).
 
 from __future__ import annotations
 
-import functools
-import os
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-from PIL import Image, ImageDraw
+from PIL import Image
 
-from vlagent.environments.practice.virtual_android.fonts import draw_text, text_length
-
-# --------------------------------------------------------------------------- apps and data
-
-APPS: dict[str, dict[str, str]] = {
-    # app key -> launcher label, package, launcher activity, icon colour
-    "settings": {"label": "Settings", "package": "com.android.settings", "activity": ".Settings", "color": "#5f6368"},
-    "notes": {"label": "Notes", "package": "com.vlagent.notes", "activity": ".MainActivity", "color": "#f9ab00"},
-    "contacts": {"label": "Contacts", "package": "com.android.contacts", "activity": ".activities.PeopleActivity", "color": "#1a73e8"},
-    "clock": {"label": "Clock", "package": "com.android.deskclock", "activity": ".DeskClock", "color": "#188038"},
-}
-LAUNCHER_PACKAGE = "com.android.launcher3"
-
-TOGGLES: list[tuple[str, str, bool]] = [
-    # key, label, initial value
-    ("wifi", "Wi-Fi", True),
-    ("bluetooth", "Bluetooth", True),
-    ("airplane_mode", "Airplane mode", False),
-    ("dark_mode", "Dark mode", False),
-    ("location", "Location", True),
-    ("do_not_disturb", "Do not disturb", False),
-    ("auto_rotate", "Auto-rotate screen", False),
-    ("nfc", "NFC", False),
-    ("battery_saver", "Battery saver", False),
-    ("hotspot", "Hotspot", False),
-]
-SETTINGS_PAGES: list[str] = [
-    "Network & internet", "Connected devices", "Apps", "Notifications", "Battery", "Storage",
-    "Sound & vibration", "Display", "Wallpaper & style", "Accessibility", "Security & privacy",
-    "Passwords & accounts", "Digital wellbeing", "Google", "System", "Languages", "Keyboard",
-    "Date & time", "Backup", "Reset options", "Multiple users", "Developer options", "Gestures",
-    "Default apps", "Permission manager", "Special app access", "Emergency SOS", "Lock screen",
-    "Printing", "About phone",
-]
-SETTINGS_ROWS: list[tuple[str, str]] = (
-    [("toggle", key) for key, _, _ in TOGGLES[:5]] + [("page", p) for p in SETTINGS_PAGES[:8]]
-    + [("toggle", key) for key, _, _ in TOGGLES[5:]] + [("page", p) for p in SETTINGS_PAGES[8:]]
+from vlagent.environments.practice.virtual_android.apps import (
+    APPS,
+    CONTACTS,
+    KEYCODE_NAMES,
+    LAUNCHER_PACKAGE,
+    MODIFIERS,
+    SETTINGS_ROWS,
+    TOGGLE_LABELS,
+    TOGGLES,
 )
-assert len(SETTINGS_ROWS) == 40
-TOGGLE_LABELS = {key: label for key, label, _ in TOGGLES}
-
-_FIRST = ["Ada", "Alan", "Barbara", "Claude", "Dennis", "Edsger", "Frances", "Grace", "Hedy", "Ivan",
-          "John", "Ken", "Linus", "Margaret", "Niklaus", "Ole", "Radia", "Sophie", "Tim", "Whitfield"]
-_LAST = ["Lovelace", "Turing", "Liskov", "Shannon", "Ritchie", "Dijkstra", "Allen", "Hopper", "Lamarr",
-         "Sutherland", "McCarthy", "Thompson", "Torvalds", "Hamilton", "Wirth", "Dahl", "Perlman",
-         "Wilson", "Berners-Lee", "Diffie"]
-CONTACTS: list[tuple[str, str]] = sorted(
-    [(f"{_FIRST[i % 20]} {_LAST[(i * 7) % 20]}", f"+1 555 01{i:02d}") for i in range(40)]
-)
-
-KEYCODES: dict[str, int] = {
-    "HOME": 3, "BACK": 4, "CALL": 5, "ENDCALL": 6, "DPAD_UP": 19, "DPAD_DOWN": 20, "DPAD_LEFT": 21,
-    "DPAD_RIGHT": 22, "DPAD_CENTER": 23, "VOLUME_UP": 24, "VOLUME_DOWN": 25, "POWER": 26, "CAMERA": 27,
-    "CLEAR": 28, "COMMA": 55, "PERIOD": 56, "ALT_LEFT": 57, "ALT_RIGHT": 58, "SHIFT_LEFT": 59,
-    "SHIFT_RIGHT": 60, "TAB": 61, "SPACE": 62, "ENTER": 66, "DEL": 67, "MENU": 82, "SEARCH": 84,
-    "PAGE_UP": 92, "PAGE_DOWN": 93, "ESCAPE": 111, "FORWARD_DEL": 112, "CTRL_LEFT": 113,
-    "CTRL_RIGHT": 114, "META_LEFT": 117, "MOVE_HOME": 122, "MOVE_END": 123, "VOLUME_MUTE": 164,
-    "APP_SWITCH": 187, "SLEEP": 223, "WAKEUP": 224,
-}
-KEYCODES.update({chr(ord("A") + i): 29 + i for i in range(26)})
-KEYCODES.update({str(d): 7 + d for d in range(10)})
-KEYCODE_NAMES = {v: k for k, v in KEYCODES.items()}
-MODIFIERS = {"SHIFT_LEFT", "SHIFT_RIGHT", "CTRL_LEFT", "CTRL_RIGHT", "ALT_LEFT", "ALT_RIGHT", "META_LEFT"}
+from vlagent.environments.practice.virtual_android.phone_render import draw_screen
 
 LONG_PRESS_MS = 500
 DOUBLE_TAP_S = 0.5
@@ -132,51 +77,6 @@ class Element:
         return out
 
 
-@dataclass
-class Theme:
-    background: str
-    surface: str
-    text: str
-    subtle: str
-    divider: str
-    accent: str
-    field: str
-
-    @classmethod
-    def of(cls, dark: bool) -> "Theme":
-        if dark:
-            return cls("#121212", "#1e1e1e", "#e8eaed", "#9aa0a6", "#3c4043", "#8ab4f8", "#2d2e30")
-        return cls("#ffffff", "#f1f3f4", "#202124", "#5f6368", "#dadce0", "#1a73e8", "#f1f3f4")
-
-
-# --------------------------------------------------------------------------- wallpaper
-
-@functools.lru_cache(maxsize=8)
-def wallpaper(width: int, height: int, dark: bool) -> Image.Image:
-    """A diagonal two-colour gradient (computed once per size and theme)."""
-    top, bottom = ((32, 33, 80), (10, 60, 70)) if dark else ((120, 160, 255), (255, 190, 150))
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
-    t = (yy / max(height - 1, 1)) * 0.8 + (xx / max(width - 1, 1)) * 0.2
-    rgb = np.empty((height, width, 3), np.uint8)
-    for c in range(3):
-        rgb[..., c] = (top[c] + (bottom[c] - top[c]) * t).astype(np.uint8)
-    return Image.fromarray(rgb, "RGB")
-
-
-def _wrap(text: str, size: int, width: int) -> list[str]:
-    lines: list[str] = []
-    for paragraph in text.split("\n"):
-        line = ""
-        for ch in paragraph:
-            if text_length(line + ch, size) > width and line:
-                lines.append(line)
-                line = ch
-            else:
-                line += ch
-        lines.append(line)
-    return lines
-
-
 # --------------------------------------------------------------------------- the phone
 
 
@@ -198,7 +98,7 @@ class PhoneState:
 
 
 class PhoneUI:
-    """State machine + layout + renderer. Thread-safe through `lock`."""
+    """State machine + layout + input; `render()` draws it (phone_render.py). Thread-safe through `lock`."""
 
     def __init__(self, width: int = 1080, height: int = 2400, density: int = 420, status_time: str | None = None) -> None:
         if width <= 0 or height <= 0:
@@ -234,7 +134,7 @@ class PhoneUI:
         self.rotation = rotation
         self._clamp_scrolls()
 
-    def _bars(self) -> tuple[int, int]:
+    def bars(self) -> tuple[int, int]:
         u = self.unit
         return round(72 * u), round(64 * u)  # status bar, navigation hint bar
 
@@ -258,7 +158,7 @@ class PhoneUI:
 
     def _title(self, text: str, app: str) -> tuple[list[Element], int]:
         u = self.unit
-        top, _ = self._bars()
+        top, _ = self.bars()
         w, _ = self.size
         h = round(168 * u)
         el = Element(f"{app}.title", "text", text, (0, top, w, top + h), clickable=False,
@@ -268,12 +168,12 @@ class PhoneUI:
     def _layout_home(self) -> list[Element]:
         u = self.unit
         w, h = self.size
-        top, bottom = self._bars()
+        top, bottom = self.bars()
         cols = 4 if w <= h else 6
         cell_w = w // cols
         cell_h = round(300 * u)
         y0 = top + round(420 * u)
-        out = [Element("home.clock", "text", self._time_text(clock=True), (0, top + round(60 * u), w, top + round(300 * u)),
+        out = [Element("home.clock", "text", self.time_text(clock=True), (0, top + round(60 * u), w, top + round(300 * u)),
                        clickable=False, resource_id="com.android.launcher3:id/clock")]
         for i, (key, app) in enumerate(APPS.items()):
             r, c = divmod(i, cols)
@@ -285,7 +185,7 @@ class PhoneUI:
     def _layout_recents(self) -> list[Element]:
         u = self.unit
         w, h = self.size
-        top, bottom = self._bars()
+        top, bottom = self.bars()
         out = [Element("recents.title", "text", "Recent apps", (0, top, w, top + round(160 * u)), clickable=False)]
         y = top + round(200 * u)
         card_h = round(260 * u)
@@ -301,7 +201,7 @@ class PhoneUI:
         return out
 
     def _list_viewport(self, y_top: int) -> tuple[int, int]:
-        _, bottom = self._bars()
+        _, bottom = self.bars()
         return y_top, self.size[1] - bottom
 
     def _scroll_list(self, app: str, y_top: int, rows: list[Element], row_h: int, list_label: str) -> list[Element]:
@@ -324,7 +224,7 @@ class PhoneUI:
         return out
 
     def _max_scroll(self, app: str) -> int:
-        top, _ = self._bars()
+        top, _ = self.bars()
         title_h = round(168 * self.unit)
         v_top, v_bottom = self._list_viewport(top + title_h)
         content = self._content_height(app)
@@ -383,7 +283,7 @@ class PhoneUI:
         out.append(Element("notes.saved_title", "text", f"Saved notes ({len(self.s.notes)})", (pad, y, w - pad, y + round(90 * u)),
                            clickable=False))
         y += round(100 * u)
-        _, bottom = self._bars()
+        _, bottom = self.bars()
         row_h = round(130 * u)
         for i, note in enumerate(self.s.notes):
             if y + row_h > h - bottom:
@@ -417,7 +317,7 @@ class PhoneUI:
         out, y = self._title("Clock", "clock")
         size = min(w, h - y) - round(200 * u)
         x1 = (w - size) // 2
-        out.append(Element("clock.face", "text", self._time_text(clock=True), (x1, y + round(60 * u), x1 + size, y + round(60 * u) + size),
+        out.append(Element("clock.face", "text", self.time_text(clock=True), (x1, y + round(60 * u), x1 + size, y + round(60 * u) + size),
                            value="24h" if self.s.clock_24h else "12h"))
         return out
 
@@ -632,9 +532,7 @@ class PhoneUI:
         app = APPS.get(self.s.app)
         return app["package"] if app else LAUNCHER_PACKAGE
 
-    # -- drawing ----------------------------------------------------------
-
-    def _time_text(self, clock: bool = False) -> str:
+    def time_text(self, clock: bool = False) -> str:
         if self.status_time and not clock:
             return self.status_time
         t = time.localtime()
@@ -650,120 +548,10 @@ class PhoneUI:
         """The current screen as an RGB image of `size` (cached until the state changes)."""
         with self.lock:
             elements = self.layout()
-            key = (self.size, self.dark, self._time_text(), repr([el.to_dict() for el in elements]), self.s.focused)
+            key = (self.size, self.dark, self.time_text(), repr([el.to_dict() for el in elements]), self.s.focused)
             if self._render_cache is not None and self._render_cache[0] == key:
                 return self._render_cache[1]
-            img = self._draw(elements)
+            img = draw_screen(self, elements)
             self._render_cache = (key, img)
             return img
 
-    def _draw(self, elements: list[Element]) -> Image.Image:
-        w, h = self.size
-        u = self.unit
-        th = Theme.of(self.dark)
-        on_home = self.s.app in ("home", "recents")
-        img = wallpaper(w, h, self.dark).copy() if on_home else Image.new("RGB", (w, h), th.background)
-        d = ImageDraw.Draw(img)
-        lists = {el.id: el for el in elements if el.kind == "list"}
-        for el in elements:
-            if el.parent in lists:
-                continue
-            self._draw_element(d, el, th)
-            if el.id in lists:
-                self._draw_list_rows(img, el, [r for r in elements if r.parent == el.id], th)
-        # status bar: time left, battery right
-        top, bottom = self._bars()
-        fg = "#ffffff" if on_home or self.dark else "#202124"
-        draw_text(d, (round(40 * u), top // 2), self._time_text(), fill=fg, size=round(36 * u), anchor="lm")
-        bx2, by = w - round(40 * u), top // 2
-        bw, bh = round(64 * u), round(30 * u)
-        d.rounded_rectangle((bx2 - bw, by - bh // 2, bx2, by + bh // 2), radius=round(6 * u), outline=fg, width=max(1, round(3 * u)))
-        d.rectangle((bx2 - bw + round(6 * u), by - bh // 2 + round(6 * u), bx2 - bw + round(6 * u) + round((bw - 12 * u) * 0.87),
-                     by + bh // 2 - round(6 * u)), fill=fg)
-        draw_text(d, (bx2 - bw - round(12 * u), by), "87%", fill=fg, size=round(30 * u), anchor="rm")
-        # navigation hint (gesture pill)
-        pw, ph = round(220 * u), round(12 * u)
-        d.rounded_rectangle(((w - pw) // 2, h - bottom // 2 - ph // 2, (w + pw) // 2, h - bottom // 2 + ph // 2),
-                            radius=ph // 2, fill=fg)
-        return img
-
-    def _draw_list_rows(self, img: Image.Image, lst: Element, rows: list[Element], th: Theme) -> None:
-        """Rows at their unclipped place on a scratch layer, then only the list's viewport pasted."""
-        layer = Image.new("RGB", img.size, th.background)
-        d = ImageDraw.Draw(layer)
-        for row in rows:
-            clipped, row.bounds = row.bounds, row.draw_bounds or row.bounds
-            self._draw_element(d, row, th)
-            row.bounds = clipped
-        x1, y1, x2, y2 = lst.bounds
-        top_line = max(1, round(2 * self.unit))
-        img.paste(layer.crop((x1, y1 + top_line, x2, y2)), (x1, y1 + top_line))
-
-    def _draw_element(self, d: ImageDraw.ImageDraw, el: Element, th: Theme) -> None:
-        u = self.unit
-        x1, y1, x2, y2 = el.bounds
-        pad = round(48 * u)
-        if el.kind == "icon":
-            app = APPS[el.id.rsplit(".", 1)[1]]
-            s = round(150 * u)
-            cx = (x1 + x2) // 2
-            d.rounded_rectangle((cx - s // 2, y1 + round(30 * u), cx + s // 2, y1 + round(30 * u) + s), radius=round(40 * u),
-                                fill=app["color"])
-            draw_text(d, (cx, y1 + round(30 * u) + s // 2), app["label"][0], fill="#ffffff", size=round(80 * u), anchor="mm")
-            draw_text(d, (cx, y1 + round(30 * u) + s + round(40 * u)), el.label, fill="#ffffff", size=round(36 * u), anchor="mm")
-        elif el.id == "home.clock":
-            draw_text(d, ((x1 + x2) // 2, y1 + round(90 * u)), el.label.split()[0], fill="#ffffff", size=round(150 * u), anchor="mm")
-            draw_text(d, ((x1 + x2) // 2, y1 + round(200 * u)), time.strftime("%A, %B %-d"), fill="#ffffff",
-                   size=round(40 * u), anchor="mm")
-        elif el.kind == "text" and el.id.endswith(".title"):
-            draw_text(d, (pad, (y1 + y2) // 2), el.label, fill=th.text if self.s.app != "recents" else "#ffffff",
-                   size=round(64 * u), anchor="lm")
-        elif el.id == "clock.face":
-            d.ellipse((x1, y1, x2, y2), outline=th.accent, width=max(2, round(10 * u)))
-            draw_text(d, ((x1 + x2) // 2, (y1 + y2) // 2), el.label, fill=th.text, size=round(110 * u), anchor="mm")
-        elif el.kind == "text":
-            draw_text(d, (x1, (y1 + y2) // 2), el.label, fill=th.subtle, size=round(40 * u), anchor="lm")
-        elif el.kind == "list":
-            d.line((0, y1, x2, y1), fill=th.divider, width=max(1, round(2 * u)))
-        elif el.kind in ("list_item", "toggle"):
-            if el.id.startswith("notes.saved."):
-                d.rounded_rectangle((x1, y1 + round(8 * u), x2, y2 - round(8 * u)), radius=round(20 * u), fill=th.surface)
-                draw_text(d, (x1 + round(30 * u), (y1 + y2) // 2), el.label.replace("\n", " ⏎ "), fill=th.text,
-                       size=round(40 * u), anchor="lm")
-                return
-            d.line((pad, y2 - 1, x2 - pad, y2 - 1), fill=th.divider, width=max(1, round(2 * u)))
-            draw_text(d, (pad, (y1 + y2) // 2), el.label, fill=th.text, size=round(44 * u), anchor="lm")
-            if el.kind == "toggle":
-                tw, tht = round(130 * u), round(70 * u)
-                cy = (y1 + y2) // 2
-                tx2 = x2 - pad
-                on = bool(el.value)
-                d.rounded_rectangle((tx2 - tw, cy - tht // 2, tx2, cy + tht // 2), radius=tht // 2,
-                                    fill=th.accent if on else th.divider)
-                r = tht // 2 - round(8 * u)
-                kx = tx2 - tht // 2 if on else tx2 - tw + tht // 2
-                d.ellipse((kx - r, cy - r, kx + r, cy + r), fill="#ffffff")
-        elif el.kind == "edit_text":
-            d.rounded_rectangle((x1, y1, x2, y2), radius=round(24 * u), fill=th.field,
-                                outline=th.accent if el.focused else th.divider, width=max(1, round(4 * u)))
-            size = round(44 * u)
-            text = el.value or ""
-            lines = _wrap(text, size, x2 - x1 - round(60 * u)) if text else [el.hint]
-            color = th.text if text else th.subtle
-            y = y1 + round(30 * u)
-            for line in lines:
-                if y + round(50 * u) > y2:
-                    break
-                draw_text(d, (x1 + round(30 * u), y), line, fill=color, size=size)
-                y += round(56 * u)
-            if el.focused:  # caret after the last line
-                last = lines[-1] if text else ""
-                cx = x1 + round(30 * u) + round(text_length(last, size))
-                cy = y1 + round(30 * u) + (len(lines) - 1) * round(56 * u) if text else y1 + round(30 * u)
-                d.line((cx + 2, cy, cx + 2, cy + round(50 * u)), fill=th.accent, width=max(2, round(4 * u)))
-        elif el.kind == "button":
-            radius = (y2 - y1) // 2 if self.s.app != "recents" else round(30 * u)
-            fill = th.accent if self.s.app != "recents" else th.surface
-            d.rounded_rectangle((x1, y1, x2, y2), radius=radius, fill=fill)
-            color = th.text if self.s.app == "recents" else ("#202124" if self.dark else "#ffffff")
-            draw_text(d, ((x1 + x2) // 2, (y1 + y2) // 2), el.label, fill=color, size=round(44 * u), anchor="mm")
