@@ -4,27 +4,44 @@
     model = load_model("path/to/Qwen3.5-checkpoint", dtype=torch.bfloat16)
     out = model(input_ids=ids)                      # out.logits [batch, seq, vocab]
     seq = model.generate(input_ids=ids, max_new_tokens=32)   # prompt + new tokens
+
+The engine's names below are imported on first use, not with the package: `vlagent.model.resize`
+(the image-size rule the API policies share with the processor) needs no torch, and the base
+install, which has no torch, imports it through this package.
 """
 
-from .config import ConfigError, ModelConfig, TextConfig, VisionConfig, load_config
-from .generate import GenerationResult, MTPDrafter, generate
-from .loader import CheckpointError, load_model
-from .prompt_cache import PromptCache
-from .qwen35 import Cache, ModelOutput, Qwen35ForConditionalGeneration
+from __future__ import annotations
 
-__all__ = [
-    "Cache",
-    "CheckpointError",
-    "ConfigError",
-    "GenerationResult",
-    "MTPDrafter",
-    "ModelConfig",
-    "ModelOutput",
-    "PromptCache",
-    "Qwen35ForConditionalGeneration",
-    "TextConfig",
-    "VisionConfig",
-    "generate",
-    "load_config",
-    "load_model",
-]
+import importlib
+from typing import Any
+
+# public name -> the module that defines it
+_ENGINE_EXPORTS = {
+    "ConfigError": "config",
+    "ModelConfig": "config",
+    "TextConfig": "config",
+    "VisionConfig": "config",
+    "load_config": "config",
+    "GenerationResult": "generate",
+    "MTPDrafter": "generate",
+    "generate": "generate",
+    "CheckpointError": "loader",
+    "load_model": "loader",
+    "PromptCache": "prompt_cache",
+    "Cache": "qwen35",
+    "ModelOutput": "qwen35",
+    "Qwen35ForConditionalGeneration": "qwen35",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _ENGINE_EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    # All at once, and bound over the submodule attributes the imports set (`generate` is both
+    # a submodule and a function: the package attribute must be the function).
+    for export, module in _ENGINE_EXPORTS.items():
+        globals()[export] = getattr(importlib.import_module(f".{module}", __name__), export)
+    return globals()[name]
+
+
+__all__ = sorted(_ENGINE_EXPORTS)

@@ -24,7 +24,6 @@ into mean/std). Only the tokenizer comes from transformers (AutoTokenizer).
 from __future__ import annotations
 
 import json
-import math
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,13 +34,14 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from .resize import smart_resize, smart_resize_video  # also importable from here, as part of the processor
+
 IMAGE_TOKEN = "<|image_pad|>"
 VIDEO_TOKEN = "<|video_pad|>"
 VISION_START = "<|vision_start|>"
 VISION_END = "<|vision_end|>"
 END_OF_TURN = ("<|im_end|>", "<|endoftext|>")
 MESSAGE_START = "<|im_start|>"
-MAX_ASPECT_RATIO = 200
 
 ImageLike = Any  # PIL.Image, a path, or an HxWx3 / HxW uint8 array
 FrameList = Sequence[ImageLike]
@@ -129,52 +129,6 @@ def save_processor_config(
     (folder / "preprocessor_config.json").write_text(json.dumps(img, indent=2))
     (folder / "video_preprocessor_config.json").write_text(json.dumps(vid, indent=2))
     (folder / "processor_config.json").write_text(json.dumps({"processor_class": "Qwen3VLProcessor"}, indent=2))
-
-
-# --- sizes -------------------------------------------------------------------
-
-
-def smart_resize(height: int, width: int, *, factor: int = 32, min_pixels: int, max_pixels: int) -> tuple[int, int]:
-    """(height, width) for an image: multiples of `factor`, area within the pixel limits."""
-    if height <= 0 or width <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
-        raise ValueError(f"aspect ratio of {width}x{height} exceeds {MAX_ASPECT_RATIO}:1")
-    h, w = round(height / factor) * factor, round(width / factor) * factor
-    if h * w > max_pixels:
-        beta = math.sqrt(height * width / max_pixels)
-        h = max(factor, math.floor(height / beta / factor) * factor)
-        w = max(factor, math.floor(width / beta / factor) * factor)
-    elif h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h = math.ceil(height * beta / factor) * factor
-        w = math.ceil(width * beta / factor) * factor
-    return h, w
-
-
-def smart_resize_video(
-    num_frames: int, height: int, width: int, *, factor: int = 32, temporal_factor: int = 2, min_pixels: int,
-    max_pixels: int,
-) -> tuple[int, int]:
-    """(height, width) for a clip: like `smart_resize`, but the pixel limits count all frames."""
-    if num_frames < temporal_factor:
-        raise ValueError(f"a video needs at least {temporal_factor} frames, got {num_frames}")
-    if height < factor or width < factor:  # tiny frames are first scaled up to one cell
-        scale = max(factor / height, factor / width)
-        height, width = int(height * scale), int(width * scale)
-    if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
-        raise ValueError(f"aspect ratio of {width}x{height} exceeds {MAX_ASPECT_RATIO}:1")
-    h, w = round(height / factor) * factor, round(width / factor) * factor
-    t = round(num_frames / temporal_factor) * temporal_factor
-    if t * h * w > max_pixels:
-        beta = math.sqrt(num_frames * height * width / max_pixels)
-        h = max(factor, math.floor(height / beta / factor) * factor)
-        w = max(factor, math.floor(width / beta / factor) * factor)
-    elif t * h * w < min_pixels:
-        beta = math.sqrt(min_pixels / (num_frames * height * width))
-        h = math.ceil(height * beta / factor) * factor
-        w = math.ceil(width * beta / factor) * factor
-    return h, w
 
 
 # --- pixels ------------------------------------------------------------------

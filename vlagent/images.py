@@ -13,9 +13,10 @@ from __future__ import annotations
 import base64
 import binascii
 import io
-import math
 
 from PIL import Image
+
+from vlagent.model.resize import smart_resize as _smart_resize_hw
 
 # Patch 16 × spatial merge 2 (Qwen3-VL, Qwen3.5).
 QWEN_FACTOR = 32
@@ -25,8 +26,6 @@ QWEN25_FACTOR = 28
 DEFAULT_MIN_PIXELS = 256 * 256
 # 1280 visual tokens of 32×32 pixels: a 1920×1080 screen becomes 1504×832.
 DEFAULT_MAX_PIXELS = 1280 * 32 * 32
-# Beyond this the grid can no longer follow the image's shape.
-MAX_ASPECT_RATIO = 200
 
 
 def smart_resize(
@@ -41,31 +40,11 @@ def smart_resize(
 
     Both sides become multiples of `factor`, the area ends up within
     [min_pixels, max_pixels] (as far as the grid allows), and the aspect
-    ratio is kept as closely as possible.
+    ratio is kept as closely as possible. The rule is the engine's own
+    (`vlagent.model.resize.smart_resize`, equal to transformers'); this
+    spelling takes and returns PIL's (width, height) order.
     """
-    if width <= 0 or height <= 0:
-        raise ValueError(f"image size must be positive, got {width}x{height}")
-    if factor <= 0:
-        raise ValueError(f"factor must be positive, got {factor}")
-    if min_pixels > max_pixels:
-        raise ValueError(f"min_pixels ({min_pixels}) is larger than max_pixels ({max_pixels})")
-    if max_pixels < factor * factor:
-        raise ValueError(f"max_pixels ({max_pixels}) is smaller than one {factor}x{factor} cell")
-    if max(width, height) / min(width, height) > MAX_ASPECT_RATIO:
-        raise ValueError(f"aspect ratio of {width}x{height} exceeds {MAX_ASPECT_RATIO}:1")
-
-    w = max(factor, round(width / factor) * factor)
-    h = max(factor, round(height / factor) * factor)
-    if w * h > max_pixels:
-        # Scale down, then round *down* so the area stays under the limit.
-        scale = math.sqrt(width * height / max_pixels)
-        w = max(factor, math.floor(width / scale / factor) * factor)
-        h = max(factor, math.floor(height / scale / factor) * factor)
-    elif w * h < min_pixels:
-        # Scale up, then round *up* so the area reaches the limit.
-        scale = math.sqrt(min_pixels / (width * height))
-        w = math.ceil(width * scale / factor) * factor
-        h = math.ceil(height * scale / factor) * factor
+    h, w = _smart_resize_hw(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
     return w, h
 
 
