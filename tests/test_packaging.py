@@ -3,6 +3,7 @@ kernels/ and environments/ mapped inside it."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -47,16 +48,44 @@ def test_declared_packages_exist() -> None:
     assert not stale, f"pyproject.toml lists packages with no folder: {sorted(stale)}"
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
+# What a build must not see or leave: version control, caches, earlier build output.
+NOT_SOURCE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", "*.egg-info", "build", "dist", ".pytest_cache",
+                                    "runs", ".venv", ".whl", ".gl", ".cache")
+
+
+def _build_wheel(workdir: Path) -> Path:
+    # Built from a copy: setuptools writes build/ and rewrites vlagent.egg-info in the folder it
+    # builds, and the checkout's egg-info belongs to its editable install.
+    source = workdir / "source"
+    shutil.copytree(ROOT, source, ignore=NOT_SOURCE)
+    out = workdir / "wheel"
     subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(ROOT)],
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(out), str(source)],
         check=True,
         capture_output=True,
     )
     (built,) = out.glob("vlagent-*.whl")
     return built
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _build_wheel(tmp_path_factory.mktemp("build"))
+
+
+def _tree_state() -> dict[str, float]:
+    """Build leftovers in the checkout: build/ and the egg-info, with their modification times."""
+    paths = [ROOT / "build", *ROOT.glob("*.egg-info")]
+    return {str(p): p.stat().st_mtime for p in paths if p.exists()}
+
+
+@pytest.mark.slow
+def test_building_the_wheel_leaves_the_checkout_as_it_was(tmp_path: Path) -> None:
+    before = _tree_state()
+    egg_info = {p.name: p.read_bytes() for p in ROOT.glob("*.egg-info/*") if p.is_file()}
+    assert zipfile.ZipFile(_build_wheel(tmp_path)).namelist()
+    assert _tree_state() == before
+    assert {p.name: p.read_bytes() for p in ROOT.glob("*.egg-info/*") if p.is_file()} == egg_info
 
 
 def _source_modules() -> set[str]:
