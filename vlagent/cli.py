@@ -599,12 +599,16 @@ _OWN_COMMANDS = frozenset({cmd_run, cmd_ground, cmd_report, cmd_replay, cmd_doct
 
 
 def _register_plugins(sub: Any) -> None:
-    """Subcommands from optional parts (video-qa), when they are importable."""
+    """Subcommands from optional parts (video-qa, mcp), when they are importable."""
     try:
         from vlagent.video.cli import register
     except ImportError:
-        return
-    register(sub)
+        pass
+    else:
+        register(sub)
+    from vlagent.mcp_server import register as register_mcp  # imports the mcp SDK only when run
+
+    register_mcp(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

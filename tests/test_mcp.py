@@ -1,0 +1,126 @@
+"""`vlagent mcp`: the SDK's own client over stdio drives the practice app on Xvfb through our server."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from display_fixtures import _skip_without_binaries, practice_session
+from vlagent.environments.xserver import start_virtual_display
+from vlagent.recorder import load_trajectory
+
+mcp = pytest.importorskip("mcp", reason="the mcp SDK is part of vlagent[mcp]")
+
+pytestmark = pytest.mark.display
+
+
+@pytest.fixture(scope="module")
+def practice(tmp_path_factory):
+    _skip_without_binaries()
+    with start_virtual_display(1280, 720) as display:
+        with practice_session(display, tmp_path_factory.mktemp("practice"), "800x560+200+80") as session:
+            yield session
+
+
+def _server_params(display_env: dict, run_dir: Path, *extra: str):
+    from mcp.client.stdio import StdioServerParameters
+
+    env = {k: v for k, v in os.environ.items()}
+    env.update(display_env)
+    env["VLAGENT_SECRET_PASSWORD"] = "hunter2-sekrit"
+    return StdioServerParameters(command=sys.executable,
+                                 args=["-m", "vlagent", "mcp", "--env", "desktop", "--run-dir", str(run_dir), *extra],
+                                 env=env)
+
+
+async def _session(params, body):
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as client:
+            await client.initialize()
+            return await body(client)
+
+
+def _text(result) -> str:
+    return " ".join(c.text for c in result.content if getattr(c, "type", "") == "text")
+
+
+def test_tools_drive_the_practice_app_and_the_session_is_recorded(practice, tmp_path):
+    run_dir = tmp_path / "run"
+
+    async def body(client):
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+        assert {"screenshot", "click", "double_click", "right_click", "move", "drag", "scroll", "type", "key"} <= set(tools)
+        assert "back" not in tools  # phone verbs only for android
+        assert "units" in json.dumps(tools["click"].input_schema)
+
+        shot = await client.call_tool("screenshot", {})
+        assert not shot.is_error
+        image = [c for c in shot.content if c.type == "image"][0]
+        assert image.mime_type == "image/png" and len(image.data) > 1000
+        assert "1280x720" in _text(shot)
+
+        practice.observe()
+        # a button by normalized point
+        bx, by = practice.point(next(k for k in practice.state()["boxes"] if k.startswith("button_")))
+        res = await client.call_tool("click", {"x": bx, "y": by})
+        assert not res.is_error, _text(res)
+        practice.wait(lambda s: s["clicks"], "a button click")
+
+        # the text field by screenshot pixels, then non-ASCII text and a secret placeholder
+        ex, ey = practice.point("entry")
+        res = await client.call_tool("click", {"x": ex * 1280, "y": ey * 720, "units": "pixels"})
+        assert not res.is_error, _text(res)
+        res = await client.call_tool("type", {"text": "Grüße, 你好 {{PASSWORD}}"})
+        assert not res.is_error, _text(res)
+        assert "hunter2" not in _text(res)
+        practice.wait(lambda s: s["text"].endswith("Grüße, 你好 hunter2-sekrit"), "typed text")
+
+        # bad arguments come back as tool errors, and the server keeps serving
+        bad = await client.call_tool("click", {"x": 1.7, "y": 0.5})
+        assert bad.is_error and "normalized" in _text(bad)
+        bad = await client.call_tool("key", {"keys": []})
+        assert bad.is_error
+        again = await client.call_tool("screenshot", {"format": "jpeg", "scale": 0.5})
+        assert not again.is_error and [c for c in again.content if c.type == "image"][0].mime_type == "image/jpeg"
+
+    asyncio.run(_session(_server_params(practice.display.env, run_dir, "--secret", "PASSWORD"), body))
+
+    header, steps, result = load_trajectory(run_dir)
+    assert header["policy"].startswith("session") and result is not None
+    executed = [s for s in steps if s["outcomes"] and s["outcomes"][0]["status"] == "executed"]
+    assert [s["actions"][0]["kind"] for s in executed] == ["click", "click", "type"]
+    assert any(s["error"] for s in steps)  # the refused click is recorded with its error
+    everything = "".join(p.read_text(errors="ignore") for p in run_dir.iterdir() if p.suffix in (".jsonl", ".html"))
+    assert "hunter2-sekrit" not in everything and "{{PASSWORD}}" in everything
+    assert (run_dir / "report.html").exists()
+
+
+def test_dry_run_and_action_limit(practice, tmp_path):
+    before = practice.state()["clicks"]
+
+    async def body(client):
+        bx, by = practice.point(next(k for k in practice.state()["boxes"] if k.startswith("button_")))
+        first = await client.call_tool("click", {"x": bx, "y": by})
+        assert not first.is_error and "dry run" in _text(first)
+        second = await client.call_tool("click", {"x": bx, "y": by})
+        assert second.is_error and "limit of 1 actions" in _text(second)
+
+    asyncio.run(_session(_server_params(practice.display.env, tmp_path / "run", "--dry-run", "--max-actions", "1"), body))
+    assert practice.settle()["clicks"] == before  # nothing was clicked
+
+
+def test_http_transport_refuses_remote_hosts_and_needs_a_token(capsys):
+    from vlagent.cli import main
+
+    assert main(["mcp", "--http", "0.0.0.0:8765", "--token", "t"]) == 2
+    assert "only loopback" in capsys.readouterr().err
+    os.environ.pop("VLAGENT_MCP_TOKEN", None)
+    assert main(["mcp", "--http", "127.0.0.1:8765"]) == 2
+    assert "bearer token" in capsys.readouterr().err

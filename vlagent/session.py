@@ -1,0 +1,173 @@
+"""A recorded, safety-gated session with one environment: observe, act, one call at a time.
+
+This is the loop's bookkeeping without a policy: the caller (a script, an MCP client) decides each
+action. Every action goes through the same gate as `vlagent run` (dry-run, confirmation of risky
+actions, `{{secret}}` placeholders typed but never recorded, action and time limits) and is recorded
+as a step of a run folder (trajectory.jsonl, screenshots, report.html on close).
+
+    with Session(env, task="mcp session") as s:
+        obs = s.observe()
+        outcome = s.act(Action("click", point=(0.5, 0.5)), note="click(x=0.5, y=0.5)")
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from vlagent.actions import Action
+from vlagent.agent import ActionOutcome, StepRecord
+from vlagent.environments.base import EnvironmentLost, Observation, UnsupportedAction
+from vlagent.recorder import RunRecorder, default_run_dir, iso_time
+from vlagent.safety import ConfirmGate, ConfirmSetting, SecretError, SecretStore
+
+
+class SessionLimit(RuntimeError):
+    """The session's action or time limit is reached: nothing more is executed."""
+
+
+def execute_gated(env: Any, action: Action, gate: ConfirmGate, secrets: SecretStore, dry_run: bool) -> ActionOutcome:
+    """Confirm (when the gate asks), fill in secrets, execute; an outcome, never an exception, except
+    EnvironmentLost (the environment is gone: the caller ends)."""
+    confirmed = None if dry_run else gate.approve(action)
+    if confirmed is False:
+        return ActionOutcome("declined", confirmed=False, error=f"{action.describe()} was not approved; it was not executed")
+    try:
+        real = secrets.prepare(action)
+    except SecretError as e:
+        return ActionOutcome("failed", confirmed=confirmed, error=str(e))
+    if dry_run:
+        return ActionOutcome("dry_run")
+    t = time.perf_counter()
+    try:
+        env.execute(real)
+    except EnvironmentLost:
+        raise
+    except UnsupportedAction as e:
+        return ActionOutcome("failed", confirmed, f"unsupported action {action.describe()}: {e}", time.perf_counter() - t)
+    except Exception as e:  # noqa: BLE001 - reported as the action's outcome
+        return ActionOutcome("failed", confirmed, f"executing {action.describe()} failed: {type(e).__name__}: {e}",
+                             time.perf_counter() - t)
+    return ActionOutcome("executed", confirmed, None, time.perf_counter() - t)
+
+
+class Session:
+    def __init__(
+        self,
+        env: Any,
+        *,
+        task: str = "session",
+        run_dir: str | Path | None = None,
+        runs_root: str | Path = "runs",
+        dry_run: bool = False,
+        confirm: ConfirmSetting = None,
+        secrets: Mapping[str, str] | Sequence[str] | None = None,
+        max_actions: int | None = None,
+        max_seconds: float | None = None,
+    ) -> None:
+        self.env = env
+        self.task = task
+        self.dry_run = dry_run
+        self.gate = confirm if isinstance(confirm, ConfirmGate) else ConfirmGate(confirm)
+        self.secrets = secrets if isinstance(secrets, SecretStore) else SecretStore(secrets)
+        self.max_actions = max_actions
+        self.max_seconds = max_seconds
+        self.run_dir = Path(run_dir) if run_dir is not None else default_run_dir(task, runs_root)
+        self.recorder = RunRecorder(self.run_dir, scrub=self.secrets.redact_obj)
+        self.recorder.write_header(task=task, policy="session (each action chosen by the caller)",
+                                   env=getattr(env, "name", type(env).__name__), started=iso_time(time.time()),
+                                   settings=self._settings())
+        self.actions = 0
+        self.steps = 0
+        self.last: Observation | None = None
+        self._t0 = time.monotonic()
+        self._closed = False
+        self.report: Path | None = None
+
+    # -- the calls ------------------------------------------------------------
+
+    def observe(self) -> Observation:
+        """A fresh screenshot; later points are fractions of it."""
+        self._check_open()
+        self.last = self.env.observe()
+        return self.last
+
+    def act(self, action: Action, note: str = "") -> ActionOutcome:
+        """Execute one action on the current screen (observed first if nothing was), recorded as a step.
+        Raises SessionLimit past the limits and EnvironmentLost when the environment is gone."""
+        self._check_open()
+        if self.max_actions is not None and self.actions >= self.max_actions:
+            raise SessionLimit(f"the session's limit of {self.max_actions} actions is reached; nothing was executed")
+        if self.max_seconds is not None and time.monotonic() - self._t0 >= self.max_seconds:
+            raise SessionLimit(f"the session's time limit of {self.max_seconds:g} s is reached; nothing was executed")
+        obs = self.last if self.last is not None else self.observe()
+        rec = StepRecord(index=self.steps + 1, time=time.time(), raw_output=note, actions=[action],
+                         screen_size=obs.screen_size, image_size=obs.image_size)
+        rec.screenshot = self.recorder.save_screenshot(rec.index, obs.image)
+        try:
+            outcome = execute_gated(self.env, action, self.gate, self.secrets, self.dry_run)
+        except EnvironmentLost as e:
+            outcome = ActionOutcome("failed", error=f"environment lost while executing {action.describe()}: {e}")
+            self._record(rec, outcome)
+            raise
+        self._record(rec, outcome)
+        self.actions += outcome.executed or outcome.status == "dry_run"
+        self.last = None  # the screen may have changed: the next call looks again
+        return outcome
+
+    def note(self, text: str, error: str | None = None) -> None:
+        """Record a step that executed nothing (a lookup, a refused call), with the current screenshot."""
+        self._check_open()
+        obs = self.last
+        rec = StepRecord(index=self.steps + 1, time=time.time(), raw_output=text, error=error,
+                         screen_size=obs.screen_size if obs else None, image_size=obs.image_size if obs else None)
+        if obs is not None:
+            rec.screenshot = self.recorder.save_screenshot(rec.index, obs.image)
+        self._write(rec)
+
+    def close(self, status: str = "done") -> Path | None:
+        """Finish the run folder and write report.html; returns its path. Safe to call twice."""
+        if self._closed:
+            return self.report
+        self._closed = True
+        try:
+            self.recorder.write_result(status=status, success=None, answer=None, steps=self.steps,
+                                       elapsed_s=round(time.monotonic() - self._t0, 3), finished=iso_time(time.time()))
+        finally:
+            self.recorder.close()
+        from vlagent.report import build_report
+
+        self.report = build_report(self.run_dir)
+        return self.report
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, exc_type, *rest: Any) -> None:
+        self.close("done" if exc_type is None else "error")
+
+    # -- bookkeeping ----------------------------------------------------------
+
+    def _record(self, rec: StepRecord, outcome: ActionOutcome) -> None:
+        rec.outcomes = [outcome]
+        rec.error = outcome.error
+        rec.timings["execute"] = outcome.seconds
+        self._write(rec)
+
+    def _write(self, rec: StepRecord) -> None:
+        redact = self.secrets.redact
+        rec.raw_output = redact(rec.raw_output or "")
+        rec.error = redact(rec.error) if rec.error else rec.error
+        rec.actions = [self.secrets.redact_action(a) for a in rec.actions]
+        for o in rec.outcomes:
+            o.error = redact(o.error) if o.error else o.error
+        self.recorder.write_step(rec.to_dict())
+        self.steps += 1
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"the session recorded in {self.run_dir} is closed")
+
+    def _settings(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "confirm": self.gate.description, "secrets": self.secrets.names,
+                "max_actions": self.max_actions, "max_seconds": self.max_seconds}
