@@ -147,6 +147,46 @@ def test_every_declared_action_parses(platform, examples):
         assert drag.point == (0.1, 0.2) and drag.end == (0.9, 0.8)
 
 
+@pytest.mark.parametrize("tool,platform", [("computer_use", "desktop"), ("mobile_use", "mobile")])
+def test_prompt_and_parser_come_from_one_vocabulary(tool, platform):
+    from vlagent.actions.qwen import ACTIONS
+    from vlagent.actions.vocabulary import actions_of
+
+    rows = actions_of(tool)
+    offered = [row for row in rows if row.offered]
+    fn = tool_for(platform)["function"]
+    properties = fn["parameters"]["properties"]
+    # the prompt lists and describes the offered actions, in the vocabulary's order
+    assert properties["action"]["enum"] == [row.name for row in offered]
+    for row in offered:
+        assert f"* `{row.name}`: {row.description}" in properties["action"]["description"]
+        assert set(row.arguments) <= set(properties), row
+    # the parser accepts every row (offered or not) with exactly its arguments, and nothing else
+    assert {name: allowed for name, (_, allowed) in ACTIONS[tool].items()} == {
+        row.name: frozenset(row.arguments) for row in rows
+    }
+
+
+def test_an_unclosed_tool_call_is_read_the_same_way_everywhere():
+    from vlagent.actions import ActionParseError
+    from vlagent.actions.qwen import find_tool_calls
+    from vlagent.prompts import describe_step
+
+    call = '{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [500, 500]}}'
+    last_unclosed = f"I will click.<tool_call>{call}"
+    assert find_tool_calls(last_unclosed) == [call]
+    assert parse_actions(last_unclosed, fmt="qwen")[0].point == (0.5, 0.5)
+    assert split_reply(last_unclosed)[0] == "I will click."
+    assert describe_step(HistoryItem(0, last_unclosed)).endswith(f"Tool call: {' '.join(call.split())}")
+
+    # an unclosed block stops where the next one starts: the parser refuses it, the prompt side keeps both
+    two = f"<tool_call>{call} <tool_call>{call}</tool_call> done"
+    with pytest.raises(ActionParseError, match="not closed before the next one"):
+        parse_actions(two, fmt="qwen")
+    assert split_reply(two)[0] == "done"
+    assert describe_step(HistoryItem(0, two)).count("Tool call:") == 2
+
+
 def test_conversation_layout_history_and_images():
     current = obs()
     shot = Image.new("RGB", (1280, 720), "gray")

@@ -45,6 +45,8 @@ from typing import Any, Callable, Iterable, Sequence
 
 from PIL import Image
 
+from vlagent.actions.tool_call_tags import tool_call_blocks, without_tool_calls
+from vlagent.actions.vocabulary import COMPUTER_USE, MOBILE_USE, SYSTEM_BUTTONS, action_names, actions_of
 from vlagent.environments.base import Observation
 from vlagent.images import (
     DEFAULT_MAX_PIXELS,
@@ -61,36 +63,9 @@ COORDINATE_MODES = ("relative", "pixels")
 # "xml": Qwen3.5's chat template; "json": Qwen3-VL's and Qwen2.5-VL's.
 TOOL_STYLES = ("xml", "json")
 
-COMPUTER_USE_ACTIONS: tuple[str, ...] = (
-    "key",
-    "type",
-    "mouse_move",
-    "left_click",
-    "left_click_drag",
-    "right_click",
-    "middle_click",
-    "double_click",
-    "triple_click",
-    "scroll",
-    "hscroll",
-    "wait",
-    "terminate",
-    "answer",
-)
-MOBILE_USE_ACTIONS: tuple[str, ...] = (
-    "click",
-    "long_press",
-    "swipe",
-    "type",
-    "system_button",
-    "open",
-    "wait",
-    "terminate",
-    "answer",
-)
-SYSTEM_BUTTONS: tuple[str, ...] = ("Back", "Home", "Menu", "Enter")
+COMPUTER_USE_ACTIONS: tuple[str, ...] = action_names(COMPUTER_USE, offered_only=True)
+MOBILE_USE_ACTIONS: tuple[str, ...] = action_names(MOBILE_USE, offered_only=True)
 
-_TOOL_CALL_RE = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 _THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 
 
@@ -142,6 +117,11 @@ def _point_unit(coordinates: str) -> str:
     return f"on the 0-{RELATIVE_SCALE} relative scale" if coordinates == "relative" else "in screenshot pixels"
 
 
+def _action_lines(tool: str) -> str:
+    rows = actions_of(tool, offered_only=True)
+    return "\n".join(["The action to perform:", *(f"* `{row.name}`: {row.description}" for row in rows)])
+
+
 def computer_use_tool(*, coordinates: str = "relative", image_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """The desktop tool as an OpenAI-style function schema."""
     unit = _point_unit(coordinates)
@@ -156,25 +136,7 @@ def computer_use_tool(*, coordinates: str = "relative", image_size: tuple[int, i
             "with status `failure`. When the task asks a question, reply with `answer`.",
         ]
     )
-    actions = "\n".join(
-        [
-            "The action to perform:",
-            "* `key`: press the keys in `keys` together (a combination such as [\"ctrl\", \"c\"]) and release them.",
-            "* `type`: type the string `text` with the keyboard.",
-            "* `mouse_move`: move the pointer to `coordinate`.",
-            "* `left_click`: left-click at `coordinate`.",
-            "* `left_click_drag`: press the left button at `coordinate`, move to `coordinate2` and release.",
-            "* `right_click`: right-click at `coordinate`.",
-            "* `middle_click`: middle-click at `coordinate`.",
-            "* `double_click`: double-click at `coordinate`.",
-            "* `triple_click`: triple-click at `coordinate` (selects a line or paragraph).",
-            "* `scroll`: scroll vertically by `pixels` (positive scrolls up, negative down), at `coordinate` if given.",
-            "* `hscroll`: scroll horizontally by `pixels` (positive scrolls right, negative left), at `coordinate` if given.",
-            "* `wait`: wait `time` seconds for the screen to change.",
-            "* `terminate`: end the task with `status` success or failure.",
-            "* `answer`: end the task by replying `text` to the user.",
-        ]
-    )
+    actions = _action_lines(COMPUTER_USE)
     return {
         "type": "function",
         "function": {
@@ -225,20 +187,7 @@ def mobile_use_tool(*, coordinates: str = "relative", image_size: tuple[int, int
             "with status `failure`. When the task asks a question, reply with `answer`.",
         ]
     )
-    actions = "\n".join(
-        [
-            "The action to perform:",
-            "* `click`: tap at `coordinate`.",
-            "* `long_press`: press and hold at `coordinate` for `time` seconds.",
-            "* `swipe`: swipe from `coordinate` to `coordinate2`.",
-            "* `type`: type the string `text` into the focused input box.",
-            "* `system_button`: press a system `button` (Back, Home, Menu or Enter).",
-            "* `open`: open the app named `text`.",
-            "* `wait`: wait `time` seconds for the screen to change.",
-            "* `terminate`: end the task with `status` success or failure.",
-            "* `answer`: end the task by replying `text` to the user.",
-        ]
-    )
+    actions = _action_lines(MOBILE_USE)
     return {
         "type": "function",
         "function": {
@@ -394,11 +343,6 @@ def system_prompt(
 # --------------------------------------------------------------------------- replies
 
 
-def tool_call_blocks(raw: str) -> list[str]:
-    """The JSON text inside each <tool_call> block of a reply, stripped."""
-    return [m.group(1).strip() for m in _TOOL_CALL_RE.finditer(raw or "") if m.group(1).strip()]
-
-
 def split_reply(raw: str) -> tuple[str | None, str]:
     """(thought, reply without <think>) for a model reply.
 
@@ -412,7 +356,7 @@ def split_reply(raw: str) -> tuple[str | None, str]:
     if "</think>" in visible:
         head, _, visible = visible.rpartition("</think>")
         thinking.append(head.replace("<think>", "").strip())
-    prose = _TOOL_CALL_RE.sub("", visible).strip()
+    prose = without_tool_calls(visible).strip()
     parts = [p for p in (*thinking, prose) if p]
     return ("\n".join(parts) if parts else None), visible.strip()
 
@@ -425,7 +369,7 @@ def describe_step(item: HistoryItem) -> str:
     lines = [f"Step {item.step}:"]
     if item.thought:
         lines.append(f"Thought: {item.thought.strip()}")
-    calls = tool_call_blocks(item.raw_output)
+    calls = [block.body.strip() for block in tool_call_blocks(item.raw_output or "") if block.body.strip()]
     if calls:
         lines += [f"Tool call: {' '.join(call.split())}" for call in calls]
     elif item.actions:
@@ -596,7 +540,6 @@ __all__ = [
     "tool_name",
     "render_tools_block",
     "system_prompt",
-    "tool_call_blocks",
     "split_reply",
     "describe_step",
     "build_conversation",

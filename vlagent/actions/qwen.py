@@ -45,8 +45,8 @@ from vlagent.actions._common import (
     normalize_point,
 )
 from vlagent.actions.schema import Action, ActionParseError, Point
-
-TOOL_NAMES = ("computer_use", "mobile_use")
+from vlagent.actions.tool_call_tags import tool_call_blocks
+from vlagent.actions.vocabulary import COMPUTER_USE, MOBILE_USE, SYSTEM_BUTTONS, TOOL_NAMES, actions_of
 
 # Arguments that are JSON values in the XML form; all others are plain strings.
 _JSON_PARAMETERS = frozenset({"coordinate", "coordinate2", "keys", "pixels", "time"})
@@ -61,20 +61,11 @@ def find_tool_calls(text: str) -> list[str]:
     A missing </tool_call> is accepted only on the last call (generation often
     stops on that string); whether its body is complete is checked when parsing.
     """
-    bodies = []
-    pos = 0
-    while (start := text.find("<tool_call>", pos)) != -1:
-        start += len("<tool_call>")
-        end = text.find("</tool_call>", start)
-        following = text.find("<tool_call>", start)
-        if end == -1 or (following != -1 and following < end):
-            if following != -1:
-                raise ActionParseError("a <tool_call> is not closed before the next one starts", text[start - 11 : following])
-            bodies.append(text[start:])
-            break
-        bodies.append(text[start:end])
-        pos = end + len("</tool_call>")
-    return bodies
+    blocks = tool_call_blocks(text)
+    for block in blocks[:-1]:
+        if not block.closed:
+            raise ActionParseError("a <tool_call> is not closed before the next one starts", text[block.start : block.end])
+    return [block.body for block in blocks]
 
 
 def parse_tool_call_body(body: str) -> tuple[str, dict[str, Any]]:
@@ -272,19 +263,21 @@ def _mobile_key(call: _Call, pointer: _Pointer) -> Action:
     return call.action_(kind="key", keys=(name,))
 
 
-_SYSTEM_BUTTONS = {
+_SYSTEM_BUTTON_ACTIONS = {
     "back": {"kind": "back"},
     "home": {"kind": "home"},
     "menu": {"kind": "key", "keys": ("menu",)},
     "enter": {"kind": "key", "keys": ("enter",)},
 }
+if set(_SYSTEM_BUTTON_ACTIONS) != {b.lower() for b in SYSTEM_BUTTONS}:
+    raise AssertionError("every system button needs an action")
 
 
 def _system_button(call: _Call, pointer: _Pointer) -> Action:
     button = call.string("button")
-    fields = _SYSTEM_BUTTONS.get(button.lower())
+    fields = _SYSTEM_BUTTON_ACTIONS.get(button.lower())
     if fields is None:
-        raise call.fail(f"'button' must be one of Back, Home, Menu, Enter, got {button!r}")
+        raise call.fail(f"'button' must be one of {', '.join(SYSTEM_BUTTONS)}, got {button!r}")
     return call.action_(**fields)
 
 
@@ -294,37 +287,45 @@ def _open(call: _Call, pointer: _Pointer) -> Action:
 
 Handler = Callable[[_Call, _Pointer], Action]
 
-# tool -> action -> (handler, arguments it may take besides "action")
-ACTIONS: dict[str, dict[str, tuple[Handler, frozenset[str]]]] = {
-    "computer_use": {
-        "key": (_keys, frozenset({"keys"})),
-        "type": (_type, frozenset({"text"})),
-        "mouse_move": (_move, frozenset({"coordinate"})),
-        "left_click": (_click("click"), frozenset({"coordinate"})),
-        "left_click_drag": (_drag, frozenset({"coordinate", "coordinate2"})),
-        "right_click": (_click("right_click"), frozenset({"coordinate"})),
-        "middle_click": (_click("middle_click"), frozenset({"coordinate"})),
-        "double_click": (_click("double_click"), frozenset({"coordinate"})),
-        "triple_click": (_click("triple_click"), frozenset({"coordinate"})),
-        "scroll": (_scroll("up", "down"), frozenset({"pixels", "coordinate"})),
-        "hscroll": (_scroll("right", "left"), frozenset({"pixels", "coordinate"})),
-        "wait": (_wait, frozenset({"time"})),
-        "terminate": (_terminate, frozenset({"status"})),
-        "answer": (_answer, frozenset({"text"})),
-    },
-    "mobile_use": {
-        "click": (_tap, frozenset({"coordinate"})),
-        "long_press": (_long_press, frozenset({"coordinate", "time"})),
-        "swipe": (_swipe, frozenset({"coordinate", "coordinate2"})),
-        "type": (_type, frozenset({"text"})),
-        "key": (_mobile_key, frozenset({"text"})),
-        "system_button": (_system_button, frozenset({"button"})),
-        "open": (_open, frozenset({"text"})),
-        "wait": (_wait, frozenset({"time"})),
-        "terminate": (_terminate, frozenset({"status"})),
-        "answer": (_answer, frozenset({"text"})),
-    },
+# What each action of the vocabulary means, as an Action.
+_HANDLERS: dict[tuple[str, str], Handler] = {
+    (COMPUTER_USE, "key"): _keys,
+    (COMPUTER_USE, "type"): _type,
+    (COMPUTER_USE, "mouse_move"): _move,
+    (COMPUTER_USE, "left_click"): _click("click"),
+    (COMPUTER_USE, "left_click_drag"): _drag,
+    (COMPUTER_USE, "right_click"): _click("right_click"),
+    (COMPUTER_USE, "middle_click"): _click("middle_click"),
+    (COMPUTER_USE, "double_click"): _click("double_click"),
+    (COMPUTER_USE, "triple_click"): _click("triple_click"),
+    (COMPUTER_USE, "scroll"): _scroll("up", "down"),
+    (COMPUTER_USE, "hscroll"): _scroll("right", "left"),
+    (MOBILE_USE, "click"): _tap,
+    (MOBILE_USE, "long_press"): _long_press,
+    (MOBILE_USE, "swipe"): _swipe,
+    (MOBILE_USE, "type"): _type,
+    (MOBILE_USE, "key"): _mobile_key,
+    (MOBILE_USE, "system_button"): _system_button,
+    (MOBILE_USE, "open"): _open,
+    **{(tool, "wait"): _wait for tool in TOOL_NAMES},
+    **{(tool, "terminate"): _terminate for tool in TOOL_NAMES},
+    **{(tool, "answer"): _answer for tool in TOOL_NAMES},
 }
+
+
+def _accepted_actions() -> dict[str, dict[str, tuple[Handler, frozenset[str]]]]:
+    """tool -> action -> (handler, arguments it may take besides "action"), from the vocabulary."""
+    table: dict[str, dict[str, tuple[Handler, frozenset[str]]]] = {tool: {} for tool in TOOL_NAMES}
+    for tool in TOOL_NAMES:
+        for row in actions_of(tool):
+            table[tool][row.name] = (_HANDLERS[(tool, row.name)], frozenset(row.arguments))
+    unused = set(_HANDLERS) - {(tool, name) for tool in table for name in table[tool]}
+    if unused:
+        raise AssertionError(f"handlers for actions the vocabulary does not have: {sorted(unused)}")
+    return table
+
+
+ACTIONS = _accepted_actions()
 
 
 def tool_calls_to_actions(calls: list[tuple[str, dict[str, Any], str]], scale: tuple[float, float]) -> list[Action]:
