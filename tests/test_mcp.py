@@ -9,14 +9,12 @@ from pathlib import Path
 
 import pytest
 
+from android_fixtures import adb_server, phone  # noqa: F401
 from display_fixtures import _skip_without_binaries, practice_session
 from vlagent.environments.xserver import start_virtual_display
 from vlagent.recorder import load_trajectory
 
 mcp = pytest.importorskip("mcp", reason="the mcp SDK is part of vlagent[mcp]")
-
-pytestmark = pytest.mark.display
-
 
 @pytest.fixture(scope="module")
 def practice(tmp_path_factory):
@@ -26,14 +24,14 @@ def practice(tmp_path_factory):
             yield session
 
 
-def _server_params(display_env: dict, run_dir: Path, *extra: str):
+def _server_params(extra_env: dict, run_dir: Path, *extra: str, where: str = "desktop"):
     from mcp.client.stdio import StdioServerParameters
 
     env = {k: v for k, v in os.environ.items()}
-    env.update(display_env)
+    env.update(extra_env)
     env["VLAGENT_SECRET_PASSWORD"] = "hunter2-sekrit"
     return StdioServerParameters(command=sys.executable,
-                                 args=["-m", "vlagent", "mcp", "--env", "desktop", "--run-dir", str(run_dir), *extra],
+                                 args=["-m", "vlagent", "mcp", "--env", where, "--run-dir", str(run_dir), *extra],
                                  env=env)
 
 
@@ -51,6 +49,7 @@ def _text(result) -> str:
     return " ".join(c.text for c in result.content if getattr(c, "type", "") == "text")
 
 
+@pytest.mark.display
 def test_tools_drive_the_practice_app_and_the_session_is_recorded(practice, tmp_path):
     run_dir = tmp_path / "run"
 
@@ -102,6 +101,7 @@ def test_tools_drive_the_practice_app_and_the_session_is_recorded(practice, tmp_
     assert (run_dir / "report.html").exists()
 
 
+@pytest.mark.display
 def test_dry_run_and_action_limit(practice, tmp_path):
     before = practice.state()["clicks"]
 
@@ -124,3 +124,75 @@ def test_http_transport_refuses_remote_hosts_and_needs_a_token(capsys):
     os.environ.pop("VLAGENT_MCP_TOKEN", None)
     assert main(["mcp", "--http", "127.0.0.1:8765"]) == 2
     assert "bearer token" in capsys.readouterr().err
+
+
+def test_phone_tools_over_the_real_adb_server(phone, tmp_path):  # noqa: F811
+    async def body(client):
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"back", "home", "open_app", "long_press", "swipe", "click", "type", "screenshot"} <= tools
+        shot = await client.call_tool("screenshot", {})
+        assert not shot.is_error and "1080x2400" in _text(shot)
+        res = await client.call_tool("click", dict(zip("xy", phone.point("Notes"))))
+        assert not res.is_error, _text(res)
+        assert phone.state()["app"] == "notes"
+        res = await client.call_tool("home", {})
+        assert not res.is_error and phone.state()["app"] != "notes"
+        res = await client.call_tool("open_app", {"package": "com.android.settings"})
+        assert not res.is_error, _text(res)
+        assert phone.state()["app"] == "settings"
+        bad = await client.call_tool("open_app", {"package": ""})
+        assert bad.is_error
+        res = await client.call_tool("back", {})
+        assert not res.is_error
+
+    env = {"ANDROID_ADB_SERVER_PORT": str(phone.adb.port)}
+    asyncio.run(_session(_server_params(env, tmp_path / "run", where=f"android:{phone.serial}"), body))
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert [s["actions"][0]["kind"] for s in steps if s["actions"]] == ["click", "home", "open_app", "back"]
+    assert any("open_app needs text" in (s["error"] or "") for s in steps)  # the refused call is on record too
+
+
+def test_http_transport_serves_with_the_token_only(practice, tmp_path):
+    """Streamable HTTP on 127.0.0.1: a request without the bearer token gets 401, the SDK client with it works."""
+    import subprocess
+    import time
+    import urllib.error
+    import urllib.request
+
+    from android_fixtures import free_port
+
+    port, token = free_port(), "s3cret-token"
+    env = dict(os.environ, **practice.display.env)
+    proc = subprocess.Popen([sys.executable, "-m", "vlagent", "mcp", "--http", f"127.0.0.1:{port}", "--token", token,
+                             "--run-dir", str(tmp_path / "run")], env=env, stderr=subprocess.PIPE, text=True)
+    url = f"http://127.0.0.1:{port}/mcp"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=2)
+            except urllib.error.HTTPError as e:
+                assert e.code == 401
+                break
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read()
+                assert time.monotonic() < deadline, "the HTTP server did not come up"
+                time.sleep(0.2)
+
+        async def main():
+            import httpx2 as httpx
+            from mcp import ClientSession
+            from mcp.client.streamable_http import streamable_http_client
+
+            async with httpx.AsyncClient(headers={"Authorization": f"Bearer {token}"}) as http:
+                async with streamable_http_client(url, http_client=http) as streams:
+                    async with ClientSession(streams[0], streams[1]) as client:
+                        await client.initialize()
+                        shot = await client.call_tool("screenshot", {"scale": 0.25})
+                        assert not shot.is_error
+                        return {t.name for t in (await client.list_tools()).tools}
+
+        assert "click" in asyncio.run(main())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
