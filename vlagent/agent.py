@@ -127,10 +127,14 @@ class RunResult:
     elapsed: float = 0.0
     report: Path | None = None
 
+    @staticmethod
+    def is_finished(status: str) -> bool:
+        """True for the statuses with which the policy itself ends a run (done / answer)."""
+        return status in ("done", "answered")
+
     @property
     def finished(self) -> bool:
-        """True when the policy itself ended the run (done / answer)."""
-        return self.status in ("done", "answered")
+        return self.is_finished(self.status)
 
 
 class _EndRun(Exception):
@@ -270,7 +274,7 @@ class Agent:
                 status=status,
                 answer=self.secrets.redact(answer) if answer is not None else None,
                 # done / answer without an explicit success flag means the policy thinks it succeeded
-                success=(success is not False) if status in ("done", "answered") else False,
+                success=(success is not False) if RunResult.is_finished(status) else False,
                 steps=len(records),
                 run_dir=run_dir,
                 error=self.secrets.redact(error) if error else None,

@@ -209,7 +209,7 @@ def make_env(spec: str, monitor: int = 1) -> Any:
 
 
 def _result_exit_code(result: Any) -> int:
-    if result.status in ("done", "answered"):
+    if result.finished:
         return EXIT_OK if result.success is not False else EXIT_NOT_SUCCESS
     if result.status == "error":
         return {"policy": EXIT_POLICY, "environment": EXIT_ENV}.get(result.error_kind, EXIT_NOT_SUCCESS)

@@ -22,6 +22,7 @@ from typing import Any
 from PIL import Image, ImageDraw, ImageFont
 
 from vlagent.actions import Action, ActionError
+from vlagent.agent import RunResult
 from vlagent.recorder import REPORT, load_trajectory
 
 # One palette for both renderers (SVG and PIL).
@@ -500,7 +501,7 @@ def render_report(run_dir: str | os.PathLike) -> str:
     ]
     if settings.get("dry_run"):
         cards.append(("Mode", "dry run"))
-    if result and result.get("success") is not None and status in ("done", "answered"):
+    if result and result.get("success") is not None and RunResult.is_finished(status):
         cards.append(("Success", "yes" if result["success"] else "no"))
     flags = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, [], ""))
     body = [
