@@ -4,7 +4,7 @@ Starts its own Xvfb at 1920x1080 with the practice app filling the screen
 (real widgets and text, not a black screen), then times many steps of
 
     capture (mss via DesktopEnv.observe, or pyautogui.screenshot)
-    -> encode (PNG as the run recorder writes it, `vlagent.recorder.encode_png`;
+    -> encode (PNG as the run recorder writes it, `vlagent.images.encode_png`;
        Pillow's PNG at compress_level=1, which the recorder used before; JPEG
        q90 as an API policy may send it)
     -> execute a click through DesktopEnv (pyautogui + XTest)
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot run: {missing}", file=sys.stderr)
         return 2
 
-    from vlagent.recorder import encode_png as recorder_png
+    from vlagent.images import encode_png as recorder_png
 
     def encode_png(image: Image.Image) -> int:
         return len(recorder_png(image))

@@ -145,7 +145,7 @@ def test_screenshots_are_written_off_the_loop_thread_and_all_flushed_by_close(tm
 def test_screenshot_png_is_lossless(mode):
     import io
 
-    from vlagent.recorder import encode_png
+    from vlagent.images import encode_png
 
     image = Image.new("RGB", (97, 61), (240, 240, 240))
     draw = ImageDraw.Draw(image)

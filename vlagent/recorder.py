@@ -22,20 +22,19 @@ before it builds the report.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import queue
 import re
-import struct
 import threading
 import time
-import zlib
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any, Callable
 
 from PIL import Image
+
+from vlagent.images import encode_png
 
 TRAJECTORY = "trajectory.jsonl"
 REPORT = "report.html"
@@ -67,41 +66,6 @@ def default_run_dir(task: str, root: str | os.PathLike = "runs") -> Path:
 
 def screenshot_name(index: int) -> str:
     return f"step-{index:03d}.png"
-
-
-# PNG colour types of the modes `encode_png` writes itself (8 bits a sample).
-_PNG_COLOR_TYPES = {"L": 0, "RGB": 2, "RGBA": 6}
-
-
-def _png_chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def encode_png(image: Image.Image) -> bytes:
-    """A lossless PNG of `image`, made for speed.
-
-    Screenshots are flat UI colours: zlib level 1 on unfiltered rows makes
-    files as small as Pillow's adaptive row filters do (~80 kB for a
-    1920x1080 desktop) in about half the time, and zlib runs without the GIL.
-    Modes other than L / RGB / RGBA go through Pillow.
-    """
-    color_type = _PNG_COLOR_TYPES.get(image.mode)
-    if color_type is None or 0 in image.size:
-        buffer = io.BytesIO()
-        image.save(buffer, format="PNG", compress_level=1)
-        return buffer.getvalue()
-    width, height = image.size
-    raw = image.tobytes()
-    stride = len(raw) // height if height else 0
-    # Each row starts with its filter type: 0, none.
-    rows = b"".join(b"\x00" + raw[y * stride : (y + 1) * stride] for y in range(height))
-    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _png_chunk(b"IHDR", header)
-        + _png_chunk(b"IDAT", zlib.compress(rows, 1))
-        + _png_chunk(b"IEND", b"")
-    )
 
 
 def write_png(path: Path, image: Image.Image) -> None:
@@ -270,7 +234,6 @@ __all__ = [
     "RunRecorder",
     "ScreenshotWriter",
     "default_run_dir",
-    "encode_png",
     "iso_time",
     "load_trajectory",
     "screenshot_name",
