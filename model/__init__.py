@@ -22,6 +22,7 @@ _ENGINE_EXPORTS = {
     "TextConfig": "config",
     "VisionConfig": "config",
     "load_config": "config",
+    "GenerationOptions": "generate",
     "GenerationResult": "generate",
     "MTPDrafter": "generate",
     "generate": "generate",

@@ -6,6 +6,11 @@ With `return_dict=True` it returns a `GenerationResult` (sequences, per-row new 
 stats). Stats (prefill/decode seconds, tokens/s, MTP acceptance) are also left on
 `model.generation_stats`.
 
+The steps, each a function: the options (`GenerationOptions`, also accepted keyword by keyword)
+and the prompt are checked, `prefill` runs the prompt into a preallocated cache (in pieces,
+restoring what a prompt cache already holds), `decode_n_tokens` is the decode loop, and the
+result is assembled from the per-row tokens the stopper kept.
+
 Speculative decoding (`speculative="mtp"`, batch 1, greedy): the MTP head drafts
 `num_draft_tokens` tokens, the main model checks them in one forward, the longest prefix
 that matches its own greedy choice is kept plus its next token. DeltaNet layers keep their
@@ -17,7 +22,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields, replace
 
 import torch
 import torch.nn.functional as F
@@ -116,6 +121,74 @@ class _Stopper:
             self.done[row] = True
 
 
+@dataclass
+class GenerationOptions:
+    """How `generate` decodes; every field is also a keyword argument of `generate`.
+
+    Sampling: greedy by default; sampling when do_sample=True or any of temperature/top_k/top_p
+    is given (seed or generator makes it reproducible).
+    Stopping: a row stops at a stop token (default: the checkpoint's eos ids from
+    generation_config.json / config; an empty list runs to max_new_tokens) or when its text
+    contains one of `stop_strings` (needs a tokenizer; the model's own is used when loaded from
+    a folder). on_token(row, ids) / on_text(row, piece) stream results; rows that stopped early
+    are filled with `pad_token_id` (default: the config's, else the smallest stop id, else 0).
+    speculative="mtp": the MTP head drafts `num_draft_tokens` tokens (batch 1, greedy); any
+    object with MTPDrafter's start/propose/observe methods can stand in for it.
+    max_image_tokens: refuse prompts holding more image tokens.
+    prefill_chunk_size: long prompts (video) are run in pieces of this many tokens (None: at once).
+    cuda_graph: None replays the decode step as a CUDA graph on CUDA with the Triton backend
+    (model/cuda_decode.py); True forces that static-buffer step (captured on CUDA, run eagerly
+    elsewhere, which is how CPU tests check it); False always uses the eager loop.
+    prompt_cache: a PromptCache (model/prompt_cache.py) shared by the calls of one conversation
+    (batch 1, no padding, not with speculative): screenshots seen before are not encoded again
+    and prefill restarts from the last message boundary shared with the previous prompt.
+    return_dict: return a GenerationResult instead of the sequences.
+    """
+
+    max_new_tokens: int = 32
+    do_sample: bool | None = None
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int | None = None
+    generator: torch.Generator | None = None
+    stop_token_ids: Sequence[int] | None = None
+    stop_strings: Sequence[str] | str | None = None
+    tokenizer: object | None = None
+    on_token: Callable[[int, list[int]], None] | None = None
+    on_text: Callable[[int, str], None] | None = None
+    speculative: str | object | None = None
+    num_draft_tokens: int = 2
+    max_image_tokens: int | None = None
+    prefill_chunk_size: int | None = 4096
+    pad_token_id: int | None = None
+    cuda_graph: bool | None = None
+    prompt_cache: PromptCache | None = None
+    return_dict: bool = False
+
+    @classmethod
+    def from_keywords(cls, options: "GenerationOptions | None", keywords: dict) -> "GenerationOptions":
+        """`options` (or the defaults) with `keywords` applied; unknown names are a TypeError."""
+        keywords = dict(keywords)
+        keywords.pop("mm_token_type_ids", None)  # transformers needs it; derived from input_ids here
+        unknown = sorted(set(keywords) - {f.name for f in fields(cls)})
+        if unknown:
+            raise TypeError(f"generate() got unexpected arguments: {unknown}")
+        return replace(options or cls(), **keywords)
+
+
+@dataclass
+class _Prompt:
+    """The validated inputs of one call: ids [B, L] and mask on the model's device, and the media."""
+
+    input_ids: Tensor
+    attention_mask: Tensor | None  # None when nothing is padded
+    pixel_values: Tensor | None
+    image_grid_thw: Tensor | None
+    pixel_values_videos: Tensor | None
+    video_grid_thw: Tensor | None
+
+
 def _check_left_padded(mask: Tensor) -> None:
     m = mask.bool()
     # once a row has a real token, every later one must be real
@@ -143,57 +216,58 @@ def generate(
     pixel_values_videos: Tensor | None = None,
     video_grid_thw: Tensor | None = None,
     *,
-    max_new_tokens: int = 32,
-    do_sample: bool | None = None,
-    temperature: float | None = None,
-    top_k: int | None = None,
-    top_p: float | None = None,
-    seed: int | None = None,
-    generator: torch.Generator | None = None,
-    stop_token_ids: Sequence[int] | None = None,
-    stop_strings: Sequence[str] | str | None = None,
-    tokenizer=None,
-    on_token: Callable[[int, list[int]], None] | None = None,
-    on_text: Callable[[int, str], None] | None = None,
-    speculative: str | object | None = None,
-    num_draft_tokens: int = 2,
-    max_image_tokens: int | None = None,
-    prefill_chunk_size: int | None = 4096,
-    pad_token_id: int | None = None,
-    cuda_graph: bool | None = None,
-    prompt_cache: PromptCache | None = None,
-    return_dict: bool = False,
-    **unused,
+    options: GenerationOptions | None = None,
+    **keywords,
 ) -> Tensor | GenerationResult:
     """Generate up to `max_new_tokens` tokens after each (left-padded) prompt.
 
-    Greedy by default; sampling when do_sample=True or any of temperature/top_k/top_p is
-    given (seed or generator makes it reproducible). Stops a row at a stop token
-    (default: the checkpoint's eos ids from generation_config.json / config; none -> runs to
-    max_new_tokens) or when its text contains one of `stop_strings` (needs a tokenizer; the
-    model's own is used when loaded from a folder). on_token(row, ids) / on_text(row, piece)
-    stream results. speculative="mtp" uses the MTP head (batch 1, greedy); any object with
-    MTPDrafter's start/propose/observe methods can stand in for it. prefill_chunk_size
-    splits long prompts (video) into pieces run one after another (None: all at once).
-    cuda_graph: None (default) replays the decode step as a CUDA graph on CUDA with the Triton
-    backend (model/cuda_decode.py); True forces that static-buffer step (captured on CUDA, run
-    eagerly elsewhere, which is how CPU tests check it); False always uses the eager loop.
-    prompt_cache: a PromptCache (model/prompt_cache.py) shared by the calls of one conversation
-    (batch 1, no padding, not with speculative): screenshots seen before are not encoded again and
-    prefill restarts from the last message boundary shared with the previous prompt.
-    Returns prompt + new tokens [B, L + n] (transformers' convention), or a
-    GenerationResult with return_dict=True.
+    The options are a GenerationOptions, given whole (`options=`) or field by field as keywords
+    (`max_new_tokens=8, stop_token_ids=[]`; keywords override `options`). Returns prompt + new
+    tokens [B, L + n] (transformers' convention), or a GenerationResult with return_dict=True.
     """
-    unused.pop("mm_token_type_ids", None)  # transformers needs it; derived from input_ids here
-    if unused:
-        raise TypeError(f"generate() got unexpected arguments: {sorted(unused)}")
-    if max_new_tokens < 1:
-        raise ValueError(f"max_new_tokens must be >= 1; got {max_new_tokens}")
+    opts = GenerationOptions.from_keywords(options, keywords)
+    if opts.max_new_tokens < 1:
+        raise ValueError(f"max_new_tokens must be >= 1; got {opts.max_new_tokens}")
+    prompt = _prepare_prompt(model, input_ids, attention_mask, pixel_values, image_grid_thw, pixel_values_videos,
+                             video_grid_thw, opts.max_image_tokens)
+    B, L = prompt.input_ids.shape
+    sampler = _sampler_for(opts)
+    stopper, pad_token_id = _stopper_for(model, B, opts)
+    _check_decoding_mode(model, prompt, opts, sampler.do_sample)
+
+    t0 = time.perf_counter()
+    margin = opts.num_draft_tokens + 1 if opts.speculative else 0
+    cache = model.new_cache(B, L + opts.max_new_tokens + margin)
+    hidden, positions, stats = prefill(model, prompt, cache, opts.prefill_chunk_size, opts.prompt_cache,
+                                       keep_all_hidden=opts.speculative is not None)
+    next_ids = sampler(model.logits(hidden[:, -1]))
+    t_prefill = time.perf_counter() - t0
+    if opts.speculative:
+        drafter = MTPDrafter(model, cache.max_len) if opts.speculative == "mtp" else opts.speculative
+        _speculative_loop(model, drafter, prompt.input_ids, hidden, positions, next_ids, cache, stopper,
+                          opts.max_new_tokens, opts.num_draft_tokens, stats)
+    else:
+        graph = _static_decoder(model, cache, opts.cuda_graph, opts.max_new_tokens)
+        stats["cuda_graph"] = graph is not None and graph.capture
+        decode_n_tokens(model, cache, next_ids, sampler, stopper, opts.max_new_tokens, graph)
+    t_total = time.perf_counter() - t0
+    stats.update(_timing_stats(stopper.new, t_prefill, t_total))
+    model.generation_stats = stats
+    out = _sequences(prompt.input_ids, stopper.new, pad_token_id)
+    if opts.return_dict:
+        return GenerationResult(sequences=out, new_tokens=stopper.new, stats=stats)
+    return out
+
+
+def _prepare_prompt(model, input_ids: Tensor, attention_mask: Tensor | None, pixel_values: Tensor | None,
+                    image_grid_thw: Tensor | None, pixel_values_videos: Tensor | None,
+                    video_grid_thw: Tensor | None, max_image_tokens: int | None) -> _Prompt:
+    """Ids as [B, L] on the model's device; a left-padded mask (dropped when nothing is padded);
+    the image-token cap checked."""
     device = model.device
     input_ids = input_ids.to(device)
     if input_ids.dim() == 1:
         input_ids = input_ids[None]
-    B, L = input_ids.shape
     if attention_mask is not None:
         attention_mask = attention_mask.to(device)
         if attention_mask.shape != input_ids.shape:
@@ -208,119 +282,141 @@ def generate(
                 f"the prompt holds {n_img} image tokens, more than max_image_tokens={max_image_tokens}; "
                 "downscale the image (the processor's max_pixels) or raise the cap"
             )
+    return _Prompt(input_ids, attention_mask, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
 
+
+def _sampler_for(opts: GenerationOptions) -> _Sampler:
+    do_sample = opts.do_sample
     if do_sample is None:
-        do_sample = temperature is not None or top_k is not None or top_p is not None
-    if generator is None and seed is not None:
-        generator = torch.Generator().manual_seed(seed)
-    sampler = _Sampler(do_sample, 1.0 if temperature is None else temperature, top_k, top_p, generator)
+        do_sample = opts.temperature is not None or opts.top_k is not None or opts.top_p is not None
+    generator = opts.generator
+    if generator is None and opts.seed is not None:
+        generator = torch.Generator().manual_seed(opts.seed)
+    temperature = 1.0 if opts.temperature is None else opts.temperature
+    return _Sampler(do_sample, temperature, opts.top_k, opts.top_p, generator)
 
-    if isinstance(stop_strings, str):
-        stop_strings = [stop_strings]
+
+def _stopper_for(model, batch: int, opts: GenerationOptions) -> tuple[_Stopper, int]:
+    """The per-row stop conditions, and the id that fills rows which stopped early."""
+    stop_strings = [opts.stop_strings] if isinstance(opts.stop_strings, str) else opts.stop_strings
     stop_strings = [s for s in (stop_strings or []) if s]
-    if (stop_strings or on_text is not None) and tokenizer is None:
+    tokenizer = opts.tokenizer
+    if (stop_strings or opts.on_text is not None) and tokenizer is None:
         tokenizer = model.tokenizer
-    stop_ids = set(model.config.eos_token_ids if stop_token_ids is None else stop_token_ids)
+    stop_ids = set(model.config.eos_token_ids if opts.stop_token_ids is None else opts.stop_token_ids)
+    pad_token_id = opts.pad_token_id
     if pad_token_id is None:
         pad_token_id = model.config.text.pad_token_id
         if pad_token_id is None:
             pad_token_id = min(stop_ids) if stop_ids else 0
-    stopper = _Stopper(B, stop_ids, stop_strings, tokenizer, on_token, on_text)
+    return _Stopper(batch, stop_ids, stop_strings, tokenizer, opts.on_token, opts.on_text), pad_token_id
 
+
+def _check_decoding_mode(model, prompt: _Prompt, opts: GenerationOptions, do_sample: bool) -> None:
+    """Speculative decoding, the prompt cache and chunked prefill: what each combination allows."""
+    batch = prompt.input_ids.shape[0]
+    speculative = opts.speculative
     if isinstance(speculative, str) and speculative != "mtp":
         raise ValueError(f"speculative must be None, 'mtp' or a drafter object; got {speculative!r}")
     if speculative is not None:
-        if B != 1:
+        if batch != 1:
             raise ValueError("speculative='mtp' decodes one prompt at a time (batch size 1)")
         if do_sample:
             raise ValueError("speculative='mtp' is greedy only (sampling would need rejection sampling)")
-        if num_draft_tokens < 1:
-            raise ValueError(f"num_draft_tokens must be >= 1; got {num_draft_tokens}")
+        if opts.num_draft_tokens < 1:
+            raise ValueError(f"num_draft_tokens must be >= 1; got {opts.num_draft_tokens}")
         if speculative == "mtp" and model.mtp is None:
             raise RuntimeError("speculative='mtp' needs a checkpoint with mtp.* tensors")
-
-    if prompt_cache is not None:
-        if B != 1 or attention_mask is not None:
+    if opts.prompt_cache is not None:
+        if batch != 1 or prompt.attention_mask is not None:
             raise ValueError("prompt_cache serves one conversation: one prompt (batch 1) without padding")
         if speculative is not None:
             raise ValueError("prompt_cache cannot be combined with speculative decoding (the MTP head needs "
                              "the hidden state of every prompt position)")
-    if prefill_chunk_size is not None and prefill_chunk_size < 1:
-        raise ValueError(f"prefill_chunk_size must be >= 1; got {prefill_chunk_size}")
+    if opts.prefill_chunk_size is not None and opts.prefill_chunk_size < 1:
+        raise ValueError(f"prefill_chunk_size must be >= 1; got {opts.prefill_chunk_size}")
 
-    t0 = time.perf_counter()
-    margin = num_draft_tokens + 1 if speculative else 0
-    cache = model.new_cache(B, L + max_new_tokens + margin)
-    positions = model.position_ids(input_ids, attention_mask, image_grid_thw, video_grid_thw)
+
+def prefill(model: Qwen35ForConditionalGeneration, prompt: _Prompt, cache: Cache, chunk_size: int | None,
+            prompt_cache: PromptCache | None = None, keep_all_hidden: bool = False) -> tuple[Tensor, Tensor, dict]:
+    """Run the prompt into `cache`: (final hidden states, M-RoPE positions [3, B, L], stats).
+
+    The hidden states are the last position's [B, 1, H], or every position's with
+    keep_all_hidden (the MTP drafter reads them). With a prompt cache, the part of the prompt it
+    already holds is restored instead of computed."""
+    input_ids, mask = prompt.input_ids, prompt.attention_mask
+    B, L = input_ids.shape
+    positions = model.position_ids(input_ids, mask, prompt.image_grid_thw, prompt.video_grid_thw)
     start, snapshot_at = 0, set()
     if prompt_cache is None:
-        x = model.embed(input_ids, pixel_values, image_grid_thw, pixel_values_videos, video_grid_thw)
+        x = model.embed(input_ids, prompt.pixel_values, prompt.image_grid_thw, prompt.pixel_values_videos,
+                        prompt.video_grid_thw)
     else:
-        plan = prompt_cache.plan(model, input_ids, pixel_values, image_grid_thw, pixel_values_videos is not None)
+        plan = prompt_cache.plan(model, input_ids, prompt.pixel_values, prompt.image_grid_thw,
+                                 prompt.pixel_values_videos is not None)
         prompt_cache.restore(plan, cache)
-        x = model.embed(input_ids[:, plan.start:], None, None, pixel_values_videos, video_grid_thw,
+        x = model.embed(input_ids[:, plan.start:], None, None, prompt.pixel_values_videos, prompt.video_grid_thw,
                         image_embeds=plan.image_embeds)
         prompt_cache.start_recording(plan, input_ids, cache)
         start, snapshot_at = plan.start, set(plan.boundaries)
-    piece_len = L if prefill_chunk_size is None else prefill_chunk_size
-    # long prompts in pieces (activation memory bounded by the piece), also cut where the prompt cache
-    # keeps a snapshot
+    piece_len = L if chunk_size is None else chunk_size
+    # long prompts in pieces (activation memory bounded by the piece), also cut where the prompt
+    # cache keeps a snapshot
     cuts = sorted(set(range(start + piece_len, L, piece_len)) | snapshot_at | {L})
     pieces, s = [], start
     for e in cuts:
-        piece_mask = None if attention_mask is None else attention_mask[:, s:e]
+        piece_mask = None if mask is None else mask[:, s:e]
         h = model.decode_hidden(x[:, s - start : e - start], positions[:, :, s:e], cache, piece_mask)
-        pieces.append(h if speculative is not None else h[:, -1:])
+        pieces.append(h if keep_all_hidden else h[:, -1:])
         if e in snapshot_at:
             prompt_cache.snapshot(cache)
         s = e
     hidden = pieces[0] if len(pieces) == 1 else torch.cat(pieces, dim=1)
-    del x, pieces
     stats: dict = {"prompt_tokens": L, "batch": B}
     if prompt_cache is not None:
         stats.update(prompt_cache.last_stats)
+    return hidden, positions, stats
 
-    if speculative:
-        first = sampler(model.logits(hidden[:, -1]))
-        t_prefill = time.perf_counter() - t0
-        drafter = MTPDrafter(model, cache.max_len) if speculative == "mtp" else speculative
-        _speculative_loop(model, drafter, input_ids, hidden, positions, first, cache, stopper, max_new_tokens,
-                          num_draft_tokens, stats)
-    else:
-        next_ids = sampler(model.logits(hidden[:, -1]))
-        t_prefill = time.perf_counter() - t0
-        graph = _static_decoder(model, cache, cuda_graph, max_new_tokens)
-        stats["cuda_graph"] = graph is not None and graph.capture
-        for step in range(max_new_tokens):
-            ids = next_ids.tolist()
-            for b in range(B):
-                stopper.push(b, [ids[b]])
-            if all(stopper.done) or step == max_new_tokens - 1:
-                break
-            if graph is not None:
-                logits = graph(next_ids)  # a static buffer: sampled before the next replay
-            else:
-                x = F.embedding(next_ids[:, None], model.embed_tokens)
-                logits = model.logits(model.decode_hidden(x, cache.next_pos.view(1, B, 1).expand(3, B, 1), cache)[:, -1])
-            next_ids = sampler(logits)
 
-    t_total = time.perf_counter() - t0
-    n_new = max(len(r) for r in stopper.new)
-    out = torch.full((B, L + n_new), pad_token_id, dtype=torch.long, device=device)
+def decode_n_tokens(model: Qwen35ForConditionalGeneration, cache: Cache, next_ids: Tensor, sampler: _Sampler,
+                    stopper: _Stopper, max_new_tokens: int, graph=None) -> None:
+    """The decode loop: hand each chosen token to the stopper, then run it to choose the next,
+    until every row has stopped or `max_new_tokens` are chosen. `graph`: the static decode step
+    (model/cuda_decode.py) or None for the eager forward."""
+    B = next_ids.shape[0]
+    for step in range(max_new_tokens):
+        ids = next_ids.tolist()
+        for b in range(B):
+            stopper.push(b, [ids[b]])
+        if all(stopper.done) or step == max_new_tokens - 1:
+            break
+        if graph is not None:
+            logits = graph(next_ids)  # a static buffer: sampled before the next replay
+        else:
+            x = F.embedding(next_ids[:, None], model.embed_tokens)
+            logits = model.logits(model.decode_hidden(x, cache.next_pos.view(1, B, 1).expand(3, B, 1), cache)[:, -1])
+        next_ids = sampler(logits)
+
+
+def _sequences(input_ids: Tensor, new: list[list[int]], pad_token_id: int) -> Tensor:
+    """Prompt + new tokens [B, L + n], rows that stopped early padded."""
+    B, L = input_ids.shape
+    out = torch.full((B, L + max(len(r) for r in new)), pad_token_id, dtype=torch.long, device=input_ids.device)
     out[:, :L] = input_ids
-    for b, row in enumerate(stopper.new):
-        out[b, L : L + len(row)] = torch.tensor(row, dtype=torch.long, device=device)
+    for b, row in enumerate(new):
+        out[b, L : L + len(row)] = torch.tensor(row, dtype=torch.long, device=input_ids.device)
+    return out
+
+
+def _timing_stats(new: list[list[int]], t_prefill: float, t_total: float) -> dict:
+    n_new = max(len(r) for r in new)
     decode_s = t_total - t_prefill
-    stats.update(
+    return dict(
         prefill_s=t_prefill,
         decode_s=decode_s,
-        new_tokens=[len(r) for r in stopper.new],
+        new_tokens=[len(r) for r in new],
         decode_tokens_per_s=(max(n_new - 1, 0) / decode_s) if decode_s > 0 else float("nan"),
     )
-    model.generation_stats = stats
-    if return_dict:
-        return GenerationResult(sequences=out, new_tokens=stopper.new, stats=stats)
-    return out
 
 
 def _static_decoder(model: Qwen35ForConditionalGeneration, cache, cuda_graph: bool | None, max_new_tokens: int):

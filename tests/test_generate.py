@@ -197,3 +197,19 @@ def test_static_decode_step_equals_the_eager_loop(dense, moe, kind, monkeypatch)
     assert static.sequences.tolist() == eager.sequences.tolist()
     assert static.stats["cuda_graph"] is False and eager.stats["cuda_graph"] is False  # nothing captured on CPU
     assert len(calls) == 11  # every decode step after the first token went through the static step
+
+
+def test_options_object_equals_keywords_and_unknown_keywords_are_refused(dense):
+    from vlagent.model import GenerationOptions, generate
+
+    ids = _prompt(12, 9)
+    options = GenerationOptions(max_new_tokens=5, stop_token_ids=[], do_sample=True, seed=3, top_k=4)
+    by_keywords = dense.generate(ids, max_new_tokens=5, stop_token_ids=[], do_sample=True, seed=3, top_k=4)
+    assert torch.equal(generate(dense, ids, options=options), by_keywords)
+    # a keyword overrides the options object, which is left as it was
+    shorter = generate(dense, ids, options=options, max_new_tokens=2, return_dict=True)
+    assert shorter.sequences.shape == (1, 14) and options.max_new_tokens == 5
+    assert torch.equal(shorter.sequences, by_keywords[:, :14])
+    with pytest.raises(TypeError, match="min_new_tokens"):
+        dense.generate(ids, max_new_tokens=2, min_new_tokens=2)
+    dense.generate(ids, max_new_tokens=1, mm_token_type_ids=torch.zeros_like(ids))  # transformers' input, ignored
