@@ -7,7 +7,7 @@
 Screenshots: raw `screencap` over the `exec:` service (no PNG encode on the
 phone, no decode here; 12- or 16-byte header), `screencap -p` as the fallback.
 
-Coordinates: `to_device_pixels` is the only coordinate arithmetic. The
+Coordinates: `pixel_of` (base.py) is the only coordinate arithmetic. The
 screenshot is in the current rotation (landscape when the phone is turned),
 and `input tap` takes the logical display coordinates of that same rotation,
 so a normalized screenshot point times the logical display size (wm size,
@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import base64
 import io
-import math
 import os
 import re
 import socket
@@ -46,6 +45,7 @@ from vlagent.environments.base import (
     EnvironmentUnavailable,
     Observation,
     UnsupportedAction,
+    pixel_of,
 )
 
 ADB_KEYBOARD_IME = "com.android.adbkeyboard/.AdbIME"
@@ -92,20 +92,6 @@ def android_keycode(name: str) -> str:
 
 
 # --------------------------------------------------------------------------- geometry
-
-
-def to_device_pixels(point: tuple[float, float], display_size: tuple[int, int]) -> tuple[int, int]:
-    """Map a normalized point of the observed screenshot to the pixel `input` takes.
-
-    `display_size` is the logical display (width, height) in the current
-    rotation — the same orientation as the screenshot, so the normalized
-    point carries over directly. The far edge (1.0) maps to the last pixel.
-    """
-    x, y = point
-    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-        raise ValueError(f"point must be normalized to [0, 1], got {point!r}")
-    w, h = display_size
-    return min(math.floor(x * w), w - 1), min(math.floor(y * h), h - 1)
 
 
 def logical_size(natural: tuple[int, int], rotation: int) -> tuple[int, int]:
@@ -490,7 +476,7 @@ class AndroidEnv(BaseEnvironment):
         return logical_size(self.natural_size, self.rotation)
 
     def to_device(self, point: tuple[float, float]) -> tuple[int, int]:
-        return to_device_pixels(point, self.display_size)
+        return pixel_of(point, self.display_size)
 
     # -- observing --------------------------------------------------------------
 
@@ -731,7 +717,6 @@ def _port_open(host: str, port: int) -> bool:
 
 __all__ = [
     "AndroidEnv",
-    "to_device_pixels",
     "logical_size",
     "parse_wm_size",
     "parse_wm_density",

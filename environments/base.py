@@ -6,6 +6,7 @@ It alone converts normalized screenshot coordinates into device pixels.
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -35,6 +36,20 @@ class Observation:
     @property
     def image_size(self) -> tuple[int, int]:
         return self.image.size
+
+
+def pixel_of(point: tuple[float, float], size: tuple[int, int]) -> tuple[int, int]:
+    """The pixel a normalized screenshot point falls in, on a surface of `size` (width, height).
+
+    The environments' one coordinate conversion: each passes the size of the
+    surface it acts on (logical monitor, rotated phone display) and adds its
+    own offsets. The far edge (1.0) is the last pixel, never one past it.
+    """
+    x, y = point
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+        raise ValueError(f"point must be normalized to [0, 1], got {point!r}")
+    w, h = size
+    return min(math.floor(x * w), w - 1), min(math.floor(y * h), h - 1)
 
 
 class EnvironmentError_(RuntimeError):

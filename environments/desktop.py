@@ -1,6 +1,7 @@
 """The desktop: screenshots with mss, mouse and keyboard with pyautogui.
 
-The only coordinate arithmetic lives in `to_device_pixels`: an action point is
+Coordinates: `to_device_pixels` (through base.py's `pixel_of`, shared with
+Android) is the only coordinate arithmetic: an action point is
 a fraction of the observed screenshot; it becomes a pixel in the logical
 coordinates pyautogui clicks in, shifted by the monitor's offset on the
 virtual desktop. On HiDPI screens (macOS Retina, scaled Windows displays) the
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import math
 import os
 import shutil
 import subprocess
@@ -32,6 +32,7 @@ from vlagent.environments.base import (
     EnvironmentUnavailable,
     Observation,
     UnsupportedAction,
+    pixel_of,
 )
 
 IS_X11 = sys.platform.startswith("linux") or "bsd" in sys.platform
@@ -68,26 +69,15 @@ def screenshot_scale(image_size: tuple[int, int], monitor: MonitorGeometry) -> t
     return image_size[0] / monitor.width, image_size[1] / monitor.height
 
 
-def to_device_pixels(
-    point: tuple[float, float], monitor: MonitorGeometry, image_size: tuple[int, int]
-) -> tuple[int, int]:
+def to_device_pixels(point: tuple[float, float], monitor: MonitorGeometry) -> tuple[int, int]:
     """Map a normalized point of the observed screenshot to a logical desktop pixel.
 
-    The point lands in screenshot pixel `point * image_size`; dividing by the
-    HiDPI scale gives the monitor-local logical coordinate, and the monitor's
-    offset places it on the virtual desktop. Points on the far edge (1.0) map
-    to the last pixel, never past the monitor.
+    The screenshot shows the whole monitor (at the HiDPI scale, which cancels
+    out), so the point is that fraction of the monitor's logical size, and the
+    monitor's offset places it on the virtual desktop.
     """
-    x, y = point
-    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
-        raise ValueError(f"point must be normalized to [0, 1], got {point!r}")
-    scale_x, scale_y = screenshot_scale(image_size, monitor)
-    local_x = math.floor(x * image_size[0] / scale_x)
-    local_y = math.floor(y * image_size[1] / scale_y)
-    return (
-        monitor.left + min(max(local_x, 0), monitor.width - 1),
-        monitor.top + min(max(local_y, 0), monitor.height - 1),
-    )
+    x, y = pixel_of(point, (monitor.width, monitor.height))
+    return monitor.left + x, monitor.top + y
 
 
 # --------------------------------------------------------------------------- keys
@@ -293,7 +283,6 @@ class DesktopEnv(BaseEnvironment):
             )
         self.monitor = MonitorGeometry.from_mss(monitors[monitor])
         self._pyautogui: Any = None
-        self._last_image_size: tuple[int, int] | None = None
 
     # ---- observing
 
@@ -310,7 +299,6 @@ class DesktopEnv(BaseEnvironment):
         # One C-level pass from BGRA to RGB straight from mss' buffer (`shot.bgra`
         # would first copy the 8 MB of a 1080p frame into a bytes object).
         image = Image.frombytes("RGB", shot.size, shot.raw, "raw", "BGRX")
-        self._last_image_size = image.size
         scale = screenshot_scale(image.size, self.monitor)
         return Observation(
             image=image,
@@ -346,8 +334,7 @@ class DesktopEnv(BaseEnvironment):
         is moved one pixel inward: the fail-safe is for a human who slams the
         mouse into a corner, not for a model clicking at (0, 0).
         """
-        image_size = self._last_image_size or (self.monitor.width, self.monitor.height)
-        x, y = to_device_pixels(point, self.monitor, image_size)
+        x, y = to_device_pixels(point, self.monitor)
         if self.failsafe:
             desktop = self.monitors[0]
             left, top = desktop.left, desktop.top

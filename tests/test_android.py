@@ -29,9 +29,8 @@ from vlagent.environments.android import (
     parse_wm_density,
     parse_wm_size,
     quote_sh,
-    to_device_pixels,
 )
-from vlagent.environments.base import EnvironmentLost, EnvironmentUnavailable, UnsupportedAction
+from vlagent.environments.base import EnvironmentLost, EnvironmentUnavailable, UnsupportedAction, pixel_of
 from vlagent.environments.practice.virtual_android.device import VirtualPhone
 from vlagent.policy.scripted import ScriptedPolicy
 
@@ -48,13 +47,13 @@ def make_env(session, **kw) -> AndroidEnv:
 
 
 def test_point_mapping_is_one_function_over_the_rotated_display():
-    assert to_device_pixels((0.0, 0.0), (1080, 2400)) == (0, 0)
-    assert to_device_pixels((1.0, 1.0), (1080, 2400)) == (1079, 2399)
-    assert to_device_pixels((0.5, 0.25), (1080, 2400)) == (540, 600)
+    assert pixel_of((0.0, 0.0), (1080, 2400)) == (0, 0)
+    assert pixel_of((1.0, 1.0), (1080, 2400)) == (1079, 2399)
+    assert pixel_of((0.5, 0.25), (1080, 2400)) == (540, 600)
     assert logical_size((1080, 2400), 1) == (2400, 1080) and logical_size((1080, 2400), 2) == (1080, 2400)
-    assert to_device_pixels((0.5, 0.25), logical_size((1080, 2400), 3)) == (1200, 270)
+    assert pixel_of((0.5, 0.25), logical_size((1080, 2400), 3)) == (1200, 270)
     with pytest.raises(ValueError):
-        to_device_pixels((1.2, 0.5), (1080, 2400))
+        pixel_of((1.2, 0.5), (1080, 2400))
 
 
 def test_parsers_for_wm_and_dumpsys():

@@ -46,10 +46,10 @@ def test_mapping_applies_monitor_offset_and_hidpi_scale():
     assert screenshot_scale(image, monitor) == (2.0, 2.0)
     # The center of screenshot pixel (1001, 501) is logical pixel (500, 250) of that monitor.
     point = ((1001 + 0.5) / 2560, (501 + 0.5) / 1600)
-    assert to_device_pixels(point, monitor, image) == (1920 + 500, 250)
-    assert to_device_pixels((0.0, 0.0), monitor, image) == (1920, 0)
+    assert to_device_pixels(point, monitor) == (1920 + 500, 250)
+    assert to_device_pixels((0.0, 0.0), monitor) == (1920, 0)
     # The far edge stays on the monitor (last pixel), never one past it.
-    assert to_device_pixels((1.0, 1.0), monitor, image) == (1920 + 1279, 799)
+    assert to_device_pixels((1.0, 1.0), monitor) == (1920 + 1279, 799)
 
 
 def test_mapping_negative_offsets_and_fractional_scale():
@@ -58,15 +58,15 @@ def test_mapping_negative_offsets_and_fractional_scale():
     image = (2400, 1350)
     assert screenshot_scale(image, monitor) == (1.5, 1.5)
     # Screenshot pixel (1200, 675) is the middle: logical (800, 450) of the monitor.
-    assert to_device_pixels((1200.5 / 2400, 675.5 / 1350), monitor, image) == (-800, 250)
+    assert to_device_pixels((1200.5 / 2400, 675.5 / 1350), monitor) == (-800, 250)
     with pytest.raises(ValueError, match="normalized"):
-        to_device_pixels((1.2, 0.5), monitor, image)
+        to_device_pixels((1.2, 0.5), monitor)
 
 
 def test_mapping_unscaled_single_monitor():
     monitor = MonitorGeometry(0, 0, 1280, 720)
-    assert to_device_pixels((0.5, 0.5), monitor, (1280, 720)) == (640, 360)
-    assert to_device_pixels((0.25, 0.75), monitor, (1280, 720)) == (320, 540)
+    assert to_device_pixels((0.5, 0.5), monitor) == (640, 360)
+    assert to_device_pixels((0.25, 0.75), monitor) == (320, 540)
 
 
 def test_key_names_are_normalized():
