@@ -201,84 +201,97 @@ def probe(path: str | os.PathLike) -> VideoInfo:
     path = os.fspath(path)
     container, stream = _open(path)
     try:
-        tb = stream.time_base
-        if tb is None:
+        if stream.time_base is None:
             raise VideoError(f"video stream of {path} has no time base")
-        keyframes: list[int] = []
-        all_pts = array("q")  # 8 bytes per frame: the only per-frame state kept
-        num_packets = 0
-        first_pts = None
-        end_pts = None
-        last_pts = None
-        first_frame = None
-        decode_tries = 0
+        scan = _Scan()
         try:
             for packet in stream.container.demux(stream):
-                pts = packet.pts if packet.pts is not None else packet.dts
-                if first_frame is None and decode_tries < 16 and packet.is_keyframe and packet.size:
-                    # One keyframe, drained at once (threads would hold it back):
-                    # its size and display matrix are the stream's.
-                    decode_tries += 1
-                    try:
-                        frames = list(packet.decode()) + list(stream.codec_context.decode(None))
-                    except av.FFmpegError:
-                        frames = []
-                    if frames:
-                        first_frame = frames[0]
-                    stream.codec_context.flush_buffers()
-                if pts is None or packet.size == 0 or packet.is_discard:
-                    continue  # flush packets, and frames an edit list hides
-                num_packets += 1
-                all_pts.append(pts)
-                if packet.is_keyframe:
-                    keyframes.append(pts)
-                first_pts = pts if first_pts is None else min(first_pts, pts)
-                last_pts = pts if last_pts is None else max(last_pts, pts)
-                end = pts + (packet.duration or 0)
-                end_pts = end if end_pts is None else max(end_pts, end)
+                scan.add(packet, stream)
         except av.FFmpegError as exc:
-            if num_packets == 0:
+            if scan.num_packets == 0:
                 raise VideoError(f"cannot read the video stream of {path} (FFmpeg: {exc})") from None
-            warnings.warn(f"{path}: demuxing stopped early ({exc}); using the first {num_packets} packets", VideoDecodeWarning, stacklevel=3)
-        if num_packets == 0:
+            warnings.warn(f"{path}: demuxing stopped early ({exc}); using the first {scan.num_packets} packets",
+                          VideoDecodeWarning, stacklevel=3)
+        if scan.num_packets == 0:
             raise VideoError(f"video stream of {path} has no frames (zero-length or empty stream)")
-        if first_frame is None:
+        if scan.first_frame is None:
             raise VideoError(f"no frame of {path} could be decoded (corrupt or unsupported {stream.codec_context.name} stream)")
-        if not keyframes:
+        if not scan.keyframes:
             raise VideoError(f"video stream of {path} has no keyframe (corrupt stream?)")
-
-        origin = stream.start_time if stream.start_time is not None else first_pts
-        origin = min(origin, first_pts)
-        time_base = float(tb)
-        rate = float(stream.average_rate) if stream.average_rate else 0.0
-        if end_pts == last_pts:  # packets carry no durations: add one frame interval
-            end_pts = last_pts + (round(1 / (rate * time_base)) if rate > 0 else 0)
-        duration = (end_pts - origin) * time_base
-        if not duration > 0:
-            raise VideoError(f"video stream of {path} has zero duration")
-        if not rate > 0:
-            rate = num_packets / duration
-        width = stream.codec_context.width or first_frame.width
-        height = stream.codec_context.height or first_frame.height
-        sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-        sar = float(sar) if sar and float(sar) > 0 else 1.0
-        return VideoInfo(
-            path=path,
-            codec=stream.codec_context.name,
-            width=int(width),
-            height=int(height),
-            rotation=_rotation_of(first_frame, stream),
-            duration=duration,
-            source_fps=rate,
-            num_packets=num_packets,
-            time_base=time_base,
-            origin_pts=int(origin),
-            keyframe_pts=tuple(sorted(set(keyframes))),
-            frame_pts=np.unique(np.frombuffer(all_pts, dtype=np.int64)),
-            sample_aspect_ratio=sar,
-        )
+        return _video_info(path, stream, scan)
     finally:
         container.close()
+
+
+@dataclass
+class _Scan:
+    """What demuxing the video stream's packets (without decoding them) tells about it."""
+
+    keyframes: list[int] = field(default_factory=list)
+    all_pts: array = field(default_factory=lambda: array("q"))  # 8 bytes per frame: the only per-frame state kept
+    num_packets: int = 0
+    first_pts: int | None = None
+    last_pts: int | None = None
+    end_pts: int | None = None  # the latest pts + duration
+    first_frame: object | None = None  # one decoded keyframe: its size and display matrix are the stream's
+    decode_tries: int = 0
+
+    def add(self, packet, stream) -> None:
+        pts = packet.pts if packet.pts is not None else packet.dts
+        if self.first_frame is None and self.decode_tries < 16 and packet.is_keyframe and packet.size:
+            self._decode_first_frame(packet, stream)
+        if pts is None or packet.size == 0 or packet.is_discard:
+            return  # flush packets, and frames an edit list hides
+        self.num_packets += 1
+        self.all_pts.append(pts)
+        if packet.is_keyframe:
+            self.keyframes.append(pts)
+        self.first_pts = pts if self.first_pts is None else min(self.first_pts, pts)
+        self.last_pts = pts if self.last_pts is None else max(self.last_pts, pts)
+        end = pts + (packet.duration or 0)
+        self.end_pts = end if self.end_pts is None else max(self.end_pts, end)
+
+    def _decode_first_frame(self, packet, stream) -> None:
+        # One keyframe, drained at once (threads would hold it back).
+        self.decode_tries += 1
+        try:
+            frames = list(packet.decode()) + list(stream.codec_context.decode(None))
+        except av.FFmpegError:
+            frames = []
+        if frames:
+            self.first_frame = frames[0]
+        stream.codec_context.flush_buffers()
+
+
+def _video_info(path: str, stream, scan: _Scan) -> VideoInfo:
+    """Duration, frame rate, size and rotation from a stream's scan and its headers."""
+    origin = min(stream.start_time if stream.start_time is not None else scan.first_pts, scan.first_pts)
+    time_base = float(stream.time_base)
+    rate = float(stream.average_rate) if stream.average_rate else 0.0
+    end_pts = scan.end_pts
+    if end_pts == scan.last_pts:  # packets carry no durations: add one frame interval
+        end_pts = scan.last_pts + (round(1 / (rate * time_base)) if rate > 0 else 0)
+    duration = (end_pts - origin) * time_base
+    if not duration > 0:
+        raise VideoError(f"video stream of {path} has zero duration")
+    if not rate > 0:
+        rate = scan.num_packets / duration
+    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
+    return VideoInfo(
+        path=path,
+        codec=stream.codec_context.name,
+        width=int(stream.codec_context.width or scan.first_frame.width),
+        height=int(stream.codec_context.height or scan.first_frame.height),
+        rotation=_rotation_of(scan.first_frame, stream),
+        duration=duration,
+        source_fps=rate,
+        num_packets=scan.num_packets,
+        time_base=time_base,
+        origin_pts=int(origin),
+        keyframe_pts=tuple(sorted(set(scan.keyframes))),
+        frame_pts=np.unique(np.frombuffer(scan.all_pts, dtype=np.int64)),
+        sample_aspect_ratio=float(sar) if sar and float(sar) > 0 else 1.0,
+    )
 
 
 def _resolve_range(info: VideoInfo, start: float | None, end: float | None) -> tuple[float, float]:
@@ -599,30 +612,53 @@ def sample_frames(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     info = probe(path)
     start_s, end_s = _resolve_range(info, start, end)
-
-    def to_pts(t: float) -> int:
-        # Frame pts are integers: flooring keeps "pts <= target" exact, and the
-        # nudge absorbs float error (0.6 s / (1/10240) = 6143.999...).
-        return math.floor(info.origin_pts + t / info.time_base + 1e-6)
-
-    display_w, display_h = info.display_size
     plan = make_plan(
+        duration=info.duration, source_fps=info.source_fps,
+        source_width=info.display_size[0], source_height=info.display_size[1],
+        start=start_s, end=end_s, fps=fps, num_frames=num_frames, min_frames=min_frames, max_frames=max_frames,
+        min_pixels=min_pixels, max_pixels=max_pixels, total_pixels=total_pixels,
+        frames_in_range=info.frames_between(_to_pts(info, start_s), _to_pts(info, end_s)),
+    )
+    keep = _frames_to_keep(info, plan, mode, start_s, end_s)
+    # Two targets on the same frame give it once: the output has a row per kept frame.
+    out = _Output(plan, info, keep, progress)
+    stats = _new_stats(info)
+    _decode_kept_frames(info, mode, keep, out, stats, skip_nonref)
+    _warn_about_losses(info, stats)
+    frames, kept_pts = out.result()
+    if not kept_pts:
+        raise VideoError(f"no frame of {info.path} in {start_s:.3f}–{end_s:.3f} s could be decoded")
+    stats["converted_frames"] = len(kept_pts)
+    stats["planned_frames"] = plan.num_frames
+    return VideoSample(
+        frames=frames,
+        timestamps=[info.seconds(p) for p in kept_pts],
         duration=info.duration,
         source_fps=info.source_fps,
-        source_width=display_w,
-        source_height=display_h,
-        start=start_s,
-        end=end_s,
-        fps=fps,
-        num_frames=num_frames,
-        min_frames=min_frames,
-        max_frames=max_frames,
-        min_pixels=min_pixels,
-        max_pixels=max_pixels,
-        total_pixels=total_pixels,
-        frames_in_range=info.frames_between(to_pts(start_s), to_pts(end_s)),
+        plan=dataclasses.replace(plan, num_frames=len(kept_pts)),
+        mode=mode,
+        rotation=info.rotation,
+        stats=stats,
     )
-    stats = {
+
+
+def _to_pts(info: VideoInfo, t: float) -> int:
+    """The pts of a time in seconds. Frame pts are integers: flooring keeps "pts <= target"
+    exact, and the nudge absorbs float error (0.6 s / (1/10240) = 6143.999...)."""
+    return math.floor(info.origin_pts + t / info.time_base + 1e-6)
+
+
+def _frames_to_keep(info: VideoInfo, plan: SamplingPlan, mode: str, start_s: float, end_s: float) -> list[int]:
+    """pts of the frames the sample will hold (sorted, each once), known before any decoding."""
+    if mode == "exact":
+        return _wanted_frames(info, [_to_pts(info, t) for t in plan.target_times])
+    # Nearness is measured on the unrounded target times.
+    exact_targets = [info.origin_pts + t / info.time_base for t in plan.target_times]
+    return _chosen_keyframes(info, exact_targets, _to_pts(info, start_s), _to_pts(info, end_s))
+
+
+def _new_stats(info: VideoInfo) -> dict:
+    return {
         "probe_packets": info.num_packets,
         "decoded_frames": 0,
         "packets_read": 0,
@@ -632,15 +668,10 @@ def sample_frames(
         "skipped_targets": 0,
         "frames_without_pts": 0,
     }
-    targets = [to_pts(t) for t in plan.target_times]
-    if mode == "exact":
-        keep = _wanted_frames(info, targets)
-    else:
-        # Nearness is measured on the unrounded target times.
-        exact_targets = [info.origin_pts + t / info.time_base for t in plan.target_times]
-        keep = _chosen_keyframes(info, exact_targets, to_pts(start_s), to_pts(end_s))
-    # Two targets on the same frame give it once: the output has a row per kept frame.
-    out = _Output(plan, info, keep, progress)
+
+
+def _decode_kept_frames(info: VideoInfo, mode: str, keep: list[int], out: _Output, stats: dict,
+                        skip_nonref: bool) -> None:
     container, stream = _open(info.path)
     try:
         if mode == "exact":
@@ -651,29 +682,16 @@ def sample_frames(
     finally:
         container.close()
 
+
+def _warn_about_losses(info: VideoInfo, stats: dict) -> None:
+    """One VideoDecodeWarning, pointing at sample_frames' caller, when frames were lost."""
     if stats["decode_errors"] or stats["skipped_targets"] or stats["corrupt_frames"]:
         warnings.warn(
             f"{info.path}: {stats['decode_errors']} packet(s) failed to decode, {stats['corrupt_frames']} corrupt "
             f"frame(s) seen, {stats['skipped_targets']} sample(s) skipped",
             VideoDecodeWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
-    frames, kept_pts = out.result()
-    n = len(kept_pts)
-    if n == 0:
-        raise VideoError(f"no frame of {info.path} in {start_s:.3f}–{end_s:.3f} s could be decoded")
-    stats["converted_frames"] = n
-    stats["planned_frames"] = plan.num_frames
-    return VideoSample(
-        frames=frames,
-        timestamps=[info.seconds(p) for p in kept_pts],
-        duration=info.duration,
-        source_fps=info.source_fps,
-        plan=dataclasses.replace(plan, num_frames=n),
-        mode=mode,
-        rotation=info.rotation,
-        stats=stats,
-    )
 
 
 __all__ = [
