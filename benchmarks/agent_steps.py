@@ -1,6 +1,6 @@
 """Consecutive agent steps on the local engine: what the screenshot -> act loop pays per step.
 
-Each step's prompt has the agent's layout (vlagent/prompts.py): a system message with the tool
+Each step's prompt has the agent's layout (vlagent/policy/prompts/): a system message with the tool
 description (~1,000 tokens for computer_use), the task, the two previous screenshots each followed
 by the reply given then, and the current screenshot (history_images=2, LocalPolicy's default), then
 a few generated tokens. From step 4 on, the oldest screenshot leaves the window and becomes a

@@ -165,10 +165,7 @@ def test_bad_credentials_give_a_clear_error():
 
 
 def test_transport_is_the_shared_chat_client(monkeypatch):
-    from vlagent.policy.chat_client import ChatClient, resolve_api_key
-    from vlagent.policy.openai_policy import resolve_api_key as old_import
-
-    assert old_import is resolve_api_key  # still importable from its old home
+    from vlagent.policy.chat_client import ChatClient
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     monkeypatch.delenv("VLAGENT_API_KEY", raising=False)
     with FakeOpenAIServer([tool_call("wait")], status=401) as server:

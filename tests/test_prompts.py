@@ -11,7 +11,7 @@ from vlagent.actions import parse_actions
 from vlagent.environments.base import Observation
 from vlagent.images import from_data_url, resize_for_model, smart_resize, to_data_url
 from vlagent.policy.base import HistoryItem
-from vlagent.prompts import (
+from vlagent.policy.prompts import (
     COMPUTER_USE_ACTIONS,
     MOBILE_USE_ACTIONS,
     build_conversation,
@@ -170,7 +170,7 @@ def test_prompt_and_parser_come_from_one_vocabulary(tool, platform):
 def test_an_unclosed_tool_call_is_read_the_same_way_everywhere():
     from vlagent.actions import ActionParseError
     from vlagent.actions.qwen import find_tool_calls
-    from vlagent.prompts import describe_step
+    from vlagent.policy.prompts import describe_step
 
     call = '{"name": "computer_use", "arguments": {"action": "left_click", "coordinate": [500, 500]}}'
     last_unclosed = f"I will click.<tool_call>{call}"

@@ -18,7 +18,7 @@ from vlagent.environments.base import Observation
 from vlagent.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from vlagent.policy.base import Decision, HistoryItem
 from vlagent.policy.errors import PolicyError
-from vlagent.prompts import TOOL_STYLES, build_conversation, platform_of, secret_names_of, split_reply
+from vlagent.policy.prompts import TOOL_STYLES, build_conversation, platform_of, secret_names_of, split_reply
 
 FORMATS = ("qwen", "qwen-pixels")
 

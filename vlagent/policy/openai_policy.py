@@ -18,10 +18,9 @@ from vlagent.actions import parse_actions
 from vlagent.environments.base import Observation
 from vlagent.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN25_FACTOR, QWEN_FACTOR, smart_resize
 from vlagent.policy.base import Decision, HistoryItem
-# resolve_api_key, FALLBACK_KEY_ENV, MAX_RETRY_WAIT_S: still importable from here, as before the move.
-from vlagent.policy.chat_client import FALLBACK_KEY_ENV, MAX_RETRY_WAIT_S, ChatClient, resolve_api_key  # noqa: F401
+from vlagent.policy.chat_client import ChatClient
 from vlagent.policy.errors import PolicyError
-from vlagent.prompts import TOOL_STYLES, build_messages, platform_of, secret_names_of, split_reply
+from vlagent.policy.prompts import TOOL_STYLES, build_messages, platform_of, secret_names_of, split_reply
 
 FORMATS = ("qwen", "qwen-pixels", "uitars", "json", "auto")
 # Formats whose coordinates are pixels of the image the model saw.
@@ -196,4 +195,4 @@ def _structured_tool_calls(message: Any) -> str:
     return "".join(blocks)
 
 
-__all__ = ["OpenAIPolicy", "resolve_api_key", "FORMATS"]
+__all__ = ["OpenAIPolicy", "FORMATS"]

@@ -1,4 +1,4 @@
-"""Prompts for Qwen3.5-style GUI agents: the one place they live.
+"""The prompt text: what the model is told about its role and its tool.
 
 The model is told about one tool, `computer_use` (desktop) or `mobile_use`
 (Android), as a JSON function schema inside the system prompt, in the
@@ -28,35 +28,16 @@ Coordinates are on a 0–1000 scale relative to the screenshot (Qwen3-VL's
 convention) unless `coordinates="pixels"` asks for pixels of the image the
 model sees.
 
-Two layers:
-- `build_conversation(...)` returns a neutral conversation: a list of
-  `{"role", "content": [{"type": "text", "text"} | {"type": "image", "image": PIL}]}`
-  (the shape transformers' chat templates take, so the local engine can use it).
-- `to_openai_messages(...)` turns that into OpenAI chat messages with images
-  resized to the model's pixel limits and sent as data URLs;
-  `build_messages(...)` does both.
+The actions and their descriptions come from the action vocabulary
+(vlagent.actions.vocabulary), which the parser reads too.
 """
 
 from __future__ import annotations
 
 import json
-import re
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
-from PIL import Image
-
-from vlagent.actions.tool_call_tags import tool_call_blocks, without_tool_calls
 from vlagent.actions.vocabulary import COMPUTER_USE, MOBILE_USE, SYSTEM_BUTTONS, action_names, actions_of
-from vlagent.environments.base import Observation
-from vlagent.images import (
-    DEFAULT_MAX_PIXELS,
-    DEFAULT_MIN_PIXELS,
-    QWEN_FACTOR,
-    resize_for_model,
-    smart_resize,
-    to_data_url,
-)
-from vlagent.policy.base import HistoryItem
 
 RELATIVE_SCALE = 1000
 COORDINATE_MODES = ("relative", "pixels")
@@ -65,11 +46,6 @@ TOOL_STYLES = ("xml", "json")
 
 COMPUTER_USE_ACTIONS: tuple[str, ...] = action_names(COMPUTER_USE, offered_only=True)
 MOBILE_USE_ACTIONS: tuple[str, ...] = action_names(MOBILE_USE, offered_only=True)
-
-_THINK_RE = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
-
-
-# --------------------------------------------------------------------------- platform
 
 
 def normalize_platform(platform: str | None) -> str:
@@ -81,18 +57,6 @@ def normalize_platform(platform: str | None) -> str:
         return "mobile"
     raise ValueError(f"unknown platform {platform!r}; expected 'desktop' or 'mobile'/'android'")
 
-
-def platform_of(observation: Observation) -> str:
-    return normalize_platform(observation.info.get("platform", "desktop"))
-
-
-def secret_names_of(observation: Observation, configured: Sequence[str] = ()) -> tuple[str, ...]:
-    """The `{{name}}` placeholders the model may type: the policy's own list plus the
-    names the agent puts in `observation.info["secret_names"]` (never values), without repeats."""
-    return tuple(dict.fromkeys([*configured, *observation.info.get("secret_names", ())]))
-
-
-# --------------------------------------------------------------------------- tools
 
 
 def _coordinate_text(coordinates: str, image_size: tuple[int, int] | None) -> str:
@@ -338,212 +302,3 @@ def system_prompt(
     if tool_style == "xml":
         return tools + "\n\n" + "\n".join(intro)
     return "\n".join(intro) + "\n\n" + tools
-
-
-# --------------------------------------------------------------------------- replies
-
-
-def split_reply(raw: str) -> tuple[str | None, str]:
-    """(thought, reply without <think>) for a model reply.
-
-    The thought is the <think> content plus any prose outside the tool-call
-    blocks; None when there is none.
-    """
-    raw = raw or ""
-    thinking = [m.group(1).strip() for m in _THINK_RE.finditer(raw)]
-    visible = _THINK_RE.sub("", raw)
-    # Some servers strip the opening <think> (it is part of the prompt): drop a leading "...</think>".
-    if "</think>" in visible:
-        head, _, visible = visible.rpartition("</think>")
-        thinking.append(head.replace("<think>", "").strip())
-    prose = without_tool_calls(visible).strip()
-    parts = [p for p in (*thinking, prose) if p]
-    return ("\n".join(parts) if parts else None), visible.strip()
-
-
-# --------------------------------------------------------------------------- history
-
-
-def describe_step(item: HistoryItem) -> str:
-    """One earlier step as text: thought, the tool calls (or actions) and any error."""
-    lines = [f"Step {item.step}:"]
-    if item.thought:
-        lines.append(f"Thought: {item.thought.strip()}")
-    calls = [block.body.strip() for block in tool_call_blocks(item.raw_output or "") if block.body.strip()]
-    if calls:
-        lines += [f"Tool call: {' '.join(call.split())}" for call in calls]
-    elif item.actions:
-        lines += [f"Action: {action.describe()}" for action in item.actions]
-    if item.error:
-        lines.append(f"Error: {item.error.strip()}")
-    return "\n".join(lines)
-
-
-def _text(text: str) -> dict[str, Any]:
-    return {"type": "text", "text": text}
-
-
-def _image(image: Image.Image) -> dict[str, Any]:
-    return {"type": "image", "image": image}
-
-
-def build_conversation(
-    task: str,
-    observation: Observation,
-    history: Sequence[HistoryItem] = (),
-    *,
-    platform: str | None = None,
-    coordinates: str = "relative",
-    image_size: tuple[int, int] | None = None,
-    secret_names: Sequence[str] = (),
-    tool_style: str = "xml",
-) -> list[dict[str, Any]]:
-    """The conversation for one step, images kept as PIL.
-
-    Steps without a screenshot (older ones) are summarized as text in the
-    first user message; steps with a screenshot become a user turn (that
-    screenshot) and an assistant turn (the model's reply then), followed by
-    the error it caused, if any. The last user turn holds the current
-    screenshot. `image_size` is the size the model sees (used in the tool
-    description when `coordinates="pixels"`).
-    """
-    if not isinstance(task, str) or not task.strip():
-        raise ValueError("the task must be a non-empty string")
-    platform = normalize_platform(platform) if platform else platform_of(observation)
-    if coordinates == "pixels" and image_size is None:
-        image_size = observation.image.size
-    conversation: list[dict[str, Any]] = [
-        {
-            "role": "system",
-            "content": [
-                _text(
-                    system_prompt(
-                        platform,
-                        coordinates=coordinates,
-                        image_size=image_size,
-                        secret_names=secret_names,
-                        tool_style=tool_style,
-                    )
-                )
-            ],
-        }
-    ]
-
-    history = sorted(history, key=lambda h: h.step)
-    first_image = next((i for i, h in enumerate(history) if h.image is not None), len(history))
-    intro = f"Task: {task.strip()}"
-    if first_image:
-        summary = "\n\n".join(describe_step(h) for h in history[:first_image])
-        intro += f"\n\nEarlier steps (screenshots not shown):\n{summary}"
-    pending: list[dict[str, Any]] = [_text(intro)]
-
-    for item in history[first_image:]:
-        if item.image is not None:
-            pending += [_text(f"Screenshot before step {item.step}:"), _image(item.image)]
-        else:
-            pending.append(_text(f"(Screenshot before step {item.step} not shown.)"))
-        conversation.append({"role": "user", "content": pending})
-        reply = split_reply(item.raw_output)[1] or describe_step(HistoryItem(item.step, "", item.thought, item.actions))
-        conversation.append({"role": "assistant", "content": [_text(reply)]})
-        pending = [_text(f"Step {item.step} failed: {item.error.strip()}")] if item.error else []
-
-    label = f"Current screenshot (step {history[-1].step + 1}):" if history else "Current screenshot:"
-    pending += [_text(label), _image(observation.image)]
-    conversation.append({"role": "user", "content": pending})
-    return conversation
-
-
-def conversation_images(conversation: Sequence[dict[str, Any]]) -> list[Image.Image]:
-    """The PIL images of a conversation, in order."""
-    return [part["image"] for msg in conversation for part in msg["content"] if part["type"] == "image"]
-
-
-def to_openai_messages(
-    conversation: Sequence[dict[str, Any]],
-    *,
-    prepare_image: Callable[[Image.Image], Image.Image] | None = None,
-    image_format: str = "png",
-) -> list[dict[str, Any]]:
-    """OpenAI chat messages: text parts as-is, images as data URLs.
-
-    `prepare_image` (e.g. a resize to the model's pixel limits) is applied
-    to each image before encoding. System and assistant turns become plain
-    strings, which every OpenAI-compatible server accepts.
-    """
-    messages: list[dict[str, Any]] = []
-    for message in conversation:
-        role, parts = message["role"], message["content"]
-        if role in ("system", "assistant"):
-            messages.append({"role": role, "content": "\n".join(p["text"] for p in parts if p["type"] == "text")})
-            continue
-        content = []
-        for part in parts:
-            if part["type"] == "text":
-                content.append({"type": "text", "text": part["text"]})
-            elif part["type"] == "image":
-                image = prepare_image(part["image"]) if prepare_image else part["image"]
-                content.append({"type": "image_url", "image_url": {"url": to_data_url(image, fmt=image_format)}})
-            else:
-                raise ValueError(f"unknown content part type {part['type']!r}")
-        messages.append({"role": role, "content": content})
-    return messages
-
-
-def build_messages(
-    task: str,
-    observation: Observation,
-    history: Sequence[HistoryItem] = (),
-    *,
-    platform: str | None = None,
-    image_size: tuple[int, int] | None = None,
-    coordinates: str = "relative",
-    secret_names: Sequence[str] = (),
-    tool_style: str = "xml",
-    min_pixels: int = DEFAULT_MIN_PIXELS,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    factor: int = QWEN_FACTOR,
-    image_format: str = "png",
-) -> list[dict[str, Any]]:
-    """OpenAI chat messages for one step; every screenshot is smart-resized
-    to [min_pixels, max_pixels] and sent as a data URL."""
-
-    def prepare(image: Image.Image) -> Image.Image:
-        return resize_for_model(image, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
-
-    if coordinates == "pixels" and image_size is None:
-        image_size = smart_resize(*observation.image.size, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
-    conversation = build_conversation(
-        task,
-        observation,
-        history,
-        platform=platform,
-        coordinates=coordinates,
-        image_size=image_size,
-        secret_names=secret_names,
-        tool_style=tool_style,
-    )
-    return to_openai_messages(conversation, prepare_image=prepare, image_format=image_format)
-
-
-__all__ = [
-    "RELATIVE_SCALE",
-    "COMPUTER_USE_ACTIONS",
-    "MOBILE_USE_ACTIONS",
-    "SYSTEM_BUTTONS",
-    "normalize_platform",
-    "platform_of",
-    "secret_names_of",
-    "computer_use_tool",
-    "mobile_use_tool",
-    "tool_for",
-    "TOOL_STYLES",
-    "tool_name",
-    "render_tools_block",
-    "system_prompt",
-    "split_reply",
-    "describe_step",
-    "build_conversation",
-    "conversation_images",
-    "to_openai_messages",
-    "build_messages",
-]
