@@ -14,7 +14,8 @@ from vlagent.agent import Agent
 from vlagent.environments.base import BaseEnvironment, Observation
 from vlagent.policy.scripted import ScriptedPolicy
 from vlagent.recorder import RunRecorder, load_trajectory
-from vlagent.report import build_report, draw_action, render_report, svg_overlay
+from vlagent.overlay import draw_action
+from vlagent.report import build_report, render_report, svg_overlay
 
 
 class TinyEnv(BaseEnvironment):

@@ -325,7 +325,7 @@ def _make_run(run_dir) -> None:
 
 def test_exported_run_video_is_a_valid_video_qa_input(tmp_path, capsys):
     from vlagent.cli import main as vlagent_main
-    from vlagent.run_video import export_run_video
+    from vlagent.run_export import export_run_video
     from vlagent.video import probe
 
     _make_run(tmp_path / "run")
@@ -361,7 +361,7 @@ def test_exported_run_video_is_a_valid_video_qa_input(tmp_path, capsys):
 
 def test_run_video_export_errors(tmp_path):
     from vlagent.recorder import RunRecorder
-    from vlagent.run_video import export_run_video
+    from vlagent.run_export import export_run_video
 
     with pytest.raises(FileNotFoundError, match="not a run folder"):
         export_run_video(tmp_path, tmp_path / "x.mp4")

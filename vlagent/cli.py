@@ -342,7 +342,7 @@ def cmd_ground(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         raise CliError(str(exc), EXIT_POLICY) from None
 
-    from vlagent.report import draw_action
+    from vlagent.overlay import draw_action
 
     out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}.ground.png")
     drawn = image
@@ -390,7 +390,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     path = build_report(run_dir)
     video = None
     if args.video:
-        from vlagent.run_video import export_run_video
+        from vlagent.run_export import export_run_video
 
         try:
             video = export_run_video(run_dir, args.video, seconds_per_step=args.seconds_per_step)

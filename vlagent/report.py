@@ -6,39 +6,26 @@ them as SVG (positions come from the normalized action coordinates, so the
 overlay scales with the image), thoughts, raw outputs, errors and timings.
 No external resources: the page opens offline and can be mailed around.
 
-`draw_action(image, action)` draws the same markers into a PIL image (for
-`vlagent ground`, which saves a copy of a screenshot with the point drawn).
+The markers' palette, labels and geometry are shared with the PIL drawing in
+vlagent/overlay.py.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import math
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 
-from vlagent.actions import Action, ActionError
+from vlagent.actions import Action
 from vlagent.agent import RunResult
+from vlagent.overlay import COLORS, SCROLL_VECTORS, label_for, scroll_segment, step_actions
 from vlagent.recorder import REPORT, load_trajectory
 
-# One palette for both renderers (SVG and PIL).
-COLORS = {
-    "click": "#ff3b30",
-    "double_click": "#ff3b30",
-    "triple_click": "#af52de",
-    "right_click": "#ff9500",
-    "middle_click": "#af52de",
-    "long_press": "#ff2d55",
-    "move": "#8e8e93",
-    "drag": "#007aff",
-    "swipe": "#007aff",
-    "scroll": "#34c759",
-    "label": "#1c1c1e",
-}
 STATUS_COLORS = {
     "done": "#1f9d55",
     "answered": "#1f9d55",
@@ -56,49 +43,8 @@ OUTCOME_COLORS = {
     "skipped": "#6b7280",
     "failed": "#c53030",
 }
-_SCROLL_VECTORS = {"up": (0, -1), "down": (0, 1), "left": (-1, 0), "right": (1, 0)}
 
 esc = html.escape
-
-
-# ---------------------------------------------------------------- geometry
-
-
-def _label_for(action: Action) -> str | None:
-    """Text drawn for actions that have no (or not only a) position."""
-    k = action.kind
-    if k == "type":
-        return f"type {_clip(action.text or '')!r}"
-    if k == "key":
-        return "key " + "+".join(action.keys or ())
-    if k == "scroll":
-        return f"scroll {action.direction}" + (f" ×{action.amount:g}" if action.amount is not None else "")
-    if k == "open_app":
-        return f"open app {action.text!r}"
-    if k == "wait":
-        return "wait" + (f" {action.seconds:g}s" if action.seconds is not None else "")
-    if k in ("back", "home"):
-        return k
-    if k == "answer":
-        return f"answer: {_clip(action.text or '')}"
-    if k == "done":
-        return "done" if action.success is not False else "done (failure)"
-    if k == "long_press":
-        return "long press" + (f" {action.seconds:g}s" if action.seconds is not None else "")
-    return None
-
-
-def _clip(text: str, n: int = 48) -> str:
-    text = text.replace("\n", "⏎")
-    return text if len(text) <= n else text[: n - 1] + "…"
-
-
-def _scroll_segment(action: Action, w: float, h: float) -> tuple[tuple[float, float], tuple[float, float]]:
-    x, y = action.point if action.point is not None else (0.5, 0.5)
-    dx, dy = _SCROLL_VECTORS[action.direction or "down"]
-    length = 0.12 * min(w, h)
-    sx, sy = x * w, y * h
-    return (sx, sy), (sx + dx * length, sy + dy * length)
 
 
 # ---------------------------------------------------------------- SVG overlay
@@ -108,23 +54,27 @@ def _pct(v: float) -> str:
     return f"{v * 100:.2f}%"
 
 
+@dataclass(frozen=True)
+class _SvgScale:
+    """Sizes of one overlay: positions in image pixels, markers sized by the image."""
+
+    w: float
+    h: float
+    r: float
+    stroke: float
+    font: float
+
+    @classmethod
+    def of(cls, size: tuple[int, int]) -> "_SvgScale":
+        w, h = size
+        unit = max(w, h) / 100.0  # marker sizes follow the image, like the positions
+        return cls(w, h, max(7.0, 2.1 * unit), max(2.0, 0.33 * unit), max(11.0, 1.8 * unit))
+
+
 def svg_overlay(actions: list[Action], size: tuple[int, int], statuses: list[str] | None = None) -> str:
     """An <svg> drawing `actions` over an image of `size` (viewBox in image pixels)."""
-    w, h = size
-    unit = max(w, h) / 100.0  # marker sizes follow the image, like the positions
-    r = max(7.0, 2.1 * unit)
-    stroke = max(2.0, 0.33 * unit)
-    font = max(11.0, 1.8 * unit)
-    parts: list[str] = [
-        f'<svg class="overlay" viewBox="0 0 {w} {h}" aria-hidden="true">',
-        "<defs>",
-    ]
-    for name, color in (("drag", COLORS["drag"]), ("scroll", COLORS["scroll"])):
-        parts.append(
-            f'<marker id="ah-{name}" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="5" markerHeight="5" '
-            f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{color}"/></marker>'
-        )
-    parts.append("</defs>")
+    sc = _SvgScale.of(size)
+    parts: list[str] = [f'<svg class="overlay" viewBox="0 0 {size[0]} {size[1]}" aria-hidden="true">', _svg_defs()]
     labels_at_bottom: list[tuple[str, str]] = []
     last_point: tuple[float, float] | None = None
     anchored: dict[tuple[float, float], int] = {}  # labels already placed under a point
@@ -134,58 +84,17 @@ def svg_overlay(actions: list[Action], size: tuple[int, int], statuses: list[str
         dim = " dim" if status in ("declined", "skipped", "failed") else ""
         number = f"{i + 1}" if numbered else None
         kind = action.kind
-        color = COLORS.get(kind, COLORS["click"])
         if action.point is not None and kind not in ("drag", "swipe", "scroll"):
-            px, py = action.point[0] * w, action.point[1] * h
-            last_point = (px, py)
-            parts.append(
-                f'<g class="mk {kind}{dim}" data-kind="{kind}" data-x="{_pct(action.point[0])}" '
-                f'data-y="{_pct(action.point[1])}" transform="translate({px:.1f} {py:.1f})">'
-            )
-            parts.append(_svg_marker(kind, r, stroke, color))
-            if number:
-                parts.append(_svg_badge(number, r, font, color))
-            parts.append("</g>")
-            label = _label_for(action) if kind in ("long_press",) else None
-            if label:
-                parts.append(_svg_label(label, px + 1.6 * r, py + 1.6 * r, font, w, h, dim))
+            last_point = (action.point[0] * sc.w, action.point[1] * sc.h)
+            parts.append(_svg_point(action, number, dim, sc))
         elif kind in ("drag", "swipe") and action.point is not None and action.end is not None:
-            (x1, y1), (x2, y2) = (action.point[0] * w, action.point[1] * h), (action.end[0] * w, action.end[1] * h)
-            last_point = (x2, y2)
-            parts.append(
-                f'<g class="mk {kind}{dim}" data-kind="{kind}" data-x="{_pct(action.point[0])}" '
-                f'data-y="{_pct(action.point[1])}" data-x2="{_pct(action.end[0])}" data-y2="{_pct(action.end[1])}">'
-                f'<circle cx="{x1:.1f}" cy="{y1:.1f}" r="{r * 0.55:.1f}" fill="{color}" fill-opacity="0.35" '
-                f'stroke="{color}" stroke-width="{stroke:.1f}"/>'
-                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#fff" '
-                f'stroke-width="{stroke * 2.4:.1f}" stroke-linecap="round" opacity="0.7"/>'
-                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" '
-                f'stroke-width="{stroke:.1f}" stroke-linecap="round" marker-end="url(#ah-drag)"/>'
-            )
-            if number:
-                parts.append(f'<g transform="translate({x1:.1f} {y1:.1f})">{_svg_badge(number, r, font, color)}</g>')
-            parts.append("</g>")
+            last_point = (action.end[0] * sc.w, action.end[1] * sc.h)
+            parts.append(_svg_drag(action, number, dim, sc))
         elif kind == "scroll":
-            (x1, y1), (x2, y2) = _scroll_segment(action, w, h)
-            last_point = (x1, y1)
-            parts.append(
-                f'<g class="mk scroll{dim}" data-kind="scroll" data-direction="{esc(action.direction or "")}">'
-                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#fff" '
-                f'stroke-width="{stroke * 3.2:.1f}" stroke-linecap="round" opacity="0.7"/>'
-                f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" '
-                f'stroke-width="{stroke * 1.6:.1f}" stroke-linecap="round" marker-end="url(#ah-scroll)"/>'
-                f'<circle cx="{x1:.1f}" cy="{y1:.1f}" r="{r * 0.4:.1f}" fill="{color}"/>'
-            )
-            parts.append("</g>")
-            # The label sits on the side opposite to the arrow, so the two never cross.
-            label = (f"{number}. " if number else "") + (_label_for(action) or "")
-            dx, dy = _SCROLL_VECTORS[action.direction or "down"]
-            box_w, box_h = _label_box(label, font)
-            lx = x1 - box_w / 2 if dx == 0 else (x1 + r if dx < 0 else x1 - r - box_w)
-            ly = y1 - box_h / 2 if dy == 0 else (y1 + r if dy < 0 else y1 - r - box_h)
-            parts.append(_svg_label(label, lx, ly, font, w, h, dim))
+            last_point = scroll_segment(action, sc.w, sc.h)[0]
+            parts.append(_svg_scroll(action, number, dim, sc))
         else:
-            label = _label_for(action)
+            label = label_for(action)
             if not label:
                 continue
             if number:
@@ -194,17 +103,83 @@ def svg_overlay(actions: list[Action], size: tuple[int, int], statuses: list[str
                 # Typed text goes where the last click put the focus; several stack downwards.
                 stacked = anchored.get(last_point, 0)
                 anchored[last_point] = stacked + 1
-                y_at = last_point[1] + 1.6 * r + stacked * 2.1 * font
-                parts.append(_svg_label(label, last_point[0] + 1.6 * r, y_at, font, w, h, dim))
+                y_at = last_point[1] + 1.6 * sc.r + stacked * 2.1 * sc.font
+                parts.append(_svg_label(label, last_point[0] + 1.6 * sc.r, y_at, sc.font, sc.w, sc.h, dim))
             else:
                 labels_at_bottom.append((label, dim))
     # Actions without a place on screen: a stack of labels along the bottom edge.
-    y = h - 0.9 * font
+    y = sc.h - 0.9 * sc.font
     for label, dim in reversed(labels_at_bottom):
-        parts.append(_svg_label(label, 0.8 * font, y, font, w, h, dim, anchor_bottom=True))
-        y -= 2.1 * font
+        parts.append(_svg_label(label, 0.8 * sc.font, y, sc.font, sc.w, sc.h, dim, anchor_bottom=True))
+        y -= 2.1 * sc.font
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _svg_defs() -> str:
+    arrows = "".join(
+        f'<marker id="ah-{name}" viewBox="0 0 10 10" refX="8" refY="5" markerWidth="5" markerHeight="5" '
+        f'orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" fill="{color}"/></marker>'
+        for name, color in (("drag", COLORS["drag"]), ("scroll", COLORS["scroll"]))
+    )
+    return f"<defs>{arrows}</defs>"
+
+
+def _svg_point(action: Action, number: str | None, dim: str, sc: _SvgScale) -> str:
+    """A marker at the action's point (clicks, move, long press), with its number badge."""
+    kind, (x, y) = action.kind, action.point  # type: ignore[misc]
+    color = COLORS.get(kind, COLORS["click"])
+    px, py = x * sc.w, y * sc.h
+    parts = [
+        f'<g class="mk {kind}{dim}" data-kind="{kind}" data-x="{_pct(x)}" '
+        f'data-y="{_pct(y)}" transform="translate({px:.1f} {py:.1f})">',
+        _svg_marker(kind, sc.r, sc.stroke, color),
+        _svg_badge(number, sc.r, sc.font, color) if number else "",
+        "</g>",
+    ]
+    label = label_for(action) if kind == "long_press" else None
+    if label:
+        parts.append(_svg_label(label, px + 1.6 * sc.r, py + 1.6 * sc.r, sc.font, sc.w, sc.h, dim))
+    return "".join(parts)
+
+
+def _svg_drag(action: Action, number: str | None, dim: str, sc: _SvgScale) -> str:
+    """An arrow from the start to the end of a drag or swipe."""
+    kind, start, end = action.kind, action.point, action.end
+    color, r, stroke = COLORS.get(kind, COLORS["click"]), sc.r, sc.stroke
+    (x1, y1), (x2, y2) = (start[0] * sc.w, start[1] * sc.h), (end[0] * sc.w, end[1] * sc.h)  # type: ignore[index]
+    badge = f'<g transform="translate({x1:.1f} {y1:.1f})">{_svg_badge(number, r, sc.font, color)}</g>' if number else ""
+    return (
+        f'<g class="mk {kind}{dim}" data-kind="{kind}" data-x="{_pct(start[0])}" '  # type: ignore[index]
+        f'data-y="{_pct(start[1])}" data-x2="{_pct(end[0])}" data-y2="{_pct(end[1])}">'  # type: ignore[index]
+        f'<circle cx="{x1:.1f}" cy="{y1:.1f}" r="{r * 0.55:.1f}" fill="{color}" fill-opacity="0.35" '
+        f'stroke="{color}" stroke-width="{stroke:.1f}"/>'
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#fff" '
+        f'stroke-width="{stroke * 2.4:.1f}" stroke-linecap="round" opacity="0.7"/>'
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" '
+        f'stroke-width="{stroke:.1f}" stroke-linecap="round" marker-end="url(#ah-drag)"/>'
+        f"{badge}</g>"
+    )
+
+
+def _svg_scroll(action: Action, number: str | None, dim: str, sc: _SvgScale) -> str:
+    """An arrow in the scroll direction, labelled on the opposite side so the two never cross."""
+    color, r, stroke = COLORS["scroll"], sc.r, sc.stroke
+    (x1, y1), (x2, y2) = scroll_segment(action, sc.w, sc.h)
+    arrow = (
+        f'<g class="mk scroll{dim}" data-kind="scroll" data-direction="{esc(action.direction or "")}">'
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="#fff" '
+        f'stroke-width="{stroke * 3.2:.1f}" stroke-linecap="round" opacity="0.7"/>'
+        f'<line x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}" stroke="{color}" '
+        f'stroke-width="{stroke * 1.6:.1f}" stroke-linecap="round" marker-end="url(#ah-scroll)"/>'
+        f'<circle cx="{x1:.1f}" cy="{y1:.1f}" r="{r * 0.4:.1f}" fill="{color}"/></g>'
+    )
+    label = (f"{number}. " if number else "") + (label_for(action) or "")
+    dx, dy = SCROLL_VECTORS[action.direction or "down"]
+    box_w, box_h = _label_box(label, sc.font)
+    lx = x1 - box_w / 2 if dx == 0 else (x1 + r if dx < 0 else x1 - r - box_w)
+    ly = y1 - box_h / 2 if dy == 0 else (y1 + r if dy < 0 else y1 - r - box_h)
+    return arrow + _svg_label(label, lx, ly, sc.font, sc.w, sc.h, dim)
 
 
 def _svg_marker(kind: str, r: float, stroke: float, color: str) -> str:
@@ -267,84 +242,6 @@ def _svg_label(text: str, x: float, y: float, font: float, w: float, h: float, d
     )
 
 
-# ---------------------------------------------------------------- PIL drawing
-
-
-def draw_action(image: Image.Image, action: Action) -> Image.Image:
-    """A copy of `image` with `action` drawn on it (click ring + crosshair, arrows, labels)."""
-    out = image.convert("RGB")  # always a new image
-    w, h = out.size
-    unit = max(w, h) / 100.0
-    r = max(7, round(2.1 * unit))
-    width = max(2, round(0.33 * unit))
-    d = ImageDraw.Draw(out)
-    font = _pil_font(max(12, round(1.5 * unit)))
-    color = COLORS.get(action.kind, COLORS["click"])
-    kind = action.kind
-
-    def ring(cx: float, cy: float, rr: float, dashed: bool = False) -> None:
-        box = (cx - rr, cy - rr, cx + rr, cy + rr)
-        d.ellipse(box, outline="white", width=width + 2)
-        if dashed:
-            for start in range(0, 360, 40):
-                d.arc(box, start, start + 25, fill=color, width=width)
-        else:
-            d.ellipse(box, outline=color, width=width)
-
-    def arrow(x1: float, y1: float, x2: float, y2: float) -> None:
-        d.line((x1, y1, x2, y2), fill="white", width=width + 3)
-        d.line((x1, y1, x2, y2), fill=color, width=width)
-        ang = math.atan2(y2 - y1, x2 - x1)
-        head = 2.2 * r / 1.6
-        pts = [(x2, y2)] + [
-            (x2 - head * math.cos(ang + s * 0.45), y2 - head * math.sin(ang + s * 0.45)) for s in (-1, 1)
-        ]
-        d.polygon(pts, fill=color, outline="white")
-
-    last = None
-    if kind in ("drag", "swipe") and action.point and action.end:
-        x1, y1, x2, y2 = action.point[0] * w, action.point[1] * h, action.end[0] * w, action.end[1] * h
-        d.ellipse((x1 - r / 2, y1 - r / 2, x1 + r / 2, y1 + r / 2), fill=color)
-        arrow(x1, y1, x2, y2)
-        last = (x2, y2)
-    elif kind == "scroll":
-        (x1, y1), (x2, y2) = _scroll_segment(action, w, h)
-        arrow(x1, y1, x2, y2)
-        last = (x1, y1)
-    elif action.point is not None:
-        cx, cy = action.point[0] * w, action.point[1] * h
-        last = (cx, cy)
-        if kind == "move":
-            d.polygon([(cx, cy - r), (cx + r, cy), (cx, cy + r), (cx - r, cy)], outline=color, width=width)
-        elif kind == "long_press":
-            d.ellipse((cx - r, cy - r, cx + r, cy + r), fill=color, outline="white", width=width)
-        else:
-            ring(cx, cy, r, dashed=kind in ("right_click", "middle_click"))
-            if kind in ("double_click", "triple_click"):
-                ring(cx, cy, r * 1.45)
-            for sx, sy in ((1, 0), (-1, 0), (0, 1), (0, -1)):
-                d.line((cx + sx * 0.45 * r, cy + sy * 0.45 * r, cx + sx * 1.9 * r, cy + sy * 1.9 * r), fill=color, width=max(1, width - 1))
-        d.ellipse((cx - 2, cy - 2, cx + 2, cy + 2), fill=color)
-    label = _label_for(action)
-    if label and kind not in ("click", "double_click", "triple_click", "right_click", "middle_click", "move", "drag", "swipe"):
-        lx, ly = (last[0] + 1.6 * r, last[1] + 1.2 * r) if last else (10, h - 10 - font.size * 1.8)
-        bbox = d.textbbox((0, 0), label, font=font)
-        tw, th = bbox[2] - bbox[0], bbox[3] - bbox[1]
-        lx, ly = min(max(2, lx), max(2, w - tw - 14)), min(max(2, ly), max(2, h - th - 12))
-        d.rounded_rectangle((lx, ly, lx + tw + 12, ly + th + 10), radius=4, fill=COLORS["label"])
-        d.text((lx + 6, ly + 5 - bbox[1]), label, fill="white", font=font)
-    return out
-
-
-def _pil_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
-    for name in ("DejaVuSans.ttf", "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"):
-        try:
-            return ImageFont.truetype(name, size)
-        except OSError:
-            continue
-    return ImageFont.load_default(size=size)
-
-
 # ---------------------------------------------------------------- the page
 
 
@@ -367,19 +264,9 @@ def _image_data_uri(path: Path) -> str | None:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
-def actions_of(step: dict[str, Any]) -> list[Action]:
-    actions = []
-    for a in step.get("actions") or []:
-        try:
-            actions.append(Action.from_dict(a))
-        except (ActionError, TypeError):
-            continue  # an unreadable record is shown as raw JSON below, not drawn
-    return actions
-
-
 def _render_step(step: dict[str, Any], run_dir: Path) -> str:
     index = int(step.get("index", 0))
-    actions = actions_of(step)
+    actions = step_actions(step)
     outcomes = step.get("outcomes") or []
     statuses = [o.get("status", "") for o in outcomes]
     shot_name = step.get("screenshot")
@@ -545,4 +432,4 @@ def build_report(run_dir: str | os.PathLike) -> Path:
     return out
 
 
-__all__ = ["build_report", "draw_action", "render_report", "svg_overlay"]
+__all__ = ["build_report", "render_report", "svg_overlay"]

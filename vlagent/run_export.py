@@ -1,12 +1,12 @@
 """A run folder as a video: each step's screenshot with its actions drawn, H.264 in MP4.
 
-    from vlagent.run_video import export_run_video
+    from vlagent.run_export import export_run_video
     export_run_video("runs/20261129-...-task", "run.mp4")   # one step a second
 
 The result is an ordinary screen recording, so `vlagent video-qa run.mp4
 "where did it go wrong?"` works on it: the frame shown at t seconds is step
-floor(t / seconds_per_step). Actions are drawn by `vlagent.report.draw_action`,
-as in the HTML report. Screenshots are read and encoded one at a time, so
+floor(t / seconds_per_step). Actions are drawn by `vlagent.overlay.draw_action`,
+with the HTML report's markers. Screenshots are read and encoded one at a time, so
 memory does not grow with the run's length. Screenshots of another size than
 the first (a phone turned to landscape) are scaled to fit and centred on black.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 from PIL import Image
 
 from vlagent.recorder import load_trajectory
-from vlagent.report import actions_of, draw_action
+from vlagent.overlay import draw_action, step_actions
 
 
 def _even_size(size: tuple[int, int], max_side: int) -> tuple[int, int]:
@@ -89,7 +89,7 @@ def export_run_video(
             image = _screenshot(run_dir, step)
             if image is None:
                 continue  # never written (a crash), or unreadable: the video goes on without it
-            for action in actions_of(step):
+            for action in step_actions(step):
                 image = draw_action(image, action)
             if container is None:  # the first screenshot decides the video's size
                 size = _even_size(image.size, max_side)
