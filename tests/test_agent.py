@@ -467,3 +467,78 @@ def test_a_bug_in_the_policy_propagates_but_the_run_is_saved(tmp_path):
     assert len(steps) == 1 and "expected Decision" in steps[0]["error"]
     assert (tmp_path / "run" / steps[0]["screenshot"]).is_file()
     assert (tmp_path / "run" / "report.html").is_file()
+
+
+class ColourPerTaskEnv(BaseEnvironment):
+    """Shows each task its own colour: the thread running task "red ..." sees a red screen."""
+
+    name = "colour"
+
+    def __init__(self):
+        self.task_of_thread: dict[int, str] = {}
+
+    def observe(self) -> Observation:
+        import threading
+
+        colour = self.task_of_thread[threading.get_ident()].split()[0]
+        return Observation(image=Image.new("RGB", (64, 48), colour), screen_size=(64, 48))
+
+    def execute(self, action: Action) -> None:
+        pass
+
+
+class InterleavingPolicy:
+    """Makes two runs meet inside every step, and notes the screenshots each history carries."""
+
+    name = "interleaving"
+
+    def __init__(self, steps: int):
+        import threading
+
+        self.barrier = threading.Barrier(2, timeout=10)
+        self.steps = steps
+        self.seen: dict[str, list[tuple[int, tuple[int, int, int] | None]]] = {}
+
+    def decide(self, task, observation, history):
+        self.barrier.wait()  # both runs have observed their screen before either records its step
+        self.seen.setdefault(task, []).extend((h.step, h.image.getpixel((0, 0)) if h.image else None) for h in history)
+        action = Action("done") if len(history) + 1 >= self.steps else Action("wait", seconds=0)
+        return Decision(raw_output=action.describe(), actions=[action])
+
+
+def test_one_agent_runs_twice_at_once_without_mixing_its_runs(tmp_path):
+    import threading
+
+    env, policy = ColourPerTaskEnv(), InterleavingPolicy(steps=3)
+    agent = Agent(policy, env, runs_root=tmp_path, history_images=2)
+    results: dict[str, RunResult] = {}
+
+    def run_task(task: str) -> None:
+        env.task_of_thread[threading.get_ident()] = task
+        results[task] = agent.run(task)
+
+    threads = [threading.Thread(target=run_task, args=(task,)) for task in ("red screen", "blue screen")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert {task: r.status for task, r in results.items()} == {"red screen": "done", "blue screen": "done"}
+    assert results["red screen"].run_dir != results["blue screen"].run_dir
+    red, blue = (255, 0, 0), (0, 0, 255)
+    # every earlier screenshot a run's policy is shown is that run's own, for each of its steps
+    assert policy.seen["red screen"] == [(0, red), (0, red), (1, red)]
+    assert policy.seen["blue screen"] == [(0, blue), (0, blue), (1, blue)]
+    for task, result in results.items():
+        assert [r.index for r in result.records] == [0, 1, 2]
+        _, steps, final = load_trajectory(result.run_dir)
+        assert final["status"] == "done" and len(steps) == 3
+
+
+def test_one_agent_runs_again_from_a_clean_start(tmp_path):
+    agent = Agent(ScriptedPolicy([CLICK, Action("done")]), FakeEnv(), runs_root=tmp_path)
+    first = agent.run("first task")
+    agent.policy = ScriptedPolicy([Action("done")])
+    second = agent.run("second task")
+    assert (first.steps, second.steps) == (2, 1)
+    assert [r.index for r in second.records] == [0] and len(first.records) == 2
+    assert first.run_dir != second.run_dir

@@ -145,6 +145,30 @@ class _EndRun(Exception):
         self.status, self.error, self.kind = status, error, kind
 
 
+@dataclass
+class _Run:
+    """The state of one run: the agent keeps none of it, so one Agent can run again (or concurrently)."""
+
+    task: str
+    run_dir: Path
+    recorder: RunRecorder
+    t0: float = field(default_factory=time.monotonic)
+    observation: Observation | None = None  # of the step in progress
+    images: dict[int, Any] = field(default_factory=dict)  # step -> screenshot, only the last `history_images`
+    records: list[StepRecord] = field(default_factory=list)
+    history: list[HistoryItem] = field(default_factory=list)
+    current: StepRecord | None = None  # the step in progress, until it is recorded
+    failures: int = 0  # failed steps in a row
+    status: str | None = None  # set when the run ends
+    error: str | None = None
+    error_kind: str | None = None
+    answer: str | None = None
+    success: bool | None = None
+
+    def end(self, status: str, error: str | None = None, kind: str | None = None) -> None:
+        self.status, self.error, self.error_kind = status, error, kind
+
+
 class Agent:
     """Runs a policy on an environment until the task ends or a limit is hit.
 
@@ -202,109 +226,105 @@ class Agent:
         if not isinstance(task, str) or not task.strip():
             raise ValueError("the task must be a non-empty string")
         run_dir = self.run_dir if self.run_dir is not None else default_run_dir(task, self.runs_root)
-        recorder = RunRecorder(run_dir, scrub=self.secrets.redact_obj)
-        started = time.time()
-        self._t0 = time.monotonic()
-        self._observation: Observation | None = None
-        self._images: dict[int, Any] = {}  # step -> screenshot, only the last `history_images`
-        records: list[StepRecord] = []
-        history: list[HistoryItem] = []
-        status: str | None = None
-        error: str | None = None
-        error_kind: str | None = None
-        answer: str | None = None
-        success: bool | None = None
-        failures = 0
-        current: StepRecord | None = None
+        run = _Run(task, run_dir, RunRecorder(run_dir, scrub=self.secrets.redact_obj))
         try:
-            recorder.write_header(
+            run.recorder.write_header(
                 task=task,
                 policy=_name_of(self.policy),
                 env=_name_of(self.env),
-                started=iso_time(started),
+                started=iso_time(time.time()),
                 settings=self._settings(),
             )
-            while status is None:
-                index = len(records)
-                if index >= self.max_steps:
-                    status, error = "max_steps", f"stopped at the step limit ({self.max_steps} steps)"
-                    break
-                if self._out_of_time():
-                    status, error = "timeout", f"stopped at the time limit ({self.max_seconds:g} s)"
-                    break
-                current = StepRecord(index=index, time=time.time())
-                end: _EndRun | None = None
-                failed = False
-                try:
-                    failed, final = self._step(task, current, history, recorder)
-                    if final is not None:
-                        status, answer, success = final
-                except _EndRun as e:
-                    end = e
-                rec, current = current, None
-                records.append(rec)
-                self._finish_step(rec, recorder, history)
-                if end is not None:
-                    status, error, error_kind = end.status, end.error, end.kind
-                    break
-                failures = failures + 1 if failed else 0
-                if failures >= self.max_failures and status is None:
-                    last = records[-1].error or "unknown error"
-                    status = "failed"
-                    error = f"{failures} failed steps in a row (max_failures={self.max_failures}); last error: {last}"
+            self._loop(run)
         except KeyboardInterrupt:
-            status, error = "interrupted", "interrupted by the user (Ctrl+C)"
-            if current is not None:  # keep the half-done step
-                half_done = current
-                half_done.error = _join(half_done.error, "interrupted")
-                records.append(half_done)
-                self._safe(lambda: self._finish_step(half_done, recorder, history, notify=False))
+            run.end("interrupted", "interrupted by the user (Ctrl+C)")
+            self._keep_unfinished_step(run, "interrupted")
         finally:
-            if status is None:  # an unexpected exception is propagating: still record it
+            if run.status is None:  # an unexpected exception is propagating: still record it
                 exc = sys.exc_info()[1]
-                status, error_kind = "error", "internal"
-                error = f"{type(exc).__name__}: {exc}" if exc else "unknown error"
-                if current is not None:  # keep the step it broke, with its screenshot
-                    broken = current
-                    broken.error = _join(broken.error, error)
-                    records.append(broken)
-                    self._safe(lambda: self._finish_step(broken, recorder, history, notify=False))
-            elapsed = time.monotonic() - self._t0
-            result = RunResult(
-                status=status,
-                answer=self.secrets.redact(answer) if answer is not None else None,
-                # done / answer without an explicit success flag means the policy thinks it succeeded
-                success=(success is not False) if RunResult.is_finished(status) else False,
-                steps=len(records),
-                run_dir=run_dir,
-                error=self.secrets.redact(error) if error else None,
-                error_kind=error_kind,
-                records=records,
-                task=task,
-                elapsed=elapsed,
-            )
-            self._safe(
-                lambda: recorder.write_result(
-                    status=result.status,
-                    answer=result.answer,
-                    success=result.success,
-                    steps=result.steps,
-                    error=result.error,
-                    error_kind=result.error_kind,
-                    elapsed_s=round(elapsed, 3),
-                    finished=iso_time(time.time()),
-                )
-            )
-            self._safe(recorder.close)  # waits for the screenshot writer: every file is on disk after this
-            result.report = self._safe(lambda: _build_report(run_dir))
+                run.end("error", f"{type(exc).__name__}: {exc}" if exc else "unknown error", "internal")
+                self._keep_unfinished_step(run, run.error)
+            result = self._finish_run(run)
         log.info("run %s: %s after %d step(s) -> %s", run_dir, result.status, result.steps, result.answer or result.error)
+        return result
+
+    # -- the run -----------------------------------------------------------
+
+    def _loop(self, run: "_Run") -> None:
+        """Steps until the policy ends the run or a limit is hit; sets `run.status`."""
+        while run.status is None:
+            index = len(run.records)
+            if index >= self.max_steps:
+                run.end("max_steps", f"stopped at the step limit ({self.max_steps} steps)")
+                break
+            if self._out_of_time(run):
+                run.end("timeout", f"stopped at the time limit ({self.max_seconds:g} s)")
+                break
+            run.current = StepRecord(index=index, time=time.time())
+            end: _EndRun | None = None
+            failed = False
+            try:
+                failed, final = self._step(run, run.current)
+                if final is not None:
+                    run.status, run.answer, run.success = final
+            except _EndRun as e:
+                end = e
+            rec, run.current = run.current, None
+            run.records.append(rec)
+            self._finish_step(run, rec)
+            if end is not None:
+                run.end(end.status, end.error, end.kind)
+                break
+            run.failures = run.failures + 1 if failed else 0
+            if run.failures >= self.max_failures and run.status is None:
+                last = run.records[-1].error or "unknown error"
+                run.end("failed", f"{run.failures} failed steps in a row (max_failures={self.max_failures}); last error: {last}")
+
+    def _keep_unfinished_step(self, run: "_Run", note: str | None) -> None:
+        """Record the step a Ctrl+C or an unexpected exception broke off, with its screenshot."""
+        rec, run.current = run.current, None
+        if rec is None:
+            return
+        rec.error = _join(rec.error, note)
+        run.records.append(rec)
+        self._safe(lambda: self._finish_step(run, rec, notify=False))
+
+    def _finish_run(self, run: "_Run") -> RunResult:
+        """The result, written to the trajectory, with every file on disk and the report built."""
+        elapsed = time.monotonic() - run.t0
+        status = run.status or "error"
+        result = RunResult(
+            status=status,
+            answer=self.secrets.redact(run.answer) if run.answer is not None else None,
+            # done / answer without an explicit success flag means the policy thinks it succeeded
+            success=(run.success is not False) if RunResult.is_finished(status) else False,
+            steps=len(run.records),
+            run_dir=run.run_dir,
+            error=self.secrets.redact(run.error) if run.error else None,
+            error_kind=run.error_kind,
+            records=run.records,
+            task=run.task,
+            elapsed=elapsed,
+        )
+        self._safe(
+            lambda: run.recorder.write_result(
+                status=result.status,
+                answer=result.answer,
+                success=result.success,
+                steps=result.steps,
+                error=result.error,
+                error_kind=result.error_kind,
+                elapsed_s=round(elapsed, 3),
+                finished=iso_time(time.time()),
+            )
+        )
+        self._safe(run.recorder.close)  # waits for the screenshot writer: every file is on disk after this
+        result.report = self._safe(lambda: _build_report(run.run_dir))
         return result
 
     # -- one step ---------------------------------------------------------
 
-    def _step(
-        self, task: str, rec: StepRecord, history: list[HistoryItem], recorder: RunRecorder
-    ) -> tuple[bool, tuple[str, str | None, bool | None] | None]:
+    def _step(self, run: "_Run", rec: StepRecord) -> tuple[bool, tuple[str, str | None, bool | None] | None]:
         """Fill `rec`. Returns (failed, final) where final is (status, answer, success)."""
         t = time.perf_counter()
         try:
@@ -316,19 +336,19 @@ class Agent:
             rec.error = f"observing the screen failed: {type(e).__name__}: {e}"
             raise _EndRun("error", rec.error, "environment") from None
         rec.timings["observe"] = time.perf_counter() - t
-        self._observation = obs
+        run.observation = obs
         rec.screen_size, rec.image_size = tuple(obs.screen_size), tuple(obs.image.size)
         if self.secrets:
             # Names only: the prompt can offer the {{name}} placeholders without any value.
             obs = dataclasses.replace(obs, info={**obs.info, "secret_names": self.secrets.names})
 
         t = time.perf_counter()
-        rec.screenshot = recorder.save_screenshot(rec.index, obs.image)
+        rec.screenshot = run.recorder.save_screenshot(rec.index, obs.image)
         rec.timings["record"] = time.perf_counter() - t
 
         t = time.perf_counter()
         try:
-            decision = self.policy.decide(task, obs, self._history_view(history))
+            decision = self.policy.decide(run.task, obs, self._history_view(run))
         except ActionParseError as e:
             rec.timings["decide"] = time.perf_counter() - t
             rec.raw_output = e.text
@@ -350,11 +370,11 @@ class Agent:
 
         t = time.perf_counter()
         try:
-            return self._execute_all(rec)
+            return self._execute_all(run, rec)
         finally:
             rec.timings["execute"] = time.perf_counter() - t
 
-    def _execute_all(self, rec: StepRecord) -> tuple[bool, tuple[str, str | None, bool | None] | None]:
+    def _execute_all(self, run: "_Run", rec: StepRecord) -> tuple[bool, tuple[str, str | None, bool | None] | None]:
         failed = False
         final = None
         errors: list[str] = []
@@ -372,7 +392,7 @@ class Agent:
                     rec.outcomes.append(ActionOutcome("final"))
                     final, stop = ("answered", action.text, action.success), "the run ended"
                     continue
-                if self._out_of_time():
+                if self._out_of_time(run):
                     rec.outcomes.append(ActionOutcome("skipped", error="time limit reached"))
                     raise _EndRun("timeout", f"stopped at the time limit ({self.max_seconds:g} s)")
                 try:
@@ -414,7 +434,7 @@ class Agent:
 
     # -- bookkeeping -------------------------------------------------------
 
-    def _finish_step(self, rec: StepRecord, recorder: RunRecorder, history: list[HistoryItem], notify: bool = True) -> None:
+    def _finish_step(self, run: "_Run", rec: StepRecord, notify: bool = True) -> None:
         """Scrub secrets, write the step, and add it to the history the policy sees."""
         scrub = self.secrets
         rec.raw_output = scrub.redact(rec.raw_output or "")
@@ -424,9 +444,9 @@ class Agent:
         for o in rec.outcomes:
             o.error = scrub.redact(o.error) if o.error else o.error
         t = time.perf_counter()
-        recorder.write_step(rec.to_dict())
+        run.recorder.write_step(rec.to_dict())
         rec.timings["record"] = rec.timings.get("record", 0.0) + time.perf_counter() - t
-        history.append(
+        run.history.append(
             HistoryItem(
                 step=rec.index,
                 raw_output=rec.raw_output,
@@ -435,21 +455,21 @@ class Agent:
                 error=rec.error,
             )
         )
-        obs = getattr(self, "_observation", None)
-        self._images[rec.index] = obs.image if isinstance(obs, Observation) else None
-        self._observation = None
+        obs = run.observation
+        run.images[rec.index] = obs.image if isinstance(obs, Observation) else None
+        run.observation = None
         # Older screenshots are never sent again: drop them to bound memory.
-        for step in [s for s in self._images if s < rec.index - self.history_images + 1]:
-            del self._images[step]
+        for step in [s for s in run.images if s < rec.index - self.history_images + 1]:
+            del run.images[step]
         if notify and self.on_step is not None:
             self.on_step(rec)
 
-    def _history_view(self, history: list[HistoryItem]) -> list[HistoryItem]:
+    def _history_view(self, run: "_Run") -> list[HistoryItem]:
         # Fresh copies every step: a policy may keep or change what it was given.
-        return [dataclasses.replace(h, actions=list(h.actions), image=self._images.get(h.step)) for h in history]
+        return [dataclasses.replace(h, actions=list(h.actions), image=run.images.get(h.step)) for h in run.history]
 
-    def _out_of_time(self) -> bool:
-        return self.max_seconds is not None and time.monotonic() - self._t0 >= self.max_seconds
+    def _out_of_time(self, run: "_Run") -> bool:
+        return self.max_seconds is not None and time.monotonic() - run.t0 >= self.max_seconds
 
     def _settings(self) -> dict[str, Any]:
         return {
