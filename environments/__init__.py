@@ -7,7 +7,7 @@ install stays light.
 from vlagent.environments.base import (
     BaseEnvironment,
     Environment,
-    EnvironmentError_,
+    EnvironmentFailure,
     EnvironmentLost,
     EnvironmentUnavailable,
     Observation,
@@ -31,7 +31,7 @@ def __getattr__(name: str):
 __all__ = [
     "BaseEnvironment",
     "Environment",
-    "EnvironmentError_",
+    "EnvironmentFailure",
     "EnvironmentLost",
     "EnvironmentUnavailable",
     "Observation",

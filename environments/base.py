@@ -52,19 +52,19 @@ def pixel_of(point: tuple[float, float], size: tuple[int, int]) -> tuple[int, in
     return min(math.floor(x * w), w - 1), min(math.floor(y * h), h - 1)
 
 
-class EnvironmentError_(RuntimeError):
+class EnvironmentFailure(RuntimeError):
     """Base for environment failures (no display, device gone, ...)."""
 
 
-class EnvironmentUnavailable(EnvironmentError_):
+class EnvironmentUnavailable(EnvironmentFailure):
     """The environment cannot start: no display, no device, missing package."""
 
 
-class EnvironmentLost(EnvironmentError_):
+class EnvironmentLost(EnvironmentFailure):
     """The environment went away mid-run (device disconnected, display closed)."""
 
 
-class UnsupportedAction(EnvironmentError_):
+class UnsupportedAction(EnvironmentFailure):
     """This environment cannot execute this kind of action."""
 
 
@@ -110,7 +110,7 @@ __all__ = [
     "Observation",
     "Environment",
     "BaseEnvironment",
-    "EnvironmentError_",
+    "EnvironmentFailure",
     "EnvironmentUnavailable",
     "EnvironmentLost",
     "UnsupportedAction",

@@ -201,9 +201,9 @@ def make_env(spec: str, monitor: int = 1) -> Any:
     except ValueError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     except Exception as exc:
-        from vlagent.environments.base import EnvironmentError_
+        from vlagent.environments.base import EnvironmentFailure
 
-        if isinstance(exc, EnvironmentError_):
+        if isinstance(exc, EnvironmentFailure):
             raise CliError(f"{kind} environment unavailable: {exc}", EXIT_ENV) from None
         raise
 
