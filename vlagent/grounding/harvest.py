@@ -47,6 +47,8 @@ def _lazy(module: str, function: str) -> Harvester:
 # name -> harvester. Other sources add one line each here.
 HARVESTERS: dict[str, Harvester] = {
     "synthetic": _lazy("vlagent.grounding.synthetic", "harvest_synthetic"),
+    "gtk": _lazy("vlagent.grounding.harvest_gtk", "harvest_gtk"),
+    "web": _lazy("vlagent.grounding.harvest_web", "harvest_web"),
 }
 
 
