@@ -22,10 +22,10 @@
     }
     if (el.id) {
       const lab = document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
-      if (lab && clean(lab.innerText)) return clean(lab.innerText);
+      if (lab && textOf(lab)) return textOf(lab);
     }
     const wrap = el.closest("label");
-    if (wrap && clean(wrap.innerText)) return clean(wrap.innerText);
+    if (wrap && textOf(wrap)) return textOf(wrap);
     return "";
   }
 
@@ -38,9 +38,23 @@
       if (!clean(node.textContent)) continue;
       range.selectNodeContents(node);
       const r = range.getBoundingClientRect();
-      if (r.width > 2 && r.height > 2) return true;
+      // The usual "visually hidden" span is a 1x1 box that clips its text.
+      const p = node.parentElement.getBoundingClientRect();
+      if (r.width > 2 && r.height > 2 && p.width > 2 && p.height > 2) return true;
     }
     return false;
+  }
+
+  // The element's text as written (textContent, not CSS text-transform's
+  // capitals), leaving out text that is not rendered at all (display: none).
+  function textOf(el) {
+    const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+    const parts = [];
+    for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+      const parent = node.parentElement;
+      if (parent && parent.getClientRects().length > 0 && clean(node.textContent)) parts.push(node.textContent);
+    }
+    return clean(parts.join(" "));
   }
 
   function nameOf(el, kind) {
@@ -48,8 +62,7 @@
     if (aria) return { name: aria, fromText: false };
     const tag = el.tagName.toLowerCase();
     if (tag === "input" && ["submit", "button", "reset"].includes(el.type)) return { name: clean(el.value), fromText: true };
-    // textContent: the words as written, not as CSS text-transform capitalizes them.
-    const text = clean(el.textContent);
+    const text = textOf(el);
     if (text) return { name: text, fromText: drawsText(el) };
     const img = el.querySelector("img[alt], svg[aria-label], [title]");
     if (img) return { name: clean(img.getAttribute("alt") || img.getAttribute("aria-label") || img.getAttribute("title")), fromText: false };
