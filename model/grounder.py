@@ -1,0 +1,311 @@
+"""The small grounding model: screen patches + OCR text lines + instruction -> hybrid decoder -> pointer.
+
+One early-fusion sequence, read by a small Qwen3.5 backbone (Gated DeltaNet + gated attention, the
+engine's own architecture) and pointed at by the grounding head (grounding_head.py):
+
+    [instruction bytes] <vision_start> [image tokens: the screenshot's merged patches] <vision_end>
+    [one token per OCR text line] <action>
+
+- the instruction is UTF-8 bytes (ids 0-255): any language, no tokenizer file to ship;
+- the screenshot is resized to a fixed model input (GrounderSpec.image_size, sides multiples of 32)
+  and cut into 16-px patches, 2x2 merged into one token each, as for any Qwen3.5 image;
+- a text line becomes ONE token: its bytes pooled, its box, and how well it matches the instruction
+  (line_similarity), summed into the hidden size (LineEncoder). Its M-RoPE position is the image cell
+  under the line's centre, so attention sees the line where it is on the screen;
+- the hidden state at <action> queries the image tokens and the line tokens; the pointer may land on
+  either (a line token's candidate box is the line's box).
+
+Everything here is shared by training (vlagent/grounding/train.py, on transformers' trainable
+Qwen3.5 classes) and inference (on the engine): the same ids, positions and line vectors, so the
+trained backbone behaves the same in both (tests check it).
+"""
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor, nn
+
+PAD, VISION_START, IMAGE, VISION_END, VIDEO, LINE, ACTION = 256, 257, 258, 259, 260, 261, 262
+VOCAB_SIZE = 264  # 256 bytes + the specials above, rounded up
+NUM_SIMILARITY_FEATURES = 5
+
+
+@dataclass(frozen=True)
+class TextLine:
+    """An OCR line: its text and normalized box (x0, y0, x1, y1) of the screenshot."""
+    text: str
+    box: tuple[float, float, float, float]
+
+
+@dataclass
+class GrounderSpec:
+    """What the model expects besides its weights (saved beside them as grounder.json)."""
+    image_size: tuple[int, int] = (352, 640)  # (height, width) of the model input, multiples of 32
+    max_lines: int = 64
+    max_line_bytes: int = 48
+    max_instruction_bytes: int = 96
+    patch_size: int = 16
+    merge_size: int = 2
+    temporal_patch_size: int = 2
+
+    def __post_init__(self) -> None:
+        factor = self.patch_size * self.merge_size
+        h, w = self.image_size
+        if h % factor or w % factor or h <= 0 or w <= 0:
+            raise ValueError(f"image_size sides must be positive multiples of {factor}; got {self.image_size}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """Rows and columns of merged image tokens."""
+        f = self.patch_size * self.merge_size
+        return self.image_size[0] // f, self.image_size[1] // f
+
+    def to_dict(self) -> dict:
+        return dict(image_size=list(self.image_size), max_lines=self.max_lines, max_line_bytes=self.max_line_bytes,
+                    max_instruction_bytes=self.max_instruction_bytes, patch_size=self.patch_size,
+                    merge_size=self.merge_size, temporal_patch_size=self.temporal_patch_size)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GrounderSpec":
+        d = dict(d)
+        d["image_size"] = tuple(d["image_size"])
+        return cls(**d)
+
+
+# ---------------------------------------------------------------- text
+
+_WORD = re.compile(r"\w+", re.UNICODE)
+_QUOTED = re.compile(r"[\"'“”‘’«»]([^\"'“”‘’«»]+)[\"'“”‘’«»]")
+
+
+def _words(text: str) -> list[str]:
+    return [w.lower() for w in _WORD.findall(text)]
+
+
+def line_similarity(instruction: str, line: str) -> list[float]:
+    """How much a text line looks like what the instruction names, as NUM_SIMILARITY_FEATURES numbers in
+    [0, 1]: string ratio, the share of the line's words found in the instruction and of the
+    instruction's words found in the line, a quoted-text exact match, and a prefix match (OCR often
+    runs a label into its neighbour)."""
+    a, b = instruction.lower().strip(), line.lower().strip()
+    if not b:
+        return [0.0] * NUM_SIMILARITY_FEATURES
+    wa, wb = set(_words(a)), _words(b)
+    in_instruction = sum(w in wa for w in wb) / len(wb) if wb else 0.0
+    in_line = sum(w in set(wb) for w in wa) / len(wa) if wa else 0.0
+    quoted = [q.strip().lower() for q in _QUOTED.findall(instruction)]
+    exact = float(any(q == b for q in quoted))
+    prefix = float(any(b.startswith(q) or q.startswith(b) for q in quoted)) if quoted else 0.0
+    ratio = difflib.SequenceMatcher(None, a, b).ratio()
+    return [ratio, in_instruction, in_line, exact, prefix]
+
+
+def encode_bytes(text: str, limit: int) -> list[int]:
+    """UTF-8 bytes of `text`, cut at `limit` on a character boundary."""
+    out = text.encode("utf-8")
+    if len(out) > limit:
+        out = out[:limit].decode("utf-8", errors="ignore").encode("utf-8")
+    return list(out)
+
+
+# ---------------------------------------------------------------- the sequence
+
+@dataclass
+class Layout:
+    """One example's token ids [T], M-RoPE positions [3, T], where the lines and the action sit, the lines'
+    byte ids [L, max_line_bytes] (PAD-filled) and features, and the pointer's candidate boxes."""
+    input_ids: Tensor
+    position_ids: Tensor
+    image_slots: Tensor
+    line_slots: Tensor
+    action_index: int
+    line_bytes: Tensor
+    line_boxes: Tensor
+    line_features: Tensor
+    lines: list[TextLine] = field(default_factory=list)
+
+
+def build_layout(instruction: str, lines: list[TextLine], spec: GrounderSpec) -> Layout:
+    rows, cols = spec.grid
+    instr = encode_bytes(instruction, spec.max_instruction_bytes)
+    lines = [ln for ln in lines if ln.text.strip()][: spec.max_lines]
+    ids = instr + [VISION_START] + [IMAGE] * (rows * cols) + [VISION_END] + [LINE] * len(lines) + [ACTION]
+    n_text = len(instr)
+    pos: list[tuple[int, int, int]] = [(i, i, i) for i in range(n_text + 1)]
+    start = n_text + 1
+    r, c = np.meshgrid(np.arange(rows), np.arange(cols), indexing="ij")
+    pos += [(start, start + int(y), start + int(x)) for y, x in zip(r.flatten(), c.flatten())]
+    after = start + max(rows, cols)
+    pos.append((after, after, after))  # <vision_end>
+    for ln in lines:
+        cx, cy = (ln.box[0] + ln.box[2]) / 2, (ln.box[1] + ln.box[3]) / 2
+        row, col = min(int(cy * rows), rows - 1), min(int(cx * cols), cols - 1)
+        pos.append((start, start + row, start + col))
+    pos.append((after + 1, after + 1, after + 1))  # <action>
+    line_bytes = torch.full((len(lines), spec.max_line_bytes), PAD, dtype=torch.long)
+    for i, ln in enumerate(lines):
+        b = encode_bytes(ln.text, spec.max_line_bytes)
+        line_bytes[i, : len(b)] = torch.tensor(b, dtype=torch.long)
+    first_line = start + rows * cols + 1
+    return Layout(
+        input_ids=torch.tensor(ids, dtype=torch.long),
+        position_ids=torch.tensor(pos, dtype=torch.long).T.contiguous(),
+        image_slots=torch.arange(start, start + rows * cols),
+        line_slots=torch.arange(first_line, first_line + len(lines)),
+        action_index=len(ids) - 1,
+        line_bytes=line_bytes,
+        line_boxes=torch.tensor([ln.box for ln in lines], dtype=torch.float32).reshape(-1, 4),
+        line_features=torch.tensor([line_similarity(instruction, ln.text) for ln in lines],
+                                   dtype=torch.float32).reshape(-1, NUM_SIMILARITY_FEATURES),
+        lines=lines,
+    )
+
+
+def pixel_input(image: Image.Image, spec: GrounderSpec) -> tuple[Tensor, Tensor]:
+    """The screenshot resized to the model input and cut into patch rows: (pixel_values [N, 3*T*P*P],
+    image_grid_thw [1, 3]). Normalized coordinates survive the resize unchanged."""
+    h, w = spec.image_size
+    rgb = np.asarray(image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
+    x = torch.from_numpy(rgb).permute(2, 0, 1) / 127.5 - 1.0  # mean 0.5, std 0.5 after /255
+    frames = x[None].expand(spec.temporal_patch_size, -1, -1, -1)
+    tp, p, m = spec.temporal_patch_size, spec.patch_size, spec.merge_size
+    gh, gw = h // p, w // p
+    x = frames.reshape(1, tp, 3, gh // m, m, p, gw // m, m, p).permute(0, 3, 6, 4, 7, 2, 1, 5, 8)
+    return x.reshape(gh * gw, 3 * tp * p * p).contiguous(), torch.tensor([[1, gh, gw]])
+
+
+# ---------------------------------------------------------------- line tokens
+
+class LineEncoder(nn.Module):
+    """A text line -> one hidden vector: its bytes (mean and max of learned byte embeddings), its box
+    (x0, y0, x1, y1, w, h) and its similarity to the instruction, each projected and summed."""
+
+    def __init__(self, hidden_size: int, byte_dim: int = 64):
+        super().__init__()
+        self.bytes = nn.Embedding(VOCAB_SIZE, byte_dim, padding_idx=PAD)
+        self.text = nn.Linear(2 * byte_dim, hidden_size)
+        self.box = nn.Linear(6, hidden_size)
+        self.similarity = nn.Linear(NUM_SIMILARITY_FEATURES, hidden_size)
+        self.mix = nn.Sequential(nn.GELU(), nn.Linear(hidden_size, hidden_size))
+
+    def forward(self, line_bytes: Tensor, boxes: Tensor, features: Tensor) -> Tensor:
+        if line_bytes.shape[0] == 0:
+            return self.text.weight.new_zeros(0, self.text.out_features)
+        emb = self.bytes(line_bytes)  # [L, B, E]
+        mask = (line_bytes != PAD).unsqueeze(-1)
+        count = mask.sum(1).clamp(min=1)
+        mean = (emb * mask).sum(1) / count
+        peak = emb.masked_fill(~mask, -1e4).amax(1).clamp(min=-1e3)
+        size = boxes[:, 2:] - boxes[:, :2]
+        geometry = torch.cat([boxes, size], dim=-1)
+        x = self.text(torch.cat([mean, peak], dim=-1)) + self.box(geometry) + self.similarity(features)
+        return x + self.mix(x)
+
+
+def fuse_lines(embeds: Tensor, layout: Layout, line_vectors: Tensor) -> Tensor:
+    """embeds [T, H] with the line tokens' rows replaced by their vectors (out of place, keeps gradients)."""
+    if len(layout.line_slots) == 0:
+        return embeds
+    index = layout.line_slots.to(embeds.device)
+    return embeds.index_copy(0, index, line_vectors.to(embeds.dtype))
+
+
+def backbone_config(hidden_size: int = 128, layers: int = 4, vision_hidden: int = 96, vision_depth: int = 2) -> dict:
+    """A small Qwen3.5 config (transformers' Qwen3_5Config keyword arguments) for the grounder backbone."""
+    heads = max(2, hidden_size // 32)
+    # every 4th layer full attention, as in Qwen3.5; a shorter stack still ends on one
+    layer_types = ["full_attention" if i % 4 == 3 or (layers < 4 and i == layers - 1) else "linear_attention"
+                   for i in range(layers)]
+    text = dict(
+        vocab_size=VOCAB_SIZE, hidden_size=hidden_size, intermediate_size=3 * hidden_size,
+        num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=max(1, heads // 2), head_dim=32,
+        linear_num_key_heads=heads, linear_num_value_heads=heads, linear_key_head_dim=32, linear_value_head_dim=32,
+        linear_conv_kernel_dim=4, layer_types=layer_types, max_position_embeddings=4096, rms_norm_eps=1e-6,
+        initializer_range=0.02, tie_word_embeddings=True,
+        rope_parameters=dict(rope_type="default", rope_theta=10000.0, partial_rotary_factor=0.5,
+                             mrope_section=[4, 2, 2], mrope_interleaved=True),
+    )
+    vision = dict(depth=vision_depth, hidden_size=vision_hidden, intermediate_size=2 * vision_hidden,
+                  num_heads=max(1, vision_hidden // 48), in_channels=3, patch_size=16, temporal_patch_size=2,
+                  spatial_merge_size=2, out_hidden_size=hidden_size, num_position_embeddings=256,
+                  initializer_range=0.02)
+    return dict(text_config=text, vision_config=vision, image_token_id=IMAGE, video_token_id=VIDEO,
+                vision_start_token_id=VISION_START, vision_end_token_id=VISION_END, tie_word_embeddings=True)
+
+
+# ---------------------------------------------------------------- the whole grounder, on the engine
+
+GROUNDER_FILE = "grounder.safetensors"  # line encoder + head + spec, beside the backbone's own files
+
+
+class Grounder:
+    """The trained grounder on the engine: `predict(image, instruction, lines)` -> HeadPrediction."""
+
+    def __init__(self, backbone, line_encoder: LineEncoder, head, spec: GrounderSpec):
+        self.backbone, self.line_encoder, self.head, self.spec = backbone, line_encoder.eval(), head.eval(), spec
+
+    @torch.no_grad()  # not inference_mode: callers may feed the states to a trainable head
+    def hidden_states(self, image: Image.Image, instruction: str, lines: list[TextLine]) -> tuple[Tensor, Layout]:
+        """Final hidden states [T, H] of the example's sequence, and its layout."""
+        layout = build_layout(instruction, lines, self.spec)
+        pixel_values, grid = pixel_input(image, self.spec)
+        model = self.backbone
+        x = model.embed(layout.input_ids[None].to(model.device), pixel_values.to(model.device, model.dtype),
+                        grid.to(model.device))
+        vectors = self.line_encoder(layout.line_bytes, layout.line_boxes, layout.line_features)
+        x = fuse_lines(x[0], layout, vectors)[None]
+        cache = model.new_cache(1, x.shape[1])
+        hidden = model.decode_hidden(x, layout.position_ids[:, None, :].to(model.device), cache)[0]
+        return hidden.float(), layout
+
+    @torch.no_grad()
+    def predict(self, image: Image.Image, instruction: str, lines: list[TextLine], **decode_options):
+        from .grounding_head import Candidates, decode_point
+
+        hidden, layout = self.hidden_states(image, instruction, lines)
+        candidates = Candidates.patches(*self.spec.grid).with_text_lines(layout.line_boxes)
+        slots = torch.cat([layout.image_slots, layout.line_slots])
+        out = self.head(hidden[layout.action_index][None], hidden[slots][None])
+        prediction = decode_point(out.pointer[0].softmax(-1), candidates, out.offset[0], **decode_options)
+        kind = self.head.config.action_kinds[int(out.kind[0].argmax())]
+        return prediction, kind
+
+
+def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> Grounder:
+    """A grounder folder: the backbone (config.json + model.safetensors, a Qwen3.5 checkpoint) and
+    grounder.safetensors (line encoder, head, spec)."""
+    import json
+    from pathlib import Path
+
+    from safetensors import safe_open
+
+    from .grounding_head import GroundingHead, GroundingHeadConfig
+    from .loader import load_model
+
+    folder = Path(folder)
+    path = folder / GROUNDER_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{folder} is not a grounder folder: no {GROUNDER_FILE}")
+    with safe_open(str(path), framework="pt") as f:
+        meta = json.loads((f.metadata() or {}).get("vlagent_grounder", "null") or "null")
+        if not meta:
+            raise ValueError(f"{path} has no 'vlagent_grounder' metadata (not written by the training command)")
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    spec = GrounderSpec.from_dict(meta["spec"])
+    head_cfg = meta["head"]
+    head = GroundingHead(GroundingHeadConfig(hidden_size=head_cfg["hidden_size"], proj_dim=head_cfg["proj_dim"],
+                                             action_kinds=tuple(head_cfg["action_kinds"])))
+    lines = LineEncoder(head_cfg["hidden_size"], byte_dim=meta["byte_dim"])
+    for prefix, module in (("head.", head), ("lines.", lines)):
+        part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        missing, unexpected = module.load_state_dict(part, strict=False)
+        if missing or unexpected:
+            raise ValueError(f"{path}: {prefix.rstrip('.')} tensors do not match (missing {sorted(missing)}, "
+                             f"unexpected {sorted(unexpected)})")
+    backbone = load_model(folder, device=device, dtype=dtype, with_mtp=False)
+    return Grounder(backbone, lines.to(device), head.to(device), spec)

@@ -1,0 +1,154 @@
+"""The small grounder (model/grounder.py + vlagent/grounding/train.py): layout, OCR noise, training that
+learns, checkpoints that resume, and the trained folder running on the engine exactly as it trained."""
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+from PIL import Image, ImageDraw
+
+from vlagent.grounding.dataset import GroundingRecord, OcrLine, read_dataset, write_dataset
+from vlagent.grounding.train import TrainableGrounder, TrainConfig, noisy_lines, save_grounder, train
+from vlagent.model.grounder import (
+    IMAGE,
+    LINE,
+    GrounderSpec,
+    TextLine,
+    build_layout,
+    line_similarity,
+    load_grounder,
+    pixel_input,
+)
+
+SPEC = GrounderSpec(image_size=(128, 192), max_lines=16)
+WORDS = ["Save", "Open", "Delete", "Print", "Search", "Close", "Help", "Share", "Undo", "Send"]
+
+
+def _screens(folder, count: int, seed: int) -> list[GroundingRecord]:
+    """Screens with four labelled buttons each at random places; OCR lines cached exactly."""
+    rng = random.Random(seed)
+    records = []
+    (folder / "img").mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        image = Image.new("RGB", (384, 256), "white")
+        draw = ImageDraw.Draw(image)
+        labels = rng.sample(WORDS, 4)
+        placed, lines = [], []
+        for label in labels:
+            while True:
+                x, y = rng.randrange(10, 300), rng.randrange(10, 220)
+                if all(abs(x - a) > 80 or abs(y - b) > 30 for a, b in placed):
+                    break
+            placed.append((x, y))
+            draw.rectangle([x, y, x + 64, y + 24], outline="black", fill="#dde")
+            draw.text((x + 8, y + 6), label, fill="black")
+            box = (x / 384, y / 256, (x + 64) / 384, (y + 24) / 256)
+            lines.append(OcrLine(label, box))
+        name = f"img/{seed}_{i}.png"
+        image.save(folder / name)
+        for label, line in zip(labels, lines):
+            records.append(GroundingRecord(image=name, instruction=f"the {label} button", box=line.box,
+                                           platform="desktop", element="button", source="test:buttons",
+                                           split="train", ocr=lines))
+    write_dataset(folder / "data.jsonl", records)
+    return read_dataset(folder / "data.jsonl")
+
+
+def test_layout_places_lines_on_the_image_grid():
+    lines = [TextLine("Save", (0.0, 0.0, 0.2, 0.1)), TextLine("Open", (0.8, 0.9, 1.0, 1.0)), TextLine("  ", (0, 0, 1, 1))]
+    lay = build_layout("the Save button", lines, SPEC)
+    rows, cols = SPEC.grid
+    assert (lay.input_ids == IMAGE).sum() == rows * cols and (lay.input_ids == LINE).sum() == 2  # blank line dropped
+    assert lay.action_index == len(lay.input_ids) - 1
+    start = lay.position_ids[0, lay.image_slots[0]]
+    first, last = lay.position_ids[:, lay.line_slots[0]], lay.position_ids[:, lay.line_slots[1]]
+    assert first.tolist() == [start, start, start] and last.tolist() == [start, start + rows - 1, start + cols - 1]
+    assert lay.position_ids[0, -1] > lay.position_ids[:, :-1].max()  # <action> after everything
+    assert line_similarity("click the 'Save' button", "Save")[3] == 1.0 and line_similarity("x", "")[0] == 0.0
+
+
+def test_pixel_input_matches_the_engines_patch_order():
+    from vlagent.model.processor import PixelConfig, patchify
+
+    image = Image.effect_noise((192, 128), 60).convert("RGB")
+    pv, grid = pixel_input(image, SPEC)
+    x = torch.from_numpy(__import__("numpy").asarray(image, dtype="float32")).permute(2, 0, 1) / 127.5 - 1
+    want, g = patchify(x[None].expand(2, -1, -1, -1), PixelConfig(min_pixels=1, max_pixels=10**8))
+    assert tuple(grid[0].tolist()) == g and torch.allclose(pv, want)
+
+
+def test_ocr_noise_keeps_boxes_valid_and_changes_text():
+    rng = random.Random(0)
+    lines = [TextLine(w, (0.1 * i, 0.5, 0.1 * i + 0.08, 0.55)) for i, w in enumerate(["Solo", "Bill", "OK", "Io"])]
+    seen_change = False
+    for _ in range(50):
+        out = noisy_lines(lines, rng)
+        for ln in out:
+            x0, y0, x1, y1 = ln.box
+            assert 0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1
+        seen_change |= [ln.text for ln in out] != [ln.text for ln in lines]
+    assert seen_change
+    assert noisy_lines(lines, rng, strength=0) == lines
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    torch.set_num_threads(1)
+    folder = tmp_path_factory.mktemp("grounder")
+    train_records = _screens(folder / "train", 12, seed=1)
+    cfg = TrainConfig(steps=70, screens_per_step=2, instructions_per_screen=4, lr=4e-3, warmup=10, negatives=0.0,
+                      ocr_noise=0.0, hidden_size=64, layers=2, vision_hidden=48, vision_depth=1, proj_dim=32,
+                      byte_dim=32, spec=SPEC, checkpoint_every=35, eval_every=35, seed=0)
+    logs = []
+    out = train(train_records, train_records[:16], folder / "model", cfg, progress=lambda s, info: logs.append(info))
+    return out, train_records, logs, cfg
+
+
+def test_training_learns_and_writes_a_grounder_folder(trained):
+    out, records, logs, _ = trained
+    assert logs[-1]["step"] == 70 and (out / "checkpoint.pt").exists() and (out / "grounder.safetensors").exists()
+    first = sum(x["loss"] for x in logs[:5]) / 5
+    last = sum(x["loss"] for x in logs[-5:]) / 5
+    assert last < 0.6 * first, (first, last)
+    assert logs[-1]["val_accuracy"] >= 0.6  # by name, on screens it trained on: the lines carry the answer
+
+
+def test_the_engine_runs_the_trained_folder_as_it_trained(trained):
+    out, records, _, _ = trained
+    grounder = load_grounder(out)
+    reference = TrainableGrounder(trained[3])
+    state = torch.load(out / "checkpoint.pt", weights_only=False)["model"]
+    reference.load_state_dict(state)
+    reference.eval()
+    record = records[0]
+    lines = [TextLine(ln.text, ln.box) for ln in record.ocr]
+    with Image.open(record.image_path) as im:
+        image = im.convert("RGB")
+    with torch.no_grad():
+        logits, _ = reference.forward_one(reference.screen_features(image), record.instruction, lines)
+    hidden, layout = grounder.hidden_states(image, record.instruction, lines)
+    slots = torch.cat([layout.image_slots, layout.line_slots])
+    ours = grounder.head(hidden[layout.action_index][None], hidden[slots][None])
+    assert torch.allclose(ours.pointer, logits.pointer, atol=2e-4, rtol=1e-4)
+    pred, kind = grounder.predict(image, record.instruction, lines)
+    assert kind == "click" and 0 <= pred.point[0] <= 1 and 0 <= pred.confidence <= 1
+
+
+def test_resume_continues_from_the_checkpoint(trained, tmp_path):
+    out, records, _, cfg = trained
+    import shutil
+
+    copy = tmp_path / "model"
+    shutil.copytree(out, copy)
+    state = torch.load(copy / "checkpoint.pt", weights_only=False)
+    assert state["step"] == 70
+    cfg.steps = 72
+    logs = []
+    train(records, [], copy, cfg, resume=True, log=lambda m: logs.append(m), progress=lambda s, info: logs.append(s))
+    assert "resumed" in logs[0] and logs[1:] == [71, 72]
+
+
+def test_a_folder_without_grounder_weights_is_refused(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not a grounder folder"):
+        load_grounder(tmp_path)
