@@ -609,6 +609,9 @@ def _register_plugins(sub: Any) -> None:
     from vlagent.mcp_server import register as register_mcp  # imports the mcp SDK only when run
 
     register_mcp(sub)
+    from vlagent.grounding.cli import register as register_grounding  # eval-grounding, grounding-data
+
+    register_grounding(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

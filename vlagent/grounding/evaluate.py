@@ -1,0 +1,153 @@
+"""Score grounders on the same targets: accuracy (the point lies inside the box) and latency.
+
+`evaluate(records, grounders)` asks every grounder about every target, one
+screenshot loaded once for all its targets and grounders, and keeps each
+answer as an `Outcome`. `summarize` turns the outcomes into accuracy overall
+and by platform, element kind and source, and latency per target (median,
+p90). A "not found" answer is a miss: a grounder that abstains does not
+click, and the target was on the screen.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from PIL import Image
+
+from vlagent.grounding.dataset import DatasetError, GroundingRecord
+from vlagent.grounding.grounders.base import Grounder, GroundingResult
+
+BREAKDOWNS = ("platform", "element", "source")
+
+
+@dataclass
+class Outcome:
+    record: GroundingRecord
+    grounder: str
+    result: GroundingResult
+    hit: bool
+    latency_s: float
+
+
+@dataclass
+class Evaluation:
+    records: list[GroundingRecord]
+    grounders: list[str]
+    outcomes: dict[str, list[Outcome]]  # grounder name -> one outcome per record, in record order
+
+
+def _unique_names(grounders: Sequence[Grounder]) -> list[str]:
+    names: list[str] = []
+    for g in grounders:
+        name, n = g.name, 2
+        while name in names:
+            name, n = f"{g.name}#{n}", n + 1
+        names.append(name)
+    return names
+
+
+def evaluate(
+    records: Sequence[GroundingRecord],
+    grounders: Sequence[Grounder],
+    progress: Callable[[int], None] | None = None,
+) -> Evaluation:
+    """Run every grounder on every record. `progress(n)` is called after each answer.
+
+    Raises DatasetError on an empty record list (never a 0 % score).
+    """
+    if not records:
+        raise DatasetError("no targets to evaluate: an empty dataset is an error, not a 0 % score")
+    if not grounders:
+        raise ValueError("no grounder to evaluate")
+    names = _unique_names(grounders)
+    outcomes: dict[str, list[Outcome | None]] = {n: [None] * len(records) for n in names}
+    # Group targets by screenshot so each image is decoded once.
+    by_image: dict[str, list[int]] = {}
+    for i, r in enumerate(records):
+        by_image.setdefault(str(r.image_path), []).append(i)
+    for path, indices in by_image.items():
+        try:
+            with Image.open(path) as im:
+                image = im.convert("RGB")
+        except OSError as exc:
+            raise DatasetError(f"cannot read screenshot: {exc}", path) from None
+        for grounder, name in zip(grounders, names):
+            for i in indices:
+                r = records[i]
+                t0 = time.perf_counter()
+                result = grounder.ground(image, r.instruction, platform=r.platform)
+                dt = time.perf_counter() - t0
+                hit = bool(result.found and r.contains(result.point))
+                outcomes[name][i] = Outcome(r, name, result, hit, dt)
+                if progress:
+                    progress(1)
+    return Evaluation(list(records), names, {n: [o for o in v if o is not None] for n, v in outcomes.items()})
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    pos = q * (len(ordered) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def _acc(outs: Sequence[Outcome]) -> dict[str, Any]:
+    hits = sum(o.hit for o in outs)
+    return {"n": len(outs), "hits": hits, "accuracy": hits / len(outs)}
+
+
+def summarize(evaluation: Evaluation) -> dict[str, Any]:
+    """JSON-ready summary: per grounder, overall and per-breakdown accuracy, latency, not-found count."""
+    out: dict[str, Any] = {"targets": len(evaluation.records), "screens": len({str(r.image_path) for r in evaluation.records}),
+                           "grounders": {}}  # fmt: skip
+    for name in evaluation.grounders:
+        outs = evaluation.outcomes[name]
+        lat = [o.latency_s * 1000 for o in outs]
+        entry: dict[str, Any] = {
+            "overall": _acc(outs),
+            "not_found": sum(not o.result.found for o in outs),
+            "latency_ms": {"median": statistics.median(lat), "p90": _percentile(lat, 0.9), "mean": statistics.fmean(lat)},
+            # Per screen as well: a grounder that caches its work per screenshot (OCR) pays once per screen.
+            "ms_per_screen": sum(lat) / out["screens"],
+        }
+        for key in BREAKDOWNS:
+            groups: dict[str, list[Outcome]] = {}
+            for o in outs:
+                groups.setdefault(getattr(o.record, key), []).append(o)
+            entry[key] = {k: _acc(v) for k, v in sorted(groups.items())}
+        out["grounders"][name] = entry
+    return out
+
+
+def summary_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The one table: header and rows (overall, each platform/element/source, latency)."""
+    names = list(summary["grounders"])
+    first = summary["grounders"][names[0]]
+    header = ["", "targets", *names]
+    rows: list[list[str]] = []
+
+    def acc_row(label: str, pick: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+        n = pick(first)["n"]
+        cells = [f"{100 * pick(summary['grounders'][g])['accuracy']:.1f} %" for g in names]
+        rows.append([label, str(n), *cells])
+
+    acc_row("overall", lambda e: e["overall"])
+    for key in BREAKDOWNS:
+        for value in first[key]:
+            acc_row(f"{key}: {value}", lambda e, k=key, v=value: e[k][v])
+    rows.append(["not found", "", *[str(summary["grounders"][g]["not_found"]) for g in names]])
+    for stat in ("median", "p90"):
+        rows.append([f"latency {stat} (ms/target)", "",
+                     *[f"{summary['grounders'][g]['latency_ms'][stat]:.1f}" for g in names]])  # fmt: skip
+    rows.append(["time per screen (ms, mean)", str(summary["screens"]),
+                 *[f"{summary['grounders'][g]['ms_per_screen']:.1f}" for g in names]])  # fmt: skip
+    return header, rows
+
+
+__all__ = ["BREAKDOWNS", "Evaluation", "Outcome", "evaluate", "summarize", "summary_rows"]
