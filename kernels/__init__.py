@@ -26,6 +26,8 @@ else:
         gated_delta_decode_step,
         gated_rms_norm,
         linear,
+        linear_gelu,
+        matvec_mode,
         rms_norm,
         rotate_half_,
     )
@@ -43,6 +45,8 @@ __all__ = [
     "gated_delta_decode_step",
     "gated_rms_norm",
     "linear",
+    "linear_gelu",
+    "matvec_mode",
     "mrope_cos_sin",
     "resolve_backend",
     "rms_norm",

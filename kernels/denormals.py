@@ -2,10 +2,10 @@
 
 Strongly decaying Gated DeltaNet heads (exp of large negative cumulative gates) fill the chunked
 delta rule's intermediate products and the recurrent state with subnormal fp32 values. Intel cores
-handle those in microcode: one DeltaNet layer's 932-token prefill took 1,090 ms instead of 33 ms on
-the 2-core Xeon (AMX) dev machine. torch.set_flush_denormal only changes the calling thread, so
-denormals.c sets FTZ/DAZ through the OpenMP team PyTorch, MKL and oneDNN share (PyTorch's bundled
-libgomp, which the compiled helper binds to because it is already loaded).
+handle those in microcode, many times slower than normal floats (benchmarks/README.md,
+"Subnormals"). torch.set_flush_denormal only changes the calling thread, so denormals.c sets
+FTZ/DAZ through the OpenMP team PyTorch, MKL and oneDNN share (PyTorch's bundled libgomp, which the
+compiled helper binds to because it is already loaded).
 
 The results change only where a value is below fp32's smallest normal (1.2e-38): far under the
 rounding of any sum it takes part in.

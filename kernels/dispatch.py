@@ -1,38 +1,48 @@
-"""The one dispatch point: every public op checks its inputs here and picks Triton or PyTorch.
+"""The one dispatch point: every public op checks its inputs here and picks its path.
 
-backend="auto" runs Triton for CUDA tensors and the PyTorch path for CPU tensors; "triton" forces
-Triton (CPU tensors need TRITON_INTERPRET=1); "torch" forces the PyTorch path. Triton modules are
+backend="auto" runs Triton for CUDA tensors and the PyTorch path otherwise, taking a native CPU
+kernel first where one covers the inputs; "triton" forces Triton (CPU tensors need
+TRITON_INTERPRET=1); "torch" forces the PyTorch path, never a native kernel. Triton modules are
 imported only when a Triton path is taken.
 
-The PyTorch path of an op is its CPU implementation for CPU tensors where one exists (conv1d/cpu.py,
-gated_delta_rule/cpu.py, gated_delta_rule/decode.py, attention/cpu.py, rotary/cpu.py) and its plain reference otherwise
-(other devices, arguments the CPU version does not take); tests check the two against each other.
+Native CPU kernels (the C kernels in <op>/cpu.py, oneDNN's fused linear + GELU) are chosen one way
+for every op: only under backend="auto" with CPU tensors (`_native_allowed`), through a function
+that returns None when its kernel does not cover the inputs (dtype, layout, CPU features, a
+failed build); the PyTorch path then runs. The PyTorch path of an op is its CPU-laid-out PyTorch
+code (<op>/cpu.py) for CPU tensors where one exists, its plain reference otherwise; tests check
+each against the reference.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
 
-from .attention import cpu as attention_cpu_path
+from . import fused_linear
+from .attention import cpu as attention_cpu
 from .attention.reference import attention_torch
 from .backend import resolve_backend
-from .conv1d.cpu import causal_conv1d_cpu, causal_conv1d_update_cpu
+from .conv1d import cpu as conv1d_cpu
 from .conv1d.reference import ACTIVATIONS, causal_conv1d_torch, causal_conv1d_update_torch
-from .gated_delta_rule.cpu import chunk_gated_delta_rule_cpu
+from .gated_delta_rule import cpu as gated_delta_cpu
 from .gated_delta_rule.naive import naive_recurrent_gated_delta_rule
-from .gated_delta_rule.decode import gated_delta_decode_step_inplace
 from .gated_delta_rule.reference import chunk_gated_delta_rule_torch
 from .gated_delta_rule.utils import check_inputs
-from .linear import cpu as linear_cpu_path
+from .linear import cpu as linear_cpu
 from .moe.reference import fused_moe_torch
-from .norm import cpu as norm_cpu_path
+from .norm import cpu as norm_cpu
 from .norm.reference import gated_rms_norm_torch, rms_norm_torch
-from .rotary import cpu as rotary_cpu_path
+from .rotary import cpu as rotary_cpu
 from .rotary.reference import apply_rotary_torch, rotate_half_fp32
 
 Tensor = torch.Tensor
+
+
+def _native_allowed(backend: str, *tensors: Tensor | None) -> bool:
+    """Whether this call may try a native CPU kernel: backend "auto" and every tensor on the CPU."""
+    return backend == "auto" and all(t is None or t.device.type == "cpu" for t in tensors)
 
 
 # ---------------------------------------------------------------- gated delta rule
@@ -58,8 +68,8 @@ def chunk_gated_delta_rule(
         return chunk_gated_delta_rule_triton(q, k, v, g, beta, scale, initial_state, output_final_state,
                                              use_qk_l2norm_in_kernel, cu_seqlens)
     if q.device.type == "cpu" and cu_seqlens is None:
-        return chunk_gated_delta_rule_cpu(q, k, v, g, beta, scale, initial_state, output_final_state,
-                                          use_qk_l2norm_in_kernel)
+        return gated_delta_cpu.chunk_gated_delta_rule_cpu(q, k, v, g, beta, scale, initial_state,
+                                                          output_final_state, use_qk_l2norm_in_kernel)
     return chunk_gated_delta_rule_torch(q, k, v, g, beta, scale, initial_state, output_final_state,
                                         use_qk_l2norm_in_kernel, cu_seqlens)
 
@@ -93,8 +103,8 @@ def gated_delta_decode_step(
 
     q, k [B,H,K]; v [B,HV,V]; a, b [B,HV]; A_log, dt_bias [HV].
     g = -exp(A_log) * softplus(a + dt_bias) in fp32, beta = sigmoid(b) rounded to b's dtype (as transformers
-    does) then fp32. Returns o [B,HV,V] in v.dtype. The torch path is the in-place CPU version
-    (gated_delta_rule/decode.py); the einsum reference is gated_delta_rule.reference.gated_delta_decode_step_torch.
+    does) then fp32. Returns o [B,HV,V] in v.dtype. The PyTorch path, on every device, is the in-place
+    version in gated_delta_rule/cpu.py; the einsum reference is reference.gated_delta_decode_step_torch.
     """
     if q.dim() != 3 or k.shape != q.shape:
         raise ValueError(f"q and k must be [B,H,K]; got q {tuple(q.shape)}, k {tuple(k.shape)}")
@@ -110,8 +120,12 @@ def gated_delta_decode_step(
     if resolve_backend(backend, q) == "triton":
         from .gated_delta_rule.fused_recurrent import gated_delta_decode_step_triton
         return gated_delta_decode_step_triton(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
-    return gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm,
-                                           native_kernel=backend == "auto")
+    if _native_allowed(backend, q, k, v, a, b, A_log, dt_bias, state):
+        o = gated_delta_cpu.gated_delta_decode_step_native(q, k, v, a, b, A_log, dt_bias, state, scale, use_qk_l2norm)
+        if o is not None:
+            return o
+    return gated_delta_cpu.gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale,
+                                                           use_qk_l2norm)
 
 
 # ---------------------------------------------------------------- causal conv1d
@@ -146,8 +160,12 @@ def causal_conv1d(
     if resolve_backend(backend, x) == "triton":
         from .conv1d.triton import causal_conv1d_triton
         return causal_conv1d_triton(x, weight, bias, activation, initial_state)
+    if _native_allowed(backend, x, weight, bias, initial_state):
+        result = conv1d_cpu.causal_conv1d_native(x, weight, bias, activation, initial_state)
+        if result is not None:
+            return result
     if x.device.type == "cpu":
-        return causal_conv1d_cpu(x, weight, bias, activation, initial_state, native_kernel=backend == "auto")
+        return conv1d_cpu.causal_conv1d_cpu(x, weight, bias, activation, initial_state)
     return causal_conv1d_torch(x, weight, bias, activation, initial_state)
 
 
@@ -166,8 +184,10 @@ def causal_conv1d_update(
     if resolve_backend(backend, x) == "triton":
         from .conv1d.triton import causal_conv1d_update_triton
         return causal_conv1d_update_triton(x, conv_state, weight, bias, activation)
-    if x.device.type == "cpu":
-        return causal_conv1d_update_cpu(x, conv_state, weight, bias, activation, native_kernel=backend == "auto")
+    if _native_allowed(backend, x, conv_state, weight, bias):
+        y = conv1d_cpu.causal_conv1d_update_native(x, conv_state, weight, bias, activation)
+        if y is not None:
+            return y
     return causal_conv1d_update_torch(x, conv_state, weight, bias, activation)
 
 
@@ -181,8 +201,8 @@ def rms_norm(x: Tensor, weight: Tensor, eps: float = 1e-6, zero_centered: bool =
     if resolve_backend(backend, x) == "triton":
         from .norm.triton import rms_norm_triton
         return rms_norm_triton(x, weight, eps, zero_centered)
-    if backend == "auto" and x.device.type == "cpu":
-        y = norm_cpu_path.rms_norm_cpu(x, weight, eps, zero_centered)
+    if _native_allowed(backend, x, weight):
+        y = norm_cpu.rms_norm_cpu(x, weight, eps, zero_centered)
         if y is not None:
             return y
     return rms_norm_torch(x, weight, eps, zero_centered)
@@ -197,8 +217,8 @@ def gated_rms_norm(x: Tensor, z: Tensor, weight: Tensor, eps: float = 1e-6, back
     if resolve_backend(backend, x) == "triton":
         from .norm.triton import gated_rms_norm_triton
         return gated_rms_norm_triton(x, z, weight, eps)
-    if backend == "auto" and x.device.type == "cpu":
-        y = norm_cpu_path.gated_rms_norm_cpu(x, z, weight, eps)
+    if _native_allowed(backend, x, z, weight):
+        y = norm_cpu.gated_rms_norm_cpu(x, z, weight, eps)
         if y is not None:
             return y
     return gated_rms_norm_torch(x, z, weight, eps)
@@ -274,8 +294,8 @@ def rotate_half_(x: Tensor, cos: Tensor, sin: Tensor, backend: str = "auto") -> 
     """In place: rotate-half rotary over the whole head dim of x [n, ..., D], fp32 math, one rounding
     to x's dtype (the vision tower's rotary). cos/sin [n, >= D/2]: their first D/2 columns are read.
 
-    auto: one fused pass (rotary/cpu_rotate.c) for bf16 CPU tensors on AVX512-BF16 CPUs, the PyTorch
-    reference otherwise; torch: always the reference.
+    auto: one fused pass (rotary/cpu_rotate.c) where it covers x (bf16 CPU tensors on AVX512-BF16
+    CPUs), the PyTorch reference otherwise; torch: always the reference.
     """
     if backend not in ("auto", "torch"):
         raise ValueError(f"rotate_half_ backend must be 'auto' or 'torch' (no Triton kernel for it); got {backend!r}")
@@ -284,14 +304,8 @@ def rotate_half_(x: Tensor, cos: Tensor, sin: Tensor, backend: str = "auto") -> 
     if cos.shape != sin.shape or cos.dim() != 2 or cos.shape[0] != x.shape[0] or cos.shape[1] < x.shape[-1] // 2:
         raise ValueError(f"cos/sin must be [n={x.shape[0]}, >= {x.shape[-1] // 2}]; got {tuple(cos.shape)}, "
                          f"{tuple(sin.shape)}")
-    if backend == "auto" and x.dtype == torch.bfloat16 and x.device.type == "cpu":
-        try:
-            rows = x.view(x.shape[0], -1, x.shape[-1])  # groups (heads of q and k) merged when strides allow
-        except RuntimeError:
-            rows = None
-        if rows is not None and rotary_cpu_path.supports(rows, cos, sin):
-            rotary_cpu_path.rotate_half_inplace_cpu(rows, cos, sin)
-            return x
+    if _native_allowed(backend, x, cos, sin) and rotary_cpu.rotate_half_native(x, cos, sin) is not None:
+        return x
     x.copy_(rotate_half_fp32(x, cos, sin))
     return x
 
@@ -302,9 +316,10 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None, out: 
               backend: str = "auto") -> Tensor:
     """Non-causal softmax(scale * q k^T) v over q, k, v [B, H, L, D]; scale defaults to 1/sqrt(D).
 
-    auto: a fused bf16 CPU kernel for bf16 CPU tensors — attention/cpu_amx.c on AMX CPUs (head dim
-    64), attention/cpu_flash.c on other AVX512-BF16 CPUs (VLAGENT_CPU_ATTENTION=1 / 0 forces them
-    on / off, see attention/cpu.py) — PyTorch's SDPA otherwise (on CUDA that is FlashAttention; there is no Triton kernel for this op).
+    auto: a fused bf16 CPU kernel where one covers the operands and is preferred for them —
+    attention/cpu_amx.c on AMX CPUs (head dim 64), attention/cpu_flash.c on other AVX512-BF16 CPUs
+    (VLAGENT_CPU_ATTENTION=1 / 0 forces them on / off, see attention/cpu.py) — PyTorch's SDPA
+    otherwise (on CUDA that is FlashAttention; there is no Triton kernel for this op).
     torch: always SDPA.
     `out` [B, H, L, D] (any strides, head dim contiguous) receives the result when given.
     """
@@ -313,8 +328,10 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None, out: 
     if q.dim() != 4 or k.shape != q.shape or v.shape != q.shape:
         raise ValueError(f"q, k, v must share one shape [B,H,L,D]; got {tuple(q.shape)}, {tuple(k.shape)}, "
                          f"{tuple(v.shape)}")
-    if backend == "auto" and attention_cpu_path.supports(q, k, v) and attention_cpu_path.preferred(q):
-        return attention_cpu_path.attention_cpu(q, k, v, scale, out)
+    if _native_allowed(backend, q, k, v, out):
+        result = attention_cpu.attention_native(q, k, v, scale, out)
+        if result is not None:
+            return result
     result = attention_torch(q, k, v, scale)
     if out is None:
         return result
@@ -327,9 +344,44 @@ def attention(q: Tensor, k: Tensor, v: Tensor, scale: float | None = None, out: 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, backend: str = "auto") -> Tensor:
     """F.linear(x, weight, bias); with backend="auto", a few bf16 rows on an AVX512-BF16 CPU
     (decoding) take linear/cpu_gemv.c, which reads the weights at close to memory bandwidth."""
-    if (backend == "auto" and x.device.type == "cpu" and x.dtype == torch.bfloat16
-            and x.numel() <= linear_cpu_path.MAX_ROWS * x.shape[-1]):
-        y = linear_cpu_path.linear_few_rows(x, weight, bias)
+    if _native_allowed(backend, x, weight, bias):
+        y = linear_cpu.linear_few_rows(x, weight, bias)
         if y is not None:
             return y
     return F.linear(x, weight, bias)
+
+
+@contextmanager
+def matvec_mode(device: torch.device, active: bool = True) -> Iterator[None]:
+    """Within the block, single-row bf16 products on a CPU without linear/cpu_gemv.c run through
+    PyTorch's own matrix-vector kernel instead of oneDNN's, which reads the weights at a lower
+    bandwidth for one row (benchmarks/README.md); oneDNN stays faster from 2 rows up, so callers
+    wrap one-token decode steps only. No-op where cpu_gemv.c is in use, off the CPU, or when
+    `active` is False.
+
+    The switch (torch.backends.mkldnn.enabled) is process-wide: other threads computing on the
+    CPU meanwhile also run without oneDNN. It is restored on exit, exceptions included."""
+    if (not active or device.type != "cpu" or not torch.backends.mkldnn.enabled
+            or linear_cpu.KERNEL.lib is not None):
+        yield
+        return
+    torch.backends.mkldnn.enabled = False
+    try:
+        yield
+    finally:
+        torch.backends.mkldnn.enabled = True
+
+
+def linear_gelu(x: Tensor, weight: Tensor, bias: Tensor | None = None, approximate: str = "none",
+                backend: str = "auto") -> Tensor:
+    """gelu(x @ weight.T + bias) with GELU `approximate` "none" (erf) or "tanh"; with backend="auto",
+    bf16 CPU tensors take one oneDNN call (fused_linear.py) where this torch build has it."""
+    if approximate not in fused_linear.APPROXIMATIONS:
+        raise ValueError(f"approximate must be 'none' or 'tanh'; got {approximate!r}")
+    if backend not in ("auto", "torch"):
+        raise ValueError(f"linear_gelu backend must be 'auto' or 'torch' (no Triton kernel for it); got {backend!r}")
+    if _native_allowed(backend, x, weight, bias):
+        y = fused_linear.linear_gelu_fused(x, weight, bias, approximate)
+        if y is not None:
+            return y
+    return F.gelu(F.linear(x, weight, bias), approximate=approximate)

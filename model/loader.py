@@ -281,10 +281,19 @@ def load_model(
     with_mtp: None = load the MTP head when the checkpoint has `mtp.*` tensors; False = skip them.
     with_vision: False skips the vision tower (text-only use; `model.visual.*` tensors ignored).
     Raises ConfigError for an unsupported config and CheckpointError for tensor mismatches.
-    On CPU this also tunes glibc's allocator for large activations (cpu_ops.keep_freed_memory_in_heap).
+
+    Process-wide settings (they outlive this call and affect the whole process, other threads
+    included):
+    - on CPU, glibc's malloc thresholds are raised so that large activations come from the heap
+      and freed ones stay there (cpu_tuning.keep_freed_memory_in_heap): faster prefill, but the
+      process keeps its peak heap instead of returning it to the system. There is no scope to undo
+      it in, since the blocks allocated meanwhile stay; set VLAGENT_MALLOC_TUNING=0 to skip it.
+    - while the model decodes one token on a CPU without the few-row C kernel, oneDNN is switched
+      off for the whole process (kernels.matvec_mode, restored after each step); a thread computing
+      on the CPU meanwhile runs without it too.
     """
     if torch.device(device).type == "cpu":
-        from .cpu_ops import keep_freed_memory_in_heap
+        from .cpu_tuning import keep_freed_memory_in_heap
 
         keep_freed_memory_in_heap()
     folder = Path(path)

@@ -27,7 +27,6 @@ from torch import Tensor, nn
 
 from vlagent import kernels as K
 
-from . import cpu_ops
 from .config import ModelConfig, TextConfig
 
 
@@ -87,9 +86,6 @@ class Cache:
             self.conv[i].copy_(conv_states[n - 1])
             self.rec[i].copy_(rec_states[n - 1])
         self.pending.clear()
-
-
-# ------------------------------------------------------------------------------------ rotary
 
 
 # ------------------------------------------------------------------------------------ layers
@@ -386,7 +382,7 @@ class Qwen35ForConditionalGeneration(nn.Module):
         return self.embed_tokens if self.lm_head is None else self.lm_head
 
     def logits(self, hidden: Tensor) -> Tensor:
-        with cpu_ops.matvec_mode(hidden.device, hidden.numel() == hidden.shape[-1]):
+        with K.matvec_mode(hidden.device, hidden.numel() == hidden.shape[-1]):
             return K.linear(hidden, self.head_weight, backend=self.backend)
 
     def new_cache(self, batch: int, max_len: int) -> Cache:
@@ -489,7 +485,7 @@ class Qwen35ForConditionalGeneration(nn.Module):
         attn_mask = self.attention_mask(cache, T)
         tm = None if token_mask is None or bool(valid.all()) else valid
         # FTZ/DAZ: strongly decaying DeltaNet heads make subnormals, ~30x slower on Intel (kernels/denormals.py)
-        with cpu_ops.matvec_mode(x.device, B * T == 1), K.flush_denormals(x.device):
+        with K.matvec_mode(x.device, B * T == 1), K.flush_denormals(x.device):
             for layer in self.layers:
                 x = layer(x, cos, sin, cache, attn_mask, tm)
         cache.length += T

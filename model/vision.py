@@ -23,7 +23,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from vlagent import kernels as K
-from vlagent.kernels.fused_linear import linear_gelu
 
 from .config import VisionConfig
 
@@ -116,7 +115,7 @@ class VisionMLP(nn.Module):
         self.linear_fc2 = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=True)
 
     def forward(self, x: Tensor) -> Tensor:
-        hidden = linear_gelu(x, self.linear_fc1.weight, self.linear_fc1.bias, self.approximate)
+        hidden = K.linear_gelu(x, self.linear_fc1.weight, self.linear_fc1.bias, self.approximate)
         return self.linear_fc2(hidden)
 
 
@@ -145,7 +144,7 @@ class PatchMerger(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.norm(x).view(-1, self.merged_size)
-        return self.linear_fc2(linear_gelu(x, self.linear_fc1.weight, self.linear_fc1.bias))
+        return self.linear_fc2(K.linear_gelu(x, self.linear_fc1.weight, self.linear_fc1.bias))
 
 
 class VisionTower(nn.Module):

@@ -209,10 +209,10 @@ def test_preference_follows_env_and_amx(monkeypatch):
     monkeypatch.setenv("VLAGENT_CPU_ATTENTION", "1")
     assert attn_cpu.preferred(other)
     monkeypatch.delenv("VLAGENT_CPU_ATTENTION")
-    monkeypatch.setitem(attn_cpu._state, "amx", True)  # AMX CPU: only where the AMX kernel fits
+    monkeypatch.setattr(attn_cpu, "cpu_has_amx", lambda: True)  # AMX CPU: only where the AMX kernel fits
     monkeypatch.setattr(attn_cpu, "amx_attention_available", lambda: True)
     assert attn_cpu.preferred(vision) and not attn_cpu.preferred(other) and not attn_cpu.preferred()
     monkeypatch.setattr(attn_cpu, "amx_attention_available", lambda: False)
     assert not attn_cpu.preferred(vision)
-    monkeypatch.setitem(attn_cpu._state, "amx", False)  # AVX512-BF16 without AMX: cpu_flash.c
+    monkeypatch.setattr(attn_cpu, "cpu_has_amx", lambda: False)  # AVX512-BF16 without AMX: cpu_flash.c
     assert attn_cpu.preferred(vision) and attn_cpu.preferred(other)

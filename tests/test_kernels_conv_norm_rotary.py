@@ -6,6 +6,8 @@ import torch
 
 from kernel_testing import assert_close, needs_interpreter
 from vlagent import kernels
+from vlagent.kernels import dispatch
+from vlagent.kernels.conv1d import cpu as conv_cpu
 from vlagent.kernels.conv1d.cpu import causal_conv1d_cpu
 from vlagent.kernels.conv1d.reference import causal_conv1d_torch, causal_conv1d_update_torch
 
@@ -56,9 +58,10 @@ def test_cpu_causal_conv1d_matches_reference(dtype, T, with_state, with_bias, ac
         assert y.dtype == dtype and s.dtype == dtype and s.is_contiguous()
         assert_close(y, y_ref, dtype)
         assert torch.equal(s, s_ref)
+    native = conv_cpu.causal_conv1d_native(x, w, bias, activation, h0)
     for backend in ("auto", "torch"):  # the public op takes the CPU path for CPU tensors (C kernels: auto only)
         y_api, s_api = kernels.causal_conv1d(x, w, bias, activation, initial_state=h0, backend=backend)
-        y_cpu = causal_conv1d_cpu(x, w, bias, activation, h0, native_kernel=backend == "auto")[0]
+        y_cpu = native[0] if backend == "auto" and native is not None else causal_conv1d_cpu(x, w, bias, activation, h0)[0]
         assert torch.equal(y_api, y_cpu) and torch.equal(s_api, s_ref)
 
 
@@ -76,12 +79,12 @@ def test_native_bf16_conv_on_strided_input_matches_reference(T, monkeypatch):
     calls = []
     real = conv_cpu._native_conv
     monkeypatch.setattr(conv_cpu, "_native_conv", lambda *a: calls.append(real(*a)) or calls[-1])
-    y, s = causal_conv1d_cpu(x, w, bias, "silu", h0)
+    y, s = kernels.causal_conv1d(x, w, bias, "silu", initial_state=h0)
     y_ref, s_ref = causal_conv1d_torch(x.contiguous(), w, bias, "silu", h0)
     assert calls, "bf16 CPU inputs should try the native kernel"
     assert torch.equal(s, s_ref)
     assert_close(y, y_ref, torch.bfloat16)
-    if conv_cpu.native_conv_available():
+    if conv_cpu.KERNEL.lib is not None:
         assert calls[-1] is not None, "the C kernel declined these inputs"
         # fp32 accumulation, one rounding: at most one bf16 ulp from the reference
         assert ((y.float() - y_ref.float()).abs() <= y_ref.float().abs() * 2**-7 + 1e-6).all()
@@ -99,7 +102,7 @@ def test_native_bf16_conv_update_matches_reference(with_bias, activation, monkey
     state = _randn(B, D, W - 1, dtype=torch.bfloat16, seed=3)
     state_ref = state.clone()
     calls = []
-    monkeypatch.setattr(conv_cpu, "causal_conv1d_update_torch",
+    monkeypatch.setattr(dispatch, "causal_conv1d_update_torch",
                         lambda *a: calls.append(1) or causal_conv1d_update_torch(*a))
     for t in range(5):
         x = _randn(B, D + 9, dtype=torch.bfloat16, seed=10 + t)[:, 4 : 4 + D]
@@ -107,7 +110,7 @@ def test_native_bf16_conv_update_matches_reference(with_bias, activation, monkey
         y_ref = causal_conv1d_update_torch(x, state_ref, w, bias, activation)
         assert torch.equal(state, state_ref)
         assert ((y.float() - y_ref.float()).abs() <= y_ref.float().abs() * 2**-7 + 1e-6).all()
-    if conv_cpu.native_conv_available():
+    if conv_cpu.KERNEL.lib is not None:
         assert not calls, "bf16 decode steps should not fall back to the reference"
 
 
@@ -116,7 +119,7 @@ def test_native_bf16_decode_steps_give_the_prompt_pass_bits():
     one at a time: in bf16 the two C kernels must round identically."""
     from vlagent.kernels.conv1d import cpu as conv_cpu
 
-    if not conv_cpu.native_conv_available():
+    if not conv_cpu.KERNEL.lib is not None:
         pytest.skip("no C conv kernel on this CPU")
     B, T, D, W = 2, 9, 6150, 4  # ~110k outputs: any difference in rounding order shows up
     x = _randn(B, T, D, dtype=torch.bfloat16, seed=21) * 3
@@ -343,6 +346,6 @@ def test_native_bf16_norms_match_the_reference(D):
     proj = _randn(2, 3, 2 * D + 5, dtype=torch.bfloat16, seed=2)
     z = proj[..., D + 3 : 2 * D + 3]  # strided rows
     within_one_step(kernels.gated_rms_norm(x, z, w, 1e-6), gated_rms_norm_torch(x, z, w, 1e-6))
-    if norm_cpu.native_norm_available():
+    if norm_cpu.KERNEL.lib is not None:
         assert norm_cpu.rms_norm_cpu(x, w, 1e-6, True) is not None
         assert norm_cpu.gated_rms_norm_cpu(x, z, w, 1e-6) is not None

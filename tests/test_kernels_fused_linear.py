@@ -1,12 +1,11 @@
-"""linear_gelu: the fused oneDNN call against the two PyTorch ops it replaces."""
+"""kernels.linear_gelu: the fused oneDNN call (fused_linear.py) against the two PyTorch ops it replaces."""
 from __future__ import annotations
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from vlagent.kernels import fused_linear
-from vlagent.kernels.fused_linear import linear_gelu
+from vlagent.kernels import fused_linear, linear_gelu
 
 
 def _operands(seed: int, lead=(37,), k=96, n=160):
@@ -37,11 +36,11 @@ def test_fp32_and_unfused_paths_are_the_pytorch_ops():
     x, w, b = _operands(3)
     assert torch.equal(linear_gelu(x, w, b, "tanh"), F.gelu(F.linear(x, w, b), approximate="tanh"))
     xb, wb = x.bfloat16(), w.bfloat16()
-    assert torch.equal(linear_gelu(xb, wb, None, fused=False), F.gelu(F.linear(xb, wb)))
+    assert torch.equal(linear_gelu(xb, wb, None, backend="torch"), F.gelu(F.linear(xb, wb)))
 
 
 def test_fused_is_used_for_bf16_cpu_when_available(monkeypatch):
-    if not fused_linear._fused_available():
+    if not fused_linear.fused_available():
         pytest.skip("this torch build has no oneDNN linear with post-ops")
     calls = []
     real = torch.ops.mkldnn._linear_pointwise

@@ -7,9 +7,14 @@ import torch.nn.functional as F
 
 from kernel_testing import assert_close, gdn_inputs, needs_interpreter
 from vlagent import kernels
-from vlagent.kernels.gated_delta_rule.cpu import chunk_gated_delta_rule_cpu, unit_lower_inverse
+from vlagent.kernels.gated_delta_rule import cpu as gdn_cpu
+from vlagent.kernels.gated_delta_rule.cpu import (
+    chunk_gated_delta_rule_cpu,
+    gated_delta_decode_step_inplace,
+    gated_delta_decode_step_native,
+    unit_lower_inverse,
+)
 from vlagent.kernels.gated_delta_rule.naive import naive_recurrent_gated_delta_rule
-from vlagent.kernels.gated_delta_rule.decode import gated_delta_decode_step_inplace
 from vlagent.kernels.gated_delta_rule.reference import chunk_gated_delta_rule_torch, gated_delta_decode_step_torch
 
 import transformers.models.qwen3_5.modeling_qwen3_5 as hf  # noqa: E402
@@ -186,30 +191,33 @@ def test_inplace_decode_step_matches_einsum_reference(dtype, H, HV, K, V, l2norm
     """The dispatched CPU path (in place) == the einsum reference, over several steps, state in place."""
     B = 3
     state = torch.randn(B, HV, K, V, generator=torch.Generator().manual_seed(9)) * 0.1
-    s_ref, s_fast, s_api = state.clone(), state.clone(), state.clone()
+    s_ref, s_fast, s_api, s_torch = state.clone(), state.clone(), state.clone(), state.clone()
     for step in range(3):
         args = _decode_inputs(B, H, HV, K, V, dtype, seed=step)
         if not l2norm:  # keep the un-normalised recurrence bounded
             args = (F.normalize(args[0].float(), dim=-1).to(dtype), F.normalize(args[1].float(), dim=-1).to(dtype),
                     *args[2:])
         o_ref = gated_delta_decode_step_torch(*args, s_ref, scale, l2norm)
-        o_fast = gated_delta_decode_step_inplace(*args, s_fast, scale, l2norm)
-        o_api = kernels.gated_delta_decode_step(*args, s_api, scale, l2norm)  # auto on CPU: the in-place path
-        assert o_fast.dtype == dtype
-        torch.testing.assert_close(o_fast.float(), o_ref.float(), atol=1e-5, rtol=1e-5)
-        torch.testing.assert_close(s_fast, s_ref, atol=1e-5, rtol=1e-5)
+        # what auto runs on CPU: the C kernel where it covers the inputs, else the in-place PyTorch step
+        o_fast = gated_delta_decode_step_native(*args, s_fast, scale, l2norm)
+        if o_fast is None:
+            o_fast = gated_delta_decode_step_inplace(*args, s_fast, scale, l2norm)
+        o_api = kernels.gated_delta_decode_step(*args, s_api, scale, l2norm)
+        o_torch = kernels.gated_delta_decode_step(*args, s_torch, scale, l2norm, backend="torch")
+        for o, s in ((o_fast, s_fast), (o_torch, s_torch)):
+            assert o.dtype == dtype
+            torch.testing.assert_close(o.float(), o_ref.float(), atol=1e-5, rtol=1e-5)
+            torch.testing.assert_close(s, s_ref, atol=1e-5, rtol=1e-5)
         assert torch.equal(o_api, o_fast) and torch.equal(s_api, s_fast)
 
 
 def test_native_bf16_decode_step_on_the_model_layout(monkeypatch):
     """bf16 on AVX512 CPUs takes cpu_decode.c: q/k/v/a/b as slices of one projection row (the layer's
     layout), grouped value heads, strong and weak decays, several steps with the state in place."""
-    from vlagent.kernels.gated_delta_rule import decode
-
     B, H, HV, K, V = 3, 2, 4, 32, 48
     taken = []
-    real = decode._native_step
-    monkeypatch.setattr(decode, "_native_step", lambda *a: taken.append(real(*a)) or taken[-1])
+    real = gdn_cpu.gated_delta_decode_step_native
+    monkeypatch.setattr(gdn_cpu, "gated_delta_decode_step_native", lambda *a: taken.append(real(*a)) or taken[-1])
     gen = torch.Generator().manual_seed(11)
     state = torch.randn(B, HV, K, V, generator=gen) * 0.1
     s_ref = state.clone()
@@ -227,7 +235,7 @@ def test_native_bf16_decode_step_on_the_model_layout(monkeypatch):
         torch.testing.assert_close(state, s_ref, atol=1e-5, rtol=1e-5)
         # fp32 sums in another order: at most one bf16 rounding step apart
         assert ((o.float() - o_ref.float()).abs() <= o_ref.float().abs() * 2**-7 + 1e-6).all()
-    if decode.native_decode_available():
+    if gdn_cpu.KERNEL.lib is not None:
         assert len(taken) == 3 and all(o is not None for o in taken), "the C kernel declined these inputs"
 
 

@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from vlagent import kernels as K
 from vlagent.kernels.linear import cpu as linear_cpu
 
-needs_kernel = pytest.mark.skipif(not linear_cpu.gemv_available(),
-                                  reason=f"no few-row kernel: {linear_cpu.gemv_unavailable_reason()}")
+needs_kernel = pytest.mark.skipif(linear_cpu.KERNEL.lib is None,
+                                  reason=f"no few-row kernel: {linear_cpu.KERNEL.reason}")
 
 
 def _randn(*shape, seed, scale=1.0):

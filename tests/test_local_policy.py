@@ -137,11 +137,11 @@ def test_missing_checkpoint_is_a_clear_error(tmp_path):
 
 
 def test_default_dtype_follows_the_hardware(policy, monkeypatch):
-    from vlagent.model import cpu_ops
+    from vlagent.model import cpu_tuning
 
-    assert policy.model.dtype == cpu_ops.preferred_dtype("cpu")  # dtype=None
-    monkeypatch.setattr(cpu_ops, "cpu_has_native_bf16", lambda: True)
-    assert cpu_ops.preferred_dtype("cpu") == torch.bfloat16
-    monkeypatch.setattr(cpu_ops, "cpu_has_native_bf16", lambda: False)
-    assert cpu_ops.preferred_dtype("cpu") == torch.float32
-    assert cpu_ops.preferred_dtype("cuda") == torch.bfloat16
+    assert policy.model.dtype == cpu_tuning.preferred_dtype("cpu")  # dtype=None
+    monkeypatch.setattr(cpu_tuning, "cpu_has_native_bf16", lambda: True)
+    assert cpu_tuning.preferred_dtype("cpu") == torch.bfloat16
+    monkeypatch.setattr(cpu_tuning, "cpu_has_native_bf16", lambda: False)
+    assert cpu_tuning.preferred_dtype("cpu") == torch.float32
+    assert cpu_tuning.preferred_dtype("cuda") == torch.bfloat16

@@ -132,12 +132,12 @@ def _check_cpu_kernels() -> Check:
     from vlagent.kernels import denormals, native
     from vlagent.kernels.attention import cpu as attention
     from vlagent.kernels.conv1d import cpu as conv1d
-    from vlagent.kernels.gated_delta_rule import decode
+    from vlagent.kernels.gated_delta_rule import cpu as gated_delta
     from vlagent.kernels.linear import cpu as linear
     from vlagent.kernels.norm import cpu as norm
     from vlagent.kernels.rotary import cpu as rotary
 
-    for kernel in (attention.KERNEL, attention.AMX_KERNEL, conv1d.KERNEL, decode.KERNEL, linear.KERNEL,
+    for kernel in (attention.KERNEL, attention.AMX_KERNEL, conv1d.KERNEL, gated_delta.KERNEL, linear.KERNEL,
                    norm.KERNEL, rotary.KERNEL, denormals.KERNEL):
         kernel.lib  # builds (or finds in the cache) and loads the kernel
     outcomes = native.kernel_outcomes()

@@ -1,17 +1,19 @@
 """Fused bf16 attention on CPU, called through ctypes: two C kernels with one signature.
 
-- cpu_flash.c: flash form on AVX512-BF16 register tiles, any even head dim <= 256; 2.4x PyTorch's
-  SDPA on the 2-core AMD EPYC, 3x slower than SDPA on the AMX Xeon;
+- cpu_flash.c: flash form on AVX512-BF16 register tiles, any even head dim <= 256;
 - cpu_amx.c: AMX tiles for both products, exact softmax per 16-query block, head dim 64 (the
-  vision tower's); 1.2-1.4x SDPA on the AMX Xeon.
+  vision tower's).
 
-Both are built on first use (see kernels/native.py). `cpu_attention_available()` says whether this
-process can use cpu_flash.c (x86 with AVX512F + AVX512-BF16, a C compiler with OpenMP, a successful
-build), `amx_attention_available()` the same for cpu_amx.c; the *_reason() functions say why not.
+Which one `attention_native` takes, and when it leaves the work to PyTorch's SDPA, follows the
+measurements in benchmarks/README.md: on AMX CPUs PyTorch's own attention already runs on AMX
+through oneDNN and beats cpu_flash.c, so there only cpu_amx.c is used; elsewhere cpu_flash.c is.
+Both are built on first use (see kernels/native.py); KERNEL / AMX_KERNEL say whether this process
+can use them and, if not, why.
 """
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 from pathlib import Path
 
@@ -33,7 +35,6 @@ KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F + AVX512-BF16",
 AMX_KERNEL = native.NativeKernel(AMX_SOURCE, AMX_FLAGS,
                                  needs="AMX-TILE + AMX-BF16 + AVX512-BF16 (and Linux's permission for AMX tile data)",
                                  signatures={"vl_attention_amx_bf16": _ATTENTION_ARGS})
-_state: dict[str, object] = {}  # "amx": whether this CPU has AMX (read once)
 
 
 def amx_attention_available() -> bool:
@@ -56,9 +57,10 @@ def cpu_attention_unavailable_reason() -> str | None:
     return KERNEL.reason
 
 
+@functools.cache
 def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX bf16 tiles (Linux /proc/cpuinfo). There PyTorch's own CPU attention
-    runs on AMX through oneDNN, which this AVX512 kernel was never measured against."""
+    """Whether this CPU has AMX bf16 tiles (Linux /proc/cpuinfo; read once). There PyTorch's own CPU
+    attention runs on AMX through oneDNN."""
     try:
         with open("/proc/cpuinfo") as fh:
             for line in fh:
@@ -70,16 +72,13 @@ def cpu_has_amx() -> bool:
 
 
 def preferred(q: torch.Tensor | None = None) -> bool:
-    """Whether dispatch should pick a fused kernel for bf16 CPU attention over `q`'s shape:
+    """Whether a fused kernel should take bf16 CPU attention over `q`'s shape:
     VLAGENT_CPU_ATTENTION=1 / 0 forces it on / off. By default: on AMX CPUs only where cpu_amx.c
-    fits (head dim 64; 1.2-1.4x SDPA there, while cpu_flash.c is 3x slower than SDPA), elsewhere
-    cpu_flash.c (2.4x SDPA on the AMD EPYC; benchmarks/README.md)."""
+    fits (head dim 64; there cpu_flash.c is slower than SDPA), elsewhere cpu_flash.c."""
     forced = os.environ.get("VLAGENT_CPU_ATTENTION")
     if forced is not None and forced.strip() != "":
         return forced.strip() not in ("0", "false", "no", "off")
-    if "amx" not in _state:
-        _state["amx"] = cpu_has_amx()
-    if _state["amx"]:
+    if cpu_has_amx():
         return q is not None and _amx_fits(q)
     return True
 
@@ -95,6 +94,14 @@ def supports(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> bool:
         and not any(t.requires_grad for t in (q, k, v))
         and cpu_attention_available()
     )
+
+
+def attention_native(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None,
+                     out: torch.Tensor | None = None) -> torch.Tensor | None:
+    """attention_cpu where a fused kernel covers these operands and is preferred for them; None otherwise."""
+    if not (supports(q, k, v) and preferred(q)):
+        return None
+    return attention_cpu(q, k, v, scale, out)
 
 
 def attention_cpu(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float | None = None,

@@ -1,21 +1,33 @@
-"""The CPU path of chunk_gated_delta_rule: the arithmetic of reference.chunk_gated_delta_rule_torch
-(chunks of 64, WY/UT form, fp32), laid out for a CPU.
+"""The CPU path of the gated delta rule: the arithmetic of reference.py, laid out for a CPU.
 
+Whole sequences (`chunk_gated_delta_rule_cpu`, chunks of 64, WY/UT form, fp32):
 - every intra-chunk quantity is computed for all chunks at once, in chunk-major layout (contiguous
   per-chunk operands);
-- the unit lower triangular system is inverted by block doubling (small matmuls;
-  torch.linalg.solve_triangular ran at ~5 GFLOP/s here) and applied to both right-hand sides in
-  one matmul;
+- the unit lower triangular system is inverted by block doubling (small matmuls, where
+  torch.linalg.solve_triangular is slow on CPU) and applied to both right-hand sides in one matmul;
 - only the state recurrence stays in the Python loop (two small matmuls per chunk, states written
   in place); the outputs read the stacked per-chunk states in one matmul;
 - decay exponents are clamped at -80 (e^-80 ~ 2e-35 stands in for smaller decays), which keeps the
-  exps and products out of fp32's subnormal range (several times slower on x86) and off -inf.
-
+  exps and products out of fp32's subnormal range (much slower on x86) and off -inf.
 Variable-length batches (cu_seqlens) are not handled here; the dispatcher sends them to the reference.
+
+One decode token (`gated_delta_decode_step_inplace`): the reference builds the decayed state, an
+outer-product update and the new state as separate [B,HV,K,V] temporaries (einsum); here the state
+is decayed and updated in place (mul_, baddbmm_), so the only state-sized traffic is the state
+itself. `gated_delta_decode_step_native` runs the same arithmetic for bf16 inputs on AVX512 CPUs in
+cpu_decode.c (two passes over the state, gates included, one call per layer), or returns None
+where that kernel does not cover the inputs.
 """
 from __future__ import annotations
 
+import ctypes
+from pathlib import Path
+
 import torch
+import torch.nn.functional as F
+
+from .. import native
+from .utils import l2norm
 
 CHUNK = 64
 
@@ -102,7 +114,8 @@ def chunk_gated_delta_rule_cpu(q, k, v, g, beta, scale=None, initial_state=None,
 def unit_lower_inverse(m: torch.Tensor) -> torch.Tensor:
     """(I + strict_lower(m))^-1 for a batch of C x C matrices (C a power of two), by doubling the
     size of the inverted diagonal blocks: [[A, 0], [B, D]]^-1 = [[A', 0], [-D' B A', D']].
-    log2(C) levels of small matmuls; torch.linalg.solve_triangular on the same batch ran at ~5 GFLOP/s."""
+    log2(C) levels of small matmuls, which keep the CPU's matrix units busy where a triangular
+    solve runs row by row."""
     C = m.shape[-1]
     if C & (C - 1):
         raise ValueError(f"chunk size must be a power of two; got {C}")
@@ -120,3 +133,64 @@ def unit_lower_inverse(m: torch.Tensor) -> torch.Tensor:
         xb[:, :, s:, :s] = -torch.matmul(torch.matmul(xb[:, :, s:, s:], mb[:, :, s:, :s]), xb[:, :, :s, :s])
         s = b
     return x.view(shape)
+
+
+# ---------------------------------------------------------------- one decode token
+
+SOURCE = Path(__file__).with_name("cpu_decode.c")
+FLAGS = ("-mavx512f", "-mavx512bw", "-fopenmp")
+MAX_DIM = 512
+i64, ptr = ctypes.c_int64, ctypes.c_void_p
+KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F/BW", signatures={
+    "vl_gated_delta_decode_bf16": ([ptr] * 9 + [i64] * 10 + [ctypes.c_float, ctypes.c_int, ctypes.c_int], ctypes.c_int),
+})
+
+
+def gated_delta_decode_step_native(q, k, v, a, b, A_log, dt_bias, state, scale=None, use_qk_l2norm=True):
+    """cpu_decode.c for bf16 CPU inputs in the layouts it reads (arguments as
+    gated_delta_decode_step_inplace); None when it does not cover them."""
+    B, H, K = q.shape
+    HV, V = v.shape[1:]
+    scale = K**-0.5 if scale is None else scale
+    tensors = (q, k, v, a, b, A_log, dt_bias)
+    if (any(t.dtype != torch.bfloat16 or t.device.type != "cpu" or t.stride(-1) != 1 for t in tensors)
+            or state.device.type != "cpu" or state.dtype != torch.float32
+            or q.stride(1) != K or k.stride(1) != K or v.stride(1) != V or not A_log.is_contiguous()
+            or not dt_bias.is_contiguous() or not state.is_contiguous() or K > MAX_DIM or V > MAX_DIM or V % 16
+            or state.requires_grad or KERNEL.lib is None):
+        return None
+    o = torch.empty(B, HV, V, dtype=torch.bfloat16)
+    rc = KERNEL.lib.vl_gated_delta_decode_bf16(
+        q.data_ptr(), k.data_ptr(), v.data_ptr(), a.data_ptr(), b.data_ptr(), A_log.data_ptr(), dt_bias.data_ptr(),
+        state.data_ptr(), o.data_ptr(), B, H, HV, K, V, q.stride(0), k.stride(0), v.stride(0), a.stride(0),
+        b.stride(0), float(scale), int(use_qk_l2norm), torch.get_num_threads())
+    return o if rc == 0 else None
+
+
+def gated_delta_decode_step_inplace(q, k, v, a, b, A_log, dt_bias, state, scale=None, use_qk_l2norm=True):
+    """q, k [B,H,K]; v [B,HV,V]; a, b [B,HV]; A_log, dt_bias [HV]; state [B,HV,K,V] fp32 updated in place.
+
+    g = -exp(A_log) * softplus(a + dt_bias) in fp32; beta = sigmoid(b) rounded to b's dtype (as
+    transformers computes it), then fp32. Returns o [B,HV,V] in v.dtype.
+    """
+    B, H, K = q.shape
+    HV, V = v.shape[1:]
+    scale = K**-0.5 if scale is None else scale
+    qf, kf = q.float(), k.float()
+    if use_qk_l2norm:
+        qf, kf = l2norm(qf), l2norm(kf)
+    if HV != H:
+        qf, kf = qf.repeat_interleave(HV // H, dim=1), kf.repeat_interleave(HV // H, dim=1)
+    qf = (qf * scale).reshape(B * HV, 1, K)
+    kf = kf.reshape(B * HV, 1, K)
+    g = -A_log.float().exp() * F.softplus(a.float() + dt_bias.float())  # [B, HV]
+    beta = b.sigmoid().float()
+    s = state if state.is_contiguous() else state.contiguous()
+    s3 = s.view(B * HV, K, V)
+    s3.mul_(g.exp().view(B * HV, 1, 1))
+    delta = (v.float().reshape(B * HV, 1, V) - torch.bmm(kf, s3)).mul_(beta.view(B * HV, 1, 1))
+    s3.baddbmm_(kf.transpose(1, 2), delta)  # S += k^T delta
+    o = torch.bmm(qf, s3)
+    if s is not state:
+        state.copy_(s)
+    return o.view(B, HV, V).to(v.dtype)

@@ -23,15 +23,6 @@ KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F/BW + AVX512-BF16", si
 })
 
 
-def gemv_available() -> bool:
-    """Whether few-row bf16 products take the C kernel on this machine."""
-    return KERNEL.lib is not None
-
-
-def gemv_unavailable_reason() -> str | None:
-    return KERNEL.reason
-
-
 def linear_few_rows(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor | None:
     """x [..., K] bf16 with at most MAX_ROWS rows, weight [N, K] bf16 contiguous, bias [N] bf16 or None
     -> x @ weight.T + bias in bf16 (fp32 accumulation, one rounding); None when not covered."""

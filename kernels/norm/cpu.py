@@ -22,10 +22,6 @@ KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="AVX512F/BW", signatures={
 })
 
 
-def native_norm_available() -> bool:
-    return KERNEL.lib is not None
-
-
 def _rows(t: torch.Tensor) -> torch.Tensor:
     """t as [rows, D] with unit stride along D (a view where possible, else a copy)."""
     t2 = t.reshape(-1, t.shape[-1])

@@ -37,6 +37,21 @@ def supports(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> bool:
     )
 
 
+def rotate_half_native(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor | None:
+    """x bf16 [n, ..., D] rotated in place through cpu_rotate.c and returned; None (x untouched) when
+    the kernel does not cover it. The groups (heads of q and k) are merged when strides allow."""
+    if x.dtype != torch.bfloat16 or x.device.type != "cpu":
+        return None
+    try:
+        rows = x.view(x.shape[0], -1, x.shape[-1])
+    except RuntimeError:
+        return None
+    if not supports(rows, cos, sin):
+        return None
+    rotate_half_inplace_cpu(rows, cos, sin)
+    return x
+
+
 def rotate_half_inplace_cpu(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
     """x bf16 [n, G, D] (D contiguous, any token/group strides), cos/sin fp32 [n, >= D/2]: rotated in place."""
     if not supports(x, cos, sin):

@@ -80,7 +80,7 @@ class LocalPolicy:
         if model is None and not (self.model_path / "config.json").exists():
             raise PolicyError(f"no Qwen3.5 checkpoint at {self.model_path} (config.json missing)")
         if dtype is None:
-            from vlagent.model.cpu_ops import preferred_dtype
+            from vlagent.model.cpu_tuning import preferred_dtype
 
             dtype = preferred_dtype(device)
         elif isinstance(dtype, str):

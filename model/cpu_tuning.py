@@ -1,20 +1,14 @@
-"""Process-level CPU settings for the engine (the CPU ops themselves live in vlagent.kernels:
-conv1d/cpu.py, gated_delta_rule/cpu.py, gated_delta_rule/decode.py).
+"""CPU tuning for the engine: settings and defaults, not ops (the CPU ops and the choice between
+them live in vlagent.kernels).
 
 - `keep_freed_memory_in_heap`: glibc serves large blocks from the heap and keeps freed ones there
-  (no page-fault storm on prompt-sized activations);
-- `matvec_mode`: without the C few-row kernel, single-row products skip oneDNN for PyTorch's own
-  matrix-vector kernel;
+  (no page-fault storm on prompt-sized activations); process-wide, see its docstring;
 - `preferred_dtype`: bf16 where the hardware computes in bf16 natively, fp32 elsewhere.
 """
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-
 import torch
-
-from vlagent.kernels.linear import cpu as linear_cpu
 
 
 def keep_freed_memory_in_heap() -> bool:
@@ -36,23 +30,6 @@ def keep_freed_memory_in_heap() -> bool:
         return False
     M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
     return bool(libc.mallopt(M_MMAP_THRESHOLD, 1 << 30)) and bool(libc.mallopt(M_TRIM_THRESHOLD, 1 << 30))
-
-
-@contextmanager
-def matvec_mode(device: torch.device, active: bool = True):
-    """Without the C few-row kernel (kernels/linear/cpu_gemv.c, which K.linear uses where it
-    builds), run single-row products through PyTorch's own bf16 matrix-vector kernel instead of
-    oneDNN's: ~1.6x the memory bandwidth on the 2-core AMD EPYC for [1, K] x [K, N] (27 vs 17 GB/s);
-    oneDNN stays faster from 2 rows up. The oneDNN switch is process-wide, so it is restored on exit."""
-    if (not active or device.type != "cpu" or not torch.backends.mkldnn.enabled
-            or linear_cpu.gemv_available()):
-        yield
-        return
-    torch.backends.mkldnn.enabled = False
-    try:
-        yield
-    finally:
-        torch.backends.mkldnn.enabled = True
 
 
 def cpu_has_native_bf16() -> bool:
