@@ -14,6 +14,7 @@ each against the reference.
 """
 from __future__ import annotations
 
+import threading
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
@@ -351,6 +352,10 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None, backend: str =
     return F.linear(x, weight, bias)
 
 
+_matvec_lock = threading.Lock()
+_matvec = {"users": 0, "restore": False}  # blocks open now; whether the last one out turns oneDNN back on
+
+
 @contextmanager
 def matvec_mode(device: torch.device, active: bool = True) -> Iterator[None]:
     """Within the block, single-row bf16 products on a CPU without linear/cpu_gemv.c run through
@@ -359,17 +364,25 @@ def matvec_mode(device: torch.device, active: bool = True) -> Iterator[None]:
     wrap one-token decode steps only. No-op where cpu_gemv.c is in use, off the CPU, or when
     `active` is False.
 
-    The switch (torch.backends.mkldnn.enabled) is process-wide: other threads computing on the
-    CPU meanwhile also run without oneDNN. It is restored on exit, exceptions included."""
-    if (not active or device.type != "cpu" or not torch.backends.mkldnn.enabled
-            or linear_cpu.KERNEL.lib is not None):
+    The switch (torch.backends.mkldnn.enabled) is process-wide: threads computing on the CPU
+    meanwhile, inside such a block or not, run without oneDNN too. Blocks open in several threads
+    (or nested) share one switch: it goes off with the first and its previous state comes back
+    when the last one closes, exceptions included."""
+    if not active or device.type != "cpu" or linear_cpu.KERNEL.lib is not None:
         yield
         return
-    torch.backends.mkldnn.enabled = False
+    with _matvec_lock:
+        if _matvec["users"] == 0:
+            _matvec["restore"] = torch.backends.mkldnn.enabled
+            torch.backends.mkldnn.enabled = False
+        _matvec["users"] += 1
     try:
         yield
     finally:
-        torch.backends.mkldnn.enabled = True
+        with _matvec_lock:
+            _matvec["users"] -= 1
+            if _matvec["users"] == 0 and _matvec["restore"]:
+                torch.backends.mkldnn.enabled = True
 
 
 def linear_gelu(x: Tensor, weight: Tensor, bias: Tensor | None = None, approximate: str = "none",

@@ -289,8 +289,8 @@ def load_model(
       process keeps its peak heap instead of returning it to the system. There is no scope to undo
       it in, since the blocks allocated meanwhile stay; set VLAGENT_MALLOC_TUNING=0 to skip it.
     - while the model decodes one token on a CPU without the few-row C kernel, oneDNN is switched
-      off for the whole process (kernels.matvec_mode, restored after each step); a thread computing
-      on the CPU meanwhile runs without it too.
+      off for the whole process (kernels.matvec_mode; back on when the last such step, in any
+      thread, ends); a thread computing on the CPU meanwhile runs without it too.
     """
     if torch.device(device).type == "cpu":
         from .cpu_tuning import keep_freed_memory_in_heap

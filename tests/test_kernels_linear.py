@@ -99,3 +99,45 @@ def test_bf16_decoding_goes_through_the_kernel(monkeypatch):
     assert out.shape == (1, 8)
     single = [used for n, used in rows if n == 1]
     assert single and all(single), "one-token steps should take the few-row kernel"
+
+
+def test_matvec_mode_shares_one_switch_between_threads_and_restores_it(monkeypatch):
+    """Without the few-row kernel, one-token steps switch oneDNN off process-wide: two threads'
+    overlapping blocks must not turn it back on under each other, and an exception restores it."""
+    import threading
+
+    from vlagent.kernels import dispatch
+
+    monkeypatch.setattr(dispatch.linear_cpu, "KERNEL", type("NoKernel", (), {"lib": None})())
+    cpu = torch.device("cpu")
+    assert torch.backends.mkldnn.enabled
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with K.matvec_mode(cpu):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with K.matvec_mode(cpu):
+            second_in.set()
+            first_out.wait(10)
+            seen["after_first_left"] = torch.backends.mkldnn.enabled
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == {"after_first_left": False}
+    assert torch.backends.mkldnn.enabled
+    with pytest.raises(RuntimeError, match="boom"):
+        with K.matvec_mode(cpu):
+            assert not torch.backends.mkldnn.enabled
+            raise RuntimeError("boom")
+    assert torch.backends.mkldnn.enabled
+    with K.matvec_mode(cpu, active=False), K.matvec_mode(torch.device("meta")):
+        assert torch.backends.mkldnn.enabled
