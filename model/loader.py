@@ -267,6 +267,31 @@ def _load_shard(file: Path, tensor_names: list[str], dests: dict[str, Dest]) -> 
     return mis_shaped
 
 
+def _ignored_tensors(config: ModelConfig, names: set[str], with_mtp: bool | None, no_vision: bool) -> set[str]:
+    """Checkpoint tensors the engine does not load on purpose."""
+    ignored = set()
+    if config.tie_word_embeddings:
+        ignored.add("lm_head.weight")  # tied: the embedding is the head; an explicit copy is redundant
+    if with_mtp is False:
+        ignored |= {n for n in names if n.startswith("mtp.")}
+    if no_vision:
+        ignored |= {n for n in names if n.startswith(VISION_PREFIX)}
+    return ignored
+
+
+def _check_tensor_names(folder: Path, dests: dict[str, Dest], names: set[str], ignored: set[str]) -> None:
+    """CheckpointError naming the missing and the unexpected tensors, if any."""
+    missing = [n for n in dests if n not in names]
+    unexpected = [n for n in names if n not in dests and n not in ignored]
+    problems = []
+    if missing:
+        problems.append(f"missing tensors ({len(missing)}): {_short_list(missing)}")
+    if unexpected:
+        problems.append(f"unexpected tensors ({len(unexpected)}): {_short_list(unexpected)}")
+    if problems:
+        raise CheckpointError(f"checkpoint {folder} does not match its config: " + "; ".join(problems))
+
+
 def load_model(
     path: str | Path,
     device: str | torch.device = "cpu",
@@ -310,24 +335,7 @@ def load_model(
                                            with_mtp=config.text.mtp_num_hidden_layers > 0, with_vision=with_vision)
     dests = destinations(model, names)
 
-    ignored = set()
-    if config.tie_word_embeddings:
-        ignored.add("lm_head.weight")  # tied: the embedding is the head; an explicit copy is redundant
-    if with_mtp is False:
-        ignored |= {n for n in names if n.startswith("mtp.")}
-    if model.visual is None:
-        ignored |= {n for n in names if n.startswith(VISION_PREFIX)}
-
-    missing = [n for n in dests if n not in names]
-    unexpected = [n for n in names if n not in dests and n not in ignored]
-    problems = []
-    if missing:
-        problems.append(f"missing tensors ({len(missing)}): {_short_list(missing)}")
-    if unexpected:
-        problems.append(f"unexpected tensors ({len(unexpected)}): {_short_list(unexpected)}")
-    if problems:
-        raise CheckpointError(f"checkpoint {folder} does not match its config: " + "; ".join(problems))
-
+    _check_tensor_names(folder, dests, names, _ignored_tensors(config, names, with_mtp, model.visual is None))
     by_file: dict[Path, list[str]] = {}
     for name in dests:
         by_file.setdefault(files[name], []).append(name)
