@@ -47,36 +47,24 @@ def chunk_gated_delta_rule_cpu(q, k, v, g, beta, scale=None, initial_state=None,
     scale = Kd**-0.5 if scale is None else scale
     C = CHUNK
     N = -(-T // C)
-    full = T // C
     BH = B * HV
     dev = q.device
-
-    def chunk_major(x):  # [B, T, h, ...] -> fp32 [N, B, h, C, ...], zero-padded, one copy
-        rest = x.shape[3:]
-        out = torch.empty((N, B, x.shape[2], C, *rest), dtype=torch.float32, device=dev)
-        view = out.movedim(0, 1).movedim(3, 2)  # [B, N, C, h, ...] over out's memory
-        if full:
-            view[:, :full] = x[:, : full * C].reshape(B, full, C, *x.shape[2:])
-        if full < N:
-            view[:, full, : T - full * C] = x[:, full * C :]
-            view[:, full, T - full * C :] = 0
-        return out
 
     def per_value_head(x):  # [N, B, H, C, d] -> [N, B*HV, C, d]
         if H != HV:
             x = x.repeat_interleave(HV // H, dim=2)
         return x.reshape(N, BH, C, x.shape[-1])
 
-    qf, kf = chunk_major(q), chunk_major(k)
+    qf, kf = _chunk_major(q, N), _chunk_major(k, N)
     if use_qk_l2norm_in_kernel:
         qf = qf.mul_(torch.rsqrt((qf * qf).sum(-1, keepdim=True) + 1e-6).mul_(scale))
         kf = kf.mul_(torch.rsqrt((kf * kf).sum(-1, keepdim=True) + 1e-6))
     else:
         qf = qf.mul_(scale)
     qf, kf = per_value_head(qf), per_value_head(kf)
-    vf = chunk_major(v).view(N, BH, C, Vd)
-    c = chunk_major(g).view(N, BH, C).cumsum(-1)
-    bt = chunk_major(beta).view(N, BH, C, 1)
+    vf = _chunk_major(v, N).view(N, BH, C, Vd)
+    c = _chunk_major(g, N).view(N, BH, C).cumsum(-1)
+    bt = _chunk_major(beta, N).view(N, BH, C, 1)
 
     lower = torch.ones(C, C, dtype=torch.float32, device=dev).tril_()
     # upper differences zeroed before exp (they could overflow), then masked out after it
@@ -94,21 +82,47 @@ def chunk_gated_delta_rule_cpu(q, k, v, g, beta, scale=None, initial_state=None,
     q_decayed = qf.mul_(decay_in)
     k_decayed_t = kf.mul_(decay_out).transpose(-1, -2).contiguous()  # [N, BH, K, C]
 
-    states = torch.empty(N + 1, BH, Kd, Vd, dtype=torch.float32, device=dev)  # entering chunk i; final
-    if initial_state is None:
-        states[0].zero_()
-    else:
-        states[0].copy_(initial_state.reshape(BH, Kd, Vd))
-    v_new = torch.empty(N, BH, C, Vd, dtype=torch.float32, device=dev)
-    for i in range(N):
-        torch.baddbmm(u[i], w[i], states[i], alpha=-1, out=v_new[i])
-        torch.mul(states[i], chunk_decay[i], out=states[i + 1]).baddbmm_(k_decayed_t[i], v_new[i])
+    states, v_new = _chunk_recurrence(u, w, k_decayed_t, chunk_decay, initial_state)
     o = torch.matmul(q_decayed, states[:N])
     o.view(N * BH, C, Vd).baddbmm_(attn.view(N * BH, C, C), v_new.view(N * BH, C, Vd))
     out = torch.empty(B, N * C, HV, Vd, dtype=v.dtype, device=dev)
     out.view(B, N, C, HV, Vd).copy_(o.view(N, B, HV, C, Vd).permute(1, 0, 3, 2, 4))
     final = states[N].view(B, HV, Kd, Vd) if output_final_state else None
     return out[:, :T].contiguous(), final
+
+
+def _chunk_major(x: torch.Tensor, n_chunks: int) -> torch.Tensor:
+    """[B, T, h, ...] -> fp32 [N, B, h, C, ...], zero-padded to whole chunks, in one copy."""
+    B, T = x.shape[:2]
+    C, full = CHUNK, T // CHUNK
+    out = torch.empty((n_chunks, B, x.shape[2], C, *x.shape[3:]), dtype=torch.float32, device=x.device)
+    view = out.movedim(0, 1).movedim(3, 2)  # [B, N, C, h, ...] over out's memory
+    if full:
+        view[:, :full] = x[:, : full * C].reshape(B, full, C, *x.shape[2:])
+    if full < n_chunks:
+        view[:, full, : T - full * C] = x[:, full * C :]
+        view[:, full, T - full * C :] = 0
+    return out
+
+
+def _chunk_recurrence(u, w, k_decayed_t, chunk_decay, initial_state):
+    """The only sequential part: the state entering each chunk, chunk by chunk.
+
+    u, w [N, BH, C, V / K]; k_decayed_t [N, BH, K, C]; chunk_decay [N, BH, 1, 1]; initial_state
+    reshapeable to [BH, K, V] or None. Returns (states [N+1, BH, K, V]: entering chunk i, then the
+    final one; v_new [N, BH, C, V])."""
+    N, BH, C, Vd = u.shape
+    Kd = w.shape[-1]
+    states = torch.empty(N + 1, BH, Kd, Vd, dtype=torch.float32, device=u.device)
+    if initial_state is None:
+        states[0].zero_()
+    else:
+        states[0].copy_(initial_state.reshape(BH, Kd, Vd))
+    v_new = torch.empty(N, BH, C, Vd, dtype=torch.float32, device=u.device)
+    for i in range(N):
+        torch.baddbmm(u[i], w[i], states[i], alpha=-1, out=v_new[i])
+        torch.mul(states[i], chunk_decay[i], out=states[i + 1]).baddbmm_(k_decayed_t[i], v_new[i])
+    return states, v_new
 
 
 def unit_lower_inverse(m: torch.Tensor) -> torch.Tensor:
