@@ -116,6 +116,23 @@ def test_dry_run_and_action_limit(practice, tmp_path):
     assert practice.settle()["clicks"] == before  # nothing was clicked
 
 
+@pytest.mark.display
+def test_confirmation_is_refused_because_the_server_cannot_ask(practice, tmp_path):
+    before = practice.state()["clicks"]
+
+    async def body(client):
+        bx, by = practice.point(next(k for k in practice.state()["boxes"] if k.startswith("button_")))
+        res = await client.call_tool("click", {"x": bx, "y": by})
+        assert res.is_error and "needs confirmation" in _text(res)
+        shot = await client.call_tool("screenshot", {})  # looking needs no confirmation
+        assert not shot.is_error
+
+    asyncio.run(_session(_server_params(practice.display.env, tmp_path / "run", "--confirm", "all"), body))
+    assert practice.settle()["clicks"] == before
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert steps[0]["outcomes"][0]["status"] == "declined"
+
+
 def test_http_transport_refuses_remote_hosts_and_needs_a_token(capsys):
     from vlagent.cli import main
 

@@ -411,26 +411,10 @@ class Agent:
         return failed, final
 
     def _execute_one(self, action: Action) -> ActionOutcome:
-        confirmed = None if self.dry_run else self.gate.approve(action)
-        if confirmed is False:
-            return ActionOutcome("declined", confirmed=False, error=f"the user declined {action.describe()}; it was not executed")
         try:
-            real = self.secrets.prepare(action)
-        except SecretError as e:
-            return ActionOutcome("failed", confirmed=confirmed, error=str(e))
-        if self.dry_run:
-            return ActionOutcome("dry_run")
-        t = time.perf_counter()
-        try:
-            self.env.execute(real)
+            return execute_gated(self.env, action, self.gate, self.secrets, self.dry_run)
         except EnvironmentLost as e:
             raise _EndRun("error", f"environment lost while executing {action.describe()}: {e}", "environment") from None
-        except UnsupportedAction as e:
-            return ActionOutcome("failed", confirmed, f"unsupported action {action.describe()}: {e}", time.perf_counter() - t)
-        except Exception as e:
-            msg = f"executing {action.describe()} failed: {type(e).__name__}: {e}"
-            return ActionOutcome("failed", confirmed, msg, time.perf_counter() - t)
-        return ActionOutcome("executed", confirmed, None, time.perf_counter() - t)
 
     # -- bookkeeping -------------------------------------------------------
 
@@ -490,6 +474,31 @@ class Agent:
         except Exception as e:  # noqa: BLE001 - logged, the run result matters more
             log.warning("while finishing the run: %s: %s", type(e).__name__, e)
             return None
+
+
+def execute_gated(env: Any, action: Action, gate: ConfirmGate, secrets: SecretStore, dry_run: bool) -> ActionOutcome:
+    """Confirm (when the gate asks), fill in secrets, execute: the one way vlagent executes an action (the
+    agent loop and vlagent.session). An outcome, never an exception, except EnvironmentLost."""
+    confirmed = None if dry_run else gate.approve(action)
+    if confirmed is False:
+        return ActionOutcome("declined", confirmed=False, error=f"the user declined {action.describe()}; it was not executed")
+    try:
+        real = secrets.prepare(action)
+    except SecretError as e:
+        return ActionOutcome("failed", confirmed=confirmed, error=str(e))
+    if dry_run:
+        return ActionOutcome("dry_run")
+    t = time.perf_counter()
+    try:
+        env.execute(real)
+    except EnvironmentLost:
+        raise
+    except UnsupportedAction as e:
+        return ActionOutcome("failed", confirmed, f"unsupported action {action.describe()}: {e}", time.perf_counter() - t)
+    except Exception as e:  # noqa: BLE001 - reported as the action's outcome
+        msg = f"executing {action.describe()} failed: {type(e).__name__}: {e}"
+        return ActionOutcome("failed", confirmed, msg, time.perf_counter() - t)
+    return ActionOutcome("executed", confirmed, None, time.perf_counter() - t)
 
 
 def _build_report(run_dir: Path) -> Path:

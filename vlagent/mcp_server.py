@@ -52,7 +52,10 @@ def build_server(session: Session, platform: str = "desktop"):
             outcome = session.act(action, note)
         except (SessionLimit, EnvironmentLost) as e:
             raise ToolError(str(e)) from None
-        if outcome.status in ("failed", "declined"):
+        if outcome.status == "declined":
+            raise ToolError(f"{action.describe()} needs confirmation (--confirm), and this server cannot ask the user; "
+                            "it was not executed")
+        if outcome.status == "failed":
             raise ToolError(outcome.error or outcome.status)
         return f"{'would run (dry run)' if outcome.status == 'dry_run' else 'done'}: {action.describe()}"
 

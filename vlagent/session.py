@@ -16,39 +16,14 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vlagent.actions import Action
-from vlagent.agent import ActionOutcome, StepRecord
-from vlagent.environments.base import EnvironmentLost, Observation, UnsupportedAction
+from vlagent.agent import ActionOutcome, StepRecord, execute_gated
+from vlagent.environments.base import EnvironmentLost, Observation
 from vlagent.recorder import RunRecorder, default_run_dir, iso_time
-from vlagent.safety import ConfirmGate, ConfirmSetting, SecretError, SecretStore
+from vlagent.safety import ConfirmGate, ConfirmSetting, SecretStore
 
 
 class SessionLimit(RuntimeError):
     """The session's action or time limit is reached: nothing more is executed."""
-
-
-def execute_gated(env: Any, action: Action, gate: ConfirmGate, secrets: SecretStore, dry_run: bool) -> ActionOutcome:
-    """Confirm (when the gate asks), fill in secrets, execute; an outcome, never an exception, except
-    EnvironmentLost (the environment is gone: the caller ends)."""
-    confirmed = None if dry_run else gate.approve(action)
-    if confirmed is False:
-        return ActionOutcome("declined", confirmed=False, error=f"{action.describe()} was not approved; it was not executed")
-    try:
-        real = secrets.prepare(action)
-    except SecretError as e:
-        return ActionOutcome("failed", confirmed=confirmed, error=str(e))
-    if dry_run:
-        return ActionOutcome("dry_run")
-    t = time.perf_counter()
-    try:
-        env.execute(real)
-    except EnvironmentLost:
-        raise
-    except UnsupportedAction as e:
-        return ActionOutcome("failed", confirmed, f"unsupported action {action.describe()}: {e}", time.perf_counter() - t)
-    except Exception as e:  # noqa: BLE001 - reported as the action's outcome
-        return ActionOutcome("failed", confirmed, f"executing {action.describe()} failed: {type(e).__name__}: {e}",
-                             time.perf_counter() - t)
-    return ActionOutcome("executed", confirmed, None, time.perf_counter() - t)
 
 
 class Session:
