@@ -7,7 +7,8 @@ engine's own architecture) and pointed at by the grounding head (grounding_head.
     [one token per OCR text line] <action>
 
 - the instruction is UTF-8 bytes (ids 0-255): any language, no tokenizer file to ship;
-- the screenshot is resized to a fixed model input (GrounderSpec.image_size, sides multiples of 32)
+- the screenshot is resized to a fixed model input (GrounderSpec.image_size, sides multiples of 32;
+  transposed for portrait screens)
   and cut into 16-px patches, 2x2 merged into one token each, as for any Qwen3.5 image;
 - a text line becomes ONE token: its bytes pooled, its box, and how well it matches the instruction
   (line_similarity), summed into the hidden size (LineEncoder). Its M-RoPE position is the image cell
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -32,7 +34,7 @@ from torch import Tensor, nn
 
 PAD, VISION_START, IMAGE, VISION_END, VIDEO, LINE, ACTION = 256, 257, 258, 259, 260, 261, 262
 VOCAB_SIZE = 264  # 256 bytes + the specials above, rounded up
-NUM_SIMILARITY_FEATURES = 5
+NUM_SIMILARITY_FEATURES = 7
 
 
 @dataclass(frozen=True)
@@ -61,9 +63,20 @@ class GrounderSpec:
 
     @property
     def grid(self) -> tuple[int, int]:
-        """Rows and columns of merged image tokens."""
+        """Rows and columns of merged image tokens (landscape input)."""
+        return self.grid_for(self.image_size[1], self.image_size[0])
+
+    def input_size(self, width: int, height: int) -> tuple[int, int]:
+        """(height, width) of the model input for a screenshot: image_size, transposed for a portrait
+        screen (a phone), so neither orientation is squashed."""
+        h, w = self.image_size
+        return (max(h, w), min(h, w)) if height > width else (min(h, w), max(h, w))
+
+    def grid_for(self, width: int, height: int) -> tuple[int, int]:
+        """Rows and columns of merged image tokens for a screenshot of this size."""
         f = self.patch_size * self.merge_size
-        return self.image_size[0] // f, self.image_size[1] // f
+        h, w = self.input_size(width, height)
+        return h // f, w // f
 
     def to_dict(self) -> dict:
         return dict(image_size=list(self.image_size), max_lines=self.max_lines, max_line_bytes=self.max_line_bytes,
@@ -80,29 +93,52 @@ class GrounderSpec:
 # ---------------------------------------------------------------- text
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_QUOTED = re.compile(r"[\"'“”‘’«»]([^\"'“”‘’«»]+)[\"'“”‘’«»]")
+_QUOTED = re.compile(r"[\"'“”‘’«»「」]([^\"'“”‘’«»「」]+)[\"'“”‘’«»「」]")
+# Words that name the action or the kind of control rather than the text on it (prepositions stay:
+# "Sign in", "Log on", "Save as" are labels).
+_ROLE_WORDS = frozenset("""a an the this that it its my your please click tap
+press hit select choose pick open go follow tick untick check uncheck toggle turn switch double right long button icon
+field box text input link tab menu item entry row option checkbox radio slider key bar label labelled labeled called
+named type enter write""".split())
 
 
 def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
 
+def _fold(text: str) -> str:
+    """Lower case, no accents, letters and digits only: how OCR text compares with a query."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return "".join(ch for ch in decomposed if not unicodedata.combining(ch) and ch.isalnum())
+
+
+def instruction_query(instruction: str) -> str:
+    """What of an instruction should be written on screen: its quoted part, else its words minus the
+    action and role words ("click the Sign in button" -> "sign in")."""
+    quoted = _QUOTED.findall(instruction)
+    if quoted:
+        return max(quoted, key=len)
+    return " ".join(w for w in _words(instruction) if w not in _ROLE_WORDS)
+
+
 def line_similarity(instruction: str, line: str) -> list[float]:
     """How much a text line looks like what the instruction names, as NUM_SIMILARITY_FEATURES numbers in
-    [0, 1]: string ratio, the share of the line's words found in the instruction and of the
-    instruction's words found in the line, a quoted-text exact match, and a prefix match (OCR often
-    runs a label into its neighbour)."""
+    [0, 1]: string ratios of the whole instruction and of its query (folded: OCR drops spaces and
+    accents), the share of the line's words in the instruction and of the query's words in the line,
+    an exact folded match, and containment either way (OCR runs labels together)."""
     a, b = instruction.lower().strip(), line.lower().strip()
     if not b:
         return [0.0] * NUM_SIMILARITY_FEATURES
-    wa, wb = set(_words(a)), _words(b)
+    query = instruction_query(instruction)
+    fq, fb = _fold(query), _fold(b)
+    wa, wb, wq = set(_words(a)), _words(b), _words(query)
     in_instruction = sum(w in wa for w in wb) / len(wb) if wb else 0.0
-    in_line = sum(w in set(wb) for w in wa) / len(wa) if wa else 0.0
-    quoted = [q.strip().lower() for q in _QUOTED.findall(instruction)]
-    exact = float(any(q == b for q in quoted))
-    prefix = float(any(b.startswith(q) or q.startswith(b) for q in quoted)) if quoted else 0.0
+    in_line = sum(w in set(wb) for w in wq) / len(wq) if wq else 0.0
     ratio = difflib.SequenceMatcher(None, a, b).ratio()
-    return [ratio, in_instruction, in_line, exact, prefix]
+    query_ratio = difflib.SequenceMatcher(None, fq, fb).ratio() if fq and fb else 0.0
+    exact = float(bool(fq) and fq == fb)
+    contains = float(bool(fq) and bool(fb) and (fq in fb or fb in fq))
+    return [ratio, query_ratio, in_instruction, in_line, exact, contains, min(len(fb), 40) / 40]
 
 
 def encode_bytes(text: str, limit: int) -> list[int]:
@@ -128,10 +164,14 @@ class Layout:
     line_boxes: Tensor
     line_features: Tensor
     lines: list[TextLine] = field(default_factory=list)
+    grid: tuple[int, int] = (0, 0)
 
 
-def build_layout(instruction: str, lines: list[TextLine], spec: GrounderSpec) -> Layout:
-    rows, cols = spec.grid
+def build_layout(instruction: str, lines: list[TextLine], spec: GrounderSpec,
+                 grid: tuple[int, int] | None = None) -> Layout:
+    """The sequence for one instruction on one screen; `grid` (rows, cols of image tokens) comes from
+    spec.grid_for(screenshot size), landscape by default."""
+    rows, cols = grid or spec.grid
     instr = encode_bytes(instruction, spec.max_instruction_bytes)
     lines = [ln for ln in lines if ln.text.strip()][: spec.max_lines]
     ids = instr + [VISION_START] + [IMAGE] * (rows * cols) + [VISION_END] + [LINE] * len(lines) + [ACTION]
@@ -163,13 +203,14 @@ def build_layout(instruction: str, lines: list[TextLine], spec: GrounderSpec) ->
         line_features=torch.tensor([line_similarity(instruction, ln.text) for ln in lines],
                                    dtype=torch.float32).reshape(-1, NUM_SIMILARITY_FEATURES),
         lines=lines,
+        grid=(rows, cols),
     )
 
 
 def pixel_input(image: Image.Image, spec: GrounderSpec) -> tuple[Tensor, Tensor]:
     """The screenshot resized to the model input and cut into patch rows: (pixel_values [N, 3*T*P*P],
     image_grid_thw [1, 3]). Normalized coordinates survive the resize unchanged."""
-    h, w = spec.image_size
+    h, w = spec.input_size(*image.size)
     rgb = np.asarray(image.convert("RGB").resize((w, h), Image.Resampling.BILINEAR), dtype=np.float32)
     x = torch.from_numpy(rgb).permute(2, 0, 1) / 127.5 - 1.0  # mean 0.5, std 0.5 after /255
     frames = x[None].expand(spec.temporal_patch_size, -1, -1, -1)
@@ -252,7 +293,7 @@ class Grounder:
     @torch.no_grad()  # not inference_mode: callers may feed the states to a trainable head
     def hidden_states(self, image: Image.Image, instruction: str, lines: list[TextLine]) -> tuple[Tensor, Layout]:
         """Final hidden states [T, H] of the example's sequence, and its layout."""
-        layout = build_layout(instruction, lines, self.spec)
+        layout = build_layout(instruction, lines, self.spec, self.spec.grid_for(*image.size))
         pixel_values, grid = pixel_input(image, self.spec)
         model = self.backbone
         x = model.embed(layout.input_ids[None].to(model.device), pixel_values.to(model.device, model.dtype),
@@ -268,7 +309,7 @@ class Grounder:
         from .grounding_head import Candidates, decode_point
 
         hidden, layout = self.hidden_states(image, instruction, lines)
-        candidates = Candidates.patches(*self.spec.grid).with_text_lines(layout.line_boxes)
+        candidates = Candidates.patches(*layout.grid).with_text_lines(layout.line_boxes)
         slots = torch.cat([layout.image_slots, layout.line_slots])
         out = self.head(hidden[layout.action_index][None], hidden[slots][None])
         prediction = decode_point(out.pointer[0].softmax(-1), candidates, out.offset[0], **decode_options)

@@ -65,7 +65,20 @@ def test_layout_places_lines_on_the_image_grid():
     first, last = lay.position_ids[:, lay.line_slots[0]], lay.position_ids[:, lay.line_slots[1]]
     assert first.tolist() == [start, start, start] and last.tolist() == [start, start + rows - 1, start + cols - 1]
     assert lay.position_ids[0, -1] > lay.position_ids[:, :-1].max()  # <action> after everything
-    assert line_similarity("click the 'Save' button", "Save")[3] == 1.0 and line_similarity("x", "")[0] == 0.0
+    exact = line_similarity("click the 'Save' button", "Save")
+    assert exact[1] == 1.0 and exact[4] == 1.0 and line_similarity("x", "")[0] == 0.0
+    run_together = line_similarity("click Sign in", "SigninRegister")
+    assert run_together[5] == 1.0 and run_together[4] == 0.0  # the query sits inside a run-together OCR line
+    assert line_similarity("the Save button", "Open")[1] < 0.5
+
+
+def test_portrait_screens_get_a_transposed_input():
+    assert SPEC.input_size(1280, 720) == (128, 192) and SPEC.input_size(412, 860) == (192, 128)
+    assert SPEC.grid_for(412, 860) == (6, 4) and SPEC.grid_for(1920, 1080) == (4, 6)
+    pv, grid = pixel_input(Image.new("RGB", (412, 860)), SPEC)
+    assert grid[0].tolist() == [1, 12, 8] and pv.shape[0] == 96
+    lay = build_layout("x", [TextLine("a", (0.9, 0.9, 1.0, 1.0))], SPEC, SPEC.grid_for(412, 860))
+    assert lay.grid == (6, 4) and (lay.input_ids == IMAGE).sum() == 24
 
 
 def test_pixel_input_matches_the_engines_patch_order():
@@ -129,10 +142,20 @@ def test_the_engine_runs_the_trained_folder_as_it_trained(trained):
         logits, _ = reference.forward_one(reference.screen_features(image), record.instruction, lines)
     hidden, layout = grounder.hidden_states(image, record.instruction, lines)
     slots = torch.cat([layout.image_slots, layout.line_slots])
-    ours = grounder.head(hidden[layout.action_index][None], hidden[slots][None])
+    with torch.no_grad():
+        ours = grounder.head(hidden[layout.action_index][None], hidden[slots][None])
     assert torch.allclose(ours.pointer, logits.pointer, atol=2e-4, rtol=1e-4)
     pred, kind = grounder.predict(image, record.instruction, lines)
     assert kind == "click" and 0 <= pred.point[0] <= 1 and 0 <= pred.confidence <= 1
+    portrait = image.resize((160, 320))  # a phone-shaped screen: another grid, the same agreement
+    with torch.no_grad():
+        logits, cands = reference.forward_one(reference.screen_features(portrait), record.instruction, lines)
+    hidden, layout = grounder.hidden_states(portrait, record.instruction, lines)
+    slots = torch.cat([layout.image_slots, layout.line_slots])
+    with torch.no_grad():
+        ours = grounder.head(hidden[layout.action_index][None], hidden[slots][None])
+    assert layout.grid == (6, 4) and cands.boxes.shape[0] == 24 + len(lines)
+    assert torch.allclose(ours.pointer, logits.pointer, atol=2e-4, rtol=1e-4)
 
 
 def test_resume_continues_from_the_checkpoint(trained, tmp_path):

@@ -157,12 +157,16 @@ class TrainableGrounder(torch.nn.Module):
         self.head = GroundingHead(GroundingHeadConfig(hidden_size=cfg.hidden_size, proj_dim=cfg.proj_dim))
         self.byte_dim = cfg.byte_dim
 
-    def screen_features(self, image: Image.Image) -> torch.Tensor:
+    def screen_features(self, image: Image.Image) -> tuple[torch.Tensor, tuple[int, int]]:
+        """The image tokens of a screenshot, and their grid (rows, cols)."""
         pixel_values, grid = pixel_input(image, self.spec)
-        return self.backbone.model.get_image_features(pixel_values, grid).pooler_output[0]
+        merge = self.spec.merge_size
+        rows, cols = int(grid[0, 1]) // merge, int(grid[0, 2]) // merge
+        return self.backbone.model.get_image_features(pixel_values, grid).pooler_output[0], (rows, cols)
 
-    def forward_one(self, image_features: torch.Tensor, instruction: str, lines: list[TextLine]):
-        layout = build_layout(instruction, lines, self.spec)
+    def forward_one(self, screen: tuple[torch.Tensor, tuple[int, int]], instruction: str, lines: list[TextLine]):
+        image_features, grid = screen
+        layout = build_layout(instruction, lines, self.spec, grid)
         lm = self.backbone.model.language_model
         x = lm.embed_tokens(layout.input_ids)
         x = x.index_copy(0, layout.image_slots, image_features.to(x.dtype))
@@ -171,7 +175,7 @@ class TrainableGrounder(torch.nn.Module):
                     use_cache=False).last_hidden_state[0]
         slots = torch.cat([layout.image_slots, layout.line_slots])
         logits = self.head(hidden[layout.action_index][None], hidden[slots][None])
-        candidates = Candidates.patches(*self.spec.grid).with_text_lines(layout.line_boxes)
+        candidates = Candidates.patches(*grid).with_text_lines(layout.line_boxes)
         return logits, candidates
 
 
@@ -220,8 +224,8 @@ class ImageCache:
 
     def get(self, path: Path) -> Image.Image:
         if path not in self.images:
-            h, w = self.spec.image_size
             with Image.open(path) as im:
+                h, w = self.spec.input_size(*im.size)
                 self.images[path] = im.convert("RGB").resize((w, h), Image.Resampling.BILINEAR)
         return self.images[path]
 
@@ -328,7 +332,7 @@ def evaluate(model: TrainableGrounder, records: Sequence[GroundingRecord], ocr: 
     model.eval()
     hits = 0
     sample = list(records)[:limit]
-    features: dict[Path, torch.Tensor] = {}
+    features: dict[Path, tuple] = {}
     for record in sample:
         if record.image_path not in features:
             features[record.image_path] = model.screen_features(images.get(record.image_path))

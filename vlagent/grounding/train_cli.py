@@ -21,18 +21,9 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--eval-every", type=int, default=200)
-    p.add_argument("--ocr", choices=["cached", "rapidocr"], default="cached",
-                   help="text lines: the records' cached 'ocr' lines only, or run OCR where they are missing")
+    p.add_argument("--no-ocr-cache", action="store_true",
+                   help="do not run OCR for records without cached text (they must all carry 'ocr' lines)")
     p.set_defaults(func=cmd_train)
-
-
-def _ocr_function(kind: str):
-    if kind == "cached":
-        return None
-    from vlagent.grounding.ocr import read_text_lines  # the OCR-match grounder's engine, cached per process
-    from vlagent.model.grounder import TextLine
-
-    return lambda image: [TextLine(line.text, tuple(line.box)) for line in read_text_lines(image)]
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -41,6 +32,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     from vlagent.grounding.dataset import read_dataset
     from vlagent.grounding.train import TrainConfig, train
 
+    if not args.no_ocr_cache:  # OCR each screen once, into the dataset files, before training reads them
+        from vlagent.grounding.text_cache import cache_screen_text
+
+        for path in [*args.data, *(args.val or [])]:
+            with Progress(TextColumn(f"[bold]OCR {Path(path).name}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                          TimeRemainingColumn()) as bar:
+                task = bar.add_task("ocr", total=None)
+                cache_screen_text(path, progress=lambda i, n: bar.update(task, completed=i, total=n))
     records = [r for path in args.data for r in read_dataset(path)]
     train_records = [r for r in records if r.split == "train"]
     val_records = ([r for path in args.val for r in read_dataset(path)] if args.val
@@ -59,7 +58,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             val = f"{info['val_accuracy']:.1%}" if "val_accuracy" in info else bar.tasks[0].fields["val"]
             bar.update(task, completed=step, loss=info["loss"], val=val)
 
-        out = train(train_records, val_records, Path(args.out), cfg, ocr=_ocr_function(args.ocr), resume=args.resume,
+        out = train(train_records, val_records, Path(args.out), cfg, resume=args.resume,
                     log=lambda m: bar.console.print(m), progress=progress)
     print(f"grounder written to {out} ({len(train_records)} training targets, {time.perf_counter() - t0:.0f} s)")
     return 0

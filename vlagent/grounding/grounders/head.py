@@ -1,0 +1,82 @@
+"""The learned grounder: OCR text segments + the screenshot -> the grounder model's pointer head.
+
+    grounder = HeadGrounder("path/to/grounder-folder")      # written by `vlagent train-grounding`
+    result = grounder.ground(screenshot, "the Save button")
+
+OCR runs once per screen (vlagent.grounding.ocr caches by content), so a second instruction on the
+same screen costs only the model. A result below the model's confidence threshold, or where the
+model's "nothing here" outweighs its best region, is `found=False` with the candidates kept.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from PIL import Image
+
+from vlagent.grounding.dataset import OcrLine
+from vlagent.grounding.grounders.base import Candidate, GroundingResult
+from vlagent.model.grounder import TextLine
+
+# Words of one OCR line further apart than this many line heights are separate labels (a toolbar or a
+# menu bar read as one line); closer words stay one segment ("Log in", "Save as…").
+SEGMENT_GAP = 0.8
+
+
+def text_segments(lines: Sequence[OcrLine], words: Sequence[Sequence[OcrLine]], image_size: tuple[int, int]
+                  ) -> list[TextLine]:  # fmt: skip
+    """OCR lines cut where their words lie far apart: what the grounder reads as text tokens.
+    image_size (width, height) turns the normalized heights and gaps into one unit."""
+    width, height_px = image_size
+    out: list[TextLine] = []
+    for line, line_words in zip(lines, words):
+        if len(line_words) <= 1:
+            out.append(TextLine(line.text, tuple(line.box)))
+            continue
+        line_height = (line.box[3] - line.box[1]) * height_px
+        group = [line_words[0]]
+        for word in line_words[1:]:
+            if (word.box[0] - group[-1].box[2]) * width > SEGMENT_GAP * line_height:
+                out.append(_join(group))
+                group = []
+            group.append(word)
+        out.append(_join(group))
+    return out
+
+
+def _join(words: Sequence[OcrLine]) -> TextLine:
+    return TextLine(" ".join(w.text for w in words), (min(w.box[0] for w in words), min(w.box[1] for w in words),
+                                                      max(w.box[2] for w in words), max(w.box[3] for w in words)))
+
+
+def screen_text(image: Image.Image) -> list[TextLine]:
+    """OCR (cached per screen content) -> text segments."""
+    from vlagent.grounding.ocr import read_page
+
+    page = read_page(image)
+    return text_segments(page.lines, page.words, image.size)
+
+
+class HeadGrounder:
+    """`ground(image, instruction)` with a trained grounder folder on the engine."""
+
+    def __init__(self, folder: str | Path, *, threshold: float = 0.3, device: str = "cpu"):
+        from vlagent.model.grounder import load_grounder
+
+        self.folder = Path(folder)
+        self.model = load_grounder(self.folder, device=device)
+        self.threshold = threshold
+        self.name = f"grounder:{self.folder.name}"
+
+    def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
+               lines: list[TextLine] | None = None) -> GroundingResult:
+        lines = screen_text(image) if lines is None else lines
+        pred, kind = self.model.predict(image, instruction, lines, threshold=self.threshold)
+        candidates = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=kind)]
+        candidates += [Candidate(point=p, score=s) for p, s in pred.candidates]
+        if not pred.found:
+            return GroundingResult.not_found(
+                f"not on this screen (best region {pred.confidence:.2f}, nothing-here {pred.p_none:.2f})",
+                raw=kind, candidates=candidates)
+        return GroundingResult(point=pred.point, confidence=pred.confidence, box=pred.box, candidates=candidates,
+                               raw=kind)
