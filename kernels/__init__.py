@@ -1,6 +1,7 @@
 """Kernels for the Qwen3.5 engine: each op has a plain-PyTorch reference beside its Triton kernel.
 
-Every public op takes backend="auto" | "triton" | "torch" (see dispatch.py). Importing this package
+Every public op takes backend="auto" | "triton" | "torch" (see dispatch.py). The engine
+(`vlagent.model`) uses this package's names only, never its submodules. Importing this package
 does not need triton.
 
 This folder is installed as `vlagent.kernels`. Run from a checkout (`python -m pytest` puts the
@@ -14,6 +15,7 @@ if __name__ == "kernels":
     load_hub_kernels()
 else:
     from .backend import resolve_backend, triton_available
+    from .cuda_graph import CapturedStep
     from .denormals import flush_denormals
     from .dispatch import (
         apply_rotary,
@@ -34,6 +36,7 @@ else:
     from .rotary.reference import mrope_cos_sin
 
 __all__ = [
+    "CapturedStep",
     "apply_rotary",
     "attention",
     "causal_conv1d",

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from vlagent import kernels as K
-from vlagent.kernels.cuda_graph import CapturedStep
+from vlagent.kernels import CapturedStep
 
 from .qwen35 import Attention, Cache, Qwen35ForConditionalGeneration
 
