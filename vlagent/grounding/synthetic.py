@@ -167,10 +167,8 @@ def phrasings(el: Element, screen: SyntheticScreen, rng: random.Random) -> list[
         if screen.platform == "android":
             add("label", f"long-press {L}", "long-press")
         else:
-            add("label", rng.choice((f"double-click {L}", f"right-click {L}")),
-                "double" if rng.random() < 0.5 else "right")  # fmt: skip
-            out[-1] = Target(el, "label", f"{'double' if out[-1].action == 'double' else 'right'}-click {L}",
-                             out[-1].action)  # fmt: skip
+            button = rng.choice(("double", "right"))
+            add("label", f"{button}-click {L}", button)
         if el.index is not None:
             if el.siblings and el.index == el.siblings - 1 and rng.random() < 0.4:
                 add("relation", "the last item in the list")
