@@ -72,6 +72,15 @@ def _alnum(text: str) -> str:
     return "".join(ch for ch in text.casefold() if ch.isalnum())
 
 
+def reads(name: str, text: str) -> bool:
+    """Whether OCR'd `text` says `name`: contains it, or (an OCR slip such as
+    "Say h hello") nearly equals it."""
+    import difflib
+
+    a, b = _alnum(name), _alnum(text)
+    return a in b or difflib.SequenceMatcher(None, a, b).ratio() >= 0.85
+
+
 def text_in_box(record, margin: int = 3) -> str:
     """What OCR reads inside the record's box alone (cropped with a few pixels
     of margin and enlarged, since links and labels are small)."""
@@ -253,13 +262,13 @@ def test_web_harvest_of_a_debian_doc_page(tmp_path: Path) -> None:
     readable = [r for r in links if 3 <= len(r.meta["name"]) <= 25][:8]
     assert len(readable) >= 4
     read = {r.meta["name"]: text_in_box(r) for r in readable}
-    hits = [name for name, text in read.items() if _alnum(name) in _alnum(text)]
+    hits = [name for name, text in read.items() if reads(name, text)]
     assert len(hits) >= 0.75 * len(readable), f"OCR inside the link boxes read {read}"
     # A box that is off by a line holds other text: the check can fail.
     shifted = readable[0]
     height = shifted.box[3] - shifted.box[1]
     shifted.box = (shifted.box[0], shifted.box[1] + 1.5 * height, shifted.box[2], shifted.box[3] + 1.5 * height)
-    assert _alnum(shifted.meta["name"]) not in _alnum(text_in_box(shifted))
+    assert not reads(shifted.meta["name"], text_in_box(shifted))
 
 
 @pytest.mark.slow
@@ -292,4 +301,42 @@ def test_web_harvest_of_the_django_admin_login(tmp_path: Path) -> None:
 
 
 def test_harvest_sources_are_registered() -> None:
-    assert {"gtk", "web"} <= set(HARVESTERS)
+    assert {"gtk", "web", "practice"} <= set(HARVESTERS)
+
+
+# --------------------------------------------------------------------------- practice environments
+
+
+@pytest.mark.display
+def test_practice_desktop_harvest_matches_the_app_and_its_variants(tmp_path: Path) -> None:
+    from vlagent.environments.xserver import binaries_available
+
+    if binaries_available() or shutil.which("xdotool") is None:
+        pytest.skip(binaries_available() or "xdotool is not installed")
+    records = read_dataset(harvest("practice", tmp_path, targets="desktop"))
+    check_common(records, "desktop")
+    screens = {r.meta["screen"] for r in records}
+    assert {"desktop-light-standard-0", "desktop-dark-swapped-1-menu"} <= screens
+    save = {r.meta["screen"]: r for r in records if r.meta["name"] == "Save"}
+    # The swapped layout moves the same button to the other column.
+    assert save["desktop-light-standard-0"].box[0] < 0.5 < save["desktop-light-swapped-0"].box[0]
+    for screen in ("desktop-light-standard-0", "desktop-dark-swapped-0"):
+        rec = {r.meta["name"]: r for r in records if r.meta["screen"] == screen}
+        for name in ("Save", "Delete", "Drag me"):
+            assert reads(name, text_in_box(rec[name])), (screen, name)
+    menu = {r.meta["name"]: r for r in records if r.meta["screen"] == "desktop-light-standard-0-menu"}
+    assert menu["Say hello"].element == "menu" and reads("Say hello", text_in_box(menu["Say hello"]))
+
+
+def test_practice_android_harvest_reads_the_phone_state(tmp_path: Path) -> None:
+    records = read_dataset(harvest("practice", tmp_path, targets="android"))
+    check_common(records, "android")
+    assert {r.split for r in records} == {"test"}
+    kinds = {r.element for r in records}
+    assert {"icon", "switch", "list item"} <= kinds
+    wifi = next(r for r in records if r.meta["screen"] == "android-settings-light-port" and r.meta["name"] == "Wi-Fi")
+    assert wifi.element == "switch" and reads("Wi-Fi", text_in_box(wifi))
+    # Scrolling moved the rows: the scrolled screen starts further down the list.
+    first = {s: min((r for r in records if r.meta["screen"] == s and r.element != "text"), key=lambda r: r.box[1])
+             for s in ("android-settings-light-port", "android-settings-scrolled-light-port")}  # fmt: skip
+    assert first["android-settings-light-port"].meta["name"] != first["android-settings-scrolled-light-port"].meta["name"]

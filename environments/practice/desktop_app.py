@@ -50,12 +50,27 @@ _PAD_BUTTONS = {1: "left", 2: "middle", 3: "right"}
 BG, PANEL, ACCENT, ACCENT_DARK, TEXT, MUTED, OK = (
     "#f4f6fa", "#ffffff", "#3b6ef5", "#2a54c7", "#1f2430", "#6b7385", "#2e9d5b",
 )  # fmt: skip
+INK = "#1f2430"  # text on the light surfaces every theme keeps (buttons, click pad, hover zone)
+# Palettes for --theme (grounding data wants more than one look of the same widgets).
+THEMES = {
+    "light": (BG, PANEL, ACCENT, ACCENT_DARK, TEXT, MUTED, OK),
+    "dark": ("#1e2129", "#2a2e38", "#7c5cff", "#5b3fd6", "#e6e8ee", "#9aa1b2", "#3ccf7a"),
+}
+LAYOUTS = ("standard", "swapped")  # --layout swapped: the two columns change sides
+
+
+def use_theme(name: str) -> None:
+    """Switch the module's palette (before the window is built)."""
+    global BG, PANEL, ACCENT, ACCENT_DARK, TEXT, MUTED, OK
+    BG, PANEL, ACCENT, ACCENT_DARK, TEXT, MUTED, OK = THEMES[name]
 
 
 # --------------------------------------------------------------------------- app
 
 
 class PracticeApp:
+    swapped = False  # --layout swapped
+
     def __init__(self, state_file: Path, geometry: str | None, title: str) -> None:
         import tkinter as tk
         from tkinter import ttk
@@ -118,7 +133,7 @@ class PracticeApp:
         style.configure("Title.TLabel", background=ACCENT, foreground="white", font=("DejaVu Sans", 13, "bold"))
         style.configure("Status.TLabel", background=ACCENT, foreground="#dfe7ff", font=("DejaVu Sans", 9))
         style.configure("Header.TFrame", background=ACCENT)
-        style.configure("TButton", padding=(12, 5), background="#e8edf8", bordercolor="#c9d2e6")
+        style.configure("TButton", padding=(12, 5), background="#e8edf8", bordercolor="#c9d2e6", foreground=INK)
         style.map("TButton", background=[("active", "#d6e0f7"), ("pressed", "#c3d2f5")])
         style.configure("TCheckbutton", background=PANEL)
         style.map("TCheckbutton", background=[("active", PANEL)])
@@ -156,10 +171,11 @@ class PracticeApp:
         body.rowconfigure(0, weight=1)
         body.rowconfigure(1, weight=1)
         self.widgets: dict[str, Any] = {}
+        left, right = (1, 0) if self.swapped else (0, 1)
 
         # Left top: buttons, text field, checkbox.
         form = self._panel(body, "BUTTONS AND FIELDS")
-        form.grid(row=0, column=0, sticky="nsew", padx=(0, 5), pady=(0, 5))
+        form.grid(row=0, column=left, sticky="nsew", padx=(0, 5), pady=(0, 5))
         row = ttk.Frame(form, style="Panel.TFrame")
         row.pack(fill="x", pady=(0, 8))
         for name in BUTTONS:
@@ -185,10 +201,10 @@ class PracticeApp:
 
         # Left bottom: click pad and hover zone.
         mouse = self._panel(body, "MOUSE")
-        mouse.grid(row=1, column=0, sticky="nsew", padx=(0, 5), pady=(5, 0))
+        mouse.grid(row=1, column=left, sticky="nsew", padx=(0, 5), pady=(5, 0))
         pad = tk.Label(
             mouse, text="Click pad\n(left · middle · right, double, triple)", background="#eef2fb",
-            foreground=TEXT, relief="groove", borderwidth=2, height=4,
+            foreground=INK, relief="groove", borderwidth=2, height=4,
         )  # fmt: skip
         pad.pack(fill="both", expand=True, pady=(0, 6))
         for button in (1, 2, 3):
@@ -196,7 +212,7 @@ class PracticeApp:
         pad.bind("<Double-ButtonPress-1>", lambda e: self._pad(1, 2))
         pad.bind("<Triple-ButtonPress-1>", lambda e: self._pad(1, 3))
         self.widgets["click_pad"] = pad
-        hover = tk.Label(mouse, text="Hover here", background="#fff6e0", foreground=TEXT, height=2)
+        hover = tk.Label(mouse, text="Hover here", background="#fff6e0", foreground=INK, height=2)
         hover.pack(fill="x")
         hover.bind("<Enter>", lambda e: (self._set(hovered="hover_zone"), hover.configure(background="#ffe2a8")))
         hover.bind("<Leave>", lambda e: (self._set(hovered=None), hover.configure(background="#fff6e0")))
@@ -204,7 +220,7 @@ class PracticeApp:
 
         # Right top: scrollable list.
         lst = self._panel(body, "LIST (50 ITEMS)")
-        lst.grid(row=0, column=1, sticky="nsew", padx=(5, 0), pady=(0, 5))
+        lst.grid(row=0, column=right, sticky="nsew", padx=(5, 0), pady=(0, 5))
         holder = ttk.Frame(lst, style="Panel.TFrame")
         holder.pack(fill="both", expand=True)
         scrollbar = ttk.Scrollbar(holder, orient="vertical")
@@ -226,7 +242,7 @@ class PracticeApp:
 
         # Right bottom: drag and drop.
         dnd = self._panel(body, "DRAG AND DROP")
-        dnd.grid(row=1, column=1, sticky="nsew", padx=(5, 0), pady=(5, 0))
+        dnd.grid(row=1, column=right, sticky="nsew", padx=(5, 0), pady=(5, 0))
         canvas = tk.Canvas(dnd, background="#fbfcfe", highlightthickness=1, highlightbackground="#d5dbe8", height=120)
         canvas.pack(fill="both", expand=True)
         self.canvas = canvas
@@ -496,6 +512,7 @@ def launch(
     title: str = "vlagent practice app",
     timeout: float = 15.0,
     env: Mapping[str, str] | None = None,
+    extra_args: tuple[str, ...] = (),
 ) -> subprocess.Popen:
     """Start the practice app on X display `display` (e.g. ":99"); return once it is ready.
 
@@ -506,6 +523,7 @@ def launch(
     argv = [sys.executable, "-m", "vlagent.environments.practice.desktop_app", "--state-file", str(state_file), "--title", title]
     if geometry:
         argv += ["--geometry", geometry]
+    argv += list(extra_args)  # e.g. ("--theme", "dark", "--layout", "swapped")
     proc = subprocess.Popen(argv, env={**(env or os.environ), "DISPLAY": display}, stdin=subprocess.DEVNULL)
     deadline = time.monotonic() + timeout
     while True:
@@ -527,7 +545,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-file", required=True, type=Path, help="where to write the JSON state")
     parser.add_argument("--geometry", help="Tk geometry, e.g. 800x600+1300+50")
     parser.add_argument("--title", default="vlagent practice app")
+    parser.add_argument("--theme", choices=sorted(THEMES), default="light", help="colour palette")
+    parser.add_argument("--layout", choices=LAYOUTS, default="standard", help="swapped: columns change sides")
     args = parser.parse_args(argv)
+    use_theme(args.theme)
+    PracticeApp.swapped = args.layout == "swapped"
     if not os.environ.get("DISPLAY"):
         parser.error("DISPLAY is not set; start an X server (e.g. xvfb-run) first")
     PracticeApp(args.state_file, args.geometry, args.title).run()

@@ -49,6 +49,7 @@ HARVESTERS: dict[str, Harvester] = {
     "synthetic": _lazy("vlagent.grounding.synthetic", "harvest_synthetic"),
     "gtk": _lazy("vlagent.grounding.harvest_gtk", "harvest_gtk"),
     "web": _lazy("vlagent.grounding.harvest_web", "harvest_web"),
+    "practice": _lazy("vlagent.grounding.harvest_practice", "harvest_practice"),
 }
 
 
