@@ -31,17 +31,6 @@ KERNEL = native.NativeKernel(SOURCE, FLAGS, needs="SSE", signatures={
 })
 
 
-def unavailable_reason() -> str | None:
-    """None when all threads can flush subnormals, else why only the calling thread does."""
-    return KERNEL.reason
-
-
-def flushing_threads() -> int:
-    """How many of PyTorch's intra-op threads currently flush subnormals (0 without the helper)."""
-    lib = KERNEL.lib
-    return 0 if lib is None else lib.vl_count_flushing_threads(torch.get_num_threads())
-
-
 @contextmanager
 def flush_denormals(device: torch.device | str = "cpu") -> Iterator[None]:
     """Within the block, CPU float ops treat subnormal inputs and results as zero (FTZ/DAZ) on

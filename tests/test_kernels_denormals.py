@@ -5,20 +5,26 @@ import torch
 from vlagent import kernels
 from vlagent.kernels import denormals
 
-needs_helper = pytest.mark.skipif(denormals.unavailable_reason() is not None,
-                                  reason=f"no FTZ helper: {denormals.unavailable_reason()}")
+needs_helper = pytest.mark.skipif(denormals.KERNEL.reason is not None,
+                                  reason=f"no FTZ helper: {denormals.KERNEL.reason}")
+
+
+def flushing_threads() -> int:
+    """How many of PyTorch's intra-op threads currently flush subnormals (0 without the helper)."""
+    lib = denormals.KERNEL.lib
+    return 0 if lib is None else lib.vl_count_flushing_threads(torch.get_num_threads())
 
 
 @needs_helper
 def test_every_thread_flushes_inside_and_none_after():
     threads = torch.get_num_threads()
-    assert denormals.flushing_threads() == 0
+    assert flushing_threads() == 0
     with kernels.flush_denormals("cpu"):
-        assert denormals.flushing_threads() == threads
+        assert flushing_threads() == threads
         with kernels.flush_denormals("cpu"):  # nested: the inner exit leaves the outer mode on
             pass
-        assert denormals.flushing_threads() == threads
-    assert denormals.flushing_threads() == 0
+        assert flushing_threads() == threads
+    assert flushing_threads() == 0
 
 
 @needs_helper
@@ -35,7 +41,7 @@ def test_subnormal_results_become_zero_on_all_threads_only_inside():
 
 def test_other_devices_are_left_alone():
     with kernels.flush_denormals("meta"):
-        assert denormals.flushing_threads() == 0
+        assert flushing_threads() == 0
 
 
 def test_strongly_decaying_heads_give_the_same_delta_rule_output():
@@ -59,16 +65,16 @@ def test_each_threads_own_mode_is_restored_even_after_an_error():
     threads = torch.get_num_threads()
     with pytest.raises(RuntimeError, match="inside"):
         with kernels.flush_denormals("cpu"):
-            assert denormals.flushing_threads() == threads
+            assert flushing_threads() == threads
             raise RuntimeError("inside")
-    assert denormals.flushing_threads() == 0
+    assert flushing_threads() == 0
     # a caller that already flushes on this thread only: the workers go back to not flushing
     if threads > 1:
         torch.set_flush_denormal(True)
         try:
             with kernels.flush_denormals("cpu"):
-                assert denormals.flushing_threads() == threads
-            assert denormals.flushing_threads() == 1
+                assert flushing_threads() == threads
+            assert flushing_threads() == 1
         finally:
             torch.set_flush_denormal(False)
-    assert denormals.flushing_threads() == 0
+    assert flushing_threads() == 0

@@ -257,7 +257,7 @@ def test_local_prompt_puts_each_temporal_patch_after_its_timestamp(video):
     processor, path = _tiny_processor()
     sample = sample_frames(video.path, num_frames=7, **SMALL)
     backend = LocalVideoBackend(path, processor=processor)
-    inputs = backend.prompt_inputs(sample, "What happens?")
+    inputs = processor.apply_chat_template(backend.build_messages(sample, "What happens?"))
     text = processor.decode(inputs["input_ids"][0], skip_special_tokens=False)
     found = re.findall(r"<(\d+\.\d) seconds><\|vision_start\|>((?:<\|video_pad\|>)+)<\|vision_end\|>", text)
     patches = math.ceil(len(sample) / 2)
@@ -280,7 +280,8 @@ def test_local_backend_answers_with_the_tiny_engine(video):
     assert isinstance(result.answer, str)
     assert result.frames_used == 4
     # 2 temporal patches of the processor's grid, all in the prompt.
-    inputs = backend.prompt_inputs(sample_frames(video.path, num_frames=4, max_pixels=64 * 64), "What happens?")
+    small = sample_frames(video.path, num_frames=4, max_pixels=64 * 64)
+    inputs = backend.processor.apply_chat_template(backend.build_messages(small, "What happens?"))
     t, h, w = inputs["video_grid_thw"][0].tolist()
     assert t == 2 and result.usage["video_tokens"] == t * h * w // 4
     assert 0 <= result.usage["completion_tokens"] <= 3

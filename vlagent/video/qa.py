@@ -244,10 +244,6 @@ class LocalVideoBackend:
     def build_messages(self, sample: VideoSample, question: str) -> list[dict[str, Any]]:
         return build_local_messages(sample, question, system=self.system)
 
-    def prompt_inputs(self, sample: VideoSample, question: str):
-        """The processor's tensors for this question (input_ids, pixel_values_videos, ...)."""
-        return self.processor.apply_chat_template(self.build_messages(sample, question))
-
     def answer(self, sample: VideoSample, question: str) -> tuple[str, dict[str, Any]]:
         import torch
 

@@ -114,9 +114,6 @@ class VideoInfo:
     def seconds(self, pts: int) -> float:
         return (pts - self.origin_pts) * self.time_base
 
-    def keyframe_times(self) -> list[float]:
-        return [self.seconds(p) for p in self.keyframe_pts]
-
     def frames_between(self, start_pts: int, end_pts: int) -> int:
         """How many frames are presented in [start_pts, end_pts) (the one on screen at start included)."""
         first = max(0, int(np.searchsorted(self.frame_pts, start_pts, side="right")) - 1)
