@@ -116,7 +116,8 @@ def _area(b: Sequence[float]) -> float:
 LABELLED_ROLES = FIELD_ROLES | {"combo box", "slider"}
 # Rows and buttons whose text sits in a child label (GtkListBoxRow in the file chooser's sidebar).
 NAMED_BY_CONTENT = frozenset({"list item", "push button", "toggle button", "radio button", "check box", "page tab"})
-LABEL_GAP_PX = 40  # how far a form's label may sit from its field
+LABEL_GAP_PX = 90  # how far left of its field a form's label may end (grid columns align labels left)
+LABEL_ABOVE_PX = 20  # how far above its field a label may end
 
 
 def node_name(node: Node, nodes: Sequence[Node] = ()) -> str:
@@ -155,7 +156,7 @@ def _adjacent_label(field: Node, nodes: Sequence[Node]) -> str:
         cy = (y0 + y1) / 2
         if fy0 <= cy <= fy1 and x1 <= fx0 + 2 and fx0 - x1 <= LABEL_GAP_PX:
             gap = fx0 - x1
-        elif y1 <= fy0 + 2 and fy0 - y1 <= LABEL_GAP_PX / 2 and x0 < fx1 and x1 > fx0:
+        elif y1 <= fy0 + 2 and fy0 - y1 <= LABEL_ABOVE_PX and x0 < fx1 and x1 > fx0:
             gap = fy0 - y1 + 0.5  # a label above counts a little less than one beside
         else:
             continue
@@ -223,8 +224,8 @@ def targets_from_tree(
         if role in FIELD_ROLES and "editable" not in states:
             continue  # read-only text views are text, not fields
         name = node_name(node, nodes)
-        if not name:
-            continue
+        if not name or name.endswith("-symbolic"):
+            continue  # "emblem-default-symbolic": an icon's file name, not words on the screen
         path = tuple(node["path"])
         box = _xyxy(node["box"])
         visible = _intersect(box, view)

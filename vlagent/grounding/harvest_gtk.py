@@ -94,7 +94,10 @@ APPS: tuple[GtkApp, ...] = (
             Scene("details", (do("page tab", "Character Details", "select"),))),
            size=(900, 620)),
     GtkApp("mousepad", ("mousepad",), "mousepad",
-           (Scene("main"), *_MENUS("File", "Edit", "Search", "View", "Document")), size=(900, 620)),
+           (Scene("main"),
+            # Mousepad hides its toolbar by default; its icon buttons are the icon targets.
+            Scene("toolbar", (do("menu", "View"), do("menu item", "Toolbar"))),
+            *_MENUS("File", "Edit", "Search", "View", "Document")), size=(900, 620)),
     GtkApp("widget-factory", ("gtk3-widget-factory",), "gtk-3-examples",
            (Scene("page-1"), Scene("page-2", (do("radio button", "Page 2"),)),
             Scene("page-3", (do("radio button", "Page 3"),)))),
@@ -270,6 +273,7 @@ def _harvest_app(out_dir: Path, display: str, app: GtkApp, theme: str, crop: str
                 # One scene that cannot be reached (a menu renamed in another
                 # version) should not lose the application's other screens.
                 log(f"gtk: {app.name}/{scene.name} ({theme}) skipped: {exc}")
+                _xdotool(display, "key", "Escape")  # close whatever menu the scene had opened
                 continue
             box = window_box(nodes, SCREEN_SIZE) if crop == "window" else (0, 0, *SCREEN_SIZE)
             if box is None:
