@@ -27,6 +27,8 @@ from vlagent.grounding.harvest_common import (
 )
 from vlagent.grounding.phrasing import clean_name, instruction_for
 
+from android_fixtures import adb_server, phone  # noqa: F401  (fixtures)
+
 
 # --------------------------------------------------------------------------- helpers
 
@@ -340,3 +342,27 @@ def test_practice_android_harvest_reads_the_phone_state(tmp_path: Path) -> None:
     first = {s: min((r for r in records if r.meta["screen"] == s and r.element != "text"), key=lambda r: r.box[1])
              for s in ("android-settings-light-port", "android-settings-scrolled-light-port")}  # fmt: skip
     assert first["android-settings-light-port"].meta["name"] != first["android-settings-scrolled-light-port"].meta["name"]
+
+
+def test_android_harvest_over_adb_agrees_with_the_phone_state(tmp_path: Path, phone) -> None:
+    """The real adb client and server: screencap + uiautomator dump of the virtual
+    phone give the same boxes as the phone's own state (and as the practice harvest)."""
+    from vlagent.grounding.harvest_adb import harvest_android
+
+    x, y = phone.point("Settings", kind="icon")
+    w, h = phone.state()["size"]
+    phone.shell(f"input tap {int(x * w)} {int(y * h)}")
+    state = phone.state()
+    assert state["app"] == "settings"
+    records = harvest_android(tmp_path, serial=phone.serial, adb_port=phone.adb.port, label="virtual",
+                              log=lambda _m: None)  # fmt: skip
+    for r in records:
+        r.base_dir = tmp_path
+    check_common(records, "android")
+    got = {r.meta["name"]: r for r in records}
+    assert got["Wi-Fi"].element == "switch" and got["Network & internet"].element == "list item"
+    for el in state["elements"]:
+        if el["label"] in got and el["kind"] in ("toggle", "list_item"):
+            x1, y1, x2, y2 = el["bounds"]
+            assert got[el["label"]].box == pytest.approx((x1 / w, y1 / h, x2 / w, y2 / h), abs=1e-6)
+    assert reads("Bluetooth", text_in_box(got["Bluetooth"]))

@@ -50,6 +50,7 @@ HARVESTERS: dict[str, Harvester] = {
     "gtk": _lazy("vlagent.grounding.harvest_gtk", "harvest_gtk"),
     "web": _lazy("vlagent.grounding.harvest_web", "harvest_web"),
     "practice": _lazy("vlagent.grounding.harvest_practice", "harvest_practice"),
+    "android": _lazy("vlagent.grounding.harvest_adb", "harvest_android"),
 }
 
 
