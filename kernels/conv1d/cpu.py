@@ -59,7 +59,7 @@ def _history_and_final_state(x, weight, initial_state):
 
 def causal_conv1d_native(x, weight, bias=None, activation="silu", initial_state=None):
     """cpu_conv.c for bf16 CPU x (results as causal_conv1d_cpu); None when it does not cover the inputs."""
-    if x.dtype != torch.bfloat16 or x.device.type != "cpu" or x.shape[1] == 0:
+    if x.dtype != torch.bfloat16 or x.device.type != "cpu" or x.shape[1] == 0 or KERNEL.lib is None:
         return None
     history, final_state = _history_and_final_state(x, weight, initial_state)
     y = _native_conv(x, history, weight, bias, activation in ("silu", "swish"))
