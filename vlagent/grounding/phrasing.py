@@ -6,8 +6,7 @@ same element in several ways, so each kind has several phrasings; which one
 a target gets is picked by a seeded RNG (deterministic per screen and name),
 so a dataset mixes them without ever depending on dict order or time.
 
-    >>> instruction_for("Log in", "button", random.Random(0))
-    'click Log in'
+    instruction_for("Log in", "button", rng)   # e.g. "click Log in" or "the 'Log in' button"
 """
 
 from __future__ import annotations
