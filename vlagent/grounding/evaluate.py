@@ -21,6 +21,9 @@ from vlagent.grounding.dataset import DatasetError, GroundingRecord
 from vlagent.grounding.grounders.base import Grounder, GroundingResult
 
 BREAKDOWNS = ("platform", "element", "source")
+# Record meta keys also broken down when the records carry them (synthetic data does):
+# how the instruction is phrased, and the language of the screen's labels.
+META_BREAKDOWNS = ("style", "lang")
 
 
 @dataclass
@@ -121,6 +124,12 @@ def summarize(evaluation: Evaluation) -> dict[str, Any]:
             for o in outs:
                 groups.setdefault(getattr(o.record, key), []).append(o)
             entry[key] = {k: _acc(v) for k, v in sorted(groups.items())}
+        for key in META_BREAKDOWNS:
+            if any(key in o.record.meta for o in outs):
+                groups = {}
+                for o in outs:
+                    groups.setdefault(str(o.record.meta.get(key, "-")), []).append(o)
+                entry[key] = {k: _acc(v) for k, v in sorted(groups.items())}
         out["grounders"][name] = entry
     return out
 
@@ -138,7 +147,7 @@ def summary_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         rows.append([label, str(n), *cells])
 
     acc_row("overall", lambda e: e["overall"])
-    for key in BREAKDOWNS:
+    for key in (*BREAKDOWNS, *(k for k in META_BREAKDOWNS if k in first)):
         for value in first[key]:
             acc_row(f"{key}: {value}", lambda e, k=key, v=value: e[k][v])
     rows.append(["not found", "", *[str(summary["grounders"][g]["not_found"]) for g in names]])
@@ -150,4 +159,4 @@ def summary_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-__all__ = ["BREAKDOWNS", "Evaluation", "Outcome", "evaluate", "summarize", "summary_rows"]
+__all__ = ["BREAKDOWNS", "META_BREAKDOWNS", "Evaluation", "Outcome", "evaluate", "summarize", "summary_rows"]
