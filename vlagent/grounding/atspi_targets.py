@@ -212,6 +212,13 @@ def targets_from_tree(
         for n in nodes
         if n["depth"] == 0 and n["role"] in TOP_LEVEL_POPUP_ROLES and _valid(n.get("box"))
     )
+    # Without a window manager a window opened later (a Preferences dialog)
+    # is mapped above the ones before it.
+    later_windows = {
+        tuple(n["path"]): _xyxy(n["box"])
+        for n in nodes
+        if n["depth"] == 0 and n["path"][0] > 0 and n["role"] not in TOP_LEVEL_POPUP_ROLES and _valid(n.get("box"))
+    }
     view = _intersect(crop, (0, 0, screen[0], screen[1]))
     targets: list[ScreenTarget] = []
     for node in nodes:
@@ -244,8 +251,11 @@ def targets_from_tree(
                 visible = _intersect(visible, _xyxy(ancestor["box"]))
         if _area(visible) < MIN_VISIBLE_FRACTION * _area(box):
             continue  # scrolled partly out of view, or off the screen
-        if any(path[: len(p)] != p and _area(_intersect(box, pbox)) > MAX_COVERED * _area(box) for p, pbox in popups.items()):
+        limit = MAX_COVERED * _area(box)
+        if any(path[: len(p)] != p and _area(_intersect(box, pbox)) > limit for p, pbox in popups.items()):
             continue  # (mostly) under an open popup menu
+        if any(path[0] < p[0] and _area(_intersect(box, wbox)) > limit for p, wbox in later_windows.items()):
+            continue  # under a window opened after its own
         kind, role_word = ROLE_KINDS[role]
         if role in BUTTON_ROLES and shows_icon_only(name, box[2] - box[0]):
             kind, role_word = "icon", "icon"

@@ -88,7 +88,8 @@ _MENUS = lambda *names: tuple(menu_scene(n) for n in names)  # noqa: E731
 APPS: tuple[GtkApp, ...] = (
     GtkApp("galculator", ("galculator",), "galculator",
            (Scene("main"), *_MENUS("File", "Edit", "View", "Calculator"),
-            Scene("scientific", (do("menu", "View"), do("radio menu item", "Scientific Mode"))))),
+            Scene("scientific", (do("menu", "View"), do("radio menu item", "Scientific Mode"))),
+            Scene("preferences", (do("menu", "Edit"), do("menu item", "Preferences...")), (key("Escape"),)))),
     GtkApp("gucharmap", ("gucharmap",), "gucharmap",
            (Scene("main"), *_MENUS("View", "Search", "Go"),
             Scene("details", (do("page tab", "Character Details", "select"),))),
@@ -97,7 +98,10 @@ APPS: tuple[GtkApp, ...] = (
            (Scene("main"),
             # Mousepad hides its toolbar by default; its icon buttons are the icon targets.
             Scene("toolbar", (do("menu", "View"), do("menu item", "Toolbar"))),
-            *_MENUS("File", "Edit", "Search", "View", "Document")), size=(900, 620)),
+            *_MENUS("File", "Edit", "Search", "View", "Document"),
+            # The preferences dialog: named check boxes, spin buttons and tabs.
+            Scene("preferences", (do("menu", "Edit"), do("menu item", "Preferences...")), (key("Escape"),))),
+           size=(900, 620)),
     GtkApp("widget-factory", ("gtk3-widget-factory",), "gtk-3-examples",
            (Scene("page-1"), Scene("page-2", (do("radio button", "Page 2"),)),
             Scene("page-3", (do("radio button", "Page 3"),)))),
