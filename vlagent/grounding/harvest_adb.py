@@ -170,9 +170,8 @@ def harvest_android(
     adb = Adb(serial, int(adb_port) if adb_port else None)
     records: list[GroundingRecord] = []
     source = f"android:{label}"
-    for index in range(int(screens)):
-        if count is not None and len(records) >= int(count):
-            break
+    total = int(screens) if count is None else min(int(screens), int(count))  # --count: screens too
+    for index in range(total):
         if index:
             time.sleep(float(interval))
         image, xml = capture(adb)

@@ -40,6 +40,27 @@ MIN_BOX_PIXELS = 4  # narrower or lower boxes are slivers, not clickable targets
 MAX_NAME_CHARS = 60  # longer "names" are paragraphs (link text of a whole sentence)
 
 
+class ScreenBudget:
+    """How many screens a harvest may still capture (`--count`); unlimited when None."""
+
+    def __init__(self, count: Any = None) -> None:
+        self.left = None if count is None else int(count)
+        if self.left is not None and self.left < 1:
+            raise ValueError(f"count must be at least 1 screen, got {count!r}")
+
+    @property
+    def exhausted(self) -> bool:
+        return self.left is not None and self.left <= 0
+
+    def take(self) -> bool:
+        """Claim one screen; False when none are left."""
+        if self.exhausted:
+            return False
+        if self.left is not None:
+            self.left -= 1
+        return True
+
+
 def split_for(source: str) -> str:
     """The split of every record of one application or site."""
     if source in TEST_SOURCES:
@@ -153,6 +174,6 @@ def screen_records(
 
 
 __all__ = [
-    "MAX_NAME_CHARS", "MIN_BOX_PIXELS", "TEST_SOURCES", "VAL_SOURCES", "ScreenTarget", "normalize_box",
+    "MAX_NAME_CHARS", "MIN_BOX_PIXELS", "TEST_SOURCES", "VAL_SOURCES", "ScreenBudget", "ScreenTarget", "normalize_box",
     "save_screenshot", "screen_records", "screen_seed", "split_for", "unique_targets", "usable_name",
 ]  # fmt: skip

@@ -32,7 +32,7 @@ from vlagent.grounding.atspi_session import AtspiSession, atspi_unavailable
 from vlagent.grounding.atspi_targets import Node, node_name, targets_from_tree, tree_signature, window_box
 from vlagent.grounding.dataset import GroundingRecord
 from vlagent.grounding.harvest import HarvestError
-from vlagent.grounding.harvest_common import save_screenshot, screen_records
+from vlagent.grounding.harvest_common import ScreenBudget, save_screenshot, screen_records
 
 
 @dataclass(frozen=True)
@@ -233,7 +233,7 @@ def harvest_gtk(
     """Harvest the GTK applications `apps` (names from APPS, comma-separated; default all)
     in each of `themes`; returns the records (images written under out_dir/gtk/).
 
-    `count` stops after about that many records; `seed` is accepted for the
+    `count` stops after that many screens; `seed` is accepted for the
     command line's sake but unused (the screens are what the applications show).
     """
     del seed
@@ -251,18 +251,20 @@ def harvest_gtk(
         raise HarvestError("xdotool not installed (apt-get install xdotool)")
     from vlagent.environments.xserver import start_virtual_display
 
-    limit = int(count) if count is not None else None
+    budget = ScreenBudget(count)
     records: list[GroundingRecord] = []
     with start_virtual_display(*SCREEN_SIZE) as display:
         for theme in theme_names:
             for app in chosen:
-                if limit is not None and len(records) >= limit:
+                if budget.exhausted:
                     return records
-                records += _harvest_app(Path(out_dir), display.name, app, theme, crop, log)
+                records += _harvest_app(Path(out_dir), display.name, app, theme, crop, log, budget)
     return records
 
 
-def _harvest_app(out_dir: Path, display: str, app: GtkApp, theme: str, crop: str, log: Any) -> list[GroundingRecord]:
+def _harvest_app(
+    out_dir: Path, display: str, app: GtkApp, theme: str, crop: str, log: Any, budget: ScreenBudget
+) -> list[GroundingRecord]:
     records: list[GroundingRecord] = []
     with AtspiSession(display, extra_env=THEMES[theme]) as session:
         run = _AppRun(session, display, app, SCREEN_SIZE)
@@ -270,6 +272,8 @@ def _harvest_app(out_dir: Path, display: str, app: GtkApp, theme: str, crop: str
         if app.size:
             run.resize(app.size)
         for scene in app.scenes:
+            if not budget.take():
+                break
             try:
                 run.run_steps(scene.steps)
                 image, nodes = run.capture()

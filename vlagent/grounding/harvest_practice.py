@@ -28,7 +28,7 @@ from typing import Any, Callable
 
 from vlagent.grounding.dataset import GroundingRecord
 from vlagent.grounding.harvest import HarvestError
-from vlagent.grounding.harvest_common import ScreenTarget, save_screenshot, screen_records
+from vlagent.grounding.harvest_common import ScreenBudget, ScreenTarget, save_screenshot, screen_records
 
 # Practice-app widget -> (name a person reads on screen, element kind, role word)
 DESKTOP_WIDGETS: dict[str, tuple[str, str, str | None]] = {
@@ -91,7 +91,9 @@ def _settle(state_file: Path, read_state: Callable[[Path], dict[str, Any]], time
     raise HarvestError(f"the practice app kept changing its state for {timeout:g}s")
 
 
-def harvest_practice_desktop(out_dir: Path, log: Callable[[str], Any] = print) -> list[GroundingRecord]:
+def harvest_practice_desktop(
+    out_dir: Path, log: Callable[[str], Any] = print, budget: ScreenBudget | None = None
+) -> list[GroundingRecord]:
     from vlagent.environments.practice import desktop_app
     from vlagent.environments.xserver import binaries_available, start_virtual_display
 
@@ -100,16 +102,21 @@ def harvest_practice_desktop(out_dir: Path, log: Callable[[str], Any] = print) -
         raise HarvestError(f"cannot harvest the practice app: {reason}")
     if shutil.which("xdotool") is None:
         raise HarvestError("xdotool not installed (apt-get install xdotool)")
+    budget = budget or ScreenBudget()
     records: list[GroundingRecord] = []
     with start_virtual_display(*DESKTOP_SCREEN) as display, tempfile.TemporaryDirectory() as tmp:
         for theme in desktop_app.THEMES:
             for layout in desktop_app.LAYOUTS:
                 for g, geometry in enumerate(DESKTOP_GEOMETRIES):
+                    if budget.exhausted:
+                        return records
                     state_file = Path(tmp) / "state.json"
                     proc = desktop_app.launch(state_file, display.name, geometry=geometry, env=display.env,
                                               extra_args=("--theme", theme, "--layout", layout))  # fmt: skip
                     try:
                         for menu_open in (False, True):
+                            if not budget.take():
+                                break
                             state = _settle(state_file, desktop_app.read_state)
                             if menu_open:
                                 x0, y0, x1, y1 = state["menu_boxes"]["File"]
@@ -197,14 +204,19 @@ def _android_scenes(ui: Any) -> list[tuple[str, Callable[[], None]]]:
     ]  # fmt: skip
 
 
-def harvest_practice_android(out_dir: Path, log: Callable[[str], Any] = print) -> list[GroundingRecord]:
+def harvest_practice_android(
+    out_dir: Path, log: Callable[[str], Any] = print, budget: ScreenBudget | None = None
+) -> list[GroundingRecord]:
     from vlagent.environments.practice.virtual_android import PhoneUI
 
+    budget = budget or ScreenBudget()
     records: list[GroundingRecord] = []
     for dark in (False, True):
         for rotation in (0, 1):
             probe = PhoneUI(status_time="12:00")
-            for name, go in _android_scenes(probe):
+            for name, _go in _android_scenes(probe):
+                if not budget.take():
+                    return records
                 ui = PhoneUI(status_time="12:00")  # each scene from a fresh phone, so scenes do not leak
                 ui.s.toggles["dark_mode"] = dark
                 ui.set_rotation(rotation)
@@ -230,19 +242,18 @@ def harvest_practice(
 ) -> list[GroundingRecord]:
     """Harvest the practice environments named in `targets` (desktop, android).
 
-    `count` stops after about that many records; `seed` is unused (the screens are fixed).
+    `count` stops after that many screens; `seed` is unused (the screens are fixed).
     """
     del seed
     names = [t.strip() for t in str(targets).split(",") if t.strip()]
     unknown = [n for n in names if n not in ("desktop", "android")]
     if unknown or not names:
         raise HarvestError(f"unknown practice target(s) {', '.join(unknown) or '(none)'} (known: desktop, android)")
+    budget = ScreenBudget(count)
     records: list[GroundingRecord] = []
     for name in names:
-        if count is not None and len(records) >= int(count):
-            break
         harvest = harvest_practice_desktop if name == "desktop" else harvest_practice_android
-        records += harvest(Path(out_dir), log=log)
+        records += harvest(Path(out_dir), log=log, budget=budget)
     return records
 
 

@@ -31,7 +31,7 @@ from typing import Any, Callable, Iterator
 
 from vlagent.grounding.dataset import GroundingRecord
 from vlagent.grounding.harvest import HarvestError
-from vlagent.grounding.harvest_common import ScreenTarget, save_screenshot, screen_records
+from vlagent.grounding.harvest_common import ScreenBudget, ScreenTarget, save_screenshot, screen_records
 
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 ELEMENTS_JS = (Path(__file__).with_name("web_elements.js")).read_text()
@@ -166,20 +166,20 @@ def _targets(elements: list[dict[str, Any]]) -> list[ScreenTarget]:
 
 def _capture_pages(
     browser: _Browser, out_dir: Path, site: str, pages: list[Page], scrolls: int, log: Callable[[str], Any],
-    before: Callable[[Page], None] | None = None,
+    budget: ScreenBudget | None = None,
 ) -> list[GroundingRecord]:
+    budget = budget or ScreenBudget()
     records: list[GroundingRecord] = []
     for page in pages:
+        if budget.exhausted:
+            break
         try:
-            if before is not None:
-                before(page)
-            else:
-                browser.goto(page.url)
+            browser.goto(page.url)
         except Exception as exc:  # one broken page must not end the site
             log(f"web: {site}/{page.name} skipped: {exc}")
             continue
         for index in range(scrolls):
-            if not browser.scroll_to(index):
+            if not browser.scroll_to(index) or not budget.take():
                 break
             image, elements = browser.capture()
             screen_id = f"{site}-{page.name}-{index}-{browser.viewport[0]}x{browser.viewport[1]}"
@@ -191,12 +191,14 @@ def _capture_pages(
     return records
 
 
-def _django_pages(browser: _Browser, out_dir: Path, scrolls: int, log: Callable[[str], Any]) -> list[GroundingRecord]:
+def _django_pages(
+    browser: _Browser, out_dir: Path, scrolls: int, log: Callable[[str], Any], budget: ScreenBudget
+) -> list[GroundingRecord]:
     from vlagent.grounding.web_servers import django_admin_server
 
     with django_admin_server() as admin:
         base = admin.base + "admin/"
-        records = _capture_pages(browser, out_dir, "django-admin", [Page(base + "login/", "login")], 1, log)
+        records = _capture_pages(browser, out_dir, "django-admin", [Page(base + "login/", "login")], 1, log, budget)
         page = browser.page
         page.fill("#id_username", admin.username)
         page.fill("#id_password", admin.password)
@@ -208,7 +210,7 @@ def _django_pages(browser: _Browser, out_dir: Path, scrolls: int, log: Callable[
             Page(base + "auth/group/add/", "group-add"), Page(base + "password_change/", "password-change"),
             Page(base + "auth/user/?is_staff__exact=1", "user-list-staff"),
         ]  # fmt: skip
-        records += _capture_pages(browser, out_dir, "django-admin", pages, scrolls, log)
+        records += _capture_pages(browser, out_dir, "django-admin", pages, scrolls, log, budget)
     return records
 
 
@@ -225,7 +227,7 @@ def harvest_web(
     """Harvest `sites` (comma-separated names from ALL_SITES; default: all that exist here);
     `pages` pages per documentation site, `scrolls` screens per page. Images go under out_dir/web/.
 
-    `count` stops after about that many records; `seed` is unused (the pages are what they are).
+    `count` stops after that many screens; `seed` is unused (the pages are what they are).
     """
     del seed
     reason = web_unavailable()
@@ -238,13 +240,13 @@ def harvest_web(
     per_site, per_page = int(pages), int(scrolls)
     if per_site < 1 or per_page < 1:
         raise HarvestError(f"pages and scrolls must be at least 1, got {pages!r} and {scrolls!r}")
-    limit = int(count) if count is not None else None
+    budget = ScreenBudget(count)
     out_dir = Path(out_dir)
     records: list[GroundingRecord] = []
     browser = _Browser(_viewport(viewport))
     try:
         for site in names:
-            if limit is not None and len(records) >= limit:
+            if budget.exhausted:
                 break
             if site in DOC_SITES:
                 urls = doc_pages(site, per_site)
@@ -253,7 +255,7 @@ def harvest_web(
                         raise HarvestError(f"no pages of {site} here (looked for {', '.join(DOC_SITES[site])})")
                     continue  # the default list takes whatever documentation is installed
                 site_pages = [Page(u, f"{i:02d}-{Path(u).stem}") for i, u in enumerate(urls)]
-                records += _capture_pages(browser, out_dir, site, site_pages, per_page, log)
+                records += _capture_pages(browser, out_dir, site, site_pages, per_page, log, budget)
             elif site == "pydoc":
                 from vlagent.grounding.web_servers import pydoc_server
 
@@ -261,9 +263,9 @@ def harvest_web(
                     chosen = PYDOC_PAGES[: max(per_site, 1)]
                     site_pages = [Page(base + p, (p.split(".html")[0] or "home").replace("?", "-").replace("=", "-"))
                                   for p in chosen]  # fmt: skip
-                    records += _capture_pages(browser, out_dir, site, site_pages, per_page, log)
+                    records += _capture_pages(browser, out_dir, site, site_pages, per_page, log, budget)
             else:
-                records += _django_pages(browser, out_dir, per_page, log)
+                records += _django_pages(browser, out_dir, per_page, log, budget)
     finally:
         browser.close()
     return records
