@@ -196,6 +196,46 @@ def test_atspi_tree_rules() -> None:
     assert got["Quit"].element == "menu" and got["Quit"].role_word == "menu item"
 
 
+def test_screen_budget_counts_screens() -> None:
+    from vlagent.grounding.harvest_common import ScreenBudget
+
+    budget = ScreenBudget(2)
+    assert budget.take() and budget.take() and not budget.take() and budget.exhausted
+    assert all(ScreenBudget(None).take() for _ in range(100))
+    with pytest.raises(ValueError, match="at least 1"):
+        ScreenBudget(0)
+
+
+def test_uiautomator_dump_of_a_real_app_layout() -> None:
+    """A dump as a real phone writes it: an icon-only ImageButton, a search EditText
+    known by its hint, RecyclerView rows whose words sit in a child TextView,
+    a disabled button, and a row that is off the screen."""
+    from vlagent.grounding.harvest_adb import uiautomator_targets
+
+    def node(cls, bounds, children="", **attrs):
+        a = {"text": "", "content-desc": "", "clickable": "false", "enabled": "true", **attrs}
+        attr = " ".join(f'{k}="{v}"' for k, v in a.items())
+        return f'<node class="{cls}" bounds="{bounds}" {attr}>{children}</node>'
+
+    row = lambda y, text: node("android.widget.LinearLayout", f"[0,{y}][1080,{y + 150}]",  # noqa: E731
+                               node("android.widget.TextView", f"[40,{y + 40}][600,{y + 110}]", text=text),
+                               clickable="true")  # fmt: skip
+    xml = "<hierarchy rotation='0'>" + node("android.widget.FrameLayout", "[0,0][1080,2400]", "".join([
+        node("android.widget.ImageButton", "[0,80][140,220]", **{"content-desc": "Navigate up", "clickable": "true"}),
+        node("android.widget.EditText", "[160,80][900,220]", text="typed words", hint="Search settings",
+             clickable="true"),
+        node("android.widget.Button", "[900,80][1080,220]", text="Done", clickable="true", enabled="false"),
+        node("androidx.recyclerview.widget.RecyclerView", "[0,240][1080,2400]",
+             row(240, "Network") + row(390, "Display") + row(2500, "Off screen"), scrollable="true"),
+    ])) + "</hierarchy>"  # fmt: skip
+    got = {t.name: t for t in uiautomator_targets(xml, (1080, 2400))}
+    assert got["Navigate up"].element == "icon"
+    assert got["Search settings"].element == "field"
+    assert got["Network"].element == "list item" and got["Network"].box == (0, 240, 1080, 390)
+    assert got["Display"].element == "list item"
+    assert "Done" not in got and "Off screen" not in got and "typed words" not in got
+
+
 # --------------------------------------------------------------------------- GTK over AT-SPI
 
 

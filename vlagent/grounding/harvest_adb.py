@@ -97,6 +97,15 @@ def _name(node: ET.Element, kind: str) -> str:
     return inner[0] if len(inner) == 1 else ""
 
 
+def _clickable_ancestor(node: ET.Element, parents: dict[ET.Element, ET.Element]) -> bool:
+    parent = parents.get(node)
+    while parent is not None:
+        if parent.get("clickable") == "true":
+            return True
+        parent = parents.get(parent)
+    return False
+
+
 def uiautomator_targets(xml: bytes | str, size: tuple[int, int]) -> list[ScreenTarget]:
     """Targets of one uiautomator dump, in the pixels of a screenshot of `size`."""
     try:
@@ -114,6 +123,8 @@ def uiautomator_targets(xml: bytes | str, size: tuple[int, int]) -> list[ScreenT
         kind = _kind(node, parents.get(node))
         if kind is None:
             continue
+        if kind[0] == "text" and _clickable_ancestor(node, parents):
+            continue  # the words of a clickable row or button: that one is the target
         name = _name(node, kind[0])
         if name:
             targets.append(ScreenTarget(name, kind[0], box, role_word=kind[1],
