@@ -82,8 +82,9 @@ def test_eval_scores_every_grounder_on_the_same_targets(dataset: Path, tmp_path:
 
 
 def test_eval_json_to_stdout_is_one_document(dataset: Path, capsys: pytest.CaptureFixture) -> None:
+    # With the progress bar on (the default): it draws on stderr, stdout stays one JSON document.
     assert main(["eval-grounding", str(dataset), "--grounder", "center", "--json", "--split", "train",
-                 "--limit", "5", "--no-progress"]) == 0  # fmt: skip
+                 "--limit", "5"]) == 0  # fmt: skip
     captured = capsys.readouterr()
     summary = json.loads(captured.out)
     assert summary["targets"] == 5
