@@ -155,6 +155,10 @@ def test_spec_parser_and_errors() -> None:
         make_grounder("magic")
     with pytest.raises(GrounderSpecError, match="bad options"):
         make_grounder("ocr,colour=red")
+    with pytest.raises(GrounderSpecError, match="bad options.*threshold"):
+        make_grounder("ocr,threshold=7")
+    with pytest.raises(GrounderSpecError, match="bad options.*reply format"):
+        make_grounder("api:m@http://127.0.0.1:9/v1,fmt=klingon")
     with pytest.raises(GrounderSpecError, match="KEY=VALUE"):
         make_grounder("ocr,loose")
     with pytest.raises(GrounderSpecError, match="checkpoint folder"):

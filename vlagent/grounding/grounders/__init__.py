@@ -104,7 +104,9 @@ def make_grounder(spec: str) -> Grounder:
         raise GrounderSpecError(f"unknown grounder {name!r} in {spec!r} (one of: {', '.join(GROUNDER_FACTORIES)})")
     try:
         return GROUNDER_FACTORIES[name](arg, options)
-    except TypeError as exc:  # an option the constructor does not take
+    except GrounderSpecError:
+        raise
+    except (TypeError, ValueError) as exc:  # an option the constructor does not take, or a bad value
         raise GrounderSpecError(f"bad options for {name!r} in {spec!r}: {exc}") from None
 
 
