@@ -8,7 +8,7 @@ overlaps; a part that would not fit is left out.
 
 from __future__ import annotations
 
-from vlagent.grounding.synth_canvas import Canvas
+from vlagent.grounding.synth_canvas import Canvas, Element
 from vlagent.grounding.synth_icons import ICONS
 from vlagent.grounding.synth_vocab import KEYBOARD_ROWS, VOCAB
 
@@ -74,7 +74,7 @@ def _list(c: Canvas, x0: int, y: int, x1: int, y_max: int, n: int, with_icons: b
     items = c.pick(_vocab(c, "item"), n)
     row = c.u(28 if not with_icons else 44)
     rows = []
-    for i, label in enumerate(items):
+    for label in items:
         if y + row > y_max:
             break
         rows.append((label, (x0, y, x1, y + row)))
@@ -145,7 +145,7 @@ def desktop_window(c: Canvas) -> None:
         _open_menu(c, menu_elements[c.rng.randrange(len(menu_elements))])
 
 
-def _open_menu(c: Canvas, parent) -> None:
+def _open_menu(c: Canvas, parent: Element) -> None:
     t = c.theme
     items = c.pick(_vocab(c, "menu_item"), c.rng.randint(3, 6))
     width = max(c.text_size(i, 13)[0] for i in items) + c.u(40)
@@ -164,7 +164,7 @@ def _open_menu(c: Canvas, parent) -> None:
         y += row
 
 
-def _overlaps(a, b) -> bool:
+def _overlaps(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> bool:
     return not (a[2] <= b[0] or b[2] <= a[0] or a[3] <= b[1] or b[3] <= a[1])
 
 
@@ -185,7 +185,7 @@ def desktop_dialog(c: Canvas) -> None:
     c.draw.rectangle((x0 + c.u(4), y0 + c.u(6), x0 + dw + c.u(4), y0 + est_h + c.u(6)), fill=t.border)  # shadow
     c.draw.rectangle((x0, y0, x0 + dw, y0 + est_h), fill=t.surface, outline=t.border)
     y = _title_bar(c, x0, y0, x0 + dw, title, "dialog")
-    # Every target in the dialog belongs to it (the close button's container is "dialog" already).
+    # The close button and the button row say "dialog" in their instructions; the form inside does not need to.
     y = c.text((x0 + c.u(20), y + c.u(16)), c.rng.choice(("Please fill in the details below.", "Choose your options.",
                                                            "Changes apply after a restart.")), 12, t.muted)[3]  # fmt: skip
     y += c.u(16)
