@@ -158,6 +158,23 @@ def test_the_engine_runs_the_trained_folder_as_it_trained(trained):
     assert torch.allclose(ours.pointer, logits.pointer, atol=2e-4, rtol=1e-4)
 
 
+def test_a_left_padded_batch_equals_each_instruction_alone(trained):
+    out, records, _, cfg = trained
+    model = TrainableGrounder(cfg)
+    model.load_state_dict(torch.load(out / "checkpoint.pt", weights_only=False)["model"])
+    model.eval()
+    record = records[0]
+    lines = [TextLine(ln.text, ln.box) for ln in record.ocr]
+    with Image.open(record.image_path) as im:
+        screen = model.screen_features(im.convert("RGB"))
+    texts = ["the Save button", "click the button labelled 'Print' at the top", "Undo"]
+    with torch.no_grad():
+        batch, _ = model.forward_batch(screen, texts, lines)
+        for i, text in enumerate(texts):
+            alone, _ = model.forward_one(screen, text, lines)
+            assert torch.allclose(batch.pointer[i], alone.pointer[0], atol=1e-4, rtol=1e-4), text
+
+
 def test_resume_continues_from_the_checkpoint(trained, tmp_path):
     out, records, _, cfg = trained
     import shutil

@@ -108,6 +108,7 @@ class Canvas:
         self.draw = ImageDraw.Draw(self.img)
         self.elements: list[Element] = []
         self.used_labels: set[str] = set()
+        self.texts: list[tuple[str, PxBox]] = []  # every string drawn and its ink box: what a perfect OCR reads
 
     # ------------------------------------------------------------------ basics
 
@@ -127,7 +128,10 @@ class Canvas:
         """Draw text; returns its ink box in pixels."""
         font = self.font(size, bold)
         self.draw.text(xy, text, font=font, fill=color or self.theme.text, anchor=anchor)
-        return tuple(int(v) for v in self.draw.textbbox(xy, text, font=font, anchor=anchor))  # type: ignore[return-value]
+        box = tuple(int(v) for v in self.draw.textbbox(xy, text, font=font, anchor=anchor))
+        if text.strip():
+            self.texts.append((text, box))  # type: ignore[arg-type]
+        return box  # type: ignore[return-value]
 
     def pick(self, options: Sequence[str], n: int = 1) -> list[str]:
         """Up to `n` labels not yet used on this screen (labels are unique per screen, so instructions are too)."""

@@ -21,13 +21,13 @@ meta):
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from vlagent.grounding.dataset import SPLITS, GroundingRecord
+from vlagent.grounding.dataset import SPLITS, GroundingRecord, OcrLine
 from vlagent.grounding.synth_canvas import Canvas, Element, Theme
 from vlagent.grounding.synth_icons import ICONS
 from vlagent.grounding.synth_screens import LAYOUTS
@@ -52,6 +52,7 @@ class SyntheticScreen:
     dark: bool
     family: str
     elements: list[Element]
+    texts: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)  # strings drawn, ink boxes
 
 
 @dataclass
@@ -83,7 +84,7 @@ def make_screen(seed: int, index: int, kind: str | None = None) -> SyntheticScre
     theme = Theme.random(rng)
     canvas = Canvas(size, scale, theme, family, lang, rng)
     layout(canvas)
-    return SyntheticScreen(canvas.img, kind, platform, lang, scale, theme.dark, family, canvas.elements)
+    return SyntheticScreen(canvas.img, kind, platform, lang, scale, theme.dark, family, canvas.elements, canvas.texts)
 
 
 # --------------------------------------------------------------------------- instructions
@@ -233,16 +234,30 @@ def _splits(split: str | None) -> tuple[str, ...] | None:
     return names
 
 
+def _text_lines(screen: SyntheticScreen) -> list[OcrLine]:
+    """The strings drawn on a screen with their ink boxes, clipped to it and normalized."""
+    w, h = screen.image.size
+    out = []
+    for text, (x0, y0, x1, y1) in screen.texts:
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(w, x1), min(h, y1)
+        if x1 - x0 >= 1 and y1 - y0 >= 1:
+            out.append(OcrLine(text, (x0 / w, y0 / h, x1 / w, y1 / h)))
+    return out
+
+
 def harvest_synthetic(out_dir: Path, count: int | str = 20, seed: int | str = 0, split: str | None = None,
-                      targets_per_screen: int | str = 5, kinds: str | None = None) -> list[GroundingRecord]:  # fmt: skip
+                      targets_per_screen: int | str = 5, kinds: str | None = None,
+                      with_text: bool | str = False) -> list[GroundingRecord]:  # fmt: skip
     """Draw `count` screens into out_dir/synthetic/ and return their targets.
 
     split: None assigns each screen train/val/test (80/10/10, by its own
     random draw); one split name puts every screen there; a comma list
     ("val,test") alternates between them. kinds: comma list of layouts
-    (desktop, dialog, mobile, web); default all.
+    (desktop, dialog, mobile, web); default all. with_text: cache every drawn string and its ink box
+    in the records' `ocr` lines (what a perfect OCR would read; training adds OCR-like noise).
     """
     count, seed, per_screen = int(count), int(seed), int(targets_per_screen)
+    with_text = with_text if isinstance(with_text, bool) else with_text.lower() in ("1", "true", "yes")
     if count < 1 or per_screen < 1:
         raise ValueError("count and targets_per_screen must be at least 1")
     splits = _splits(split)
@@ -263,6 +278,7 @@ def harvest_synthetic(out_dir: Path, count: int | str = 20, seed: int | str = 0,
         name = f"s{seed}-{i:05d}.png"
         screen.image.save(folder / name, optimize=False)
         w, h = screen.image.size
+        text_lines = _text_lines(screen) if with_text else None
         for target in write_instructions(screen, rng, per_screen):
             x0, y0, x1, y1 = target.element.box
             meta: dict[str, Any] = {
@@ -276,7 +292,7 @@ def harvest_synthetic(out_dir: Path, count: int | str = 20, seed: int | str = 0,
             records.append(GroundingRecord(
                 image=f"synthetic/{name}", instruction=target.instruction, box=(x0 / w, y0 / h, x1 / w, y1 / h),
                 platform=screen.platform, element=target.element.kind, source=f"synthetic:{screen.kind}",
-                split=screen_split, action=target.action, text=target.text, meta=meta,
+                split=screen_split, action=target.action, text=target.text, meta=meta, ocr=text_lines,
             ))  # fmt: skip
     return records
 

@@ -165,17 +165,35 @@ class TrainableGrounder(torch.nn.Module):
         return self.backbone.model.get_image_features(pixel_values, grid).pooler_output[0], (rows, cols)
 
     def forward_one(self, screen: tuple[torch.Tensor, tuple[int, int]], instruction: str, lines: list[TextLine]):
+        return self.forward_batch(screen, [instruction], lines)
+
+    def forward_batch(self, screen: tuple[torch.Tensor, tuple[int, int]], instructions: Sequence[str],
+                      lines: list[TextLine]):
+        """Several instructions on one screen in one batch. Shorter sequences are padded on the LEFT with
+        masked zero embeddings: a zero input leaves a DeltaNet state at zero and attention skips it, so
+        each row computes exactly what it computes alone (and what the engine computes at inference)."""
         image_features, grid = screen
-        layout = build_layout(instruction, lines, self.spec, grid)
+        layouts = [build_layout(text, lines, self.spec, grid) for text in instructions]
         lm = self.backbone.model.language_model
-        x = lm.embed_tokens(layout.input_ids)
-        x = x.index_copy(0, layout.image_slots, image_features.to(x.dtype))
-        x = fuse_lines(x, layout, self.lines(layout.line_bytes, layout.line_boxes, layout.line_features))
-        hidden = lm(inputs_embeds=x[None], position_ids=layout.position_ids[:, None, :],
-                    use_cache=False).last_hidden_state[0]
-        slots = torch.cat([layout.image_slots, layout.line_slots])
-        logits = self.head(hidden[layout.action_index][None], hidden[slots][None])
-        candidates = Candidates.patches(*grid).with_text_lines(layout.line_boxes)
+        T = max(len(lay.input_ids) for lay in layouts)
+        rows, positions, masks, offsets = [], [], [], []
+        for lay in layouts:
+            x = lm.embed_tokens(lay.input_ids)
+            x = x.index_copy(0, lay.image_slots, image_features.to(x.dtype))
+            # line vectors differ per instruction: they carry the line's similarity to it
+            x = fuse_lines(x, lay, self.lines(lay.line_bytes, lay.line_boxes, lay.line_features))
+            pad = T - len(lay.input_ids)
+            rows.append(torch.cat([x.new_zeros(pad, x.shape[1]), x]))
+            positions.append(torch.cat([lay.position_ids.new_zeros(3, pad), lay.position_ids], dim=1))
+            masks.append(torch.cat([torch.zeros(pad, dtype=torch.long), torch.ones(len(lay.input_ids), dtype=torch.long)]))
+            offsets.append(pad)
+        mask = torch.stack(masks)
+        hidden = lm(inputs_embeds=torch.stack(rows), position_ids=torch.stack(positions, dim=1),
+                    attention_mask=None if bool(mask.all()) else mask, use_cache=False).last_hidden_state
+        slots = torch.stack([torch.cat([lay.image_slots, lay.line_slots]) + off for lay, off in zip(layouts, offsets)])
+        cands = hidden.gather(1, slots[..., None].expand(-1, -1, hidden.shape[-1]))
+        logits = self.head(hidden[:, -1], cands)
+        candidates = Candidates.patches(*grid).with_text_lines(layouts[0].line_boxes)
         return logits, candidates
 
 
@@ -281,18 +299,17 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
             features = model.screen_features(image)
             picked = rng.sample(screen.records, min(len(screen.records), cfg.instructions_per_screen))
             lines = record_lines(picked[0], ocr, ocr_cache)
-            screen_loss = 0.0
-            for record in picked:  # the vision tower ran once for all of them
-                noisy = noisy_lines(lines, rng, cfg.ocr_noise)
-                negative = rng.random() < cfg.negatives
-                instruction = _absent_instruction(rng, labels, lines) if negative else record.instruction
-                logits, cands = model.forward_one(features, instruction, noisy)
-                kind = torch.tensor([model.head.config.action_kinds.index(KIND_OF_ACTION.get(record.action, "click"))])
-                loss, parts = grounding_loss(logits, [None if negative else _target(record)], [cands],
-                                             kinds=None if negative else kind)
-                screen_loss = screen_loss + loss / n
-                losses.append(parts["pointer"])
-            screen_loss.backward()
+            noisy = noisy_lines(lines, rng, cfg.ocr_noise)
+            negative = [rng.random() < cfg.negatives for _ in picked]
+            instructions = [_absent_instruction(rng, labels, lines) if neg else r.instruction
+                            for r, neg in zip(picked, negative)]
+            logits, cands = model.forward_batch(features, instructions, noisy)  # the vision tower ran once
+            kinds = torch.tensor([model.head.config.action_kinds.index(KIND_OF_ACTION.get(r.action, "click"))
+                                  for r in picked])
+            targets = [None if neg else _target(r) for r, neg in zip(picked, negative)]
+            loss, parts = grounding_loss(logits, targets, [cands] * len(picked), kinds=kinds)
+            (loss * len(picked) / n).backward()
+            losses.append(parts["pointer"])
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
         sched.step()
