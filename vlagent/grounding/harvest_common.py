@@ -103,7 +103,7 @@ def unique_targets(targets: Iterable[ScreenTarget]) -> list[ScreenTarget]:
     Two "OK" buttons, or a "Bold" menu item and a "Bold" toolbar button, make
     "click Bold" ambiguous: all of them are dropped rather than guessing.
     """
-    kept = [t for t in targets if usable_name(clean_name(t.name))]
+    kept = [t for t in targets if usable_name(clean_name(t.name), t.element)]
     counts: dict[str, int] = {}
     for t in kept:
         key = clean_name(t.name).casefold()
@@ -115,11 +115,12 @@ def unique_targets(targets: Iterable[ScreenTarget]) -> list[ScreenTarget]:
 _SYMBOL_CHARS = frozenset("+-*/=%().,<>^!")
 
 
-def usable_name(name: str) -> bool:
-    """A name an instruction can quote: short, and words or calculator symbols."""
+def usable_name(name: str, element: str = "button") -> bool:
+    """A name an instruction can quote: short, and words — or, for a button,
+    calculator symbols (a link or list row named "-" shows nothing to find)."""
     if not name or len(name) > MAX_NAME_CHARS:
         return False
-    return any(ch.isalnum() for ch in name) or set(name) <= _SYMBOL_CHARS
+    return any(ch.isalnum() for ch in name) or (element == "button" and set(name) <= _SYMBOL_CHARS)
 
 
 def screen_seed(source: str, screen_id: str) -> int:
