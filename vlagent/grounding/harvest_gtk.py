@@ -186,10 +186,16 @@ class _AppRun:
             if step.kind == "key":
                 _xdotool(self.display, "key", step.key)
                 continue
-            nodes = self.session.tree(self.pid)
-            match = [n for n in nodes if n["role"] == step.role and node_name(n, nodes) == step.name]
-            if not match:
-                raise HarvestError(f"{self.app.name}: no {step.role} named {step.name!r} to {step.action}")
+            # The node may belong to a popup the previous step has just opened: give it a moment.
+            deadline = time.monotonic() + 3.0
+            while True:
+                nodes = self.session.tree(self.pid)
+                match = [n for n in nodes if n["role"] == step.role and node_name(n, nodes) == step.name]
+                if match:
+                    break
+                if time.monotonic() > deadline:
+                    raise HarvestError(f"{self.app.name}: no {step.role} named {step.name!r} to {step.action}")
+                time.sleep(0.2)
             self.session.action(self.pid, match[0]["path"], step.action)
 
     def capture(self, attempts: int = 4) -> tuple[Image.Image, list[Node]]:
