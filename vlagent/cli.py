@@ -610,8 +610,10 @@ def _register_plugins(sub: Any) -> None:
 
     register_mcp(sub)
     from vlagent.grounding.cli import register as register_grounding  # eval-grounding, grounding-data
+    from vlagent.grounding.train_cli import register as register_training  # train-grounding
 
     register_grounding(sub)
+    register_training(sub)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,8 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
     api:MODEL[@BASE_URL][,fmt=qwen,...]      a served model's tool-call point (OpenAIPolicy);
                                              BASE_URL defaults to $VLAGENT_API_BASE
     local:CHECKPOINT[,device=cpu,...]        the local engine's tool-call point (LocalPolicy)
+    grounder:FOLDER[,threshold=0.3]          a grounder trained by `vlagent train-grounding`
+    default[,threshold=0.3]                  the grounder that ships inside the package
 
 KEY=VALUE options are passed to the grounder's (or policy's) constructor;
 numbers are converted. A new grounder (the grounding head of the next issue)
@@ -87,6 +89,22 @@ def _local(arg: str | None, options: dict[str, Any]) -> Grounder:
     return PolicyGrounder(policy, name=f"local:{os.path.basename(os.path.normpath(arg))}")
 
 
+def _trained(arg: str | None, options: dict[str, Any]) -> Grounder:
+    from vlagent.grounding.grounders.head import HeadGrounder
+
+    if not arg:
+        raise GrounderSpecError("grounder needs a folder written by `vlagent train-grounding`: grounder:PATH")
+    return HeadGrounder(arg, **options)
+
+
+def _default(arg: str | None, options: dict[str, Any]) -> Grounder:
+    from vlagent.grounding.grounders.head import default_grounder
+
+    if arg:
+        raise GrounderSpecError("default takes options only, e.g. default,threshold=0.4")
+    return default_grounder(**options)
+
+
 GrounderFactory = Callable[[str | None, dict[str, Any]], Grounder]
 GROUNDER_FACTORIES: dict[str, GrounderFactory] = {
     "center": _center,
@@ -94,6 +112,8 @@ GROUNDER_FACTORIES: dict[str, GrounderFactory] = {
     "ocr-match": _ocr,
     "api": _api,
     "local": _local,
+    "grounder": _trained,
+    "default": _default,
 }
 
 

@@ -80,3 +80,14 @@ class HeadGrounder:
                 raw=kind, candidates=candidates)
         return GroundingResult(point=pred.point, confidence=pred.confidence, box=pred.box, candidates=candidates,
                                raw=kind)
+
+
+DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "default_grounder"
+
+
+def default_grounder(**options) -> HeadGrounder:
+    """The grounder that ships inside the package (vlagent/grounding/default_grounder/)."""
+    if not (DEFAULT_FOLDER / "grounder.safetensors").is_file():
+        raise FileNotFoundError(f"the default grounder is missing from this install ({DEFAULT_FOLDER}); "
+                                "reinstall vlagent, or pass a trained folder as grounder:PATH")
+    return HeadGrounder(DEFAULT_FOLDER, **options)
