@@ -601,7 +601,7 @@ def _part_image(part: dict[str, Any]) -> ImageLike:
     url = part["image_url"]
     url = url.get("url") if isinstance(url, dict) else url
     if isinstance(url, str) and url.startswith("data:image/"):
-        from vlagent.images import from_data_url
+        from .data_url import from_data_url
 
         return from_data_url(url)
     if isinstance(url, str) and url.startswith("file://"):

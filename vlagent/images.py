@@ -11,13 +11,13 @@ close as the grid allows.
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 import struct
 import zlib
 
 from PIL import Image
 
+from vlagent.model.data_url import from_data_url  # the inverse of to_data_url
 from vlagent.model.resize import smart_resize as _smart_resize_hw
 
 # Patch 16 × spatial merge 2 (Qwen3-VL, Qwen3.5).
@@ -118,22 +118,6 @@ def to_data_url(image: Image.Image, *, fmt: str = "png", quality: int = 90) -> s
     mime = "image/png" if fmt.lower() == "png" else "image/jpeg"
     payload = base64.b64encode(encode_image(image, fmt=fmt, quality=quality)).decode("ascii")
     return f"data:{mime};base64,{payload}"
-
-
-def from_data_url(url: str) -> Image.Image:
-    """Decode a base64 image data URL (the inverse of `to_data_url`)."""
-    if not isinstance(url, str) or not url.startswith("data:image/"):
-        raise ValueError(f"not an image data URL: {str(url)[:40]!r}")
-    header, sep, payload = url.partition(",")
-    if not sep or not header.endswith(";base64"):
-        raise ValueError(f"image data URL is not base64-encoded: {header[:40]!r}")
-    try:
-        data = base64.b64decode(payload, validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"image data URL has invalid base64: {exc}") from None
-    image = Image.open(io.BytesIO(data))
-    image.load()
-    return image
 
 
 __all__ = [
