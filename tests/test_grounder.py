@@ -192,3 +192,22 @@ def test_resume_continues_from_the_checkpoint(trained, tmp_path):
 def test_a_folder_without_grounder_weights_is_refused(tmp_path):
     with pytest.raises(FileNotFoundError, match="not a grounder folder"):
         load_grounder(tmp_path)
+
+
+def test_ground_command_uses_a_grounder_and_exits_1_when_not_found(trained, tmp_path, capsys):
+    import json
+
+    from vlagent.cli import main
+
+    out, records, _, _ = trained
+    image = records[0].image_path
+    rc = main(["ground", str(image), records[0].instruction, "--grounder", f"grounder:{out}", "--json",
+               "--out", str(tmp_path / "g.png")])
+    printed = json.loads(capsys.readouterr().out)
+    assert rc == 0 and printed["found"] and len(printed["point"]) == 2 and printed["grounder"] == "grounder:model"
+    assert (tmp_path / "g.png").exists() and printed["candidates"]
+    rc = main(["ground", str(image), "the Save button", "--grounder", f"grounder:{out},threshold=1.01", "--json",
+               "--out", str(tmp_path / "n.png")])
+    printed = json.loads(capsys.readouterr().out)
+    assert rc == 1 and printed["point"] is None and not printed["found"] and "not on this screen" in printed["error"]
+    assert main(["ground", str(image), "x", "--grounder", "grounder:/nonexistent"]) == 2

@@ -330,6 +330,8 @@ def cmd_ground(args: argparse.Namespace) -> int:
     except (UnidentifiedImageError, OSError) as exc:
         raise CliError(f"cannot read image {image_path}: {exc}", EXIT_USAGE) from None
     image = image.convert("RGB")
+    if args.grounder or not args.model:  # no model named: ground with a grounder (the shipped one by default)
+        return _ground_with_grounder(args, image, image_path)
     policy = make_policy(args)
     observation = Observation(image=image, screen_size=image.size, info={"platform": args.platform})
 
@@ -364,6 +366,42 @@ def cmd_ground(args: argparse.Namespace) -> int:
         _print_json([a.to_dict() for a in decision.actions])
         _err_console().print(f"drawn on: {out}")
     return EXIT_OK
+
+
+def _ground_with_grounder(args: argparse.Namespace, image: Any, image_path: Path) -> int:
+    """`vlagent ground` through a grounder: the point, its confidence and the candidates, drawn and printed.
+    "Not found" exits 1 and still draws the candidates."""
+    from vlagent.grounding.grounders import GrounderSpecError, make_grounder
+    from vlagent.overlay import draw_grounding
+
+    spec = args.grounder or "default"
+    try:
+        grounder = make_grounder(spec)
+    except (GrounderSpecError, FileNotFoundError, ValueError) as exc:
+        raise CliError(f"grounder {spec!r}: {exc}", EXIT_USAGE) from None
+    platform = {"mobile": "android"}.get(args.platform, args.platform)
+    result = grounder.ground(image, args.instruction, platform=platform)
+    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}.ground.png")
+    draw_grounding(image, result.point if result.found else None, [c.point for c in result.candidates]).save(out)
+    record = {
+        "point": list(result.point) if result.found else None,
+        "found": result.found,
+        "confidence": round(result.confidence, 4),
+        "box": list(result.box) if result.box else None,
+        "candidates": [{"point": list(c.point), "score": round(c.score, 4), "box": list(c.box) if c.box else None}
+                       for c in result.candidates],
+        "grounder": grounder.name,
+        "out": str(out),
+    }
+    if not result.found:
+        record["error"] = result.error
+    _print_json(record if args.json else {k: record[k] for k in ("point", "found", "confidence", "grounder")})
+    console = _err_console()
+    if result.found:
+        console.print(f"drawn on: {out}")
+        return EXIT_OK
+    console.print(f"[yellow]not found[/]: {escape(result.error or '')}; candidates drawn on {out}")
+    return EXIT_NOT_SUCCESS
 
 
 # --------------------------------------------------------------------------- report / replay
@@ -555,6 +593,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("instruction", help='what to point at, e.g. "click the Save button"')
     _add_model_options(p)
     p.add_argument("--platform", default="desktop", choices=["desktop", "mobile"], help="which tool prompt to use")
+    p.add_argument("--grounder", default=None, metavar="SPEC",
+                   help="ground with this grounder instead of a model (default when no --model: the shipped one); "
+                        "e.g. default, ocr, grounder:FOLDER")
     p.add_argument("--out", default=None, help="where to write the image with the action drawn (default IMAGE.ground.png)")
     p.add_argument("--json", action="store_true", help="print the full record (actions, thought, raw output)")
 

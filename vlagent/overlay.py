@@ -153,3 +153,21 @@ def _pil_font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
 
 
 __all__ = ["COLORS", "draw_action", "label_for", "scroll_segment", "step_actions"]
+
+
+def draw_grounding(image: Image.Image, point: tuple[float, float] | None,
+                   candidates: list[tuple[float, float]] = ()) -> Image.Image:  # fmt: skip
+    """A copy of `image` with the grounded point (a filled ring) and the other candidates (hollow rings)."""
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    w, h = out.size
+    r = max(6, round(min(w, h) / 80))
+    for i, (x, y) in enumerate(candidates):
+        cx, cy = x * w, y * h
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=(255, 170, 0), width=max(2, r // 3))
+        draw.text((cx + r + 2, cy - r), str(i + 1), fill=(255, 170, 0), font=_pil_font(max(10, r * 2)))
+    if point is not None:
+        cx, cy = point[0] * w, point[1] * h
+        draw.ellipse([cx - r, cy - r, cx + r, cy + r], outline=(230, 0, 60), width=max(3, r // 2))
+        draw.ellipse([cx - 2, cy - 2, cx + 2, cy + 2], fill=(230, 0, 60))
+    return out
