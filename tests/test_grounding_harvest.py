@@ -183,6 +183,7 @@ def test_atspi_tree_rules() -> None:
         node([0, 4, 0], "table cell", "Inside", (0, 110, 200, 20)),
         node([0, 4, 1], "table cell", "Half", (0, 190, 200, 20)),
         node([0, 4, 2], "table cell", "Gone", (-2147483648, -2147483648, 200, 20)),
+        node([0, 4, 3], "table cell", "Malayalam", (0, 140, 40, 20)),  # drawn as "Mal…"
         node([0, 5], "label", "Name", (220, 110, 40, 30)),
         node([0, 6], "text", "", (270, 110, 120, 30), states=("showing", "visible", "sensitive", "editable")),
         node([0, 7], "push button", "Under", (20, 40, 80, 20)),  # below the open File menu
@@ -190,7 +191,8 @@ def test_atspi_tree_rules() -> None:
     crop = window_box(nodes, (800, 600))
     assert crop == (0, 0, 400, 300)
     got = {t.name: t for t in targets_from_tree(nodes, crop, (800, 600))}
-    assert set(got) == {"File", "Quit", "Preferences", "Apply", "Inside", "Name"}
+    assert set(got) == {"File", "Quit", "Preferences", "Apply", "Inside", "Name", "Malayalam"}
+    assert got["Malayalam"].meta.get("truncated") and not got["Inside"].meta.get("truncated")
     assert got["Preferences"].element == "icon" and got["Apply"].element == "button"
     assert got["Name"].element == "field" and got["Name"].box == (270, 110, 390, 140)
     assert got["Quit"].element == "menu" and got["Quit"].role_word == "menu item"

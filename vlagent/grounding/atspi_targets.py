@@ -259,6 +259,10 @@ def targets_from_tree(
         kind, role_word = ROLE_KINDS[role]
         if role in BUTTON_ROLES and shows_icon_only(name, box[2] - box[0]):
             kind, role_word = "icon", "icon"
+        meta: dict[str, Any] = {"role": role}
+        if kind in ("list item", "tab") and text_width(name) > box[2] - box[0]:
+            # Drawn ellipsized ("Malayal…"): still the element, but its full name is not on screen.
+            meta["truncated"] = True
         targets.append(
             ScreenTarget(
                 name=name,
@@ -266,7 +270,7 @@ def targets_from_tree(
                 box=(visible[0] - crop[0], visible[1] - crop[1], visible[2] - crop[0], visible[3] - crop[1]),
                 role_word=role_word,
                 in_toolbar=in_toolbar,
-                meta={"role": role},
+                meta=meta,
             )
         )
     return targets
