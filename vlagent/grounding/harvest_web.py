@@ -1,7 +1,9 @@
 """Harvest real web pages rendered by Debian's chromium: screenshots + DOM boxes.
 
     vlagent grounding-data harvest --source web --out DIR [--option sites=doc-libffi,pydoc,django-admin]
-                                   [--option pages=6] [--option scrolls=2] [--option viewport=1280x720]
+                                   [--option pages=6] [--option scrolls=2]
+                                   [--option viewport=1280x720,412x915]   (each size in turn; a phone-sized
+                                                                           one gets the sites' mobile layouts)
 
 Chromium (the Debian package; Playwright's own browser downloads are not
 needed) runs headless through Playwright for Python with
@@ -241,33 +243,43 @@ def harvest_web(
     if per_site < 1 or per_page < 1:
         raise HarvestError(f"pages and scrolls must be at least 1, got {pages!r} and {scrolls!r}")
     budget = ScreenBudget(count)
-    out_dir = Path(out_dir)
+    sizes = [_viewport(v) for v in (str(viewport).split(",") if isinstance(viewport, str) else [viewport])]
     records: list[GroundingRecord] = []
-    browser = _Browser(_viewport(viewport))
-    try:
-        for site in names:
-            if budget.exhausted:
-                break
-            if site in DOC_SITES:
-                urls = doc_pages(site, per_site)
-                if not urls:
-                    if sites is not None:
-                        raise HarvestError(f"no pages of {site} here (looked for {', '.join(DOC_SITES[site])})")
-                    continue  # the default list takes whatever documentation is installed
-                site_pages = [Page(u, f"{i:02d}-{Path(u).stem}") for i, u in enumerate(urls)]
-                records += _capture_pages(browser, out_dir, site, site_pages, per_page, log, budget)
-            elif site == "pydoc":
-                from vlagent.grounding.web_servers import pydoc_server
+    for size in sizes:
+        browser = _Browser(size)
+        try:
+            records += _harvest_sites(browser, Path(out_dir), names, sites is not None, per_site, per_page, log, budget)
+        finally:
+            browser.close()
+    return records
 
-                with pydoc_server() as base:
-                    chosen = PYDOC_PAGES[: max(per_site, 1)]
-                    site_pages = [Page(base + p, (p.split(".html")[0] or "home").replace("?", "-").replace("=", "-"))
-                                  for p in chosen]  # fmt: skip
-                    records += _capture_pages(browser, out_dir, site, site_pages, per_page, log, budget)
-            else:
-                records += _django_pages(browser, out_dir, per_page, log, budget)
-    finally:
-        browser.close()
+
+def _harvest_sites(
+    browser: _Browser, out_dir: Path, names: list[str], named: bool, per_site: int, per_page: int,
+    log: Callable[[str], Any], budget: ScreenBudget,
+) -> list[GroundingRecord]:
+    records: list[GroundingRecord] = []
+    for site in names:
+        if budget.exhausted:
+            break
+        if site in DOC_SITES:
+            urls = doc_pages(site, per_site)
+            if not urls:
+                if named:
+                    raise HarvestError(f"no pages of {site} here (looked for {', '.join(DOC_SITES[site])})")
+                continue  # the default list takes whatever documentation is installed
+            site_pages = [Page(u, f"{i:02d}-{Path(u).stem}") for i, u in enumerate(urls)]
+            records += _capture_pages(browser, out_dir, site, site_pages, per_page, log, budget)
+        elif site == "pydoc":
+            from vlagent.grounding.web_servers import pydoc_server
+
+            with pydoc_server() as base:
+                chosen = PYDOC_PAGES[: max(per_site, 1)]
+                site_pages = [Page(base + p, (p.split(".html")[0] or "home").replace("?", "-").replace("=", "-"))
+                              for p in chosen]  # fmt: skip
+                records += _capture_pages(browser, out_dir, site, site_pages, per_page, log, budget)
+        else:
+            records += _django_pages(browser, out_dir, per_page, log, budget)
     return records
 
 
