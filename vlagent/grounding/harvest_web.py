@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import glob
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from vlagent.grounding.dataset import GroundingRecord
 from vlagent.grounding.harvest import HarvestError
