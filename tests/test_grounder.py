@@ -211,3 +211,29 @@ def test_ground_command_uses_a_grounder_and_exits_1_when_not_found(trained, tmp_
     printed = json.loads(capsys.readouterr().out)
     assert rc == 1 and printed["point"] is None and not printed["found"] and "not on this screen" in printed["error"]
     assert main(["ground", str(image), "x", "--grounder", "grounder:/nonexistent"]) == 2
+
+
+def test_ground_without_a_model_uses_the_best_offline_grounder(tmp_path, capsys):
+    """No --model and no --grounder: the shipped grounder if this install has one, else OCR match."""
+    import json
+
+    from PIL import ImageFont
+
+    from vlagent.cli import main
+    from vlagent.grounding.grounders.head import DEFAULT_FOLDER
+
+    image = Image.new("RGB", (640, 360), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 22)
+    for x, label in ((60, "Open"), (260, "Save"), (460, "Close")):
+        draw.rectangle([x, 150, x + 120, 200], outline="black", fill="#e8e8f0")
+        draw.text((x + 60, 175), label, fill="black", font=font, anchor="mm")
+    path = tmp_path / "screen.png"
+    image.save(path)
+    rc = main(["ground", str(path), "click the Save button", "--json"])
+    printed = json.loads(capsys.readouterr().out)
+    shipped = (DEFAULT_FOLDER / "grounder.safetensors").is_file()
+    assert printed["grounder"] == ("grounder:default_grounder" if shipped else "ocr-match")
+    assert rc == 0 and printed["found"]
+    x, y = printed["point"]
+    assert 260 / 640 <= x <= 380 / 640 and 150 / 360 <= y <= 200 / 360

@@ -8,7 +8,8 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
                                              BASE_URL defaults to $VLAGENT_API_BASE
     local:CHECKPOINT[,device=cpu,...]        the local engine's tool-call point (LocalPolicy)
     grounder:FOLDER[,threshold=0.3]          a grounder trained by `vlagent train-grounding`
-    default[,threshold=0.3]                  the grounder that ships inside the package
+    default[,threshold=...]                  the best offline grounder of this install: the trained one
+                                             shipped in the package, else ocr-match
 
 KEY=VALUE options are passed to the grounder's (or policy's) constructor;
 numbers are converted. A new grounder (the grounding head of the next issue)

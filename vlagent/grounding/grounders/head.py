@@ -85,9 +85,12 @@ class HeadGrounder:
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "default_grounder"
 
 
-def default_grounder(**options) -> HeadGrounder:
-    """The grounder that ships inside the package (vlagent/grounding/default_grounder/)."""
-    if not (DEFAULT_FOLDER / "grounder.safetensors").is_file():
-        raise FileNotFoundError(f"the default grounder is missing from this install ({DEFAULT_FOLDER}); "
-                                "reinstall vlagent, or pass a trained folder as grounder:PATH")
-    return HeadGrounder(DEFAULT_FOLDER, **options)
+def default_grounder(**options):
+    """The best grounder that works offline in this install: the trained grounder shipped in
+    vlagent/grounding/default_grounder/ when there is one, else the OCR-match baseline (a trained grounder
+    is shipped only once it beats that baseline; see docs/grounding.md). The result's `name` says which."""
+    if (DEFAULT_FOLDER / "grounder.safetensors").is_file():
+        return HeadGrounder(DEFAULT_FOLDER, **options)
+    from vlagent.grounding.grounders.ocr_match import OcrMatchGrounder
+
+    return OcrMatchGrounder(**options)
