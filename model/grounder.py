@@ -96,10 +96,11 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _QUOTED = re.compile(r"[\"'“”‘’«»「」]([^\"'“”‘’«»「」]+)[\"'“”‘’«»「」]")
 # Words that name the action or the kind of control rather than the text on it (prepositions stay:
 # "Sign in", "Log on", "Save as" are labels).
-_ROLE_WORDS = frozenset("""a an the this that it its my your please click tap
-press hit select choose pick open go follow tick untick check uncheck toggle turn switch double right long button icon
-field box text input link tab menu item entry row option checkbox radio slider key bar label labelled labeled called
-named type enter write""".split())
+_ROLE_WORDS = frozenset("""a an the this that it its my your please button icon field box text input link tab menu
+item entry row option checkbox radio toggle switch slider key bar label labelled labeled called named""".split())
+# Verbs dropped only where a command starts ("open the File menu"); elsewhere they are labels ("the Open button").
+_LEADING_VERBS = frozenset("""click tap press hit select choose pick open go follow tick untick check uncheck toggle
+turn switch type enter write""".split())
 
 
 def _words(text: str) -> list[str]:
@@ -118,7 +119,12 @@ def instruction_query(instruction: str) -> str:
     quoted = _QUOTED.findall(instruction)
     if quoted:
         return max(quoted, key=len)
-    return " ".join(w for w in _words(instruction) if w not in _ROLE_WORDS)
+    words = _words(instruction)
+    start = 0
+    for optional in ({"please"}, {"double", "right", "long"}, _LEADING_VERBS):
+        if start < len(words) - 1 and words[start] in optional:
+            start += 1
+    return " ".join(w for w in words[start:] if w not in _ROLE_WORDS)
 
 
 def line_similarity(instruction: str, line: str) -> list[float]:

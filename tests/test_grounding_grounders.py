@@ -165,3 +165,13 @@ def test_spec_parser_and_errors() -> None:
         make_grounder("local")
     with pytest.raises(ValueError, match="normalized"):
         GroundingResult(point=(3.0, 0.5), confidence=1.0)
+
+
+def test_a_verb_that_is_the_label_is_kept():
+    """"the Open button" looks for Open; a verb is dropped only where a command starts."""
+    from vlagent.grounding.grounders.ocr_match import query_of
+
+    assert query_of("the Open button") == "Open"
+    assert query_of("click Select all") == "Select all"
+    assert query_of("open the File menu") == "File"
+    assert query_of("please double click Next") == "Next"

@@ -213,3 +213,63 @@ def test_http_transport_serves_with_the_token_only(practice, tmp_path):
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.mark.display
+def test_grounding_tools_find_and_click_by_description(practice, tmp_path):
+    """locate / click_target through the OCR grounder on the practice app; a description of nothing on
+    screen is a TargetNotFound tool error and clicks nothing."""
+    async def body(client):
+        tools = {t.name for t in (await client.list_tools()).tools}
+        assert {"locate", "click_target", "type_into"} <= tools
+        box = practice.state()["boxes"]["button_open"]  # a label no status line repeats
+        found = json.loads(_text(await client.call_tool("locate", {"description": "the Open button"})))
+        practice.observe()
+        x0, y0 = practice.point_of(box, at=(0.0, 0.0))
+        x1, y1 = practice.point_of(box, at=(1.0, 1.0))
+        assert x0 <= found["point"][0] <= x1 and y0 <= found["point"][1] <= y1 and found["grounder"] == "ocr-match"
+        res = await client.call_tool("click_target", {"description": "click the Open button"})
+        assert not res.is_error, _text(res)
+        practice.wait(lambda s: s["last_clicked"] == "open", "Open clicked by description")
+        before = practice.settle()["clicks"]
+        missing = await client.call_tool("click_target", {"description": "the purple elephant button"})
+        assert missing.is_error and "TargetNotFound" in _text(missing)
+        assert practice.settle()["clicks"] == before
+
+    asyncio.run(_session(_server_params(practice.display.env, tmp_path / "run", "--grounder", "ocr"), body))
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert any("not found" in s["raw_output"] for s in steps)
+
+
+def test_video_ask_goes_to_the_configured_backend(tmp_path):
+    import video_fixtures as vf
+    from fake_openai_server import FakeOpenAIServer
+
+    from vlagent.mcp_server import build_server
+    from vlagent.session import Session
+
+    made = vf.write_video(str(tmp_path / "clip.mp4"), codec="libx264", width=64, height=48, num_frames=30)
+
+    class NoScreen:
+        name = "none"
+
+        def observe(self):
+            raise AssertionError("video_ask needs no screen")
+
+    async def main(server):
+        from mcp import Client
+
+        async with Client(server) as client:
+            ok = await client.call_tool("video_ask", {"path": made.path, "question": "what number?", "max_frames": 4})
+            bad = await client.call_tool("video_ask", {"path": str(tmp_path / "missing.mp4"), "question": "x"})
+            return ok, bad
+
+    from vlagent.video.qa import OpenAIVideoBackend
+
+    with FakeOpenAIServer(["It shows 7."], require_tools=False) as api:
+        backend = OpenAIVideoBackend("fake-model", base_url=api.base_url, max_retries=0)
+        session = Session(NoScreen(), run_dir=tmp_path / "run")
+        ok, bad = asyncio.run(main(build_server(session, grounder=None, video_backend=backend)))
+        session.close()
+    assert not ok.is_error and _text(ok) == "It shows 7."
+    assert bad.is_error and "missing.mp4" in _text(bad)

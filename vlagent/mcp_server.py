@@ -12,6 +12,7 @@ server keeps serving.
 from __future__ import annotations
 
 import io
+import json
 from typing import Any, Callable, Literal
 
 from vlagent.actions import Action, ActionError
@@ -25,8 +26,10 @@ latest screenshot (x right, y down) unless you pass units="pixels" (that screens
 secrets as {{{{name}}}} placeholders; their values are never shown."""
 
 
-def build_server(session: Session, platform: str = "desktop"):
-    """An MCPServer whose tools act through `session` ("desktop" or "android" tool set)."""
+def build_server(session: Session, platform: str = "desktop", grounder: Any = None, video_backend: Any = None):
+    """An MCPServer whose tools act through `session` ("desktop" or "android" tool set). `grounder` (any
+    object with ground(image, instruction, platform=)) adds locate / click_target / type_into;
+    `video_backend` (anything vlagent.video.ask takes) adds video_ask."""
     from mcp.server.mcpserver import Image, MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
 
@@ -112,6 +115,10 @@ def build_server(session: Session, platform: str = "desktop"):
 
     if platform == "android":
         _android_tools(server, act, point)
+    if grounder is not None:
+        _grounding_tools(server, session, grounder, act, platform)
+    if video_backend is not None:
+        _video_tool(server, video_backend)
     return server
 
 
@@ -141,6 +148,67 @@ def _android_tools(server: Any, act: Callable, point: Callable) -> None:
         """Swipe from (x, y) to (to_x, to_y)."""
         return act(f"swipe({x:g}, {y:g} -> {to_x:g}, {to_y:g})",
                    lambda: Action("swipe", point=point(x, y, units), end=point(to_x, to_y, units)))
+
+
+def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable, platform: str) -> None:
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    where = {"android": "android"}.get(platform, "desktop")
+
+    def find(description: str) -> dict:
+        """Ground `description` on a fresh screenshot; TargetNotFound (a tool error) below the confidence."""
+        try:
+            image = session.observe().image
+        except EnvironmentLost as e:
+            raise ToolError(str(e)) from None
+        result = grounder.ground(image, description, platform=where)
+        found = {"point": list(result.point) if result.found else None, "confidence": round(result.confidence, 4),
+                 "box": list(result.box) if result.box else None, "grounder": grounder.name,
+                 "candidates": [{"point": list(c.point), "score": round(c.score, 4)} for c in result.candidates[:5]]}
+        if not result.found:
+            session.note(f"locate({description!r}): not found", error=result.error)
+            raise ToolError(f"TargetNotFound: {description!r} is not on the screen ({result.error}); "
+                            f"candidates: {json.dumps(found['candidates'])}")
+        return found
+
+    @server.tool()
+    def locate(description: str) -> str:
+        """Where is the element this describes ("the Save button", "the field under Email")? Returns the
+        normalized point, confidence, box and candidates as JSON; a tool error when it is not on screen."""
+        found = find(description)
+        session.note(f"locate({description!r}) -> {found['point']}")
+        return json.dumps(found)
+
+    @server.tool()
+    def click_target(description: str) -> str:
+        """Find the element this describes and click it (nothing is clicked when it is not found)."""
+        found = find(description)
+        x, y = found["point"]
+        return act(f"click_target({description!r})", lambda: Action("click", point=(x, y))) + \
+            f" (confidence {found['confidence']:.2f})"
+
+    @server.tool()
+    def type_into(description: str, text: str) -> str:
+        """Click the field this describes, then type text into it ({{name}} placeholders type a secret)."""
+        found = find(description)
+        x, y = found["point"]
+        act(f"type_into({description!r}): click", lambda: Action("click", point=(x, y)))
+        return act(f"type_into({description!r}): type", lambda: Action("type", text=text))
+
+
+def _video_tool(server: Any, backend: Any) -> None:
+    from mcp.server.mcpserver.exceptions import ToolError
+
+    @server.tool()
+    def video_ask(path: str, question: str, max_frames: int = 64) -> str:
+        """Ask a question about a video file on this machine (frames are sampled over its whole length)."""
+        from vlagent.video.qa import ask
+
+        try:
+            reply = ask(path, question, backend=backend, max_frames=max_frames)
+        except Exception as e:  # noqa: BLE001 - a bad file or a failing backend is the caller's tool error
+            raise ToolError(f"{type(e).__name__}: {e}") from None
+        return reply.answer
 
 
 def serve_http(server: Any, host: str, port: int, token: str) -> None:
@@ -188,6 +256,11 @@ def register(sub: Any) -> None:
     p.add_argument("--max-actions", type=int, default=None, help="actions per session")
     p.add_argument("--max-seconds", type=float, default=None, help="session time limit")
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-mcp-session)")
+    p.add_argument("--grounder", default="default", metavar="SPEC",
+                   help="grounder for locate / click_target / type_into (default: the best offline one; 'none' to leave "
+                        "them out)")
+    p.add_argument("--video-api-base", default=None, metavar="URL", help="with --video-model: add the video_ask tool")
+    p.add_argument("--video-model", default=None, help="the served model that answers video_ask")
     p.set_defaults(func=cmd_mcp)
 
 
@@ -213,11 +286,24 @@ def cmd_mcp(args: Any) -> int:
         secrets = SecretStore(args.secret or None)
     except SecretError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    grounder = None
+    if args.grounder.lower() != "none":
+        from vlagent.grounding.grounders import GrounderSpecError, make_grounder
+
+        try:
+            grounder = make_grounder(args.grounder)
+        except (GrounderSpecError, FileNotFoundError, ValueError) as exc:
+            raise CliError(f"grounder {args.grounder!r}: {exc}", EXIT_USAGE) from None
+    video = None
+    if args.video_model:
+        from vlagent.video.qa import OpenAIVideoBackend
+
+        video = OpenAIVideoBackend(args.video_model, base_url=args.video_api_base)
     gate = ConfirmGate(args.confirm, asker=lambda action: False)  # no way to ask here: refuse, with the reason
     env = make_env(args.env, monitor=args.monitor)
     session = Session(env, task="mcp session", run_dir=args.run_dir, dry_run=args.dry_run, confirm=gate,
                       secrets=secrets, max_actions=args.max_actions, max_seconds=args.max_seconds)
-    server = build_server(session, platform=kind)
+    server = build_server(session, platform=kind, grounder=grounder, video_backend=video)
     try:
         if args.http:
             serve_http(server, host, port, token)

@@ -30,10 +30,14 @@ from vlagent.grounding.ocr import read_page
 # Words of an instruction that name the action or the kind of control, not its text.
 STOPWORDS = frozenset("""
 a an the on in into at of to for from with and or this that it its my your please
-click tap press hit select choose pick open go follow tick untick check uncheck toggle turn switch
-double right long double-click right-click long-press
 button icon field box text input link tab menu item entry row option checkbox radio toggle switch slider
 key bar label labelled labeled called named says say under below above beside
+""".split())
+# Verbs that say what to do. Dropped only where a command starts ("open the File menu"): in the middle
+# they are usually the label itself ("the Open button", "click Select all").
+LEADING_VERBS = frozenset("""
+please click tap press hit select choose pick open go follow tick untick check uncheck toggle turn switch
+double right long double-click right-click long-press
 """.split())
 # "type X into the Email field": X is what to type, not what to look for.
 _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(.+)$", re.IGNORECASE)
@@ -58,7 +62,13 @@ def query_of(instruction: str) -> str:
     instruction = re.sub(r"\b(?:next to|close to|in front of|on the (?:left|right) of)\b", " ", instruction,
                          flags=re.IGNORECASE)
     words = re.findall(r"[\w’'?…\-]+", instruction, flags=re.UNICODE)
-    kept = [w for w in words if w.casefold() not in STOPWORDS]
+    start = 0  # "please", "double"/"right"/"long", then one verb: "click Select all" keeps Select
+    for optional in ({"please"}, {"double", "right", "long"}):
+        if start < len(words) - 1 and words[start].casefold() in optional:
+            start += 1
+    if start < len(words) - 1 and words[start].casefold() in LEADING_VERBS:
+        start += 1
+    kept = [w for w in words[start:] if w.casefold() not in STOPWORDS]
     # All stop words ("click Next" has none left once "next" were dropped): keep the last word.
     return " ".join(kept) if kept else (words[-1] if words else instruction)
 
