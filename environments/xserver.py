@@ -95,7 +95,7 @@ def _wait_ready(proc: subprocess.Popen, number: int, timeout: float, log: Path) 
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise DisplayStartError(
-                f"X server for :{number} exited with code {proc.returncode}; log {log}:\n{_tail(log)}"
+                f"X server for :{number} exited with code {proc.returncode}; log {log}:\n{log_tail(log)}"
             )
         if _socket_ready(number):
             return
@@ -104,14 +104,16 @@ def _wait_ready(proc: subprocess.Popen, number: int, timeout: float, log: Path) 
     raise DisplayStartError(f"X server for :{number} did not accept connections within {timeout:g}s; log {log}")
 
 
-def _tail(path: Path, lines: int = 15) -> str:
+def log_tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a server's log file, for an error message."""
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return "(no log)"
 
 
-def _stop(proc: subprocess.Popen) -> None:
+def stop_process(proc: subprocess.Popen) -> None:
+    """Terminate a server process, killing it if it does not exit within 5 s."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -152,9 +154,9 @@ def _server(
                 _wait_ready(proc, number, timeout, log)
                 break
             except DisplayStartError:
-                _stop(proc)
+                stop_process(proc)
                 # Another process may have grabbed the number between the check and the start.
-                if "already active" in _tail(log) or "Server is already" in _tail(log):
+                if "already active" in log_tail(log) or "Server is already" in log_tail(log):
                     continue
                 raise
         else:
@@ -162,7 +164,7 @@ def _server(
         yield VirtualDisplay(number, monitors, proc, workdir, xauthority)
     finally:
         if proc is not None:
-            _stop(proc)
+            stop_process(proc)
         shutil.rmtree(workdir, ignore_errors=True)
 
 

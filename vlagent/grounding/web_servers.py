@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from vlagent.environments.xserver import log_tail, stop_process
 from vlagent.grounding.harvest import HarvestError
 
 
@@ -38,31 +39,14 @@ def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 30.
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise HarvestError(f"the server for {url} exited (code {proc.returncode}):\n{_tail(log)}")
+            raise HarvestError(f"the server for {url} exited (code {proc.returncode}):\n{log_tail(log)}")
         try:
             with urllib.request.urlopen(url, timeout=2) as resp:
                 if resp.status < 500:
                     return
         except OSError:
             time.sleep(0.1)
-    raise HarvestError(f"{url} did not answer within {timeout:g}s:\n{_tail(log)}")
-
-
-def _tail(path: Path, lines: int = 15) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return "(no log)"
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+    raise HarvestError(f"{url} did not answer within {timeout:g}s:\n{log_tail(log)}")
 
 
 @contextlib.contextmanager
@@ -81,7 +65,7 @@ def pydoc_server() -> Iterator[str]:
             _wait_http(base, proc, log)
             yield base
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 @dataclass(frozen=True)
@@ -157,7 +141,7 @@ def django_admin_server(timeout: float = 60.0) -> Iterator[DjangoAdmin]:
             _wait_http(base + "admin/login/", proc, log, timeout)
             yield DjangoAdmin(base, "admin", password)
         finally:
-            _stop(proc)
+            stop_process(proc)
 
 
 __all__ = ["DjangoAdmin", "django_admin_server", "django_available", "pydoc_server"]
