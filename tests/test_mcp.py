@@ -35,12 +35,13 @@ def _server_params(extra_env: dict, run_dir: Path, *extra: str, where: str = "de
                                  env=env)
 
 
-async def _session(params, body):
+async def _session(params, body, elicitation_callback=None):
     from mcp import ClientSession
     from mcp.client.stdio import stdio_client
 
+    kw = {} if elicitation_callback is None else {"elicitation_callback": elicitation_callback}
     async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as client:
+        async with ClientSession(read, write, **kw) as client:
             await client.initialize()
             return await body(client)
 
@@ -117,20 +118,49 @@ def test_dry_run_and_action_limit(practice, tmp_path):
 
 
 @pytest.mark.display
-def test_confirmation_is_refused_because_the_server_cannot_ask(practice, tmp_path):
+def test_confirmation_is_refused_where_the_client_cannot_ask(practice, tmp_path):
     before = practice.state()["clicks"]
 
     async def body(client):
-        bx, by = practice.point(next(k for k in practice.state()["boxes"] if k.startswith("button_")))
+        bx, by = practice.point("button_delete")
         res = await client.call_tool("click", {"x": bx, "y": by})
-        assert res.is_error and "needs confirmation" in _text(res)
+        assert res.is_error and "cannot be asked" in _text(res)
         shot = await client.call_tool("screenshot", {})  # looking needs no confirmation
         assert not shot.is_error
 
     asyncio.run(_session(_server_params(practice.display.env, tmp_path / "run", "--confirm", "all"), body))
     assert practice.settle()["clicks"] == before
     _, steps, _ = load_trajectory(tmp_path / "run")
-    assert steps[0]["outcomes"][0]["status"] == "declined"
+    assert "not approved" in steps[0]["raw_output"] and not steps[0]["actions"]
+
+
+@pytest.mark.display
+@pytest.mark.parametrize("answer", [True, False])
+def test_confirmation_is_asked_through_the_client(practice, tmp_path, answer):
+    """--confirm all with a client that supports elicitation: the user's answer decides."""
+    import mcp.types as types
+
+    asked = []
+
+    async def on_elicit(context, params):
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"approve": answer})
+
+    before = practice.settle()["clicks"]
+
+    async def body(client):
+        bx, by = practice.point("button_delete")
+        return await client.call_tool("click", {"x": bx, "y": by})
+
+    res = asyncio.run(_session(_server_params(practice.display.env, tmp_path / "run", "--confirm", "all"), body,
+                               elicitation_callback=on_elicit))
+    assert len(asked) == 1 and "click" in asked[0]
+    if answer:
+        assert not res.is_error, _text(res)
+        practice.wait(lambda s: s["last_clicked"] == "delete", "the approved click")
+    else:
+        assert res.is_error and "did not approve" in _text(res)
+        assert practice.settle()["clicks"] == before
 
 
 def test_http_transport_refuses_remote_hosts_and_needs_a_token(capsys):

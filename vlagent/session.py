@@ -67,8 +67,9 @@ class Session:
         self.last = self.env.observe()
         return self.last
 
-    def act(self, action: Action, note: str = "") -> ActionOutcome:
+    def act(self, action: Action, note: str = "", approved: bool | None = None) -> ActionOutcome:
         """Execute one action on the current screen (observed first if nothing was), recorded as a step.
+        `approved`: the caller already asked the user (True/False); None lets the session's gate decide.
         Raises SessionLimit past the limits and EnvironmentLost when the environment is gone."""
         self._check_open()
         if self.max_actions is not None and self.actions >= self.max_actions:
@@ -80,7 +81,8 @@ class Session:
                          screen_size=obs.screen_size, image_size=obs.image_size)
         rec.screenshot = self.recorder.save_screenshot(rec.index, obs.image)
         try:
-            outcome = execute_gated(self.env, action, self.gate, self.secrets, self.dry_run)
+            gate = self.gate if approved is None else ConfirmGate(lambda _action: approved)
+            outcome = execute_gated(self.env, action, gate, self.secrets, self.dry_run)
         except EnvironmentLost as e:
             outcome = ActionOutcome("failed", error=f"environment lost while executing {action.describe()}: {e}")
             self._record(rec, outcome)
