@@ -271,6 +271,23 @@ def test_grounding_tools_find_and_click_by_description(practice, tmp_path):
     assert any("not found" in s["raw_output"] for s in steps)
 
 
+@pytest.mark.display
+def test_type_into_clicks_the_found_element_then_types(practice, tmp_path):
+    async def body(client):
+        res = await client.call_tool("type_into", {"description": "the Delete button", "text": "héllo"})
+        assert not res.is_error and "would run" in _text(res)
+
+    asyncio.run(_session(_server_params(practice.display.env, tmp_path / "run", "--grounder", "ocr", "--dry-run"), body))
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    acted = [s["actions"][0] for s in steps if s["actions"]]
+    assert [a["kind"] for a in acted] == ["click", "type"] and acted[1]["text"] == "héllo"
+    practice.observe()
+    x, y = acted[0]["point"]
+    box = practice.state()["boxes"]["button_delete"]
+    (x0, y0), (x1, y1) = practice.point_of(box, at=(0.0, 0.0)), practice.point_of(box, at=(1.0, 1.0))
+    assert x0 <= x <= x1 and y0 <= y <= y1
+
+
 def test_video_ask_goes_to_the_configured_backend(tmp_path):
     import video_fixtures as vf
     from fake_openai_server import FakeOpenAIServer
