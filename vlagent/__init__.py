@@ -3,6 +3,7 @@
 Public API (imported lazily so `import vlagent` stays fast):
 
     from vlagent import Action, parse_actions, Agent, OpenAIPolicy, ScriptedPolicy
+    bot = vlagent.connect("desktop"); bot.click("the Save button")   # scripts by description
     from vlagent.environments import DesktopEnv, AndroidEnv
     from vlagent.model import load_model
 """
@@ -19,6 +20,8 @@ _LAZY = {
     "ScriptedPolicy": "vlagent.policy",
     "OpenAIPolicy": "vlagent.policy",
     "LocalPolicy": "vlagent.policy",
+    "connect": "vlagent.scripting",
+    "TargetNotFound": "vlagent.scripting",
 }
 
 

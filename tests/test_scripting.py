@@ -1,0 +1,80 @@
+"""vlagent.connect(): scripts that address the practice app by description (OCR grounder, Xvfb)."""
+from __future__ import annotations
+
+import pytest
+
+import vlagent
+from display_fixtures import _skip_without_binaries, practice_session
+from vlagent.environments.xserver import start_virtual_display
+from vlagent.recorder import load_trajectory
+
+pytestmark = pytest.mark.display
+
+
+@pytest.fixture(scope="module")
+def practice(tmp_path_factory):
+    _skip_without_binaries()
+    with start_virtual_display(1280, 720) as display:
+        with practice_session(display, tmp_path_factory.mktemp("practice"), "800x560+160+60") as session:
+            yield session
+
+
+def _bot(practice, tmp_path, **kw):
+    from vlagent.environments.desktop import DesktopEnv
+
+    return vlagent.connect("desktop", grounder="ocr", env=DesktopEnv(display=practice.display.name),
+                           run_dir=tmp_path / "run", **kw)
+
+
+def test_a_script_clicks_by_description_and_is_recorded(practice, tmp_path):
+    with _bot(practice, tmp_path) as bot:
+        found = bot.click("the Open button")
+        assert found.confidence > 0.6
+        practice.wait(lambda s: s["last_clicked"] == "open", "Open clicked")
+        bot.click("click Delete")
+        practice.wait(lambda s: s["last_clicked"] == "delete", "Delete clicked")
+        assert bot.exists("Remember me") and not bot.exists("the purple elephant button")
+        bot.press("ctrl", "s")
+        practice.wait(lambda s: s["last_key_combo"] == "ctrl+s", "ctrl+s")
+    header, steps, result = load_trajectory(tmp_path / "run")
+    kinds = [s["actions"][0]["kind"] for s in steps if s["actions"]]
+    assert kinds == ["click", "click", "key"] and result["status"] == "done"
+    assert any("locate('the purple elephant button'): not found" in s["raw_output"] for s in steps)
+    assert (tmp_path / "run" / "report.html").exists()
+
+
+def test_target_not_found_clicks_nothing_and_draws_the_candidates(practice, tmp_path):
+    before = practice.settle()["clicks"]
+    with _bot(practice, tmp_path) as bot:
+        with pytest.raises(vlagent.TargetNotFound, match="purple elephant") as info:
+            bot.click("the purple elephant button")
+        assert info.value.screenshot.exists() and info.value.screenshot.parent == bot.run_dir
+        with pytest.raises(vlagent.TargetNotFound):
+            bot.wait_for("the Upload complete message", timeout=0.6, interval=0.2)
+    assert practice.settle()["clicks"] == before
+
+
+def test_dry_run_records_without_executing(practice, tmp_path):
+    before = practice.settle()["clicks"]
+    with _bot(practice, tmp_path, dry_run=True) as bot:
+        bot.click("the Save button")
+    assert practice.settle()["clicks"] == before
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert [s["outcomes"][0]["status"] for s in steps if s["outcomes"]] == ["dry_run"]
+
+
+def test_connect_rejects_an_unknown_place():
+    with pytest.raises(ValueError, match="desktop"):
+        vlagent.connect("mainframe", grounder="center")
+
+
+def test_the_demo_script_runs(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    _skip_without_binaries()
+    demo = Path(__file__).resolve().parents[1] / "demos" / "describe_dont_point.py"
+    proc = subprocess.run([sys.executable, str(demo)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "not found, as expected" in proc.stdout and "'open'" in proc.stdout

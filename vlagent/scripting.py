@@ -1,0 +1,180 @@
+"""Describe, don't point: automation scripts that address the screen by description.
+
+    import vlagent
+    with vlagent.connect("desktop") as bot:            # or "android", "android:SERIAL"
+        bot.click("the Save button")
+        bot.type_into("the Name field", "Grüße, 你好")
+        loc = bot.locate("the gear icon")            # point, box, confidence, candidates
+        bot.wait_for("the 'Upload complete' message", timeout=30)
+        if bot.exists("the cookie banner"):
+            bot.click("Accept")
+        bot.press("ctrl", "s")
+
+Every call looks at a fresh screenshot, grounds the description, and executes through the
+environment inside a recorded Session (trajectory.jsonl, report.html), with the same safety options
+as `vlagent run`: dry_run, confirm, secrets typed as {{name}}. Below the grounder's confidence a call
+raises TargetNotFound naming the description, with the candidates drawn on a saved screenshot: it
+never clicks a guess.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from vlagent.actions import Action
+from vlagent.session import Session
+
+
+class TargetNotFound(LookupError):
+    """A description that matches nothing on the screen. `screenshot` shows the candidates considered."""
+
+    def __init__(self, description: str, reason: str | None, screenshot: Path | None, candidates: list) -> None:
+        self.description, self.reason, self.screenshot, self.candidates = description, reason, screenshot, candidates
+        where = f"; candidates drawn on {screenshot}" if screenshot else ""
+        super().__init__(f"{description!r} is not on the screen ({reason or 'below the confidence threshold'}){where}")
+
+
+class ActionFailed(RuntimeError):
+    """The environment did not execute an action (declined, unsupported, failed)."""
+
+
+class Bot:
+    """A scripted session on one environment; create it with vlagent.connect()."""
+
+    def __init__(self, env: Any, grounder: Any, *, platform: str = "desktop", run_dir: str | Path | None = None,
+                 dry_run: bool = False, confirm: Any = None, secrets: Mapping[str, str] | Sequence[str] | None = None,
+                 task: str = "script") -> None:
+        self.env, self.grounder, self.platform = env, grounder, platform
+        self.session = Session(env, task=task, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets)
+
+    # -- finding ------------------------------------------------------------
+
+    def locate(self, description: str) -> Any:
+        """The grounder's answer on a fresh screenshot (a GroundingResult); raises TargetNotFound."""
+        image = self.session.observe().image
+        result = self.grounder.ground(image, description, platform=self.platform)
+        if not result.found:
+            shot = self._draw_candidates(image, result)
+            self.session.note(f"locate({description!r}): not found", error=result.error)
+            raise TargetNotFound(description, result.error, shot, result.candidates)
+        self.session.note(f"locate({description!r}) -> ({result.point[0]:.3f}, {result.point[1]:.3f}), "
+                          f"confidence {result.confidence:.2f}")
+        return result
+
+    def exists(self, description: str) -> bool:
+        try:
+            self.locate(description)
+        except TargetNotFound:
+            return False
+        return True
+
+    def wait_for(self, description: str, timeout: float = 30.0, interval: float = 0.5) -> Any:
+        """Poll until the description is found (returns the result) or raise TargetNotFound at the timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return self.locate(description)
+            except TargetNotFound:
+                if time.monotonic() + interval > deadline:
+                    raise
+            time.sleep(interval)
+
+    # -- acting -------------------------------------------------------------
+
+    def click(self, description: str, button: str = "left", double: bool = False) -> Any:
+        found = self.locate(description)
+        kind = "double_click" if double else {"left": "click", "right": "right_click", "middle": "middle_click"}[button]
+        self._act(Action(kind, point=found.point), f"click({description!r})")
+        return found
+
+    def type_into(self, description: str, text: str) -> Any:
+        found = self.click(description)
+        self._act(Action("type", text=text), f"type_into({description!r})")
+        return found
+
+    def type(self, text: str) -> None:
+        self._act(Action("type", text=text), "type(…)")
+
+    def press(self, *keys: str) -> None:
+        self._act(Action("key", keys=tuple(keys)), f"press({'+'.join(keys)})")
+
+    def scroll(self, direction: str = "down", within: str | None = None, amount: float = 3.0) -> None:
+        point = self.locate(within).point if within else None
+        self._act(Action("scroll", direction=direction, amount=amount, point=point), f"scroll({direction})")
+
+    def drag(self, description: str, to: str) -> None:
+        start, end = self.locate(description).point, self.locate(to).point
+        self._act(Action("drag", point=start, end=end), f"drag({description!r} -> {to!r})")
+
+    # phone verbs
+    def back(self) -> None:
+        self._act(Action("back"), "back()")
+
+    def home(self) -> None:
+        self._act(Action("home"), "home()")
+
+    def open_app(self, package: str) -> None:
+        self._act(Action("open_app", text=package), f"open_app({package})")
+
+    def long_press(self, description: str) -> None:
+        self._act(Action("long_press", point=self.locate(description).point), f"long_press({description!r})")
+
+    def swipe(self, description: str, to: str) -> None:
+        start, end = self.locate(description).point, self.locate(to).point
+        self._act(Action("swipe", point=start, end=end), f"swipe({description!r} -> {to!r})")
+
+    # -- the session --------------------------------------------------------
+
+    @property
+    def run_dir(self) -> Path:
+        return self.session.run_dir
+
+    def close(self) -> Path | None:
+        """Finish the run folder; returns report.html."""
+        report = self.session.close()
+        self.env.close()
+        return report
+
+    def __enter__(self) -> "Bot":
+        return self
+
+    def __exit__(self, exc_type, *rest: Any) -> None:
+        self.session.close("done" if exc_type is None else "error")
+        self.env.close()
+
+    def _act(self, action: Action, note: str) -> None:
+        outcome = self.session.act(action, note)
+        if outcome.status in ("failed", "declined"):
+            raise ActionFailed(outcome.error or f"{action.describe()} was {outcome.status}")
+
+    def _draw_candidates(self, image, result) -> Path:
+        from vlagent.overlay import draw_grounding
+
+        path = self.session.run_dir / f"not-found-{self.session.steps + 1:03d}.png"
+        draw_grounding(image, None, [c.point for c in result.candidates]).save(path)
+        return path
+
+
+def connect(where: str = "desktop", *, grounder: str | Any = "default", run_dir: str | Path | None = None,
+            dry_run: bool = False, confirm: Any = None, secrets: Mapping[str, str] | Sequence[str] | None = None,
+            env: Any = None, monitor: int = 1) -> Bot:
+    """A Bot on "desktop", "android" or "android:SERIAL" (or a ready `env`). grounder: a --grounder SPEC
+    ("default", "ocr", "grounder:FOLDER", "api:MODEL@URL") or an object with ground(image, instruction)."""
+    kind, _, serial = where.partition(":")
+    if kind not in ("desktop", "android"):
+        raise ValueError(f"connect() takes 'desktop', 'android' or 'android:SERIAL'; got {where!r}")
+    if isinstance(grounder, str):
+        from vlagent.grounding.grounders import make_grounder
+
+        grounder = make_grounder(grounder)
+    if env is None:
+        if kind == "desktop":
+            from vlagent.environments.desktop import DesktopEnv
+
+            env = DesktopEnv(monitor=monitor)
+        else:
+            from vlagent.environments.android import AndroidEnv
+
+            env = AndroidEnv(serial=serial or None)
+    return Bot(env, grounder, platform=kind, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets)
