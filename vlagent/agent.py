@@ -32,13 +32,14 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from vlagent.actions import Action, ActionParseError
 from vlagent.environments.base import EnvironmentLost, Observation, UnsupportedAction
+from vlagent.loop_guard import LoopGuard
 from vlagent.policy.base import Decision, HistoryItem, Policy
 from vlagent.recorder import RunRecorder, default_run_dir, iso_time
 from vlagent.safety import Asker, ConfirmGate, ConfirmSetting, SecretError, SecretStore
 
 log = logging.getLogger("vlagent.agent")
 
-STATUSES = ("done", "answered", "max_steps", "timeout", "interrupted", "failed", "error")
+STATUSES = ("done", "answered", "max_steps", "timeout", "interrupted", "failed", "stuck", "error")
 # Why a run ended with status "error": the policy / its backend, the environment
 # (display or device gone, screenshot failed), or a bug (an unexpected exception).
 ERROR_KINDS = ("policy", "environment", "internal")
@@ -164,6 +165,8 @@ class _Run:
     error_kind: str | None = None
     answer: str | None = None
     success: bool | None = None
+    guard: LoopGuard | None = None  # notices the same action on an unchanged screen
+    warned_loop: bool = False  # the model was told about its loop once
 
     def end(self, status: str, error: str | None = None, kind: str | None = None) -> None:
         self.status, self.error, self.error_kind = status, error, kind
@@ -194,6 +197,7 @@ class Agent:
         run_dir: str | Path | None = None,
         history_images: int = 2,
         max_failures: int = 2,
+        loop_repeat: int | None = 3,
         on_step: Callable[[StepRecord], None] | None = None,
         asker: Asker | None = None,
         risky: Iterable[str] = (),
@@ -207,6 +211,8 @@ class Agent:
             raise ValueError(f"history_images must be >= 0, got {history_images}")
         if max_failures < 1:
             raise ValueError(f"max_failures must be at least 1, got {max_failures}")
+        if loop_repeat is not None and loop_repeat < 2:
+            raise ValueError(f"loop_repeat must be at least 2 (or None to turn loop detection off), got {loop_repeat}")
         self.policy = policy
         self.env = env
         self.max_steps = max_steps
@@ -218,6 +224,7 @@ class Agent:
         self.runs_root = Path(runs_root)
         self.history_images = history_images
         self.max_failures = max_failures
+        self.loop_repeat = loop_repeat
         self.on_step = on_step
 
     # -- public -----------------------------------------------------------
@@ -227,6 +234,7 @@ class Agent:
             raise ValueError("the task must be a non-empty string")
         run_dir = self.run_dir if self.run_dir is not None else default_run_dir(task, self.runs_root)
         run = _Run(task, run_dir, RunRecorder(run_dir, scrub=self.secrets.redact_obj))
+        run.guard = LoopGuard(self.loop_repeat) if self.loop_repeat else None
         try:
             run.recorder.write_header(
                 task=task,
@@ -262,13 +270,15 @@ class Agent:
                 break
             run.current = StepRecord(index=index, time=time.time())
             end: _EndRun | None = None
-            failed = False
+            failed, final = False, None
             try:
                 failed, final = self._step(run, run.current)
                 if final is not None:
                     run.status, run.answer, run.success = final
             except _EndRun as e:
                 end = e
+            if end is None and final is None:
+                end = self._check_loop(run, run.current)
             rec, run.current = run.current, None
             run.records.append(rec)
             self._finish_step(run, rec)
@@ -279,6 +289,21 @@ class Agent:
             if run.failures >= self.max_failures and run.status is None:
                 last = run.records[-1].error or "unknown error"
                 run.end("failed", f"{run.failures} failed steps in a row (max_failures={self.max_failures}); last error: {last}")
+
+    def _check_loop(self, run: "_Run", rec: StepRecord) -> "_EndRun | None":
+        """Tell the model once that it is looping (in this step's error, which it reads next); if the loop
+        goes on, end the run as "stuck" instead of spending the remaining steps."""
+        obs = run.observation
+        if run.guard is None or not isinstance(obs, Observation):
+            return None
+        verdict = run.guard.check(obs.image, rec.actions)
+        if verdict is None:
+            return None
+        if not run.warned_loop:
+            run.warned_loop = True
+            rec.error = _join(rec.error, f"{verdict}; try something different")
+            return None
+        return _EndRun("stuck", f"stuck: {verdict} (after being told once)")
 
     def _keep_unfinished_step(self, run: "_Run", note: str | None) -> None:
         """Record the step a Ctrl+C or an unexpected exception broke off, with its screenshot."""
@@ -464,6 +489,7 @@ class Agent:
             "secrets": self.secrets.names,  # names only, never values
             "history_images": self.history_images,
             "max_failures": self.max_failures,
+            "loop_repeat": self.loop_repeat,
         }
 
     @staticmethod

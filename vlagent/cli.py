@@ -25,6 +25,7 @@ EXIT_NOT_SUCCESS = 1
 EXIT_USAGE = 2
 EXIT_ENV = 3
 EXIT_POLICY = 4
+EXIT_STUCK = 5
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\
@@ -37,6 +38,7 @@ exit codes:
        desktop/android packages; video-qa: the video cannot be read)
   4    policy or backend error (server unreachable, bad credentials, unknown model,
        unparseable model output in `ground`, local engine unavailable)
+  5    stuck: the model repeated an action that changed nothing, even after being told
   130  interrupted (Ctrl+C)
 
 environment variables:
@@ -52,6 +54,7 @@ _STATUS_EXIT = {
     "max_steps": EXIT_NOT_SUCCESS,
     "timeout": EXIT_NOT_SUCCESS,
     "failed": EXIT_NOT_SUCCESS,
+    "stuck": EXIT_STUCK,
     "interrupted": EXIT_INTERRUPTED,
 }
 
@@ -291,6 +294,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             env,
             max_steps=args.max_steps,
             max_seconds=args.max_seconds,
+            loop_repeat=args.loop_limit if args.loop_limit and args.loop_limit > 1 else None,
             dry_run=args.dry_run,
             confirm=args.confirm,
             secrets=secrets,
@@ -581,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     p.add_argument("--max-steps", type=_positive_int, default=30, help="step limit (default 30)")
     p.add_argument("--max-seconds", type=_positive_float, default=None, help="wall-clock limit")
+    p.add_argument("--loop-limit", type=int, default=3, metavar="N",
+                   help="the same action N times on an unchanged screen is a loop: the model is told, then the run "
+                        "ends as 'stuck' (exit 5); 0 turns this off (default 3)")
     p.add_argument(
         "--secret", action="append", metavar="NAME",
         help="a secret the model may type as {{NAME}}; the value comes from $VLAGENT_SECRET_NAME or $NAME (repeatable)",

@@ -33,6 +33,7 @@ STATUS_COLORS = {
     "timeout": "#b7791f",
     "interrupted": "#6b7280",
     "failed": "#c53030",
+    "stuck": "#c05621",
     "error": "#c53030",
 }
 OUTCOME_COLORS = {
