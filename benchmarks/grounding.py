@@ -14,21 +14,12 @@ Printed: median and p90 milliseconds per row and the ratios. Targets (issue 11, 
 from __future__ import annotations
 
 import argparse
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
+from engine import cpu_name  # benchmarks/ is first on sys.path
 
 
 def _ms(values: list[float]) -> str:
@@ -91,7 +82,7 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         baseline.ground(Image.frombytes("RGB", image.size, image.tobytes()), targets[0].instruction)
         rows["baseline"].append(time.perf_counter() - t)
-    print(f"machine: {_cpu()}, {torch.get_num_threads()} torch threads; {len(rows['first'])} screens 1280x720")
+    print(f"machine: {cpu_name()}, {torch.get_num_threads()} torch threads; {len(rows['first'])} screens 1280x720")
     print(f"{'':10}{'median':>8} {'p90':>8}   ms")
     for name, values in rows.items():
         print(f"{name:10}{_ms(values)}")
