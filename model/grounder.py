@@ -311,13 +311,20 @@ class Grounder:
         return hidden.float(), layout
 
     @torch.no_grad()
-    def predict(self, image: Image.Image, instruction: str, lines: list[TextLine], **decode_options):
-        from .grounding_head import Candidates, decode_point
+    def logits(self, image: Image.Image, instruction: str, lines: list[TextLine]):
+        """The head's output for one instruction on one screen, and the candidates it points over."""
+        from .grounding_head import Candidates
 
         hidden, layout = self.hidden_states(image, instruction, lines)
         candidates = Candidates.patches(*layout.grid).with_text_lines(layout.line_boxes)
         slots = torch.cat([layout.image_slots, layout.line_slots])
-        out = self.head(hidden[layout.action_index][None], hidden[slots][None])
+        return self.head(hidden[layout.action_index][None], hidden[slots][None]), candidates
+
+    @torch.no_grad()
+    def predict(self, image: Image.Image, instruction: str, lines: list[TextLine], **decode_options):
+        from .grounding_head import decode_point
+
+        out, candidates = self.logits(image, instruction, lines)
         prediction = decode_point(out.pointer[0].softmax(-1), candidates, out.offset[0], **decode_options)
         kind = self.head.config.action_kinds[int(out.kind[0].argmax())]
         return prediction, kind

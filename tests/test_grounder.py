@@ -142,24 +142,15 @@ def test_the_engine_runs_the_trained_folder_as_it_trained(trained):
     lines = [TextLine(ln.text, ln.box) for ln in record.ocr]
     with Image.open(record.image_path) as im:
         image = im.convert("RGB")
-    with torch.no_grad():
-        logits, _ = reference.forward_one(reference.screen_features(image), record.instruction, lines)
-    hidden, layout = grounder.hidden_states(image, record.instruction, lines)
-    slots = torch.cat([layout.image_slots, layout.line_slots])
-    with torch.no_grad():
-        ours = grounder.head(hidden[layout.action_index][None], hidden[slots][None])
-    assert torch.allclose(ours.pointer, logits.pointer, atol=2e-4, rtol=1e-4)
+    # a phone-shaped screen too: another grid, the same agreement
+    for screen, grid in ((image, (4, 6)), (image.resize((160, 320)), (6, 4))):
+        with torch.no_grad():
+            want, want_cands = reference.forward_one(reference.screen_features(screen), record.instruction, lines)
+        got, cands = grounder.logits(screen, record.instruction, lines)
+        assert cands.num_patches == grid[0] * grid[1] and cands.boxes.shape == want_cands.boxes.shape
+        assert torch.allclose(got.pointer, want.pointer, atol=2e-4, rtol=1e-4)
     pred, kind = grounder.predict(image, record.instruction, lines)
     assert kind == "click" and 0 <= pred.point[0] <= 1 and 0 <= pred.confidence <= 1
-    portrait = image.resize((160, 320))  # a phone-shaped screen: another grid, the same agreement
-    with torch.no_grad():
-        logits, cands = reference.forward_one(reference.screen_features(portrait), record.instruction, lines)
-    hidden, layout = grounder.hidden_states(portrait, record.instruction, lines)
-    slots = torch.cat([layout.image_slots, layout.line_slots])
-    with torch.no_grad():
-        ours = grounder.head(hidden[layout.action_index][None], hidden[slots][None])
-    assert layout.grid == (6, 4) and cands.boxes.shape[0] == 24 + len(lines)
-    assert torch.allclose(ours.pointer, logits.pointer, atol=2e-4, rtol=1e-4)
 
 
 def test_a_left_padded_batch_equals_each_instruction_alone(trained):
