@@ -1,7 +1,10 @@
 """A small Tk window to practise desktop actions on, reporting what happened.
 
     python -m vlagent.environments.practice.desktop_app --state-file /tmp/state.json \
-        [--geometry 800x600+1300+50] [--title "Practice app"]
+        [--geometry 800x600+1300+50] [--title "Practice app"] [--theme light|dark|sand] \
+        [--layout standard|swapped|flipped]
+
+sand and flipped are held out of the grounding harvest (vlagent demo uses them).
 
 It has buttons, a text field, a checkbox, a click pad (tells left/right/middle
 and single/double/triple clicks apart), a hover zone, a 50-item list, a
@@ -57,12 +60,17 @@ THEMES = {
     "dark": ("#1e2129", "#2a2e38", "#7c5cff", "#5b3fd6", "#e6e8ee", "#9aa1b2", "#3ccf7a"),
 }
 LAYOUTS = ("standard", "swapped")  # --layout swapped: the two columns change sides
+# Looks kept out of THEMES / LAYOUTS on purpose: the grounding harvester iterates those, so `vlagent demo`
+# can show the grounder a window it never trained on. --layout flipped: the rows change places and the
+# buttons run in reverse order.
+HELD_OUT_THEMES = {"sand": ("#f6f0e4", "#fffaf1", "#b4532a", "#86391a", "#2b2118", "#7a6a58", "#2f7d4a")}
+HELD_OUT_LAYOUTS = ("flipped",)
 
 
 def use_theme(name: str) -> None:
     """Switch the module's palette (before the window is built)."""
     global BG, PANEL, ACCENT, ACCENT_DARK, TEXT, MUTED, OK
-    BG, PANEL, ACCENT, ACCENT_DARK, TEXT, MUTED, OK = THEMES[name]
+    BG, PANEL, ACCENT, ACCENT_DARK, TEXT, MUTED, OK = {**THEMES, **HELD_OUT_THEMES}[name]
 
 
 # --------------------------------------------------------------------------- app
@@ -70,6 +78,7 @@ def use_theme(name: str) -> None:
 
 class PracticeApp:
     swapped = False  # --layout swapped
+    flipped = False  # --layout flipped
 
     def __init__(self, state_file: Path, geometry: str | None, title: str) -> None:
         import tkinter as tk
@@ -172,23 +181,28 @@ class PracticeApp:
         body.rowconfigure(1, weight=1)
         self.widgets: dict[str, Any] = {}
         left, right = (1, 0) if self.swapped else (0, 1)
+        top, bottom = (1, 0) if self.flipped else (0, 1)
+        pad_top, pad_bottom = ((5, 0), (0, 5)) if self.flipped else ((0, 5), (5, 0))
 
         # Left top: buttons, text field, checkbox.
         form = self._panel(body, "BUTTONS AND FIELDS")
-        form.grid(row=0, column=left, sticky="nsew", padx=(0, 5), pady=(0, 5))
+        form.grid(row=top, column=left, sticky="nsew", padx=(0, 5), pady=pad_top)
         row = ttk.Frame(form, style="Panel.TFrame")
         row.pack(fill="x", pady=(0, 8))
-        for name in BUTTONS:
+        for name in reversed(BUTTONS) if self.flipped else BUTTONS:
             button = ttk.Button(row, text=name.capitalize(), command=lambda n=name: self._clicked(n))
             button.pack(side="left", padx=(0, 6))
             self.widgets[f"button_{name}"] = button
-        ttk.Label(form, text="Name", style="Panel.TLabel").pack(anchor="w")
+        name_label = ttk.Label(form, text="Name", style="Panel.TLabel")
+        name_label.pack(anchor="w")
         self.text_var = tk.StringVar(self.root)
         self.text_var.trace_add("write", lambda *a: self._set(text=self.text_var.get()))
         entry = ttk.Entry(form, textvariable=self.text_var, font=("DejaVu Sans", 11))
         entry.pack(fill="x", pady=(2, 8))
         entry.bind("<Return>", lambda e: self._submit())
         self.widgets["entry"] = entry
+        # Like an HTML <label>: clicking the field's label puts the cursor in the field.
+        name_label.bind("<ButtonPress-1>", lambda e: entry.focus_set())
         self.check_var = tk.BooleanVar(self.root, value=False)
         check = ttk.Checkbutton(
             form, text="Remember me", variable=self.check_var,
@@ -201,7 +215,7 @@ class PracticeApp:
 
         # Left bottom: click pad and hover zone.
         mouse = self._panel(body, "MOUSE")
-        mouse.grid(row=1, column=left, sticky="nsew", padx=(0, 5), pady=(5, 0))
+        mouse.grid(row=bottom, column=left, sticky="nsew", padx=(0, 5), pady=pad_bottom)
         pad = tk.Label(
             mouse, text="Click pad\n(left · middle · right, double, triple)", background="#eef2fb",
             foreground=INK, relief="groove", borderwidth=2, height=4,
@@ -220,7 +234,7 @@ class PracticeApp:
 
         # Right top: scrollable list.
         lst = self._panel(body, "LIST (50 ITEMS)")
-        lst.grid(row=0, column=right, sticky="nsew", padx=(5, 0), pady=(0, 5))
+        lst.grid(row=top, column=right, sticky="nsew", padx=(5, 0), pady=pad_top)
         holder = ttk.Frame(lst, style="Panel.TFrame")
         holder.pack(fill="both", expand=True)
         scrollbar = ttk.Scrollbar(holder, orient="vertical")
@@ -242,7 +256,7 @@ class PracticeApp:
 
         # Right bottom: drag and drop.
         dnd = self._panel(body, "DRAG AND DROP")
-        dnd.grid(row=1, column=right, sticky="nsew", padx=(5, 0), pady=(5, 0))
+        dnd.grid(row=bottom, column=right, sticky="nsew", padx=(5, 0), pady=pad_bottom)
         canvas = tk.Canvas(dnd, background="#fbfcfe", highlightthickness=1, highlightbackground="#d5dbe8", height=120)
         canvas.pack(fill="both", expand=True)
         self.canvas = canvas
@@ -545,11 +559,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--state-file", required=True, type=Path, help="where to write the JSON state")
     parser.add_argument("--geometry", help="Tk geometry, e.g. 800x600+1300+50")
     parser.add_argument("--title", default="vlagent practice app")
-    parser.add_argument("--theme", choices=sorted(THEMES), default="light", help="colour palette")
-    parser.add_argument("--layout", choices=LAYOUTS, default="standard", help="swapped: columns change sides")
+    parser.add_argument("--theme", choices=sorted({**THEMES, **HELD_OUT_THEMES}), default="light",
+                        help="colour palette")
+    parser.add_argument("--layout", choices=LAYOUTS + HELD_OUT_LAYOUTS, default="standard",
+                        help="swapped: columns change sides; flipped: rows change places, buttons reversed")
     args = parser.parse_args(argv)
     use_theme(args.theme)
     PracticeApp.swapped = args.layout == "swapped"
+    PracticeApp.flipped = args.layout == "flipped"
     if not os.environ.get("DISPLAY"):
         parser.error("DISPLAY is not set; start an X server (e.g. xvfb-run) first")
     PracticeApp(args.state_file, args.geometry, args.title).run()
