@@ -284,23 +284,6 @@ def test_run_dry_run_against_the_fake_server(virtual_display, tmp_path, capsys):
     assert monitors["status"] == "ok" and f"{width}x{height}" in monitors["detail"]
 
 
-@pytest.mark.display
-def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
-    from vlagent.demo import DEMO_TEXT
-
-    monkeypatch.delenv("DISPLAY", raising=False)  # the demo starts its own Xvfb
-    out_dir = tmp_path / "demo"
-    code, out, err = run_cli(capsys, "demo", "--out", str(out_dir), "--json")
-    assert code == EXIT_OK, err
-    result = json.loads(out)
-    assert result["status"] == "answered" and result["ok"] is True
-    assert all(result["checks"].values()), result["checks"]
-    state = json.loads((out_dir / "practice_app_state.json").read_text(encoding="utf-8"))
-    assert state["text"] == DEMO_TEXT and state["checkbox"] is True and state["drag"]["result"] == "target"
-    assert Path(result["report"]).is_file() and Path(result["report"]).parent == out_dir
-    assert "virtual display" in err
-
-
 def test_video_qa_plugin_is_registered(capsys):
     code, out, _ = run_cli(capsys, "video-qa", "--help")
     assert code == EXIT_OK and "question" in out

@@ -505,30 +505,40 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from vlagent import demo
+    from vlagent.grounding.grounders import GrounderSpecError, make_grounder
 
     err = _err_console()
     try:
+        grounder = make_grounder(args.grounder)  # before any display or phone starts: a bad SPEC fails fast
+    except GrounderSpecError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
+    try:
         outcome = demo.run_demo(
             run_dir=args.out,
+            android=args.android,
+            grounder=grounder,
             force_virtual_display=args.xvfb,
-            on_step=_step_printer(err),
             log=lambda text: err.print(f"[dim]{escape(text)}[/]"),
         )
     except demo.DemoUnavailable as exc:
         raise CliError(str(exc), EXIT_ENV) from None
     if args.json:
-        _print_json({**_result_dict(outcome.result), "checks": outcome.checks, "ok": outcome.ok})
+        _print_json(outcome.to_dict())
     else:
         console = _out_console()
         for name, passed in outcome.checks.items():
             console.print(f"  {'[green]✓[/]' if passed else '[red]✗[/]'} {escape(name)}")
-        _print_result(console, outcome.result)
-    if args.open and outcome.result.report:
-        _open_in_browser(outcome.result.report)
-    if outcome.result.report and not args.json:
-        print(outcome.result.report)
-    code = _result_exit_code(outcome.result)
-    return code if code != EXIT_OK else (EXIT_OK if outcome.ok else EXIT_NOT_SUCCESS)
+        color = "green" if outcome.ok else "red"
+        console.print(f"[bold {color}]{'ok' if outcome.ok else 'failed'}[/]: {outcome.steps} recorded steps in "
+                      f"{outcome.seconds:.1f} s with the {escape(outcome.grounder)} grounder")
+        if outcome.error:
+            console.print(f"[red]{escape(outcome.error)}[/]")
+        console.print(f"run folder: {outcome.run_dir}")
+    if args.open and outcome.report:
+        _open_in_browser(outcome.report)
+    if outcome.report and not args.json:
+        print(outcome.report)
+    return EXIT_OK if outcome.ok else EXIT_NOT_SUCCESS
 
 
 # --------------------------------------------------------------------------- parser
@@ -630,9 +640,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add(
         "demo",
-        "offline demo: a scripted agent works the practice app on a virtual display, then writes a report",
+        "offline demo: a script that names what it clicks (demos/desktop_form.py) works the practice app "
+        "through the default grounder on a virtual display, then writes a report",
         cmd_demo,
     )
+    p.add_argument("--android", action="store_true",
+                   help="the virtual phone over a real adb server instead (demos/android_settings.py)")
+    p.add_argument("--grounder", default="default", metavar="SPEC", help="which grounder finds the targets (default: default)")
     p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<time>-demo)")
     p.add_argument("--open", action="store_true", help="open the report in a browser")
     p.add_argument("--xvfb", action="store_true", help="use a new virtual display even if DISPLAY is set")
