@@ -351,7 +351,12 @@ def tool_calls_to_actions(calls: list[tuple[str, dict[str, Any], str]], scale: t
 
 
 def parse_qwen(text: str, scale: tuple[float, float]) -> list[Action]:
-    """Actions from the <tool_call> blocks of `text` (thinking already removed).
+    """Actions from the <tool_call> blocks of `text` (thinking already removed)."""
+    return tool_calls_to_actions(read_tool_calls(text), scale)
+
+
+def read_tool_calls(text: str) -> list[tuple[str, dict[str, Any], str]]:
+    """(tool, arguments, source text) of each call in `text` (thinking already removed), unchecked.
 
     Without any <tool_call> tag, a bare (or ```json fenced) call object or list
     of them is accepted too, as some servers strip the tags.
@@ -370,4 +375,4 @@ def parse_qwen(text: str, scale: tuple[float, float]) -> list[Action]:
             calls.append((*tool_call_from_object(obj, payload), json.dumps(obj)))
     if not calls:
         raise ActionParseError("no tool call found", text)
-    return tool_calls_to_actions(calls, scale)
+    return calls
