@@ -23,16 +23,8 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vlagent.actions import Action
+from vlagent.grounding.locate import TargetNotFound, locate
 from vlagent.session import Session
-
-
-class TargetNotFound(LookupError):
-    """A description that matches nothing on the screen. `screenshot` shows the candidates considered."""
-
-    def __init__(self, description: str, reason: str | None, screenshot: Path | None, candidates: list) -> None:
-        self.description, self.reason, self.screenshot, self.candidates = description, reason, screenshot, candidates
-        where = f"; candidates drawn on {screenshot}" if screenshot else ""
-        super().__init__(f"{description!r} is not on the screen ({reason or 'below the confidence threshold'}){where}")
 
 
 class ActionFailed(RuntimeError):
@@ -53,11 +45,12 @@ class Bot:
     def locate(self, description: str) -> Any:
         """The grounder's answer on a fresh screenshot (a GroundingResult); raises TargetNotFound."""
         image = self.session.observe().image
-        result = self.grounder.ground(image, description, platform=self.platform)
-        if not result.found:
-            shot = self._draw_candidates(image, result)
-            self.session.note(f"locate({description!r}): not found", error=result.error)
-            raise TargetNotFound(description, result.error, shot, result.candidates)
+        try:
+            result = locate(self.grounder, image, description, platform=self.platform)
+        except TargetNotFound as missing:
+            missing.screenshot = self._draw_candidates(image, missing.candidates)
+            self.session.note(f"locate({description!r}): not found", error=missing.reason)
+            raise
         self.session.note(f"locate({description!r}) -> ({result.point[0]:.3f}, {result.point[1]:.3f}), "
                           f"confidence {result.confidence:.2f}")
         return result
@@ -148,11 +141,11 @@ class Bot:
         if outcome.status in ("failed", "declined"):
             raise ActionFailed(outcome.error or f"{action.describe()} was {outcome.status}")
 
-    def _draw_candidates(self, image, result) -> Path:
+    def _draw_candidates(self, image, candidates: list) -> Path:
         from vlagent.overlay import draw_grounding
 
         path = self.session.run_dir / f"not-found-{self.session.steps + 1:03d}.png"
-        draw_grounding(image, None, [c.point for c in result.candidates]).save(path)
+        draw_grounding(image, None, [c.point for c in candidates]).save(path)
         return path
 
 
