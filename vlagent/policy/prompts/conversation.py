@@ -11,6 +11,7 @@ Two layers:
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from typing import Any, Callable, Sequence
 
@@ -95,6 +96,8 @@ def build_conversation(
     image_size: tuple[int, int] | None = None,
     secret_names: Sequence[str] = (),
     tool_style: str = "xml",
+    screen_text: str | None = None,
+    images: bool = True,
 ) -> list[dict[str, Any]]:
     """The conversation for one step, images kept as PIL.
 
@@ -103,7 +106,9 @@ def build_conversation(
     screenshot) and an assistant turn (the model's reply then), followed by
     the error it caused, if any. The last user turn holds the current
     screenshot. `image_size` is the size the model sees (used in the tool
-    description when `coordinates="pixels"`).
+    description when `coordinates="pixels"`). `screen_text` (the screen read
+    as text, see `screen_text_block`) follows the current screenshot;
+    `images=False` sends no image at all, for text-only models.
     """
     if not isinstance(task, str) or not task.strip():
         raise ValueError("the task must be a non-empty string")
@@ -128,6 +133,8 @@ def build_conversation(
     ]
 
     history = sorted(history, key=lambda h: h.step)
+    if not images:  # a text-only model: earlier steps are all told as text
+        history = [dataclasses.replace(h, image=None) for h in history]
     first_image = next((i for i, h in enumerate(history) if h.image is not None), len(history))
     intro = f"Task: {task.strip()}"
     if first_image:
@@ -145,8 +152,11 @@ def build_conversation(
         conversation.append({"role": "assistant", "content": [_text(reply)]})
         pending = [_text(f"Step {item.step} failed: {item.error.strip()}")] if item.error else []
 
-    label = f"Current screenshot (step {history[-1].step + 1}):" if history else "Current screenshot:"
-    pending += [_text(label), _image(observation.image)]
+    step = f" (step {history[-1].step + 1})" if history else ""
+    if images:
+        pending += [_text(f"Current screenshot{step}:"), _image(observation.image)]
+    if screen_text is not None:
+        pending.append(_text(f"Current screen as text{step}:\n{screen_text}"))
     conversation.append({"role": "user", "content": pending})
     return conversation
 
@@ -201,6 +211,8 @@ def build_messages(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     factor: int = QWEN_FACTOR,
     image_format: str = "png",
+    screen_text: str | None = None,
+    images: bool = True,
 ) -> list[dict[str, Any]]:
     """OpenAI chat messages for one step; every screenshot is smart-resized
     to [min_pixels, max_pixels] and sent as a data URL."""
@@ -219,5 +231,7 @@ def build_messages(
         image_size=image_size,
         secret_names=secret_names,
         tool_style=tool_style,
+        screen_text=screen_text,
+        images=images,
     )
     return to_openai_messages(conversation, prepare_image=prepare, image_format=image_format)

@@ -26,7 +26,9 @@ and Qwen3-VL's / Qwen2.5-VL's (tool_style="json") for
 `vlagent.actions.parse_actions(fmt="qwen")` reads both.
 Coordinates are on a 0–1000 scale relative to the screenshot (Qwen3-VL's
 convention) unless `coordinates="pixels"` asks for pixels of the image the
-model sees.
+model sees. `coordinates="target"` is the planner tool of a planner + grounder
+run: pointing actions take `target` / `target2`, the element described in
+words, which a grounder turns into a point (vlagent.actions.targets).
 
 The actions and their descriptions come from the action vocabulary
 (vlagent.actions.vocabulary), which the parser reads too.
@@ -40,7 +42,7 @@ from typing import Any, Iterable, Sequence
 from vlagent.actions.vocabulary import COMPUTER_USE, MOBILE_USE, SYSTEM_BUTTONS, action_names, actions_of
 
 RELATIVE_SCALE = 1000
-COORDINATE_MODES = ("relative", "pixels")
+COORDINATE_MODES = ("relative", "pixels", "target")
 # "xml": Qwen3.5's chat template; "json": Qwen3-VL's and Qwen2.5-VL's.
 TOOL_STYLES = ("xml", "json")
 
@@ -74,6 +76,13 @@ def _coordinate_text(coordinates: str, image_size: tuple[int, int] | None) -> st
             f"The screen's resolution is {w}x{h}. Coordinates are pixels of the screenshot: "
             f"[0, 0] is the top-left corner, [{w - 1}, {h - 1}] the bottom-right corner."
         )
+    if coordinates == "target":
+        return (
+            "Point at an element by describing it in `target`, never by coordinates: name it as a person "
+            'would, by its visible label or text and its kind, e.g. "the Save button", "the Name field", '
+            '"the Remember me checkbox". A grounding model finds it on the screenshot; when it finds nothing, '
+            "nothing is done and you are told so, with what it saw nearest."
+        )
     raise ValueError(f"unknown coordinate mode {coordinates!r}; expected one of {COORDINATE_MODES}")
 
 
@@ -81,26 +90,55 @@ def _point_unit(coordinates: str) -> str:
     return f"on the 0-{RELATIVE_SCALE} relative scale" if coordinates == "relative" else "in screenshot pixels"
 
 
-def _action_lines(tool: str) -> str:
-    rows = actions_of(tool, offered_only=True)
-    return "\n".join(["The action to perform:", *(f"* `{row.name}`: {row.description}" for row in rows)])
+def _action_lines(tool: str, coordinates: str = "relative") -> str:
+    lines = ["The action to perform:"]
+    for row in actions_of(tool, offered_only=True):
+        text = row.description
+        if coordinates == "target":  # the same rows, pointing by description
+            text = text.replace("`coordinate2`", "`target2`").replace("`coordinate`", "`target`")
+            if row.name == "type":
+                text += " With `target`, that element (a text field) is clicked first."
+        lines.append(f"* `{row.name}`: {text}")
+    return "\n".join(lines)
+
+
+def _pointing_properties(coordinates: str, first: str, second: str) -> dict[str, Any]:
+    """The point arguments of a tool: `coordinate` / `coordinate2`, or in the planner tool `target` / `target2`.
+    `first` / `second` say which actions need them."""
+    if coordinates == "target":
+        return {
+            "target": {"description": f"The element, described in words. {first}", "type": "string"},
+            "target2": {"description": f"The element, described in words, {second}", "type": "string"},
+        }
+    unit = _point_unit(coordinates)
+    return {
+        "coordinate": {"description": f"[x, y] {unit}. {first}", "type": "array"},
+        "coordinate2": {"description": f"[x, y] {unit} {second}", "type": "array"},
+    }
 
 
 def computer_use_tool(*, coordinates: str = "relative", image_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """The desktop tool as an OpenAI-style function schema."""
-    unit = _point_unit(coordinates)
+    targets = coordinates == "target"
     description = "\n".join(
         [
             "Use a mouse and keyboard to operate a computer's graphical desktop. You see it through screenshots.",
             "* " + _coordinate_text(coordinates, image_size),
+            "* Name an element as the latest screen shows it." if targets else
             "* Look at the latest screenshot to find an element before pointing at it, and aim at the element's centre.",
             "* Applications can take a moment to respond: use `wait` and look at the next screenshot if nothing changed yet.",
+            "* To type into a text field, give `type` the field as `target`." if targets else
             "* Click into a text field before typing into it.",
             "* When the task is finished, call `terminate` with status `success`; if it cannot be done, call `terminate` "
             "with status `failure`. When the task asks a question, reply with `answer`.",
         ]
     )
-    actions = _action_lines(COMPUTER_USE)
+    actions = _action_lines(COMPUTER_USE, coordinates)
+    first = "Required by the click actions, `mouse_move` and `left_click_drag` (where it is the start point)."
+    if targets:
+        first = ("Required by the click actions, `mouse_move` and `left_click_drag` (what to drag); optional for "
+                 "`scroll` / `hscroll` (what to scroll) and `type` (the field to type into).")
+    pointing = _pointing_properties(coordinates, first, "where a drag ends. Required only by `action=left_click_drag`.")
     return {
         "type": "function",
         "function": {
@@ -112,15 +150,7 @@ def computer_use_tool(*, coordinates: str = "relative", image_size: tuple[int, i
                     "action": {"description": actions, "type": "string", "enum": list(COMPUTER_USE_ACTIONS)},
                     "keys": {"description": "Key names, e.g. [\"enter\"]. Required only by `action=key`.", "type": "array"},
                     "text": {"description": "Required only by `action=type` and `action=answer`.", "type": "string"},
-                    "coordinate": {
-                        "description": f"[x, y] {unit}. Required by the click actions, `mouse_move` and "
-                        "`left_click_drag` (where it is the start point).",
-                        "type": "array",
-                    },
-                    "coordinate2": {
-                        "description": f"[x, y] {unit} where a drag ends. Required only by `action=left_click_drag`.",
-                        "type": "array",
-                    },
+                    **pointing,
                     "pixels": {
                         "description": "How far to scroll. Required only by `action=scroll` and `action=hscroll`.",
                         "type": "number",
@@ -140,18 +170,23 @@ def computer_use_tool(*, coordinates: str = "relative", image_size: tuple[int, i
 
 def mobile_use_tool(*, coordinates: str = "relative", image_size: tuple[int, int] | None = None) -> dict[str, Any]:
     """The Android tool as an OpenAI-style function schema."""
-    unit = _point_unit(coordinates)
+    targets = coordinates == "target"
     description = "\n".join(
         [
             "Operate a mobile phone's touch screen. You see it through screenshots.",
             "* " + _coordinate_text(coordinates, image_size),
+            "* Name an element as the latest screen shows it." if targets else
             "* Look at the latest screenshot to find an element before touching it, and aim at the element's centre.",
             "* Apps can take a moment to respond: use `wait` and look at the next screenshot if nothing changed yet.",
             "* When the task is finished, call `terminate` with status `success`; if it cannot be done, call `terminate` "
             "with status `failure`. When the task asks a question, reply with `answer`.",
         ]
     )
-    actions = _action_lines(MOBILE_USE)
+    actions = _action_lines(MOBILE_USE, coordinates)
+    first = "Required by `click`, `long_press` and `swipe` (start)."
+    if targets:
+        first = "Required by `click`, `long_press` and `swipe` (start); optional for `type` (the field to type into)."
+    pointing = _pointing_properties(coordinates, first, "where a swipe ends. Required only by `action=swipe`.")
     return {
         "type": "function",
         "function": {
@@ -161,14 +196,7 @@ def mobile_use_tool(*, coordinates: str = "relative", image_size: tuple[int, int
                 "type": "object",
                 "properties": {
                     "action": {"description": actions, "type": "string", "enum": list(MOBILE_USE_ACTIONS)},
-                    "coordinate": {
-                        "description": f"[x, y] {unit}. Required by `click`, `long_press` and `swipe` (start).",
-                        "type": "array",
-                    },
-                    "coordinate2": {
-                        "description": f"[x, y] {unit} where a swipe ends. Required only by `action=swipe`.",
-                        "type": "array",
-                    },
+                    **pointing,
                     "text": {
                         "description": "Required only by `action=type`, `action=open` and `action=answer`.",
                         "type": "string",
