@@ -4,7 +4,8 @@
     result = agent.run("log in as alice with {{password}}")
     print(result.status, result.answer, result.run_dir)
 
-Errors are values the loop shows the model, not crashes: a parse error, an
+Errors are values the loop shows the model, not crashes: a parse error, a
+planner's target the grounder did not find (`Decision.error`), an
 unsupported action, an unknown secret placeholder or a declined confirmation
 go back to the policy as that step's `HistoryItem.error` and the policy is
 asked again; `max_failures` failed steps in a row end the run ("failed"). The
@@ -95,8 +96,10 @@ class StepRecord:
     screen_size: tuple[int, int] | None = None
     image_size: tuple[int, int] | None = None
     usage: dict[str, Any] | None = None
+    grounding: list[dict[str, Any]] | None = None  # a planner's target descriptions and where they were found
 
     def to_dict(self) -> dict[str, Any]:
+        extra = {"grounding": self.grounding} if self.grounding else {}
         return {
             "index": self.index,
             "time": iso_time(self.time),
@@ -111,6 +114,7 @@ class StepRecord:
             "screen_size": list(self.screen_size) if self.screen_size else None,
             "image_size": list(self.image_size) if self.image_size else None,
             "usage": self.usage,
+            **extra,
         }
 
 
@@ -389,6 +393,11 @@ class Agent:
         rec.raw_output, rec.thought, rec.usage = decision.raw_output, decision.thought, decision.usage
         rec.policy_timings = dict(decision.timings)
         rec.actions = list(decision.actions)
+        rec.grounding = decision.grounding
+        if decision.error:  # read but not doable (a target not found): nothing runs, the model is told
+            rec.error = decision.error
+            rec.actions = []
+            return True, None
         if not rec.actions:
             rec.error = "your output contained no action"
             return True, None

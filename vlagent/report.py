@@ -303,6 +303,7 @@ def _render_step(step: dict[str, Any], run_dir: Path) -> str:
     thought_html = f'<div class="thought">{esc(thought)}</div>' if thought else ""
     error = step.get("error")
     error_html = f'<div class="err"><b>Error</b> {esc(error)}</div>' if error else ""
+    targets_html = _grounding_html(step.get("grounding"))
     timings = step.get("timings") or {}
     tparts = [f"{esc(k)} <b>{_fmt_seconds(timings[k])}</b>" for k in ("observe", "decide", "execute", "record") if k in timings]
     tparts += [f"{esc(k)} <b>{_fmt_seconds(v)}</b>" for k, v in (step.get("policy_timings") or {}).items() if isinstance(v, (int, float))]
@@ -323,10 +324,29 @@ def _render_step(step: dict[str, Any], run_dir: Path) -> str:
         f'<section class="step{failed}" id="step-{index}">'
         f'<div class="fig">{figure}</div>'
         f'<div class="info"><h2>Step {index + 1} <span class="muted small">{esc(str(step.get("time", "")))}{esc(sizes)}</span></h2>'
-        f"{thought_html}{actions_html}{error_html}"
+        f"{thought_html}{actions_html}{targets_html}{error_html}"
         f'<div class="timings">{" · ".join(tparts)}</div>{usage_html}{raw_html}</div>'
         "</section>"
     )
+
+
+def _grounding_html(records: Any) -> str:
+    """A planner step's targets: each description, where the grounder found it or why not."""
+    if not isinstance(records, list) or not records:
+        return ""
+    rows = []
+    for r in records:
+        if not isinstance(r, dict):
+            continue
+        if r.get("found"):
+            x, y = r.get("point") or (0, 0)
+            where = f"found at ({x:.3f}, {y:.3f}), confidence {r.get('confidence', 0):.2f}"
+        else:
+            near = ", ".join(f"{c.get('label') or '?'!r} {c.get('score', 0):.2f}" for c in r.get("candidates") or [])
+            where = f"not found ({r.get('error') or 'below the threshold'})" + (f"; nearest {near}" if near else "")
+        rows.append(f"<li><code>{esc(str(r.get('target')))}</code> {esc(where)}</li>")
+    grounder = next((r.get("grounder") for r in records if isinstance(r, dict) and r.get("grounder")), "grounder")
+    return f'<div class="small"><b>Targets</b> ({esc(str(grounder))})<ul>{"".join(rows)}</ul></div>'
 
 
 CSS = """

@@ -41,13 +41,21 @@ class HistoryItem:
 
 @dataclass
 class Decision:
-    """What a policy decided for one step."""
+    """What a policy decided for one step.
+
+    `error`: the reply was read but cannot be carried out (a planner's target
+    the grounder did not find); then `actions` is empty and the agent shows
+    the error to the model, as it does a parse error. `grounding`: what each
+    target description was grounded to, recorded with the step.
+    """
 
     raw_output: str
     actions: list[Action]
     thought: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
     usage: dict[str, Any] | None = None
+    error: str | None = None
+    grounding: list[dict[str, Any]] | None = None
 
 
 @runtime_checkable

@@ -6,6 +6,10 @@ the current screenshot (smart-resized to the model's pixel limits, as a data
 URL), then parses the reply's <tool_call> blocks into actions. The transport
 (retries with backoff, Retry-After, clear errors) is `ChatClient`, shared
 with the video Q&A backend.
+
+With a `grounder` the model is a planner: its tool's pointing actions take a
+`target` description instead of coordinates, and the grounder turns each
+into a point on the step's screenshot (vlagent.policy.planner).
 """
 
 from __future__ import annotations
@@ -20,11 +24,16 @@ from vlagent.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, QWEN25_FACTOR
 from vlagent.policy.base import Decision, HistoryItem
 from vlagent.policy.chat_client import ChatClient
 from vlagent.policy.errors import PolicyError
+from vlagent.policy.planner import ground_reply, screen_text_block
 from vlagent.policy.prompts import TOOL_STYLES, build_messages, platform_of, secret_names_of, split_reply
 
 FORMATS = ("qwen", "qwen-pixels", "uitars", "json", "auto")
 # Formats whose coordinates are pixels of the image the model saw.
 PIXEL_FORMATS = ("qwen-pixels", "uitars")
+# Formats a planner's tool calls (with `target` instead of coordinates) come in.
+PLANNER_FORMATS = ("qwen", "auto")
+# --screen-text: the OCR text besides the screenshot, or instead of it (text-only models).
+SCREEN_TEXT_MODES = ("also", "only")
 
 
 def _transport(name: str) -> property:
@@ -48,6 +57,10 @@ class OpenAIPolicy:
     default for the pixel formats); the parser reads both.
     `secret_names` lists the `{{name}}` placeholders the model may type (the
     agent may also pass them per step in `observation.info["secret_names"]`).
+    `grounder` (anything with `ground(image, instruction, platform=)`, e.g.
+    from `vlagent.grounding.grounders.make_grounder`) makes the model a
+    planner that names targets in words; `screen_text` ("also" / "only")
+    sends the screen's OCR text besides the screenshot, or instead of it.
     `sleep` is injectable so tests need not wait for real backoff.
     """
 
@@ -73,12 +86,22 @@ class OpenAIPolicy:
         image_format: str = "png",
         secret_names: Sequence[str] = (),
         extra_body: dict[str, Any] | None = None,
+        grounder: Any = None,
+        screen_text: str | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         if not isinstance(model, str) or not model.strip():
             raise ValueError("model must be a non-empty model name")
         if fmt not in FORMATS:
             raise ValueError(f"unknown reply format {fmt!r}; expected one of {FORMATS}")
+        if grounder is not None and fmt not in PLANNER_FORMATS:
+            raise ValueError(f"a planner with a grounder replies in Qwen tool calls: fmt must be one of "
+                             f"{PLANNER_FORMATS}, got {fmt!r}")
+        if screen_text not in (None, *SCREEN_TEXT_MODES):
+            raise ValueError(f"unknown screen_text mode {screen_text!r}; expected one of {SCREEN_TEXT_MODES}")
+        if screen_text == "only" and grounder is None:
+            raise ValueError("screen_text='only' sends no screenshot, so the model cannot give coordinates: "
+                             "it needs a grounder to point for it")
         # Qwen3.5's template asks for XML-style calls; the pixel formats' models (Qwen2.5-VL based) for JSON.
         self.tool_style = tool_style or ("json" if fmt in PIXEL_FORMATS else "xml")
         if self.tool_style not in TOOL_STYLES:
@@ -103,6 +126,10 @@ class OpenAIPolicy:
         self.fmt = fmt
         self.image_format = image_format
         self.secret_names = tuple(secret_names)
+        self.grounder = grounder
+        self.screen_text = screen_text
+        if grounder is not None:
+            self.name = f"openai+{getattr(grounder, 'name', type(grounder).__name__)}"
 
     model = _transport("model")
     base_url = _transport("base_url")
@@ -132,19 +159,22 @@ class OpenAIPolicy:
         sent_size = self.model_image_size(observation.image.size)
         pixels = self.fmt in PIXEL_FORMATS
         secret_names = secret_names_of(observation, self.secret_names)
+        platform = platform_of(observation)
         messages = build_messages(
             task,
             observation,
             history,
-            platform=platform_of(observation),
+            platform=platform,
             image_size=sent_size,
-            coordinates="pixels" if pixels else "relative",
+            coordinates="target" if self.grounder is not None else "pixels" if pixels else "relative",
             secret_names=secret_names,
             tool_style=self.tool_style,
             min_pixels=self.min_pixels,
             max_pixels=self.max_pixels,
             factor=self.factor,
             image_format=self.image_format,
+            screen_text=screen_text_block(observation.image) if self.screen_text else None,
+            images=self.screen_text != "only",
         )
         t1 = time.perf_counter()
         response, attempts = self.complete(messages)
@@ -159,16 +189,26 @@ class OpenAIPolicy:
         thought, _ = split_reply(raw)
         if isinstance(reasoning, str) and reasoning.strip():
             thought = "\n".join(p for p in (reasoning.strip(), thought) if p)
-        actions = parse_actions(raw, fmt=self.fmt, image_size=sent_size if pixels else None)
+        grounded = None
+        if self.grounder is not None:
+            grounded = ground_reply(raw, self.grounder, observation.image, platform)
+            actions = grounded.actions
+        else:
+            actions = parse_actions(raw, fmt=self.fmt, image_size=sent_size if pixels else None)
         t3 = time.perf_counter()
 
         usage = response.usage.model_dump(exclude_none=True) if getattr(response, "usage", None) else None
+        # With a grounder, reading the reply is mostly grounding its targets: say so in the timings.
+        parse_key = "ground_s" if grounded is not None else "parse_s"
+        timings = {"prepare_s": t1 - t0, "request_s": t2 - t1, parse_key: t3 - t2, "attempts": float(attempts)}
         return Decision(
             raw_output=raw,
             actions=actions,
             thought=thought,
-            timings={"prepare_s": t1 - t0, "request_s": t2 - t1, "parse_s": t3 - t2, "attempts": float(attempts)},
+            timings=timings,
             usage=usage,
+            error=grounded.error if grounded else None,
+            grounding=grounded.grounding if grounded else None,
         )
 
     # ------------------------------------------------------------------ transport
@@ -195,4 +235,4 @@ def _structured_tool_calls(message: Any) -> str:
     return "".join(blocks)
 
 
-__all__ = ["OpenAIPolicy", "FORMATS"]
+__all__ = ["OpenAIPolicy", "FORMATS", "PLANNER_FORMATS", "SCREEN_TEXT_MODES"]
