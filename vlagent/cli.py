@@ -125,9 +125,10 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", default=None, help="local engine dtype (bfloat16, float32, ...)")
 
 
-def make_policy(args: argparse.Namespace) -> Any:
+def make_policy(args: argparse.Namespace, grounder: Any = None) -> Any:
     """OpenAIPolicy for --api-base, LocalPolicy for a checkpoint folder.
 
+    With `grounder` (run --grounder) the served model is a planner whose targets the grounder finds.
     (Secret names reach the prompt through the agent, per step, not from here.)
     """
     if not args.model:
@@ -149,6 +150,8 @@ def make_policy(args: argparse.Namespace) -> Any:
                 api_key_env=args.api_key_env,
                 fmt=args.reply_format,
                 tool_style=args.tool_style,
+                grounder=grounder,
+                screen_text=getattr(args, "screen_text", None),
                 **kwargs,
             )
         except PolicyError as exc:
@@ -283,7 +286,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         secrets = SecretStore(args.secret or None)
     except SecretError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
-    policy = make_policy(args)
+    policy = make_policy(args, grounder=_planner_grounder(args))
     env = make_env(args.env, monitor=args.monitor)
     from vlagent.agent import Agent
 
@@ -314,6 +317,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         env.close()
     return _show_result(args, result)
+
+
+def _planner_grounder(args: argparse.Namespace) -> Any:
+    """The grounder of a planner + grounder run (run --grounder), once the flags that go with it are checked."""
+    if args.screen_text and not args.api_base:
+        raise CliError("--screen-text / --text-only send the screen's text to a served model: give --api-base URL "
+                       "--model NAME", EXIT_USAGE)
+    if args.screen_text == "only" and not args.grounder:
+        raise CliError("--text-only sends no screenshot, so the model cannot point at anything: add --grounder SPEC "
+                       "to point for it", EXIT_USAGE)
+    if not args.grounder:
+        return None
+    if not (args.api_base and args.model):
+        raise CliError("--grounder makes a served model the planner: give --api-base URL and --model NAME too "
+                       "(or set VLAGENT_API_BASE and VLAGENT_MODEL)", EXIT_USAGE)
+    if args.reply_format not in ("qwen", "auto"):
+        raise CliError(f"--grounder: the planner names its targets in Qwen tool calls, which --format "
+                       f"{args.reply_format} cannot carry; use --format qwen", EXIT_USAGE)
+    from vlagent.grounding.grounders import GrounderSpecError, make_grounder
+
+    try:
+        return make_grounder(args.grounder)
+    except (GrounderSpecError, FileNotFoundError, ValueError) as exc:
+        raise CliError(f"grounder {args.grounder!r}: {exc}", EXIT_USAGE) from None
 
 
 # --------------------------------------------------------------------------- ground
@@ -588,6 +615,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="desktop", metavar="desktop|android[:SERIAL]", help="where to act (default desktop)")
     p.add_argument("--monitor", type=_monitor, default=1, help="desktop monitor (1 = first, 0 = all; default 1)")
     _add_model_options(p)
+    p.add_argument("--grounder", default=None, metavar="SPEC",
+                   help="planner + grounder: the served model names its targets in words and this grounder finds "
+                        "them on the screen (default, ocr, grounder:FOLDER, ...); needs --api-base and --model")
+    p.add_argument("--screen-text", dest="screen_text", action="store_const", const="also", default=None,
+                   help="also send the screen's OCR text to the served model, besides the screenshot")
+    p.add_argument("--text-only", dest="screen_text", action="store_const", const="only",
+                   help="send the screen's OCR text instead of the screenshot, for text-only models (needs --grounder)")
     p.add_argument("--dry-run", action="store_true", help="decide and record, execute nothing")
     p.add_argument(
         "--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None,
