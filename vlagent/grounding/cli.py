@@ -1,7 +1,7 @@
 """`vlagent eval-grounding` and `vlagent grounding-data`.
 
     vlagent eval-grounding DATASET... [--grounder SPEC]... [--split val,test]
-                           [--json [PATH]] [--html PATH] [--limit N]
+                           [--json [PATH]] [--html PATH] [--limit N] [--negatives K]
     vlagent grounding-data harvest --source synthetic --out DIR [--count N] [--seed S] [--option K=V]...
     vlagent grounding-data info DATASET...
 
@@ -45,6 +45,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--json", nargs="?", const="-", default=None, metavar="PATH",
                    help="write the summary as JSON to PATH (stdout when no PATH is given)")  # fmt: skip
     p.add_argument("--html", default=None, metavar="PATH", help="write an HTML report of every miss")
+    p.add_argument("--negatives", type=int, default=0, metavar="K",
+                   help="also ask K instructions per screen that name something not on it (borrowed from other "
+                        "screens): reports how often each grounder rightly answers 'not found' and how often it "
+                        "refuses real targets (default 0: off)")  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_eval_grounding)
 
@@ -100,10 +104,13 @@ def cmd_eval_grounding(args: argparse.Namespace) -> int:
     from vlagent.grounding.dataset import DatasetError
     from vlagent.grounding.evaluate import evaluate, summarize, summary_rows
     from vlagent.grounding.grounders import GrounderSpecError, make_grounder
+    from vlagent.grounding.negatives import absent_instructions
     from vlagent.grounding.ocr import OcrUnavailable
     from vlagent.policy.errors import PolicyError
 
     err = Console(stderr=True, highlight=False)
+    if args.negatives < 0:
+        return _err(f"--negatives must be 0 or more, got {args.negatives}", EXIT_USAGE)
     try:
         records = _filter(_load(args.datasets), args.split, args.source, args.limit)
         grounders = [make_grounder(spec) for spec in (args.grounder or DEFAULT_GROUNDERS)]
@@ -112,17 +119,18 @@ def cmd_eval_grounding(args: argparse.Namespace) -> int:
     except PolicyError as exc:
         return _err(str(exc), EXIT_BACKEND)
 
-    total = len(records) * len(grounders)
+    negatives = absent_instructions(records, args.negatives)
+    total = (len(records) + len(negatives)) * len(grounders)
     try:
         if args.no_progress:
-            evaluation = evaluate(records, grounders)
+            evaluation = evaluate(records, grounders, negatives=negatives)
         else:
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
             with Progress(TextColumn("grounding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                           console=err, transient=True) as bar:  # fmt: skip
                 task = bar.add_task("eval", total=total)
-                evaluation = evaluate(records, grounders, progress=lambda n: bar.advance(task, n))
+                evaluation = evaluate(records, grounders, progress=lambda n: bar.advance(task, n), negatives=negatives)
     except OcrUnavailable as exc:
         return _err(str(exc), EXIT_ENV)
     except PolicyError as exc:
@@ -132,7 +140,10 @@ def cmd_eval_grounding(args: argparse.Namespace) -> int:
 
     summary = summarize(evaluation)
     header, rows = summary_rows(summary)
-    table = Table(title=f"grounding accuracy: {summary['targets']} targets on {summary['screens']} screens")
+    title = f"grounding accuracy: {summary['targets']} targets on {summary['screens']} screens"
+    if negatives:
+        title += f", {len(negatives)} negatives"
+    table = Table(title=title)
     for i, h in enumerate(header):
         table.add_column(h, justify="left" if i == 0 else "right")
     for row in rows:

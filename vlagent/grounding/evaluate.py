@@ -6,13 +6,21 @@ answer as an `Outcome`. `summarize` turns the outcomes into accuracy overall
 and by platform, element kind and source, and latency per target (median,
 p90). A "not found" answer is a miss: a grounder that abstains does not
 click, and the target was on the screen.
+
+With `negatives` (screenshot, instruction) pairs naming something that is
+not on that screen (`vlagent.grounding.negatives.absent_instructions`),
+every grounder is asked those too, on the same decoded screenshot, after the
+screen's real targets; their answers are kept apart (`Evaluation.negatives`,
+their own latency), and the summary adds how many it rejected ("not found",
+the right answer) and how many real targets it refused.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from os import PathLike
 from typing import Any, Callable, Sequence
 
 from PIL import Image
@@ -36,10 +44,28 @@ class Outcome:
 
 
 @dataclass
+class NegativeOutcome:
+    """A grounder's answer to an instruction naming something not on the screen: right when not found."""
+
+    image_path: str
+    instruction: str
+    platform: str
+    grounder: str
+    result: GroundingResult
+    latency_s: float
+
+    @property
+    def rejected(self) -> bool:
+        return not self.result.found
+
+
+@dataclass
 class Evaluation:
     records: list[GroundingRecord]
     grounders: list[str]
     outcomes: dict[str, list[Outcome]]  # grounder name -> one outcome per record, in record order
+    # grounder name -> one outcome per negative, in the order given; empty when none were asked
+    negatives: dict[str, list[NegativeOutcome]] = field(default_factory=dict)
 
 
 def _unique_names(grounders: Sequence[Grounder]) -> list[str]:
@@ -56,9 +82,13 @@ def evaluate(
     records: Sequence[GroundingRecord],
     grounders: Sequence[Grounder],
     progress: Callable[[int], None] | None = None,
+    negatives: Sequence[tuple[str | PathLike[str], str]] = (),
 ) -> Evaluation:
-    """Run every grounder on every record. `progress(n)` is called after each answer.
+    """Run every grounder on every record, then on every negative. `progress(n)` is called after each answer.
 
+    `negatives` are (screenshot path, instruction) pairs that name nothing on
+    that screenshot; each is asked with the platform of the screen's first
+    record (a screenshot no record names is decoded for them alone).
     Raises DatasetError on an empty record list (never a 0 % score).
     """
     if not records:
@@ -71,6 +101,12 @@ def evaluate(
     by_image: dict[str, list[int]] = {}
     for i, r in enumerate(records):
         by_image.setdefault(str(r.image_path), []).append(i)
+    platforms = {path: records[indices[0]].platform for path, indices in by_image.items()}
+    negatives_by_image: dict[str, list[int]] = {}
+    for j, (path, _) in enumerate(negatives):
+        negatives_by_image.setdefault(str(path), []).append(j)
+        by_image.setdefault(str(path), [])
+    negative_outcomes: dict[str, list[NegativeOutcome | None]] = {n: [None] * len(negatives) for n in names}
     for path, indices in by_image.items():
         try:
             with Image.open(path) as im:
@@ -87,7 +123,19 @@ def evaluate(
                 outcomes[name][i] = Outcome(r, name, result, hit, dt)
                 if progress:
                     progress(1)
-    return Evaluation(list(records), names, {n: [o for o in v if o is not None] for n, v in outcomes.items()})
+            for j in negatives_by_image.get(path, ()):
+                instruction = negatives[j][1]
+                platform = platforms.get(path, records[0].platform)
+                t0 = time.perf_counter()
+                result = grounder.ground(image, instruction, platform=platform)
+                dt = time.perf_counter() - t0
+                negative_outcomes[name][j] = NegativeOutcome(path, instruction, platform, name, result, dt)
+                if progress:
+                    progress(1)
+    return Evaluation(
+        list(records), names, {n: [o for o in v if o is not None] for n, v in outcomes.items()},
+        {n: [o for o in v if o is not None] for n, v in negative_outcomes.items()} if negatives else {},
+    )
 
 
 def _percentile(values: Sequence[float], q: float) -> float:
@@ -106,9 +154,16 @@ def _acc(outs: Sequence[Outcome]) -> dict[str, Any]:
 
 
 def summarize(evaluation: Evaluation) -> dict[str, Any]:
-    """JSON-ready summary: per grounder, overall and per-breakdown accuracy, latency, not-found count."""
+    """JSON-ready summary: per grounder, overall and per-breakdown accuracy, latency, not-found count.
+
+    When negatives were asked: the top-level "negatives" count, and per grounder
+    "negatives" {n, rejected, rejection_rate, latency_ms_median} and
+    "refused_targets" {n, refused, rate} (real targets answered "not found").
+    """
     out: dict[str, Any] = {"targets": len(evaluation.records), "screens": len({str(r.image_path) for r in evaluation.records}),
                            "grounders": {}}  # fmt: skip
+    if evaluation.negatives:
+        out["negatives"] = len(next(iter(evaluation.negatives.values())))
     for name in evaluation.grounders:
         outs = evaluation.outcomes[name]
         lat = [o.latency_s * 1000 for o in outs]
@@ -130,12 +185,25 @@ def summarize(evaluation: Evaluation) -> dict[str, Any]:
                 for o in outs:
                     groups.setdefault(str(o.record.meta.get(key, "-")), []).append(o)
                 entry[key] = {k: _acc(v) for k, v in sorted(groups.items())}
+        if evaluation.negatives:
+            negs = evaluation.negatives[name]
+            rejected = sum(o.rejected for o in negs)
+            refused = entry["not_found"]
+            entry["negatives"] = {
+                "n": len(negs), "rejected": rejected, "rejection_rate": rejected / len(negs) if negs else 0.0,
+                # Kept apart from the real targets' latency: a negative is asked after its screen's targets.
+                "latency_ms_median": statistics.median(o.latency_s * 1000 for o in negs) if negs else 0.0,
+            }  # fmt: skip
+            entry["refused_targets"] = {"n": len(outs), "refused": refused, "rate": refused / len(outs)}
         out["grounders"][name] = entry
     return out
 
 
 def summary_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """The one table: header and rows (overall, each platform/element/source, latency)."""
+    """The one table: header and rows (overall, each platform/element/source, not found, latency).
+
+    With negatives: "negatives rejected" and "real targets refused" rows, in percent.
+    """
     names = list(summary["grounders"])
     first = summary["grounders"][names[0]]
     header = ["", "targets", *names]
@@ -151,6 +219,11 @@ def summary_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         for value in first[key]:
             acc_row(f"{key}: {value}", lambda e, k=key, v=value: e[k][v])
     rows.append(["not found", "", *[str(summary["grounders"][g]["not_found"]) for g in names]])
+    if "negatives" in first:  # asked about things not on the screen: "not found" is right there
+        for label, key, rate in (("negatives rejected", "negatives", "rejection_rate"),
+                                 ("real targets refused", "refused_targets", "rate")):  # fmt: skip
+            grounders = summary["grounders"]
+            rows.append([label, str(first[key]["n"]), *[f"{100 * grounders[g][key][rate]:.1f} %" for g in names]])
     for stat in ("median", "p90"):
         rows.append([f"latency {stat} (ms/target)", "",
                      *[f"{summary['grounders'][g]['latency_ms'][stat]:.1f}" for g in names]])  # fmt: skip
@@ -159,4 +232,7 @@ def summary_rows(summary: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-__all__ = ["BREAKDOWNS", "META_BREAKDOWNS", "Evaluation", "Outcome", "evaluate", "summarize", "summary_rows"]
+__all__ = [
+    "BREAKDOWNS", "META_BREAKDOWNS", "Evaluation", "NegativeOutcome", "Outcome", "evaluate", "summarize",
+    "summary_rows",
+]  # fmt: skip

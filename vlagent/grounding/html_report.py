@@ -4,7 +4,10 @@ One self-contained page (opens offline). Each screenshot is embedded once,
 as a downscaled JPEG in a CSS class, however many misses it has; each miss
 shows it with an SVG overlay: the target box (green), the predicted point
 (red cross; none when the grounder found nothing), the instruction, the
-grounder and what it answered. The summary table heads the page.
+grounder and what it answered. The summary table heads the page. When
+negatives were asked, each one a grounder accepted (it pointed at something
+for an instruction naming nothing on the screen) is a miss too, in its own
+section, with no target box.
 """
 
 from __future__ import annotations
@@ -43,13 +46,13 @@ def _thumb_uri(path: str) -> tuple[str, float]:
     return "data:image/jpeg;base64," + base64.b64encode(buf.getvalue()).decode("ascii"), ratio
 
 
-def _overlay(box: tuple[float, ...], point: tuple[float, float] | None) -> str:
-    x0, y0, x1, y1 = (v * 1000 for v in box)
-    parts = [
-        '<svg viewBox="0 0 1000 1000" preserveAspectRatio="none">',
-        f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" fill="rgba(30,160,80,.18)" '
-        'stroke="#1ea050" stroke-width="4" vector-effect="non-scaling-stroke"/>',
-    ]
+def _overlay(box: tuple[float, ...] | None, point: tuple[float, float] | None) -> str:
+    parts = ['<svg viewBox="0 0 1000 1000" preserveAspectRatio="none">']
+    if box is not None:
+        x0, y0, x1, y1 = (v * 1000 for v in box)
+        parts.append(f'<rect x="{x0:.1f}" y="{y0:.1f}" width="{x1 - x0:.1f}" height="{y1 - y0:.1f}" '
+                     'fill="rgba(30,160,80,.18)" stroke="#1ea050" stroke-width="4" '
+                     'vector-effect="non-scaling-stroke"/>')  # fmt: skip
     if point is not None:
         px, py = point[0] * 1000, point[1] * 1000
         for dx, dy in ((14, 0), (0, 14)):
@@ -73,15 +76,18 @@ def render_html(evaluation: Evaluation, title: str = "Grounding evaluation") -> 
     classes: dict[str, tuple[str, float]] = {}
     styles: list[str] = []
     sections: list[str] = []
+
+    def shot_class(path: str) -> tuple[str, float]:
+        if path not in classes:
+            uri, ratio = _thumb_uri(path)
+            classes[path] = (f"s{len(classes)}", ratio)
+            styles.append(f".{classes[path][0]}{{background-image:url({uri})}}")
+        return classes[path]
+
     for source in sorted(misses):
         cards = []
         for o in misses[source]:
-            path = str(o.record.image_path)
-            if path not in classes:
-                uri, ratio = _thumb_uri(path)
-                classes[path] = (f"s{len(classes)}", ratio)
-                styles.append(f".{classes[path][0]}{{background-image:url({uri})}}")
-            cls, ratio = classes[path]
+            cls, ratio = shot_class(str(o.record.image_path))
             res = o.result
             answer = (f"point ({res.point[0]:.3f}, {res.point[1]:.3f}), confidence {res.confidence:.2f}"
                       if res.found and res.point else f"not found: {res.error or ''}")  # fmt: skip
@@ -94,6 +100,23 @@ def render_html(evaluation: Evaluation, title: str = "Grounding evaluation") -> 
                 f"{esc(o.record.image)}</div><div class='meta'>{esc(answer)}</div>{said}</div>"
             )  # fmt: skip
         sections.append(f"<h2>{esc(source)} — {len(misses[source])} misses</h2><div class='misses'>{''.join(cards)}</div>")
+    accepted = [o for name in evaluation.grounders for o in evaluation.negatives.get(name, ()) if not o.rejected]
+    if accepted:
+        cards = []
+        for n in accepted:
+            cls, ratio = shot_class(n.image_path)
+            res = n.result
+            answer = (f"point ({res.point[0]:.3f}, {res.point[1]:.3f}), confidence {res.confidence:.2f}"
+                      if res.point else "")  # fmt: skip
+            said = f"<div class='meta'>answer text: {esc(str(res.raw)[:200])}</div>" if res.raw else ""
+            cards.append(
+                f"<div class='miss'><div class='shot {cls}' style='padding-top:{100 * ratio:.2f}%'>"
+                f"{_overlay(None, res.point)}</div><div class='ins'>{esc(n.instruction)}</div>"
+                f"<div class='meta'>{esc(n.grounder)} · not on this screen · {esc(n.platform)} · "
+                f"{esc(Path(n.image_path).name)}</div><div class='meta'>{esc(answer)}</div>{said}</div>"
+            )  # fmt: skip
+        sections.append(f"<h2>negatives — {len(accepted)} accepted (should have been \"not found\")</h2>"
+                        f"<div class='misses'>{''.join(cards)}</div>")  # fmt: skip
     if not sections:
         sections.append("<p>No misses.</p>")
     return (
