@@ -10,6 +10,7 @@ from vlagent.environments.base import (
     EnvironmentFailure,
     EnvironmentLost,
     EnvironmentUnavailable,
+    Focus,
     Observation,
     UnsupportedAction,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "EnvironmentFailure",
     "EnvironmentLost",
     "EnvironmentUnavailable",
+    "Focus",
     "Observation",
     "UnsupportedAction",
     "DesktopEnv",

@@ -43,6 +43,7 @@ from vlagent.environments.base import (
     BaseEnvironment,
     EnvironmentLost,
     EnvironmentUnavailable,
+    Focus,
     Observation,
     UnsupportedAction,
     pixel_of,
@@ -304,6 +305,30 @@ def parse_ui_xml(xml: str | bytes, scale: tuple[float, float] = (1.0, 1.0)) -> l
     return out
 
 
+_FOCUS_WINDOW = re.compile(r"mCurrentFocus=(?:Window\{\S+ u\d+ ([^}]*)\}|null)")
+_COMPONENT = re.compile(r"([A-Za-z0-9_.]+)/(\S+)")
+_FOCUS_APP = re.compile(r"(?:mFocusedApp|mResumedActivity|topResumedActivity)[=:].*?ActivityRecord\{\S+ u\d+ ([^\s/}]+)/(\S+?)[\s}]")
+
+
+def parse_focus(text: str) -> Focus:
+    """The foreground app from `dumpsys window windows` lines (mCurrentFocus, mFocusedApp).
+
+    `mCurrentFocus=Window{3bd8e73 u0 com.android.settings/com.android.settings.Settings}` names the
+    package that receives keys. A focused system window without a package (`NotificationShade`) gives
+    name None; so does no focus at all, unless `mFocusedApp` names the app about to take it.
+    """
+    window = _FOCUS_WINDOW.search(text)
+    if window and window.group(1):
+        component = _COMPONENT.fullmatch(window.group(1).strip())
+        if component:
+            return Focus(component.group(1), "app", {"activity": component.group(2)})
+        return Focus(None, "app", {"window": window.group(1).strip()[:100]})
+    app = _FOCUS_APP.search(text)
+    if app:
+        return Focus(app.group(1), "app", {"activity": app.group(2)})
+    return Focus(None, "app", {"dumpsys": text.strip()[:200]})
+
+
 # --------------------------------------------------------------------------- the environment
 
 
@@ -523,6 +548,10 @@ class AndroidEnv(BaseEnvironment):
         out = self.shell(f"uiautomator dump {DUMP_PATH} >/dev/null && cat {DUMP_PATH}", timeout=max(self.timeout, 30))
         return parse_ui_xml(out, scale)
 
+    def focus(self) -> Focus:
+        """The foreground app typed text goes to (its package: what a scoped secret is matched against)."""
+        return parse_focus(self.shell("dumpsys window windows | grep -E 'mCurrentFocus|mFocusedApp'"))
+
     # -- acting -------------------------------------------------------------------
 
     def execute(self, action: Action) -> None:
@@ -726,6 +755,7 @@ __all__ = [
     "input_text_commands",
     "quote_sh",
     "parse_ui_xml",
+    "parse_focus",
     "android_keycode",
     "ADB_KEYBOARD_IME",
 ]

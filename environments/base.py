@@ -52,6 +52,28 @@ def pixel_of(point: tuple[float, float], size: tuple[int, int]) -> tuple[int, in
     return min(math.floor(x * w), w - 1), min(math.floor(y * h), h - 1)
 
 
+@dataclass(frozen=True)
+class Focus:
+    """Where typed text would go right now, in the environment's own words.
+
+    `name` is what a secret's scope is matched against: the focused window's
+    title on a desktop, the foreground app's package on Android; None when it
+    cannot be told. `kind` says which of the two it is ("window" or "app"), and
+    `details` holds the rest (window id and class, activity) for messages.
+    """
+
+    name: str | None
+    kind: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        if self.name is None:
+            where = self.details.get("window") or self.details.get("error") or self.details.get("how")
+            return f"an unknown {self.kind}" + (f" ({where})" if where else "")
+        shown = self.name if len(self.name) <= 80 else self.name[:77] + "..."
+        return f"the window titled {shown!r}" if self.kind == "window" else f"the app {shown!r}"
+
+
 class EnvironmentFailure(RuntimeError):
     """Base for environment failures (no display, device gone, ...)."""
 
@@ -107,6 +129,7 @@ class BaseEnvironment:
 
 
 __all__ = [
+    "Focus",
     "Observation",
     "Environment",
     "BaseEnvironment",

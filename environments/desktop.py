@@ -30,6 +30,7 @@ from vlagent.environments.base import (
     BaseEnvironment,
     EnvironmentLost,
     EnvironmentUnavailable,
+    Focus,
     Observation,
     UnsupportedAction,
     pixel_of,
@@ -313,6 +314,37 @@ class DesktopEnv(BaseEnvironment):
             },
         )
 
+    def focus(self) -> Focus:
+        """The window typed text goes to now: its title (what a scoped secret is matched against).
+
+        X's input focus when it names a window; when it is PointerRoot or the root window (no window
+        manager, as on a bare Xvfb) keys go to the top-level window under the pointer. The title is the
+        _NET_WM_NAME (else WM_NAME) of that window or its nearest ancestor that has one, else of the
+        client window inside a window manager's frame.
+        """
+        if not IS_X11:  # pragma: no cover - exercised only on macOS/Windows
+            return Focus(None, "window", {"error": "reading the focused window is implemented for X11 only"})
+        try:
+            return _x11_focus(self._xlib())
+        except Exception as e:
+            if not self._display_alive():
+                raise EnvironmentLost(f"display {self.display!r} went away while reading the focused window") from e
+            self._close_xlib()
+            return Focus(None, "window", {"error": f"{type(e).__name__}: {e}"})
+
+    def _xlib(self) -> Any:
+        if getattr(self, "_xdisplay", None) is None:
+            from Xlib import display as xdisplay
+
+            self._xdisplay = xdisplay.Display(self.display)
+        return self._xdisplay
+
+    def _close_xlib(self) -> None:
+        x, self._xdisplay = getattr(self, "_xdisplay", None), None
+        if x is not None:
+            with contextlib.suppress(Exception):
+                x.close()
+
     # ---- acting
 
     @property
@@ -532,8 +564,61 @@ class DesktopEnv(BaseEnvironment):
                 _clipboard_set(self, xclip, previous)
 
     def close(self) -> None:
+        self._close_xlib()
         with contextlib.suppress(Exception):
             self._mss.close()
+
+
+def _x11_focus(xd: Any) -> Focus:
+    """Focus of an open python-xlib Display (see DesktopEnv.focus)."""
+    from Xlib import X
+
+    root = xd.screen().root
+    focus = xd.get_input_focus().focus
+    how = "input focus"
+    if isinstance(focus, int) or focus is None or focus.id == root.id:  # PointerRoot / None / the root window
+        child = root.query_pointer().child
+        if isinstance(child, int) or child is None or child == X.NONE:
+            return Focus(None, "window", {"how": "pointer over the bare root window"})
+        focus, how = child, "window under the pointer (no window holds the input focus)"
+    window, title = focus, None
+    chain = []
+    while window is not None and window.id != root.id:  # the window and its ancestors up to the top level
+        chain.append(window)
+        title = title or _window_title(xd, window)
+        window = window.query_tree().parent
+    if title is None and chain:  # a window manager's frame: the client with WM_STATE inside it has the title
+        title = _client_title(xd, chain[-1])
+    top = chain[-1] if chain else focus
+    wm_class = None
+    with contextlib.suppress(Exception):
+        wm_class = next((w.get_wm_class() for w in chain if w.get_wm_class()), None)
+    return Focus(title, "window", {"window": hex(top.id), "class": wm_class[1] if wm_class else None, "how": how})
+
+
+def _window_title(xd: Any, window: Any) -> str | None:
+    prop = window.get_full_property(xd.intern_atom("_NET_WM_NAME"), xd.intern_atom("UTF8_STRING"))
+    if prop is not None and prop.value:
+        value = prop.value
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    name = window.get_wm_name()
+    if name:
+        return name.decode("latin-1") if isinstance(name, bytes) else str(name)
+    return None
+
+
+def _client_title(xd: Any, frame: Any, depth: int = 0) -> str | None:
+    wm_state = xd.intern_atom("WM_STATE")
+    for child in frame.query_tree().children:
+        if child.get_full_property(wm_state, 0) is not None or _window_title(xd, child):
+            title = _window_title(xd, child)
+            if title:
+                return title
+        if depth < 3:
+            title = _client_title(xd, child, depth + 1)
+            if title:
+                return title
+    return None
 
 
 def _clipboard_get(env: DesktopEnv, xclip: str) -> bytes | None:

@@ -496,6 +496,7 @@ class Agent:
             "dry_run": self.dry_run,
             "confirm": self.gate.description,
             "secrets": self.secrets.names,  # names only, never values
+            "secret_scopes": self.secrets.scopes,  # where each scoped secret may be typed (globs)
             "history_images": self.history_images,
             "max_failures": self.max_failures,
             "loop_repeat": self.loop_repeat,
@@ -512,8 +513,9 @@ class Agent:
 
 
 def execute_gated(env: Any, action: Action, gate: ConfirmGate, secrets: SecretStore, dry_run: bool) -> ActionOutcome:
-    """Confirm (when the gate asks), fill in secrets, execute: the one way vlagent executes an action (the
-    agent loop and vlagent.session). An outcome, never an exception, except EnvironmentLost."""
+    """Confirm (when the gate asks), fill in secrets, check that scoped secrets go where they belong, execute:
+    the one way vlagent executes an action (the agent loop and vlagent.session). An outcome, never an exception,
+    except EnvironmentLost."""
     confirmed = None if dry_run else gate.approve(action)
     if confirmed is False:
         return ActionOutcome("declined", confirmed=False, error=f"the user declined {action.describe()}; it was not executed")
@@ -524,6 +526,11 @@ def execute_gated(env: Any, action: Action, gate: ConfirmGate, secrets: SecretSt
     if dry_run:
         return ActionOutcome("dry_run")
     t = time.perf_counter()
+    try:
+        # A scoped secret goes only where it belongs: asked as late as possible, just before any key is sent.
+        secrets.check_scope(action, env)
+    except SecretError as e:
+        return ActionOutcome("failed", confirmed=confirmed, error=str(e), seconds=time.perf_counter() - t)
     try:
         env.execute(real)
     except EnvironmentLost:

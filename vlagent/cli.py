@@ -44,7 +44,7 @@ exit codes:
 environment variables:
   VLAGENT_API_BASE, VLAGENT_MODEL   defaults for --api-base and --model
   OPENAI_API_KEY / VLAGENT_API_KEY  API key (a local server needs none)
-  VLAGENT_SECRET_<NAME> or <NAME>   values of --secret NAME (typed as {{NAME}})
+  VLAGENT_SECRET_<NAME> or <NAME>   values of --secret NAME[@GLOB] (typed as {{NAME}})
 """
 
 # Run statuses (vlagent.agent.STATUSES) -> exit codes; "error" is split by cause below.
@@ -633,8 +633,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="the same action N times on an unchanged screen is a loop: the model is told, then the run "
                         "ends as 'stuck' (exit 5); 0 turns this off (default 3)")
     p.add_argument(
-        "--secret", action="append", metavar="NAME",
-        help="a secret the model may type as {{NAME}}; the value comes from $VLAGENT_SECRET_NAME or $NAME (repeatable)",
+        "--secret", action="append", metavar="NAME[@GLOB]",
+        help="a secret the model may type as {{NAME}}; the value comes from $VLAGENT_SECRET_NAME or $NAME (repeatable). "
+             "NAME@GLOB binds it to its place: typed only into a focused window whose title matches GLOB (desktop) "
+             "or the foreground app whose package does (Android), e.g. password@'*Login*'; elsewhere it is refused",
     )  # fmt: skip
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-<task>)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
@@ -663,7 +665,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--monitor", type=_monitor, default=1)
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None)
-    p.add_argument("--secret", action="append", metavar="NAME")
+    p.add_argument("--secret", action="append", metavar="NAME[@GLOB]", help="as for run")
     p.add_argument("--json", action="store_true")
 
     p = add("doctor", "check what is installed and reachable", cmd_doctor)

@@ -64,7 +64,8 @@ def register(sub: Any) -> None:
     p.add_argument("--dry-run", action="store_true", help="record every call, execute nothing")
     p.add_argument("--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None,
                    help="ask the user (through the client) before risky actions, or all; refused where it cannot ask")
-    p.add_argument("--secret", action="append", metavar="NAME", help="a secret typed as {{NAME}} (repeatable)")
+    p.add_argument("--secret", action="append", metavar="NAME[@GLOB]",
+                   help="a secret typed as {{NAME}} (repeatable); NAME@GLOB: only into a window titled / an app matching GLOB")
     p.add_argument("--max-actions", type=int, default=None, help="actions per session")
     p.add_argument("--max-seconds", type=float, default=None, help="session time limit")
     p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-mcp-session)")

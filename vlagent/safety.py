@@ -9,7 +9,11 @@ counters in the agent loop):
   decides itself. The default asker reads y/n on the terminal.
 - **secrets**: the model writes ``{{name}}`` placeholders in `type` text; the
   real values are substituted only at execution time and are scrubbed from
-  everything written or shown to the model (`SecretStore.redact`).
+  everything written or shown to the model (`SecretStore.redact`). A secret
+  given as ``name@GLOB`` is bound to its place: it is typed only while the
+  keyboard focus is on a window whose title matches GLOB (desktop) or an app
+  whose package matches it (Android), as the environment's ``focus()``
+  reports just before the keys are sent (`SecretStore.check_scope`).
 - **dry run** is handled by the agent (decide and record, execute nothing).
 """
 
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import os
 import re
+from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from vlagent.actions import ACTION_KINDS, Action
@@ -111,6 +116,56 @@ class SecretError(ValueError):
     """A secret is missing (unknown placeholder, unset environment variable)."""
 
 
+class SecretScopeError(SecretError):
+    """A scoped secret was about to be typed outside its place (or where its place cannot be told)."""
+
+
+def split_scope(spec: str) -> tuple[str, str | None]:
+    """``"password@*Login*"`` -> ``("password", "*Login*")``; ``"password"`` -> ``("password", None)``."""
+    if not isinstance(spec, str):
+        raise SecretError(f"a secret name must be a string, got {type(spec).__name__}")
+    name, sep, scope = spec.partition("@")
+    if sep and not scope.strip():
+        raise SecretError(f"secret {spec!r}: nothing after '@'; write NAME@GLOB, e.g. password@'*Login*'")
+    return name.strip(), (scope.strip() if sep else None)
+
+
+def _split_specs(
+    secrets: Mapping[str, str] | Sequence[str] | None,
+) -> tuple[Mapping[str, str] | Sequence[str] | None, dict[str, tuple[str, ...]]]:
+    """Names (or name -> value) without their scopes, and the scopes: name -> globs."""
+    if secrets is None or isinstance(secrets, str):
+        return secrets, {}
+    scopes: dict[str, list[str]] = {}
+    unscoped: set[str] = set()
+    specs: list[tuple[str, str | None]] = []
+    if isinstance(secrets, Mapping):
+        plain: dict[str, str] | list[str] = {}
+        for spec, value in secrets.items():
+            name, scope = split_scope(spec)
+            if name in plain and plain[name] != value:
+                raise SecretError(f"secret {name!r} is given twice with different values")
+            plain[name] = value
+            specs.append((name, scope))
+    else:
+        plain = []
+        for spec in secrets:
+            name, scope = split_scope(spec)
+            if name not in plain:
+                plain.append(name)
+            specs.append((name, scope))
+    for name, scope in specs:
+        if scope:
+            scopes.setdefault(name, []).append(scope)
+        else:
+            unscoped.add(name)
+    both = sorted(unscoped & set(scopes))
+    if both:
+        raise SecretError(f"secret {both[0]!r} is given both with a scope ({both[0]}@{scopes[both[0]][0]}) and "
+                          "without one (anywhere): give it one way")
+    return plain, {name: tuple(dict.fromkeys(globs)) for name, globs in scopes.items()}
+
+
 def secret_env_names(name: str) -> tuple[str, str]:
     """Environment variables searched for secret `name`, in order."""
     return (f"VLAGENT_SECRET_{name.upper()}", name)
@@ -121,8 +176,10 @@ def resolve_secrets(secrets: Mapping[str, str] | Sequence[str] | None) -> dict[s
 
     A mapping is used as is. A list of names reads each value from the
     environment: ``VLAGENT_SECRET_<NAME>`` (upper-cased) first, then
-    ``<NAME>`` exactly as written.
+    ``<NAME>`` exactly as written. A ``NAME@GLOB`` scope is dropped here
+    (`SecretStore` keeps it).
     """
+    secrets, _ = _split_specs(secrets)
     if secrets is None:
         return {}
     if isinstance(secrets, str):
@@ -147,16 +204,28 @@ def resolve_secrets(secrets: Mapping[str, str] | Sequence[str] | None) -> dict[s
 
 
 class SecretStore:
-    """Holds secret values; substitutes placeholders and scrubs values out of text."""
+    """Holds secret values; substitutes placeholders, keeps scoped ones in their place, scrubs values out of text.
+
+    `secrets`: name -> value, or names read from the environment (`resolve_secrets`). Any name may
+    carry a scope, ``"password@*Login*"`` (repeat the name for several places): a glob, matched
+    without regard to case against the focused window's title (desktop) or the foreground app's
+    package (Android).
+    """
 
     def __init__(self, secrets: Mapping[str, str] | Sequence[str] | None = None) -> None:
-        self._values = resolve_secrets(secrets)
+        plain, self._scopes = _split_specs(secrets)
+        self._values = resolve_secrets(plain)
         # Longest first so a secret containing another is scrubbed whole.
         self._by_length = sorted(self._values.items(), key=lambda kv: -len(kv[1]))
 
     @property
     def names(self) -> list[str]:
         return sorted(self._values)
+
+    @property
+    def scopes(self) -> dict[str, list[str]]:
+        """name -> the globs it may be typed into (scoped secrets only); no values."""
+        return {name: list(globs) for name, globs in sorted(self._scopes.items())}
 
     def __bool__(self) -> bool:
         return bool(self._values)
@@ -180,6 +249,49 @@ class SecretStore:
         if action.kind != "type" or not action.text or not self.placeholders(action.text):
             return action
         return action.with_text(self.substitute(action.text))
+
+    def check_scope(self, action: Action, env: Any) -> None:
+        """Raise SecretScopeError unless every scoped secret `action` types may go where the keys would go now.
+
+        Asks `env.focus()` (a `Focus`: name, kind) only when the action types a scoped secret; an
+        environment that cannot tell, or a focus it cannot name, is refused too. Call it right before
+        the keys are sent. EnvironmentLost from `focus()` propagates.
+        """
+        if action.kind != "type" or not action.text or not self._scopes:
+            return
+        scoped = sorted({n for n in self.placeholders(action.text) if n in self._scopes})
+        if not scoped:
+            return
+        reader = getattr(env, "focus", None)
+        if reader is None:
+            raise SecretScopeError(
+                f"{{{{{scoped[0]}}}}} may only be typed into {self._place(scoped[0], None)}, and this environment "
+                f"({getattr(env, 'name', type(env).__name__)}) cannot tell where the keyboard focus is. Nothing was typed."
+            )
+        try:
+            focus = reader()
+        except Exception as e:
+            from vlagent.environments.base import EnvironmentLost
+
+            if isinstance(e, EnvironmentLost):
+                raise
+            raise SecretScopeError(
+                f"{{{{{scoped[0]}}}}} may only be typed into {self._place(scoped[0], None)}, and reading where the "
+                f"keyboard focus is failed ({type(e).__name__}: {e}). Nothing was typed."
+            ) from None
+        name, kind = getattr(focus, "name", None), getattr(focus, "kind", None)
+        for secret in scoped:
+            if name is None or not any(fnmatchcase(name.casefold(), g.casefold()) for g in self._scopes[secret]):
+                where = focus.describe() if hasattr(focus, "describe") else repr(name)
+                raise SecretScopeError(
+                    f"{{{{{secret}}}}} may only be typed into {self._place(secret, kind)}; the keyboard focus is on "
+                    f"{where}. Nothing was typed."
+                )
+
+    def _place(self, name: str, kind: str | None) -> str:
+        globs = " or ".join(repr(g) for g in self._scopes[name])
+        return {"window": f"a window titled {globs}", "app": f"the app {globs}"}.get(
+            kind or "", f"a window titled / an app matching {globs}")
 
     def redact(self, text: str) -> str:
         """Replace any secret value occurring in `text` by its placeholder."""
@@ -214,9 +326,11 @@ __all__ = [
     "MODIFIER_KEYS",
     "PLACEHOLDER",
     "SecretError",
+    "SecretScopeError",
     "SecretStore",
     "is_risky",
     "resolve_secrets",
     "secret_env_names",
+    "split_scope",
     "terminal_asker",
 ]

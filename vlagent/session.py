@@ -147,4 +147,4 @@ class Session:
 
     def _settings(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "confirm": self.gate.description, "secrets": self.secrets.names,
-                "max_actions": self.max_actions, "max_seconds": self.max_seconds}
+                "secret_scopes": self.secrets.scopes, "max_actions": self.max_actions, "max_seconds": self.max_seconds}
