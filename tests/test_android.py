@@ -258,7 +258,7 @@ def test_keys_long_press_double_tap_and_open_app(adb_server):
             env.execute(Action("right_click", point=(0.5, 0.5)))
 
 
-def test_swipe_duration_scroll_directions_and_wait(adb_server):
+def test_swipe_duration_scroll_directions_and_wait(adb_server, monkeypatch):
     with start_phone(adb_server, width=540, height=1200) as ph:
         env = make_env(ph, read_elements=False)
         env.execute(Action("swipe", point=(0.5, 0.8), end=(0.25, 0.3), seconds=0.6))
@@ -274,9 +274,27 @@ def test_swipe_duration_scroll_directions_and_wait(adb_server):
             assert 0 <= min(ev["x1"], ev["x2"]) and max(ev["x1"], ev["x2"]) < 540
             assert 0 <= min(ev["y1"], ev["y2"]) and max(ev["y1"], ev["y2"]) < 1200
         assert ph.state()["scroll"]["settings"] == 600 - 360
-        start = time.monotonic()
+        # wait pauses once, for the time asked (1 s when none is), and sends nothing to the phone. The
+        # pauses are read off the module's sleep calls, not off a clock: a loaded machine is slower.
+        events = ph.state()["events"]
+        pauses = _record_sleeps(monkeypatch)
         env.execute(Action("wait", seconds=0.3))
-        assert 0.3 <= time.monotonic() - start < 1.0
+        env.execute(Action("wait"))
+        assert pauses == [0.3, 1.0]
+        assert ph.state()["events"] == events
+
+
+def _record_sleeps(monkeypatch) -> list[float]:
+    """Make vlagent.environments.android's time.sleep record its argument instead of sleeping."""
+    import types
+
+    import vlagent.environments.android as android_module
+
+    pauses: list[float] = []
+    clock = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith("_")})
+    clock.sleep = pauses.append
+    monkeypatch.setattr(android_module, "time", clock)
+    return pauses
 
 
 # --------------------------------------------------------------------------- rotation and elements

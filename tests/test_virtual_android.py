@@ -14,7 +14,6 @@ import struct
 import subprocess
 import sys
 import threading
-import time
 
 import numpy as np
 import pytest
@@ -65,23 +64,47 @@ def test_sh_parser_keeps_operators_inside_quotes():
 
 
 def test_streams_run_at_once(phone):
-    """A slow stream does not hold up another one on the same connection."""
+    """A stream that blocks does not hold up another one on the same connection.
+
+    The slow stream runs a command that waits (with the phone's lock released, like `sleep`) until
+    the test lets it go, and the test lets it go only after the fast stream has answered: if streams
+    were served one after another the fast one could never answer. No race between two sleeps,
+    so a loaded machine changes nothing; the 20 s and 60 s limits only turn a hang into a failure.
+    """
     import adbutils
 
+    from vlagent.environments.practice.virtual_android.device import Result
+
+    vphone = phone.device.phone
+    started, release = threading.Event(), threading.Event()
+
+    def hold(args: list[str], stdin: bytes) -> Result:
+        vphone.lock.release()  # as cmd_sleep does, so that other streams keep working
+        try:
+            started.set()
+            release.wait(60)
+        finally:
+            vphone.lock.acquire()
+        return Result()
+
+    vphone.commands["hold"] = hold
     device = adbutils.AdbClient(host="127.0.0.1", port=phone.adb.port).device(phone.serial)
-    done: dict[str, float] = {}
+    order: list[str] = []
 
     def slow() -> None:
-        assert device.shell("sleep 1.5; echo slow") == "slow"
-        done["slow"] = time.monotonic()
+        order.append(device.shell("hold; echo slow"))
 
     thread = threading.Thread(target=slow)
     thread.start()
-    time.sleep(0.2)
-    assert device.shell("echo fast") == "fast"
-    done["fast"] = time.monotonic()
-    thread.join(10)
-    assert done["fast"] < done["slow"]
+    try:
+        assert started.wait(60), "the slow stream never started"
+        assert device.shell("echo fast", timeout=20) == "fast"
+        order.append("fast")
+        assert thread.is_alive() and order == ["fast"]  # the slow one is still held
+    finally:
+        release.set()
+        thread.join(60)
+    assert order == ["fast", "slow"]
 
 
 def test_raw_screencap_streams_megabytes_with_flow_control(phone):
