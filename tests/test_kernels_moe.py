@@ -1,10 +1,13 @@
-"""Fused MoE: torch path == transformers' Qwen3_5MoeSparseMoeBlock; Triton (interpreter) == torch path."""
+"""Fused MoE: torch path == transformers' Qwen3_5MoeSparseMoeBlock; Triton (interpreter) == torch path;
+routing without renormalization (top-1 and top-k > 1) == transformers' Qwen3-MoE block with norm_topk_prob=False
+and a token-by-token float64 computation."""
 from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 
-from kernel_testing import assert_close, needs_interpreter
+from kernel_testing import assert_close, interpreter_reason, needs_interpreter
 from vlagent import kernels
 
 import transformers.models.qwen3_5_moe.modeling_qwen3_5_moe as hf_moe  # noqa: E402
@@ -50,17 +53,83 @@ def test_torch_moe_matches_transformers_block(dtype):
     assert torch.equal(y, y_cat)
 
 
-def test_moe_without_shared_expert_and_without_renormalization():
-    block = _hf_block(E=4, top_k=1)
-    x = torch.randn(5, 32, generator=torch.Generator().manual_seed(2))
-    w = _weights(block)
+def _qwen3_moe_block(D, E, top_k, I, seed):
+    """transformers' Qwen3-MoE block (routed experts only, the same expert layout), norm_topk_prob=False:
+    an implementation of top-k routing without renormalization that is not ours."""
+    import transformers.models.qwen3_moe.modeling_qwen3_moe as hf_qwen3_moe
+    from transformers import Qwen3MoeConfig
+
+    config = Qwen3MoeConfig(hidden_size=D, num_experts=E, num_experts_per_tok=top_k, moe_intermediate_size=I,
+                            norm_topk_prob=False)
+    block = hf_qwen3_moe.Qwen3MoeSparseMoeBlock(config)
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        routed = kernels.fused_moe(x, w["router_weight"], w["w_gate_up"], w["w_down"], 1)
-        raw = kernels.fused_moe(x, w["router_weight"], w["w_gate_up"], w["w_down"], 1, renormalize=False)
-        probs = torch.softmax(x @ w["router_weight"].T, dim=-1)
-        top_p = probs.max(dim=-1).values
-    # top-1 renormalized weight is 1; without renormalization it is the softmax probability
-    assert_close(raw, routed * top_p[:, None])
+        for p in block.parameters():
+            p.copy_(torch.randn(p.shape, generator=gen) / p.shape[-1] ** 0.5)
+    return block.eval()
+
+
+def _by_hand(x, router_weight, w_gate_up, w_down, top_k):
+    """Token by token, in float64: y = sum over the top-k experts of softmax prob * expert(x)."""
+    x, router, gu, down = (t.double() for t in (x, router_weight, w_gate_up, w_down))
+    out = torch.zeros_like(x)
+    for n in range(x.shape[0]):
+        probs = torch.softmax(router @ x[n], dim=-1)
+        for e in torch.argsort(probs, descending=True)[:top_k].tolist():
+            gate, up = (gu[e] @ x[n]).chunk(2)
+            out[n] += probs[e] * (down[e] @ (F.silu(gate) * up))
+    return out
+
+
+@pytest.mark.parametrize("top_k", [1, 2, 3])
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_moe_without_renormalization_matches_independent_references(top_k, backend):
+    """renormalize=False weights each chosen expert by its softmax probability over all experts (the
+    weights of a token sum to less than 1): against transformers' Qwen3-MoE block with
+    norm_topk_prob=False and against a token-by-token float64 computation, top-1 and top-k > 1."""
+    if backend == "triton" and interpreter_reason("moe"):
+        pytest.skip(interpreter_reason("moe"))
+    block = _qwen3_moe_block(D=32, E=6, top_k=top_k, I=16, seed=top_k)
+    x = torch.randn(11, 32, generator=torch.Generator().manual_seed(10 + top_k))
+    w = dict(router_weight=block.gate.weight, w_gate_up=block.experts.gate_up_proj, w_down=block.experts.down_proj)
+    with torch.no_grad():
+        raw = kernels.fused_moe(x, top_k=top_k, renormalize=False, backend=backend, **w)
+        renormalized = kernels.fused_moe(x, top_k=top_k, backend=backend, **w)
+        expected = block(x[None])[0]
+    assert_close(raw, expected)
+    assert_close(raw, _by_hand(x, top_k=top_k, **w).float())
+    # the two settings really differ: each token's chosen weights sum to less than 1 without renormalizing
+    probs = torch.softmax(x @ w["router_weight"].T, dim=-1)
+    kept = probs.topk(top_k, dim=-1).values.sum(-1)
+    assert (kept < 0.99).all()
+    assert not torch.allclose(raw, renormalized, atol=1e-3)
+
+
+def test_norm_topk_prob_from_the_config_reaches_every_moe_layer(tmp_path):
+    """config.json's norm_topk_prob=false makes the engine's MoE layers route without renormalizing."""
+    import json
+    import shutil
+
+    from tiny_checkpoints import tiny_checkpoint
+    from vlagent.model import load_model
+    from vlagent.model.qwen35 import MoE
+
+    folder = tmp_path / "moe"
+    shutil.copytree(tiny_checkpoint("moe"), folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["text_config"]["norm_topk_prob"] = False
+    (folder / "config.json").write_text(json.dumps(cfg))
+    engine = load_model(folder, with_vision=False, with_mtp=False)
+    layers = [m for m in engine.modules() if isinstance(m, MoE)]
+    assert layers and all(m.renormalize is False for m in layers)
+    moe = layers[0]
+    x = torch.randn(5, moe.router.shape[1], generator=torch.Generator().manual_seed(0))
+    gate, up = moe.shared_gate_up.chunk(2, dim=0)
+    shared = torch.sigmoid(x @ moe.shared_gate.T) * (F.silu(x @ gate.T) * (x @ up.T)) @ moe.shared_down.T
+    with torch.no_grad():
+        got = moe(x)
+    expected = _by_hand(x, moe.router, moe.w_gate_up, moe.w_down, moe.top_k).float() + shared
+    assert_close(got, expected)
 
 
 def test_moe_bad_inputs():
