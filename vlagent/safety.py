@@ -19,10 +19,13 @@ counters in the agent loop):
 
 from __future__ import annotations
 
+import html
+import json
 import os
 import re
 from fnmatch import fnmatchcase
 from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import quote, quote_plus
 
 from vlagent.actions import ACTION_KINDS, Action
 
@@ -203,6 +206,19 @@ def resolve_secrets(secrets: Mapping[str, str] | Sequence[str] | None) -> dict[s
     return values
 
 
+def written_forms(value: str) -> set[str]:
+    """`value` and the ways text carries it escaped: JSON (non-ASCII as is or as \\uXXXX, '/' as is or
+    as \\/, and JSON inside JSON, like a server's tool-call arguments), Python repr() and ascii(),
+    percent-encoding (path, query value with '+' for spaces, upper- or lower-case hex), HTML."""
+    j, ja = json.dumps(value, ensure_ascii=False)[1:-1], json.dumps(value)[1:-1]
+    forms = {value, j, ja, j.replace("/", "\\/"), ja.replace("/", "\\/"),
+             json.dumps(j, ensure_ascii=False)[1:-1], json.dumps(ja)[1:-1],
+             repr(value)[1:-1], ascii(value)[1:-1], html.escape(value), html.escape(value, quote=False)}
+    for encoded in (quote(value, safe=""), quote(value), quote_plus(value)):
+        forms |= {encoded, re.sub(r"%[0-9A-F]{2}", lambda m: m.group().lower(), encoded)}
+    return {f for f in forms if f}
+
+
 class SecretStore:
     """Holds secret values; substitutes placeholders, keeps scoped ones in their place, scrubs values out of text.
 
@@ -215,8 +231,10 @@ class SecretStore:
     def __init__(self, secrets: Mapping[str, str] | Sequence[str] | None = None) -> None:
         plain, self._scopes = _split_specs(secrets)
         self._values = resolve_secrets(plain)
-        # Longest first so a secret containing another is scrubbed whole.
-        self._by_length = sorted(self._values.items(), key=lambda kv: -len(kv[1]))
+        # Every written form of every value, longest first so a secret containing another is scrubbed whole.
+        self._forms = {form: name for name, value in sorted(self._values.items(), key=lambda kv: len(kv[1]))
+                       for form in written_forms(value)}
+        self._pattern = re.compile("|".join(re.escape(f) for f in sorted(self._forms, key=len, reverse=True)))
 
     @property
     def names(self) -> list[str]:
@@ -294,11 +312,11 @@ class SecretStore:
             kind or "", f"a window titled / an app matching {globs}")
 
     def redact(self, text: str) -> str:
-        """Replace any secret value occurring in `text` by its placeholder."""
-        for name, value in self._by_length:
-            if value in text:
-                text = text.replace(value, "{{" + name + "}}")
-        return text
+        """Replace every occurrence of a secret value in `text`, plain or escaped (`written_forms`), by its
+        placeholder, in one pass (a placeholder put in is never scrubbed again)."""
+        if not self._forms:
+            return text
+        return self._pattern.sub(lambda m: "{{" + self._forms[m.group()] + "}}", text)
 
     def redact_obj(self, obj: Any) -> Any:
         """`redact` applied to every string inside dicts / lists / tuples."""
