@@ -13,7 +13,9 @@ default, 2, is the issue's rule: the model sees an error once and gets one more
 try; a second failure in a row ends the run.
 The environment going away or the policy itself failing (network, after its
 own retries) ends the run ("error", with `RunResult.error_kind` saying which).
-Ctrl+C ends it ("interrupted"). In every case the trajectory written so far
+Ctrl+C ends it ("interrupted"). A policy may end it itself by raising
+`StopRun` (a replay whose screen no longer matches the recording:
+"screen_changed"). In every case the trajectory written so far
 stays on disk and a report is built.
 
 The policy is told which secrets exist (names only) through
@@ -34,13 +36,13 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from vlagent.actions import Action, ActionParseError
 from vlagent.environments.base import EnvironmentLost, Observation, UnsupportedAction
 from vlagent.loop_guard import LoopGuard
-from vlagent.policy.base import Decision, HistoryItem, Policy
+from vlagent.policy.base import Decision, HistoryItem, Policy, StopRun
 from vlagent.recorder import RunRecorder, default_run_dir, iso_time
 from vlagent.safety import Asker, ConfirmGate, ConfirmSetting, SecretError, SecretStore
 
 log = logging.getLogger("vlagent.agent")
 
-STATUSES = ("done", "answered", "max_steps", "timeout", "interrupted", "failed", "stuck", "error")
+STATUSES = ("done", "answered", "max_steps", "timeout", "interrupted", "failed", "stuck", "screen_changed", "error")
 # Why a run ended with status "error": the policy / its backend, the environment
 # (display or device gone, screenshot failed), or a bug (an unexpected exception).
 ERROR_KINDS = ("policy", "environment", "internal")
@@ -383,6 +385,12 @@ class Agent:
             rec.raw_output = e.text
             rec.error = f"your output could not be parsed: {e.reason}"
             return True, None
+        except StopRun as e:  # the policy ends the run (a replay whose screen no longer matches)
+            rec.timings["decide"] = time.perf_counter() - t
+            rec.error = str(e)
+            if e.status not in STATUSES or e.status in ("done", "answered"):
+                raise _EndRun("error", f"the policy stopped the run with an unknown status {e.status!r}: {e}", "policy") from None
+            raise _EndRun(e.status, rec.error) from None
         except Exception as e:
             rec.timings["decide"] = time.perf_counter() - t
             rec.error = f"the policy failed: {type(e).__name__}: {e}"

@@ -26,6 +26,7 @@ EXIT_USAGE = 2
 EXIT_ENV = 3
 EXIT_POLICY = 4
 EXIT_STUCK = 5
+EXIT_SCREEN_CHANGED = 6
 EXIT_INTERRUPTED = 130
 
 EXIT_CODES_HELP = """\
@@ -39,6 +40,7 @@ exit codes:
   4    policy or backend error (server unreachable, bad credentials, unknown model,
        unparseable model output in `ground`, local engine unavailable)
   5    stuck: the model repeated an action that changed nothing, even after being told
+  6    replay stopped: the screen differs from the recording before a step (nothing of it ran)
   130  interrupted (Ctrl+C)
 
 environment variables:
@@ -55,6 +57,7 @@ _STATUS_EXIT = {
     "timeout": EXIT_NOT_SUCCESS,
     "failed": EXIT_NOT_SUCCESS,
     "stuck": EXIT_STUCK,
+    "screen_changed": EXIT_SCREEN_CHANGED,
     "interrupted": EXIT_INTERRUPTED,
 }
 
@@ -485,6 +488,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         secrets = SecretStore(args.secret or None)
     except SecretError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    # None: replay's own default; "off": no comparison
+    screen = {} if args.max_screen_diff is None else {"max_screen_diff": None if args.max_screen_diff == "off" else args.max_screen_diff}
     env = make_env(args.env, monitor=args.monitor)
     err = _err_console()
     try:
@@ -494,11 +499,33 @@ def cmd_replay(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             secrets=secrets,
             confirm=args.confirm,
+            on_screen_change=_ask_screen_change if args.confirm else None,
             on_step=_step_printer(err),
+            **screen,
         )
     finally:
         env.close()
     return _show_result(args, result)
+
+
+def _ask_screen_change(message: str) -> bool:
+    """replay --confirm: the screen differs from the recording; ask whether to replay the step anyway."""
+    from rich.prompt import Confirm
+
+    return Confirm.ask(f"[bold yellow]{escape(message)}[/] Replay this step anyway?", default=False,
+                       console=_err_console())
+
+
+def _screen_diff(text: str) -> float | str:
+    if text.strip().lower() in ("off", "none"):
+        return "off"
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a percent from 0 to 100, or 'off'; got {text!r}") from None
+    if not 0.0 <= value <= 100.0:
+        raise argparse.ArgumentTypeError(f"expected a percent from 0 to 100, or 'off'; got {text!r}")
+    return value
 
 
 # --------------------------------------------------------------------------- doctor
@@ -664,7 +691,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--env", default="desktop", metavar="desktop|android[:SERIAL]")
     p.add_argument("--monitor", type=_monitor, default=1)
     p.add_argument("--dry-run", action="store_true")
-    p.add_argument("--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None)
+    p.add_argument("--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None,
+                   help="ask before risky (or all) actions, and whether to go on when the screen differs from the "
+                        "recording (instead of stopping)")
+    p.add_argument("--max-screen-diff", type=_screen_diff, default=None, metavar="PERCENT",
+                   help="before each step, how much of the screen (or of the area around the step's points) may "
+                        "differ from the recording, in percent; more stops the replay before the step (exit 6). "
+                        "'off' does not compare (default 4)")
     p.add_argument("--secret", action="append", metavar="NAME[@GLOB]", help="as for run")
     p.add_argument("--json", action="store_true")
 

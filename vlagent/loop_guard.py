@@ -8,6 +8,9 @@ a changed word or counter is a change):
 
 The agent first tells the model plainly what it sees ("your last 3 clicks at (0.41, 0.22) changed
 nothing"), then ends the run with status "stuck" if the loop goes on.
+
+The same thumbnails tell a replay whether the live screen still looks like the recorded one
+(`changed_share`: the percent of the screen, or of the area around a point, that changed).
 """
 from __future__ import annotations
 
@@ -33,11 +36,34 @@ def screen_print(image: Image.Image) -> bytes:
     return image.convert("L").resize((THUMB, THUMB), Image.Resampling.BOX).tobytes()
 
 
+def _grey_diff(a: bytes, b: bytes) -> np.ndarray:
+    """|a - b| of two screen_print thumbnails, as a THUMB x THUMB array of grey levels."""
+    diff = np.abs(np.frombuffer(a, np.uint8).astype(np.int16) - np.frombuffer(b, np.uint8).astype(np.int16))
+    return diff.reshape(THUMB, THUMB)
+
+
 def same_screen(a: bytes, b: bytes, tolerance: int = SCREEN_TOLERANCE) -> bool:
     if len(a) != len(b):
         return False
-    diff = np.abs(np.frombuffer(a, np.uint8).astype(np.int16) - np.frombuffer(b, np.uint8).astype(np.int16))
-    return int(diff.max(initial=0)) <= tolerance
+    return int(_grey_diff(a, b).max(initial=0)) <= tolerance
+
+
+# For telling a screen that *moved on* from one that merely flickered (replay): a thumbnail pixel counts as
+# changed past this many grey levels, so a blinking text cursor or a hover tint barely counts, while moved,
+# re-themed or replaced controls do.
+CHANGE_TOLERANCE = 32
+NEAR = 12  # "around a point": this many thumbnail pixels either way (about 15 % of the screen's width and height)
+
+
+def changed_share(a: bytes, b: bytes, around: tuple[float, float] | None = None, *,
+                  tolerance: int = CHANGE_TOLERANCE, near: int = NEAR) -> float:
+    """Percent of two screen_print thumbnails that changed by more than `tolerance` grey levels: of the whole
+    screen, or with `around` (a normalized point) of the square of +-`near` thumbnail pixels around it."""
+    changed = _grey_diff(a, b) > tolerance
+    if around is not None:
+        cx, cy = min(int(around[0] * THUMB), THUMB - 1), min(int(around[1] * THUMB), THUMB - 1)
+        changed = changed[max(0, cy - near):cy + near + 1, max(0, cx - near):cx + near + 1]
+    return 100.0 * float(changed.mean())
 
 
 def same_actions(a: Sequence[Action], b: Sequence[Action], radius: float) -> bool:

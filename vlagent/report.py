@@ -34,6 +34,7 @@ STATUS_COLORS = {
     "interrupted": "#6b7280",
     "failed": "#c53030",
     "stuck": "#c05621",
+    "screen_changed": "#c05621",
     "error": "#c53030",
 }
 OUTCOME_COLORS = {

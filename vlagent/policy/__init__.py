@@ -1,6 +1,6 @@
 """Policies decide the next actions. Heavy ones are imported lazily."""
 
-from vlagent.policy.base import Decision, HistoryItem, Policy
+from vlagent.policy.base import Decision, HistoryItem, Policy, StopRun
 
 _LAZY = {
     "ScriptedPolicy": "vlagent.policy.scripted",
@@ -17,4 +17,4 @@ def __getattr__(name: str):
     raise AttributeError(f"module 'vlagent.policy' has no attribute {name!r}")
 
 
-__all__ = ["Policy", "Decision", "HistoryItem", "ScriptedPolicy", "OpenAIPolicy", "LocalPolicy"]
+__all__ = ["Policy", "Decision", "HistoryItem", "StopRun", "ScriptedPolicy", "OpenAIPolicy", "LocalPolicy"]

@@ -39,6 +39,16 @@ class HistoryItem:
     image: Image.Image | None = None
 
 
+class StopRun(Exception):
+    """Raised by `decide` to end the run now, before anything of the step runs, with `status` (one of
+    vlagent.agent.STATUSES, e.g. "screen_changed" for a replay whose screen no longer matches the
+    recording) and the message the run records and shows."""
+
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 @dataclass
 class Decision:
     """What a policy decided for one step.

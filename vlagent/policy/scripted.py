@@ -48,19 +48,7 @@ class ScriptedPolicy:
         left out; a final done / answer is kept. Secrets stay `{{name}}`
         placeholders, substituted again by the replaying agent.
         """
-        from vlagent.recorder import load_trajectory
-
-        _, records, _ = load_trajectory(path)
-        steps: list[ScriptItem] = []
-        for record in records:
-            kept = [
-                Action.from_dict(a)
-                for a, o in zip(record.get("actions", []), record.get("outcomes", []))
-                if o.get("status") in ("executed", "dry_run", "final")
-            ]
-            if kept:
-                steps.append(kept)
-        return cls(steps)
+        return cls([actions for _, actions in recorded_steps(path)])
 
     @property
     def remaining(self) -> int:
@@ -81,6 +69,24 @@ class ScriptedPolicy:
         actions = _to_actions(item)
         raw = json.dumps([a.to_dict() for a in actions], ensure_ascii=False)
         return Decision(raw_output=raw, actions=actions)
+
+
+def recorded_steps(path: str | os.PathLike) -> list[tuple[dict[str, Any], list[Action]]]:
+    """(step record, the actions it carried out) for each step of a run folder that carried any out
+    (executed, dry run, or a final done / answer)."""
+    from vlagent.recorder import load_trajectory
+
+    _, records, _ = load_trajectory(path)
+    steps = []
+    for record in records:
+        kept = [
+            Action.from_dict(a)
+            for a, o in zip(record.get("actions", []), record.get("outcomes", []))
+            if o.get("status") in ("executed", "dry_run", "final")
+        ]
+        if kept:
+            steps.append((record, kept))
+    return steps
 
 
 def _to_actions(item: Any) -> list[Action]:
@@ -109,4 +115,4 @@ def _check_item(n: int, item: Any) -> None:
     )
 
 
-__all__ = ["ScriptedPolicy"]
+__all__ = ["ScriptedPolicy", "recorded_steps"]
