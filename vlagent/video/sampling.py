@@ -2,11 +2,13 @@
 
 `sample_frames(path, ...)` plans the frames (see `vlagent.video.plan`), then:
 
-* probes the file once: demuxes the video stream's packets *without decoding
-  them* to learn every frame's presentation time (8 bytes a frame), which
-  frames are keyframes, and the real duration; and decodes the first frame to
-  learn the size and the rotation (display-matrix side data, or the old
-  `rotate` tag). Demuxing reads the file but touches no pixels;
+* probes the file once (`vlagent.video.info.probe`): every frame's
+  presentation time (8 bytes a frame), which frames are keyframes, the real
+  duration, from the container's index where it lists every frame (MP4/MOV
+  sample tables, checked against the packets of the first and last GOP), else
+  by demuxing every packet *without decoding it*; and it decodes the first
+  frame to learn the size and the rotation (display-matrix side data, or the
+  old `rotate` tag);
 * `mode="exact"`: for each target time returns the frame on screen at that
   time (the last frame whose presentation time is <= the target), known from
   the probe before any decoding. Wanted frames are visited in time order; the
@@ -56,7 +58,6 @@ import math
 import mmap
 import os
 import warnings
-from array import array
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
 
@@ -69,6 +70,16 @@ from vlagent.video.plan import (
     make_plan,
 )
 
+from vlagent.video.info import (  # noqa: F401 - _open and _rotation_of are used by tests and callers here
+    VideoDecodeWarning,
+    VideoError,
+    VideoInfo,
+    _open,
+    _require_av,
+    _rotation_of,
+    probe,
+)
+
 try:  # PyAV is the optional "video" extra.
     import av
     from av.video.reformatter import VideoReformatter
@@ -77,58 +88,6 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 ProgressCallback = Callable[[int, int], None]
 MODES = ("exact", "keyframe")
-
-
-class VideoError(Exception):
-    """A video that cannot be sampled: missing, not a video, empty, corrupt, or a bad range."""
-
-
-class VideoDecodeWarning(UserWarning):
-    """Some frames of a video could not be decoded and were skipped."""
-
-
-@dataclass(frozen=True)
-class VideoInfo:
-    """What the probe learned about the video stream (times in seconds)."""
-
-    path: str
-    codec: str
-    width: int  # coded size, before rotation
-    height: int
-    rotation: int  # degrees counter-clockwise to turn frames upright: 0, 90, 180 or 270
-    duration: float
-    source_fps: float
-    num_packets: int
-    time_base: float
-    origin_pts: int  # pts of t = 0
-    keyframe_pts: tuple[int, ...]  # sorted
-    frame_pts: np.ndarray = field(repr=False, default_factory=lambda: np.zeros(0, np.int64))  # every frame, sorted
-    sample_aspect_ratio: float = 1.0  # pixel width / height (anamorphic video: != 1)
-
-    @property
-    def display_size(self) -> tuple[int, int]:
-        """(width, height) as the video is meant to be seen: square pixels, upright."""
-        width = max(1, round(self.width * self.sample_aspect_ratio))
-        return (self.height, width) if self.rotation in (90, 270) else (width, self.height)
-
-    def seconds(self, pts: int) -> float:
-        return (pts - self.origin_pts) * self.time_base
-
-    def frames_between(self, start_pts: int, end_pts: int) -> int:
-        """How many frames are presented in [start_pts, end_pts) (the one on screen at start included)."""
-        first = max(0, int(np.searchsorted(self.frame_pts, start_pts, side="right")) - 1)
-        last = int(np.searchsorted(self.frame_pts, end_pts, side="left"))
-        return max(1, last - first)
-
-    def frames_strictly_between(self, a: int | None, b: int) -> int:
-        """How many frames have a < pts < b (a None: from the start)."""
-        lo = 0 if a is None else int(np.searchsorted(self.frame_pts, a, side="right"))
-        return max(0, int(np.searchsorted(self.frame_pts, b, side="left")) - lo)
-
-    def shown_at(self, pts: int) -> int:
-        """pts of the frame on screen at `pts` (the first frame for times before it)."""
-        i = int(np.searchsorted(self.frame_pts, pts, side="right")) - 1
-        return int(self.frame_pts[max(i, 0)])
 
 
 @dataclass
@@ -146,149 +105,6 @@ class VideoSample:
 
     def __len__(self) -> int:
         return len(self.timestamps)
-
-
-def _require_av() -> None:
-    if av is None:
-        raise VideoError("PyAV is not installed; install the video extra: pip install 'vlagent[video]'")
-
-
-def _open(path: str):
-    if not os.path.exists(path):
-        raise VideoError(f"video file not found: {path}")
-    if not os.path.isfile(path):
-        raise VideoError(f"not a file: {path}")
-    if os.path.getsize(path) == 0:
-        raise VideoError(f"video file is empty (0 bytes): {path}")
-    try:
-        container = av.open(path, mode="r")
-    except av.FFmpegError as exc:
-        raise VideoError(
-            f"cannot read {path} as a video (FFmpeg: {exc}); it is not a video, or it is truncated or corrupt"
-        ) from None
-    streams = [s for s in container.streams.video if not s.disposition & av.stream.Disposition.attached_pic]
-    if not streams:
-        kinds = sorted({s.type for s in container.streams}) or ["none"]
-        container.close()
-        raise VideoError(f"no video stream in {path} (streams found: {', '.join(kinds)})")
-    stream = streams[0]
-    stream.thread_type = "AUTO"  # frame + slice threads
-    return container, stream
-
-
-def _rotation_of(frame, stream) -> int:
-    """Counter-clockwise degrees (0/90/180/270) that turn `frame` upright."""
-    degrees = 0.0
-    try:
-        degrees = float(frame.rotation or 0)  # from the display matrix
-    except (AttributeError, TypeError, ValueError):
-        degrees = 0.0
-    if degrees == 0 and "rotate" in stream.metadata:
-        # Old-style tag: clockwise degrees.
-        try:
-            degrees = -float(stream.metadata["rotate"])
-        except ValueError:
-            degrees = 0.0
-    return int(round(degrees / 90.0)) % 4 * 90
-
-
-def probe(path: str | os.PathLike) -> VideoInfo:
-    """Demux (not decode) the video stream to learn its keyframes and duration."""
-    _require_av()
-    path = os.fspath(path)
-    container, stream = _open(path)
-    try:
-        if stream.time_base is None:
-            raise VideoError(f"video stream of {path} has no time base")
-        scan = _Scan()
-        try:
-            for packet in stream.container.demux(stream):
-                scan.add(packet, stream)
-        except av.FFmpegError as exc:
-            if scan.num_packets == 0:
-                raise VideoError(f"cannot read the video stream of {path} (FFmpeg: {exc})") from None
-            warnings.warn(f"{path}: demuxing stopped early ({exc}); using the first {scan.num_packets} packets",
-                          VideoDecodeWarning, stacklevel=3)
-        if scan.num_packets == 0:
-            raise VideoError(f"video stream of {path} has no frames (zero-length or empty stream)")
-        if scan.first_frame is None:
-            raise VideoError(f"no frame of {path} could be decoded (corrupt or unsupported {stream.codec_context.name} stream)")
-        if not scan.keyframes:
-            raise VideoError(f"video stream of {path} has no keyframe (corrupt stream?)")
-        return _video_info(path, stream, scan)
-    finally:
-        container.close()
-
-
-@dataclass
-class _Scan:
-    """What demuxing the video stream's packets (without decoding them) tells about it."""
-
-    keyframes: list[int] = field(default_factory=list)
-    all_pts: array = field(default_factory=lambda: array("q"))  # 8 bytes per frame: the only per-frame state kept
-    num_packets: int = 0
-    first_pts: int | None = None
-    last_pts: int | None = None
-    end_pts: int | None = None  # the latest pts + duration
-    first_frame: object | None = None  # one decoded keyframe: its size and display matrix are the stream's
-    decode_tries: int = 0
-
-    def add(self, packet, stream) -> None:
-        pts = packet.pts if packet.pts is not None else packet.dts
-        if self.first_frame is None and self.decode_tries < 16 and packet.is_keyframe and packet.size:
-            self._decode_first_frame(packet, stream)
-        if pts is None or packet.size == 0 or packet.is_discard:
-            return  # flush packets, and frames an edit list hides
-        self.num_packets += 1
-        self.all_pts.append(pts)
-        if packet.is_keyframe:
-            self.keyframes.append(pts)
-        self.first_pts = pts if self.first_pts is None else min(self.first_pts, pts)
-        self.last_pts = pts if self.last_pts is None else max(self.last_pts, pts)
-        end = pts + (packet.duration or 0)
-        self.end_pts = end if self.end_pts is None else max(self.end_pts, end)
-
-    def _decode_first_frame(self, packet, stream) -> None:
-        # One keyframe, drained at once (threads would hold it back).
-        self.decode_tries += 1
-        try:
-            frames = list(packet.decode()) + list(stream.codec_context.decode(None))
-        except av.FFmpegError:
-            frames = []
-        if frames:
-            self.first_frame = frames[0]
-        stream.codec_context.flush_buffers()
-
-
-def _video_info(path: str, stream, scan: _Scan) -> VideoInfo:
-    """Duration, frame rate, size and rotation from a stream's scan and its headers."""
-    origin = min(stream.start_time if stream.start_time is not None else scan.first_pts, scan.first_pts)
-    time_base = float(stream.time_base)
-    rate = float(stream.average_rate) if stream.average_rate else 0.0
-    end_pts = scan.end_pts
-    if end_pts == scan.last_pts:  # packets carry no durations: add one frame interval
-        end_pts = scan.last_pts + (round(1 / (rate * time_base)) if rate > 0 else 0)
-    duration = (end_pts - origin) * time_base
-    if not duration > 0:
-        raise VideoError(f"video stream of {path} has zero duration")
-    if not rate > 0:
-        rate = scan.num_packets / duration
-    sar = stream.sample_aspect_ratio or stream.codec_context.sample_aspect_ratio
-    return VideoInfo(
-        path=path,
-        codec=stream.codec_context.name,
-        width=int(stream.codec_context.width or scan.first_frame.width),
-        height=int(stream.codec_context.height or scan.first_frame.height),
-        rotation=_rotation_of(scan.first_frame, stream),
-        duration=duration,
-        source_fps=rate,
-        num_packets=scan.num_packets,
-        time_base=time_base,
-        origin_pts=int(origin),
-        keyframe_pts=tuple(sorted(set(scan.keyframes))),
-        frame_pts=np.unique(np.frombuffer(scan.all_pts, dtype=np.int64)),
-        sample_aspect_ratio=float(sar) if sar and float(sar) > 0 else 1.0,
-    )
 
 
 def _resolve_range(info: VideoInfo, start: float | None, end: float | None) -> tuple[float, float]:
