@@ -8,6 +8,11 @@ does on CPU (read from its source: uint8 bicubic/antialias goes straight to
 torch's `interpolate`, `normalize` is `(x - mean) / std` per channel, RGB input
 is left as is); everything else - sizes, frame padding, patch layout, grids,
 timestamps, placeholder text, tokenization - is transformers' own code.
+
+That stand-in resize and the processor's are the same torch call (so is torchvision's own, for uint8
+bicubic with antialias on CPU), so a comparison with them cannot find a wrong resampler: the
+resize itself is checked against antialiased bicubic computed from its definition in float64
+(`test_video_resize_equals_an_independent_antialiased_bicubic`).
 """
 
 from __future__ import annotations
@@ -188,6 +193,71 @@ def test_video_with_timestamps_equals_transformers(folder, torchvision_ops):
     for s in frame_group_timestamps(seconds):
         assert f"<{s:.1f} seconds><|vision_start|>" in decoded
     assert "<0.2 seconds>" in decoded and "<3.0 seconds>" in decoded
+
+
+def _aa_bicubic_weights(in_size: int, out_size: int) -> np.ndarray:
+    """[out, in] weights of antialiased bicubic resampling, written out from its definition: Keys'
+    cubic with a = -0.5, stretched by the scale when shrinking (so every input pixel counts),
+    centred on pixel centres, cut at the image edge and normalized to sum 1."""
+    def cubic(x: np.ndarray) -> np.ndarray:
+        a, x = -0.5, np.abs(x)
+        return np.where(x < 1, ((a + 2) * x - (a + 3)) * x * x + 1,
+                        np.where(x < 2, (((x - 5) * x + 8) * x - 4) * a, 0.0))
+
+    scale = in_size / out_size
+    stretch = max(scale, 1.0)
+    support = 2.0 * stretch
+    weights = np.zeros((out_size, in_size))
+    for i in range(out_size):
+        centre = (i + 0.5) * scale
+        lo, hi = max(int(centre - support + 0.5), 0), min(int(centre + support + 0.5), in_size)
+        w = cubic((np.arange(lo, hi) - centre + 0.5) / stretch)
+        weights[i, lo:hi] = w / w.sum()
+    return weights
+
+
+def _resize_reference(frames: np.ndarray, height: int, width: int) -> np.ndarray:
+    """uint8 [N, H, W, C] -> uint8 [N, height, width, C]: rows first, then columns, each pass
+    rounded and clipped to uint8 (how uint8 resamplers work: Pillow, torch's uint8 kernel)."""
+    x = frames.astype(np.float64)
+    x = np.clip(np.round(np.einsum("ow,nhwc->nhoc", _aa_bicubic_weights(x.shape[2], width), x)), 0, 255)
+    x = np.clip(np.round(np.einsum("oh,nhwc->nowc", _aa_bicubic_weights(x.shape[1], height), x)), 0, 255)
+    return x.astype(np.uint8)
+
+
+@pytest.mark.parametrize("clip, pixels", [
+    ((4, 517, 203), dict(max_pixels=4 * 128 * 320)),  # shrunk, by a different factor per side
+    ((3, 33, 47), dict(min_pixels=4 * 160 * 224)),  # enlarged; an odd frame count (last frame repeated)
+], ids=["shrink", "enlarge"])
+def test_video_resize_equals_an_independent_antialiased_bicubic(folder, clip, pixels):
+    """The video path's resize against antialiased bicubic computed here from its definition in
+    float64 (not the interpolation call the processor makes, nor torchvision, which only calls it):
+    the processor's patches equal those of the reference frames but for rare rounding differences of
+    a level or two (the uint8 kernel's fixed-point weights and sums vs float64 here)."""
+    from dataclasses import replace
+
+    from vlagent.model.processor import _normalize_torch, patchify
+
+    n, h, w = clip
+    frames = np.stack([np.asarray(_smooth_image(w, h, seed=20 + i)) for i in range(n)])
+    ours = _ours(folder)
+    ours = Processor(ours.tokenizer, ours.image_config, replace(ours.video_config, **pixels), image_backend="pil")
+    got = ours("<|video_pad|>", videos=[list(frames)], video_timestamps=[[i / 2 for i in range(n)]])
+    _, gh, gw = got["video_grid_thw"][0].tolist()
+    height, width = gh * 16, gw * 16
+    shrink = "max_pixels" in pixels
+    assert (height < h and width < w) if shrink else (height > h and width > w)
+    assert abs(height / h - width / w) > 0.01  # the two sides are scaled differently
+
+    resized = torch.from_numpy(_resize_reference(frames, height, width)).permute(0, 3, 1, 2)
+    pixels_ref = _normalize_torch(resized, ours.video_config)
+    pixels_ref = torch.cat([pixels_ref, pixels_ref[-1:].expand(-n % 2, -1, -1, -1)])
+    expected, grid = patchify(pixels_ref, ours.video_config)
+    assert list(grid)[1:] == [gh, gw]
+    one_level = 1 / 255 / min(ours.video_config.image_std)
+    diff = (got["pixel_values_videos"] - expected).abs()
+    assert diff.max() <= 2 * one_level * 1.001, f"off by {diff.max() / one_level:.2f} levels"
+    assert (diff == 0).float().mean() >= 0.99
 
 
 def test_batch_left_padding_and_text_only(folder):
