@@ -9,8 +9,10 @@ Import what a test module needs:
 `practice_dual_monitor` (module scope, app on the second of two monitors)
 start an X server, the practice app and a `DesktopEnv`, and hand back a
 `PracticeSession` with helpers to find widgets as normalized points of the
-observed screenshot. Tests are skipped (with the reason) only when the X
-server binaries are not installed.
+observed screenshot. `practice_hidpi` (module scope) is the practice app on a
+screen whose screenshots come at HIDPI_SCALES, unequal across and down (see
+`HiDpiCapture`). Tests are skipped (with the reason) only when the X server
+binaries are not installed.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ from vlagent.environments.xserver import (
 
 SCREEN_SIZES = [(1280, 720), (1920, 1080)]
 DUAL_MONITORS = ((1280, 720), (1024, 768))
+# Screenshot pixels per logical pixel, across and down: unequal, so a mapping that mixes them up misses.
+HIDPI_SCALES = (2.0, 1.5)
 
 
 def _skip_without_binaries(dual: bool = False) -> None:
@@ -92,15 +96,41 @@ class PracticeSession:
         return self.point_of(self.state()["boxes"][widget], at)
 
 
+class HiDpiCapture:
+    """The screen capture of a HiDPI display (macOS Retina, scaled Windows): `grab` returns
+    `scales` screenshot pixels per logical pixel, while the monitor rectangles (and the mouse)
+    stay in logical pixels. X11 has no such split, so this wraps a DesktopEnv's mss object: the
+    screenshot is the real screen, enlarged (nearest neighbour) by the scales; everything else is mss."""
+
+    def __init__(self, inner: Any, scales: tuple[float, float]) -> None:
+        self._inner, self.scales = inner, scales
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def grab(self, monitor: dict[str, int]) -> Any:
+        from types import SimpleNamespace
+
+        from PIL import Image
+
+        shot = self._inner.grab(monitor)
+        size = (round(shot.size[0] * self.scales[0]), round(shot.size[1] * self.scales[1]))
+        image = Image.frombytes("RGB", shot.size, shot.raw, "raw", "BGRX").resize(size, Image.Resampling.NEAREST)
+        return SimpleNamespace(size=size, raw=image.tobytes("raw", "BGRX"))
+
+
 @contextlib.contextmanager
 def practice_session(
-    display: VirtualDisplay, tmp_dir: Path, geometry: str, monitor: int = 1, **env_kwargs: Any
+    display: VirtualDisplay, tmp_dir: Path, geometry: str, monitor: int = 1,
+    hidpi: tuple[float, float] | None = None, **env_kwargs: Any,
 ) -> Iterator[PracticeSession]:
     from vlagent.environments.desktop import DesktopEnv
 
     state_file = tmp_dir / "practice-state.json"
     proc = desktop_app.launch(state_file, display.name, geometry=geometry, env=display.env)
     env = DesktopEnv(monitor=monitor, display=display.name, **env_kwargs)
+    if hidpi is not None:
+        env._mss = HiDpiCapture(env._mss, hidpi)
     try:
         session = PracticeSession(display, state_file, proc, env)
         session.observe()
@@ -143,4 +173,14 @@ def practice_dual_monitor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     with start_dual_monitor_display(DUAL_MONITORS) as display:
         geometry = "760x560+1400+60"
         with practice_session(display, tmp_path_factory.mktemp("practice2"), geometry, monitor=2) as session:
+            yield session
+
+
+@pytest.fixture(scope="module")
+def practice_hidpi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PracticeSession]:
+    """The practice app on a 1280x720 screen captured at HIDPI_SCALES (2560x1080 screenshots)."""
+    _skip_without_binaries()
+    with start_virtual_display(1280, 720) as display:
+        geometry = "800x560+211+97"
+        with practice_session(display, tmp_path_factory.mktemp("practice_hidpi"), geometry, hidpi=HIDPI_SCALES) as session:
             yield session

@@ -11,10 +11,18 @@ import os
 import shutil
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
-from display_fixtures import PracticeSession, practice_desktop, practice_dual_monitor, x_display  # noqa: F401
+from display_fixtures import (  # noqa: F401
+    HIDPI_SCALES,
+    PracticeSession,
+    practice_desktop,
+    practice_dual_monitor,
+    practice_hidpi,
+    x_display,
+)
 from vlagent.actions import Action
 from vlagent.environments.base import EnvironmentLost, EnvironmentUnavailable, UnsupportedAction
 from vlagent.environments.desktop import (
@@ -61,6 +69,19 @@ def test_mapping_negative_offsets_and_fractional_scale():
     assert to_device_pixels((1200.5 / 2400, 675.5 / 1350), monitor) == (-800, 250)
     with pytest.raises(ValueError, match="normalized"):
         to_device_pixels((1.2, 0.5), monitor)
+
+
+def test_mapping_unequal_hidpi_scales():
+    # A screen scaled 2x across and 1.5x down (a HiDPI setting per axis), right of and above another:
+    # the screenshot is 2560x1200 while the mouse works in 1280x800 logical coordinates.
+    monitor = MonitorGeometry(left=1920, top=-100, width=1280, height=800)
+    image = (2560, 1200)
+    assert screenshot_scale(image, monitor) == (2.0, 1.5)
+    # Screenshot pixel (1001, 450) lies in logical pixel (500, 300) of that monitor.
+    assert to_device_pixels((1001.5 / 2560, 450.5 / 1200), monitor) == (1920 + 500, -100 + 300)
+    # A point near the right edge and the top maps by the horizontal size alone, and the reverse.
+    assert to_device_pixels((2559.5 / 2560, 0.5 / 1200), monitor) == (1920 + 1279, -100)
+    assert to_device_pixels((0.5 / 2560, 1199.5 / 1200), monitor) == (1920, -100 + 799)
 
 
 def test_mapping_unscaled_single_monitor():
@@ -247,6 +268,74 @@ def test_scroll_moves_the_list(practice_desktop: PracticeSession):
 
 
 @pytest.mark.display
+def test_horizontal_and_vertical_wheel_over_the_pad(practice_desktop: PracticeSession):
+    session = practice_desktop
+    env = session.env
+    env.execute(Action("scroll", point=session.point("click_pad"), direction="right", amount=3))
+    session.wait(lambda s: s["wheel"][-3:] == ["right"] * 3, "3 wheel clicks right over the pad")
+    env.execute(Action("scroll", direction="left", amount=2))  # no point: where the pointer is
+    session.wait(lambda s: s["wheel"][-5:] == ["right"] * 3 + ["left"] * 2, "2 wheel clicks left")
+    env.execute(Action("scroll", point=session.point("click_pad", at=(0.2, 0.8)), direction="left"))
+    session.wait(lambda s: s["wheel"][-3:] == ["left"] * 3, "3 wheel clicks left (the default amount)")
+    env.execute(Action("scroll", direction="up", amount=1))
+    state = session.wait(lambda s: s["wheel"][-1:] == ["up"], "a wheel click up")
+    assert state["wheel"][-9:] == ["right"] * 3 + ["left"] * 5 + ["up"]  # nothing else arrived
+    env.execute(Action("scroll", direction="right", amount=0))  # zero clicks: nothing
+    assert session.settle()["wheel"] == state["wheel"]
+
+
+@pytest.mark.display
+def test_xdotool_typing_fallback(practice_desktop: PracticeSession, monkeypatch):
+    """Without xclip, non-ASCII text is typed with `xdotool type`; unicode_typing="xdotool" uses it
+    even where xclip is installed, and leaves the clipboard alone."""
+    import vlagent.environments.desktop as desktop_module
+
+    session = practice_desktop
+    real_which = desktop_module.shutil.which
+    runs: list[list[str]] = []
+
+    def typing_env(**kwargs) -> DesktopEnv:
+        env = DesktopEnv(display=session.display.name, **kwargs)
+        real_run = env._run
+        monkeypatch.setattr(env, "_run", lambda argv: (runs.append(argv), real_run(argv)))
+        monkeypatch.setattr(env, "_paste", lambda *a: pytest.fail("the clipboard path was taken"))
+        return env
+
+    def clear_entry(env: DesktopEnv) -> None:
+        env.execute(Action("triple_click", point=session.point("entry")))
+        env.execute(Action("key", keys=("backspace",)))
+        session.wait(lambda s: s["text"] == "", "the field cleared")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(desktop_module.shutil, "which", lambda name: None if name == "xclip" else real_which(name))
+        env = typing_env()  # unicode_typing="auto"
+        try:
+            clear_entry(env)
+            env.execute(Action("type", text="ab " + UNICODE_TEXT))
+            session.wait(lambda s: s["text"] == "ab " + UNICODE_TEXT, "text typed by xdotool")
+        finally:
+            env.close()
+    assert [argv[1:] for argv in runs] == [["type", "--delay", "30", "--", "üß"], ["type", "--delay", "30", "--", "你好"]]
+    assert Path(runs[0][0]).name == "xdotool"
+
+    if real_which("xclip") and real_which("xdotool"):
+        clipboard = ["xclip", "-selection", "clipboard"]
+        subprocess.run([*clipboard, "-i"], input=b"kept", env=session.display.env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, check=True, timeout=5)  # fmt: skip
+        runs.clear()
+        env = typing_env(unicode_typing="xdotool")
+        try:
+            clear_entry(env)
+            env.execute(Action("type", text="π≈3"))
+            session.wait(lambda s: s["text"] == "π≈3", "text typed by xdotool with xclip present")
+        finally:
+            env.close()
+        assert [argv[-1] for argv in runs] == ["π≈"]
+        out = subprocess.run([*clipboard, "-o"], env=session.display.env, capture_output=True, timeout=5).stdout
+        assert out == b"kept"
+
+
+@pytest.mark.display
 def test_drag_drops_on_target_and_swipe_drags_back(practice_desktop: PracticeSession):
     session = practice_desktop
     env = session.env
@@ -391,3 +480,41 @@ def test_clipboard_typing_restores_the_clipboard(practice_dual_monitor: Practice
     clipboard = subprocess.run(["xclip", "-selection", "clipboard", "-o"], env=env_vars, capture_output=True,
                                timeout=5).stdout  # fmt: skip
     assert clipboard == b"kept"
+
+
+# --------------------------------------------------------------------------- HiDPI, unequal scales
+
+
+@pytest.mark.display
+def test_hidpi_screen_with_unequal_scales(practice_hidpi: PracticeSession):
+    """Screenshots at 2x across and 1.5x down while the mouse works in logical pixels: the
+    observation reports each scale on its own axis, and points of the screenshot land on the widgets."""
+    session = practice_hidpi
+    env = session.env
+    obs = session.observe()
+    sx, sy = HIDPI_SCALES
+    assert obs.image.size == (1280 * sx, 720 * sy) and obs.screen_size == (1280, 720)
+    assert obs.info["scale"] == [sx, sy]
+    assert obs.info["monitor"] == {"left": 0, "top": 0, "width": 1280, "height": 720}
+    # The drag token's accent colour sits where the scales put it in the screenshot.
+    x1, y1, _, _ = session.state()["boxes"]["drag_token"]
+    assert obs.image.getpixel((int((x1 + 6) * sx), int((y1 + 6) * sy))) == _rgb(ACCENT)
+
+    for name in ("delete", "save"):
+        env.execute(Action("click", point=session.point(f"button_{name}")))
+        session.wait(lambda s, n=name: s["last_clicked"] == n, f"a click on {name}")
+    env.execute(Action("click", point=session.point("entry")))
+    env.execute(Action("type", text="hidpi " + UNICODE_TEXT))
+    session.wait(lambda s: s["text"].endswith("hidpi " + UNICODE_TEXT), "the text typed")
+    env.execute(Action("scroll", point=session.point("click_pad"), direction="right", amount=2))
+    session.wait(lambda s: s["wheel"][-2:] == ["right", "right"], "2 wheel clicks right over the pad")
+    env.execute(Action("scroll", point=session.point("list"), direction="down", amount=1))
+    session.wait(lambda s: s["list_first_visible"] == 5, "a wheel click down over the list")
+    env.execute(Action("drag", point=session.point("drag_token"), end=session.point("drop_target")))
+    assert session.wait(lambda s: s["drag"]["drops"] == 1, "a drop")["drag"]["result"] == "target"
+    # The pointer is where the screenshot point says, in logical pixels.
+    box = session.state()["boxes"]["hover_zone"]
+    env.execute(Action("move", point=session.point("hover_zone", at=(0.25, 0.5))))
+    x, y = env.gui.position()
+    assert (x, y) == (int(box[0] + (box[2] - box[0]) * 0.25), int(box[1] + (box[3] - box[1]) * 0.5))
+    session.wait(lambda s: s["hovered"] == "hover_zone", "the pointer over the hover zone")

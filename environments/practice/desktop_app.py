@@ -21,6 +21,7 @@ file atomically (write + rename) as JSON:
     menu_boxes       {"File": box, ...} for the menubar entries, and
                      {"File/Say hello": box, ...} for a posted dropdown
     clicks, last_clicked, text, submitted, checkbox, pad, hovered,
+    wheel (the last wheel clicks over the click pad: "up", "down", "left", "right"),
     list_first_visible, list_selected, drag, menu_commands,
     last_key_combo (e.g. "ctrl+a"), key_combos (combos with ctrl/alt/super)
     notes_text       what the Notes window's field holds (null without --notes);
@@ -106,6 +107,7 @@ class PracticeApp:
             "submitted": None,
             "checkbox": False,
             "pad": {"button": None, "count": 0, "events": []},
+            "wheel": [],
             "hovered": None,
             "list_first_visible": 0,
             "list_selected": None,
@@ -235,6 +237,10 @@ class PracticeApp:
             pad.bind(f"<ButtonPress-{button}>", lambda e, b=button: self._pad(b, 1))
         pad.bind("<Double-ButtonPress-1>", lambda e: self._pad(1, 2))
         pad.bind("<Triple-ButtonPress-1>", lambda e: self._pad(1, 3))
+        # Wheel clicks over the pad. X11's Tk 8.6 sends the wheel as buttons 4/5 and the horizontal wheel
+        # (buttons 6/7) as 4/5 with Shift held; newer Tk sends <MouseWheel> (Shift: horizontal).
+        pad.bind("<ButtonPress>", lambda e: e.num in (4, 5) and self._wheel(e.num == 4, bool(e.state & 0x1)))
+        pad.bind("<MouseWheel>", lambda e: self._wheel(e.delta > 0, bool(e.state & 0x1)))
         self.widgets["click_pad"] = pad
         hover = tk.Label(mouse, text="Hover here", background="#fff6e0", foreground=INK, height=2)
         hover.pack(fill="x")
@@ -326,6 +332,10 @@ class PracticeApp:
     def _pad(self, button: int, count: int) -> None:
         events = (self.state["pad"]["events"] + [f"{_PAD_BUTTONS[button]}x{count}"])[-20:]
         self._set(pad={"button": _PAD_BUTTONS[button], "count": count, "events": events})
+
+    def _wheel(self, forward: bool, horizontal: bool) -> None:
+        direction = ("left" if forward else "right") if horizontal else ("up" if forward else "down")
+        self._set(wheel=(self.state["wheel"] + [direction])[-20:])
 
     def _list_scrolled(self) -> None:
         first = int(self.listbox.nearest(0))
