@@ -96,11 +96,23 @@ _WORD = re.compile(r"\w+", re.UNICODE)
 _QUOTED = re.compile(r"[\"'“”‘’«»「」]([^\"'“”‘’«»「」]+)[\"'“”‘’«»「」]")
 # Words that name the action or the kind of control rather than the text on it (prepositions stay:
 # "Sign in", "Log on", "Save as" are labels).
-_ROLE_WORDS = frozenset("""a an the this that it its my your please button icon field box text input link tab menu
+_ROLE_WORDS = frozenset("""a an the this that it its my your please button icon field box input link tab menu
 item entry row option checkbox radio toggle switch slider key bar label labelled labeled called named""".split())
 # Verbs dropped only where a command starts ("open the File menu"); elsewhere they are labels ("the Open button").
 _LEADING_VERBS = frozenset("""click tap press hit select choose pick open go follow tick untick check uncheck toggle
 turn switch type enter write""".split())
+# Little words dropped where what is left starts ("click in the Name field", "the input for Name"); in the
+# middle they stay ("Sign in", "Save as").
+_LEADING_FILLERS = frozenset("""a an the in into on onto at for to of with by from labelled labeled called named under
+below above beside near next after before right left that says""".split())
+# Where the target is, not what it says: "Latin in the list", "the toolbar's New icon".
+_CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+)?(?:list|menu|menu bar|toolbar|tool bar|"
+                      r"app bar|sidebar|side bar|dialog|page|window|header|footer|navigation|nav bar|tab bar|"
+                      r"bottom bar|top bar|title bar|status bar|panel|form|screen)"
+                      r"|the\s+(?:toolbar|menu|sidebar|dialog|page|window|header|footer)'s|list item"
+                      r"|text (?:box|field|input|area|entry))\b", re.IGNORECASE)
+# "type X into the Email field": X is what to type, the target is after "into".
+_TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(.+)$", re.IGNORECASE)
 
 
 def _words(text: str) -> list[str]:
@@ -115,16 +127,23 @@ def _fold(text: str) -> str:
 
 def instruction_query(instruction: str) -> str:
     """What of an instruction should be written on screen: its quoted part, else its words minus the
-    action and role words ("click the Sign in button" -> "sign in")."""
+    action, role and context words ("click the Sign in button" -> "sign in", "the input for Name" ->
+    "name", "Latin in the list" -> "latin")."""
+    typed = _TYPE_INTO.match(instruction)
+    if typed:
+        instruction = typed.group(1)
     quoted = _QUOTED.findall(instruction)
     if quoted:
         return max(quoted, key=len)
-    words = _words(instruction)
+    words = _words(_CONTEXT.sub(" ", instruction))
     start = 0
     for optional in ({"please"}, {"double", "right", "long"}, _LEADING_VERBS):
         if start < len(words) - 1 and words[start] in optional:
             start += 1
-    return " ".join(w for w in words[start:] if w not in _ROLE_WORDS)
+    kept = [w for w in words[start:] if w not in _ROLE_WORDS]
+    while len(kept) > 1 and kept[0] in _LEADING_FILLERS:
+        kept = kept[1:]
+    return " ".join(kept)
 
 
 def line_similarity(instruction: str, line: str) -> list[float]:
@@ -147,6 +166,31 @@ def line_similarity(instruction: str, line: str) -> list[float]:
     return [ratio, query_ratio, in_instruction, in_line, exact, contains, min(len(fb), 40) / 40]
 
 
+MAX_SPAN_WORDS = 6
+
+
+def span_box(instruction: str, line: TextLine) -> tuple[float, float, float, float]:
+    """Where on a line the instruction's text is: the box of its best-matching run of words when that
+    matches better than the whole line ("Next" in an OCR line "Prev Up Next"), else the line's box.
+    Word boxes are estimated from character counts (OCR reads a line's words as one box)."""
+    words = list(re.finditer(r"\w[\w'’.-]*", line.text))  # OCR runs "Home>Users" together: split at symbols
+    query = _fold(instruction_query(instruction))
+    if len(words) < 2 or not query:
+        return line.box
+    best, best_score = None, difflib.SequenceMatcher(None, query, _fold(line.text), autojunk=False).ratio()
+    for i in range(len(words)):
+        for j in range(i + 1, min(len(words), i + MAX_SPAN_WORDS) + 1):
+            text = _fold(line.text[words[i].start(): words[j - 1].end()])
+            score = difflib.SequenceMatcher(None, query, text, autojunk=False).ratio() if text else 0.0
+            if score > best_score + 1e-6:
+                best, best_score = (words[i].start(), words[j - 1].end()), score
+    if best is None:
+        return line.box
+    x0, y0, x1, y1 = line.box
+    n = max(len(line.text), 1)
+    return (x0 + (x1 - x0) * best[0] / n, y0, x0 + (x1 - x0) * best[1] / n, y1)
+
+
 def encode_bytes(text: str, limit: int) -> list[int]:
     """UTF-8 bytes of `text`, cut at `limit` on a character boundary."""
     out = text.encode("utf-8")
@@ -160,7 +204,8 @@ def encode_bytes(text: str, limit: int) -> list[int]:
 @dataclass
 class Layout:
     """One example's token ids [T], M-RoPE positions [3, T], where the lines and the action sit, the lines'
-    byte ids [L, max_line_bytes] (PAD-filled) and features, and the pointer's candidate boxes."""
+    byte ids [L, max_line_bytes] (PAD-filled), boxes and features, and where the pointer lands on each
+    line (span_boxes: the part of the line the instruction names)."""
     input_ids: Tensor
     position_ids: Tensor
     image_slots: Tensor
@@ -169,6 +214,7 @@ class Layout:
     line_bytes: Tensor
     line_boxes: Tensor
     line_features: Tensor
+    span_boxes: Tensor
     lines: list[TextLine] = field(default_factory=list)
     grid: tuple[int, int] = (0, 0)
 
@@ -208,6 +254,7 @@ def build_layout(instruction: str, lines: list[TextLine], spec: GrounderSpec,
         line_boxes=torch.tensor([ln.box for ln in lines], dtype=torch.float32).reshape(-1, 4),
         line_features=torch.tensor([line_similarity(instruction, ln.text) for ln in lines],
                                    dtype=torch.float32).reshape(-1, NUM_SIMILARITY_FEATURES),
+        span_boxes=torch.tensor([span_box(instruction, ln) for ln in lines], dtype=torch.float32).reshape(-1, 4),
         lines=lines,
         grid=(rows, cols),
     )
@@ -230,7 +277,10 @@ def pixel_input(image: Image.Image, spec: GrounderSpec) -> tuple[Tensor, Tensor]
 
 class LineEncoder(nn.Module):
     """A text line -> one hidden vector: its bytes (mean and max of learned byte embeddings), its box
-    (x0, y0, x1, y1, w, h) and its similarity to the instruction, each projected and summed."""
+    (x0, y0, x1, y1, w, h) and its similarity to the instruction, each projected and summed.
+
+    `match(features)` scores how likely each line is what the instruction names (or labels it): the
+    pointer's prior for line tokens, and the weights of the anchor map (AnchorEncoder)."""
 
     def __init__(self, hidden_size: int, byte_dim: int = 64):
         super().__init__()
@@ -239,6 +289,13 @@ class LineEncoder(nn.Module):
         self.box = nn.Linear(6, hidden_size)
         self.similarity = nn.Linear(NUM_SIMILARITY_FEATURES, hidden_size)
         self.mix = nn.Sequential(nn.GELU(), nn.Linear(hidden_size, hidden_size))
+        self.match_score = nn.Sequential(nn.Linear(NUM_SIMILARITY_FEATURES, 32), nn.GELU(), nn.Linear(32, 1))
+        # a linear part that starts as a sensible hand-made score (the query's string ratio, its words on the
+        # line, an exact match), so the prior and the anchor map are useful from the first step
+        self.match_linear = nn.Linear(NUM_SIMILARITY_FEATURES, 1)
+        with torch.no_grad():
+            self.match_linear.weight.copy_(torch.tensor([[0.0, 6.0, 0.0, 2.0, 3.0, 1.0, 0.0]]))
+            self.match_linear.bias.fill_(-4.0)
 
     def forward(self, line_bytes: Tensor, boxes: Tensor, features: Tensor) -> Tensor:
         if line_bytes.shape[0] == 0:
@@ -253,13 +310,77 @@ class LineEncoder(nn.Module):
         x = self.text(torch.cat([mean, peak], dim=-1)) + self.box(geometry) + self.similarity(features)
         return x + self.mix(x)
 
+    def match(self, features: Tensor) -> Tensor:
+        """[L] logits: how strongly each line matches the instruction."""
+        return (self.match_score(features) + self.match_linear(features)).squeeze(-1)
 
-def fuse_lines(embeds: Tensor, layout: Layout, line_vectors: Tensor) -> Tensor:
-    """embeds [T, H] with the line tokens' rows replaced by their vectors (out of place, keeps gradients)."""
-    if len(layout.line_slots) == 0:
-        return embeds
-    index = layout.line_slots.to(embeds.device)
-    return embeds.index_copy(0, index, line_vectors.to(embeds.dtype))
+
+# How many best-matching lines the anchor map looks at, how far (in cells) its geometry reaches, and
+# how many relation maps it offers the pointer.
+ANCHOR_LINES = 4
+ANCHOR_REACH = 6.0
+RELATION_MAPS = 8
+
+
+class AnchorEncoder(nn.Module):
+    """Where each image cell lies relative to the lines the instruction most likely names: a field sits
+    right of or below its label, a checkbox left of it. For the best-matching lines (weights from
+    LineEncoder.match), each cell's offsets from the line's left edge, right edge and middle (in cell
+    units) go through a small MLP, summed with the match weights. The result is added to the cell's
+    image token, and gives RELATION_MAPS learned maps over the cells ("just right of the label", "on
+    it", ...) that the head mixes per instruction into the pointer's prior."""
+
+    def __init__(self, hidden_size: int, width: int = 64):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(6, width), nn.GELU(), nn.Linear(width, hidden_size + RELATION_MAPS))
+        nn.init.zeros_(self.mlp[2].weight)  # starts as a no-op on the image tokens and the prior
+        nn.init.zeros_(self.mlp[2].bias)
+        self.hidden_size = hidden_size
+
+    def forward(self, match_logits: Tensor, line_boxes: Tensor, grid: tuple[int, int]) -> tuple[Tensor, Tensor]:
+        """(vectors [rows*cols, H] for the image tokens, relation maps [rows*cols, RELATION_MAPS])."""
+        rows, cols = grid
+        if match_logits.numel() == 0:
+            zeros = self.mlp[2].weight.new_zeros(rows * cols, self.hidden_size + RELATION_MAPS)
+            return zeros[:, : self.hidden_size], zeros[:, self.hidden_size:]
+        k = min(ANCHOR_LINES, match_logits.numel())
+        best, index = match_logits.topk(k)
+        top = best.softmax(-1)  # the best lines share the weight: the map is as strong with 60 lines as with 3
+        boxes = line_boxes[index].to(top)  # [k, 4]
+        ys, xs = torch.meshgrid(torch.arange(rows, device=top.device), torch.arange(cols, device=top.device),
+                                indexing="ij")
+        cx = (xs.flatten().to(top) + 0.5) / cols  # [N]
+        cy = (ys.flatten().to(top) + 0.5) / rows
+        dx0 = (cx[None] - boxes[:, 0:1]) * cols  # [k, N], in cells
+        dx1 = (cx[None] - boxes[:, 2:3]) * cols
+        dy = (cy[None] - (boxes[:, 1:2] + boxes[:, 3:4]) / 2) * rows
+        dy0 = (cy[None] - boxes[:, 1:2]) * rows
+        dy1 = (cy[None] - boxes[:, 3:4]) * rows
+        geometry = torch.stack([dx0, dx1, dy, dy0, dy1], dim=-1).clamp(-ANCHOR_REACH, ANCHOR_REACH) / ANCHOR_REACH
+        strength = top[:, None, None].expand(-1, geometry.shape[1], 1)
+        out = (top[:, None, None] * self.mlp(torch.cat([geometry, strength], dim=-1))).sum(0)  # [N, H+R]
+        return out[:, : self.hidden_size], out[:, self.hidden_size:]
+
+
+def fuse_lines(embeds: Tensor, layout: Layout, line_encoder: LineEncoder, anchors: AnchorEncoder
+               ) -> tuple[Tensor, Tensor]:  # fmt: skip
+    """embeds [T, H] with the line tokens' rows replaced by their vectors and the anchor map added to the
+    image tokens (out of place, keeps gradients); also the pointer's prior maps over the candidates
+    [N, 1 + RELATION_MAPS]: channel 0 the lines' match logits (0 for the cells), then the relation maps
+    over the cells (0 for the lines)."""
+    device = embeds.device
+    match = line_encoder.match(layout.line_features.to(device))
+    anchor, relations = anchors(match, layout.line_boxes.to(device), layout.grid)
+    embeds = embeds.index_add(0, layout.image_slots.to(device), anchor.to(embeds.dtype))
+    n_cells, n_lines = len(layout.image_slots), len(layout.line_slots)
+    prior = torch.cat([
+        torch.cat([match.new_zeros(n_cells, 1), relations], dim=1),
+        torch.cat([match[:, None], match.new_zeros(n_lines, RELATION_MAPS)], dim=1),
+    ])
+    if n_lines == 0:
+        return embeds, prior
+    vectors = line_encoder(layout.line_bytes.to(device), layout.line_boxes.to(device), layout.line_features.to(device))
+    return embeds.index_copy(0, layout.line_slots.to(device), vectors.to(embeds.dtype)), prior
 
 
 def backbone_config(hidden_size: int = 128, layers: int = 4, vision_hidden: int = 96, vision_depth: int = 2) -> dict:
@@ -287,38 +408,39 @@ def backbone_config(hidden_size: int = 128, layers: int = 4, vision_hidden: int 
 
 # ---------------------------------------------------------------- the whole grounder, on the engine
 
-GROUNDER_FILE = "grounder.safetensors"  # line encoder + head + spec, beside the backbone's own files
+GROUNDER_FILE = "grounder.safetensors"  # line encoder + anchor map + head + spec, beside the backbone's own files
 
 
 class Grounder:
     """The trained grounder on the engine: `predict(image, instruction, lines)` -> HeadPrediction."""
 
-    def __init__(self, backbone, line_encoder: LineEncoder, head, spec: GrounderSpec):
-        self.backbone, self.line_encoder, self.head, self.spec = backbone, line_encoder.eval(), head.eval(), spec
+    def __init__(self, backbone, line_encoder: LineEncoder, anchors: AnchorEncoder, head, spec: GrounderSpec):
+        self.backbone, self.line_encoder, self.anchors = backbone, line_encoder.eval(), anchors.eval()
+        self.head, self.spec = head.eval(), spec
 
     @torch.no_grad()  # not inference_mode: callers may feed the states to a trainable head
-    def hidden_states(self, image: Image.Image, instruction: str, lines: list[TextLine]) -> tuple[Tensor, Layout]:
-        """Final hidden states [T, H] of the example's sequence, and its layout."""
+    def hidden_states(self, image: Image.Image, instruction: str, lines: list[TextLine]
+                      ) -> tuple[Tensor, Layout, Tensor]:  # fmt: skip
+        """Final hidden states [T, H] of the example's sequence, its layout, and the pointer's prior."""
         layout = build_layout(instruction, lines, self.spec, self.spec.grid_for(*image.size))
         pixel_values, grid = pixel_input(image, self.spec)
         model = self.backbone
         x = model.embed(layout.input_ids[None].to(model.device), pixel_values.to(model.device, model.dtype),
                         grid.to(model.device))
-        vectors = self.line_encoder(layout.line_bytes, layout.line_boxes, layout.line_features)
-        x = fuse_lines(x[0], layout, vectors)[None]
+        x, prior = fuse_lines(x[0], layout, self.line_encoder, self.anchors)
         cache = model.new_cache(1, x.shape[1])
-        hidden = model.decode_hidden(x, layout.position_ids[:, None, :].to(model.device), cache)[0]
-        return hidden.float(), layout
+        hidden = model.decode_hidden(x[None], layout.position_ids[:, None, :].to(model.device), cache)[0]
+        return hidden.float(), layout, prior.float()
 
     @torch.no_grad()
     def logits(self, image: Image.Image, instruction: str, lines: list[TextLine]):
         """The head's output for one instruction on one screen, and the candidates it points over."""
         from .grounding_head import Candidates
 
-        hidden, layout = self.hidden_states(image, instruction, lines)
-        candidates = Candidates.patches(*layout.grid).with_text_lines(layout.line_boxes)
+        hidden, layout, prior = self.hidden_states(image, instruction, lines)
+        candidates = Candidates.patches(*layout.grid).with_text_lines(layout.span_boxes)
         slots = torch.cat([layout.image_slots, layout.line_slots])
-        return self.head(hidden[layout.action_index][None], hidden[slots][None]), candidates
+        return self.head(hidden[layout.action_index][None], hidden[slots][None], prior=prior[None]), candidates
 
     @torch.no_grad()
     def predict(self, image: Image.Image, instruction: str, lines: list[TextLine], **decode_options):
@@ -332,7 +454,7 @@ class Grounder:
 
 def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> Grounder:
     """A grounder folder: the backbone (config.json + model.safetensors, a Qwen3.5 checkpoint) and
-    grounder.safetensors (line encoder, head, spec)."""
+    grounder.safetensors (line encoder, anchor map, head, spec)."""
     import json
     from pathlib import Path
 
@@ -353,13 +475,15 @@ def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> G
     spec = GrounderSpec.from_dict(meta["spec"])
     head_cfg = meta["head"]
     head = GroundingHead(GroundingHeadConfig(hidden_size=head_cfg["hidden_size"], proj_dim=head_cfg["proj_dim"],
-                                             action_kinds=tuple(head_cfg["action_kinds"])))
+                                             action_kinds=tuple(head_cfg["action_kinds"]),
+                                             prior_maps=head_cfg.get("prior_maps", 1)))
     lines = LineEncoder(head_cfg["hidden_size"], byte_dim=meta["byte_dim"])
-    for prefix, module in (("head.", head), ("lines.", lines)):
+    anchors = AnchorEncoder(head_cfg["hidden_size"])
+    for prefix, module in (("head.", head), ("lines.", lines), ("anchors.", anchors)):
         part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         missing, unexpected = module.load_state_dict(part, strict=False)
         if missing or unexpected:
             raise ValueError(f"{path}: {prefix.rstrip('.')} tensors do not match (missing {sorted(missing)}, "
                              f"unexpected {sorted(unexpected)})")
     backbone = load_model(folder, device=device, dtype=dtype, with_mtp=False)
-    return Grounder(backbone, lines.to(device), head.to(device), spec)
+    return Grounder(backbone, lines.to(device), anchors.to(device), head.to(device), spec)

@@ -34,6 +34,7 @@ class GroundingHeadConfig:
     hidden_size: int
     proj_dim: int = 128
     action_kinds: tuple[str, ...] = ACTION_KINDS
+    prior_maps: int = 1  # channels of the optional prior (GroundingHead.forward's `prior`)
 
 
 @dataclass
@@ -80,16 +81,25 @@ class GroundingHead(nn.Module):
     def __init__(self, config: GroundingHeadConfig):
         super().__init__()
         self.config = config
-        H, D = config.hidden_size, config.proj_dim
+        H, D, prior_maps = config.hidden_size, config.proj_dim, config.prior_maps
         self.query = nn.Linear(H, D)
         self.key = nn.Linear(H, D)
         self.null_key = nn.Parameter(torch.zeros(D))
+        # how much each prior map counts, per instruction: a text line's match with the instruction a lot
+        # for "the Save button", the map "just right of the label" for "the Name field"
+        self.prior_mix = nn.Linear(H, prior_maps)
+        nn.init.zeros_(self.prior_mix.weight)
+        nn.init.zeros_(self.prior_mix.bias)
+        with torch.no_grad():
+            self.prior_mix.bias[0] = 1.0
         self.kind = nn.Linear(H, len(config.action_kinds))
         self.offset = nn.Linear(H, 2)
         nn.init.zeros_(self.offset.weight)
         nn.init.zeros_(self.offset.bias)
 
-    def forward(self, action_hidden: Tensor, candidate_hidden: Tensor, candidate_mask: Tensor | None = None) -> HeadLogits:
+    def forward(self, action_hidden: Tensor, candidate_hidden: Tensor, candidate_mask: Tensor | None = None,
+                prior: Tensor | None = None) -> HeadLogits:
+        """prior [B,N,prior_maps], optional: maps over the candidates, mixed per instruction into a logit."""
         if action_hidden.dim() != 2 or candidate_hidden.dim() != 3 or candidate_hidden.shape[0] != action_hidden.shape[0]:
             raise ValueError(f"action_hidden must be [B,H] and candidate_hidden [B,N,H]; got "
                              f"{tuple(action_hidden.shape)} and {tuple(candidate_hidden.shape)}")
@@ -101,6 +111,13 @@ class GroundingHead(nn.Module):
         k = self.key(candidate_hidden.to(dtype))  # [B, N, D]
         keys = torch.cat([k, self.null_key.expand(k.shape[0], 1, -1)], dim=1)
         pointer = torch.einsum("bd,bnd->bn", q, keys) * self.config.proj_dim**-0.5
+        if prior is not None:
+            want = (*candidate_hidden.shape[:2], self.config.prior_maps)
+            if tuple(prior.shape) != want:
+                raise ValueError(f"prior must be [B,N,prior_maps]={want}; got {tuple(prior.shape)}")
+            mix = self.prior_mix(action_hidden.to(dtype))  # [B, maps]
+            bias = torch.einsum("bnm,bm->bn", prior.to(dtype), mix)
+            pointer = pointer + torch.cat([bias, bias.new_zeros(k.shape[0], 1)], dim=1)
         if candidate_mask is not None:
             if candidate_mask.shape != candidate_hidden.shape[:2]:
                 raise ValueError(f"candidate_mask must be [B,N]={tuple(candidate_hidden.shape[:2])}")
@@ -174,7 +191,7 @@ def _weighted_centre(members: list[int], probs: Tensor, boxes: Tensor, offset: T
 def pointer_target(target_box: Tensor | None, candidates: Candidates) -> Tensor:
     """[N+1] target distribution: each candidate gets the share of its own area that the target box covers
     (patches inside the box count fully, a patch half covered counts half), normalized; a text-line token
-    counts only if it lies mostly inside the box. None (nothing on screen) puts all mass on the last column."""
+    counts only if it lies mostly inside the box, and then the line tokens take all the mass. None (nothing on screen) puts all mass on the last column."""
     boxes = candidates.boxes.float()
     n = boxes.shape[0]
     target = torch.zeros(n + 1, device=boxes.device)
@@ -187,6 +204,8 @@ def pointer_target(target_box: Tensor | None, candidates: Candidates) -> Tensor:
     area = (boxes[:, 2:] - boxes[:, :2]).prod(-1).clamp(min=1e-12)
     cover = inter / area
     cover[candidates.num_patches:] = (cover[candidates.num_patches:] >= 0.5).float()
+    if cover[candidates.num_patches:].sum() > 0:  # the target's text was read: all mass on its line token(s),
+        cover[: candidates.num_patches] = 0  # one sharp answer instead of a share spread over coarse cells
     if cover.sum() <= 0:  # a box thinner than a cell between cell edges: the cell holding its centre
         centre = (tb[:2] + tb[2:]) / 2
         inside = ((boxes[:, :2] <= centre) & (centre <= boxes[:, 2:])).all(-1)
@@ -255,7 +274,7 @@ def load_head(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32
         raw = json.loads(meta["vlagent_grounding_head"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     config = GroundingHeadConfig(hidden_size=raw["hidden_size"], proj_dim=raw["proj_dim"],
-                                 action_kinds=tuple(raw["action_kinds"]))
+                                 action_kinds=tuple(raw["action_kinds"]), prior_maps=raw.get("prior_maps", 1))
     head = GroundingHead(config)
     missing, unexpected = head.load_state_dict(tensors, strict=False)
     if missing or unexpected:

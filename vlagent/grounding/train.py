@@ -30,6 +30,8 @@ from PIL import Image
 from vlagent.grounding.dataset import GroundingRecord
 from vlagent.model.grounder import (
     GROUNDER_FILE,
+    RELATION_MAPS,
+    AnchorEncoder,
     GrounderSpec,
     LineEncoder,
     TextLine,
@@ -143,7 +145,7 @@ def _jitter(box, rng: random.Random, strength: float):
 # ---------------------------------------------------------------- the model during training
 
 class TrainableGrounder(torch.nn.Module):
-    """Backbone (transformers' Qwen3.5, trainable) + line encoder + head, computing what
+    """Backbone (transformers' Qwen3.5, trainable) + line encoder + anchor map + head, computing what
     vlagent.model.grounder.Grounder computes on the engine."""
 
     def __init__(self, cfg: TrainConfig):
@@ -154,7 +156,9 @@ class TrainableGrounder(torch.nn.Module):
         self.backbone = Qwen3_5ForConditionalGeneration(Qwen3_5Config(**backbone_config(
             cfg.hidden_size, cfg.layers, cfg.vision_hidden, cfg.vision_depth)))
         self.lines = LineEncoder(cfg.hidden_size, byte_dim=cfg.byte_dim)
-        self.head = GroundingHead(GroundingHeadConfig(hidden_size=cfg.hidden_size, proj_dim=cfg.proj_dim))
+        self.anchors = AnchorEncoder(cfg.hidden_size)
+        self.head = GroundingHead(GroundingHeadConfig(hidden_size=cfg.hidden_size, proj_dim=cfg.proj_dim,
+                                                      prior_maps=1 + RELATION_MAPS))
         self.byte_dim = cfg.byte_dim
 
     def screen_features(self, image: Image.Image) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -165,7 +169,8 @@ class TrainableGrounder(torch.nn.Module):
         return self.backbone.model.get_image_features(pixel_values, grid).pooler_output[0], (rows, cols)
 
     def forward_one(self, screen: tuple[torch.Tensor, tuple[int, int]], instruction: str, lines: list[TextLine]):
-        return self.forward_batch(screen, [instruction], lines)
+        logits, candidates = self.forward_batch(screen, [instruction], lines)
+        return logits, candidates[0]
 
     def forward_batch(self, screen: tuple[torch.Tensor, tuple[int, int]], instructions: Sequence[str],
                       lines: list[TextLine]):
@@ -176,12 +181,13 @@ class TrainableGrounder(torch.nn.Module):
         layouts = [build_layout(text, lines, self.spec, grid) for text in instructions]
         lm = self.backbone.model.language_model
         T = max(len(lay.input_ids) for lay in layouts)
-        rows, positions, masks, offsets = [], [], [], []
+        rows, positions, masks, offsets, priors = [], [], [], [], []
         for lay in layouts:
             x = lm.embed_tokens(lay.input_ids)
             x = x.index_copy(0, lay.image_slots, image_features.to(x.dtype))
-            # line vectors differ per instruction: they carry the line's similarity to it
-            x = fuse_lines(x, lay, self.lines(lay.line_bytes, lay.line_boxes, lay.line_features))
+            # line vectors and the anchor map differ per instruction: they carry the lines' match with it
+            x, prior = fuse_lines(x, lay, self.lines, self.anchors)
+            priors.append(prior)
             pad = T - len(lay.input_ids)
             rows.append(torch.cat([x.new_zeros(pad, x.shape[1]), x]))
             positions.append(torch.cat([lay.position_ids.new_zeros(3, pad), lay.position_ids], dim=1))
@@ -192,14 +198,14 @@ class TrainableGrounder(torch.nn.Module):
                     attention_mask=None if bool(mask.all()) else mask, use_cache=False).last_hidden_state
         slots = torch.stack([torch.cat([lay.image_slots, lay.line_slots]) + off for lay, off in zip(layouts, offsets)])
         cands = hidden.gather(1, slots[..., None].expand(-1, -1, hidden.shape[-1]))
-        logits = self.head(hidden[:, -1], cands)
-        candidates = Candidates.patches(*grid).with_text_lines(layouts[0].line_boxes)
+        logits = self.head(hidden[:, -1], cands, prior=torch.stack(priors))
+        candidates = [Candidates.patches(*grid).with_text_lines(lay.span_boxes) for lay in layouts]
         return logits, candidates
 
 
 def save_grounder(model: TrainableGrounder, folder: str | Path, info: dict | None = None) -> Path:
     """Write a grounder folder: the backbone with transformers' save_pretrained (the engine loads it),
-    and grounder.safetensors with the line encoder, the head and the spec."""
+    and grounder.safetensors with the line encoder, the anchor map, the head and the spec."""
     from safetensors.torch import save_file
 
     folder = Path(folder)
@@ -208,9 +214,10 @@ def save_grounder(model: TrainableGrounder, folder: str | Path, info: dict | Non
     head_cfg = model.head.config
     meta = dict(spec=model.spec.to_dict(), byte_dim=model.byte_dim, info=info or {},
                 head=dict(hidden_size=head_cfg.hidden_size, proj_dim=head_cfg.proj_dim,
-                          action_kinds=list(head_cfg.action_kinds)))
+                          action_kinds=list(head_cfg.action_kinds), prior_maps=head_cfg.prior_maps))
     tensors = {f"head.{k}": v.detach().contiguous() for k, v in model.head.state_dict().items()}
     tensors.update({f"lines.{k}": v.detach().contiguous() for k, v in model.lines.state_dict().items()})
+    tensors.update({f"anchors.{k}": v.detach().contiguous() for k, v in model.anchors.state_dict().items()})
     save_file(tensors, str(folder / GROUNDER_FILE), metadata={"format": "pt", "vlagent_grounder": json.dumps(meta)})
     return folder
 
@@ -221,6 +228,23 @@ def save_grounder(model: TrainableGrounder, folder: str | Path, info: dict | Non
 class Screen:
     path: Path
     records: list[GroundingRecord]
+
+
+class ScreenSampler:
+    """Draws training screens so that a small real source is not drowned by thousands of synthetic
+    screens: a kind of source (the part of `source` before ':' — synthetic, gtk, web, practice) is picked
+    with probability proportional to the square root of its screen count, then a screen of it uniformly."""
+
+    def __init__(self, screens: Sequence[Screen]):
+        groups: dict[str, list[Screen]] = {}
+        for screen in screens:
+            groups.setdefault(screen.records[0].source.split(":")[0], []).append(screen)
+        self.groups = [groups[k] for k in sorted(groups)]
+        self.weights = [math.sqrt(len(g)) for g in self.groups]
+
+    def draw(self, rng: random.Random) -> Screen:
+        group = rng.choices(self.groups, weights=self.weights)[0]
+        return rng.choice(group)
 
 
 def group_screens(records: Iterable[GroundingRecord]) -> list[Screen]:
@@ -270,6 +294,7 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
     screens = group_screens(train_records)
     if not screens:
         raise ValueError("no training records")
+    sampler = ScreenSampler(screens)
     model = TrainableGrounder(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, cfg))
@@ -292,7 +317,7 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
     while step < cfg.steps:
         losses = []
         opt.zero_grad()
-        batch = [rng.choice(screens) for _ in range(cfg.screens_per_step)]
+        batch = [sampler.draw(rng) for _ in range(cfg.screens_per_step)]
         n = sum(min(len(s.records), cfg.instructions_per_screen) for s in batch)
         for screen in batch:
             image = images.get(screen.path)
@@ -307,7 +332,7 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
             kinds = torch.tensor([model.head.config.action_kinds.index(KIND_OF_ACTION.get(r.action, "click"))
                                   for r in picked])
             targets = [None if neg else _target(r) for r, neg in zip(picked, negative)]
-            loss, parts = grounding_loss(logits, targets, [cands] * len(picked), kinds=kinds)
+            loss, parts = grounding_loss(logits, targets, cands, kinds=kinds)
             (loss * len(picked) / n).backward()
             losses.append(parts["pointer"])
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
