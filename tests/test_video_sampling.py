@@ -226,7 +226,9 @@ def test_dense_exact_sampling_decodes_each_frame_once(videos):
 
 def test_targets_in_separate_gops_skip_the_gops_between(videos):
     video = videos["h264"]  # keyframe every 10 frames, 12 GOPs
-    sample = sample_frames(video.path, num_frames=2, **SMALL)  # targets at 3 s and 9 s
+    # strategy="seek": the seeking path's own work (at 64x48 "auto" decodes straight through;
+    # see the planner tests below).
+    sample = sample_frames(video.path, num_frames=2, strategy="seek", **SMALL)  # targets at 3 s and 9 s
     assert_frames_match(video, sample)
     assert sample.stats["seeks"] == 2
     assert sample.stats["decoded_frames"] <= 2 * 10 + 4  # two partial GOPs (+ decoder delay)
@@ -249,7 +251,7 @@ def test_skipping_unneeded_nonreference_frames_changes_only_the_work(videos):
 
 
 def test_intra_only_video_decodes_just_the_wanted_frames(videos):
-    sample = sample_frames(videos["mjpeg"].path, num_frames=5, **SMALL)
+    sample = sample_frames(videos["mjpeg"].path, num_frames=5, strategy="seek", **SMALL)
     assert_frames_match(videos["mjpeg"], sample)
     assert sample.stats["decoded_frames"] == 5
 
@@ -471,3 +473,228 @@ def test_memory_follows_the_output_not_the_video_length(tmp_path, long_video):
         growth = extra[long_video.num_frames] - extra[short.num_frames]
         assert growth <= 32 * (long_video.num_frames - short.num_frames), (mode, extra)
         assert extra[long_video.num_frames] <= 256 * 1024 + 32 * long_video.num_frames, (mode, extra)
+
+
+# ---------------------------------------------------------------------------- probe: index vs packet scan
+
+
+def remux_mp4(src: str, dst: str, movflags: str) -> str:
+    """Copy an MP4's video packets into a new MP4 with these movflags (faststart: moov first;
+    frag_keyframe+empty_moov: a fragmented file whose moov lists no samples)."""
+    with av.open(src) as source, av.open(dst, "w", options={"movflags": movflags}) as out:
+        stream = source.streams.video[0]
+        target = out.add_stream_from_template(stream)
+        for packet in source.demux(stream):
+            if packet.dts is not None:
+                packet.stream = target
+                out.mux(packet)
+    return dst
+
+
+def assert_same_info(a, b) -> None:
+    """Two probes of one file agree on everything but how they were made."""
+    import dataclasses
+
+    for f in dataclasses.fields(a):
+        if f.name in ("source", "source_note"):
+            continue
+        x, y = getattr(a, f.name), getattr(b, f.name)
+        if isinstance(x, np.ndarray):
+            assert np.array_equal(x, y), f.name
+        else:
+            assert x == y, (f.name, x, y)
+
+
+@pytest.mark.parametrize("name", ["h264", "vfr", "audio+video", "rot90", "rot270"])
+def test_mp4_index_gives_the_packet_scans_result(videos, name):
+    indexed, scanned = probe(videos[name].path), probe(videos[name].path, use_index=False)
+    assert indexed.source == "index" and indexed.source_note == ""
+    assert scanned.source == "scan"
+    assert_same_info(indexed, scanned)
+    # B-frames (decode order is not presentation order) but in the zerolatency rotated fixtures
+    assert indexed.reordered == (not name.startswith("rot"))
+
+
+def test_mp4_index_of_a_long_file_and_a_faststart_file(long_video, tmp_path):
+    indexed = probe(long_video.path)
+    assert indexed.source == "index"
+    assert_same_info(indexed, probe(long_video.path, use_index=False))
+    assert not indexed.reordered  # ultrafast: no B-frames
+    fast = remux_mp4(long_video.path, str(tmp_path / "faststart.mp4"), "faststart")
+    assert open(fast, "rb").read(64).find(b"moov") > 0  # the index before the media data
+    assert probe(fast).source == "index"
+    assert_same_info(probe(fast), indexed.__class__(**{**indexed.__dict__, "path": fast}))
+
+
+@pytest.mark.parametrize("name,why", [("ts", "mpegts"), ("vp9", "matroska"), ("mjpeg", "avi")])
+def test_containers_without_a_frame_index_are_scanned(videos, name, why):
+    info = probe(videos[name].path)
+    assert info.source == "scan" and why in info.source_note
+    assert info.num_packets == videos[name].num_frames
+    assert info.reordered == (name == "ts")  # the MPEG-TS fixture has B-frames
+
+
+def test_fragmented_and_truncated_mp4s_fall_back_to_the_scan(videos, tmp_path):
+    video = videos["h264"]
+    fragmented = remux_mp4(video.path, str(tmp_path / "frag.mp4"), "frag_keyframe+empty_moov")
+    info = probe(fragmented)
+    assert info.source == "scan" and "fragmented" in info.source_note
+    assert info.num_packets == video.num_frames
+    assert_frames_match(video, sample_frames(fragmented, num_frames=7, **SMALL))
+    # moov first, media data cut: the index promises frames the file no longer has.
+    fast = remux_mp4(video.path, str(tmp_path / "fast.mp4"), "faststart")
+    data = open(fast, "rb").read()
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 2 // 3])
+    info = probe(cut)
+    assert info.source == "scan" and "truncated" in info.source_note
+    assert_same_info(info, probe(cut, use_index=False))
+    assert 10 < info.num_packets < video.num_frames and info.duration < video.duration
+    sample = sample_frames(cut, num_frames=5, **SMALL)
+    assert_frames_match(video, sample)
+    assert sample.timestamps[-1] < info.duration
+
+
+def test_mp4_box_reader_reasons(tmp_path, videos):
+    from vlagent.video.mp4box import read_track_tables
+
+    tables = read_track_tables(videos["h264"].path, 1)
+    assert tables.num_samples == videos["h264"].num_frames and tables.composition_offsets is not None
+    assert "no moov" in read_track_tables(videos["vp9"].path, 1)
+    assert "no track with id 7" in read_track_tables(videos["h264"].path, 7)
+    assert "not a video track" in read_track_tables(videos["audio+video"].path, 1)  # the AAC track
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x10moov\x00\x00\x00\xffstbl")  # a box larger than its parent
+    assert "cannot parse" in read_track_tables(junk, 1)
+
+
+# ---------------------------------------------------------------------------- the decode planner
+
+
+def synthetic_info(*, frames: int, gop: int, width: int, height: int, reordered: bool = True):
+    """A VideoInfo of a CFR video with a keyframe every `gop` frames (pts = frame index)."""
+    from vlagent.video import VideoInfo
+
+    return VideoInfo(
+        path="synthetic.mp4", codec="h264", width=width, height=height, rotation=0, duration=frames / 10,
+        source_fps=10.0, num_packets=frames, time_base=0.1, origin_pts=0,
+        keyframe_pts=tuple(range(0, frames, gop)), frame_pts=np.arange(frames, dtype=np.int64), reordered=reordered,
+    )
+
+
+def test_planner_decodes_dense_wants_straight_and_seeks_for_sparse_ones():
+    from vlagent.video.decode_plan import estimate_costs, plan_decoding
+
+    info = synthetic_info(frames=36_000, gop=50, width=640, height=360)
+    costs = estimate_costs(info)
+    dense = list(range(7, 36_000, 5))  # ten wanted frames a GOP
+    plan = plan_decoding(info, dense, costs)
+    assert plan.seeks == 1 and all(plan.straight_after)
+    sparse = list(range(7, 36_000, 50 * 40))  # one wanted frame every 40 GOPs
+    plan = plan_decoding(info, sparse, costs)
+    assert plan.seeks == len(sparse) and not any(plan.straight_after)
+    assert plan.cost_s < plan.straight_cost_s / 10
+
+
+def test_planner_weighs_resolution_and_the_frames_a_seek_skips():
+    from vlagent.video.decode_plan import estimate_costs, plan_decoding
+
+    # One wanted frame a GOP, 5 frames after its keyframe: a seek skips the other 44.
+    wanted = list(range(5, 3_000, 50))
+    small = synthetic_info(frames=3_000, gop=50, width=64, height=48)
+    big = synthetic_info(frames=3_000, gop=50, width=1920, height=1080)
+    assert plan_decoding(small, wanted, estimate_costs(small)).seeks == 1  # tiny frames: cheaper than a seek
+    assert plan_decoding(big, wanted, estimate_costs(big)).seeks == len(wanted)  # 1080p: seek past them
+    # Wanted frames near their GOP's end leave few frames for a seek to skip: decode on.
+    mid = synthetic_info(frames=3_000, gop=50, width=640, height=360)
+    near_end = list(range(45, 3_000, 50))
+    far = list(range(2, 3_000, 50))
+    assert plan_decoding(mid, near_end, estimate_costs(mid)).seeks == 1
+    assert plan_decoding(mid, far, estimate_costs(mid)).seeks == len(far)
+    # Without B-frames (or without non-reference skipping) every frame on the way is decoded.
+    flat = synthetic_info(frames=3_000, gop=50, width=640, height=360, reordered=False)
+    assert estimate_costs(flat).reference_share == 1.0 == estimate_costs(mid, skip_nonref=False).reference_share
+    assert estimate_costs(mid).on_the_way_s(10) < estimate_costs(flat).on_the_way_s(10)
+
+
+def test_planned_cost_is_never_above_either_pure_strategy():
+    from vlagent.video.decode_plan import estimate_costs, plan_decoding
+
+    rng = np.random.default_rng(0)
+    for gop, width in ((12, 64), (50, 640), (250, 1280), (30, 1920)):
+        info = synthetic_info(frames=20_000, gop=gop, width=width, height=width * 9 // 16)
+        costs = estimate_costs(info)
+        for count in (1, 2, 10, 100, 1_000, 8_000):
+            wanted = sorted(set(rng.integers(0, 20_000, count).tolist()))
+            plans = {s: plan_decoding(info, wanted, costs, s) for s in ("auto", "seek", "straight")}
+            auto = plans["auto"]
+            assert auto.cost_s <= min(auto.seek_cost_s, auto.straight_cost_s) + 1e-12
+            assert plans["seek"].cost_s == pytest.approx(auto.seek_cost_s)
+            assert plans["straight"].cost_s == pytest.approx(auto.straight_cost_s)
+            assert plans["straight"].seeks == 1 and auto.seeks <= plans["seek"].seeks
+    with pytest.raises(ValueError, match="strategy"):
+        plan_decoding(info, [1, 2], costs, "fastest")
+
+
+def several_videos(folder: str) -> dict[str, vf.MadeVideo]:
+    """H.264 with B-frames at several GOP sizes and frame rates, plus VFR and MPEG-TS."""
+    p = lambda name: os.path.join(folder, name)  # noqa: E731
+    return {
+        "gop5_10fps": vf.make_h264_mp4(p("gop5.mp4"), num_frames=90, fps=10, gop=5),
+        "gop25_30fps": vf.make_h264_mp4(p("gop25.mp4"), num_frames=150, fps=30, gop=25),
+        "gop60_25fps": vf.make_h264_mp4(p("gop60.mp4"), num_frames=180, fps=25, gop=60, width=192, height=108),
+        "vfr": vf.make_vfr_mp4(p("vfr.mp4"), num_frames=80),
+        "ts": vf.make_h264_ts(p("ts.ts"), num_frames=100, gop=20),
+    }
+
+
+def test_every_strategy_returns_the_old_paths_frames(tmp_path):
+    """strategy="seek" is the sampler before the planner (seek wherever frames can be skipped);
+    "auto" and "straight" must return exactly its frames, doing no more decoding than one
+    straight decode."""
+    for name, video in several_videos(str(tmp_path)).items():
+        for count in (3, 8, 21, video.num_frames):
+            samples = {s: sample_frames(video.path, num_frames=count, strategy=s, skip_nonref=False, **SMALL)
+                       for s in ("seek", "auto", "straight")}
+            # Non-reference skipping on top changes the work only.
+            samples["auto+nonref"] = sample_frames(video.path, num_frames=count, **SMALL)
+            old = samples["seek"]
+            assert_frames_match(video, old)
+            for strategy in ("auto", "straight", "auto+nonref"):
+                new = samples[strategy]
+                assert new.timestamps == old.timestamps, (name, count, strategy)
+                assert np.array_equal(new.frames, old.frames), (name, count, strategy)
+            assert samples["auto"].stats["decoded_frames"] <= samples["straight"].stats["decoded_frames"]
+            assert samples["straight"].stats["decode_plan"]["seeks"] == 1
+            assert samples["auto"].stats["decode_plan"]["strategy"] == "auto"
+    with pytest.raises(ValueError, match="strategy"):
+        sample_frames(video.path, strategy="fastest")
+
+
+def test_mixed_plans_return_the_same_frames(tmp_path, monkeypatch):
+    """Plans that seek across some gaps and decode straight across others (a seek made worth
+    about a third of a GOP) still return the seeking path's frames exactly."""
+    from vlagent.video import sampling
+    from vlagent.video.decode_plan import DecodeCosts
+
+    mixed = 0
+    for video in several_videos(str(tmp_path)).values():
+        gop = video.keyframe_every
+        monkeypatch.setattr(sampling, "estimate_costs", lambda info, skip_nonref=True: DecodeCosts(
+            frame_s=1.0, dropped_s=1.0, seek_s=gop / 3, reference_share=1.0))
+        for count in (5, 13, 30):
+            auto = sample_frames(video.path, num_frames=count, **SMALL)
+            old = sample_frames(video.path, num_frames=count, strategy="seek", **SMALL)
+            assert auto.timestamps == old.timestamps and np.array_equal(auto.frames, old.frames)
+            assert_frames_match(video, auto)
+            plan = auto.stats["decode_plan"]
+            mixed += 1 < plan["seeks"] < count
+    assert mixed >= 3
+
+
+def test_auto_strategy_on_real_files_seeks_when_sparse_and_goes_straight_when_dense(videos, long_video):
+    dense = sample_frames(videos["h264"].path, fps=5, **SMALL)  # 5 of 10 frames, 64x48
+    assert dense.stats["decode_plan"]["seeks"] == 1 and dense.stats["seeks"] == 1
+    sparse = sample_frames(long_video.path, num_frames=16, min_pixels=FACTOR * FACTOR, max_pixels=128 * 96)
+    assert sparse.stats["decode_plan"]["seeks"] == 16 == sparse.stats["seeks"]
+    assert_frames_match(long_video, sparse)

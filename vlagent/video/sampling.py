@@ -11,13 +11,16 @@
   old `rotate` tag);
 * `mode="exact"`: for each target time returns the frame on screen at that
   time (the last frame whose presentation time is <= the target), known from
-  the probe before any decoding. Wanted frames are visited in time order; the
-  sampler seeks to a wanted frame's keyframe only when frames lie between
-  what the decoder was already given and that keyframe (they are skipped),
-  and otherwise keeps decoding forward: targets sharing a GOP are served in
-  one pass, no packet is handed to the decoder twice, and GOPs without
-  targets are never decoded. The frames between a keyframe and a wanted
-  frame are decoded (they may be references) but never converted to RGB.
+  the probe before any decoding. Wanted frames are visited in time order.
+  Between two of them the decoder either seeks to the second one's keyframe,
+  skipping the frames between, or decodes straight on: a plan made from the
+  probe before decoding picks, per gap, the cheaper by estimated cost
+  (`vlagent.video.decode_plan`: seeks for sparse wants and large frames,
+  straight for dense wants, short GOPs and small frames), so the work never
+  exceeds one straight decode plus converting the kept frames. Targets
+  sharing a GOP are served in one pass and no packet is handed to the decoder
+  twice. Frames decoded on the way (references, or frames not worth a seek)
+  are never converted to RGB.
   Non-reference frames are dropped with `skip_frame="NONREF"`, switched per
   packet and never for a wanted frame's packet: nothing references a
   non-reference frame, so dropping one loses that frame alone. (Setting
@@ -70,12 +73,12 @@ from vlagent.video.plan import (
     make_plan,
 )
 
-from vlagent.video.info import (  # noqa: F401 - _open and _rotation_of are used by tests and callers here
+from vlagent.video.decode_plan import STRATEGIES, DecodePlan, estimate_costs, plan_decoding
+from vlagent.video.info import (  # noqa: F401 - names kept importable from here (_rotation_of: tests)
     VideoDecodeWarning,
     VideoError,
     VideoInfo,
     _open,
-    _require_av,
     _rotation_of,
     probe,
 )
@@ -298,22 +301,22 @@ def _wanted_frames(info: VideoInfo, targets: list[int]) -> list[int]:
     return sorted({info.shown_at(t) for t in targets})
 
 
-def _sample_exact(decoder: _Decoder, info: VideoInfo, wanted: list[int], out: _Output, stats: dict) -> None:
-    """Decode forward to each wanted frame, seeking only past stretches with nothing wanted."""
+def _sample_exact(decoder: _Decoder, info: VideoInfo, wanted: list[int], out: _Output, stats: dict,
+                  plan: DecodePlan) -> None:
+    """Decode forward to each wanted frame; between two, seek or decode straight on as `plan` says."""
     keys = info.keyframe_pts
     pending = None  # a frame decoded past the previous wanted one
     for i, want in enumerate(wanted):
         key = keys[max(bisect.bisect_right(keys, want) - 1, 0)]
-        # Stop after this frame when the next one is reached by a seek anyway: it lies
-        # past a later keyframe with frames between (or there is no next one).
-        after = wanted[i + 1] if i + 1 < len(wanted) else None
-        next_key = None if after is None else keys[max(bisect.bisect_right(keys, after) - 1, 0)]
-        last = after is None or (next_key > key and info.frames_strictly_between(want, next_key) > 0)
-        decoder.stop_after = want if last else None
-        # Seek only when frames lie between what the decoder already has and
-        # the wanted frame's keyframe: those are skipped, and nothing handed to
-        # the decoder before is ever handed to it again.
-        if not decoder.running or info.frames_strictly_between(decoder.sent_pts, key) > 0:
+        # Stop after this frame when the next one is reached by a seek (or there is none):
+        # the decoder is drained right after its packet, so that no packet is handed to it
+        # only to be flushed by the seek. Nothing handed to the decoder is handed to it again.
+        straight_on = i < len(plan.straight_after) and plan.straight_after[i]
+        decoder.stop_after = None if straight_on else want
+        # Seek where the plan says, even if the decoder has not reached the stop yet (the
+        # previous wanted frame may have come out of its own packet's decode call), and where
+        # the stream ended or broke before.
+        if i == 0 or not plan.straight_after[i - 1] or not decoder.running:
             decoder.seek(key)
             pending = None
         frame, pending = pending, None
@@ -408,6 +411,7 @@ def sample_frames(
     min_pixels: int | None = None,
     progress: ProgressCallback | None = None,
     skip_nonref: bool = True,
+    strategy: str = "auto",
 ) -> VideoSample:
     """Frames of `path` for a vision-language model.
 
@@ -418,11 +422,16 @@ def sample_frames(
     returned timestamps are the keyframes' real times). `progress(done,
     total)` is called after each kept frame. `skip_nonref` (exact mode) lets
     the decoder drop non-reference frames that are not returned: same frames,
-    less decoding. Raises `VideoError` for a file that cannot be sampled and
-    `ValueError` for bad arguments.
+    less decoding. `strategy` (exact mode; see `vlagent.video.decode_plan`)
+    decides the work between wanted frames: "auto" (by estimated cost),
+    "seek" (wherever frames can be skipped) or "straight" (one decode from the
+    first wanted frame): same frames, different work. Raises `VideoError` for
+    a file that cannot be sampled and `ValueError` for bad arguments.
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    if strategy not in STRATEGIES:
+        raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     info = probe(path)
     start_s, end_s = _resolve_range(info, start, end)
     plan = make_plan(
@@ -436,7 +445,7 @@ def sample_frames(
     # Two targets on the same frame give it once: the output has a row per kept frame.
     out = _Output(plan, info, keep, progress)
     stats = _new_stats(info)
-    _decode_kept_frames(info, mode, keep, out, stats, skip_nonref)
+    _decode_kept_frames(info, mode, keep, out, stats, skip_nonref, strategy)
     _warn_about_losses(info, stats)
     frames, kept_pts = out.result()
     if not kept_pts:
@@ -484,12 +493,14 @@ def _new_stats(info: VideoInfo) -> dict:
 
 
 def _decode_kept_frames(info: VideoInfo, mode: str, keep: list[int], out: _Output, stats: dict,
-                        skip_nonref: bool) -> None:
+                        skip_nonref: bool, strategy: str) -> None:
     container, stream = _open(info.path)
     try:
         if mode == "exact":
+            plan = plan_decoding(info, keep, estimate_costs(info, skip_nonref=skip_nonref), strategy)
+            stats["decode_plan"] = plan.to_dict()
             decoder = _Decoder(container, stream, info, stats, set(keep) if skip_nonref else None)
-            _sample_exact(decoder, info, keep, out, stats)
+            _sample_exact(decoder, info, keep, out, stats, plan)
         else:
             _sample_keyframes(container, stream, info, keep, out, stats)
     finally:
