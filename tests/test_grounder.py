@@ -3,22 +3,27 @@ learns, checkpoints that resume, and the trained folder running on the engine ex
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
 from vlagent.grounding.dataset import GroundingRecord, OcrLine, read_dataset, write_dataset
-from vlagent.grounding.train import TrainableGrounder, TrainConfig, noisy_lines, save_grounder, train
+from vlagent.grounding.train import ScreenSampler, TrainableGrounder, TrainConfig, group_screens, noisy_lines, save_grounder, train
 from vlagent.model.grounder import (
     IMAGE,
     LINE,
+    AnchorEncoder,
     GrounderSpec,
+    LineEncoder,
     TextLine,
     build_layout,
     line_similarity,
     load_grounder,
     pixel_input,
+    instruction_query,
+    span_box,
 )
 
 SPEC = GrounderSpec(image_size=(128, 192), max_lines=16)
@@ -74,6 +79,59 @@ def test_layout_places_lines_on_the_image_grid():
 
     assert instruction_query("the Open button") == "open" and instruction_query("open the File menu") == "file"
     assert instruction_query("click Select all") == "select all"
+
+
+@pytest.mark.parametrize("instruction, query", [
+    ("click the Sign in button", "sign in"),
+    ("the input for Name", "name"),
+    ("click in the Name field", "name"),
+    ("Latin in the list", "latin"),
+    ("the toolbar's New icon", "new"),
+    ("the field under Postal code", "postal code"),
+    ("type hello into the Email field", "email"),
+    ("type 'Grüße' into the 'Name' field", "Name"),
+    ("the Text to copy field", "text to copy"),
+    ("the text box below Country", "country"),
+    ("click Next", "next"),
+])
+def test_instruction_query_keeps_what_is_written_on_screen(instruction, query):
+    assert instruction_query(instruction) == query
+
+
+def test_span_box_points_at_the_words_the_instruction_names():
+    line = TextLine("Prev Up Next", (0.1, 0.1, 0.4, 0.2))
+    x0, y0, x1, y1 = span_box("click the Next link", line)
+    assert 0.3 <= x0 < x1 <= 0.4 and (y0, y1) == (0.1, 0.2)  # the last of 12 characters' third
+    assert span_box("the Save button", TextLine("Save", (0.1, 0.1, 0.4, 0.2))) == (0.1, 0.1, 0.4, 0.2)
+    assert span_box("open Home", TextLine("Home>Users", (0.0, 0.0, 0.5, 0.1)))[2] < 0.25  # OCR ran them together
+    whole = TextLine("Save all files", (0.0, 0.0, 0.6, 0.1))
+    assert span_box("the Save all files button", whole) == whole.box  # the whole line matches best
+
+
+def test_the_anchor_map_starts_as_a_no_op_and_follows_the_best_matching_line():
+    lines = [TextLine("Name", (0.1, 0.1, 0.2, 0.15)), TextLine("Email", (0.1, 0.6, 0.2, 0.65))]
+    lay = build_layout("the Name field", lines, SPEC)
+    encoder, anchors = LineEncoder(32), AnchorEncoder(32)
+    vectors, maps = anchors(encoder.match(lay.line_features), lay.line_boxes, lay.grid)
+    assert vectors.shape == (lay.grid[0] * lay.grid[1], 32) and not vectors.any() and not maps.any()
+    assert encoder.match(lay.line_features).argmax() == 0  # the hand-made start already prefers "Name"
+    torch.nn.init.normal_(anchors.mlp[2].weight)
+    swapped = build_layout("the Email field", lines, SPEC)
+    a, _ = anchors(encoder.match(lay.line_features), lay.line_boxes, lay.grid)
+    b, _ = anchors(encoder.match(swapped.line_features), swapped.line_boxes, swapped.grid)
+    assert not torch.allclose(a, b)  # another label, another map
+
+
+def test_screens_are_drawn_per_source_kind_by_the_square_root_of_their_count():
+    def records(source, n):
+        return [GroundingRecord(image=f"{source}-{i}.png", instruction="x", box=(0, 0, 1, 1), platform="desktop",
+                                element="button", source=source, split="train", base_dir=Path("/data"))
+                for i in range(n)]
+    sampler = ScreenSampler(group_screens(records("synthetic:web", 900) + records("gtk:app", 100)))
+    rng = random.Random(0)
+    drawn = [sampler.draw(rng).records[0].source for _ in range(4000)]
+    share = drawn.count("gtk:app") / len(drawn)
+    assert 0.2 < share < 0.3  # sqrt(100) / (sqrt(900) + sqrt(100)) = 0.25, not 0.1
 
 
 def test_portrait_screens_get_a_transposed_input():

@@ -44,7 +44,8 @@ def test_target_spreads_over_covered_cells_by_area():
 def test_target_for_a_box_between_cell_edges_and_for_text_lines():
     c = Candidates.patches(2, 2).with_text_lines(torch.tensor([[0.1, 0.1, 0.4, 0.2], [0.6, 0.6, 0.9, 0.7]]))
     t = pointer_target(torch.tensor([0.05, 0.05, 0.45, 0.25]), c)
-    assert t[4] > 0 and t[5] == 0  # the text line inside the box counts, the other does not
+    assert t[4] == 1 and t[5] == 0  # the text line inside the box takes all the mass, the other none
+    assert t[:4].sum() == 0  # the cells around a read label get nothing: one sharp answer
     thin = Candidates.patches(2, 2)
     t = pointer_target(torch.tensor([0.7, 0.3, 0.7, 0.3]), thin)  # a zero-area box: the cell holding it
     assert t[1] == 1
@@ -81,6 +82,20 @@ def test_head_rejects_mismatched_shapes():
         head(torch.randn(16), torch.randn(1, 5, 16))
     with pytest.raises(ValueError, match="candidate_mask"):
         head(torch.randn(1, 16), torch.randn(1, 5, 16), torch.ones(1, 4, dtype=torch.bool))
+
+
+def test_the_prior_maps_are_mixed_per_instruction_into_the_pointer():
+    head = GroundingHead(GroundingHeadConfig(hidden_size=16, prior_maps=3))
+    action, cands = torch.randn(2, 16), torch.randn(2, 5, 16)
+    prior = torch.zeros(2, 5, 3)
+    prior[:, 2, 0] = 8.0  # channel 0 (a line's match) starts with weight 1: candidate 2 wins
+    plain, biased = head(action, cands), head(action, cands, prior=prior)
+    assert torch.allclose(biased.pointer[:, [0, 1, 3, 4, 5]], plain.pointer[:, [0, 1, 3, 4, 5]])
+    assert torch.allclose(biased.pointer[:, 2], plain.pointer[:, 2] + 8.0)
+    prior[:, 4, 1] = 5.0  # channels 1.. start at weight 0: nothing until training learns to use them
+    assert torch.allclose(head(action, cands, prior=prior).pointer, biased.pointer)
+    with pytest.raises(ValueError, match="prior_maps"):
+        head(action, cands, prior=torch.zeros(2, 5, 2))
 
 
 def test_masked_candidates_get_no_probability():
