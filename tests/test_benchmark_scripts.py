@@ -70,3 +70,22 @@ def test_gpu_check_catches_a_wrong_kernel(monkeypatch):
     assert not bad.ok and bad.err > 5e-3
     good = gpu_check._check("rms_norm", "N=8 D=64", torch.float32, lambda backend, x, w: call("torch", x, w), inputs)
     assert good.ok and good.err == 0
+
+
+def test_video_sampling_quick_run_covers_every_file_and_checks_frames(tmp_path):
+    """benchmarks/video_sampling.py --quick: the three files' small stand-ins, every mode and strategy as a
+    fraction of decode-all in one run, each sampled frame checked against its timestamp."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "video_sampling.py"), "--quick",
+                           "--strategies", "auto,seek,straight", "--cache-dir", str(tmp_path)],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    out = proc.stdout
+    for name in ("720p:", "360p:", "1080p:"):
+        assert name in out, out[-3000:]
+    for row in ("decode all", "exact 64 ", "exact 64 seek", "exact 64 straight", "keyframe 64", "exact @2fps",
+                "keyframe @2fps"):
+        assert row in out, (row, out[-3000:])
+    assert "failed" not in out and "ERROR" not in out
+    # every sampler row reports its fraction of decode-all and 0 wrong frames
+    rows = [line.split() for line in out.splitlines() if line.startswith(("exact", "keyframe"))]
+    assert len(rows) == 2 * 2 * (3 + 1) + (3 + 1) and all(r[-1] == "0" for r in rows)  # files x counts x rows
