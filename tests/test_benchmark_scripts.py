@@ -89,3 +89,25 @@ def test_video_sampling_quick_run_covers_every_file_and_checks_frames(tmp_path):
     # every sampler row reports its fraction of decode-all and 0 wrong frames
     rows = [line.split() for line in out.splitlines() if line.startswith(("exact", "keyframe"))]
     assert len(rows) == 2 * 2 * (3 + 1) + (3 + 1) and all(r[-1] == "0" for r in rows)  # files x counts x rows
+
+
+@pytest.mark.slow
+def test_video_qa_quick_run_asks_both_sides_on_the_same_frames(tmp_path):
+    """benchmarks/video_qa.py --quick: the video question through our engine and through transformers (its
+    processor and generate) on the same sampled frames, every stage timed, the same greedy tokens."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "video_qa.py"), "--quick", "--cache-dir",
+                           str(tmp_path)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    out = proc.stdout
+    assert "sampling" in out and "vision" in out and "1st token" in out and "tok/s" in out, out[-3000:]
+    rows = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) == 11 and parts[0].isdigit() and parts[1] in ("engine", "transformers"):
+            rows[parts[1], int(parts[0])] = parts
+    assert set(rows) == {(s, n) for s in ("engine", "transformers") for n in (8, 16)}, out[-3000:]
+    for n in (8, 16):
+        # the same frames give the same prompt on both sides
+        assert rows["engine", n][2:4] == rows["transformers", n][2:4]
+        assert int(rows["engine", n][2]) > 0  # video tokens
+    assert out.count("4/4 leading tokens agree") == 2, out[-3000:]
