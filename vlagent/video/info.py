@@ -150,21 +150,18 @@ def probe(path: str | os.PathLike, *, use_index: bool = True) -> VideoInfo:
     `use_index=False` always scans."""
     _require_av()
     path = os.fspath(path)
-    note = "not asked to use the index"
-    if use_index:
-        container, stream = _open(path)
-        try:
-            if stream.time_base is None:
-                raise VideoError(f"video stream of {path} has no time base")
-            scan, note = _index_scan(container, stream, path)
-            if scan is not None:
-                return _video_info(path, stream, scan, source="index")
-        finally:
-            container.close()
-    container, stream = _open(path)  # a fresh demuxer: the index check may have moved this one
+    container, stream = _open(path)
     try:
         if stream.time_base is None:
             raise VideoError(f"video stream of {path} has no time base")
+        note = "not asked to use the index"
+        if use_index:
+            scan, note = _index_scan(container, stream, path)
+            if scan is not None:
+                return _video_info(path, stream, scan, source="index")
+            if _has_frame_index(container):  # the check demuxed and seeked: scan with a fresh demuxer
+                container.close()
+                container, stream = _open(path)
         scan = _packet_scan(container, stream, path)
         return _video_info(path, stream, scan, source="scan", note=note)
     finally:
@@ -200,7 +197,9 @@ class _Scan:
 
     def try_first_frame(self, packet, stream) -> None:
         """Decode one keyframe, drained at once (threads would hold it back), until one decodes."""
-        if self.first_frame is not None or self.decode_tries >= DECODE_TRIES or not packet.is_keyframe or not packet.size:
+        if self.first_frame is not None or self.decode_tries >= DECODE_TRIES:
+            return
+        if not packet.is_keyframe or not packet.size:
             return
         self.decode_tries += 1
         try:
@@ -231,13 +230,17 @@ def _packet_scan(container, stream, path: str) -> _Scan:
     return scan
 
 
+def _has_frame_index(container) -> bool:
+    return "mp4" in container.format.name.split(",")
+
+
 def _index_scan(container, stream, path: str) -> tuple[_Scan | None, str]:
     """The packet scan's result read from an MP4's index, checked against the packets of the
     first and the last GOP; (None, why not) where it cannot be had or disagrees.
 
     Per-frame memory stays near the scan's (tests/test_video_sampling.py measures it): one
     int64 array of times, the tables' int32 durations and offsets, one byte of flags."""
-    if "mp4" not in container.format.name.split(","):
+    if not _has_frame_index(container):
         return None, f"no per-frame index in a {container.format.name} container"
     entries = getattr(stream, "index_entries", None)  # PyAV >= 14
     if entries is None:
