@@ -1,5 +1,9 @@
-"""LocalPolicy and chat() on a tiny random Qwen3.5 checkpoint: the prompt the engine
-sees (tool schema, screenshot placeholders) and how replies become actions or errors."""
+"""LocalPolicy and chat() on tiny Qwen3.5 checkpoints: the prompt the engine sees (tool schema,
+screenshot placeholders) and how replies become actions or errors.
+
+The random checkpoint answers random text (a parse error, every time); the tool-call checkpoint
+(tiny_checkpoints.make_tool_call_checkpoint) answers every prompt with REPLY, a real Qwen tool call,
+so the path from generated tokens to actions, and the prompt cache's reuse across steps, run."""
 
 from __future__ import annotations
 
@@ -8,8 +12,8 @@ import pytest
 import torch
 from PIL import Image
 
-from tiny_checkpoints import tiny_checkpoint
-from vlagent.actions import ActionParseError
+from tiny_checkpoints import tiny_checkpoint, tool_call_checkpoint
+from vlagent.actions import Action, ActionParseError
 from vlagent.environments.base import Observation
 from vlagent.model.chat import chat, chat_reply
 from vlagent.policy import HistoryItem, Policy
@@ -20,10 +24,23 @@ import transformers  # noqa: E402,F401  (the reference: a missing or broken inst
 SCREEN = (1366, 768)
 
 
+REPLY = (
+    "I will click the gear icon.\n<tool_call>\n<function=computer_use>\n<parameter=action>\nleft_click\n"
+    "</parameter>\n<parameter=coordinate>\n[64, 32]\n</parameter>\n</function>\n</tool_call>"
+)
+CLICK = Action("click", point=(0.064, 0.032))  # REPLY read as Qwen3.5's 0-1000 grid
+PIXELS = dict(max_pixels=32 * 32 * 40, min_pixels=32 * 32 * 4)
+
+
+@pytest.fixture(scope="module")
+def tool_policy():
+    return LocalPolicy(tool_call_checkpoint(REPLY), max_new_tokens=12, **PIXELS)
+
+
 @pytest.fixture(scope="module")
 def policy():
     # a small pixel budget keeps the step fast; the screenshot still keeps its aspect ratio
-    return LocalPolicy(tiny_checkpoint("dense"), max_new_tokens=12, max_pixels=32 * 32 * 40, min_pixels=32 * 32 * 4)
+    return LocalPolicy(tiny_checkpoint("dense"), max_new_tokens=12, **PIXELS)
 
 
 def _screenshot(seed: int = 0) -> Image.Image:
@@ -35,14 +52,9 @@ def _screenshot(seed: int = 0) -> Image.Image:
 def test_decide_builds_qwen_prompt_and_surfaces_parse_errors(policy):
     assert isinstance(policy, Policy)
     obs = Observation(image=_screenshot(), screen_size=SCREEN)
-    try:
-        decision = policy.decide("Open the settings menu", obs, [])
-    except ActionParseError as exc:  # random weights: random text
-        raw = exc.text
-    else:
-        raw = decision.raw_output
-        assert decision.actions and all(0 <= a.point[0] <= 1 for a in decision.actions if a.point)
-    assert isinstance(raw, str)
+    with pytest.raises(ActionParseError) as info:  # random weights: random text, never a tool call
+        policy.decide("Open the settings menu", obs, [])
+    assert isinstance(info.value.text, str) and info.value.text
 
     prompt = policy.last_prompt
     assert '"name": "computer_use"' in prompt and "<tools>" in prompt
@@ -67,30 +79,84 @@ def test_history_screenshots_are_included(policy):
     assert "Step 1 failed: bad call" in policy.last_prompt
 
 
-def test_consecutive_steps_reuse_the_previous_step(policy):
+def test_a_generated_tool_call_becomes_the_decision(tool_policy):
+    """The engine's own greedy reply (not a stand-in for generate_text) read into actions."""
+    obs = Observation(image=_screenshot(5), screen_size=SCREEN)
+    tool_policy.prompt_cache.clear()
+    decision = tool_policy.decide("Open the settings menu", obs, [])
+    assert decision.raw_output == REPLY
+    assert decision.actions == [CLICK]
+    assert decision.thought == "I will click the gear icon."
+    ids = tool_policy.last_inputs["input_ids"]
+    assert decision.usage == {"prompt_tokens": ids.shape[1], "completion_tokens": 5, "image_tokens": 32,
+                              "cached_tokens": 0}  # 4 reply tokens and <|im_end|>; nothing cached yet
+    assert {"prepare_s", "generate_s", "parse_s", "prefill_s", "decode_s"} <= set(decision.timings)
+    assert "on a 0-1000 scale relative to the screenshot" in tool_policy.last_prompt
+    # fmt="qwen-pixels": the model is told pixels of the 256x128 screenshot it sees, and the same reply
+    # is read in those pixels
+    pixels = LocalPolicy(tool_policy.model_path, model=tool_policy.model, processor=tool_policy.processor,
+                         fmt="qwen-pixels", max_new_tokens=12, prompt_cache=False)
+    in_pixels = pixels.decide("Open the settings menu", obs, [])
+    assert in_pixels.raw_output == REPLY and in_pixels.actions == [Action("click", point=(0.25, 0.25))]
+    assert "The screen's resolution is 256x128. Coordinates are pixels" in pixels.last_prompt
+
+
+def test_consecutive_steps_reuse_the_previous_step(tool_policy):
     """The second step shows the first step's screenshot again: it is not encoded twice, and the
-    system message (tool description) is not prefilled twice."""
+    system message (tool description) is not prefilled twice; usage reports what was reused."""
+    policy = tool_policy
     first_shot = _screenshot(3)
     policy.prompt_cache.clear()
-    try:
-        policy.decide("Open the settings menu", Observation(image=first_shot, screen_size=SCREEN), [])
-    except ActionParseError:
-        pass
-    assert policy.prompt_cache.last_stats["reused_tokens"] == 0
-    history = [HistoryItem(step=1, raw_output="I click the menu.", image=first_shot)]
-    try:
-        decision = policy.decide("Open the settings menu", Observation(image=_screenshot(4), screen_size=SCREEN), history)
-        usage = decision.usage
-    except ActionParseError:
-        usage = None
+    first = policy.decide("Open the settings menu", Observation(image=first_shot, screen_size=SCREEN), [])
+    assert policy.prompt_cache.last_stats["reused_tokens"] == 0 and first.usage["cached_tokens"] == 0
+    history = [HistoryItem(step=1, raw_output=first.raw_output, actions=first.actions, image=first_shot)]
+    second = policy.decide("Open the settings menu", Observation(image=_screenshot(4), screen_size=SCREEN), history)
     stats = policy.prompt_cache.last_stats
     assert stats["image_hits"] == 1 and stats["image_misses"] == 1
     system_end = policy.last_prompt.index("<|im_start|>user")
     assert stats["reused_tokens"] > 0
     assert policy.processor.tokenizer.decode(policy.last_inputs["input_ids"][0, : stats["reused_tokens"]]) == \
         policy.last_prompt[:system_end]
-    if usage is not None:
-        assert usage["cached_tokens"] == stats["reused_tokens"]
+    assert second.usage["cached_tokens"] == stats["reused_tokens"]
+    assert second.usage["prompt_tokens"] == policy.last_inputs["input_ids"].shape[1] > first.usage["prompt_tokens"]
+    assert second.usage["image_tokens"] == 64  # both screenshots are in the prompt
+    assert second.actions == [CLICK] and second.raw_output == REPLY
+    # without the cache: the same reply, nothing reported as cached
+    plain = LocalPolicy(policy.model_path, model=policy.model, processor=policy.processor, prompt_cache=False,
+                        max_new_tokens=12)
+    again = plain.decide("Open the settings menu", Observation(image=_screenshot(4), screen_size=SCREEN), history)
+    assert again.raw_output == REPLY and "cached_tokens" not in again.usage
+    assert again.usage["prompt_tokens"] == second.usage["prompt_tokens"]
+
+
+def test_the_agent_loop_runs_the_local_policy(tool_policy, tmp_path):
+    """Agent + LocalPolicy: every step's generated tool call is executed at its point; from the second
+    step on the prompt cache reuses the first steps' work, and the trajectory says so."""
+    from vlagent.agent import Agent
+    from vlagent.environments.base import BaseEnvironment
+    from vlagent.recorder import load_trajectory
+
+    class Screen(BaseEnvironment):
+        name = "screen"
+
+        def __init__(self) -> None:
+            self.executed: list[Action] = []
+
+        def observe(self) -> Observation:
+            return Observation(image=_screenshot(10 + len(self.executed)), screen_size=SCREEN)
+
+        def execute(self, action: Action) -> None:
+            self.executed.append(action)
+
+    tool_policy.prompt_cache.clear()
+    env = Screen()
+    result = Agent(tool_policy, env, max_steps=3, run_dir=tmp_path / "run").run("Open the settings menu")
+    assert result.status == "max_steps"
+    assert env.executed == [CLICK] * 3
+    _, steps, _ = load_trajectory(result.run_dir)
+    assert [s["raw_output"] for s in steps] == [REPLY] * 3
+    cached = [s["usage"]["cached_tokens"] for s in steps]
+    assert cached[0] == 0 and all(c > 0 for c in cached[1:])
 
 
 def _decide_with_reply(policy, obs, history, reply: str):

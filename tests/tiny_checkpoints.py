@@ -10,6 +10,9 @@ Qwen-style chat template into the same folder.
 `tiny_checkpoint(kind, **kw)` returns a cached build (one per process and argument set),
 so test modules can share checkpoints without rebuilding them.
 
+`make_tool_call_checkpoint(dir, reply)` (cached: `tool_call_checkpoint`) is a dense one biased to
+answer any chat prompt with a fixed text, e.g. a Qwen tool call.
+
 Configs:
 - dense: tied embeddings, 4 layers (3 Gated DeltaNet + 1 attention), equal key/value heads.
 - moe: untied embeddings, grouped value heads (4 value heads per 2 key heads, value head
@@ -466,6 +469,46 @@ def make_tiny_checkpoint(
     return folder
 
 
+def make_tool_call_checkpoint(folder: str | Path, reply: str, *, after: str = "</think>\n\n", seed: int = 0) -> Path:
+    """A tiny dense checkpoint whose greedy answer to any prompt ending in `after` is `reply`, then
+    <|im_end|>: a model that answers with a fixed tool call, so the code reading real replies runs.
+
+    Each stretch of `reply` between special tokens (<tool_call>, ...) becomes one added token of the
+    tokenizer, and the output is biased towards the chain (last token of `after`) -> reply's tokens
+    -> <|im_end|>: each token of the chain gets a large embedding along a coordinate of its own, and
+    the output row of the token after it a large weight on that coordinate (final-norm weight 0
+    there, i.e. scale 1). The embedding dominates the residual stream at those positions, so the next
+    token is the chain's whatever else the prompt holds, while every layer still runs on the whole
+    prompt. Built from transformers' classes like the others.
+    """
+    import re
+
+    from safetensors.torch import load_file, save_file
+
+    folder = make_tiny_checkpoint(folder, "dense", tie_word_embeddings=False, with_mtp=False, seed=seed,
+                                  with_tokenizer=False)
+    tok = build_tokenizer(folder)
+    special = "|".join(re.escape(t) for t in SPECIAL_TOKENS)
+    tok.add_tokens([p for p in re.split(f"({special})", reply) if p and p not in SPECIAL_TOKENS])
+    tok.save_pretrained(folder)
+    reply_ids = tok.encode(reply, add_special_tokens=False)
+    chain = [tok.encode(after, add_special_tokens=False)[-1], *reply_ids, tok.convert_tokens_to_ids("<|im_end|>")]
+    if len(set(chain)) != len(chain) or tok.decode(reply_ids) != reply:
+        raise ValueError(f"{reply!r} does not make a chain of distinct tokens: {chain}")
+    tensors = load_file(folder / "model.safetensors")
+    embed, head = tensors["model.language_model.embed_tokens.weight"], tensors["lm_head.weight"]
+    norm = tensors["model.language_model.norm.weight"]
+    if max(chain) >= embed.shape[0] or len(chain) > embed.shape[1]:
+        raise ValueError("the chain does not fit the tiny model's vocabulary or hidden size")
+    for k, (token, successor) in enumerate(zip(chain, chain[1:])):
+        embed[token].zero_()
+        embed[token, k] = 20.0
+        head[successor, k] = 3.0
+        norm[k] = 0.0  # Qwen3.5's norms scale by 1 + weight
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+    return folder
+
+
 _CACHE_ROOT: Path | None = None
 
 
@@ -480,6 +523,14 @@ def _cache_root() -> Path:
 
 
 _BUILT: dict[str, Path] = {}
+
+
+def tool_call_checkpoint(reply: str, **kw: Any) -> Path:
+    """A cached `make_tool_call_checkpoint` (read-only, like `tiny_checkpoint`)."""
+    key = json.dumps(["tool_call", reply, kw], sort_keys=True)
+    if key not in _BUILT:
+        _BUILT[key] = make_tool_call_checkpoint(_cache_root() / f"tool_call_{len(_BUILT)}", reply, **kw)
+    return _BUILT[key]
 
 
 def tiny_checkpoint(kind: str = "dense", **kw: Any) -> Path:
