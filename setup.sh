@@ -28,6 +28,10 @@ if ! $PY -c "import torch" 2>/dev/null; then
   # A bare `torch` requirement pulls a multi-GB CUDA build; ask for the CPU one.
   $PY -m pip install -q "${VLAGENT_TORCH:-torch==2.13.0}"
 fi
+# No torchvision: PyPI's x86_64 wheels are CUDA builds whose C ops do not load beside the CPU torch
+# (importing it fails, and transformers, seeing it installed, would then fail to build its processors).
+# The processor tests check the video resize against a float64 antialiased bicubic of their own instead,
+# and use real torchvision where one that imports is installed.
 echo "== vlagent[dev]"
 $PY -m pip install -q -e ".[dev]"
 $PY -c "import vlagent, vlagent.model, vlagent.environments, vlagent.kernels; print('vlagent', vlagent.__version__, 'installed')"
