@@ -428,7 +428,7 @@ class Grounder:
         x = model.embed(layout.input_ids[None].to(model.device), pixel_values.to(model.device, model.dtype),
                         grid.to(model.device))
         x, prior = fuse_lines(x[0], layout, self.line_encoder, self.anchors)
-        cache = model.new_cache(1, x.shape[1])
+        cache = model.new_cache(1, x.shape[0])
         hidden = model.decode_hidden(x[None], layout.position_ids[:, None, :].to(model.device), cache)[0]
         return hidden.float(), layout, prior.float()
 

@@ -200,12 +200,15 @@ def test_the_engine_runs_the_trained_folder_as_it_trained(trained):
     lines = [TextLine(ln.text, ln.box) for ln in record.ocr]
     with Image.open(record.image_path) as im:
         image = im.convert("RGB")
-    # a phone-shaped screen too: another grid, the same agreement
-    for screen, grid in ((image, (4, 6)), (image.resize((160, 320)), (6, 4))):
+    # a phone-shaped screen; and a long instruction: a sequence longer than the hidden size (64)
+    long = "please click the button that says " + record.instruction + " near the top of the window, once"
+    for screen, grid, text in ((image, (4, 6), record.instruction), (image.resize((160, 320)), (6, 4), record.instruction),
+                               (image, (4, 6), long)):
         with torch.no_grad():
-            want, want_cands = reference.forward_one(reference.screen_features(screen), record.instruction, lines)
-        got, cands = grounder.logits(screen, record.instruction, lines)
+            want, want_cands = reference.forward_one(reference.screen_features(screen), text, lines)
+        got, cands = grounder.logits(screen, text, lines)
         assert cands.num_patches == grid[0] * grid[1] and cands.boxes.shape == want_cands.boxes.shape
+        assert torch.allclose(cands.boxes, want_cands.boxes)
         assert torch.allclose(got.pointer, want.pointer, atol=2e-4, rtol=1e-4)
     pred, kind = grounder.predict(image, record.instruction, lines)
     assert kind == "click" and 0 <= pred.point[0] <= 1 and 0 <= pred.confidence <= 1

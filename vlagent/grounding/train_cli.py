@@ -57,6 +57,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         def progress(step: int, info: dict) -> None:
             val = f"{info['val_accuracy']:.1%}" if "val_accuracy" in info else bar.tasks[0].fields["val"]
             bar.update(task, completed=step, loss=info["loss"], val=val)
+            if "val_accuracy" in info:  # a line that stays, also in a log file where the bar does not show
+                bar.console.print(f"step {step}: loss {info['loss']:.3f}, validation {val}, {info['seconds']:.0f} s")
 
         out = train(train_records, val_records, Path(args.out), cfg, resume=args.resume,
                     log=lambda m: bar.console.print(m), progress=progress)

@@ -1,0 +1,87 @@
+"""The grounder shipped in the package (vlagent/grounding/default_grounder/): small enough to ship, and
+good on screens it never saw: freshly generated synthetic screens (real OCR, new seed) and the practice
+app in its held-out look, photographed under Xvfb during the test. It also says "not found" for things
+that are not there."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from vlagent.grounding.grounders.head import DEFAULT_FOLDER, HeadGrounder, default_grounder
+
+SHIPPED = (DEFAULT_FOLDER / "grounder.safetensors").is_file()
+needs_model = pytest.mark.skipif(not SHIPPED, reason="no trained grounder ships in this checkout")
+
+
+def test_the_default_is_the_shipped_grounder_when_there_is_one():
+    grounder = default_grounder()
+    assert grounder.name == ("grounder:default_grounder" if SHIPPED else "ocr-match")
+
+
+@needs_model
+def test_the_shipped_grounder_fits_the_package_limit():
+    size = sum(p.stat().st_size for p in DEFAULT_FOLDER.rglob("*") if p.is_file())
+    assert size <= 50 * 2**20, f"{size / 2**20:.1f} MB"
+    assert (DEFAULT_FOLDER / "config.json").is_file() and (DEFAULT_FOLDER / "model.safetensors").is_file()
+
+
+@pytest.fixture(scope="module")
+def grounder():
+    return HeadGrounder(DEFAULT_FOLDER)
+
+
+@needs_model
+def test_fresh_synthetic_screens_through_real_ocr(grounder, tmp_path):
+    pytest.importorskip("rapidocr_onnxruntime")
+    from vlagent.grounding.dataset import read_dataset
+    from vlagent.grounding.harvest import harvest
+
+    records = read_dataset(harvest("synthetic", tmp_path, count=6, seed=90210, kinds="desktop,web,dialog"))
+    hits, text_hits, text_total = 0, 0, 0
+    for r in records:
+        with Image.open(r.image_path) as im:
+            result = grounder.ground(im.convert("RGB"), r.instruction)
+        hit = bool(result.found and r.contains(result.point))
+        hits += hit
+        if r.element in ("button", "link", "tab", "menu", "list item"):
+            text_hits, text_total = text_hits + hit, text_total + 1
+    assert hits / len(records) >= 0.5, f"{hits}/{len(records)}"
+    assert text_total and text_hits / text_total >= 0.8, f"{text_hits}/{text_total} text targets"
+
+
+@needs_model
+@pytest.mark.display
+def test_the_practice_app_in_a_look_it_never_trained_on(grounder, tmp_path):
+    pytest.importorskip("rapidocr_onnxruntime")
+    from display_fixtures import _skip_without_binaries
+
+    from vlagent.environments.desktop import DesktopEnv
+    from vlagent.environments.practice import desktop_app
+    from vlagent.environments.xserver import start_virtual_display
+
+    _skip_without_binaries()
+    with start_virtual_display(1280, 720) as display:
+        proc = desktop_app.launch(tmp_path / "state.json", display.name, geometry="1080x600+100+40",
+                                  env=display.env, extra_args=("--theme", "sand", "--layout", "flipped"))
+        env = DesktopEnv(display=display.name)
+        try:
+            state = desktop_app.wait_for_state(tmp_path / "state.json", lambda s: s["boxes"].get("checkbox"))
+            screen = env.observe().image
+            width, height = screen.size
+
+            def inside(result, widget: str) -> bool:
+                if not result.found:
+                    return False
+                x0, y0, x1, y1 = state["boxes"][widget]
+                x, y = result.point[0] * width, result.point[1] * height
+                return x0 <= x <= x1 and y0 <= y <= y1
+
+            asks = {"the Save button": "button_save", "click Delete": "button_delete",
+                    "the Remember me checkbox": "checkbox"}
+            misses = [text for text, widget in asks.items() if not inside(grounder.ground(screen, text), widget)]
+            assert not misses, misses
+            assert not grounder.ground(screen, "the Zorblax Quux button").found
+        finally:
+            env.close()
+            proc.terminate()
+            proc.wait(timeout=5)
