@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from vlagent.grounding.dataset import read_dataset
-from vlagent.grounding.harvest import HARVESTERS, harvest
+from vlagent.grounding.harvest import HARVESTERS, HarvestError, harvest
 from vlagent.grounding.harvest_common import (
     TEST_SOURCES,
     ScreenTarget,
@@ -370,6 +370,23 @@ def test_practice_desktop_harvest_matches_the_app_and_its_variants(tmp_path: Pat
             assert reads(name, text_in_box(rec[name])), (screen, name)
     menu = {r.meta["name"]: r for r in records if r.meta["screen"] == "desktop-light-standard-0-menu"}
     assert menu["Say hello"].element == "menu" and reads("Say hello", text_in_box(menu["Say hello"]))
+
+
+@pytest.mark.display
+def test_the_held_out_practice_looks_are_a_test_source_of_their_own(tmp_path: Path) -> None:
+    from vlagent.environments.xserver import binaries_available
+
+    if binaries_available() or shutil.which("xdotool") is None:
+        pytest.skip(binaries_available() or "xdotool is not installed")
+    records = read_dataset(harvest("practice", tmp_path, targets="desktop-held-out", count=2))
+    check_common(records, "desktop")
+    assert {r.source for r in records} == {"practice:desktop-held-out"} and {r.split for r in records} == {"test"}
+    assert {r.meta["theme"] for r in records} == {"sand"} and {r.meta["layout"] for r in records} == {"flipped"}
+    rec = {r.meta["name"]: r for r in records if r.meta["screen"] == "desktop-sand-flipped-0"}
+    # flipped: the buttons and fields panel sits below the mouse panel, Delete before Save
+    assert rec["Delete"].box[0] < rec["Save"].box[0] and rec["Save"].box[1] > 0.5
+    with pytest.raises(HarvestError, match="desktop-held-out"):
+        harvest("practice", tmp_path, targets="desktop-heldout")
 
 
 def test_practice_android_harvest_reads_the_phone_state(tmp_path: Path) -> None:

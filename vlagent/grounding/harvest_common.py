@@ -32,7 +32,7 @@ from vlagent.grounding.phrasing import clean_name, instruction_for
 TEST_SOURCES = frozenset({
     "gtk:gucharmap", "gtk:mousepad",
     "web:django-admin", "web:doc-valgrind",
-    "practice:android",
+    "practice:android", "practice:desktop-held-out",
 })  # fmt: skip
 VAL_SOURCES = frozenset({"gtk:file-chooser", "web:doc-libxslt"})
 

@@ -1,6 +1,7 @@
 """Harvest our practice environments: boxes from their own widget state.
 
     vlagent grounding-data harvest --source practice --out DIR [--option targets=desktop,android]
+    (targets=desktop-held-out: the desktop app in the looks training never sees, a test source)
 
 - desktop: the Tk practice app (environments/practice/desktop_app.py) on a
   private Xvfb, in each theme (light, dark) and layout (standard, swapped),
@@ -44,6 +45,7 @@ DESKTOP_WIDGETS: dict[str, tuple[str, str, str | None]] = {
 }
 DESKTOP_SCREEN = (1280, 720)
 DESKTOP_GEOMETRIES = ("800x560+240+80", "1000x640+120+40")
+HELD_OUT_GEOMETRIES = ("1080x600+100+40", "900x620+200+60")  # the first is the demo's window
 
 # Phone element kind -> record element kind (None: not a target)
 ANDROID_KINDS: dict[str, str | None] = {
@@ -92,8 +94,10 @@ def _settle(state_file: Path, read_state: Callable[[Path], dict[str, Any]], time
 
 
 def harvest_practice_desktop(
-    out_dir: Path, log: Callable[[str], Any] = print, budget: ScreenBudget | None = None
+    out_dir: Path, log: Callable[[str], Any] = print, budget: ScreenBudget | None = None, held_out: bool = False
 ) -> list[GroundingRecord]:
+    """The practice app in every training look (themes x layouts x window sizes), or with `held_out` in
+    the looks training never sees (source "practice:desktop-held-out", a test source)."""
     from vlagent.environments.practice import desktop_app
     from vlagent.environments.xserver import binaries_available, start_virtual_display
 
@@ -104,10 +108,14 @@ def harvest_practice_desktop(
         raise HarvestError("xdotool not installed (apt-get install xdotool)")
     budget = budget or ScreenBudget()
     records: list[GroundingRecord] = []
+    themes = desktop_app.HELD_OUT_THEMES if held_out else desktop_app.THEMES
+    layouts = desktop_app.HELD_OUT_LAYOUTS if held_out else desktop_app.LAYOUTS
+    geometries = HELD_OUT_GEOMETRIES if held_out else DESKTOP_GEOMETRIES
+    source = "practice:desktop-held-out" if held_out else "practice:desktop"
     with start_virtual_display(*DESKTOP_SCREEN) as display, tempfile.TemporaryDirectory() as tmp:
-        for theme in desktop_app.THEMES:
-            for layout in desktop_app.LAYOUTS:
-                for g, geometry in enumerate(DESKTOP_GEOMETRIES):
+        for theme in themes:
+            for layout in layouts:
+                for g, geometry in enumerate(geometries):
                     if budget.exhausted:
                         return records
                     state_file = Path(tmp) / "state.json"
@@ -133,7 +141,7 @@ def harvest_practice_desktop(
                             targets = _desktop_targets(state)
                             if menu_open:  # widgets the dropdown covers are not targets
                                 targets = _uncovered(targets, [b for k, b in state["menu_boxes"].items() if "/" in k])
-                            got = screen_records(rel, image.size, targets, "practice:desktop", "desktop", screen_id,
+                            got = screen_records(rel, image.size, targets, source, "desktop", screen_id,
                                                  meta={"theme": theme, "layout": layout})  # fmt: skip
                             log(f"practice: {screen_id}: {len(got)} targets")
                             records += got
@@ -240,20 +248,24 @@ def harvest_practice(
     out_dir: Path, targets: Any = "desktop,android", count: int | None = None, seed: int | None = None,
     log: Callable[[str], Any] = print,
 ) -> list[GroundingRecord]:
-    """Harvest the practice environments named in `targets` (desktop, android).
+    """Harvest the practice environments named in `targets` (desktop, android, desktop-held-out: the
+    desktop app in the looks training never sees).
 
     `count` stops after that many screens; `seed` is unused (the screens are fixed).
     """
     del seed
     names = [t.strip() for t in str(targets).split(",") if t.strip()]
-    unknown = [n for n in names if n not in ("desktop", "android")]
+    known = ("desktop", "android", "desktop-held-out")
+    unknown = [n for n in names if n not in known]
     if unknown or not names:
-        raise HarvestError(f"unknown practice target(s) {', '.join(unknown) or '(none)'} (known: desktop, android)")
+        raise HarvestError(f"unknown practice target(s) {', '.join(unknown) or '(none)'} (known: {', '.join(known)})")
     budget = ScreenBudget(count)
     records: list[GroundingRecord] = []
     for name in names:
-        harvest = harvest_practice_desktop if name == "desktop" else harvest_practice_android
-        records += harvest(Path(out_dir), log=log, budget=budget)
+        if name == "android":
+            records += harvest_practice_android(Path(out_dir), log=log, budget=budget)
+        else:
+            records += harvest_practice_desktop(Path(out_dir), log=log, budget=budget, held_out=name != "desktop")
     return records
 
 
