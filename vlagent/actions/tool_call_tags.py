@@ -26,9 +26,11 @@ def tool_call_blocks(text: str) -> list[ToolCallBlock]:
     """Every `<tool_call>` block of `text`, in order."""
     blocks: list[ToolCallBlock] = []
     start = text.find(OPEN)
+    close = -2  # the first closing tag at or after the current body; searched again only once passed
     while start != -1:
         body_start = start + len(OPEN)
-        close = text.find(CLOSE, body_start)
+        if close != -1 and close < body_start:  # (-1: there is none further on, so none later either)
+            close = text.find(CLOSE, body_start)
         following = text.find(OPEN, body_start)
         if close != -1 and (following == -1 or close < following):
             blocks.append(ToolCallBlock(start, close + len(CLOSE), text[body_start:close], closed=True))

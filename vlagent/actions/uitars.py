@@ -122,7 +122,7 @@ def split_calls(section: str) -> list[tuple[str, dict[str, Any], str]]:
             if end == -1:
                 raise SyntaxError("unclosed call")
             calls.append((match.group(1), _call_arguments(call_text), call_text))
-        except (SyntaxError, ValueError) as exc:
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:  # the last two: nesting too deep
             fallback = _CONTENT_CALL.fullmatch(section, pos)
             if fallback is None:
                 problem = "truncated" if end == -1 else "malformed"
