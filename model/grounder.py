@@ -408,15 +408,18 @@ def backbone_config(hidden_size: int = 128, layers: int = 4, vision_hidden: int 
 
 # ---------------------------------------------------------------- the whole grounder, on the engine
 
-GROUNDER_FILE = "grounder.safetensors"  # line encoder + anchor map + head + spec, beside the backbone's own files
+GROUNDER_FILE = "grounder.safetensors"  # line encoder + anchor map + head + spec
+DEFAULT_THRESHOLD = 0.3  # for folders written before calibration, beside the backbone's own files
 
 
 class Grounder:
     """The trained grounder on the engine: `predict(image, instruction, lines)` -> HeadPrediction."""
 
-    def __init__(self, backbone, line_encoder: LineEncoder, anchors: AnchorEncoder, head, spec: GrounderSpec):
+    def __init__(self, backbone, line_encoder: LineEncoder, anchors: AnchorEncoder, head, spec: GrounderSpec,
+                 threshold: float = DEFAULT_THRESHOLD):
         self.backbone, self.line_encoder, self.anchors = backbone, line_encoder.eval(), anchors.eval()
         self.head, self.spec = head.eval(), spec
+        self.threshold = threshold  # "not found" below this confidence (calibrated by the training command)
 
     @torch.no_grad()  # not inference_mode: callers may feed the states to a trainable head
     def hidden_states(self, image: Image.Image, instruction: str, lines: list[TextLine]
@@ -486,4 +489,5 @@ def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> G
             raise ValueError(f"{path}: {prefix.rstrip('.')} tensors do not match (missing {sorted(missing)}, "
                              f"unexpected {sorted(unexpected)})")
     backbone = load_model(folder, device=device, dtype=dtype, with_mtp=False)
-    return Grounder(backbone, lines.to(device), anchors.to(device), head.to(device), spec)
+    return Grounder(backbone, lines.to(device), anchors.to(device), head.to(device), spec,
+                    threshold=float(meta.get("threshold", DEFAULT_THRESHOLD)))

@@ -2,6 +2,7 @@
 learns, checkpoints that resume, and the trained folder running on the engine exactly as it trained."""
 from __future__ import annotations
 
+import dataclasses
 import random
 from pathlib import Path
 
@@ -187,6 +188,33 @@ def test_training_learns_and_writes_a_grounder_folder(trained):
     last = sum(x["loss"] for x in logs[-5:]) / 5
     assert last < 0.7 * first, (first, last)
     assert logs[-1]["val_accuracy"] >= 0.6  # by name, on screens it trained on: the lines carry the answer
+
+
+def test_training_calibrates_the_not_found_threshold_on_validation_screens(trained, tmp_path):
+    import json
+    import shutil
+
+    from safetensors import safe_open
+
+    from vlagent.grounding.calibrate import CANDIDATE_THRESHOLDS, Calibration, calibrate_threshold, write_threshold
+    from vlagent.grounding.grounders.head import HeadGrounder
+
+    out, records, _, _ = trained
+    with safe_open(str(out / "grounder.safetensors"), framework="pt") as f:
+        meta = json.loads(f.metadata()["vlagent_grounder"])
+    cal = meta["info"]["calibration"]
+    assert meta["threshold"] in CANDIDATE_THRESHOLDS and cal["targets"] == 16 and cal["negatives"] > 0
+    assert cal["refused"] <= 0.04 or meta["threshold"] == CANDIDATE_THRESHOLDS[0]
+    assert load_grounder(out).threshold == meta["threshold"] == HeadGrounder(out).threshold
+    assert HeadGrounder(out, threshold=0.9).threshold == 0.9  # an explicit one wins
+    again = calibrate_threshold(load_grounder(out), records[:16])
+    assert again.threshold == meta["threshold"]  # deterministic
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    write_threshold(copy, Calibration(0.55, 1, 0.0, 1, 1.0))
+    assert load_grounder(copy).threshold == 0.55
+    with pytest.raises(ValueError, match="cached OCR"):
+        calibrate_threshold(load_grounder(out), [dataclasses.replace(records[0], ocr=None)])
 
 
 def test_the_engine_runs_the_trained_folder_as_it_trained(trained):

@@ -289,6 +289,9 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
+    # Tiny gradients and Adam moments can become denormal floats, on which x86 computes many times
+    # slower; flushing them to zero costs nothing here.
+    torch.set_flush_denormal(True)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     screens = group_screens(train_records)
@@ -352,7 +355,19 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
     final = dict(history[-1]) if history else {}
     save_grounder(model, out, info=dict(steps=cfg.steps, seed=cfg.seed, train_records=len(train_records),
                                         train_seconds=round(time.perf_counter() - t0, 1), final=final))
-    (out / "train_log.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+    with open(out / "train_log.jsonl", "a" if resume else "w") as f:  # a resumed run adds its part
+        f.writelines(json.dumps(h) + "\n" for h in history)
+    if val_records:
+        from vlagent.grounding.calibrate import calibrate_threshold, write_threshold
+        from vlagent.model.grounder import load_grounder
+
+        with_text = [r for r in val_records if r.ocr is not None]
+        if with_text:
+            calibration = calibrate_threshold(load_grounder(out), with_text)
+            write_threshold(out, calibration)
+            log(f"not-found threshold {calibration.threshold:.2f}: refuses {calibration.refused:.1%} of "
+                f"{calibration.targets} validation targets, rejects {calibration.rejected:.1%} of "
+                f"{calibration.negatives} negatives")
     return out
 
 

@@ -7,7 +7,7 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
     api:MODEL[@BASE_URL][,fmt=qwen,...]      a served model's tool-call point (OpenAIPolicy);
                                              BASE_URL defaults to $VLAGENT_API_BASE
     local:CHECKPOINT[,device=cpu,...]        the local engine's tool-call point (LocalPolicy)
-    grounder:FOLDER[,threshold=0.3]          a grounder trained by `vlagent train-grounding`
+    grounder:FOLDER[,threshold=T]            a grounder trained by `vlagent train-grounding` (default T: its calibrated one)
     default[,threshold=...]                  the best offline grounder of this install: the trained one
                                              shipped in the package, else ocr-match
 

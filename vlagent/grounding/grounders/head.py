@@ -60,12 +60,13 @@ def screen_text(image: Image.Image) -> list[TextLine]:
 class HeadGrounder:
     """`ground(image, instruction)` with a trained grounder folder on the engine."""
 
-    def __init__(self, folder: str | Path, *, threshold: float = 0.3, device: str = "cpu"):
+    def __init__(self, folder: str | Path, *, threshold: float | None = None, device: str = "cpu"):
         from vlagent.model.grounder import load_grounder
 
         self.folder = Path(folder)
         self.model = load_grounder(self.folder, device=device)
-        self.threshold = threshold
+        # None: the threshold the training command calibrated on validation screens
+        self.threshold = self.model.threshold if threshold is None else threshold
         self.name = f"grounder:{self.folder.name}"
 
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
