@@ -14,6 +14,25 @@ message); a failed check answers HTTP 400 and is kept in `problems`.
 Failure injection: `fail_first=N` answers the first N chat requests with
 `fail_status` (500, 429, 503...), `status=401/403/404` answers every chat
 request with that error, `api_key=` requires that bearer token.
+
+Fault modes (`faults=[...]`: the i-th chat request gets the i-th fault, None
+= answered normally; `fault_always=` gives every request that fault), each a
+way real servers and proxies misbehave, done for real on the socket:
+
+    http500 / http503    an error status (503 with Retry-After: 0)
+    http429              rate limited, with Retry-After: `retry_after` seconds
+    hang                 reads the request, then answers nothing for `hang_s`
+                         seconds (past the client's timeout)
+    reset                sends the status line and half the headers, then a TCP
+                         reset (SO_LINGER 0) mid-response
+    truncated            a 200 whose body stops halfway (Content-Length promises more)
+    not_json             a 200 with an HTML page (a proxy's error page) as the body
+    bad_json             a 200 labelled application/json whose JSON is cut short
+    empty_choices        a well-formed completion with "choices": []
+    no_message           a completion whose one choice has no message
+
+Faulted requests consume no scripted reply. `fault_log` lists (request number,
+fault) as they were served.
 """
 
 from __future__ import annotations
@@ -21,6 +40,8 @@ from __future__ import annotations
 import base64
 import io
 import json
+import socket
+import struct
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -31,6 +52,9 @@ from PIL import Image
 # A reply is the assistant's text, a callable(request body) -> text, or a dict
 # used as the whole assistant message (e.g. with structured "tool_calls").
 Reply = str | dict | Callable[[dict[str, Any]], str]
+
+FAULTS = ("http500", "http503", "http429", "hang", "reset", "truncated", "not_json", "bad_json", "empty_choices",
+          "no_message")
 
 
 class FakeOpenAIServer:
@@ -45,7 +69,20 @@ class FakeOpenAIServer:
         api_key: str | None = None,
         require_tools: bool = True,
         require_image: bool = True,
+        faults: Sequence[str | None] = (),
+        fault_always: str | None = None,
+        retry_after: float = 0,
+        hang_s: float = 30.0,
     ) -> None:
+        for fault in [*faults, fault_always]:
+            if fault is not None and fault not in FAULTS:
+                raise ValueError(f"unknown fault {fault!r}; expected one of {FAULTS}")
+        self.faults: list[str | None] = list(faults)
+        self.fault_always = fault_always
+        self.retry_after = retry_after
+        self.hang_s = hang_s
+        self.fault_log: list[tuple[int, str]] = []
+        self._stopping = threading.Event()  # releases hanging handlers on stop()
         self.replies: list[Reply] = list(replies)
         self.models = list(models)
         self.fail_first = fail_first
@@ -59,6 +96,7 @@ class FakeOpenAIServer:
         self.image_sizes: list[list[tuple[int, int]]] = []  # per accepted request, decoded image sizes
         self.problems: list[str] = []  # checks that failed
         self.chat_calls = 0
+        self.call_times: list[float] = []  # time.monotonic() of each chat request's arrival
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -89,6 +127,7 @@ class FakeOpenAIServer:
         return self
 
     def stop(self) -> None:
+        self._stopping.set()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -150,6 +189,13 @@ class FakeOpenAIServer:
         if self.require_image and not sizes:
             problems.append("no image in the request")
         return problems, sizes
+
+    def _next_fault(self, call: int) -> str | None:
+        with self._lock:
+            fault = self.faults.pop(0) if self.faults else self.fault_always
+            if fault is not None:
+                self.fault_log.append((call, fault))
+        return fault
 
     def _next_reply(self, body: dict[str, Any]) -> str | dict | None:
         with self._lock:
@@ -221,6 +267,7 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.owner
         with owner._lock:
             owner.raw_bodies.append(raw)
+            owner.call_times.append(time.monotonic())
             owner.chat_calls += 1
             call = owner.chat_calls
         if not self._authorized():
@@ -236,6 +283,10 @@ class _Handler(BaseHTTPRequestHandler):
         if call <= owner.fail_first:
             headers = {"Retry-After": "0"} if owner.fail_status == 429 else None
             self._send(owner.fail_status, _error_body(f"scripted failure {call}", "server_error"), headers)
+            return
+        fault = owner._next_fault(call)
+        if fault is not None:
+            self._serve_fault(fault, call)
             return
         try:
             body = json.loads(raw)
@@ -281,6 +332,66 @@ class _Handler(BaseHTTPRequestHandler):
                 "usage": {"prompt_tokens": len(raw) // 4, "completion_tokens": len(text) // 4, "total_tokens": 0},
             },
         )
+
+
+    # ------------------------------------------------------------------ faults
+
+    def _serve_fault(self, fault: str, call: int) -> None:
+        owner = self.owner
+        if fault in ("http500", "http503", "http429"):
+            status = int(fault[4:])
+            headers = {"Retry-After": f"{owner.retry_after:g}"} if status == 429 else (
+                {"Retry-After": "0"} if status == 503 else None)
+            kind = "rate_limit_exceeded" if status == 429 else "server_error"
+            self._send(status, _error_body(f"injected {fault} on request {call}", kind), headers)
+        elif fault == "hang":
+            owner._stopping.wait(owner.hang_s)
+            self.close_connection = True
+        elif fault == "reset":
+            self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: applic")
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.close_connection = True
+            self.connection.close()  # linger 0: the peer gets a RST, not a FIN
+        elif fault == "truncated":
+            data = json.dumps(_completion(call, "fake-model", {"role": "assistant", "content": "half"})).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.close_connection = True
+        elif fault in ("not_json", "bad_json"):
+            if fault == "not_json":
+                data, kind = b"<html><body><h1>502 Bad Gateway</h1>nginx</body></html>", "text/html"
+            else:
+                whole = json.dumps(_completion(call, "fake-model", {"role": "assistant", "content": "cut"}))
+                data, kind = whole[: len(whole) // 2].encode(), "application/json"
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+        elif fault == "empty_choices":
+            self._send(200, {**_completion(call, "fake-model", None), "choices": []})
+        elif fault == "no_message":
+            completion = _completion(call, "fake-model", None)
+            completion["choices"] = [{"index": 0, "finish_reason": "stop"}]
+            self._send(200, completion)
+        else:  # pragma: no cover - checked in __init__
+            raise ValueError(fault)
+
+
+def _completion(call: int, model: str, message: dict[str, Any] | None, usage: dict[str, int] | None = None) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-fake-{call}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [] if message is None else [{"index": 0, "message": message, "finish_reason": "stop"}],
+        "usage": usage or {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0},
+    }
 
 
 def tool_call(action: str, tool: str = "computer_use", **arguments: Any) -> str:

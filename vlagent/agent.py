@@ -12,8 +12,10 @@ asked again; `max_failures` failed steps in a row end the run ("failed"). The
 default, 2, is the issue's rule: the model sees an error once and gets one more
 try; a second failure in a row ends the run.
 The environment going away or the policy itself failing (network, after its
-own retries) ends the run ("error", with `RunResult.error_kind` saying which).
-Ctrl+C ends it ("interrupted"). A policy may end it itself by raising
+own retries) ends the run ("error", with `RunResult.error_kind` saying which),
+and so does a run folder that can no longer be written (full disk: kind
+"recording"; the step that could not be recorded is the last one executed).
+Ctrl+C ends it ("interrupted"; the CLI turns SIGTERM into the same). A policy may end it itself by raising
 `StopRun` (a replay whose screen no longer matches the recording:
 "screen_changed"). In every case the trajectory written so far
 stays on disk and a report is built.
@@ -37,15 +39,16 @@ from vlagent.actions import Action, ActionParseError
 from vlagent.environments.base import EnvironmentLost, Observation, UnsupportedAction
 from vlagent.loop_guard import LoopGuard
 from vlagent.policy.base import Decision, HistoryItem, Policy, StopRun
-from vlagent.recorder import RunRecorder, default_run_dir, iso_time
+from vlagent.recorder import RecordingFailed, RunRecorder, default_run_dir, iso_time
 from vlagent.safety import Asker, ConfirmGate, ConfirmSetting, SecretError, SecretStore
 
 log = logging.getLogger("vlagent.agent")
 
 STATUSES = ("done", "answered", "max_steps", "timeout", "interrupted", "failed", "stuck", "screen_changed", "error")
 # Why a run ended with status "error": the policy / its backend, the environment
-# (display or device gone, screenshot failed), or a bug (an unexpected exception).
-ERROR_KINDS = ("policy", "environment", "internal")
+# (display or device gone, screenshot failed), the run folder (cannot be written:
+# full, read-only), or a bug (an unexpected exception).
+ERROR_KINDS = ("policy", "environment", "recording", "internal")
 
 
 @dataclass
@@ -250,9 +253,12 @@ class Agent:
                 settings=self._settings(),
             )
             self._loop(run)
-        except KeyboardInterrupt:
-            run.end("interrupted", "interrupted by the user (Ctrl+C)")
+        except KeyboardInterrupt as e:  # Ctrl+C, or the CLI's SIGTERM (its message says which)
+            run.end("interrupted", str(e) or "interrupted by the user (Ctrl+C)")
             self._keep_unfinished_step(run, "interrupted")
+        except RecordingFailed as e:
+            run.end("error", f"{e}; the run stopped there, nothing more was executed", "recording")
+            self._keep_unfinished_step(run, run.error)
         finally:
             if run.status is None:  # an unexpected exception is propagating: still record it
                 exc = sys.exc_info()[1]
@@ -410,6 +416,7 @@ class Agent:
             rec.error = "your output contained no action"
             return True, None
 
+        run.recorder.check()  # a screenshot that could not be written: stop before acting (RecordingFailed)
         t = time.perf_counter()
         try:
             return self._execute_all(run, rec)

@@ -33,15 +33,16 @@ EXIT_CODES_HELP = """\
 exit codes:
   0    done: the task was completed or answered (doctor: no check failed)
   1    the run ended without success (failure reported, step or time limit, repeated errors,
-       an internal error)
-  2    usage error (bad arguments, missing file, unknown secret)
+       the run folder could not be written (full disk), an internal error)
+  2    usage error (bad arguments, missing file, unknown secret, a run folder that cannot be
+       created, or read by report/replay)
   3    environment unavailable or lost during the run (no display, no device, missing
        desktop/android packages; video-qa: the video cannot be read)
   4    policy or backend error (server unreachable, bad credentials, unknown model,
        unparseable model output in `ground`, local engine unavailable)
   5    stuck: the model repeated an action that changed nothing, even after being told
   6    replay stopped: the screen differs from the recording before a step (nothing of it ran)
-  130  interrupted (Ctrl+C)
+  130  interrupted (Ctrl+C or SIGTERM; the run folder and its report are written first)
 
 environment variables:
   VLAGENT_API_BASE, VLAGENT_MODEL   defaults for --api-base and --model
@@ -60,6 +61,30 @@ _STATUS_EXIT = {
     "screen_changed": EXIT_SCREEN_CHANGED,
     "interrupted": EXIT_INTERRUPTED,
 }
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, turned into an interrupt so a run ends as on Ctrl+C: recorded, reported, exit 130."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated("terminated by SIGTERM")
+
+
+@contextlib.contextmanager
+def _sigterm_interrupts() -> Any:
+    """While a command runs, SIGTERM raises `Terminated` (main thread only; the old handler comes back)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 class CliError(Exception):
@@ -124,6 +149,8 @@ def _add_model_options(parser: argparse.ArgumentParser) -> None:
         help="tool-call layout asked for in the prompt: xml (Qwen3.5) or json (Qwen3-VL, Qwen2.5-VL)",
     )
     group.add_argument("--max-pixels", type=int, default=None, help="largest screenshot area sent to the model")
+    group.add_argument("--request-timeout", type=_positive_float, default=None, metavar="SECONDS",
+                       help="how long to wait for each reply of a served model before retrying it (default 120)")
     group.add_argument("--device", default=None, help="local engine device (cuda, cpu, ...)")
     group.add_argument("--dtype", default=None, help="local engine dtype (bfloat16, float32, ...)")
 
@@ -146,6 +173,8 @@ def make_policy(args: argparse.Namespace, grounder: Any = None) -> Any:
         kwargs: dict[str, Any] = {}
         if args.max_pixels:
             kwargs["max_pixels"] = args.max_pixels
+        if getattr(args, "request_timeout", None):
+            kwargs["timeout"] = args.request_timeout
         try:
             return OpenAIPolicy(
                 args.model,
@@ -312,11 +341,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_USAGE) from None
     mode = " [cyan](dry run: nothing is executed)[/]" if args.dry_run else ""
     err.print(f"[bold]task:[/] {escape(args.task)}  [dim]policy {getattr(policy, 'name', '?')} · env {args.env}[/]{mode}")
+    from vlagent.recorder import RecordingFailed
+
     try:
         # A spinner on a terminal while the model thinks; steps print above it.
         waiting = err.status("working…") if err.is_terminal else contextlib.nullcontext()
         with waiting:
             result = agent.run(args.task)
+    except RecordingFailed as exc:  # the run folder cannot be made: nothing ran
+        raise CliError(f"{exc} (choose a writable --run-dir)", EXIT_USAGE) from None
     finally:
         env.close()
     return _show_result(args, result)
@@ -442,9 +475,16 @@ def _ground_with_grounder(args: argparse.Namespace, image: Any, image_path: Path
 
 
 def _check_run_dir(path: str) -> Path:
+    """A run folder whose trajectory can be read (a last line cut short by a crash is fine)."""
+    from vlagent.recorder import load_trajectory
+
     run_dir = Path(path)
     if not (run_dir / "trajectory.jsonl").is_file():
         raise CliError(f"{run_dir} is not a run folder (no trajectory.jsonl)", EXIT_USAGE)
+    try:
+        load_trajectory(run_dir)
+    except (OSError, ValueError) as exc:  # ValueError: a bad line (UnicodeDecodeError is one too)
+        raise CliError(f"{run_dir} holds an unreadable trajectory: {exc}", EXIT_USAGE) from None
     return run_dir
 
 
@@ -459,7 +499,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     run_dir = _check_run_dir(args.run_dir)
     from vlagent.report import build_report
 
-    path = build_report(run_dir)
+    try:
+        path = build_report(run_dir)
+    except OSError as exc:
+        raise CliError(f"cannot write the report of {run_dir}: {exc}", EXIT_USAGE) from None
     video = None
     if args.video:
         from vlagent.run_export import export_run_video
@@ -490,6 +533,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_USAGE) from None
     # None: replay's own default; "off": no comparison
     screen = {} if args.max_screen_diff is None else {"max_screen_diff": None if args.max_screen_diff == "off" else args.max_screen_diff}
+    from vlagent.recorder import RecordingFailed
+
+    try:
+        from vlagent.policy.scripted import recorded_steps
+
+        recorded_steps(run_dir)  # every step's actions must read before anything is executed
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise CliError(f"{run_dir} cannot be replayed: {exc}", EXIT_USAGE) from None
     env = make_env(args.env, monitor=args.monitor)
     err = _err_console()
     try:
@@ -503,6 +554,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             on_step=_step_printer(err),
             **screen,
         )
+    except RecordingFailed as exc:
+        raise CliError(f"{exc} (the replay is recorded next to {run_dir})", EXIT_USAGE) from None
     finally:
         env.close()
     return _show_result(args, result)
@@ -758,17 +811,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     global _json_out
     try:
-        if getattr(args, "json", False) and args.func in _OWN_COMMANDS:
-            _json_out = sys.stdout
-            with contextlib.redirect_stdout(sys.stderr):
+        with _sigterm_interrupts():
+            if getattr(args, "json", False) and args.func in _OWN_COMMANDS:
+                _json_out = sys.stdout
+                with contextlib.redirect_stdout(sys.stderr):
+                    code = args.func(args)
+            else:
                 code = args.func(args)
-        else:
-            code = args.func(args)
     except CliError as exc:
         _err_console().print(f"[bold red]error:[/] {escape(str(exc))}")
         return exc.code
-    except KeyboardInterrupt:
-        _err_console().print("[yellow]interrupted[/]")
+    except KeyboardInterrupt as exc:
+        _err_console().print(f"[yellow]{escape(str(exc) or 'interrupted')}[/]")
         return EXIT_INTERRUPTED
     finally:
         _json_out = None

@@ -18,6 +18,14 @@ bounded: a writer that falls behind slows the loop down instead of piling up
 screenshots in memory. `close()` waits until every queued screenshot is on
 disk; the agent calls it on every way out of a run (done, error, Ctrl+C)
 before it builds the report.
+
+A run folder that cannot be created or written (read-only, full, gone)
+raises `RecordingFailed` (an OSError naming the folder): from the
+constructor, from a trajectory write, and from `check()` (and the next
+`save_screenshot`) once a screenshot could not be written. The agent checks
+before executing a step's actions and ends the run on it: no step starts
+after a failed write was seen (the step in flight when the disk filled up may
+finish; its line is then the one missing from the trajectory).
 """
 
 from __future__ import annotations
@@ -40,6 +48,10 @@ TRAJECTORY = "trajectory.jsonl"
 REPORT = "report.html"
 # Screenshots waiting for the writer thread at most; beyond this save_screenshot blocks.
 SCREENSHOT_QUEUE = 4
+
+
+class RecordingFailed(OSError):
+    """The run folder cannot be created or written (read-only, full, removed)."""
 
 
 def slugify(text: str, max_len: int = 40) -> str:
@@ -130,12 +142,19 @@ class RunRecorder:
 
     def __init__(self, run_dir: str | os.PathLike, scrub: Callable[[Any], Any] = lambda obj: obj) -> None:
         self.run_dir = Path(run_dir)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / TRAJECTORY
-        if self.path.exists() and self.path.stat().st_size:
-            raise FileExistsError(f"{self.path} already holds a run; choose another run_dir")
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            if self.path.exists() and self.path.stat().st_size:
+                raise FileExistsError(f"{self.path} already holds a run; choose another run_dir")
+            self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")
+        except FileExistsError as e:
+            if e.filename is None:  # ours, above
+                raise
+            raise RecordingFailed(f"cannot create the run folder {self.run_dir}: {e}") from None
+        except OSError as e:
+            raise RecordingFailed(f"cannot create the run folder {self.run_dir}: {e}") from None
         self._scrub = scrub
-        self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")
         self._screenshots = ScreenshotWriter()
 
     def __enter__(self) -> "RunRecorder":
@@ -148,8 +167,11 @@ class RunRecorder:
         if self._file is None:
             raise RuntimeError(f"recorder for {self.run_dir} is closed")
         line = json.dumps(self._scrub(record), ensure_ascii=False, default=_json_default)
-        self._file.write(line + "\n")
-        self._file.flush()  # a crash or Ctrl+C must still leave every finished step on disk
+        try:
+            self._file.write(line + "\n")
+            self._file.flush()  # a crash or Ctrl+C must still leave every finished step on disk
+        except OSError as e:
+            raise RecordingFailed(f"cannot write the run folder {self.run_dir} ({TRAJECTORY}): {e}") from None
 
     def write_header(self, **fields: Any) -> None:
         self._write({"type": "run", **fields})
@@ -159,9 +181,16 @@ class RunRecorder:
 
         The image is written later, from another thread: do not change it afterwards.
         """
+        self.check()
         name = screenshot_name(index)
         self._screenshots.submit(self.run_dir / name, image)
         return name
+
+    def check(self) -> None:
+        """RecordingFailed if a screenshot queued so far could not be written (does not wait for the queue)."""
+        failures = self._screenshots.failures
+        if failures:
+            raise RecordingFailed(f"cannot write the run folder {self.run_dir} (screenshot {failures[0]})")
 
     def write_step(self, record: dict[str, Any]) -> None:
         self._write({"type": "step", **record})
@@ -177,8 +206,11 @@ class RunRecorder:
         """
         failures = self._screenshots.close()
         if self._file is not None:
-            self._file.close()
-            self._file = None
+            file, self._file = self._file, None
+            try:
+                file.close()
+            except OSError as e:  # the last buffered line could not be flushed (full disk)
+                failures = [*failures, f"{TRAJECTORY}: {e}"]
         if failures:
             raise OSError(f"{len(failures)} screenshot(s) of {self.run_dir} not written: " + "; ".join(failures))
 
@@ -230,6 +262,7 @@ def load_trajectory(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[
 
 __all__ = [
     "REPORT",
+    "RecordingFailed",
     "TRAJECTORY",
     "RunRecorder",
     "ScreenshotWriter",

@@ -2,8 +2,10 @@
 SGLang, llama.cpp server, a hosted endpoint, ...), shared by the agent's
 `OpenAIPolicy` and the video Q&A backend.
 
-Transient failures (timeouts, connection errors, 429, 5xx) are retried here
-with exponential backoff and jitter, honouring Retry-After; the openai
+Transient failures (timeouts, connection errors, 429, 5xx, a body that is
+not a chat completion at all: a proxy's HTML page, JSON cut short) are
+retried here with exponential backoff and jitter, honouring Retry-After; a
+completion without choices or without a message is not retried. The openai
 client's own retries are switched off so the behaviour is the same for every
 server and testable (`sleep` is injectable). Everything else becomes one of
 the clear errors of `vlagent.policy.errors`.
@@ -11,6 +13,7 @@ the clear errors of `vlagent.policy.errors`.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -122,7 +125,14 @@ class ChatClient:
         last: Exception | None = None
         for attempt in range(self.max_retries + 1):
             try:
-                return self.client.chat.completions.create(**kwargs), attempt + 1
+                response = self.client.chat.completions.create(**kwargs)
+                problem = _not_a_completion(response)
+                if problem is None:
+                    self._check_choices(response)
+                    return response, attempt + 1
+                last = MalformedReply(problem)
+            except json.JSONDecodeError as exc:  # labelled JSON, but not (e.g. cut short by a proxy)
+                last = MalformedReply(f"the body is not valid JSON ({exc})")
             except (openai.AuthenticationError, openai.PermissionDeniedError) as exc:
                 raise BackendAuthError(
                     f"{self.endpoint} refused the credentials for model {self.model!r} "
@@ -147,6 +157,15 @@ class ChatClient:
         raise BackendUnavailable(
             f"{self.endpoint} (model {self.model!r}) failed {self.max_retries + 1} time(s); last error: {_describe(last)}"
         ) from last
+
+    def _check_choices(self, response: Any) -> None:
+        """A completion the server meant (so not retried) that holds no answer to read."""
+        choices = response.choices
+        if not choices:
+            raise PolicyError(f"{self.endpoint} returned a completion without choices for model {self.model!r}")
+        if getattr(choices[0], "message", None) is None:
+            raise PolicyError(f"{self.endpoint} returned a completion whose first choice has no message "
+                              f"(model {self.model!r}, finish_reason {getattr(choices[0], 'finish_reason', None)!r})")
 
     def _key_source(self) -> str:
         if self._explicit_key:
@@ -182,6 +201,25 @@ class ChatClient:
             return [m.id for m in self.client.models.list()]
         except self._openai.APIError as exc:
             raise PolicyError(f"{self.endpoint}: cannot list models: {_describe(exc)}") from None
+
+
+class MalformedReply(Exception):
+    """A reply that is not a chat completion (kept as the last error while retrying)."""
+
+
+def _not_a_completion(response: Any) -> str | None:
+    """Why `response` is not a chat completion, or None when it is one.
+
+    The openai client hands back the body as text when it is not JSON (an HTML error page a proxy answered
+    with 200), and a JSON body of another shape as an object without `choices`."""
+    if isinstance(response, (str, bytes)):
+        text = response.decode(errors="replace") if isinstance(response, bytes) else response
+        snippet = " ".join(text.split())[:120]
+        return f"the body is not JSON: {snippet!r}" + ("..." if len(text) > 120 else "")
+    choices = getattr(response, "choices", None)
+    if not isinstance(choices, (list, tuple)):
+        return f"the body is not a chat completion (no 'choices' list; got {type(response).__name__})"
+    return None
 
 
 def _server_message(exc: Exception) -> str:

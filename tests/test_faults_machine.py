@@ -1,0 +1,224 @@
+"""Fault injection, the machine: signals to a running `vlagent run`, and a run folder that cannot be written.
+
+- SIGTERM and SIGINT reach a `vlagent run` subprocess mid-step (while it waits for the model's reply,
+  sent by the fake server's reply callable): exit 130, the message says which signal, the steps so far
+  and the broken-off one are in trajectory.jsonl with the result, report.html is written, the step's
+  click never happens.
+- The run folder cannot be written. Tests run as root, whom chmod does not stop, so the faults are
+  made with what does stop root: a small tmpfs (`mount -t tmpfs -o size=...`) filled up mid-run, or
+  full from the start; a read-only tmpfs; a --run-dir whose parent is a file. Mounting needs
+  CAP_SYS_ADMIN: those tests are skipped (with the reason) where it is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from display_fixtures import _skip_without_binaries
+from fake_openai_server import FakeOpenAIServer, tool_call
+from fault_checks import SECRET, SECRET_ENV, SECRET_NAME, check_run_folder, leaks, record_fault
+from vlagent.cli import EXIT_INTERRUPTED, EXIT_NOT_SUCCESS, EXIT_OK, EXIT_USAGE, main
+from vlagent.environments.practice import desktop_app
+from vlagent.environments.xserver import start_virtual_display
+
+pytestmark = pytest.mark.display
+
+SCREEN = (1280, 720)
+TASK = "type the password into the field and save it"
+
+
+@pytest.fixture(scope="module")
+def display():
+    _skip_without_binaries()
+    with start_virtual_display(*SCREEN) as d:
+        yield d
+
+
+@pytest.fixture
+def app(display, tmp_path, monkeypatch):
+    for name in ("VLAGENT_API_BASE", "VLAGENT_MODEL", "OPENAI_API_KEY", "VLAGENT_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("DISPLAY", display.name)
+    monkeypatch.setenv("XAUTHORITY", display.env["XAUTHORITY"])
+    for key, value in SECRET_ENV.items():
+        monkeypatch.setenv(key, value)
+    state_file = tmp_path / "app-state.json"
+    proc = desktop_app.launch(state_file, display.name, geometry="800x560+200+80", env=display.env)
+    try:
+        yield state_file
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _at(state_file: Path, widget: str) -> list[int]:
+    x1, y1, x2, y2 = desktop_app.read_state(state_file)["boxes"][widget]
+    return [round(((x1 + x2) // 2 + 0.5) / SCREEN[0] * 1000), round(((y1 + y2) // 2 + 0.5) / SCREEN[1] * 1000)]
+
+
+def _type_secret(state_file: Path) -> str:
+    return tool_call("left_click", coordinate=_at(state_file, "entry")) + "\n" + tool_call(
+        "type", text="{{" + SECRET_NAME + "}}")
+
+
+def _save(state_file: Path) -> str:
+    return "Saving.\n" + tool_call("left_click", coordinate=_at(state_file, "button_save"))
+
+
+def _clicks(state_file: Path) -> list[str]:
+    return desktop_app.wait_for_state(state_file, lambda s: True)["clicks"]
+
+
+def _argv(server: FakeOpenAIServer, run_dir: Path, *extra: str) -> list[str]:
+    return ["run", TASK, "--json", "--run-dir", str(run_dir), "--api-base", server.base_url, "--model", "fake-model",
+            "--secret", SECRET_NAME, "--request-timeout", "30", "--max-steps", "6", *extra]
+
+
+# --------------------------------------------------------------------------- signals
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_step_records_the_run_and_writes_the_report(sig, app, tmp_path, record_property):
+    run_dir = tmp_path / "run"
+    proc: list[subprocess.Popen] = []
+
+    def signal_then_answer(body: dict) -> str:
+        """Step 2's request: the signal arrives while the agent waits for this reply."""
+        proc[0].send_signal(sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc[0].wait(timeout=30)  # the reply comes too late: the process has ended
+        return _save(app)
+
+    with FakeOpenAIServer(["Typing.\n" + _type_secret(app), signal_then_answer, tool_call("answer", text="x")]) as server:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        proc.append(subprocess.Popen([sys.executable, "-m", "vlagent", *_argv(server, run_dir)], env=env,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        out, err = proc[0].communicate(timeout=60)
+    assert proc[0].returncode == EXIT_INTERRUPTED, err
+    result = json.loads(out)
+    words = "terminated by SIGTERM" if sig == signal.SIGTERM else "interrupted by the user"
+    assert result["status"] == "interrupted" and words in result["error"] and "Traceback" not in err
+    run = check_run_folder(run_dir)
+    assert run.status == "interrupted" and len(run.steps) == 2
+    assert "interrupted" in run.steps[1]["error"] and run.steps[1]["screenshot"] == "step-001.png"
+    assert (run_dir / "step-001.png").stat().st_size > 0  # the writer thread was drained
+    assert run.executed == [(0, "click"), (0, "type")] and _clicks(app) == []  # the Save step never ran
+    leaked = leaks(run_dir) + (["console"] if SECRET in out + err else [])
+    assert not leaked, leaked
+    record_fault(record_property, "machine", sig.name, transient=False, survived=True, run=run,
+                 exit_code=proc[0].returncode)
+
+
+# --------------------------------------------------------------------------- the run folder
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str):
+    """A tmpfs mounted at `path` (skips the test where mounting is not permitted)."""
+    path.mkdir(parents=True, exist_ok=True)
+    res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({res.stderr.strip() or res.returncode}); run as root with CAP_SYS_ADMIN")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _fill(folder: Path) -> Path:
+    """Write a file into `folder` until the filesystem has no byte left."""
+    filler = folder / "filler"
+    with open(filler, "wb", buffering=0) as fh:
+        for size in (1 << 16, 1 << 12, 1 << 9, 1):
+            with contextlib.suppress(OSError):
+                while True:
+                    fh.write(b"\0" * size)
+    return filler
+
+
+def _run_in_process(capsys, argv: list[str]) -> tuple[int, dict, str]:
+    code = main(argv)
+    out, err = capsys.readouterr()
+    return code, (json.loads(out) if out.strip() else {}), err
+
+
+def test_the_disk_fills_up_mid_run(app, tmp_path, capsys, record_property):
+    mount = tmp_path / "small"
+    with tmpfs(mount, "size=1m"):
+        run_dir = mount / "run"
+
+        def fill_then_save(body: dict) -> str:
+            """Step 2's request: once step 1's screenshot is on disk, nothing more fits."""
+            desktop_app.wait_for_state(app, lambda s: True)
+            deadline = time.monotonic() + 10
+            shot = run_dir / "step-001.png"
+            while not (shot.exists() and shot.read_bytes().endswith(b"IEND\xaeB`\x82")) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            _fill(mount)
+            return _save(app)
+
+        script = ["Typing.\n" + _type_secret(app), fill_then_save] + [_save(app)] * 4
+        with FakeOpenAIServer(script) as server:
+            code, out, err = _run_in_process(capsys, _argv(server, run_dir))
+        assert code == EXIT_NOT_SUCCESS, (out, err)
+        assert out["status"] == "error" and out["error_kind"] == "recording"
+        assert f"cannot write the run folder {run_dir}" in out["error"] and "No space left on device" in out["error"]
+        assert "nothing more was executed" in out["error"] and "Traceback" not in err
+        # The run stopped at the fault: of the four Saves the script holds, at most the one in flight ran.
+        clicks = _clicks(app)
+        assert len(clicks) <= 1 and out["steps"] <= 3
+        (mount / "filler").unlink()  # room again: what was written reads back, and the report builds
+        run = check_run_folder(run_dir, report=False, result=False)
+        assert len(run.steps) >= 1 and run.executed[:2] == [(0, "click"), (0, "type")]
+        assert len([k for _, k in run.executed if k == "click"]) - 1 >= len(clicks) - 1
+        code, _, err = _run_in_process(capsys, ["report", str(run_dir), "--json"])
+        assert code == EXIT_OK, err
+        run = check_run_folder(run_dir, result=False)
+        leaked = leaks(run_dir) + (["console"] if SECRET in json.dumps(out) + err else [])
+        assert not leaked, leaked
+    record_fault(record_property, "machine", "disk_full_mid_run", transient=False, survived=True, run=run,
+                 exit_code=EXIT_NOT_SUCCESS, steps=out["steps"], saves_clicked=len(clicks), error=out["error"])
+
+
+def test_a_full_disk_from_the_start_runs_nothing(app, tmp_path, capsys, record_property):
+    mount = tmp_path / "full"
+    with tmpfs(mount, "size=64k"):
+        run_dir = mount / "run"
+        run_dir.mkdir()
+        _fill(mount)
+        with FakeOpenAIServer(["Typing.\n" + _type_secret(app), _save(app)]) as server:
+            code, out, err = _run_in_process(capsys, _argv(server, run_dir))
+        assert code == EXIT_NOT_SUCCESS, (out, err)
+        assert out["status"] == "error" and out["error_kind"] == "recording" and out["steps"] == 0
+        assert "No space left on device" in out["error"] and server.chat_calls == 0
+        assert desktop_app.read_state(app)["text"] == "" and _clicks(app) == []
+    record_fault(record_property, "machine", "disk_full_at_start", transient=False, survived=True, exit_code=code)
+
+
+@pytest.mark.parametrize("where", ["read_only_tmpfs", "parent_is_a_file"])
+def test_a_run_folder_that_cannot_be_made_is_a_usage_error(where, app, tmp_path, capsys, record_property):
+    if where == "parent_is_a_file":
+        (tmp_path / "a-file").write_text("not a folder")
+        run_dir, mount = tmp_path / "a-file" / "run", None
+    else:
+        mount = tmp_path / "ro"
+    with tmpfs(mount, "ro,size=64k") if mount else contextlib.nullcontext():
+        if mount:
+            run_dir = mount / "run"
+        with FakeOpenAIServer(["Typing.\n" + _type_secret(app)]) as server:
+            code, out, err = _run_in_process(capsys, _argv(server, run_dir))
+    assert code == EXIT_USAGE, (out, err)
+    squash = lambda text: "".join(text.split())  # noqa: E731 - the console folds long paths
+    assert squash(f"cannot create the run folder {run_dir}") in squash(err) and "writable--run-dir" in squash(err)
+    assert "Traceback" not in err and server.chat_calls == 0 and _clicks(app) == []
+    assert desktop_app.read_state(app)["text"] == ""
+    record_fault(record_property, "machine", f"run_dir_{where}", transient=False, survived=True, exit_code=code)
