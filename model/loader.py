@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import mmap
+import os
 import re
 import warnings
 from collections.abc import Callable
@@ -67,17 +68,50 @@ _SAFETENSORS_DTYPES = {
 
 
 def read_safetensors_header(fh) -> tuple[dict, int]:
-    """(tensor name -> {dtype, shape, data_offsets}, byte offset where tensor data starts)."""
+    """(tensor name -> {dtype, shape, data_offsets}, byte offset where tensor data starts).
+
+    Every entry is checked for its form (a dtype name, a shape of sizes, two ordered offsets), so a
+    corrupt header is a CheckpointError here, not a KeyError or a huge allocation later."""
     size_bytes = fh.read(8)
     if len(size_bytes) != 8:
         raise CheckpointError(f"{fh.name} is too short to be a safetensors file")
     size = int.from_bytes(size_bytes, "little")
     try:
+        file_size = os.fstat(fh.fileno()).st_size
+    except (AttributeError, OSError, ValueError):
+        file_size = None
+    if file_size is not None and size > file_size - 8:  # a flipped high byte asks for petabytes
+        raise CheckpointError(f"{fh.name} is truncated or corrupt: its safetensors header claims {size} bytes, "
+                              f"but the file has {file_size}")
+    try:
         header = json.loads(fh.read(size))
     except ValueError as e:
         raise CheckpointError(f"{fh.name} has an unreadable safetensors header: {e}") from None
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{fh.name} has an unreadable safetensors header: a JSON {type(header).__name__}, "
+                              "not an object")
     header.pop("__metadata__", None)
+    for name, entry in header.items():
+        problem = _entry_problem(entry)
+        if problem:
+            raise CheckpointError(f"{fh.name} has a corrupt safetensors header: tensor {name!r} {problem}")
     return header, 8 + size
+
+
+def _entry_problem(entry: object) -> str | None:
+    """What is wrong with the form of one safetensors header entry, or None."""
+    if not isinstance(entry, dict):
+        return f"is described by a JSON {type(entry).__name__}, not an object"
+    if not isinstance(entry.get("dtype"), str):
+        return f"has no dtype name (dtype {entry.get('dtype')!r})"
+    shape, offsets = entry.get("shape"), entry.get("data_offsets")
+    if not isinstance(shape, list) or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape):
+        return f"has a shape that is not a list of sizes ({shape!r})"
+    if (not isinstance(offsets, list) or len(offsets) != 2
+            or not all(isinstance(n, int) and not isinstance(n, bool) for n in offsets)
+            or not 0 <= offsets[0] <= offsets[1]):
+        return f"has data_offsets that are not two ordered byte offsets ({offsets!r})"
+    return None
 
 
 # Source bytes copied (and then dropped from the resident set) per step of a large tensor:

@@ -80,6 +80,14 @@ def screenshot_name(index: int) -> str:
     return f"step-{index:03d}.png"
 
 
+def screenshot_path(run_dir: str | os.PathLike, name: Any) -> Path | None:
+    """The file a step record's `screenshot` names, or None when it names none or something outside the
+    run folder (a record is data: "../../home/me/.ssh/id_rsa" must not be read into a report)."""
+    if not isinstance(name, str) or not name or name in (".", "..") or "/" in name or "\\" in name:
+        return None
+    return Path(run_dir) / name
+
+
 def write_png(path: Path, image: Image.Image) -> None:
     """Write one screenshot as PNG (`encode_png`)."""
     path.write_bytes(encode_png(image))
@@ -248,6 +256,8 @@ def load_trajectory(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[
             if n == len(lines):
                 break  # interrupted mid-write
             raise ValueError(f"{path}:{n}: not valid JSON ({e})") from None
+        if not isinstance(record, dict):
+            raise ValueError(f"{path}:{n}: not a record (a JSON {type(record).__name__}, not an object)")
         kind = record.get("type")
         if kind == "run":
             header = record
@@ -270,6 +280,7 @@ __all__ = [
     "iso_time",
     "load_trajectory",
     "screenshot_name",
+    "screenshot_path",
     "slugify",
     "utc_stamp",
     "write_png",

@@ -33,7 +33,7 @@ from vlagent.environments.base import Observation
 from vlagent.loop_guard import changed_share, screen_print
 from vlagent.policy.base import Decision, HistoryItem, StopRun
 from vlagent.policy.scripted import ScriptedPolicy, recorded_steps
-from vlagent.recorder import load_trajectory
+from vlagent.recorder import load_trajectory, screenshot_path
 
 # Percent of the screen (or of the area around a point a step acts on) that may differ from the recording.
 # The same screen differs by 0-0.2 % (a blinking cursor, a clock); text typed next to the point by ~4 %; the
@@ -116,12 +116,16 @@ class ReplayPolicy(ScriptedPolicy):
             return f"{step}: screen not compared (a dry run executes nothing, so the screen cannot follow the recording)"
         self.compared += 1
         shot = record.get("screenshot")
-        path = self.run_dir / shot if shot else None
+        path = screenshot_path(self.run_dir, shot)
         if path is None or not path.is_file():
             return self._differs(step, f"the recording has no screenshot of it ({shot or 'none recorded'}) to compare "
                                        "the screen with", None)
-        with Image.open(path) as image:
-            recorded = image.convert("RGB")
+        try:
+            with Image.open(path) as image:
+                recorded = image.convert("RGB")
+        except (OSError, ValueError) as e:  # cut short, not an image
+            return self._differs(step, f"the recording's screenshot of it ({shot}) cannot be read ({e}) to compare "
+                                       "the screen with", None)
         live = observation.image
         diff = screen_difference(recorded, live, actions)
         deadline = time.monotonic() + self.screen_wait
@@ -168,7 +172,8 @@ def replay(
     """
     run_dir = Path(run_dir)
     header, _, _ = load_trajectory(run_dir)
-    task = header.get("task") or run_dir.name
+    task = header.get("task")
+    task = task if isinstance(task, str) and task.strip() else run_dir.name
     policy = ReplayPolicy(run_dir, env, max_screen_diff=max_screen_diff, on_screen_change=on_screen_change,
                           screen_wait=screen_wait, dry_run=dry_run)
     agent_options.setdefault("max_steps", len(policy.steps) + 1)  # +1: the closing done

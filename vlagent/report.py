@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import html
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from PIL import Image
 from vlagent.actions import Action
 from vlagent.agent import RunResult
 from vlagent.overlay import COLORS, SCROLL_VECTORS, label_for, scroll_segment, step_actions
-from vlagent.recorder import REPORT, load_trajectory
+from vlagent.recorder import REPORT, load_trajectory, screenshot_path
 
 STATUS_COLORS = {
     "done": "#1f9d55",
@@ -266,25 +267,49 @@ def _image_data_uri(path: Path) -> str | None:
     return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
 
 
+def _render_step_safely(step: dict[str, Any], run_dir: Path, position: int) -> str:
+    """A step's section; a record too damaged to draw still gets one, saying so, with its raw JSON."""
+    try:
+        return _render_step(step, run_dir)
+    except Exception as e:  # noqa: BLE001 - one bad record must not cost the report of the others
+        raw = json.dumps(step, ensure_ascii=False, default=str)
+        raw = raw if len(raw) <= 4000 else raw[:4000] + " …"
+        return (
+            f'<section class="step failed" id="step-{position}"><div class="fig"><div class="shot missing">'
+            f'not shown</div></div><div class="info"><h2>Step {position + 1}</h2><div class="err"><b>Unreadable '
+            f"record</b> {esc(type(e).__name__)}: {esc(str(e))}</div><pre>{esc(raw)}</pre></div></section>"
+        )
+
+
+def _screenshot_of(step: dict[str, Any], run_dir: Path) -> tuple[str | None, tuple[int, int] | None, str]:
+    """(data URI, size, why there is none) of a step's screenshot, read only from inside the run folder."""
+    name = step.get("screenshot")
+    path = screenshot_path(run_dir, name)
+    if path is None:
+        return None, None, "no screenshot" if not name else "no screenshot (its name points outside the run folder)"
+    try:
+        with Image.open(path) as im:  # reads the header only
+            size = im.size
+    except (OSError, ValueError):
+        return None, None, "screenshot missing or unreadable"
+    uri = _image_data_uri(path)
+    return (uri, size, "") if uri and size[0] > 0 and size[1] > 0 else (None, None, "screenshot unreadable")
+
+
 def _render_step(step: dict[str, Any], run_dir: Path) -> str:
     index = int(step.get("index", 0))
     actions = step_actions(step)
-    outcomes = step.get("outcomes") or []
-    statuses = [o.get("status", "") for o in outcomes]
-    shot_name = step.get("screenshot")
-    uri = _image_data_uri(run_dir / shot_name) if shot_name else None
-    size = step.get("image_size")
-    if uri and not size:
-        with Image.open(run_dir / shot_name) as im:
-            size = im.size
-    if uri:
+    outcomes = [o if isinstance(o, dict) else {} for o in (step.get("outcomes") or [])]
+    statuses = [str(o.get("status", "")) for o in outcomes]
+    uri, size, missing = _screenshot_of(step, run_dir)
+    if uri and size:
         w, h = size
         figure = (
             f'<div class="shot" style="aspect-ratio:{w}/{h}"><img alt="step {index} screenshot" src="{uri}">'
             f"{svg_overlay(actions, (w, h), statuses)}</div>"
         )
     else:
-        figure = '<div class="shot missing">no screenshot</div>'
+        figure = f'<div class="shot missing">{esc(missing)}</div>'
 
     rows = []
     for i, a in enumerate(actions):
@@ -395,12 +420,14 @@ def render_report(run_dir: str | os.PathLike) -> str:
     """The report page of `run_dir` as an HTML string."""
     run_dir = Path(run_dir)
     header, steps, result = load_trajectory(run_dir)
-    task = header.get("task", "(unknown task)")
-    status = (result or {}).get("status", "incomplete")
+    # Every field is read as data that may be damaged: shown as text, or left out.
+    task = str(header.get("task") or "(unknown task)")
+    status = str((result or {}).get("status") or "incomplete")
     answer = (result or {}).get("answer")
     error = (result or {}).get("error")
     elapsed = (result or {}).get("elapsed_s")
-    settings = header.get("settings") or {}
+    elapsed = elapsed if isinstance(elapsed, (int, float)) and not isinstance(elapsed, bool) else None
+    settings = header.get("settings") if isinstance(header.get("settings"), dict) else {}
     cards = [
         ("Status", f'<span class="status" style="background:{STATUS_COLORS.get(status, "#6b7280")}">{esc(status)}</span>'),
         ("Steps", esc(str((result or {}).get("steps", len(steps))))),
@@ -430,7 +457,7 @@ def render_report(run_dir: str | os.PathLike) -> str:
     if result is None:
         body.append('<div class="runerr">The run did not finish writing its result (it may still be running, or it crashed).</div>')
     body.append("</header><main>")
-    body.extend(_render_step(s, run_dir) for s in steps)
+    body.extend(_render_step_safely(s, run_dir, n) for n, s in enumerate(steps))
     if not steps:
         body.append('<p class="muted">No steps were recorded.</p>')
     body.append("</main><footer>vlagent run report</footer>")

@@ -43,11 +43,13 @@ def _fit(image: Image.Image, size: tuple[int, int]) -> Image.Image:
 
 def _screenshot(run_dir: Path, step: dict) -> Image.Image | None:
     """The step's screenshot as RGB, or None when it is missing or unreadable."""
-    name = step.get("screenshot")
-    if not name:
+    from vlagent.recorder import screenshot_path
+
+    path = screenshot_path(run_dir, step.get("screenshot"))
+    if path is None:
         return None
     try:
-        with Image.open(run_dir / name) as shot:
+        with Image.open(path) as shot:
             return shot.convert("RGB")
     except (OSError, ValueError):
         return None

@@ -78,12 +78,18 @@ def recorded_steps(path: str | os.PathLike) -> list[tuple[dict[str, Any], list[A
 
     _, records, _ = load_trajectory(path)
     steps = []
-    for record in records:
-        kept = [
-            Action.from_dict(a)
-            for a, o in zip(record.get("actions", []), record.get("outcomes", []))
-            if o.get("status") in ("executed", "dry_run", "final")
-        ]
+    for n, record in enumerate(records):
+        where = f"step {record.get('index', n)} of {path}"
+        actions, outcomes = record.get("actions") or [], record.get("outcomes") or []
+        if not (isinstance(actions, list) and isinstance(outcomes, list) and all(isinstance(o, dict) for o in outcomes)):
+            raise ValueError(f"{where}: its actions and outcomes are not lists of records")
+        kept = []
+        for a, o in zip(actions, outcomes):
+            if o.get("status") in ("executed", "dry_run", "final"):
+                try:
+                    kept.append(Action.from_dict(a))
+                except (ValueError, TypeError) as e:
+                    raise ValueError(f"{where}: a carried-out action cannot be read ({e})") from None
         if kept:
             steps.append((record, kept))
     return steps

@@ -113,7 +113,8 @@ def _open(path: str):
     if os.path.getsize(path) == 0:
         raise VideoError(f"video file is empty (0 bytes): {path}")
     try:
-        container = av.open(path, mode="r")
+        # Tags are decoded leniently: a corrupt byte in a title must not make the frames unreadable.
+        container = av.open(path, mode="r", metadata_errors="replace")
     except av.FFmpegError as exc:
         raise VideoError(
             f"cannot read {path} as a video (FFmpeg: {exc}); it is not a video, or it is truncated or corrupt"

@@ -137,18 +137,35 @@ def _packets_from_keyframe(container, stream, info: VideoInfo, key: int, stats: 
     margins = [0, one_second, 4 * one_second, 16 * one_second, 64 * one_second, 256 * one_second]
     offsets = [key - m for m in margins if key - m > lowest] + [lowest - one_second]
     for offset in offsets:
-        container.seek(offset, stream=stream, backward=True)
-        stats["seeks"] += 1
-        packets = container.demux(stream)
-        for packet in packets:
-            stats["packets_read"] += 1
-            if packet.pts is None:
-                continue
-            if packet.pts == key and packet.is_keyframe:
-                return itertools.chain([packet], packets)
-            if packet.is_keyframe and packet.pts > key:
-                break  # landed past it
+        try:  # a truncated or corrupt file can refuse the seek (AVI: EPERM) or the read after it
+            container.seek(offset, stream=stream, backward=True)
+            stats["seeks"] += 1
+            packets = _demuxed(container.demux(stream), stats)
+            for packet in packets:
+                stats["packets_read"] += 1
+                if packet.pts is None:
+                    continue
+                if packet.pts == key and packet.is_keyframe:
+                    return itertools.chain([packet], packets)
+                if packet.is_keyframe and packet.pts > key:
+                    break  # landed past it
+        except av.FFmpegError as exc:
+            stats.setdefault("errors", []).append(f"seeking to pts {offset}: {exc}")
     return None
+
+
+def _demuxed(packets: Iterator, stats: dict) -> Iterator:
+    """`packets`, ending (with the error noted) where the demuxer fails: a file cut short or corrupt."""
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            return
+        except av.FFmpegError as exc:
+            stats["decode_errors"] += 1
+            stats.setdefault("errors", []).append(f"reading packets: {exc}")
+            return
+        yield packet
 
 
 class _Decoder:
@@ -170,6 +187,9 @@ class _Decoder:
         self.stop_after: int | None = None
         self.stopped = False  # drained: no packet will be sent before the next seek
         self._frames: Iterator | None = None
+        # pts of packets the demuxer flagged corrupt (cut short by the end of a truncated file): the
+        # decoder conceals what is missing, so their frames are not flagged; they are never returned.
+        self.corrupt_pts: set[int] = set()
 
     @property
     def running(self) -> bool:
@@ -208,6 +228,8 @@ class _Decoder:
                 return
 
     def _decode(self, codec_context, packet):
+        if packet is not None and packet.is_corrupt and packet.pts is not None:
+            self.corrupt_pts.add(packet.pts)
         try:
             frames = codec_context.decode(packet)
         except av.FFmpegError as exc:
@@ -327,7 +349,7 @@ def _sample_exact(decoder: _Decoder, info: VideoInfo, wanted: list[int], out: _O
         if frame is None:  # stream ended (or broke) before the wanted frame
             stats["skipped_targets"] += 1
             continue
-        if frame.pts == want and not frame.is_corrupt:
+        if frame.pts == want and not frame.is_corrupt and frame.pts not in decoder.corrupt_pts:
             out.add(frame)
         else:
             # The wanted frame did not decode (error, or flagged corrupt).
@@ -363,13 +385,16 @@ def _sample_keyframes(container, stream, info: VideoInfo, chosen: list[int], out
     frame threads then decode several at once while this thread converts, where
     a seek (and its flush) per keyframe would decode them one at a time.
     """
-    decoding = av.open(info.path, mode="r")
+    decoding = av.open(info.path, mode="r", metadata_errors="replace")
     try:
         decoder_stream = decoding.streams[stream.index]
         decoder_stream.thread_type = "AUTO"
         codec_context = decoder_stream.codec_context
 
         def receive(packet) -> None:
+            if packet is not None and packet.is_corrupt:  # cut short: its frame would come out concealed
+                stats["corrupt_frames"] += int(packet.pts in out.row_of)
+                return
             try:
                 frames = codec_context.decode(packet)
             except av.FFmpegError as exc:  # with frame threads, may concern an earlier packet
