@@ -341,6 +341,10 @@ class AndroidEnv(BaseEnvironment):
     observe (slower on real phones: ~1 s). screencap: "raw" (fast, falls back
     to PNG when the raw output cannot be read) or "png". settle: seconds to
     wait after an action so the next screenshot shows its effect.
+    reconnect_s: how long a device that drops off (cable, Wi-Fi, a restarted
+    adb server) may take to come back before it counts as gone; meanwhile a
+    command that only reads is sent again, and one that acts only if adb
+    refused it before it reached the device. 0: gone at once.
     """
 
     name = "android"
@@ -355,6 +359,7 @@ class AndroidEnv(BaseEnvironment):
         screencap: str = "raw",
         settle: float = 0.3,
         timeout: float = 20.0,
+        reconnect_s: float = 10.0,
     ) -> None:
         if screencap not in ("raw", "png"):
             raise ValueError(f"screencap must be 'raw' or 'png', got {screencap!r}")
@@ -372,6 +377,7 @@ class AndroidEnv(BaseEnvironment):
         self.screencap_mode = screencap
         self.settle = settle
         self.timeout = timeout
+        self.reconnect_s = reconnect_s
         self._ensure_server()
         self.client = adbutils.AdbClient(host=adb_host, port=adb_port, socket_timeout=timeout)
         self.serial = self._pick_device(serial)
@@ -431,38 +437,87 @@ class AndroidEnv(BaseEnvironment):
         return ready[0]
 
     def _lost(self, error: BaseException) -> EnvironmentLost:
-        return EnvironmentLost(f"Android device {self.serial} is gone ({type(error).__name__}: {error}); "
+        waited = f"; it did not come back within {self.reconnect_s:g} s" if self.reconnect_s > 0 else ""
+        return EnvironmentLost(f"Android device {self.serial} is gone ({type(error).__name__}: {error}){waited}; "
                                "check the cable / `adb devices` and run again")
 
-    def shell(self, command: str, timeout: float | None = None) -> str:
-        """Run a shell command on the device; EnvironmentLost when the device is gone."""
+    def _retry_after(self, error: BaseException, reads_only: bool) -> bool:
+        """After a failed adb call: wait for the device to come back, and say whether to send the command again.
+
+        Again only when that cannot do twice what the device already did: a command that only reads
+        (`reads_only`), or one adb refused before it reached the device (the server said offline / not
+        found, or the server itself was not there)."""
+        refused = isinstance(error, ConnectionRefusedError) or (
+            isinstance(error, self._adbutils.AdbError)
+            and any(w in str(error) for w in ("offline", "not found", "unauthorized", "connect to adb server")))
+        return (reads_only or refused) and self._wait_for_device()
+
+    def _wait_for_device(self) -> bool:
+        """Wait up to `reconnect_s` for the device to be ready again, as the adb client would: starting a
+        local adb server that was stopped, and reconnecting a network device (HOST:PORT) the new one does
+        not know."""
+        deadline = time.monotonic() + self.reconnect_s
+        while time.monotonic() < deadline:
+            try:
+                self._ensure_server()
+                state = {i.serial: i.state for i in self.client.list()}.get(self.serial)
+                if state == "device":
+                    return True
+                if state in (None, "offline") and re.fullmatch(r"[\w.-]+:\d+", self.serial):
+                    # A network device: `adb disconnect` + `adb connect`, since a server that lost one waits
+                    # long before it retries, and answers a bare connect with "already connected".
+                    if state == "offline":
+                        self.client.disconnect(self.serial)
+                    self.client.connect(self.serial, timeout=2)
+            except (self._adbutils.AdbError, OSError, EnvironmentUnavailable):
+                pass
+            time.sleep(0.2)
+        return False
+
+    def shell(self, command: str, timeout: float | None = None, *, reads_only: bool = False) -> str:
+        """Run a shell command on the device; EnvironmentLost when the device is gone (and did not come
+        back within `reconnect_s`). `reads_only`: the command changes nothing, so it may be sent again."""
+        try:
+            return self.device.shell(command, timeout=timeout or self.timeout)
+        except (self._adbutils.AdbError, OSError, EOFError) as e:
+            if not self._retry_after(e, reads_only):
+                raise self._lost(e) from None
         try:
             return self.device.shell(command, timeout=timeout or self.timeout)
         except (self._adbutils.AdbError, OSError, EOFError) as e:
             raise self._lost(e) from None
 
     def exec_out(self, command: str, timeout: float | None = None) -> bytearray:
-        """Binary output of a command over the `exec:` service (no shell framing), read in large chunks."""
+        """Binary output of a command that only reads (screencap) over the `exec:` service (no shell
+        framing), read in large chunks; sent again once if the device drops off and comes back."""
         try:
-            conn = self.device.open_transport(timeout=timeout or self.timeout)
-            try:
-                conn.send_command("exec:" + command)
-                conn.check_okay()
-                sock = conn.conn
-                sock.settimeout(timeout or self.timeout)
-                buf = bytearray()
-                chunk = bytearray(1 << 20)
-                view = memoryview(chunk)
-                while True:
-                    n = sock.recv_into(view)
-                    if n == 0:
-                        break
-                    buf += view[:n]
-                return buf
-            finally:
-                conn.close()
+            return self._exec_out(command, timeout)
+        except (self._adbutils.AdbError, OSError, EOFError) as e:
+            if not self._retry_after(e, True):
+                raise self._lost(e) from None
+        try:
+            return self._exec_out(command, timeout)
         except (self._adbutils.AdbError, OSError, EOFError) as e:
             raise self._lost(e) from None
+
+    def _exec_out(self, command: str, timeout: float | None) -> bytearray:
+        conn = self.device.open_transport(timeout=timeout or self.timeout)
+        try:
+            conn.send_command("exec:" + command)
+            conn.check_okay()
+            sock = conn.conn
+            sock.settimeout(timeout or self.timeout)
+            buf = bytearray()
+            chunk = bytearray(1 << 20)
+            view = memoryview(chunk)
+            while True:
+                n = sock.recv_into(view)
+                if n == 0:
+                    break
+                buf += view[:n]
+            return buf
+        finally:
+            conn.close()
 
     # -- geometry -------------------------------------------------------------
 
@@ -470,7 +525,7 @@ class AndroidEnv(BaseEnvironment):
         sep = "@@vlagent@@"
         out = self.shell(
             f"wm size; echo {sep}; wm density; echo {sep}; dumpsys input | grep SurfaceOrientation; echo {sep}; "
-            "getprop ro.build.version.sdk; getprop ro.product.model"
+            "getprop ro.build.version.sdk; getprop ro.product.model", reads_only=True
         )
         parts = out.split(sep)
         if len(parts) != 4:
@@ -487,11 +542,11 @@ class AndroidEnv(BaseEnvironment):
         self.model = " ".join(props[1:]) if len(props) > 1 else ""
 
     def _read_rotation(self) -> int:
-        rotation = parse_rotation(self.shell("dumpsys input | grep SurfaceOrientation"))
+        rotation = parse_rotation(self.shell("dumpsys input | grep SurfaceOrientation", reads_only=True))
         if rotation is None:
-            rotation = parse_rotation(self.shell("dumpsys window displays | grep mCurrentRotation"))
+            rotation = parse_rotation(self.shell("dumpsys window displays | grep mCurrentRotation", reads_only=True))
         if rotation is None:
-            user = self.shell("settings get system user_rotation").strip()
+            user = self.shell("settings get system user_rotation", reads_only=True).strip()
             rotation = int(user) if user in ("0", "1", "2", "3") else 0
         return rotation
 
@@ -508,16 +563,21 @@ class AndroidEnv(BaseEnvironment):
     def screenshot(self, mode: str | None = None) -> Image.Image:
         mode = mode or self.screencap_mode
         if mode == "raw":
-            data = self.exec_out("screencap")
+            for _ in range(2):  # once more: a capture cut short by a glitch is not a device without raw output
+                data = self.exec_out("screencap")
+                try:
+                    return decode_raw_screencap(data)
+                except ValueError:
+                    pass
+            self.screencap_mode = "png"  # this device's raw output is not readable: use PNG from now on
+        error: Exception | None = None
+        for _ in range(2):
+            data = self.exec_out("screencap -p")
             try:
-                return decode_raw_screencap(data)
-            except ValueError:
-                self.screencap_mode = "png"  # this device's raw output is not readable: use PNG from now on
-        data = self.exec_out("screencap -p")
-        try:
-            return decode_png_screencap(data)
-        except Exception as e:
-            raise EnvironmentLost(f"Android device {self.serial} returned an unreadable screenshot ({e})") from None
+                return decode_png_screencap(data)
+            except Exception as e:  # noqa: BLE001 - PIL raises several kinds for a damaged PNG
+                error = e
+        raise EnvironmentLost(f"Android device {self.serial} returned an unreadable screenshot twice ({error})")
 
     def observe(self) -> Observation:
         image = self.screenshot()
@@ -545,12 +605,13 @@ class AndroidEnv(BaseEnvironment):
 
     def elements(self, scale: tuple[float, float] = (1.0, 1.0)) -> list[dict[str, Any]]:
         """The accessibility tree of the current screen (uiautomator dump)."""
-        out = self.shell(f"uiautomator dump {DUMP_PATH} >/dev/null && cat {DUMP_PATH}", timeout=max(self.timeout, 30))
+        out = self.shell(f"uiautomator dump {DUMP_PATH} >/dev/null && cat {DUMP_PATH}", timeout=max(self.timeout, 30),
+                         reads_only=True)
         return parse_ui_xml(out, scale)
 
     def focus(self) -> Focus:
         """The foreground app typed text goes to (its package: what a scoped secret is matched against)."""
-        return parse_focus(self.shell("dumpsys window windows | grep -E 'mCurrentFocus|mFocusedApp'"))
+        return parse_focus(self.shell("dumpsys window windows | grep -E 'mCurrentFocus|mFocusedApp'", reads_only=True))
 
     # -- acting -------------------------------------------------------------------
 
@@ -666,11 +727,11 @@ class AndroidEnv(BaseEnvironment):
 
     def has_adbkeyboard(self) -> bool:
         if self._adbkeyboard is None:
-            self._adbkeyboard = ADB_KEYBOARD_IME in self.shell("ime list -a -s").split()
+            self._adbkeyboard = ADB_KEYBOARD_IME in self.shell("ime list -a -s", reads_only=True).split()
         return self._adbkeyboard
 
     def _type_with_adbkeyboard(self, text: str) -> None:
-        previous = self.shell("settings get secure default_input_method").strip()
+        previous = self.shell("settings get secure default_input_method", reads_only=True).strip()
         switched = previous != ADB_KEYBOARD_IME
         if switched:
             out = self.shell(f"ime enable {ADB_KEYBOARD_IME} >/dev/null; ime set {ADB_KEYBOARD_IME}")
@@ -690,7 +751,7 @@ class AndroidEnv(BaseEnvironment):
         """The IME binds asynchronously after `ime set`; its broadcast receiver exists only once bound."""
         deadline = time.monotonic() + timeout
         while True:
-            out = self.shell("dumpsys input_method | grep mCurMethodId")
+            out = self.shell("dumpsys input_method | grep mCurMethodId", reads_only=True)
             if f"mCurMethodId={ime}" in out:
                 return
             if time.monotonic() > deadline:
@@ -725,7 +786,7 @@ class AndroidEnv(BaseEnvironment):
         raise UnsupportedAction(f"no app called {name!r} on the home screen or among the installed packages{hint}")
 
     def _packages(self) -> set[str]:
-        return {line[len("package:"):].strip() for line in self.shell("pm list packages").splitlines() if line.startswith("package:")}
+        return {line[len("package:"):].strip() for line in self.shell("pm list packages", reads_only=True).splitlines() if line.startswith("package:")}
 
     def _launch(self, package: str) -> None:
         out = self.shell(f"monkey -p {quote_sh(package)} -c android.intent.category.LAUNCHER 1")

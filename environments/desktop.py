@@ -293,10 +293,7 @@ class DesktopEnv(BaseEnvironment):
         return [MonitorGeometry.from_mss(m) for m in self._mss.monitors]
 
     def observe(self) -> Observation:
-        try:
-            shot = self._mss.grab(self.monitor.as_dict())
-        except Exception as e:
-            raise EnvironmentLost(f"cannot capture the screen of display {self.display!r}: {e}") from e
+        shot = self._grab()
         # One C-level pass from BGRA to RGB straight from mss' buffer (`shot.bgra`
         # would first copy the 8 MB of a 1080p frame into a bytes object).
         image = Image.frombytes("RGB", shot.size, shot.raw, "raw", "BGRX")
@@ -313,6 +310,22 @@ class DesktopEnv(BaseEnvironment):
                 "scale": [scale[0], scale[1]],
             },
         )
+
+    def _grab(self) -> Any:
+        """The monitor's capture, checked whole (a BGRX pixel for every pixel of a non-empty size); one more
+        try after an empty or cut-short one, then EnvironmentLost."""
+        problem = ""
+        for _ in range(2):
+            try:
+                shot = self._mss.grab(self.monitor.as_dict())
+            except Exception as e:
+                raise EnvironmentLost(f"cannot capture the screen of display {self.display!r}: {e}") from e
+            w, h = shot.size
+            if w > 0 and h > 0 and len(shot.raw) >= w * h * 4:
+                return shot
+            problem = f"{len(shot.raw)} bytes for {w}x{h} pixels"
+        raise EnvironmentLost(f"the screen capture of display {self.display!r} came back empty or cut short twice "
+                              f"({problem})")
 
     def focus(self) -> Focus:
         """The window typed text goes to now: its title (what a scoped secret is matched against).
