@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import random
 import shutil
 import signal
@@ -39,8 +40,10 @@ from vlagent.environments.base import BaseEnvironment, Observation
 from vlagent.policy.scripted import ScriptedPolicy
 from vlagent.video.sampling import VideoDecodeWarning, VideoError, sample_frames
 
-SEED = 1234
-VIDEO_CUTS, VIDEO_CORRUPTIONS = 25, 15  # per container (benchmarks/reliability.py tries more)
+SEED = int(os.environ.get("VLAGENT_FAULT_SEED", "1234"))
+# Per container; benchmarks/reliability.py tries more through these variables.
+VIDEO_CUTS = int(os.environ.get("VLAGENT_FAULT_VIDEO_CUTS", "25"))
+VIDEO_CORRUPTIONS = int(os.environ.get("VLAGENT_FAULT_VIDEO_CORRUPTIONS", "15"))
 
 
 @contextlib.contextmanager

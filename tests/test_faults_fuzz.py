@@ -35,7 +35,8 @@ def test_the_seed_corpus_is_the_parser_tests_replies():
 def test_mutated_replies_raise_only_parse_errors_and_give_only_points_in_the_unit_square(record_property):
     result = fuzz(FUZZ_SEED, FUZZ_INPUTS)
     record_fault(record_property, "fuzz", "parse_actions", transient=False, survived=result["failures"] == 0,
-                 fuzz_inputs=result["inputs"], fuzz_calls=result["calls"], parsed=result["parsed_auto"])
+                 tried=result["inputs"], fuzz_inputs=result["inputs"], fuzz_calls=result["calls"],
+                 parsed=result["parsed_auto"])
     assert result["parsed_auto"] > 0 and result["parse_errors_auto"] > 0  # both sides of the parser are reached
     assert result["failures"] == 0, "\n".join(f"{problem}\n  input: {text[:300]!r}" for text, problem in result["examples"])
 
@@ -89,3 +90,14 @@ def test_end_of_turn_tokens_are_still_stripped_only_at_the_end():
         assert parse_actions(call + tail)[0].point == (0.5, 0.25)
     with pytest.raises(ActionParseError):  # a token followed by prose is not an end of turn
         parse_actions("<|im_end|> no call here <|im_end|>x", fmt="qwen")
+
+
+def test_model_text_read_as_a_call_prints_no_python_warnings():
+    # UI-TARS calls are read with ast; "\{" in model text made Python print a DeprecationWarning (a
+    # SyntaxWarning from 3.12) on the agent's console, for every such reply.
+    import warnings
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert parse_actions("Action: type(content='a\\{b \\d')", fmt="uitars")[0].kind == "type"
+    assert [str(w.message) for w in seen] == []

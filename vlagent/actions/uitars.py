@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import ast
 import re
+import warnings
 from typing import Any
 
 from vlagent.actions._common import key_names, make_action, normalize_point
@@ -133,6 +134,12 @@ def split_calls(section: str) -> list[tuple[str, dict[str, Any], str]]:
 
 
 def _call_arguments(call_text: str) -> dict[str, Any]:
+    with warnings.catch_warnings():  # model text, not code: "\{" must not print a SyntaxWarning
+        warnings.simplefilter("ignore")
+        return _read_call_arguments(call_text)
+
+
+def _read_call_arguments(call_text: str) -> dict[str, Any]:
     tree = ast.parse(call_text.strip(), mode="eval").body
     if not isinstance(tree, ast.Call) or not isinstance(tree.func, ast.Name):
         raise ValueError("not a plain function call")
