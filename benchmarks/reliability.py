@@ -152,7 +152,7 @@ def write_markdown(path: Path, collector: Collector, figs: dict, leak_scan: tupl
         "",
         "    python benchmarks/reliability.py " + " ".join(args.argv),
         "",
-        f"Machine: {platform.machine()} {platform.processor() or ''}, {os.cpu_count()} cores, Python "
+        f"Machine: {_machine()} ({platform.machine()}), {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; suite time {seconds:.0f} s; load average "
         f"{os.getloadavg()[0]:.1f} at the end.",
         "",
@@ -201,6 +201,7 @@ def write_markdown(path: Path, collector: Collector, figs: dict, leak_scan: tupl
         lines += _fault_rows(collector, c)
         if figs["failed"].get(c):
             lines += ["", "Failed tests:"] + [f"- `{n}`" for n in figs["failed"][c]]
+    lines += ["", "## Found and fixed while building the suite", "", FOUND.strip()]
     lines += ["", "## What the numbers leave out", "", LIMITS.strip(), ""]
     text = "\n".join(lines)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -209,10 +210,12 @@ def write_markdown(path: Path, collector: Collector, figs: dict, leak_scan: tupl
 
 
 LIMITS = """
-- Overwritten bytes in a video can land in the container's index (sample times, sizes): the frames
-  that come back are real frames of the file, but some not at the time the index claims, and nothing
-  in MP4, WebM, MPEG-TS or AVI can tell (no checksums). The tables count those samples ("with a wrong
-  frame") rather than fail them. Cut-short files must give only correct frames, and do.
+- Overwritten bytes in a video give frames that still decode: inside a frame's data the decoder conceals
+  the damage (a smeared picture, or the damage carried on to the next keyframe), inside the container's
+  index (sample times, sizes) a real frame comes back at a time the index wrongly claims. Nothing in MP4,
+  WebM, MPEG-TS or AVI can tell (no checksums), so the tables count those samples ("with a wrong frame")
+  rather than fail them. Cut-short files must give only correct frames, and do (a frame cut short by the
+  end of the file is flagged by the demuxer and refused).
 - A safetensors file has no checksum either: a flipped byte inside the tensor data loads. Header damage
   is caught ("loaded" counts the header bytes whose change still left a consistent header, e.g. a digit of
   a float in the metadata).
@@ -223,6 +226,43 @@ LIMITS = """
 - Mounting a tmpfs needs CAP_SYS_ADMIN (root in a container usually has it); without it the run-folder
   tests are skipped and the tables say so. chmod does not stop root, so it is not used.
 """
+
+
+FOUND = """
+Faults the suite found on its first runs, each fixed in its own module with its test:
+
+- Model server: a 200 answer that is not a chat completion (a proxy's HTML page: the openai client hands
+  back the text, and `.choices` crashed the step; JSON cut short: a bare JSONDecodeError) is now retried
+  like a 5xx, then a clear backend error (exit 4); a completion without choices or without a message is
+  named. `vlagent run --request-timeout` bounds each reply.
+- Model output: a reply of megabytes could hang the agent for minutes to hours (three quadratic scans:
+  unclosed `<tool_call>` tags, unclosed `<think>`, end-of-turn tokens not at the end); a 400-digit
+  coordinate (OverflowError), a 5000-digit one (ValueError) and JSON or UI-TARS calls nested thousands
+  deep (RecursionError) escaped `parse_actions`; `\\{` in a UI-TARS reply printed a Python warning.
+- Devices: the first adb blip ended the run; AndroidEnv now waits `reconnect_s` for the phone (restarting
+  a killed adb server, reconnecting a network device the server had left offline for good) and resends
+  what cannot act twice. A screenshot cut short or empty is taken again once (desktop: it was a PIL
+  ValueError, or an empty image sent to the model; phone: PNG became the mode for good).
+- The machine: SIGTERM killed `vlagent run` with no result line and no report (now as Ctrl+C, exit 130);
+  a run folder that cannot be created, or that fills up, was a traceback (now exit 2, or the run ends
+  with error kind `recording`, exit 1, no step started after the failed write).
+- Files: a corrupt metadata tag made a video unreadable (UnicodeDecodeError), a cut AVI raised PyAV's
+  PermissionError on seek, and a frame cut short came back concealed as a correct frame; a safetensors
+  header length with a flipped high byte asked for petabytes (MemoryError) and malformed entries raised
+  KeyError; `vlagent report` crashed on any record of the wrong shape and inlined whatever file a step's
+  screenshot field named (`../../` included); `report` / `replay` on an unreadable trajectory were
+  tracebacks, and replay of an unreadable recorded screenshot was a policy error.
+"""
+
+
+def _machine() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:
