@@ -289,9 +289,6 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
     out.mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    # Tiny gradients and Adam moments can become denormal floats, on which x86 computes many times
-    # slower; flushing them to zero costs nothing here.
-    torch.set_flush_denormal(True)
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     screens = group_screens(train_records)
