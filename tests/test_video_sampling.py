@@ -241,8 +241,9 @@ def test_skipping_unneeded_nonreference_frames_changes_only_the_work(videos):
     saved = 0
     for name in ("h264", "vfr"):  # both have B-frames
         for count in (3, 10):
-            fast = sample_frames(videos[name].path, num_frames=count, **SMALL)
-            full = sample_frames(videos[name].path, num_frames=count, skip_nonref=False, **SMALL)
+            # one plan for both (the planner weighs skipped frames, so "auto" may plan them differently)
+            fast = sample_frames(videos[name].path, num_frames=count, strategy="straight", **SMALL)
+            full = sample_frames(videos[name].path, num_frames=count, skip_nonref=False, strategy="straight", **SMALL)
             assert fast.timestamps == full.timestamps
             assert np.array_equal(fast.frames, full.frames)
             assert fast.stats["decoded_frames"] <= full.stats["decoded_frames"]

@@ -36,18 +36,19 @@ from vlagent.video.info import VideoInfo
 
 STRATEGIES = ("auto", "seek", "straight")
 
-# A running decoder's time per frame: a fixed part (packet hand-off, frame
-# threading, Python) and a part that grows with the pixels. Measured: 640x360
-# H.264 ~0.09-0.15 ms a frame, 1280x720 ~0.7 ms (benchmarks/video_sampling.py).
+# A decoded frame's time in the sampler (decoder, frame hand-off, Python): a fixed part and a part
+# that grows with the pixels. Fitted on the two-hour 640x360 file of benchmarks/video_sampling.py
+# (2026-12-06, 2-core Xeon): the seek, auto and straight plans of 768 exact frames took 3.82 / 3.84 /
+# 5.53 s for 720 / 480 / 1 seeks and 10,739 / 11,684 / 19,336 decoded frames, i.e. about 0.29 ms a
+# decoded frame and 1.0 ms a seek (decode-all, threaded and without Python per frame, is 0.18 ms).
 FRAME_FIXED_S = 15e-6
-FRAME_PER_PIXEL_S = 0.6e-9
+FRAME_PER_PIXEL_S = 1.2e-9
 # A frame dropped by skip_frame=NONREF: parsed and handed on, not reconstructed.
 DROPPED_FRAME_S = 10e-6
-# One seek: demuxer seek + decoder drain and flush (~1 ms: what dense exact sampling of a
-# two-hour 640x360 file paid per GOP beyond its decoded frames), plus a few frames' worth of
-# frame-thread pipeline lost, drained after the wanted frame and refilled after the seek.
+# One seek: demuxer seek + decoder drain and flush, plus (for large frames) frame-thread pipeline
+# lost after the wanted frame and refilled after the seek; the fit above shows no pipeline term.
 SEEK_FIXED_S = 1.0e-3
-SEEK_PIPELINE_FRAMES = 2
+SEEK_PIPELINE_FRAMES = 0
 # With B-frames, the share of frames that other frames reference (x264's presets leave ~45 %
 # of the frames unreferenced); without, every frame is a reference.
 REFERENCE_SHARE = 0.55
