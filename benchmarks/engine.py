@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import subprocess
 import sys
@@ -33,6 +32,8 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
+
+from machine_info import cpu_name  # noqa: E402  (benchmarks/ is first on sys.path)
 
 FULL_TEXT = dict(
     vocab_size=248320, hidden_size=1024, intermediate_size=3584, num_hidden_layers=24,
@@ -55,16 +56,6 @@ SMOKE_VISION = dict(FULL_VISION, depth=2, hidden_size=64, intermediate_size=128,
 # token ids as in the released Qwen3.5 vocabulary (the smoke vocab puts them near its end)
 FULL_IDS = dict(image_token_id=248056, video_token_id=248057, vision_start_token_id=248053, vision_end_token_id=248054)
 SMOKE_IDS = dict(image_token_id=2040, video_token_id=2041, vision_start_token_id=2037, vision_end_token_id=2038)
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def build_checkpoint(folder: Path, smoke: bool) -> Path:

@@ -29,6 +29,8 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from machine_info import cpu_name  # noqa: E402  (benchmarks/ is first on sys.path)
+
 ROOT = Path(__file__).resolve().parents[1]
 CLASSES = ("server", "devices", "machine", "files", "fuzz")
 CLASS_TITLES = {
@@ -152,7 +154,7 @@ def write_markdown(path: Path, collector: Collector, figs: dict, leak_scan: tupl
         "",
         "    python benchmarks/reliability.py " + " ".join(args.argv),
         "",
-        f"Machine: {_machine()} ({platform.machine()}), {os.cpu_count()} cores, Python "
+        f"Machine: {cpu_name()} ({platform.machine()}), {os.cpu_count()} cores, Python "
         f"{platform.python_version()}; suite time {seconds:.0f} s; load average "
         f"{os.getloadavg()[0]:.1f} at the end.",
         "",
@@ -253,16 +255,6 @@ Faults the suite found on its first runs, each fixed in its own module with its 
   screenshot field named (`../../` included); `report` / `replay` on an unreadable trajectory were
   tracebacks, and replay of an unreadable recorded screenshot was a policy error.
 """
-
-
-def _machine() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -42,21 +42,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from machine_info import cpu_name  # noqa: E402  (benchmarks/ is first on sys.path)
+
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
     return ordered[index]
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def _enable_pyautogui_screenshot() -> str | None:

@@ -39,6 +39,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from machine_info import cpu_name  # noqa: E402  (benchmarks/ is first on sys.path)
+
 ROOT = Path(__file__).resolve().parent
 BITS = 24  # index cells in the top strip
 
@@ -221,16 +223,6 @@ def run_child(row: Row, path: Path, case: VideoCase) -> dict:
 
 
 # ---------------------------------------------------------------------------- main
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def rows_for(case: VideoCase, modes: list[str], strategies: list[str], have_qvu: bool) -> list[Row]:

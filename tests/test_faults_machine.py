@@ -23,55 +23,24 @@ from pathlib import Path
 
 import pytest
 
-from display_fixtures import _skip_without_binaries
+from fault_app import app, display, grid_point  # noqa: F401  (fixtures)
 from fake_openai_server import FakeOpenAIServer, tool_call
-from fault_checks import SECRET, SECRET_ENV, SECRET_NAME, check_run_folder, leaks, record_fault
+from fault_checks import SECRET, SECRET_NAME, check_run_folder, leaks, record_fault
 from vlagent.cli import EXIT_INTERRUPTED, EXIT_NOT_SUCCESS, EXIT_OK, EXIT_USAGE, main
 from vlagent.environments.practice import desktop_app
-from vlagent.environments.xserver import start_virtual_display
 
 pytestmark = pytest.mark.display
 
-SCREEN = (1280, 720)
 TASK = "type the password into the field and save it"
 
 
-@pytest.fixture(scope="module")
-def display():
-    _skip_without_binaries()
-    with start_virtual_display(*SCREEN) as d:
-        yield d
-
-
-@pytest.fixture
-def app(display, tmp_path, monkeypatch):
-    for name in ("VLAGENT_API_BASE", "VLAGENT_MODEL", "OPENAI_API_KEY", "VLAGENT_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DISPLAY", display.name)
-    monkeypatch.setenv("XAUTHORITY", display.env["XAUTHORITY"])
-    for key, value in SECRET_ENV.items():
-        monkeypatch.setenv(key, value)
-    state_file = tmp_path / "app-state.json"
-    proc = desktop_app.launch(state_file, display.name, geometry="800x560+200+80", env=display.env)
-    try:
-        yield state_file
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _at(state_file: Path, widget: str) -> list[int]:
-    x1, y1, x2, y2 = desktop_app.read_state(state_file)["boxes"][widget]
-    return [round(((x1 + x2) // 2 + 0.5) / SCREEN[0] * 1000), round(((y1 + y2) // 2 + 0.5) / SCREEN[1] * 1000)]
-
-
 def _type_secret(state_file: Path) -> str:
-    return tool_call("left_click", coordinate=_at(state_file, "entry")) + "\n" + tool_call(
+    return tool_call("left_click", coordinate=grid_point(state_file, "entry")) + "\n" + tool_call(
         "type", text="{{" + SECRET_NAME + "}}")
 
 
 def _save(state_file: Path) -> str:
-    return "Saving.\n" + tool_call("left_click", coordinate=_at(state_file, "button_save"))
+    return "Saving.\n" + tool_call("left_click", coordinate=grid_point(state_file, "button_save"))
 
 
 def _clicks(state_file: Path) -> list[str]:

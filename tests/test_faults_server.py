@@ -21,54 +21,21 @@ from pathlib import Path
 
 import pytest
 
-from display_fixtures import _skip_without_binaries
+from fault_app import app, display, grid_point  # noqa: F401  (fixtures)
 from fake_openai_server import FakeOpenAIServer, tool_call
-from fault_checks import SECRET, SECRET_ENV, SECRET_NAME, check_run_folder, leaks, record_fault
+from fault_checks import SECRET, SECRET_NAME, check_run_folder, leaks, record_fault
 from vlagent.cli import EXIT_NOT_SUCCESS, EXIT_OK, EXIT_POLICY, main
 from vlagent.environments.practice import desktop_app
-from vlagent.environments.xserver import start_virtual_display
 
 pytestmark = pytest.mark.display
 
-SCREEN = (1280, 720)
 TASK = "type the password into the field and save it"
 
 
-@pytest.fixture(scope="module")
-def display():
-    _skip_without_binaries()
-    with start_virtual_display(*SCREEN) as d:
-        yield d
-
-
-@pytest.fixture
-def app(display, tmp_path, monkeypatch):
-    """A fresh practice app (so its click list starts empty), and the CLI pointed at its display."""
-    for name in ("VLAGENT_API_BASE", "VLAGENT_MODEL", "OPENAI_API_KEY", "VLAGENT_API_KEY"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DISPLAY", display.name)
-    monkeypatch.setenv("XAUTHORITY", display.env["XAUTHORITY"])
-    for key, value in SECRET_ENV.items():
-        monkeypatch.setenv(key, value)
-    state_file = tmp_path / "app-state.json"
-    proc = desktop_app.launch(state_file, display.name, geometry="800x560+200+80", env=display.env)
-    try:
-        yield state_file
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _at(state_file: Path, widget: str) -> list[int]:
-    """The centre of a widget on the 0-1000 grid of the screenshot (the whole 1280x720 screen)."""
-    x1, y1, x2, y2 = desktop_app.read_state(state_file)["boxes"][widget]
-    return [round(((x1 + x2) // 2 + 0.5) / SCREEN[0] * 1000), round(((y1 + y2) // 2 + 0.5) / SCREEN[1] * 1000)]
-
-
 def _script(state_file: Path, step2: str | None = None) -> list[str]:
-    type_secret = tool_call("left_click", coordinate=_at(state_file, "entry")) + "\n" + tool_call(
+    type_secret = tool_call("left_click", coordinate=grid_point(state_file, "entry")) + "\n" + tool_call(
         "type", text="{{" + SECRET_NAME + "}}")
-    save = step2 if step2 is not None else "Saving.\n" + tool_call("left_click", coordinate=_at(state_file, "button_save"))
+    save = step2 if step2 is not None else "Saving.\n" + tool_call("left_click", coordinate=grid_point(state_file, "button_save"))
     return ["Typing the password.\n" + type_secret, save, tool_call("answer", text="saved")]
 
 
@@ -154,7 +121,7 @@ def test_a_permanent_fault_ends_the_run_cleanly(fault, app, tmp_path, capsys, re
 
 def _nan_call(state_file: Path) -> str:
     # json.dumps writes NaN as the bare word NaN, as a sloppy server's JSON does.
-    return tool_call("left_click", coordinate=[float("nan"), _at(state_file, "button_save")[1]])
+    return tool_call("left_click", coordinate=[float("nan"), grid_point(state_file, "button_save")[1]])
 
 
 BAD_CALLS = {
@@ -190,7 +157,7 @@ def test_a_tool_call_with_bad_coordinates_clicks_nothing(fault, app, tmp_path, c
 
 
 def test_a_reply_of_megabytes_is_read_recorded_and_reported(app, tmp_path, capsys, record_property):
-    save = tool_call("left_click", coordinate=_at(app, "button_save"))
+    save = tool_call("left_click", coordinate=grid_point(app, "button_save"))
     huge = "Let me think about this at length. " * 120_000 + "\n" + save  # 4.2 MB
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(_script(app, step2=huge)) as server:
