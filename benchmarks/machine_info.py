@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform
+import resource
 from pathlib import Path
 
 
@@ -14,3 +15,16 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine() or "unknown CPU"
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set. Linux's ru_maxrss carries the parent's
+    peak across fork + exec, so read this process's own high-water mark where there is one."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

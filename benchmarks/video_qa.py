@@ -34,7 +34,6 @@ import contextlib
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
@@ -43,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 from engine import FULL_TEXT, FULL_VISION, SMOKE_TEXT, SMOKE_VISION, cpu_name  # noqa: E402
+from machine_info import peak_rss_mb  # noqa: E402
 from video_sampling import FULL as SAMPLING_FILES, QUICK as SAMPLING_QUICK, make_video  # noqa: E402
 
 QUESTION = "What happens in this video, and when does the moving pattern first change direction?"
@@ -145,17 +145,6 @@ class Timer:
 
     def _stop(self) -> None:
         self.seconds += time.perf_counter() - self._t
-
-
-def peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def ask(side: str, model, processor, sample, new_tokens: int):

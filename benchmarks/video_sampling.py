@@ -32,14 +32,13 @@ import argparse
 import json
 import os
 import platform
-import resource
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from machine_info import cpu_name  # noqa: E402  (benchmarks/ is first on sys.path)
+from machine_info import cpu_name, peak_rss_mb  # noqa: E402  (benchmarks/ is first on sys.path)
 
 ROOT = Path(__file__).resolve().parent
 BITS = 24  # index cells in the top strip
@@ -178,19 +177,6 @@ def measure(kind: str, path: str, how: str, value: float, strategy: str, width: 
     result.setdefault("seconds", time.perf_counter() - start)
     result["peak_rss_mb"] = peak_rss_mb()
     return result
-
-
-def peak_rss_mb() -> float:
-    """This process's peak resident set. Linux's ru_maxrss carries the parent's
-    peak across fork + exec, so read this process's own high-water mark where there is one."""
-    try:
-        with open("/proc/self/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 @dataclass(frozen=True)
