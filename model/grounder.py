@@ -146,16 +146,25 @@ def instruction_query(instruction: str) -> str:
     return " ".join(kept)
 
 
+def _truncated(line: str) -> bool:
+    """A label the toolkit cut short to fit ("Malayal...", "Manicha…")."""
+    return line.rstrip().endswith(("...", "…"))
+
+
 def line_similarity(instruction: str, line: str) -> list[float]:
     """How much a text line looks like what the instruction names, as NUM_SIMILARITY_FEATURES numbers in
     [0, 1]: string ratios of the whole instruction and of its query (folded: OCR drops spaces and
     accents), the share of the line's words in the instruction and of the query's words in the line,
-    an exact folded match, and containment either way (OCR runs labels together)."""
+    an exact folded match, and containment either way (OCR runs labels together). A line cut short
+    with an ellipsis is compared with as much of the query as it shows ("Malayal..." is an exact match
+    for "Malayalam")."""
     a, b = instruction.lower().strip(), line.lower().strip()
     if not b:
         return [0.0] * NUM_SIMILARITY_FEATURES
     query = instruction_query(instruction)
     fq, fb = _fold(query), _fold(b)
+    if _truncated(b) and len(fb) >= 3 and len(fq) > len(fb):
+        fq = fq[: len(fb)]
     wa, wb, wq = set(_words(a)), _words(b), _words(query)
     in_instruction = sum(w in wa for w in wb) / len(wb) if wb else 0.0
     in_line = sum(w in set(wb) for w in wq) / len(wq) if wq else 0.0
@@ -333,7 +342,12 @@ class AnchorEncoder(nn.Module):
     def __init__(self, hidden_size: int, width: int = 64):
         super().__init__()
         self.mlp = nn.Sequential(nn.Linear(6, width), nn.GELU(), nn.Linear(width, hidden_size + RELATION_MAPS))
-        nn.init.zeros_(self.mlp[2].weight)  # starts as a no-op on the image tokens and the prior
+        # The image-token part starts as a no-op. The relation maps must not start at zero: the head mixes
+        # them with weights that start at zero (GroundingHead.prior_mix), and a product of two zeros gets no
+        # gradient on either side, so the maps would never learn. Small random maps with zero mixing weights
+        # leave the pointer unchanged at the start and let both learn.
+        nn.init.zeros_(self.mlp[2].weight[:hidden_size])
+        nn.init.normal_(self.mlp[2].weight[hidden_size:], std=0.1)
         nn.init.zeros_(self.mlp[2].bias)
         self.hidden_size = hidden_size
 

@@ -12,7 +12,9 @@ from PIL import Image, ImageDraw
 
 from vlagent.grounding.dataset import GroundingRecord, OcrLine, read_dataset, write_dataset
 from vlagent.grounding.train import ScreenSampler, TrainableGrounder, TrainConfig, group_screens, noisy_lines, save_grounder, train
+from vlagent.model.grounding_head import grounding_loss
 from vlagent.model.grounder import (
+    RELATION_MAPS,
     IMAGE,
     LINE,
     AnchorEncoder,
@@ -114,13 +116,44 @@ def test_the_anchor_map_starts_as_a_no_op_and_follows_the_best_matching_line():
     lay = build_layout("the Name field", lines, SPEC)
     encoder, anchors = LineEncoder(32), AnchorEncoder(32)
     vectors, maps = anchors(encoder.match(lay.line_features), lay.line_boxes, lay.grid)
-    assert vectors.shape == (lay.grid[0] * lay.grid[1], 32) and not vectors.any() and not maps.any()
+    assert vectors.shape == (lay.grid[0] * lay.grid[1], 32) and not vectors.any()
+    assert maps.any()  # relation maps start small and random: the head's zero mixing weights can then learn
     assert encoder.match(lay.line_features).argmax() == 0  # the hand-made start already prefers "Name"
     torch.nn.init.normal_(anchors.mlp[2].weight)
     swapped = build_layout("the Email field", lines, SPEC)
     a, _ = anchors(encoder.match(lay.line_features), lay.line_boxes, lay.grid)
     b, _ = anchors(encoder.match(swapped.line_features), swapped.line_boxes, swapped.grid)
     assert not torch.allclose(a, b)  # another label, another map
+
+
+def test_every_part_of_the_pointer_prior_learns_from_the_first_step():
+    # The relation maps and their per-instruction mixing weights once both started at zero: a product of
+    # two zeros has no gradient, and a 5,000-step run ended with the maps still exactly zero.
+    model = TrainableGrounder(TrainConfig(hidden_size=32, layers=2, vision_hidden=32, vision_depth=1, proj_dim=16,
+                                          byte_dim=16, spec=SPEC))
+    image = Image.new("RGB", (192, 128), "white")
+    lines = [TextLine("Name", (0.1, 0.1, 0.25, 0.2)), TextLine("Email", (0.1, 0.5, 0.25, 0.6))]
+    target = [torch.tensor([0.3, 0.1, 0.6, 0.2]), torch.tensor([0.3, 0.5, 0.6, 0.6])]
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+
+    def step() -> None:
+        optimizer.zero_grad()
+        logits, candidates = model.forward_batch(model.screen_features(image), ["the Name field", "the Email field"],
+                                                 lines)
+        grounding_loss(logits, target, candidates)[0].backward()
+
+    step()
+    assert model.head.prior_mix.weight.grad[1:].abs().sum(1).gt(0).all()  # every map's mixing weight moves
+    optimizer.step()
+    step()  # ...and once they are not zero, the maps themselves learn
+    assert model.anchors.mlp[2].weight.grad[-RELATION_MAPS:].abs().sum(1).gt(0).all()
+
+
+def test_a_label_cut_short_with_an_ellipsis_matches_the_name_it_starts():
+    cut, other = line_similarity("the list item Malayalam", "Malayal..."), line_similarity("the list item Malayalam", "Mandaic")
+    assert cut[4] == 1.0 and cut[1] == 1.0 and other[4] == 0.0  # exact, as far as the label shows
+    assert line_similarity("select 'Masaram Gondi'", "M asara…")[4] == 1.0  # OCR split a word too
+    assert line_similarity("the Maths item", "Malayal...")[4] == 0.0
 
 
 def test_screens_are_drawn_per_source_kind_by_the_square_root_of_their_count():

@@ -28,6 +28,7 @@ from typing import Any
 from PIL import Image
 
 from vlagent.grounding.dataset import SPLITS, GroundingRecord, OcrLine
+from vlagent.grounding.phrasing import instruction_for
 from vlagent.grounding.synth_canvas import Canvas, Element, Theme
 from vlagent.grounding.synth_icons import ICONS
 from vlagent.grounding.synth_screens import LAYOUTS
@@ -197,7 +198,17 @@ def phrasings(el: Element, screen: SyntheticScreen, rng: random.Random) -> list[
     elif el.kind == "text":
         add("label", f"the heading {q(L)}")
         add("position", "the page title")
+    # The harvesters' phrasings too ("the list item X", "select 'X'", "the 'X' row", "toggle X"), so the
+    # same words mean the same kind of target on generated and on real screens: "select X" names a list
+    # row here as well as a radio button's label.
+    name = el.near if el.kind in _NAMED_BY_LABEL else el.label
+    if name and el.kind != "icon" and el.role not in ("key", "space bar") and out:
+        add("label", instruction_for(name, el.kind, rng))
     return out
+
+
+# Controls named by the label beside them, not by text of their own.
+_NAMED_BY_LABEL = frozenset({"field", "checkbox", "radio", "switch", "slider"})
 
 
 def write_instructions(screen: SyntheticScreen, rng: random.Random, limit: int) -> list[Target]:
