@@ -5,7 +5,9 @@ import argparse
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
+
+DEFAULT_LR = 2e-3
 
 
 def register(sub: Any) -> None:
@@ -17,22 +19,27 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="the grounder folder to write (checkpoints go there too)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="learning rate (default 2e-3; 1e-3 with --base)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--base", default=None, metavar="CHECKPOINT",
+                   help="a Qwen3.5 checkpoint: train only a grounding head on it (frozen), written to "
+                        "OUT/grounding_head.safetensors; a GPU job for real checkpoints")
+    p.add_argument("--device", default="cpu", help="with --base: where the checkpoint runs (cpu, cuda)")
     p.add_argument("--no-ocr-cache", action="store_true",
                    help="do not run OCR for records without cached text (they must all carry 'ocr' lines)")
     p.set_defaults(func=cmd_train)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    from vlagent.grounding.dataset import read_dataset
     from vlagent.grounding.train import TrainConfig, train
 
+    if args.base:
+        return cmd_train_head(args)
     if not args.no_ocr_cache:  # OCR each screen once, into the dataset files, before training reads them
+        from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
         from vlagent.grounding.text_cache import cache_screen_text
 
         for path in [*args.data, *(args.val or [])]:
@@ -40,27 +47,67 @@ def cmd_train(args: argparse.Namespace) -> int:
                           TimeRemainingColumn()) as bar:
                 task = bar.add_task("ocr", total=None)
                 cache_screen_text(path, progress=lambda i, n: bar.update(task, completed=i, total=n))
-    records = [r for path in args.data for r in read_dataset(path)]
-    train_records = [r for r in records if r.split == "train"]
-    val_records = ([r for path in args.val for r in read_dataset(path)] if args.val
-                   else [r for r in records if r.split == "val"])
+    train_records, val_records = _split(args)
     if not train_records:
         print("error: no records with split 'train' in --data", file=sys.stderr)
         return 2
     cfg = TrainConfig(steps=args.steps, seed=args.seed, lr=args.lr, threads=args.threads, eval_every=args.eval_every)
     t0 = time.perf_counter()
-    with Progress(TextColumn("[bold]training"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+    out = _with_progress("training", args.steps, lambda log, progress: train(
+        train_records, val_records, Path(args.out), cfg, resume=args.resume, log=log, progress=progress))
+    print(f"grounder written to {out} ({len(train_records)} training targets, {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def cmd_train_head(args: argparse.Namespace) -> int:
+    """--base CHECKPOINT: the checkpoint reads the screenshots itself (no OCR); only the head learns."""
+    from vlagent.grounding.head_training import HeadTrainConfig, train_head
+
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    train_records, val_records = _split(args)
+    if not train_records:
+        print("error: no records with split 'train' in --data", file=sys.stderr)
+        return 2
+    lr = args.lr if args.lr != DEFAULT_LR else HeadTrainConfig.lr
+    cfg = HeadTrainConfig(steps=args.steps, seed=args.seed, lr=lr, eval_every=args.eval_every, device=args.device)
+    t0 = time.perf_counter()
+    try:
+        path = _with_progress("training the head", args.steps, lambda log, progress: train_head(
+            args.base, train_records, val_records, Path(args.out), cfg, resume=args.resume, log=log, progress=progress))
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"grounding head written to {path} ({len(train_records)} training targets, "
+          f"{time.perf_counter() - t0:.0f} s); use it with --grounder local:{args.base},head={path}")
+    return 0
+
+
+def _split(args: argparse.Namespace) -> tuple[list, list]:
+    """(train records of --data, validation records: --val, else the val split of --data)."""
+    from vlagent.grounding.dataset import read_dataset
+
+    records = [r for path in args.data for r in read_dataset(path)]
+    val = ([r for path in args.val for r in read_dataset(path)] if args.val else [r for r in records if r.split == "val"])
+    return [r for r in records if r.split == "train"], val
+
+
+def _with_progress(title: str, steps: int, run: Callable[[Callable, Callable], Any]) -> Any:
+    """run(log, progress) under a progress bar with the loss and the last validation accuracy; each
+    validation also prints a line that stays (in a log file, where the bar does not show)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    with Progress(TextColumn(f"[bold]{title}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                   TextColumn("loss {task.fields[loss]:.3f}  val {task.fields[val]}"), TimeElapsedColumn(),
                   TimeRemainingColumn(), transient=False) as bar:
-        task = bar.add_task("train", total=args.steps, loss=float("nan"), val="-")
+        task = bar.add_task("train", total=steps, loss=float("nan"), val="-")
 
         def progress(step: int, info: dict) -> None:
             val = f"{info['val_accuracy']:.1%}" if "val_accuracy" in info else bar.tasks[0].fields["val"]
             bar.update(task, completed=step, loss=info["loss"], val=val)
-            if "val_accuracy" in info:  # a line that stays, also in a log file where the bar does not show
+            if "val_accuracy" in info:
                 bar.console.print(f"step {step}: loss {info['loss']:.3f}, validation {val}, {info['seconds']:.0f} s")
 
-        out = train(train_records, val_records, Path(args.out), cfg, resume=args.resume,
-                    log=lambda m: bar.console.print(m), progress=progress)
-    print(f"grounder written to {out} ({len(train_records)} training targets, {time.perf_counter() - t0:.0f} s)")
-    return 0
+        return run(lambda message: bar.console.print(message), progress)

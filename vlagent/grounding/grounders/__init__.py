@@ -6,7 +6,10 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
     ocr  (or ocr-match)[,threshold=0.6]      OCR + fuzzy text match, no learning
     api:MODEL[@BASE_URL][,fmt=qwen,...]      a served model's tool-call point (OpenAIPolicy);
                                              BASE_URL defaults to $VLAGENT_API_BASE
-    local:CHECKPOINT[,device=cpu,...]        the local engine's tool-call point (LocalPolicy)
+    local:CHECKPOINT[,head=FILE,device=cpu,...]
+                                             the local engine with a grounding head trained on it
+                                             (`train-grounding --base`; CHECKPOINT/grounding_head.safetensors
+                                             is found without head=), else its tool-call point (LocalPolicy)
     grounder:FOLDER[,threshold=T]            a grounder trained by `vlagent train-grounding` (default T: its calibrated one)
     default[,threshold=...]                  the best offline grounder of this install: the trained one
                                              shipped in the package, else ocr-match
@@ -81,11 +84,16 @@ def _api(arg: str | None, options: dict[str, Any]) -> Grounder:
 
 
 def _local(arg: str | None, options: dict[str, Any]) -> Grounder:
+    from vlagent.grounding.grounders.checkpoint_head import CheckpointHeadGrounder, head_file_for
     from vlagent.grounding.grounders.policy_grounder import PolicyGrounder
     from vlagent.policy.local import LocalPolicy
 
     if not arg:
         raise GrounderSpecError("local needs a checkpoint folder: local:PATH")
+    head = head_file_for(arg, options.pop("head", None))
+    if head is not None:  # a head trained on this checkpoint: point with it
+        keep = {k: options[k] for k in ("device", "dtype", "threshold") if k in options}
+        return CheckpointHeadGrounder(arg, head, **keep)
     policy = LocalPolicy(arg, **options)
     return PolicyGrounder(policy, name=f"local:{os.path.basename(os.path.normpath(arg))}")
 
