@@ -430,10 +430,12 @@ class Grounder:
     """The trained grounder on the engine: `predict(image, instruction, lines)` -> HeadPrediction."""
 
     def __init__(self, backbone, line_encoder: LineEncoder, anchors: AnchorEncoder, head, spec: GrounderSpec,
-                 threshold: float = DEFAULT_THRESHOLD):
+                 threshold: float = DEFAULT_THRESHOLD, none_ratio: float = 1.0):
         self.backbone, self.line_encoder, self.anchors = backbone, line_encoder.eval(), anchors.eval()
         self.head, self.spec = head.eval(), spec
-        self.threshold = threshold  # "not found" below this confidence (calibrated by the training command)
+        # "not found" below this confidence, or where "nothing here" outweighs it by more than 1 / none_ratio
+        # (both calibrated on validation screens by the training command)
+        self.threshold, self.none_ratio = threshold, none_ratio
 
     @torch.no_grad()  # not inference_mode: callers may feed the states to a trainable head
     def hidden_states(self, image: Image.Image, instruction: str, lines: list[TextLine]
@@ -504,4 +506,5 @@ def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> G
                              f"unexpected {sorted(unexpected)})")
     backbone = load_model(folder, device=device, dtype=dtype, with_mtp=False)
     return Grounder(backbone, lines.to(device), anchors.to(device), head.to(device), spec,
-                    threshold=float(meta.get("threshold", DEFAULT_THRESHOLD)))
+                    threshold=float(meta.get("threshold", DEFAULT_THRESHOLD)),
+                    none_ratio=float(meta.get("none_ratio", 1.0)))

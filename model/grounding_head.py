@@ -130,8 +130,9 @@ class GroundingHead(nn.Module):
 # ---------------------------------------------------------------- from a distribution to a point
 
 def decode_point(probs: Tensor, candidates: Candidates, offset: Tensor | None = None, *, region_ratio: float = 0.3,
-                 threshold: float = 0.3, top_k: int = 3) -> HeadPrediction:
-    """probs [N+1] (softmax of one row of HeadLogits.pointer) -> the point, its confidence and alternatives."""
+                 threshold: float = 0.3, none_ratio: float = 1.0, top_k: int = 3) -> HeadPrediction:
+    """probs [N+1] (softmax of one row of HeadLogits.pointer) -> the point, its confidence and alternatives.
+    Found: the best region's mass is at least `threshold` and more than `none_ratio` x "nothing here"."""
     n = candidates.boxes.shape[0]
     if probs.dim() != 1 or probs.shape[0] != n + 1:
         raise ValueError(f"probs must be [N+1]={n + 1} (the candidates plus 'nothing here'); got {tuple(probs.shape)}")
@@ -149,7 +150,7 @@ def decode_point(probs: Tensor, candidates: Candidates, offset: Tensor | None = 
     point = _weighted_centre(members, probs, boxes, offset)
     best = members[0]
     others = [(_weighted_centre(m, probs, boxes, offset), p) for m, p in regions[1:]]
-    found = mass >= threshold and mass > p_none
+    found = mass >= threshold and mass > none_ratio * p_none
     return HeadPrediction(point=point, confidence=mass, found=found, box=tuple(boxes[best].tolist()), p_none=p_none,
                           candidates=others)
 

@@ -229,7 +229,8 @@ def test_training_calibrates_the_not_found_threshold_on_validation_screens(train
 
     from safetensors import safe_open
 
-    from vlagent.grounding.calibrate import CANDIDATE_THRESHOLDS, Calibration, calibrate_threshold, write_threshold
+    from vlagent.grounding.calibrate import (
+        CANDIDATE_NONE_RATIOS, CANDIDATE_THRESHOLDS, Calibration, calibrate_threshold, write_threshold)
     from vlagent.grounding.grounders.head import HeadGrounder
 
     out, records, _, _ = trained
@@ -237,15 +238,16 @@ def test_training_calibrates_the_not_found_threshold_on_validation_screens(train
         meta = json.loads(f.metadata()["vlagent_grounder"])
     cal = meta["info"]["calibration"]
     assert meta["threshold"] in CANDIDATE_THRESHOLDS and cal["targets"] == 16 and cal["negatives"] > 0
+    assert meta["none_ratio"] in CANDIDATE_NONE_RATIOS and load_grounder(out).none_ratio == meta["none_ratio"]
     assert cal["refused"] <= 0.04 or meta["threshold"] == CANDIDATE_THRESHOLDS[0]
     assert load_grounder(out).threshold == meta["threshold"] == HeadGrounder(out).threshold
     assert HeadGrounder(out, threshold=0.9).threshold == 0.9  # an explicit one wins
     again = calibrate_threshold(load_grounder(out), records[:16])
-    assert again.threshold == meta["threshold"]  # deterministic
+    assert (again.threshold, again.none_ratio) == (meta["threshold"], meta["none_ratio"])  # deterministic
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    write_threshold(copy, Calibration(0.55, 1, 0.0, 1, 1.0))
-    assert load_grounder(copy).threshold == 0.55
+    write_threshold(copy, Calibration(0.55, 1, 0.0, 1, 1.0, none_ratio=0.25))
+    assert (load_grounder(copy).threshold, load_grounder(copy).none_ratio) == (0.55, 0.25)
     with pytest.raises(ValueError, match="cached OCR"):
         calibrate_threshold(load_grounder(out), [dataclasses.replace(records[0], ocr=None)])
 

@@ -74,6 +74,14 @@ def test_decode_point_applies_the_in_cell_offset_and_reports_nothing_found():
         decode_point(torch.ones(4) / 4, c)
 
 
+def test_none_ratio_decides_how_much_nothing_here_may_outweigh_the_best_region():
+    c = Candidates.patches(2, 2)
+    probs = _probs_on({0: 0.3}, 4, p_none=0.7)
+    assert not decode_point(probs, c, threshold=0.1).found  # "nothing here" outweighs the region
+    assert decode_point(probs, c, threshold=0.1, none_ratio=0.25).found  # 0.3 > 0.25 x 0.7
+    assert not decode_point(probs, c, threshold=0.5, none_ratio=0.0).found  # the threshold still holds
+
+
 def test_head_rejects_mismatched_shapes():
     head = GroundingHead(GroundingHeadConfig(hidden_size=16))
     with pytest.raises(ValueError, match="hidden size must be 16"):

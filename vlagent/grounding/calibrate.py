@@ -1,12 +1,13 @@
-"""Choosing the trained grounder's "not found" threshold on validation screens.
+"""Choosing the trained grounder's "not found" rule on validation screens.
 
-A grounder answers "not found" when its best region's probability mass is under a threshold (or under
-the "nothing here" probability). Too low and it clicks something for instructions that name nothing on
-the screen; too high and it refuses real targets. `calibrate_threshold` asks the model about the
-validation targets and about generated negatives (vlagent.grounding.negatives: instructions naming
-something that is not on the screen) and picks the highest threshold that refuses at most
-`max_refusal` of the real targets; the rejection rate of the negatives at that threshold is reported
-beside it. `write_threshold` stores it in the grounder folder, where load_grounder reads it.
+A grounder answers "not found" when its best region's probability mass is under a threshold, or not
+more than `none_ratio` times the "nothing here" probability. Too strict and it refuses real targets;
+too lax and it clicks something for instructions that name nothing on the screen. `calibrate_threshold`
+asks the model about the validation targets and about generated negatives
+(vlagent.grounding.negatives: instructions naming something that is not on the screen) and, among the
+rules that refuse at most `max_refusal` of the real targets, picks the one that rejects the most
+negatives (ties: the larger none_ratio, then the higher threshold). `write_threshold` stores the rule in
+the grounder folder, where load_grounder reads it.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from vlagent.model.grounder import GROUNDER_FILE, Grounder, TextLine
 from vlagent.model.grounding_head import decode_point
 
 CANDIDATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 19))  # 0.05 ... 0.90
+CANDIDATE_NONE_RATIOS = (1.0, 0.5, 0.25, 0.1, 0.0)  # 0: the threshold alone decides
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Calibration:
     refused: float  # share of real targets answered "not found" at the threshold
     negatives: int
     rejected: float  # share of negatives answered "not found" at the threshold
+    none_ratio: float = 1.0
 
 
 def _answers(grounder: Grounder, image: Image.Image, instruction: str, lines: list[TextLine]) -> tuple[float, float]:
@@ -43,8 +46,8 @@ def _answers(grounder: Grounder, image: Image.Image, instruction: str, lines: li
 
 def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], *, max_refusal: float = 0.04,
                         limit: int = 400, seed: int = 0) -> Calibration:
-    """The highest threshold refusing at most `max_refusal` of `records` (a random `limit` of them, which
-    must carry cached OCR lines), with the negatives' rejection rate there."""
+    """The (threshold, none_ratio) that rejects the most negatives while refusing at most `max_refusal` of
+    `records` (a random `limit` of them, which must carry cached OCR lines)."""
     records = [r for r in records if r.ocr is not None]
     if not records:
         raise ValueError("calibration needs validation records with cached OCR lines ('ocr')")
@@ -62,17 +65,21 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
                 image, image_path = im.convert("RGB"), path
         into.append(_answers(grounder, image, text, lines_of[path]))
 
-    def refused(answers: list[tuple[float, float]], t: float) -> float:
-        return sum(not (c >= t and c > p_none) for c, p_none in answers) / max(1, len(answers))
+    def refused(answers: list[tuple[float, float]], t: float, k: float) -> float:
+        return sum(not (c >= t and c > k * p_none) for c, p_none in answers) / max(1, len(answers))
 
-    allowed = [t for t in CANDIDATE_THRESHOLDS if refused(positive, t) <= max_refusal]
-    threshold = max(allowed) if allowed else CANDIDATE_THRESHOLDS[0]
-    return Calibration(threshold, len(positive), refused(positive, threshold), len(negative),
-                       refused(negative, threshold))
+    rules = [(t, k) for k in CANDIDATE_NONE_RATIOS for t in CANDIDATE_THRESHOLDS]
+    allowed = [rule for rule in rules if refused(positive, *rule) <= max_refusal]
+    if allowed:
+        threshold, ratio = max(allowed, key=lambda rule: (refused(negative, *rule), rule[1], rule[0]))
+    else:  # even the laxest rule refuses too many: take it
+        threshold, ratio = CANDIDATE_THRESHOLDS[0], CANDIDATE_NONE_RATIOS[-1]
+    return Calibration(threshold, len(positive), refused(positive, threshold, ratio), len(negative),
+                       refused(negative, threshold, ratio), ratio)
 
 
 def write_threshold(folder: str | Path, calibration: Calibration) -> None:
-    """Store the calibrated threshold in the folder's grounder.safetensors metadata (rewritten atomically)."""
+    """Store the calibrated rule in the folder's grounder.safetensors metadata (rewritten atomically)."""
     import os
 
     from safetensors import safe_open
@@ -84,6 +91,7 @@ def write_threshold(folder: str | Path, calibration: Calibration) -> None:
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     meta = json.loads(metadata["vlagent_grounder"])
     meta["threshold"] = calibration.threshold
+    meta["none_ratio"] = calibration.none_ratio
     meta.setdefault("info", {})["calibration"] = asdict(calibration)
     metadata["vlagent_grounder"] = json.dumps(meta)
     tmp = path.with_suffix(".tmp")

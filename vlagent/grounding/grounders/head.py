@@ -72,7 +72,8 @@ class HeadGrounder:
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
                lines: list[TextLine] | None = None) -> GroundingResult:
         lines = screen_text(image) if lines is None else lines
-        pred, kind = self.model.predict(image, instruction, lines, threshold=self.threshold)
+        pred, kind = self.model.predict(image, instruction, lines, threshold=self.threshold,
+                                        none_ratio=self.model.none_ratio)
         candidates = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=kind)]
         candidates += [Candidate(point=p, score=s) for p, s in pred.candidates]
         if not pred.found:
