@@ -313,6 +313,21 @@ def test_a_folder_without_grounder_weights_is_refused(tmp_path):
         load_grounder(tmp_path)
 
 
+def test_the_training_command_ends_with_an_evaluation_of_what_it_wrote(tmp_path, capsys):
+    pytest.importorskip("rapidocr_onnxruntime")
+    from vlagent.cli import main
+
+    _screens(tmp_path / "train", 2, seed=3)
+    _screens(tmp_path / "val", 2, seed=4)
+    out = tmp_path / "g"
+    assert main(["train-grounding", "--data", str(tmp_path / "train" / "data.jsonl"), "--val",
+                 str(tmp_path / "val" / "data.jsonl"), "--out", str(out), "--steps", "2", "--eval-every", "1",
+                 "--final-eval", "5"]) == 0
+    summary = __import__("json").loads((out / "final_eval.json").read_text())
+    assert summary["targets"] == 5 and summary["negatives"] >= 1 and f"grounder:{out.name}" in summary["grounders"]
+    assert "grounding accuracy: 5 targets" in capsys.readouterr().out
+
+
 def test_ground_command_uses_a_grounder_and_exits_1_when_not_found(trained, tmp_path, capsys):
     import json
 

@@ -100,9 +100,25 @@ def _filter(records: list[Any], split: str | None, source: str | None, limit: in
     return records
 
 
+def print_summary(summary: dict[str, Any], console: Console) -> None:
+    """The accuracy table of `summarize`'s result (one column per grounder)."""
+    from vlagent.grounding.evaluate import summary_rows
+
+    header, rows = summary_rows(summary)
+    title = f"grounding accuracy: {summary['targets']} targets on {summary['screens']} screens"
+    if summary.get("negatives"):
+        title += f", {summary['negatives']} negatives"
+    table = Table(title=title)
+    for i, h in enumerate(header):
+        table.add_column(h, justify="left" if i == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
 def cmd_eval_grounding(args: argparse.Namespace) -> int:
     from vlagent.grounding.dataset import DatasetError
-    from vlagent.grounding.evaluate import evaluate, summarize, summary_rows
+    from vlagent.grounding.evaluate import evaluate, summarize
     from vlagent.grounding.grounders import GrounderSpecError, make_grounder
     from vlagent.grounding.negatives import absent_instructions
     from vlagent.grounding.ocr import OcrUnavailable
@@ -139,17 +155,8 @@ def cmd_eval_grounding(args: argparse.Namespace) -> int:
         return _err(str(exc), EXIT_USAGE)
 
     summary = summarize(evaluation)
-    header, rows = summary_rows(summary)
-    title = f"grounding accuracy: {summary['targets']} targets on {summary['screens']} screens"
-    if negatives:
-        title += f", {len(negatives)} negatives"
-    table = Table(title=title)
-    for i, h in enumerate(header):
-        table.add_column(h, justify="left" if i == 0 else "right")
-    for row in rows:
-        table.add_row(*row)
     # With --json to stdout, the table goes to stderr so stdout holds exactly one JSON document.
-    (err if args.json == "-" else Console(highlight=False)).print(table)
+    print_summary(summary, err if args.json == "-" else Console(highlight=False))
     if args.html:
         from vlagent.grounding.html_report import write_html
 

@@ -27,6 +27,9 @@ def register(sub: Any) -> None:
                    help="a Qwen3.5 checkpoint: train only a grounding head on it (frozen), written to "
                         "OUT/grounding_head.safetensors; a GPU job for real checkpoints")
     p.add_argument("--device", default="cpu", help="with --base: where the checkpoint runs (cpu, cuda)")
+    p.add_argument("--final-eval", type=int, default=300, metavar="N",
+                   help="after training, score the written grounder on N validation targets (real OCR, plus "
+                        "one generated negative per screen) as eval-grounding does; 0: skip")
     p.add_argument("--no-ocr-cache", action="store_true",
                    help="do not run OCR for records without cached text (they must all carry 'ocr' lines)")
     p.set_defaults(func=cmd_train)
@@ -56,7 +59,31 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = _with_progress("training", args.steps, lambda log, progress: train(
         train_records, val_records, Path(args.out), cfg, resume=args.resume, log=log, progress=progress))
     print(f"grounder written to {out} ({len(train_records)} training targets, {time.perf_counter() - t0:.0f} s)")
+    if val_records and args.final_eval > 0:
+        final_evaluation(Path(out), val_records, args.final_eval, seed=args.seed)
     return 0
+
+
+def final_evaluation(folder: Path, val_records: list, limit: int, seed: int = 0) -> dict:
+    """The written grounder on a seeded sample of `limit` validation targets, through eval-grounding's
+    evaluation (real OCR, one generated negative per screen); the table is printed and the summary
+    written to FOLDER/final_eval.json."""
+    import json
+    import random
+
+    from rich.console import Console
+
+    from vlagent.grounding.cli import print_summary
+    from vlagent.grounding.evaluate import evaluate, summarize
+    from vlagent.grounding.grounders.head import HeadGrounder
+    from vlagent.grounding.negatives import absent_instructions
+
+    sample = random.Random(seed).sample(list(val_records), min(limit, len(val_records)))
+    negatives = absent_instructions(sample, 1)
+    summary = summarize(evaluate(sample, [HeadGrounder(folder)], negatives=negatives))
+    print_summary(summary, Console(highlight=False))
+    (folder / "final_eval.json").write_text(json.dumps(summary, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    return summary
 
 
 def cmd_train_head(args: argparse.Namespace) -> int:
