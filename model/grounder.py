@@ -430,12 +430,14 @@ class Grounder:
     """The trained grounder on the engine: `predict(image, instruction, lines)` -> HeadPrediction."""
 
     def __init__(self, backbone, line_encoder: LineEncoder, anchors: AnchorEncoder, head, spec: GrounderSpec,
-                 threshold: float = DEFAULT_THRESHOLD, none_ratio: float = 1.0):
+                 threshold: float = DEFAULT_THRESHOLD, none_ratio: float = 1.0, match_boost: float = 0.0):
         self.backbone, self.line_encoder, self.anchors = backbone, line_encoder.eval(), anchors.eval()
         self.head, self.spec = head.eval(), spec
         # "not found" below this confidence, or where "nothing here" outweighs it by more than 1 / none_ratio
         # (both calibrated on validation screens by the training command)
         self.threshold, self.none_ratio = threshold, none_ratio
+        # extra weight of the lines' match with the instruction in the pointer's logits (chosen on validation)
+        self.match_boost = match_boost
 
     @torch.no_grad()  # not inference_mode: callers may feed the states to a trainable head
     def hidden_states(self, image: Image.Image, instruction: str, lines: list[TextLine]
@@ -453,13 +455,24 @@ class Grounder:
 
     @torch.no_grad()
     def logits(self, image: Image.Image, instruction: str, lines: list[TextLine]):
-        """The head's output for one instruction on one screen, and the candidates it points over."""
+        """The head's output for one instruction on one screen (with the match boost), and the candidates
+        it points over."""
+        out, candidates, match = self.head_logits(image, instruction, lines)
+        if self.match_boost:
+            out.pointer[0, :-1] += self.match_boost * match
+        return out, candidates
+
+    @torch.no_grad()
+    def head_logits(self, image: Image.Image, instruction: str, lines: list[TextLine]):
+        """(the head's own output, the candidates, each candidate's match with the instruction [N]: the
+        prior's channel 0, 0 for image cells)."""
         from .grounding_head import Candidates
 
         hidden, layout, prior = self.hidden_states(image, instruction, lines)
         candidates = Candidates.patches(*layout.grid).with_text_lines(layout.span_boxes)
         slots = torch.cat([layout.image_slots, layout.line_slots])
-        return self.head(hidden[layout.action_index][None], hidden[slots][None], prior=prior[None]), candidates
+        out = self.head(hidden[layout.action_index][None], hidden[slots][None], prior=prior[None])
+        return out, candidates, prior[:, 0]
 
     @torch.no_grad()
     def predict(self, image: Image.Image, instruction: str, lines: list[TextLine], **decode_options):
@@ -507,4 +520,4 @@ def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> G
     backbone = load_model(folder, device=device, dtype=dtype, with_mtp=False)
     return Grounder(backbone, lines.to(device), anchors.to(device), head.to(device), spec,
                     threshold=float(meta.get("threshold", DEFAULT_THRESHOLD)),
-                    none_ratio=float(meta.get("none_ratio", 1.0)))
+                    none_ratio=float(meta.get("none_ratio", 1.0)), match_boost=float(meta.get("match_boost", 0.0)))

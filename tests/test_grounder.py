@@ -230,7 +230,7 @@ def test_training_calibrates_the_not_found_threshold_on_validation_screens(train
     from safetensors import safe_open
 
     from vlagent.grounding.calibrate import (
-        CANDIDATE_NONE_RATIOS, CANDIDATE_THRESHOLDS, Calibration, calibrate_threshold, write_threshold)
+        CANDIDATE_MATCH_BOOSTS, CANDIDATE_NONE_RATIOS, CANDIDATE_THRESHOLDS, Calibration, calibrate_threshold, write_threshold)
     from vlagent.grounding.grounders.head import HeadGrounder
 
     out, records, _, _ = trained
@@ -239,6 +239,8 @@ def test_training_calibrates_the_not_found_threshold_on_validation_screens(train
     cal = meta["info"]["calibration"]
     assert meta["threshold"] in CANDIDATE_THRESHOLDS and cal["targets"] == 16 and cal["negatives"] > 0
     assert meta["none_ratio"] in CANDIDATE_NONE_RATIOS and load_grounder(out).none_ratio == meta["none_ratio"]
+    assert meta["match_boost"] in CANDIDATE_MATCH_BOOSTS and load_grounder(out).match_boost == meta["match_boost"]
+    assert 0 <= cal["accuracy"] <= 1
     assert cal["refused"] <= 0.04 or meta["threshold"] == CANDIDATE_THRESHOLDS[0]
     assert load_grounder(out).threshold == meta["threshold"] == HeadGrounder(out).threshold
     assert HeadGrounder(out, threshold=0.9).threshold == 0.9  # an explicit one wins
@@ -246,8 +248,14 @@ def test_training_calibrates_the_not_found_threshold_on_validation_screens(train
     assert (again.threshold, again.none_ratio) == (meta["threshold"], meta["none_ratio"])  # deterministic
     copy = tmp_path / "copy"
     shutil.copytree(out, copy)
-    write_threshold(copy, Calibration(0.55, 1, 0.0, 1, 1.0, none_ratio=0.25))
-    assert (load_grounder(copy).threshold, load_grounder(copy).none_ratio) == (0.55, 0.25)
+    write_threshold(copy, Calibration(0.55, 1, 0.0, 1, 1.0, none_ratio=0.25, match_boost=2.0))
+    boosted = load_grounder(copy)
+    assert (boosted.threshold, boosted.none_ratio, boosted.match_boost) == (0.55, 0.25, 2.0)
+    screen = Image.open(records[0].image_path).convert("RGB")
+    lines = [TextLine(ln.text, tuple(ln.box)) for ln in records[0].ocr]
+    plain, _, match = boosted.head_logits(screen, records[0].instruction, lines)
+    boosted_out, _ = boosted.logits(screen, records[0].instruction, lines)
+    assert torch.allclose(boosted_out.pointer[0, :-1], plain.pointer[0, :-1] + 2.0 * match) and match.abs().sum() > 0
     with pytest.raises(ValueError, match="cached OCR"):
         calibrate_threshold(load_grounder(out), [dataclasses.replace(records[0], ocr=None)])
 

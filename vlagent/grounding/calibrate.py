@@ -8,6 +8,10 @@ asks the model about the validation targets and about generated negatives
 rules that refuse at most `max_refusal` of the real targets, picks the one that rejects the most
 negatives (ties: the larger none_ratio, then the higher threshold). `write_threshold` stores the rule in
 the grounder folder, where load_grounder reads it.
+
+Before the rule, it picks the grounder's `match_boost` on the same validation targets: how much more
+the lines' match with the instruction counts in the pointer's logits than the head learned to count it
+(the head's own weight can lean on what a generated label looks like rather than on what it says).
 """
 from __future__ import annotations
 
@@ -26,6 +30,7 @@ from vlagent.model.grounding_head import decode_point
 
 CANDIDATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 19))  # 0.05 ... 0.90
 CANDIDATE_NONE_RATIOS = (1.0, 0.5, 0.25, 0.1, 0.0)  # 0: the threshold alone decides
+CANDIDATE_MATCH_BOOSTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
 @dataclass
@@ -36,18 +41,28 @@ class Calibration:
     negatives: int
     rejected: float  # share of negatives answered "not found" at the threshold
     none_ratio: float = 1.0
+    match_boost: float = 0.0
+    accuracy: float | None = None  # of the validation targets, with the match boost
 
 
-def _answers(grounder: Grounder, image: Image.Image, instruction: str, lines: list[TextLine]) -> tuple[float, float]:
-    out, candidates = grounder.logits(image, instruction, lines)
-    pred = decode_point(out.pointer[0].softmax(-1), candidates, out.offset[0], threshold=0.0)
-    return pred.confidence, pred.p_none
+def _raw(grounder: Grounder, image: Image.Image, instruction: str, lines: list[TextLine]):
+    """The pointer's logits without any match boost, the lines' match per candidate, offsets, candidates."""
+    out, candidates, match = grounder.head_logits(image, instruction, lines)
+    return out.pointer[0], match, out.offset[0], candidates
+
+
+def _decode(raw, boost: float):
+    pointer, match, offset, candidates = raw
+    logits = pointer.clone()
+    logits[:-1] += boost * match
+    return decode_point(logits.softmax(-1), candidates, offset, threshold=0.0)
 
 
 def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], *, max_refusal: float = 0.04,
                         limit: int = 400, seed: int = 0) -> Calibration:
-    """The (threshold, none_ratio) that rejects the most negatives while refusing at most `max_refusal` of
-    `records` (a random `limit` of them, which must carry cached OCR lines)."""
+    """On `records` (a random `limit` of them, which must carry cached OCR lines): the match boost with the
+    best accuracy (ties: the smaller), then the (threshold, none_ratio) that rejects the most negatives
+    while refusing at most `max_refusal` of the records."""
     records = [r for r in records if r.ocr is not None]
     if not records:
         raise ValueError("calibration needs validation records with cached OCR lines ('ocr')")
@@ -55,15 +70,23 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
     negatives = absent_instructions(sample, per_screen=1, seed=seed)
     lines_of = {r.image_path: [TextLine(ln.text, tuple(ln.box)) for ln in r.ocr or []] for r in sample}
     positive, negative = [], []
-    asked = [(r.image_path, r.instruction, positive) for r in sample]
-    asked += [(Path(path), text, negative) for path, text in negatives]
+    asked = [(r.image_path, r.instruction, positive, r) for r in sample]
+    asked += [(Path(path), text, negative, None) for path, text in negatives]
     asked.sort(key=lambda a: str(a[0]))  # one screenshot decoded at a time
     image_path, image = None, None
-    for path, text, into in asked:
+    for path, text, into, record in asked:
         if path != image_path:
             with Image.open(path) as im:
                 image, image_path = im.convert("RGB"), path
-        into.append(_answers(grounder, image, text, lines_of[path]))
+        into.append((record, _raw(grounder, image, text, lines_of[path])))
+
+    def accuracy(boost: float) -> float:
+        return sum(r.contains(_decode(raw, boost).point) for r, raw in positive) / len(positive)
+
+    scores = {boost: accuracy(boost) for boost in CANDIDATE_MATCH_BOOSTS}
+    boost = max(CANDIDATE_MATCH_BOOSTS, key=lambda b: (scores[b], -b))
+    positive = [(p.confidence, p.p_none) for p in (_decode(raw, boost) for _, raw in positive)]
+    negative = [(p.confidence, p.p_none) for p in (_decode(raw, boost) for _, raw in negative)]
 
     def refused(answers: list[tuple[float, float]], t: float, k: float) -> float:
         return sum(not (c >= t and c > k * p_none) for c, p_none in answers) / max(1, len(answers))
@@ -75,7 +98,7 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
     else:  # even the laxest rule refuses too many: take it
         threshold, ratio = CANDIDATE_THRESHOLDS[0], CANDIDATE_NONE_RATIOS[-1]
     return Calibration(threshold, len(positive), refused(positive, threshold, ratio), len(negative),
-                       refused(negative, threshold, ratio), ratio)
+                       refused(negative, threshold, ratio), ratio, boost, scores[boost])
 
 
 def write_threshold(folder: str | Path, calibration: Calibration) -> None:
@@ -92,6 +115,7 @@ def write_threshold(folder: str | Path, calibration: Calibration) -> None:
     meta = json.loads(metadata["vlagent_grounder"])
     meta["threshold"] = calibration.threshold
     meta["none_ratio"] = calibration.none_ratio
+    meta["match_boost"] = calibration.match_boost
     meta.setdefault("info", {})["calibration"] = asdict(calibration)
     metadata["vlagent_grounder"] = json.dumps(meta)
     tmp = path.with_suffix(".tmp")

@@ -362,7 +362,8 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
         if with_text:
             calibration = calibrate_threshold(load_grounder(out), with_text)
             write_threshold(out, calibration)
-            log(f"not found below {calibration.threshold:.2f} or under {calibration.none_ratio:g} x nothing-here: "
+            log(f"match boost {calibration.match_boost:g} (validation accuracy {calibration.accuracy:.1%}); "
+                f"not found below {calibration.threshold:.2f} or under {calibration.none_ratio:g} x nothing-here: "
                 f"refuses {calibration.refused:.1%} of "
                 f"{calibration.targets} validation targets, rejects {calibration.rejected:.1%} of "
                 f"{calibration.negatives} negatives")
