@@ -170,16 +170,18 @@ def _resize_torch(frames: torch.Tensor, height: int, width: int) -> torch.Tensor
 
 def _normalize_torch(frames: torch.Tensor, cfg: PixelConfig) -> torch.Tensor:
     """uint8 [..., C, H, W] -> float32, with the 1/255 rescale folded into mean and std."""
-    x = frames.to(torch.float32)
+    x = frames.to(torch.float32, copy=True)  # never the caller's tensor: normalized in place below
     mean = torch.tensor(cfg.image_mean, dtype=torch.float32)
     std = torch.tensor(cfg.image_std, dtype=torch.float32)
     if cfg.do_rescale and cfg.do_normalize:
         mean, std = mean * (1.0 / cfg.rescale_factor), std * (1.0 / cfg.rescale_factor)
     elif cfg.do_rescale:
-        return x * cfg.rescale_factor
+        return x.mul_(cfg.rescale_factor)
     elif not cfg.do_normalize:
         return x
-    return (x - mean.view(-1, 1, 1)) / std.view(-1, 1, 1)
+    # in place: the same arithmetic without two more frame-sized temporaries (a video's frames are hundreds
+    # of MB as float32, and every fresh page costs a fault)
+    return x.sub_(mean.view(-1, 1, 1)).div_(std.view(-1, 1, 1))
 
 
 def _image_pixels_pil(rgb: np.ndarray, height: int, width: int, cfg: PixelConfig) -> np.ndarray:
