@@ -260,6 +260,21 @@ def test_training_calibrates_the_not_found_threshold_on_validation_screens(train
         calibrate_threshold(load_grounder(out), [dataclasses.replace(records[0], ocr=None)])
 
 
+def test_calibration_uses_real_screens_when_there_are_enough():
+    from vlagent.grounding.calibrate import MIN_REAL_TARGETS, calibration_records
+
+    def record(source: str, ocr: bool = True) -> GroundingRecord:
+        return GroundingRecord(image="x.png", instruction="x", box=(0, 0, 1, 1), platform="desktop",
+                               element="button", source=source, split="val",
+                               ocr=[OcrLine("x", (0, 0, 1, 1))] if ocr else None)
+
+    generated = [record("synthetic:desktop") for _ in range(50)]
+    few_real = [record("gtk:file-chooser") for _ in range(MIN_REAL_TARGETS - 1)] + [record("web:doc", ocr=False)]
+    assert len(calibration_records(generated + few_real)) == 50 + MIN_REAL_TARGETS - 1  # too few: all with text
+    real = few_real + [record("web:doc-libxslt")]
+    assert [r.source for r in calibration_records(generated + real)] == [r.source for r in real if r.ocr]
+
+
 def test_the_engine_runs_the_trained_folder_as_it_trained(trained):
     out, records, _, _ = trained
     grounder = load_grounder(out)

@@ -16,6 +16,7 @@ the lines' match with the instruction counts in the pointer's logits than the he
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -31,6 +32,8 @@ from vlagent.model.grounding_head import decode_point
 CANDIDATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 19))  # 0.05 ... 0.90
 CANDIDATE_NONE_RATIOS = (1.0, 0.5, 0.25, 0.1, 0.0)  # 0: the threshold alone decides
 CANDIDATE_MATCH_BOOSTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+MIN_REAL_TARGETS = 100  # real validation targets enough to calibrate on them alone
+MIN_NEGATIVES = 200
 
 
 @dataclass
@@ -58,6 +61,16 @@ def _decode(raw, boost: float):
     return decode_point(logits.softmax(-1), candidates, offset, threshold=0.0)
 
 
+def calibration_records(records: Sequence[GroundingRecord]) -> list[GroundingRecord]:
+    """The validation records to calibrate on: those with cached OCR lines; of them only the real screens
+    (not `synthetic:` sources) when there are at least MIN_REAL_TARGETS. A generated screen's cached lines
+    are the generator's own text, read perfectly, while the grounder in use reads real OCR: settings chosen
+    there did not carry over (the third run's match boost: 0 on the mixed sample, 1.5 on real screens)."""
+    with_text = [r for r in records if r.ocr is not None]
+    real = [r for r in with_text if not r.source.startswith("synthetic:")]
+    return real if len(real) >= MIN_REAL_TARGETS else with_text
+
+
 def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], *, max_refusal: float = 0.04,
                         limit: int = 400, seed: int = 0) -> Calibration:
     """On `records` (a random `limit` of them, which must carry cached OCR lines): the match boost with the
@@ -67,7 +80,9 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
     if not records:
         raise ValueError("calibration needs validation records with cached OCR lines ('ocr')")
     sample = random.Random(seed).sample(list(records), min(limit, len(records)))
-    negatives = absent_instructions(sample, per_screen=1, seed=seed)
+    # at least MIN_NEGATIVES negatives: a few real screens get several each
+    per_screen = max(1, math.ceil(MIN_NEGATIVES / len({r.image_path for r in sample})))
+    negatives = absent_instructions(sample, per_screen=per_screen, seed=seed)
     lines_of = {r.image_path: [TextLine(ln.text, tuple(ln.box)) for ln in r.ocr or []] for r in sample}
     positive, negative = [], []
     asked = [(r.image_path, r.instruction, positive, r) for r in sample]

@@ -355,10 +355,10 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
     with open(out / "train_log.jsonl", "a" if resume else "w") as f:  # a resumed run adds its part
         f.writelines(json.dumps(h) + "\n" for h in history)
     if val_records:
-        from vlagent.grounding.calibrate import calibrate_threshold, write_threshold
+        from vlagent.grounding.calibrate import calibrate_threshold, calibration_records, write_threshold
         from vlagent.model.grounder import load_grounder
 
-        with_text = [r for r in val_records if r.ocr is not None]
+        with_text = calibration_records(val_records)
         if with_text:
             calibration = calibrate_threshold(load_grounder(out), with_text)
             write_threshold(out, calibration)
