@@ -16,8 +16,6 @@ optimizer, the schedule and the random state; `resume=True` continues from one.
 from __future__ import annotations
 
 import json
-import math
-import os
 import random
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +26,7 @@ import torch
 from PIL import Image
 
 from vlagent.grounding.dataset import GroundingRecord
-from vlagent.grounding.train import KIND_OF_ACTION
+from vlagent.grounding.train import KIND_OF_ACTION, load_checkpoint, save_checkpoint, warmup_cosine
 from vlagent.model.grounding_head import (
     Candidates,
     GroundingHead,
@@ -109,13 +107,6 @@ class FeatureSource:
         return found
 
 
-def _schedule(step: int, cfg: HeadTrainConfig) -> float:
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
-    return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-
-
 def _kind_index(head: GroundingHead, record: GroundingRecord) -> int:
     return head.config.action_kinds.index(KIND_OF_ACTION.get(record.action, "click"))
 
@@ -142,17 +133,12 @@ def train_head(base: str | Path, train_records: Sequence[GroundingRecord], val_r
     features = FeatureSource(model, Processor.from_pretrained(base), cfg.feature_cache_mb)
     head = GroundingHead(GroundingHeadConfig(hidden_size=model.config.text.hidden_size, proj_dim=cfg.proj_dim))
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, cfg))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.steps, cfg.warmup))
     step, ckpt = 0, out / CHECKPOINT_FILE
     if resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
+        state = load_checkpoint(ckpt, head, opt, sched, rng)
         if state.get("base") != str(base.resolve()):
             raise ValueError(f"{ckpt} was trained on {state.get('base')}, not {base.resolve()}")
-        head.load_state_dict(state["head"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["schedule"])
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
         step = state["step"]
         log(f"resumed from {ckpt} at step {step}")
     history: list[dict] = []
@@ -181,11 +167,7 @@ def train_head(base: str | Path, train_records: Sequence[GroundingRecord], val_r
         if progress is not None:
             progress(step, info)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            tmp = ckpt.with_suffix(".tmp")
-            torch.save(dict(head=head.state_dict(), optimizer=opt.state_dict(), schedule=sched.state_dict(),
-                            rng=rng.getstate(), torch_rng=torch.get_rng_state(), step=step,
-                            base=str(base.resolve())), tmp)
-            os.replace(tmp, ckpt)
+            save_checkpoint(ckpt, head, opt, sched, rng, step, base=str(base.resolve()))
     path = save_head(head.eval(), out / HEAD_FILE)
     final = dict(history[-1]) if history else {}
     (out / "head_info.json").write_text(json.dumps(dict(base=str(base.resolve()), config=asdict(cfg),

@@ -274,10 +274,11 @@ class ImageCache:
 
 # ---------------------------------------------------------------- the loop
 
-def _schedule(step: int, cfg: TrainConfig) -> float:
-    if step < cfg.warmup:
-        return (step + 1) / cfg.warmup
-    progress = (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+def warmup_cosine(step: int, steps: int, warmup: int) -> float:
+    """The learning-rate factor at `step`: linear warm-up, then cosine down to 5 %."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, steps - warmup)
     return 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
 
 
@@ -297,17 +298,11 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
     sampler = ScreenSampler(screens)
     model = TrainableGrounder(cfg)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _schedule(s, cfg))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.steps, cfg.warmup))
     step = 0
     ckpt = out / "checkpoint.pt"
     if resume and ckpt.exists():
-        state = torch.load(ckpt, weights_only=False)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["schedule"])
-        rng.setstate(state["rng"])
-        torch.set_rng_state(state["torch_rng"])
-        step = state["step"]
+        step = load_checkpoint(ckpt, model, opt, sched, rng)["step"]
         log(f"resumed from {ckpt} at step {step}")
     images, ocr_cache = ImageCache(cfg.spec), {}
     labels = [r.instruction for r in train_records]
@@ -348,7 +343,7 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
         if progress is not None:
             progress(step, info)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            _save_checkpoint(ckpt, model, opt, sched, rng, step)
+            save_checkpoint(ckpt, model, opt, sched, rng, step)
     final = dict(history[-1]) if history else {}
     save_grounder(model, out, info=dict(steps=cfg.steps, seed=cfg.seed, train_records=len(train_records),
                                         train_seconds=round(time.perf_counter() - t0, 1), final=final))
@@ -399,8 +394,21 @@ def evaluate(model: TrainableGrounder, records: Sequence[GroundingRecord], ocr: 
     return hits / max(1, len(sample))
 
 
-def _save_checkpoint(path: Path, model, opt, sched, rng: random.Random, step: int) -> None:
+def save_checkpoint(path: Path, model, opt, sched, rng: random.Random, step: int, **extra) -> None:
+    """Everything a run needs to go on (weights, optimizer, schedule, random state, step, `extra`),
+    written atomically."""
     tmp = path.with_suffix(".tmp")
     torch.save(dict(model=model.state_dict(), optimizer=opt.state_dict(), schedule=sched.state_dict(),
-                    rng=rng.getstate(), torch_rng=torch.get_rng_state(), step=step), tmp)
+                    rng=rng.getstate(), torch_rng=torch.get_rng_state(), step=step, **extra), tmp)
     os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path, model, opt, sched, rng: random.Random) -> dict:
+    """Restore what save_checkpoint wrote into the given objects; returns the whole state (step, extras)."""
+    state = torch.load(path, weights_only=False)
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["schedule"])
+    rng.setstate(state["rng"])
+    torch.set_rng_state(state["torch_rng"])
+    return state

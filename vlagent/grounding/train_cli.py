@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-DEFAULT_LR = 2e-3
-
 
 def register(sub: Any) -> None:
     p = sub.add_parser("train-grounding", help="train a grounder (backbone + line encoder + pointer head)",
@@ -19,7 +17,7 @@ def register(sub: Any) -> None:
     p.add_argument("--out", required=True, help="the grounder folder to write (checkpoints go there too)")
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--lr", type=float, default=DEFAULT_LR, help="learning rate (default 2e-3; 1e-3 with --base)")
+    p.add_argument("--lr", type=float, default=None, help="learning rate (default 2e-3; 1e-3 with --base)")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--eval-every", type=int, default=200)
@@ -54,7 +52,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     if not train_records:
         print("error: no records with split 'train' in --data", file=sys.stderr)
         return 2
-    cfg = TrainConfig(steps=args.steps, seed=args.seed, lr=args.lr, threads=args.threads, eval_every=args.eval_every)
+    cfg = TrainConfig(steps=args.steps, seed=args.seed, lr=args.lr or TrainConfig.lr, threads=args.threads,
+                      eval_every=args.eval_every)
     t0 = time.perf_counter()
     out = _with_progress("training", args.steps, lambda log, progress: train(
         train_records, val_records, Path(args.out), cfg, resume=args.resume, log=log, progress=progress))
@@ -98,8 +97,8 @@ def cmd_train_head(args: argparse.Namespace) -> int:
     if not train_records:
         print("error: no records with split 'train' in --data", file=sys.stderr)
         return 2
-    lr = args.lr if args.lr != DEFAULT_LR else HeadTrainConfig.lr
-    cfg = HeadTrainConfig(steps=args.steps, seed=args.seed, lr=lr, eval_every=args.eval_every, device=args.device)
+    cfg = HeadTrainConfig(steps=args.steps, seed=args.seed, lr=args.lr or HeadTrainConfig.lr, eval_every=args.eval_every,
+                          device=args.device)
     t0 = time.perf_counter()
     try:
         path = _with_progress("training the head", args.steps, lambda log, progress: train_head(

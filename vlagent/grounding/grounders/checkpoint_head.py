@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 from PIL import Image
 
-from vlagent.grounding.grounders.base import Candidate, GroundingResult
+from vlagent.grounding.grounders.base import GroundingResult
+from vlagent.grounding.grounders.head import result_of
 
 
 def head_file_for(checkpoint: str | Path, head: str | Path | None = None) -> Path | None:
@@ -67,12 +68,4 @@ class CheckpointHeadGrounder:
             inputs["image_grid_thw"].to(device))
         out = self.head(action.to(self.head.query.weight.dtype), visual.to(self.head.query.weight.dtype))
         pred = decode_point(out.pointer[0].softmax(-1), candidates, out.offset[0], threshold=self.threshold)
-        kind = self.head.config.action_kinds[int(out.kind[0].argmax())]
-        candidates_out = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=kind)]
-        candidates_out += [Candidate(point=p, score=s) for p, s in pred.candidates]
-        if not pred.found:
-            return GroundingResult.not_found(
-                f"not on this screen (best region {pred.confidence:.2f}, nothing-here {pred.p_none:.2f})",
-                raw=kind, candidates=candidates_out)
-        return GroundingResult(point=pred.point, confidence=pred.confidence, box=pred.box,
-                               candidates=candidates_out, raw=kind)
+        return result_of(pred, self.head.config.action_kinds[int(out.kind[0].argmax())])

@@ -74,14 +74,20 @@ class HeadGrounder:
         lines = screen_text(image) if lines is None else lines
         pred, kind = self.model.predict(image, instruction, lines, threshold=self.threshold,
                                         none_ratio=self.model.none_ratio)
-        candidates = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=kind)]
-        candidates += [Candidate(point=p, score=s) for p, s in pred.candidates]
-        if not pred.found:
-            return GroundingResult.not_found(
-                f"not on this screen (best region {pred.confidence:.2f}, nothing-here {pred.p_none:.2f})",
-                raw=kind, candidates=candidates)
-        return GroundingResult(point=pred.point, confidence=pred.confidence, box=pred.box, candidates=candidates,
-                               raw=kind)
+        return result_of(pred, kind)
+
+
+def result_of(pred, kind: str) -> GroundingResult:
+    """A pointer head's HeadPrediction (and its action kind) as a GroundingResult; "not found" keeps the
+    candidates."""
+    candidates = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=kind)]
+    candidates += [Candidate(point=p, score=s) for p, s in pred.candidates]
+    if not pred.found:
+        return GroundingResult.not_found(
+            f"not on this screen (best region {pred.confidence:.2f}, nothing-here {pred.p_none:.2f})",
+            raw=kind, candidates=candidates)
+    return GroundingResult(point=pred.point, confidence=pred.confidence, box=pred.box, candidates=candidates,
+                           raw=kind)
 
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "default_grounder"
