@@ -200,6 +200,23 @@ def span_box(instruction: str, line: TextLine) -> tuple[float, float, float, flo
     return (x0 + (x1 - x0) * best[0] / n, y0, x0 + (x1 - x0) * best[1] / n, y1)
 
 
+# The hand-made part of LineEncoder.match: the query's string ratio, its words on the line, an exact
+# match, containment (weights over line_similarity's features).
+HAND_MATCH_WEIGHTS = (0.0, 6.0, 0.0, 2.0, 3.0, 1.0, 0.0)
+
+
+def relevant_lines(instruction: str, lines: list[TextLine], limit: int) -> list[TextLine]:
+    """At most `limit` lines, in their order on the screen. A dense screen (a character table, a long
+    list, a file chooser) has more; then the lines most like what the instruction names are kept, not
+    the first ones read: cutting in reading order dropped the lower half of a list before its rows
+    could be pointed at."""
+    if len(lines) <= limit:
+        return lines
+    scores = [sum(w * f for w, f in zip(HAND_MATCH_WEIGHTS, line_similarity(instruction, ln.text))) for ln in lines]
+    keep = sorted(sorted(range(len(lines)), key=lambda i: -scores[i])[:limit])
+    return [lines[i] for i in keep]
+
+
 def encode_bytes(text: str, limit: int) -> list[int]:
     """UTF-8 bytes of `text`, cut at `limit` on a character boundary."""
     out = text.encode("utf-8")
@@ -234,7 +251,7 @@ def build_layout(instruction: str, lines: list[TextLine], spec: GrounderSpec,
     spec.grid_for(screenshot size), landscape by default."""
     rows, cols = grid or spec.grid
     instr = encode_bytes(instruction, spec.max_instruction_bytes)
-    lines = [ln for ln in lines if ln.text.strip()][: spec.max_lines]
+    lines = relevant_lines(instruction, [ln for ln in lines if ln.text.strip()], spec.max_lines)
     ids = instr + [VISION_START] + [IMAGE] * (rows * cols) + [VISION_END] + [LINE] * len(lines) + [ACTION]
     n_text = len(instr)
     pos: list[tuple[int, int, int]] = [(i, i, i) for i in range(n_text + 1)]
@@ -303,7 +320,7 @@ class LineEncoder(nn.Module):
         # line, an exact match), so the prior and the anchor map are useful from the first step
         self.match_linear = nn.Linear(NUM_SIMILARITY_FEATURES, 1)
         with torch.no_grad():
-            self.match_linear.weight.copy_(torch.tensor([[0.0, 6.0, 0.0, 2.0, 3.0, 1.0, 0.0]]))
+            self.match_linear.weight.copy_(torch.tensor([HAND_MATCH_WEIGHTS]))
             self.match_linear.bias.fill_(-4.0)
 
     def forward(self, line_bytes: Tensor, boxes: Tensor, features: Tensor) -> Tensor:
@@ -471,7 +488,8 @@ class Grounder:
         hidden, layout, prior = self.hidden_states(image, instruction, lines)
         candidates = Candidates.patches(*layout.grid).with_text_lines(layout.span_boxes)
         slots = torch.cat([layout.image_slots, layout.line_slots])
-        out = self.head(hidden[layout.action_index][None], hidden[slots][None], prior=prior[None])
+        out = self.head(hidden[layout.action_index][None], hidden[slots][None], prior=prior[None],
+                        first_line=len(layout.image_slots))
         return out, candidates, prior[:, 0]
 
     @torch.no_grad()
@@ -508,7 +526,8 @@ def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> G
     head_cfg = meta["head"]
     head = GroundingHead(GroundingHeadConfig(hidden_size=head_cfg["hidden_size"], proj_dim=head_cfg["proj_dim"],
                                              action_kinds=tuple(head_cfg["action_kinds"]),
-                                             prior_maps=head_cfg.get("prior_maps", 1)))
+                                             prior_maps=head_cfg.get("prior_maps", 1),
+                                             line_content_limit=head_cfg.get("line_content_limit", 0.0)))
     lines = LineEncoder(head_cfg["hidden_size"], byte_dim=meta["byte_dim"])
     anchors = AnchorEncoder(head_cfg["hidden_size"])
     for prefix, module in (("head.", head), ("lines.", lines), ("anchors.", anchors)):

@@ -35,6 +35,10 @@ class GroundingHeadConfig:
     proj_dim: int = 128
     action_kinds: tuple[str, ...] = ACTION_KINDS
     prior_maps: int = 1  # channels of the optional prior (GroundingHead.forward's `prior`)
+    # > 0: a text-line token's own score (query . key) is squashed into (-limit, limit), so what the line
+    # says (its match with the instruction, through the prior) decides between lines, not what it looks
+    # like; 0: unbounded
+    line_content_limit: float = 0.0
 
 
 @dataclass
@@ -98,8 +102,9 @@ class GroundingHead(nn.Module):
         nn.init.zeros_(self.offset.bias)
 
     def forward(self, action_hidden: Tensor, candidate_hidden: Tensor, candidate_mask: Tensor | None = None,
-                prior: Tensor | None = None) -> HeadLogits:
-        """prior [B,N,prior_maps], optional: maps over the candidates, mixed per instruction into a logit."""
+                prior: Tensor | None = None, first_line: int | None = None) -> HeadLogits:
+        """prior [B,N,prior_maps], optional: maps over the candidates, mixed per instruction into a logit.
+        first_line: where the text-line tokens start among the candidates (for line_content_limit)."""
         if action_hidden.dim() != 2 or candidate_hidden.dim() != 3 or candidate_hidden.shape[0] != action_hidden.shape[0]:
             raise ValueError(f"action_hidden must be [B,H] and candidate_hidden [B,N,H]; got "
                              f"{tuple(action_hidden.shape)} and {tuple(candidate_hidden.shape)}")
@@ -111,6 +116,10 @@ class GroundingHead(nn.Module):
         k = self.key(candidate_hidden.to(dtype))  # [B, N, D]
         keys = torch.cat([k, self.null_key.expand(k.shape[0], 1, -1)], dim=1)
         pointer = torch.einsum("bd,bnd->bn", q, keys) * self.config.proj_dim**-0.5
+        limit = self.config.line_content_limit
+        if limit > 0 and first_line is not None and first_line < k.shape[1]:
+            lines = limit * torch.tanh(pointer[:, first_line: k.shape[1]] / limit)
+            pointer = torch.cat([pointer[:, :first_line], lines, pointer[:, k.shape[1]:]], dim=1)
         if prior is not None:
             want = (*candidate_hidden.shape[:2], self.config.prior_maps)
             if tuple(prior.shape) != want:
@@ -275,7 +284,8 @@ def load_head(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32
         raw = json.loads(meta["vlagent_grounding_head"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     config = GroundingHeadConfig(hidden_size=raw["hidden_size"], proj_dim=raw["proj_dim"],
-                                 action_kinds=tuple(raw["action_kinds"]), prior_maps=raw.get("prior_maps", 1))
+                                 action_kinds=tuple(raw["action_kinds"]), prior_maps=raw.get("prior_maps", 1),
+                                 line_content_limit=raw.get("line_content_limit", 0.0))
     head = GroundingHead(config)
     missing, unexpected = head.load_state_dict(tensors, strict=False)
     if missing or unexpected:

@@ -149,6 +149,18 @@ def test_every_part_of_the_pointer_prior_learns_from_the_first_step():
     assert model.anchors.mlp[2].weight.grad[-RELATION_MAPS:].abs().sum(1).gt(0).all()
 
 
+def test_a_dense_screen_keeps_the_lines_the_instruction_names_not_the_first_ones_read():
+    lines = [TextLine(f"Row {i:03d} glyph", (0.0, i / 100, 0.1, (i + 1) / 100)) for i in range(100)]
+    lines.append(TextLine("Malayalam", (0.0, 0.995, 0.1, 1.0)))  # read last, below everything
+    layout = build_layout("the list item Malayalam", lines, SPEC)
+    kept = [ln.text for ln in layout.lines]
+    assert len(kept) == SPEC.max_lines and "Malayalam" in kept
+    order = [lines.index(ln) for ln in layout.lines]
+    assert order == sorted(order)  # still in screen order
+    few = lines[:5]
+    assert build_layout("the list item Malayalam", few, SPEC).lines == few
+
+
 def test_a_label_cut_short_with_an_ellipsis_matches_the_name_it_starts():
     cut, other = line_similarity("the list item Malayalam", "Malayal..."), line_similarity("the list item Malayalam", "Mandaic")
     assert cut[4] == 1.0 and cut[1] == 1.0 and other[4] == 0.0  # exact, as far as the label shows

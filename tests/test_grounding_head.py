@@ -106,6 +106,21 @@ def test_the_prior_maps_are_mixed_per_instruction_into_the_pointer():
         head(action, cands, prior=torch.zeros(2, 5, 2))
 
 
+def test_a_text_line_tokens_own_score_is_bounded_so_its_match_decides():
+    head = GroundingHead(GroundingHeadConfig(hidden_size=16, prior_maps=1, line_content_limit=2.0))
+    torch.nn.init.normal_(head.query.weight, std=3.0)
+    action, cands = torch.randn(1, 16), torch.randn(1, 6, 16) * 10
+    free = head(action, cands).pointer  # without first_line nothing is bounded
+    bounded = head(action, cands, first_line=3).pointer
+    assert torch.equal(bounded[:, :3], free[:, :3]) and torch.equal(bounded[:, 6], free[:, 6])  # cells, none
+    assert torch.allclose(bounded[:, 3:6], 2.0 * torch.tanh(free[:, 3:6] / 2.0))
+    assert free[:, 3:6].abs().max() > 2.0 and bounded[:, 3:6].abs().max() <= 2.0
+    prior = torch.zeros(1, 6, 1)
+    prior[0, 4, 0] = 4.5  # a strong match wins among the lines whatever the lines' own scores
+    lines = head(action, cands, prior=prior, first_line=3).pointer[0, 3:6]
+    assert int(lines.argmax()) == 1
+
+
 def test_masked_candidates_get_no_probability():
     head = GroundingHead(GroundingHeadConfig(hidden_size=16))
     mask = torch.tensor([[True, False, True]])

@@ -63,6 +63,7 @@ class TrainConfig:
     vision_depth: int = 2
     proj_dim: int = 64
     byte_dim: int = 64
+    line_content_limit: float = 3.0  # GroundingHeadConfig.line_content_limit
     spec: GrounderSpec = field(default_factory=GrounderSpec)
     checkpoint_every: int = 200
     eval_every: int = 200
@@ -158,7 +159,8 @@ class TrainableGrounder(torch.nn.Module):
         self.lines = LineEncoder(cfg.hidden_size, byte_dim=cfg.byte_dim)
         self.anchors = AnchorEncoder(cfg.hidden_size)
         self.head = GroundingHead(GroundingHeadConfig(hidden_size=cfg.hidden_size, proj_dim=cfg.proj_dim,
-                                                      prior_maps=1 + RELATION_MAPS))
+                                                      prior_maps=1 + RELATION_MAPS,
+                                                      line_content_limit=cfg.line_content_limit))
         self.byte_dim = cfg.byte_dim
 
     def screen_features(self, image: Image.Image) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -198,7 +200,7 @@ class TrainableGrounder(torch.nn.Module):
                     attention_mask=None if bool(mask.all()) else mask, use_cache=False).last_hidden_state
         slots = torch.stack([torch.cat([lay.image_slots, lay.line_slots]) + off for lay, off in zip(layouts, offsets)])
         cands = hidden.gather(1, slots[..., None].expand(-1, -1, hidden.shape[-1]))
-        logits = self.head(hidden[:, -1], cands, prior=torch.stack(priors))
+        logits = self.head(hidden[:, -1], cands, prior=torch.stack(priors), first_line=grid[0] * grid[1])
         candidates = [Candidates.patches(*grid).with_text_lines(lay.span_boxes) for lay in layouts]
         return logits, candidates
 
@@ -214,7 +216,8 @@ def save_grounder(model: TrainableGrounder, folder: str | Path, info: dict | Non
     head_cfg = model.head.config
     meta = dict(spec=model.spec.to_dict(), byte_dim=model.byte_dim, info=info or {},
                 head=dict(hidden_size=head_cfg.hidden_size, proj_dim=head_cfg.proj_dim,
-                          action_kinds=list(head_cfg.action_kinds), prior_maps=head_cfg.prior_maps))
+                          action_kinds=list(head_cfg.action_kinds), prior_maps=head_cfg.prior_maps,
+                          line_content_limit=head_cfg.line_content_limit))
     tensors = {f"head.{k}": v.detach().contiguous() for k, v in model.head.state_dict().items()}
     tensors.update({f"lines.{k}": v.detach().contiguous() for k, v in model.lines.state_dict().items()})
     tensors.update({f"anchors.{k}": v.detach().contiguous() for k, v in model.anchors.state_dict().items()})
