@@ -115,6 +115,18 @@ _CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+)?(?:
 _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(.+)$", re.IGNORECASE)
 
 
+# Instructions naming a control that sits beside its label ("the Name field", "tick Remember me"): the
+# label's text is not the target there, so the calibrated match boost (Grounder.match_boost) stays off.
+_BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|switch|toggle|slider|input|entry|text area|tick|untick"
+                           r"|check|uncheck)\b", re.IGNORECASE)
+
+
+def names_control_beside_label(instruction: str) -> bool:
+    """Whether an instruction names a field, checkbox, radio button, switch or slider (which sit beside the
+    text that names them) rather than text that is the target itself."""
+    return bool(_BESIDE_LABEL.search(instruction))
+
+
 def _words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text)]
 
@@ -198,6 +210,33 @@ def span_box(instruction: str, line: TextLine) -> tuple[float, float, float, flo
     x0, y0, x1, y1 = line.box
     n = max(len(line.text), 1)
     return (x0 + (x1 - x0) * best[0] / n, y0, x0 + (x1 - x0) * best[1] / n, y1)
+
+
+def exact_text(instruction: str, lines: list[TextLine]) -> tuple[float, float, float, float] | None:
+    """The box of the one place where the instruction's query is written exactly (folded: case, accents,
+    spaces and punctuation aside): the one line that reads it whole, else, when no line does, the one
+    run of a line's words that does (its box estimated from character counts, as in span_box). None when
+    nothing or more than one place reads it. A line the toolkit cut short ("Malayal...") reads it whole
+    when the query starts with what the line shows (3 characters or more)."""
+    query = _fold(instruction_query(instruction))
+    if not query:
+        return None
+    whole, runs = [], []
+    for line in lines:
+        folded = _fold(line.text)
+        if folded == query or (_truncated(line.text) and len(folded) >= 3 and query.startswith(folded)):
+            whole.append(line.box)
+            continue
+        words = list(re.finditer(r"\w[\w'’.-]*", line.text))
+        for i in range(len(words)):
+            for j in range(i + 1, min(len(words), i + MAX_SPAN_WORDS) + 1):
+                if _fold(line.text[words[i].start(): words[j - 1].end()]) == query:
+                    x0, y0, x1, y1 = line.box
+                    n = max(len(line.text), 1)
+                    runs.append((x0 + (x1 - x0) * words[i].start() / n, y0,
+                                 x0 + (x1 - x0) * words[j - 1].end() / n, y1))
+    places = whole or runs
+    return places[0] if len(places) == 1 else None
 
 
 # The hand-made part of LineEncoder.match: the query's string ratio, its words on the line, an exact
@@ -472,10 +511,10 @@ class Grounder:
 
     @torch.no_grad()
     def logits(self, image: Image.Image, instruction: str, lines: list[TextLine]):
-        """The head's output for one instruction on one screen (with the match boost), and the candidates
-        it points over."""
+        """The head's output for one instruction on one screen (with the match boost, unless the instruction
+        names a control beside its label), and the candidates it points over."""
         out, candidates, match = self.head_logits(image, instruction, lines)
-        if self.match_boost:
+        if self.match_boost and not names_control_beside_label(instruction):
             out.pointer[0, :-1] += self.match_boost * match
         return out, candidates
 

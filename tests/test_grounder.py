@@ -22,6 +22,7 @@ from vlagent.model.grounder import (
     LineEncoder,
     TextLine,
     build_layout,
+    exact_text,
     line_similarity,
     load_grounder,
     pixel_input,
@@ -312,6 +313,58 @@ def test_the_engine_runs_the_trained_folder_as_it_trained(trained):
     assert kind == "click" and 0 <= pred.point[0] <= 1 and 0 <= pred.confidence <= 1
 
 
+def test_the_match_boost_skips_instructions_naming_a_control_beside_its_label(trained):
+    out, records, _, _ = trained
+    grounder = load_grounder(out)
+    record = records[0]
+    lines = [TextLine(ln.text, ln.box) for ln in record.ocr]
+    with Image.open(record.image_path) as im:
+        image = im.convert("RGB")
+    label = record.instruction.split()[1]  # "the Save button" -> Save
+    grounder.match_boost = 2.0
+    for text, boosted in ((f"the {label} button", True), (f"the {label} field", False),
+                          (f"tick {label}", False), (f"click {label}", True)):
+        raw, _, match = grounder.head_logits(image, text, lines)
+        got, _ = grounder.logits(image, text, lines)
+        want = raw.pointer.clone()
+        if boosted:
+            want[0, :-1] += 2.0 * match
+            assert match.abs().max() > 0
+        assert torch.allclose(got.pointer, want), text
+
+
+def test_exact_text_is_the_one_place_that_reads_the_query():
+    lines = [TextLine("File Edit View Help", (0.0, 0.0, 0.4, 0.05)), TextLine("Malayal...", (0.0, 0.5, 0.1, 0.55)),
+             TextLine("Save", (0.5, 0.5, 0.6, 0.55)), TextLine("Save as…", (0.5, 0.6, 0.6, 0.65)),
+             TextLine("Open", (0.0, 0.9, 0.1, 0.95)), TextLine("OPEN", (0.2, 0.9, 0.3, 0.95))]
+    edit = exact_text("open the Edit menu", lines)  # a word run, its box from character counts
+    assert edit is not None and 0.09 < edit[0] < 0.12 and 0.17 < edit[2] < 0.2 and edit[1:4:2] == (0.0, 0.05)
+    assert exact_text("the list item Malayalam", lines) == (0.0, 0.5, 0.1, 0.55)  # cut short by the toolkit
+    assert exact_text("click Save", lines) == (0.5, 0.5, 0.6, 0.55)  # a whole line beats a run ("Save as…")
+    assert exact_text("the 'Save as…' button", lines) == (0.5, 0.6, 0.6, 0.65)
+    assert exact_text("click Open", lines) is None  # written twice: the model decides
+    assert exact_text("the Close button", lines) is None
+
+
+def test_text_written_once_is_answered_before_the_model_unless_it_labels_a_control(trained):
+    from vlagent.grounding.grounders.head import HeadGrounder
+
+    out, records, _, _ = trained
+    record = records[0]
+    lines = [TextLine(ln.text, ln.box) for ln in record.ocr]
+    with Image.open(record.image_path) as im:
+        image = im.convert("RGB")
+    label = record.instruction.split()[1]
+    box = next(ln.box for ln in lines if ln.text == label)
+    grounder = HeadGrounder(out)
+    result = grounder.ground(image, f"click {label}", lines=lines)
+    assert result.found and result.raw == "exact text" and result.box == box and result.confidence == 1.0
+    assert result.point == ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+    for asked, kwargs in ((f"the {label} field", {}), (f"click {label}", {"text_first": False})):
+        model_answer = HeadGrounder(out, **kwargs).ground(image, asked, lines=lines)
+        assert model_answer.raw != "exact text"
+
+
 def test_a_left_padded_batch_equals_each_instruction_alone(trained):
     out, records, _, cfg = trained
     model = TrainableGrounder(cfg)
@@ -375,7 +428,7 @@ def test_ground_command_uses_a_grounder_and_exits_1_when_not_found(trained, tmp_
     printed = json.loads(capsys.readouterr().out)
     assert rc == 0 and printed["found"] and len(printed["point"]) == 2 and printed["grounder"] == "grounder:model"
     assert (tmp_path / "g.png").exists() and printed["candidates"]
-    rc = main(["ground", str(image), "the Save button", "--grounder", f"grounder:{out},threshold=1.01", "--json",
+    rc = main(["ground", str(image), "the Zorblax button", "--grounder", f"grounder:{out},threshold=1.01", "--json",
                "--out", str(tmp_path / "n.png")])
     printed = json.loads(capsys.readouterr().out)
     assert rc == 1 and printed["point"] is None and not printed["found"] and "not on this screen" in printed["error"]

@@ -699,3 +699,27 @@ def test_auto_strategy_on_real_files_seeks_when_sparse_and_goes_straight_when_de
     sparse = sample_frames(long_video.path, num_frames=16, min_pixels=FACTOR * FACTOR, max_pixels=128 * 96)
     assert sparse.stats["decode_plan"]["seeks"] == 16 == sparse.stats["seeks"]
     assert_frames_match(long_video, sparse)
+
+
+def test_matroska_cues_miss_keyframes_so_the_scan_decides(tmp_path):
+    """Why Matroska is scanned (vlagent/video/info.py): FFmpeg's muxer writes one cue per cluster, so the
+    cues miss keyframes that the packet scan finds (and hold no per-frame times at all)."""
+    import av
+    import numpy as np
+
+    path = str(tmp_path / "gop10.mkv")
+    with av.open(path, "w") as out:
+        stream = out.add_stream("libx264", rate=5, options={"g": "10", "keyint_min": "10", "sc_threshold": "0"})
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for i in range(100):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), (i * 7) % 256, np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    with av.open(path) as container:
+        cues = [e for e in container.streams.video[0].index_entries if e.is_keyframe]
+    info = probe(path)
+    assert info.source == "scan" and "matroska" in info.source_note
+    assert info.num_packets == 100 and len(info.keyframe_pts) == 10
+    assert len(cues) < len(info.keyframe_pts)

@@ -11,7 +11,9 @@ the grounder folder, where load_grounder reads it.
 
 Before the rule, it picks the grounder's `match_boost` on the same validation targets: how much more
 the lines' match with the instruction counts in the pointer's logits than the head learned to count it
-(the head's own weight can lean on what a generated label looks like rather than on what it says).
+(the head's own weight can lean on what a generated label looks like rather than on what it says). The
+boost is never applied to instructions naming a control that sits beside its label ("the Name field"):
+there the label is not the target.
 """
 from __future__ import annotations
 
@@ -22,11 +24,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from PIL import Image
 
 from vlagent.grounding.dataset import GroundingRecord
 from vlagent.grounding.negatives import absent_instructions
-from vlagent.model.grounder import GROUNDER_FILE, Grounder, TextLine
+from vlagent.model.grounder import GROUNDER_FILE, Grounder, TextLine, exact_text, names_control_beside_label
 from vlagent.model.grounding_head import decode_point
 
 CANDIDATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 19))  # 0.05 ... 0.90
@@ -49,8 +52,11 @@ class Calibration:
 
 
 def _raw(grounder: Grounder, image: Image.Image, instruction: str, lines: list[TextLine]):
-    """The pointer's logits without any match boost, the lines' match per candidate, offsets, candidates."""
+    """The pointer's logits without any match boost, the lines' match per candidate (zero where the boost
+    does not apply: Grounder.logits), offsets, candidates."""
     out, candidates, match = grounder.head_logits(image, instruction, lines)
+    if names_control_beside_label(instruction):
+        match = torch.zeros_like(match)
     return out.pointer[0], match, out.offset[0], candidates
 
 
@@ -72,10 +78,11 @@ def calibration_records(records: Sequence[GroundingRecord]) -> list[GroundingRec
 
 
 def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], *, max_refusal: float = 0.04,
-                        limit: int = 400, seed: int = 0) -> Calibration:
+                        limit: int = 400, seed: int = 0, text_first: bool = True) -> Calibration:
     """On `records` (a random `limit` of them, which must carry cached OCR lines): the match boost with the
     best accuracy (ties: the smaller), then the (threshold, none_ratio) that rejects the most negatives
-    while refusing at most `max_refusal` of the records."""
+    while refusing at most `max_refusal` of the records. text_first: as HeadGrounder answers, a record whose
+    named text is written once on its screen is answered by that text (never refused, whatever the rule)."""
     records = [r for r in records if r.ocr is not None]
     if not records:
         raise ValueError("calibration needs validation records with cached OCR lines ('ocr')")
@@ -87,6 +94,11 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
     positive, negative = [], []
     asked = [(r.image_path, r.instruction, positive, r) for r in sample]
     asked += [(Path(path), text, negative, None) for path, text in negatives]
+    by_text = {}  # id(record) -> the text box HeadGrounder answers a text-first record with
+    for r in sample if text_first else ():
+        box = None if names_control_beside_label(r.instruction) else exact_text(r.instruction, lines_of[r.image_path])
+        if box is not None:
+            by_text[id(r)] = box
     asked.sort(key=lambda a: str(a[0]))  # one screenshot decoded at a time
     image_path, image = None, None
     for path, text, into, record in asked:
@@ -95,12 +107,17 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
                 image, image_path = im.convert("RGB"), path
         into.append((record, _raw(grounder, image, text, lines_of[path])))
 
+    def point(record: GroundingRecord, raw, boost: float) -> tuple[float, float]:
+        box = by_text.get(id(record))
+        return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2) if box else _decode(raw, boost).point
+
     def accuracy(boost: float) -> float:
-        return sum(r.contains(_decode(raw, boost).point) for r, raw in positive) / len(positive)
+        return sum(r.contains(point(r, raw, boost)) for r, raw in positive) / len(positive)
 
     scores = {boost: accuracy(boost) for boost in CANDIDATE_MATCH_BOOSTS}
     boost = max(CANDIDATE_MATCH_BOOSTS, key=lambda b: (scores[b], -b))
-    positive = [(p.confidence, p.p_none) for p in (_decode(raw, boost) for _, raw in positive)]
+    positive = [(1.0, 0.0) if id(r) in by_text else (p.confidence, p.p_none)
+                for r, p in ((r, _decode(raw, boost)) for r, raw in positive)]
     negative = [(p.confidence, p.p_none) for p in (_decode(raw, boost) for _, raw in negative)]
 
     def refused(answers: list[tuple[float, float]], t: float, k: float) -> float:

@@ -69,6 +69,7 @@ class TrainConfig:
     eval_every: int = 200
     seed: int = 0
     threads: int | None = None
+    bf16: bool = False  # autocast the forward pass to bfloat16 (weights, optimizer and loss stay float32)
 
 
 # ---------------------------------------------------------------- OCR lines, clean and noisy
@@ -319,14 +320,16 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
         n = sum(min(len(s.records), cfg.instructions_per_screen) for s in batch)
         for screen in batch:
             image = images.get(screen.path)
-            features = model.screen_features(image)
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                features = model.screen_features(image)
             picked = rng.sample(screen.records, min(len(screen.records), cfg.instructions_per_screen))
             lines = record_lines(picked[0], ocr, ocr_cache)
             noisy = noisy_lines(lines, rng, cfg.ocr_noise)
             negative = [rng.random() < cfg.negatives for _ in picked]
             instructions = [_absent_instruction(rng, labels, lines) if neg else r.instruction
                             for r, neg in zip(picked, negative)]
-            logits, cands = model.forward_batch(features, instructions, noisy)  # the vision tower ran once
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                logits, cands = model.forward_batch(features, instructions, noisy)  # the vision tower ran once
             kinds = torch.tensor([model.head.config.action_kinds.index(KIND_OF_ACTION.get(r.action, "click"))
                                   for r in picked])
             targets = [None if neg else _target(r) for r, neg in zip(picked, negative)]

@@ -21,6 +21,9 @@ def register(sub: Any) -> None:
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     p.add_argument("--eval-every", type=int, default=200)
+    p.add_argument("--bf16", action="store_true",
+                   help="run the forward pass in bfloat16 (autocast; weights and optimizer stay float32): "
+                        "see benchmarks/README.md for where it helps")
     p.add_argument("--base", default=None, metavar="CHECKPOINT",
                    help="a Qwen3.5 checkpoint: train only a grounding head on it (frozen), written to "
                         "OUT/grounding_head.safetensors; a GPU job for real checkpoints")
@@ -53,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("error: no records with split 'train' in --data", file=sys.stderr)
         return 2
     cfg = TrainConfig(steps=args.steps, seed=args.seed, lr=args.lr or TrainConfig.lr, threads=args.threads,
-                      eval_every=args.eval_every)
+                      eval_every=args.eval_every, bf16=args.bf16)
     t0 = time.perf_counter()
     out = _with_progress("training", args.steps, lambda log, progress: train(
         train_records, val_records, Path(args.out), cfg, resume=args.resume, log=log, progress=progress))

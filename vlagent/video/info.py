@@ -16,9 +16,11 @@ data, or the old `rotate` tag). Two ways to the frame times:
   FFmpeg's (edit lists that drop samples, fragmented files) is not used;
 * the packet scan, otherwise and as the fallback: demux every packet of the
   stream without decoding it. It reads the whole file but touches no pixels.
-  Matroska stays here: its cues list keyframes only (and FFmpeg's WebM muxer
-  cues only some of them), not the time of every frame that exact sampling
-  and the frame count need.
+  Matroska stays here: its cues hold no per-frame times (exact sampling and
+  the frame count need every frame's), and not even every keyframe: FFmpeg's
+  Matroska and WebM muxers write one cue per cluster (a 100-frame, 5-fps
+  H.264 file with a keyframe every 2 s has 10 keyframes and 4 cues), so a
+  keyframe list taken from the cues would sample other frames than the scan.
 
 Both give the same `VideoInfo` for the same file (tests/test_video_sampling.py
 checks it); `VideoInfo.source` says which was used and, for the scan, why.

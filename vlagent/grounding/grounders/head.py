@@ -6,6 +6,13 @@
 OCR runs once per screen (vlagent.grounding.ocr caches by content), so a second instruction on the
 same screen costs only the model. A result below the model's confidence threshold, or where the
 model's "nothing here" outweighs its best region, is `found=False` with the candidates kept.
+
+Text first: when what the instruction names is written exactly once on the screen (model.grounder.
+exact_text) and the instruction does not name a control that sits beside its label (a field, a
+checkbox: there the text is the label, not the target), that text is the answer and the model is not
+asked. On the real test applications this lifted the third run from 78.0 % to 79.7 %, buttons and
+links to the OCR baseline's level (docs/grounding.md); `text_first=False` leaves every answer to the
+model.
 """
 from __future__ import annotations
 
@@ -16,7 +23,7 @@ from PIL import Image
 
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
-from vlagent.model.grounder import TextLine
+from vlagent.model.grounder import TextLine, exact_text, names_control_beside_label
 
 # Words of one OCR line further apart than this many line heights are separate labels (a toolbar or a
 # menu bar read as one line); closer words stay one segment ("Log in", "Save as…").
@@ -60,18 +67,26 @@ def screen_text(image: Image.Image) -> list[TextLine]:
 class HeadGrounder:
     """`ground(image, instruction)` with a trained grounder folder on the engine."""
 
-    def __init__(self, folder: str | Path, *, threshold: float | None = None, device: str = "cpu"):
+    def __init__(self, folder: str | Path, *, threshold: float | None = None, device: str = "cpu",
+                 text_first: bool = True):
         from vlagent.model.grounder import load_grounder
 
         self.folder = Path(folder)
         self.model = load_grounder(self.folder, device=device)
         # None: the threshold the training command calibrated on validation screens
         self.threshold = self.model.threshold if threshold is None else threshold
+        self.text_first = bool(text_first)
         self.name = f"grounder:{self.folder.name}"
 
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
                lines: list[TextLine] | None = None) -> GroundingResult:
         lines = screen_text(image) if lines is None else lines
+        if self.text_first and not names_control_beside_label(instruction):
+            box = exact_text(instruction, lines)
+            if box is not None:
+                point = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
+                return GroundingResult(point=point, confidence=1.0, box=box, raw="exact text",
+                                       candidates=[Candidate(point=point, score=1.0, box=box, label="exact text")])
         pred, kind = self.model.predict(image, instruction, lines, threshold=self.threshold,
                                         none_ratio=self.model.none_ratio)
         return result_of(pred, kind)
