@@ -111,3 +111,16 @@ def test_video_qa_quick_run_asks_both_sides_on_the_same_frames(tmp_path):
         assert rows["engine", n][2:4] == rows["transformers", n][2:4]
         assert int(rows["engine", n][2]) > 0  # video tokens
     assert out.count("4/4 leading tokens agree") == 2, out[-3000:]
+    assert "processor once more in the same process" in out and "engine 16 frames" in out
+
+
+def test_grounder_training_benchmark_times_both_modes(tmp_path):
+    """benchmarks/grounder_training.py: float32 and bf16-autocast training steps of the default grounder
+    configuration on the same generated screens, and the ratio."""
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "grounder_training.py"), "--steps", "8",
+                           "--screens", "3", "--threads", "1"], capture_output=True, text=True, timeout=600,
+                          cwd=tmp_path)
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    lines = [ln for ln in proc.stdout.splitlines() if "s/step median" in ln]
+    assert [ln.split()[0] for ln in lines] == ["float32", "bf16"], proc.stdout
+    assert "bf16 autocast speed vs float32:" in proc.stdout

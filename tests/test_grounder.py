@@ -254,7 +254,7 @@ def test_training_calibrates_the_not_found_threshold_on_validation_screens(train
     assert meta["none_ratio"] in CANDIDATE_NONE_RATIOS and load_grounder(out).none_ratio == meta["none_ratio"]
     assert meta["match_boost"] in CANDIDATE_MATCH_BOOSTS and load_grounder(out).match_boost == meta["match_boost"]
     assert 0 <= cal["accuracy"] <= 1
-    assert cal["refused"] <= 0.04 or meta["threshold"] == CANDIDATE_THRESHOLDS[0]
+    assert cal["refused"] <= 1 - cal["accuracy"] + 1e-9  # a refused target is never a hit
     assert load_grounder(out).threshold == meta["threshold"] == HeadGrounder(out).threshold
     assert HeadGrounder(out, threshold=0.9).threshold == 0.9  # an explicit one wins
     again = calibrate_threshold(load_grounder(out), records[:16])
@@ -271,6 +271,20 @@ def test_training_calibrates_the_not_found_threshold_on_validation_screens(train
     assert torch.allclose(boosted_out.pointer[0, :-1], plain.pointer[0, :-1] + 2.0 * match) and match.abs().sum() > 0
     with pytest.raises(ValueError, match="cached OCR"):
         calibrate_threshold(load_grounder(out), [dataclasses.replace(records[0], ocr=None)])
+
+
+def test_the_rule_gives_up_a_little_accuracy_in_refusals_to_reject_more_negatives():
+    from vlagent.grounding.calibrate import Answer, choose_rule
+
+    # 100 targets: 80 confident hits, 10 hits at mass 0.25, 10 misses at mass 0.15 (refusing them costs nothing)
+    targets = [Answer(0.9, 0.05, True)] * 80 + [Answer(0.25, 0.1, True)] * 10 + [Answer(0.15, 0.1, False)] * 10
+    negatives = [Answer(0.2, 0.3, False)] * 50 + [Answer(0.12, 0.05, False)] * 50
+    t, k = choose_rule(targets, negatives, accuracy_slack=0.0)
+    assert t == 0.25 and k == 1.0  # every hit kept; refuses all the misses and every negative
+    t, k = choose_rule(targets, negatives[:50] + [Answer(0.3, 0.05, False)] * 50, accuracy_slack=0.0)
+    assert (t, k) == (0.25, 1.0)  # the confident negatives cannot be rejected without losing hits
+    t, k = choose_rule(targets, negatives[:50] + [Answer(0.3, 0.05, False)] * 50, accuracy_slack=0.10)
+    assert t > 0.3  # ten hits (0.10) may go: now those negatives are rejected too
 
 
 def test_calibration_uses_real_screens_when_there_are_enough():

@@ -4,10 +4,12 @@ A grounder answers "not found" when its best region's probability mass is under 
 more than `none_ratio` times the "nothing here" probability. Too strict and it refuses real targets;
 too lax and it clicks something for instructions that name nothing on the screen. `calibrate_threshold`
 asks the model about the validation targets and about generated negatives
-(vlagent.grounding.negatives: instructions naming something that is not on the screen) and, among the
-rules that refuse at most `max_refusal` of the real targets, picks the one that rejects the most
-negatives (ties: the larger none_ratio, then the higher threshold). `write_threshold` stores the rule in
-the grounder folder, where load_grounder reads it.
+(vlagent.grounding.negatives: instructions naming something that is not on the screen). Among the
+rules whose validation accuracy (a target counts when it is found and hit) is within ACCURACY_SLACK of
+the best rule's, it picks the one that rejects the most negatives (ties: the higher accuracy, the
+larger none_ratio, the higher threshold): a refusal costs little where the answer would have missed
+anyway, and an agent that says "not found" does not click the wrong thing. `write_threshold` stores the
+rule in the grounder folder, where load_grounder reads it.
 
 Before the rule, it picks the grounder's `match_boost` on the same validation targets: how much more
 the lines' match with the instruction counts in the pointer's logits than the head learned to count it
@@ -37,18 +39,19 @@ CANDIDATE_NONE_RATIOS = (1.0, 0.5, 0.25, 0.1, 0.0)  # 0: the threshold alone dec
 CANDIDATE_MATCH_BOOSTS = (0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 MIN_REAL_TARGETS = 100  # real validation targets enough to calibrate on them alone
 MIN_NEGATIVES = 200
+ACCURACY_SLACK = 0.015  # validation accuracy a rule may give up (in refusals) to reject more negatives
 
 
 @dataclass
 class Calibration:
     threshold: float
     targets: int
-    refused: float  # share of real targets answered "not found" at the threshold
+    refused: float  # share of real targets answered "not found" by the rule
     negatives: int
-    rejected: float  # share of negatives answered "not found" at the threshold
+    rejected: float  # share of negatives answered "not found" by the rule
     none_ratio: float = 1.0
     match_boost: float = 0.0
-    accuracy: float | None = None  # of the validation targets, with the match boost
+    accuracy: float | None = None  # of the validation targets, found and hit, with the boost and the rule
 
 
 def _raw(grounder: Grounder, image: Image.Image, instruction: str, lines: list[TextLine]):
@@ -77,12 +80,13 @@ def calibration_records(records: Sequence[GroundingRecord]) -> list[GroundingRec
     return real if len(real) >= MIN_REAL_TARGETS else with_text
 
 
-def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], *, max_refusal: float = 0.04,
-                        limit: int = 400, seed: int = 0, text_first: bool = True) -> Calibration:
+def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], *,
+                        accuracy_slack: float = ACCURACY_SLACK, limit: int = 400, seed: int = 0,
+                        text_first: bool = True) -> Calibration:
     """On `records` (a random `limit` of them, which must carry cached OCR lines): the match boost with the
-    best accuracy (ties: the smaller), then the (threshold, none_ratio) that rejects the most negatives
-    while refusing at most `max_refusal` of the records. text_first: as HeadGrounder answers, a record whose
-    named text is written once on its screen is answered by that text (never refused, whatever the rule)."""
+    best accuracy (ties: the smaller), then the rule (choose_rule). text_first: as HeadGrounder answers, a
+    record whose named text is written once on its screen is answered by that text (never refused,
+    whatever the rule)."""
     records = [r for r in records if r.ocr is not None]
     if not records:
         raise ValueError("calibration needs validation records with cached OCR lines ('ocr')")
@@ -116,21 +120,45 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
 
     scores = {boost: accuracy(boost) for boost in CANDIDATE_MATCH_BOOSTS}
     boost = max(CANDIDATE_MATCH_BOOSTS, key=lambda b: (scores[b], -b))
-    positive = [(1.0, 0.0) if id(r) in by_text else (p.confidence, p.p_none)
-                for r, p in ((r, _decode(raw, boost)) for r, raw in positive)]
-    negative = [(p.confidence, p.p_none) for p in (_decode(raw, boost) for _, raw in negative)]
+    answers = [Answer(1.0, 0.0, r.contains(point(r, raw, boost))) if id(r) in by_text else
+               Answer(p.confidence, p.p_none, r.contains(p.point))
+               for r, raw, p in ((r, raw, _decode(raw, boost)) for r, raw in positive)]
+    absent = [Answer(p.confidence, p.p_none, False) for p in (_decode(raw, boost) for _, raw in negative)]
+    threshold, ratio = choose_rule(answers, absent, accuracy_slack)
+    return Calibration(threshold, len(answers), _refused(answers, threshold, ratio), len(absent),
+                       _refused(absent, threshold, ratio), ratio, boost, _accuracy(answers, threshold, ratio))
 
-    def refused(answers: list[tuple[float, float]], t: float, k: float) -> float:
-        return sum(not (c >= t and c > k * p_none) for c, p_none in answers) / max(1, len(answers))
 
+@dataclass(frozen=True)
+class Answer:
+    """What the grounder said for one instruction before any rule: its best region's mass, the "nothing
+    here" probability, and whether its point is inside the target (always False for a negative)."""
+    confidence: float
+    p_none: float
+    hit: bool
+
+    def found(self, threshold: float, none_ratio: float) -> bool:
+        return self.confidence >= threshold and self.confidence > none_ratio * self.p_none
+
+
+def _refused(answers: Sequence[Answer], threshold: float, none_ratio: float) -> float:
+    return sum(not a.found(threshold, none_ratio) for a in answers) / max(1, len(answers))
+
+
+def _accuracy(answers: Sequence[Answer], threshold: float, none_ratio: float) -> float:
+    return sum(a.hit and a.found(threshold, none_ratio) for a in answers) / max(1, len(answers))
+
+
+def choose_rule(targets: Sequence[Answer], negatives: Sequence[Answer],
+                accuracy_slack: float = ACCURACY_SLACK) -> tuple[float, float]:
+    """(threshold, none_ratio): among the candidate rules whose accuracy on `targets` is within
+    `accuracy_slack` of the best rule's, the one that rejects the most `negatives` (ties: the higher
+    accuracy, the larger none_ratio, the higher threshold)."""
     rules = [(t, k) for k in CANDIDATE_NONE_RATIOS for t in CANDIDATE_THRESHOLDS]
-    allowed = [rule for rule in rules if refused(positive, *rule) <= max_refusal]
-    if allowed:
-        threshold, ratio = max(allowed, key=lambda rule: (refused(negative, *rule), rule[1], rule[0]))
-    else:  # even the laxest rule refuses too many: take it
-        threshold, ratio = CANDIDATE_THRESHOLDS[0], CANDIDATE_NONE_RATIOS[-1]
-    return Calibration(threshold, len(positive), refused(positive, threshold, ratio), len(negative),
-                       refused(negative, threshold, ratio), ratio, boost, scores[boost])
+    accuracy = {rule: _accuracy(targets, *rule) for rule in rules}
+    best = max(accuracy.values())
+    allowed = [rule for rule in rules if accuracy[rule] >= best - accuracy_slack - 1e-12]
+    return max(allowed, key=lambda rule: (_refused(negatives, *rule), accuracy[rule], rule[1], rule[0]))
 
 
 def write_threshold(folder: str | Path, calibration: Calibration) -> None:
@@ -155,4 +183,4 @@ def write_threshold(folder: str | Path, calibration: Calibration) -> None:
     os.replace(tmp, path)
 
 
-__all__ = ["Calibration", "calibrate_threshold", "write_threshold"]
+__all__ = ["Answer", "Calibration", "calibrate_threshold", "choose_rule", "write_threshold"]

@@ -76,7 +76,7 @@ class HeadGrounder:
         # None: the threshold the training command calibrated on validation screens
         self.threshold = self.model.threshold if threshold is None else threshold
         self.text_first = bool(text_first)
-        self.name = f"grounder:{self.folder.name}"
+        self.name = f"grounder:{self.folder.name}" + ("" if self.text_first else ",text_first=0")
 
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
                lines: list[TextLine] | None = None) -> GroundingResult:
