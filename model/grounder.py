@@ -117,7 +117,8 @@ _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(
 
 
 # Instructions naming a control that sits beside its label ("the Name field", "tick Remember me"): the
-# label's text is not the target there, so the calibrated match boost (Grounder.match_boost) stays off.
+# label's text is not the target there, so neither the calibrated match boost (Grounder.match_boost) nor
+# text first (HeadGrounder) applies.
 _BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|switch|toggle|slider|input|entry|text area|tick|untick"
                            r"|check|uncheck)\b", re.IGNORECASE)
 
