@@ -26,7 +26,7 @@ import difflib
 import re
 import unicodedata
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -117,8 +117,8 @@ _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(
 
 
 # Instructions naming a control that sits beside its label ("the Name field", "tick Remember me"): the
-# label's text is not the target there, so neither the calibrated match boost (Grounder.match_boost) nor
-# text first (HeadGrounder) applies.
+# label's text is not the target there, so neither the calibrated match boost (Grounder.head_logits) nor
+# text first applies.
 _BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|switch|toggle|slider|input|entry|text area|tick|untick"
                            r"|check|uncheck)\b", re.IGNORECASE)
 
@@ -192,35 +192,40 @@ def line_similarity(instruction: str, line: str) -> list[float]:
 MAX_SPAN_WORDS = 6
 
 
-def span_box(instruction: str, line: TextLine) -> tuple[float, float, float, float]:
-    """Where on a line the instruction's text is: the box of its best-matching run of words when that
-    matches better than the whole line ("Next" in an OCR line "Prev Up Next"), else the line's box.
-    Word boxes are estimated from character counts (OCR reads a line's words as one box)."""
-    words = list(re.finditer(r"\w[\w'’.-]*", line.text))  # OCR runs "Home>Users" together: split at symbols
-    query = _fold(instruction_query(instruction))
-    if len(words) < 2 or not query:
-        return line.box
-    best, best_score = None, difflib.SequenceMatcher(None, query, _fold(line.text), autojunk=False).ratio()
-    for i in range(len(words)):
-        for j in range(i + 1, min(len(words), i + MAX_SPAN_WORDS) + 1):
-            text = _fold(line.text[words[i].start(): words[j - 1].end()])
-            score = difflib.SequenceMatcher(None, query, text, autojunk=False).ratio() if text else 0.0
-            if score > best_score + 1e-6:
-                best, best_score = (words[i].start(), words[j - 1].end()), score
-    if best is None:
-        return line.box
+def _word_runs(line: TextLine) -> Iterator[tuple[str, tuple[float, float, float, float]]]:
+    """Every run of up to MAX_SPAN_WORDS consecutive words of a line: its folded text and its box. Words
+    are split at spaces and symbols (OCR runs "Home>Users" together) and their boxes estimated from
+    character counts (OCR reads a line's words as one box)."""
+    words = list(re.finditer(r"\w[\w'’.-]*", line.text))
     x0, y0, x1, y1 = line.box
     n = max(len(line.text), 1)
-    return (x0 + (x1 - x0) * best[0] / n, y0, x0 + (x1 - x0) * best[1] / n, y1)
+    for i in range(len(words)):
+        for j in range(i + 1, min(len(words), i + MAX_SPAN_WORDS) + 1):
+            start, end = words[i].start(), words[j - 1].end()
+            yield _fold(line.text[start:end]), (x0 + (x1 - x0) * start / n, y0, x0 + (x1 - x0) * end / n, y1)
+
+
+def span_box(instruction: str, line: TextLine) -> tuple[float, float, float, float]:
+    """Where on a line the instruction's text is: the box of its best-matching run of words when that
+    matches better than the whole line ("Next" in an OCR line "Prev Up Next"), else the line's box."""
+    query = _fold(instruction_query(instruction))
+    runs = list(_word_runs(line))
+    if len(runs) < 2 or not query:  # one word: the line itself
+        return line.box
+    best, best_score = line.box, difflib.SequenceMatcher(None, query, _fold(line.text), autojunk=False).ratio()
+    for text, box in runs:
+        score = difflib.SequenceMatcher(None, query, text, autojunk=False).ratio() if text else 0.0
+        if score > best_score + 1e-6:
+            best, best_score = box, score
+    return best
 
 
 def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:
     """The box of the one place where the instruction's query is written exactly (folded: case, accents,
     spaces and punctuation aside): the one line that reads it whole, else, when no line does, the one
-    run of a line's words that does (split at spaces and symbols, the run's box estimated from character
-    counts as in span_box). None when nothing or more than one place reads it. A line the toolkit cut
-    short ("Malayal...") reads the query whole when the query starts with what the line shows (3
-    characters or more).
+    run of a line's words that does (_word_runs). None when nothing or more than one place reads it. A
+    line the toolkit cut short ("Malayal...") reads the query whole when the query starts with what the
+    line shows (3 characters or more).
 
     The words come from the text, not from OCR's own word boxes: OCR keeps symbols inside its words
     ("SITE/CHANGE"), and on the admin pages of the real test split its words lost 49 exact matches that
@@ -233,24 +238,16 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
         folded = _fold(line.text)
         if folded == query or (_truncated(line.text) and len(folded) >= 3 and query.startswith(folded)):
             whole.append(line.box)
-            continue
-        parts = _estimated_words(line)
-        for i in range(len(parts)):
-            for j in range(i + 1, min(len(parts), i + MAX_SPAN_WORDS) + 1):
-                if _fold("".join(w.text for w in parts[i:j])) == query:
-                    runs.append((min(w.box[0] for w in parts[i:j]), min(w.box[1] for w in parts[i:j]),
-                                 max(w.box[2] for w in parts[i:j]), max(w.box[3] for w in parts[i:j])))
+        else:
+            runs += [box for text, box in _word_runs(line) if text == query]
     places = whole or runs
     return places[0] if len(places) == 1 else None
 
 
-def _estimated_words(line: TextLine) -> list[TextLine]:
-    """A line's words (split at spaces and symbols: OCR runs "Home>Users" together), each box estimated
-    from character counts."""
-    x0, y0, x1, y1 = line.box
-    n = max(len(line.text), 1)
-    return [TextLine(m.group(), (x0 + (x1 - x0) * m.start() / n, y0, x0 + (x1 - x0) * m.end() / n, y1))
-            for m in re.finditer(r"\w[\w'’.-]*", line.text)]
+def written_target(instruction: str, lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:
+    """The box a grounder answers with before asking the model, or None: exact_text, unless the
+    instruction names a control that sits beside its label (there the text is not the target)."""
+    return None if names_control_beside_label(instruction) else exact_text(instruction, lines)
 
 
 # The hand-made part of LineEncoder.match: the query's string ratio, its words on the line, an exact
@@ -258,16 +255,15 @@ def _estimated_words(line: TextLine) -> list[TextLine]:
 HAND_MATCH_WEIGHTS = (0.0, 6.0, 0.0, 2.0, 3.0, 1.0, 0.0)
 
 
-def relevant_lines(instruction: str, lines: list[TextLine], limit: int) -> list[TextLine]:
-    """At most `limit` lines, in their order on the screen. A dense screen (a character table, a long
-    list, a file chooser) has more; then the lines most like what the instruction names are kept, not
-    the first ones read: cutting in reading order dropped the lower half of a list before its rows
-    could be pointed at."""
-    if len(lines) <= limit:
-        return lines
-    scores = [sum(w * f for w, f in zip(HAND_MATCH_WEIGHTS, line_similarity(instruction, ln.text))) for ln in lines]
-    keep = sorted(sorted(range(len(lines)), key=lambda i: -scores[i])[:limit])
-    return [lines[i] for i in keep]
+def most_relevant(features: Sequence[Sequence[float]], limit: int) -> list[int]:
+    """Indices (in screen order) of at most `limit` lines, given each line's line_similarity features. A
+    dense screen (a character table, a long list, a file chooser) has more lines than the model reads;
+    then the lines most like what the instruction names are kept, not the first ones read: cutting in
+    reading order dropped the lower half of a list before its rows could be pointed at."""
+    if len(features) <= limit:
+        return list(range(len(features)))
+    scores = [sum(w * f for w, f in zip(HAND_MATCH_WEIGHTS, row)) for row in features]
+    return sorted(sorted(range(len(features)), key=lambda i: -scores[i])[:limit])
 
 
 def encode_bytes(text: str, limit: int) -> list[int]:
@@ -304,7 +300,10 @@ def build_layout(instruction: str, lines: list[TextLine], spec: GrounderSpec,
     spec.grid_for(screenshot size), landscape by default."""
     rows, cols = grid or spec.grid
     instr = encode_bytes(instruction, spec.max_instruction_bytes)
-    lines = relevant_lines(instruction, [ln for ln in lines if ln.text.strip()], spec.max_lines)
+    lines = [ln for ln in lines if ln.text.strip()]
+    features = [line_similarity(instruction, ln.text) for ln in lines]
+    keep = most_relevant(features, spec.max_lines)
+    lines, features = [lines[i] for i in keep], [features[i] for i in keep]
     ids = instr + [VISION_START] + [IMAGE] * (rows * cols) + [VISION_END] + [LINE] * len(lines) + [ACTION]
     n_text = len(instr)
     pos: list[tuple[int, int, int]] = [(i, i, i) for i in range(n_text + 1)]
@@ -331,8 +330,7 @@ def build_layout(instruction: str, lines: list[TextLine], spec: GrounderSpec,
         action_index=len(ids) - 1,
         line_bytes=line_bytes,
         line_boxes=torch.tensor([ln.box for ln in lines], dtype=torch.float32).reshape(-1, 4),
-        line_features=torch.tensor([line_similarity(instruction, ln.text) for ln in lines],
-                                   dtype=torch.float32).reshape(-1, NUM_SIMILARITY_FEATURES),
+        line_features=torch.tensor(features, dtype=torch.float32).reshape(-1, NUM_SIMILARITY_FEATURES),
         span_boxes=torch.tensor([span_box(instruction, ln) for ln in lines], dtype=torch.float32).reshape(-1, 4),
         lines=lines,
         grid=(rows, cols),
@@ -528,14 +526,15 @@ class Grounder:
         """The head's output for one instruction on one screen (with the match boost, unless the instruction
         names a control beside its label), and the candidates it points over."""
         out, candidates, match = self.head_logits(image, instruction, lines)
-        if self.match_boost and not names_control_beside_label(instruction):
+        if self.match_boost:
             out.pointer[0, :-1] += self.match_boost * match
         return out, candidates
 
     @torch.no_grad()
     def head_logits(self, image: Image.Image, instruction: str, lines: list[TextLine]):
-        """(the head's own output, the candidates, each candidate's match with the instruction [N]: the
-        prior's channel 0, 0 for image cells)."""
+        """(the head's own output, the candidates, each candidate's match with the instruction [N] as the
+        match boost scales it: the prior's channel 0, 0 for image cells, and all 0 where the instruction
+        names a control beside its label)."""
         from .grounding_head import Candidates
 
         hidden, layout, prior = self.hidden_states(image, instruction, lines)
@@ -543,7 +542,8 @@ class Grounder:
         slots = torch.cat([layout.image_slots, layout.line_slots])
         out = self.head(hidden[layout.action_index][None], hidden[slots][None], prior=prior[None],
                         first_line=len(layout.image_slots))
-        return out, candidates, prior[:, 0]
+        match = prior[:, 0]
+        return out, candidates, torch.zeros_like(match) if names_control_beside_label(instruction) else match
 
     @torch.no_grad()
     def predict(self, image: Image.Image, instruction: str, lines: list[TextLine], **decode_options):

@@ -26,12 +26,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Sequence
 
-import torch
 from PIL import Image
 
 from vlagent.grounding.dataset import GroundingRecord
 from vlagent.grounding.negatives import absent_instructions
-from vlagent.model.grounder import GROUNDER_FILE, Grounder, TextLine, exact_text, names_control_beside_label
+from vlagent.model.grounder import GROUNDER_FILE, Grounder, TextLine, written_target
 from vlagent.model.grounding_head import decode_point
 
 CANDIDATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 19))  # 0.05 ... 0.90
@@ -55,11 +54,8 @@ class Calibration:
 
 
 def _raw(grounder: Grounder, image: Image.Image, instruction: str, lines: list[TextLine]):
-    """The pointer's logits without any match boost, the lines' match per candidate (zero where the boost
-    does not apply: Grounder.logits), offsets, candidates."""
+    """The pointer's logits without any match boost, the match the boost scales, offsets, candidates."""
     out, candidates, match = grounder.head_logits(image, instruction, lines)
-    if names_control_beside_label(instruction):
-        match = torch.zeros_like(match)
     return out.pointer[0], match, out.offset[0], candidates
 
 
@@ -98,11 +94,9 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
     positive, negative = [], []
     asked = [(r.image_path, r.instruction, positive, r) for r in sample]
     asked += [(Path(path), text, negative, None) for path, text in negatives]
-    by_text = {}  # id(record) -> the text box HeadGrounder answers a text-first record with
-    for r in sample if text_first else ():
-        box = None if names_control_beside_label(r.instruction) else exact_text(r.instruction, lines_of[r.image_path])
-        if box is not None:
-            by_text[id(r)] = box
+    # id(record) -> the box HeadGrounder answers with before asking the model, where it does
+    by_text = {id(r): box for r in (sample if text_first else ())
+               if (box := written_target(r.instruction, lines_of[r.image_path])) is not None}
     asked.sort(key=lambda a: str(a[0]))  # one screenshot decoded at a time
     image_path, image = None, None
     for path, text, into, record in asked:
@@ -111,18 +105,19 @@ def calibrate_threshold(grounder: Grounder, records: Sequence[GroundingRecord], 
                 image, image_path = im.convert("RGB"), path
         into.append((record, _raw(grounder, image, text, lines_of[path])))
 
-    def point(record: GroundingRecord, raw, boost: float) -> tuple[float, float]:
+    def answer(record: GroundingRecord, raw, boost: float) -> Answer:
         box = by_text.get(id(record))
-        return ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2) if box else _decode(raw, boost).point
+        if box is not None:  # answered by its text: never refused
+            return Answer(1.0, 0.0, record.contains(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)))
+        p = _decode(raw, boost)
+        return Answer(p.confidence, p.p_none, record.contains(p.point))
 
     def accuracy(boost: float) -> float:
-        return sum(r.contains(point(r, raw, boost)) for r, raw in positive) / len(positive)
+        return sum(answer(r, raw, boost).hit for r, raw in positive) / len(positive)
 
     scores = {boost: accuracy(boost) for boost in CANDIDATE_MATCH_BOOSTS}
     boost = max(CANDIDATE_MATCH_BOOSTS, key=lambda b: (scores[b], -b))
-    answers = [Answer(1.0, 0.0, r.contains(point(r, raw, boost))) if id(r) in by_text else
-               Answer(p.confidence, p.p_none, r.contains(p.point))
-               for r, raw, p in ((r, raw, _decode(raw, boost)) for r, raw in positive)]
+    answers = [answer(r, raw, boost) for r, raw in positive]
     absent = [Answer(p.confidence, p.p_none, False) for p in (_decode(raw, boost) for _, raw in negative)]
     threshold, ratio = choose_rule(answers, absent, accuracy_slack)
     return Calibration(threshold, len(answers), _refused(answers, threshold, ratio), len(absent),

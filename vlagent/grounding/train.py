@@ -319,9 +319,6 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
         batch = [sampler.draw(rng) for _ in range(cfg.screens_per_step)]
         n = sum(min(len(s.records), cfg.instructions_per_screen) for s in batch)
         for screen in batch:
-            image = images.get(screen.path)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
-                features = model.screen_features(image)
             picked = rng.sample(screen.records, min(len(screen.records), cfg.instructions_per_screen))
             lines = record_lines(picked[0], ocr, ocr_cache)
             noisy = noisy_lines(lines, rng, cfg.ocr_noise)
@@ -329,6 +326,7 @@ def train(train_records: Sequence[GroundingRecord], val_records: Sequence[Ground
             instructions = [_absent_instruction(rng, labels, lines) if neg else r.instruction
                             for r, neg in zip(picked, negative)]
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=cfg.bf16):
+                features = model.screen_features(images.get(screen.path))
                 logits, cands = model.forward_batch(features, instructions, noisy)  # the vision tower ran once
             kinds = torch.tensor([model.head.config.action_kinds.index(KIND_OF_ACTION.get(r.action, "click"))
                                   for r in picked])
