@@ -406,6 +406,21 @@ def test_a_stream_with_no_decodable_frame_gives_a_clear_error(tmp_path):
         sample_frames(bad, num_frames=4)
 
 
+def test_a_stream_with_an_unknown_codec_gives_a_clear_error(tmp_path):
+    # A damaged MP4 sample description (the codec's four-character code overwritten): FFmpeg opens
+    # the file, but the stream has no decoder at all.
+    video = vf.make_h264_mp4(str(tmp_path / "good.mp4"))
+    data = bytearray(open(video.path, "rb").read())
+    at = data.find(b"avc1", data.find(b"stsd"))
+    assert at > 0
+    data[at : at + 4] = b"zzzz"
+    bad = tmp_path / "unknown.mp4"
+    bad.write_bytes(bytes(data))
+    for mode in ("exact", "keyframe"):
+        with pytest.raises(VideoError, match="has no decoder: its codec is unknown to FFmpeg, or the file is corrupt"):
+            sample_frames(bad, num_frames=4, mode=mode)
+
+
 def test_truncated_files(tmp_path):
     # Matroska keeps what it has: the sample covers the frames that are there.
     video = vf.make_vp9_webm(str(tmp_path / "full.webm"))

@@ -127,6 +127,9 @@ def _open(path: str):
         container.close()
         raise VideoError(f"no video stream in {path} (streams found: {', '.join(kinds)})")
     stream = streams[0]
+    if stream.codec_context is None:  # a codec FFmpeg does not know, or a damaged sample description
+        container.close()
+        raise VideoError(f"video stream of {path} has no decoder: its codec is unknown to FFmpeg, or the file is corrupt")
     stream.thread_type = "AUTO"  # frame + slice threads
     return container, stream
 
