@@ -15,9 +15,10 @@ if command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     xvfb xserver-xorg-core xserver-xorg-video-dummy x11-xserver-utils xauth \
     xdotool xclip adb fonts-dejavu-core fonts-wqy-microhei gcc libc6-dev > /dev/null
-  echo "== grounding harvesters (chromium for web pages; GTK3 apps, AT-SPI and D-Bus for desktop screens)"
+  echo "== grounding harvesters (chromium for web pages; GTK3 apps, AT-SPI and D-Bus for desktop screens; the Adwaita icons for generated toolbars)"
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
-    chromium at-spi2-core python3-pyatspi dbus galculator gucharmap mousepad zenity gtk-3-examples > /dev/null
+    chromium at-spi2-core python3-pyatspi dbus galculator gucharmap mousepad zenity gtk-3-examples \
+    adwaita-icon-theme > /dev/null
 else
   echo "apt-get not found: install Xvfb, xdotool, xclip, xrandr and adb yourself" >&2
 fi

@@ -112,6 +112,9 @@ _CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+)?(?:
                       r"bottom bar|top bar|title bar|status bar|panel|form|screen)"
                       r"|the\s+(?:toolbar|menu|sidebar|dialog|page|window|header|footer)'s|list item"
                       r"|text (?:box|field|input|area|entry))\b", re.IGNORECASE)
+# Words naming the kind of target only where they end the instruction ("the Settings app"); elsewhere they
+# are labels ("App info", "Application menu").
+_TRAILING_ROLES = frozenset("app apps application".split())
 # "type X into the Email field": X is what to type, the target is after "into".
 _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(.+)$", re.IGNORECASE)
 
@@ -142,7 +145,7 @@ def _fold(text: str) -> str:
 def instruction_query(instruction: str) -> str:
     """What of an instruction should be written on screen: its quoted part, else its words minus the
     action, role and context words ("click the Sign in button" -> "sign in", "the input for Name" ->
-    "name", "Latin in the list" -> "latin")."""
+    "name", "Latin in the list" -> "latin", "open the Settings app" -> "settings")."""
     typed = _TYPE_INTO.match(instruction)
     if typed:
         instruction = typed.group(1)
@@ -157,6 +160,8 @@ def instruction_query(instruction: str) -> str:
     kept = [w for w in words[start:] if w not in _ROLE_WORDS]
     while len(kept) > 1 and kept[0] in _LEADING_FILLERS:
         kept = kept[1:]
+    if len(kept) > 1 and kept[-1] in _TRAILING_ROLES:
+        kept = kept[:-1]
     return " ".join(kept)
 
 
@@ -577,10 +582,7 @@ def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> G
         tensors = {k: f.get_tensor(k) for k in f.keys()}
     spec = GrounderSpec.from_dict(meta["spec"])
     head_cfg = meta["head"]
-    head = GroundingHead(GroundingHeadConfig(hidden_size=head_cfg["hidden_size"], proj_dim=head_cfg["proj_dim"],
-                                             action_kinds=tuple(head_cfg["action_kinds"]),
-                                             prior_maps=head_cfg.get("prior_maps", 1),
-                                             line_content_limit=head_cfg.get("line_content_limit", 0.0)))
+    head = GroundingHead(GroundingHeadConfig.from_dict(head_cfg))
     lines = LineEncoder(head_cfg["hidden_size"], byte_dim=meta["byte_dim"])
     anchors = AnchorEncoder(head_cfg["hidden_size"])
     for prefix, module in (("head.", head), ("lines.", lines), ("anchors.", anchors)):

@@ -39,6 +39,31 @@ class GroundingHeadConfig:
     # says (its match with the instruction, through the prior) decides between lines, not what it looks
     # like; 0: unbounded
     line_content_limit: float = 0.0
+    # > 0: where inside a cell the target lies is chosen among sub_cells x sub_cells sub-cells, by a pointer
+    # of its own that the instruction queries (a label and its field can share one cell); 0: an offset
+    # regressed from the cell alone, the same for every instruction (heads trained before sub-cells)
+    sub_cells: int = 0
+    sub_dim: int = 32
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["action_kinds"] = list(d["action_kinds"])
+        return d
+
+    @classmethod
+    def from_dict(cls, raw: dict) -> "GroundingHeadConfig":
+        """From to_dict's output; settings added later take their old behaviour when missing."""
+        return cls(hidden_size=raw["hidden_size"], proj_dim=raw["proj_dim"],
+                   action_kinds=tuple(raw.get("action_kinds", ACTION_KINDS)), prior_maps=raw.get("prior_maps", 1),
+                   line_content_limit=raw.get("line_content_limit", 0.0), sub_cells=raw.get("sub_cells", 0),
+                   sub_dim=raw.get("sub_dim", 32))
+
+    def sub_cell_centres(self) -> Tensor:
+        """[sub_cells**2, 2] (x, y) of each sub-cell's centre in cell units, in (-0.5, 0.5), row-major."""
+        k = self.sub_cells
+        steps = (torch.arange(k, dtype=torch.float32) + 0.5) / k - 0.5
+        ys, xs = torch.meshgrid(steps, steps, indexing="ij")
+        return torch.stack([xs.flatten(), ys.flatten()], dim=-1)
 
 
 @dataclass
@@ -69,6 +94,7 @@ class HeadLogits:
     pointer: Tensor  # [B, N+1]; the last column is "nothing here"
     kind: Tensor  # [B, len(action_kinds)]
     offset: Tensor  # [B, N, 2], in cell units, within (-0.5, 0.5)
+    sub: Tensor | None = None  # [B, N, sub_cells**2] sub-cell logits (sub-cell heads); offset is their mean
 
 
 @dataclass
@@ -97,9 +123,14 @@ class GroundingHead(nn.Module):
         with torch.no_grad():
             self.prior_mix.bias[0] = 1.0
         self.kind = nn.Linear(H, len(config.action_kinds))
-        self.offset = nn.Linear(H, 2)
-        nn.init.zeros_(self.offset.weight)
-        nn.init.zeros_(self.offset.bias)
+        if config.sub_cells > 0:
+            self.sub_query = nn.Linear(H, config.sub_cells**2 * config.sub_dim)
+            self.sub_key = nn.Linear(H, config.sub_dim)
+            self.register_buffer("sub_centres", config.sub_cell_centres(), persistent=False)
+        else:
+            self.offset = nn.Linear(H, 2)
+            nn.init.zeros_(self.offset.weight)
+            nn.init.zeros_(self.offset.bias)
 
     def forward(self, action_hidden: Tensor, candidate_hidden: Tensor, candidate_mask: Tensor | None = None,
                 prior: Tensor | None = None, first_line: int | None = None) -> HeadLogits:
@@ -132,8 +163,22 @@ class GroundingHead(nn.Module):
                 raise ValueError(f"candidate_mask must be [B,N]={tuple(candidate_hidden.shape[:2])}")
             keep = torch.cat([candidate_mask.bool(), candidate_mask.new_ones(k.shape[0], 1).bool()], dim=1)
             pointer = pointer.masked_fill(~keep, float("-inf"))
-        offset = 0.5 * torch.tanh(self.offset(candidate_hidden.to(dtype)))
-        return HeadLogits(pointer=pointer.float(), kind=self.kind(action_hidden.to(dtype)).float(), offset=offset.float())
+        kind = self.kind(action_hidden.to(dtype)).float()
+        if self.config.sub_cells <= 0:
+            offset = 0.5 * torch.tanh(self.offset(candidate_hidden.to(dtype)))
+            return HeadLogits(pointer=pointer.float(), kind=kind, offset=offset.float())
+        sub = self.sub_logits(action_hidden.to(dtype), candidate_hidden.to(dtype)).float()
+        offset = sub.softmax(-1) @ self.sub_centres  # [B, N, 2]: the expected place inside the cell
+        if first_line is not None:  # a text-line token's box is already the named span: its centre
+            offset[:, first_line:] = 0
+        return HeadLogits(pointer=pointer.float(), kind=kind, offset=offset, sub=sub)
+
+    def sub_logits(self, action_hidden: Tensor, candidate_hidden: Tensor) -> Tensor:
+        """[B, N, sub_cells**2]: for every cell, which of its sub-cells the instruction points at."""
+        B, D = action_hidden.shape[0], self.config.sub_dim
+        q = self.sub_query(action_hidden).view(B, -1, D)  # [B, S, D]: one query per sub-cell
+        k = self.sub_key(candidate_hidden)  # [B, N, D]
+        return torch.einsum("bsd,bnd->bns", q, k) * D**-0.5
 
 
 # ---------------------------------------------------------------- from a distribution to a point
@@ -224,10 +269,34 @@ def pointer_target(target_box: Tensor | None, candidates: Candidates) -> Tensor:
     return target
 
 
+def sub_cell_target(target_box: Tensor, candidates: Candidates, sub_cells: int) -> tuple[Tensor, Tensor]:
+    """(weights [P], targets [P, sub_cells**2]) over the P image cells: a cell weighs the share of it the
+    target box covers (the cell holding the box's centre, for a box between sub-cell edges), and its target
+    is the share of each of its sub-cells the box covers, normalized."""
+    P, k = candidates.num_patches, sub_cells
+    cells = candidates.boxes[:P].float()
+    size = (cells[:, 2:] - cells[:, :2]) / k
+    steps = torch.arange(k, dtype=torch.float32, device=cells.device)
+    ys, xs = torch.meshgrid(steps, steps, indexing="ij")
+    lo = cells[:, None, :2] + torch.stack([xs.flatten(), ys.flatten()], -1)[None] * size[:, None]  # [P, S, 2]
+    hi = lo + size[:, None]
+    tb = target_box.to(cells)
+    inter = (torch.minimum(hi, tb[2:]) - torch.maximum(lo, tb[:2])).clamp(min=0).prod(-1)  # [P, S]
+    cover = inter / (size.prod(-1)[:, None]).clamp(min=1e-12)
+    if cover.sum() <= 0:
+        centre = (tb[:2] + tb[2:]) / 2
+        cover = ((lo <= centre) & (centre < hi)).all(-1).float()
+    weights = cover.mean(-1)
+    targets = cover / cover.sum(-1, keepdim=True).clamp(min=1e-12)
+    return weights, targets
+
+
 def grounding_loss(logits: HeadLogits, target_boxes: list[Tensor | None], candidates: list[Candidates],
                    kinds: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
-    """Cross-entropy of the pointer against pointer_target, L1 of the in-cell offset at the cell holding the
-    target's centre, and cross-entropy of the action kind (when `kinds` [B] are given)."""
+    """Cross-entropy of the pointer against pointer_target; where the target is inside its cells:
+    cross-entropy of the sub-cell pointer against sub_cell_target (sub-cell heads), else L1 of the
+    in-cell offset at the cell holding the target's centre; cross-entropy of the action kind (when
+    `kinds` [B] are given)."""
     B = logits.pointer.shape[0]
     if len(target_boxes) != B or len(candidates) != B:
         raise ValueError(f"need one target box (or None) and one Candidates per row; got {len(target_boxes)}, "
@@ -240,7 +309,14 @@ def grounding_loss(logits: HeadLogits, target_boxes: list[Tensor | None], candid
         target[: n] = pointer_target(target_boxes[b], candidates[b])[:-1]
         target[-1] = 1.0 if target_boxes[b] is None else 0.0
         pointer_terms.append(-(target * log_p[b].clamp(min=-1e4)).sum())
-        if target_boxes[b] is not None:
+        if target_boxes[b] is not None and logits.sub is not None:
+            k = int(round(logits.sub.shape[-1] ** 0.5))
+            weights, targets = sub_cell_target(target_boxes[b], candidates[b], k)
+            if weights.sum() > 0:
+                log_sub = F.log_softmax(logits.sub[b, : len(weights)], dim=-1)
+                per_cell = -(targets.to(log_sub) * log_sub).sum(-1)
+                offset_terms.append((weights.to(log_sub) * per_cell).sum() / weights.sum())
+        elif target_boxes[b] is not None:
             boxes = candidates[b].boxes.to(logits.offset)
             tb = target_boxes[b].to(boxes)
             centre = (tb[:2] + tb[2:]) / 2
@@ -251,7 +327,8 @@ def grounding_loss(logits: HeadLogits, target_boxes: list[Tensor | None], candid
                 want = ((centre - (boxes[j, :2] + boxes[j, 2:]) / 2) / size).clamp(-0.5, 0.5)
                 offset_terms.append((logits.offset[b, j] - want).abs().sum())
     pointer_loss = torch.stack(pointer_terms).mean()
-    offset_loss = torch.stack(offset_terms).mean() if offset_terms else logits.offset.sum() * 0
+    unused = (logits.sub if logits.sub is not None else logits.offset).sum() * 0
+    offset_loss = torch.stack(offset_terms).mean() if offset_terms else unused
     kind_loss = F.cross_entropy(logits.kind, kinds) if kinds is not None else logits.kind.sum() * 0
     total = pointer_loss + offset_loss + 0.2 * kind_loss
     return total, dict(pointer=pointer_loss.item(), offset=offset_loss.item(), kind=kind_loss.item())
@@ -264,8 +341,7 @@ def save_head(head: GroundingHead, path: str | Path) -> Path:
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    config = asdict(head.config)
-    config["action_kinds"] = list(config["action_kinds"])
+    config = head.config.to_dict()
     tensors = {k: v.detach().contiguous().cpu() for k, v in head.state_dict().items()}
     save_file(tensors, str(path), metadata={"format": "pt", "vlagent_grounding_head": json.dumps(config)})
     return path
@@ -283,10 +359,7 @@ def load_head(path: str | Path, device="cpu", dtype: torch.dtype = torch.float32
             raise ValueError(f"{path} is not a grounding head file (no 'vlagent_grounding_head' metadata)")
         raw = json.loads(meta["vlagent_grounding_head"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}
-    config = GroundingHeadConfig(hidden_size=raw["hidden_size"], proj_dim=raw["proj_dim"],
-                                 action_kinds=tuple(raw["action_kinds"]), prior_maps=raw.get("prior_maps", 1),
-                                 line_content_limit=raw.get("line_content_limit", 0.0))
-    head = GroundingHead(config)
+    head = GroundingHead(GroundingHeadConfig.from_dict(raw))
     missing, unexpected = head.load_state_dict(tensors, strict=False)
     if missing or unexpected:
         raise ValueError(f"{path}: grounding head tensors do not match its config "

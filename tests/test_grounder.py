@@ -97,6 +97,9 @@ def test_layout_places_lines_on_the_image_grid():
     ("the Text to copy field", "text to copy"),
     ("the text box below Country", "country"),
     ("click Next", "next"),
+    ("open the Settings app", "settings"),  # "app" names the kind of target where it ends the instruction
+    ("App info", "app info"),
+    ("the Application menu", "application"),
 ])
 def test_instruction_query_keeps_what_is_written_on_screen(instruction, query):
     assert instruction_query(instruction) == query

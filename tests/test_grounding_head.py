@@ -14,6 +14,7 @@ from vlagent.model.grounding_head import (
     HeadLogits,
     decode_point,
     grounding_loss,
+    sub_cell_target,
     load_head,
     pointer_target,
     save_head,
@@ -128,9 +129,11 @@ def test_masked_candidates_get_no_probability():
     assert out.pointer.softmax(-1)[0, 1] == 0
 
 
-def test_weights_file_round_trips_and_names_a_wrong_file(tmp_path):
-    head = GroundingHead(GroundingHeadConfig(hidden_size=16, proj_dim=8))
-    torch.nn.init.normal_(head.offset.weight)
+@pytest.mark.parametrize("sub_cells", [0, 4])
+def test_weights_file_round_trips_and_names_a_wrong_file(tmp_path, sub_cells):
+    head = GroundingHead(GroundingHeadConfig(hidden_size=16, proj_dim=8, sub_cells=sub_cells))
+    for p in head.parameters():
+        torch.nn.init.normal_(p)
     path = save_head(head, tmp_path / "head.safetensors")
     again = load_head(path)
     a, b = torch.randn(2, 16), torch.randn(2, 7, 16)
@@ -238,3 +241,59 @@ def test_screen_features_rejects_a_batch_and_a_prompt_without_its_image_tokens()
     inputs = _screen_prompt(model, 0)
     with pytest.raises(ValueError, match=r"one prompt \[1,T\]"):
         screen_features(model, inputs["input_ids"].repeat(2, 1), inputs["pixel_values"], inputs["image_grid_thw"])
+
+
+def test_sub_cell_target_is_the_share_of_each_sub_cell_the_box_covers():
+    c = Candidates.patches(2, 2)  # cells 0.5 wide; sub-cells 0.125
+    weights, targets = sub_cell_target(torch.tensor([0.0, 0.25, 0.5, 0.5]), c, 4)  # the lower half of cell 0
+    assert torch.allclose(weights, torch.tensor([0.5, 0.0, 0.0, 0.0]))
+    want = torch.zeros(16)
+    want[8:] = 1 / 8  # sub-rows 2 and 3
+    assert torch.allclose(targets[0], want)
+    # A box thinner than a sub-cell, between sub-cell edges: the sub-cell holding its centre.
+    weights, targets = sub_cell_target(torch.tensor([0.30, 0.30, 0.30, 0.30]), c, 4)
+    assert weights[0] > 0 and int(targets[0].argmax()) == 2 * 4 + 2 and targets[0].max() == 1.0
+
+
+def test_the_instruction_chooses_the_place_inside_a_cell():
+    """A label and its field in ONE cell: top-left for one instruction, bottom-right for the other. The
+    sub-cell pointer, queried by the instruction, learns to tell them apart; an offset regressed from the
+    cell alone gives both instructions the same point (it never sees the instruction)."""
+    torch.manual_seed(0)
+    H, c = 24, Candidates.patches(3, 3)
+    label, field = torch.tensor([0.0, 0.0, 0.1, 0.1]), torch.tensor([0.2, 0.2, 1 / 3, 1 / 3])  # both in cell 0
+    which = torch.randn(2, H)  # the two instructions' action states
+
+    def batch(n):
+        pick = torch.randint(0, 2, (n,))
+        cells = torch.randn(n, 9, H) * 0.3
+        cells[:, 0] += 2.0  # the cell holding both
+        return which[pick] + torch.randn(n, H) * 0.05, cells, [label if p == 0 else field for p in pick]
+
+    heads = {k: GroundingHead(GroundingHeadConfig(hidden_size=H, proj_dim=16, sub_cells=k)) for k in (0, 4)}
+    for head in heads.values():
+        opt = torch.optim.Adam(head.parameters(), lr=2e-2)
+        for _ in range(150):
+            q, k, boxes = batch(16)
+            loss, _ = grounding_loss(head(q, k), boxes, [c] * 16)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    q, k, boxes = batch(40)
+    hits = {}
+    for name, head in heads.items():
+        with torch.no_grad():
+            out = head(q, k)
+        points = [decode_point(out.pointer[i].softmax(-1), c, out.offset[i]).point for i in range(40)]
+        hits[name] = sum(b[0] <= x <= b[2] and b[1] <= y <= b[3] for (x, y), b in zip(points, boxes))
+    assert hits[4] >= 38 and hits[0] <= 30
+
+
+def test_a_text_line_token_keeps_its_span_centre_in_a_sub_cell_head():
+    head = GroundingHead(GroundingHeadConfig(hidden_size=16, sub_cells=4))
+    for p in head.parameters():
+        torch.nn.init.normal_(p)
+    out = head(torch.randn(1, 16), torch.randn(1, 6, 16), first_line=4)
+    assert out.sub.shape == (1, 6, 16)
+    assert out.offset[0, :4].abs().max() > 0 and out.offset[0, 4:].abs().max() == 0
+    assert out.offset.abs().max() < 0.5

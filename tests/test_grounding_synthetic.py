@@ -110,3 +110,38 @@ def test_button_boxes_hold_their_label_by_ocr() -> None:
             assert best >= 0.8, f"{kind} screen {index}: button {el.label!r} at {el.box}: OCR read {inside} inside"
             checked.add((kind, el.label))
     assert len(checked) >= 6 and len({k for k, _ in checked}) == 3
+
+
+def test_an_icon_is_named_only_by_words_no_other_element_answers_to() -> None:
+    from vlagent.grounding.synth_canvas import Element
+    from vlagent.grounding.synthetic import _icon_words
+
+    screen = make_screen(0, 0, kind="desktop")
+    trash = Element("icon", (0, 0, 10, 10), icon="trash")  # "delete", "trash", "bin"
+    delete = Element("button", (20, 0, 60, 10), label="Delete")
+    screen.elements[:] = [trash, delete, Element("icon", (70, 0, 80, 10), icon="folder")]
+    assert _icon_words(trash, screen) == ("trash", "bin")
+    screen.elements.append(Element("icon", (90, 0, 100, 10), icon="trash"))  # the same icon twice: no word
+    assert _icon_words(trash, screen) == ()
+
+
+from vlagent.grounding import synth_theme_icons as theme  # noqa: E402
+
+
+@pytest.mark.skipif(not theme.available_theme_icons(), reason="the Adwaita icon theme is not installed")
+def test_desktop_toolbars_draw_the_themes_own_icons() -> None:
+    mask = theme.theme_icon_mask("edit-find-replace", 16)
+    assert mask.mode == "L" and mask.size == (16, 16) and 0 < np.asarray(mask).astype(bool).mean() < 0.9
+    assert theme.theme_icon_mask("edit-find-replace", 24).size == (24, 24)
+    drawn = 0
+    for index in range(12):
+        screen = make_screen(0, index, kind="desktop")
+        for el in screen.elements:
+            if el.icon in theme.THEME_ICON_MEANINGS:
+                x0, y0, x1, y1 = el.box
+                pixels = np.asarray(screen.image.crop((x0, y0, x1, y1)).convert("L")).astype(int)
+                assert pixels.max() - pixels.min() > 60  # the icon's shape is on screen, not an empty button
+                drawn += 1
+    assert drawn >= 5
+    with pytest.raises(KeyError, match="no theme icon"):
+        theme.theme_icon_mask("no-such-icon", 16)

@@ -13,6 +13,8 @@ from typing import Callable
 
 from PIL import ImageDraw
 
+from vlagent.grounding.synth_theme_icons import THEME_ICON_MEANINGS, available_theme_icons, theme_icon_mask
+
 Color = tuple[int, int, int]
 Box = tuple[float, float, float, float]
 
@@ -350,6 +352,18 @@ ICONS: dict[str, tuple[Callable[[_Pen], None], tuple[str, ...]]] = {
     "phone": (_phone, ("phone", "device")),
     "volume": (_volume, ("volume", "sound", "speaker")),
 }
+
+
+def _theme_drawer(name: str) -> Callable[[_Pen], None]:
+    def draw(p: _Pen) -> None:
+        side = max(1, round(p.s))
+        p.d.bitmap((round(p.x0), round(p.y0)), theme_icon_mask(name, side), fill=p.color)
+
+    return draw
+
+
+# The desktop theme's icons, where this machine has them (synth_theme_icons.py).
+ICONS.update({name: (_theme_drawer(name), THEME_ICON_MEANINGS[name]) for name in available_theme_icons()})
 
 
 def draw_icon(draw: ImageDraw.ImageDraw, name: str, box: Box, color: Color) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from vlagent.grounding.synth_canvas import Canvas, Element
 from vlagent.grounding.synth_icons import ICONS
+from vlagent.grounding.synth_theme_icons import available_theme_icons
 from vlagent.grounding.synth_vocab import KEYBOARD_ROWS, VOCAB
 
 TOOLBAR_ICONS = ("plus", "folder", "download", "upload", "trash", "pencil", "search", "refresh", "share", "copy",
@@ -113,9 +114,13 @@ def desktop_window(c: Canvas) -> None:
     # Toolbar
     c.draw.rectangle((0, y, c.w, y + c.u(38)), fill=t.surface2)
     x = c.u(6)
-    icons = c.rng.sample(TOOLBAR_ICONS, c.rng.randint(5, 9))
+    # the drawn shapes, or (half the time, where the theme is installed) the desktop's own icons
+    theme = available_theme_icons()
+    icons = c.rng.sample(theme if theme and c.rng.random() < 0.5 else TOOLBAR_ICONS, c.rng.randint(5, 9))
     for i, icon in enumerate(icons):
-        el = c.icon_button(x, y + c.u(4), icon, size=20, pad=5, container="toolbar", index=i, siblings=len(icons))
+        size, pad = (16, 7) if icon in theme else (20, 5)  # a GTK toolbar's 16-px icon in a 30-px button
+        el = c.icon_button(x, y + c.u(4), icon, size=size, pad=pad, container="toolbar", index=i,
+                           siblings=len(icons))
         x = el.box[2] + c.u(4)
     y += c.u(38)
     body_top = y

@@ -99,6 +99,19 @@ def _quote(rng: random.Random, label: str) -> str:
     return rng.choice((f"'{label}'", f'"{label}"', label))
 
 
+def _icon_words(el: Element, screen: SyntheticScreen) -> tuple[str, ...]:
+    """What people call `el`'s icon, minus the words another element of the screen answers to (another
+    icon's meaning, a label): "the Delete icon" must mean one thing."""
+    if el.icon is None:
+        return ()
+    taken: set[str] = set()
+    for other in screen.elements:
+        if other is not el:
+            taken.update(m.casefold() for m in (ICONS[other.icon][1] if other.icon else ()))
+            taken.update((other.label.casefold(),) if other.label else ())
+    return tuple(m for m in ICONS[el.icon][1] if m.casefold() not in taken)
+
+
 def phrasings(el: Element, screen: SyntheticScreen, rng: random.Random) -> list[Target]:
     """Every way this module can ask for `el` on `screen` (ambiguous ones left out)."""
     out: list[Target] = []
@@ -107,7 +120,7 @@ def phrasings(el: Element, screen: SyntheticScreen, rng: random.Random) -> list[
     def add(style: str, text: str, action: str = "click", typed: str | None = None) -> None:
         out.append(Target(el, style, text, action, typed))
 
-    icon_unique = el.icon is not None and sum(e.icon == el.icon for e in screen.elements) == 1
+    icon_words = _icon_words(el, screen)  # empty where no word names this icon alone
     if el.kind == "button" and el.role == "key":
         add("label", rng.choice((f"the {L} key", f"press {L} on the keyboard", f"the key {L.upper()}")))
     elif el.kind == "button" and el.role == "space bar":
@@ -122,15 +135,16 @@ def phrasings(el: Element, screen: SyntheticScreen, rng: random.Random) -> list[
         elif el.container == "dialog" and el.index is not None:
             add("position", f"the {_ordinal(el.index)} button at the bottom of the dialog")
     elif el.kind == "icon":
-        meaning = rng.choice(ICONS[el.icon][1]) if el.icon else "icon"
+        meaning = rng.choice(icon_words) if icon_words else None
         if el.extra.get("position") == "close":
             where = "dialog" if el.container == "dialog" else "window"
             add("position", rng.choice((f"the close button of the {where}", f"close the {where}",
                                         f"the X at the top right of the {where}")))  # fmt: skip
         elif el.extra.get("position") == "floating":
             add("position", rng.choice(("the floating action button", "the round button at the bottom right")))
-            add("icon", f"the floating {meaning} button")
-        elif icon_unique:
+            if meaning:
+                add("icon", f"the floating {meaning} button")
+        elif meaning:
             add("icon", rng.choice((f"the {meaning} icon", f"click the {meaning} icon", f"the {meaning} button")))
             if el.container in ("toolbar", "app bar", "navigation bar", "bottom navigation"):
                 add("icon", f"the {meaning} icon in the {el.container}")
@@ -179,8 +193,8 @@ def phrasings(el: Element, screen: SyntheticScreen, rng: random.Random) -> list[
     elif el.kind == "tab":
         if el.container == "bottom navigation":
             add("label", rng.choice((f"the {L} tab", f"{L} in the bottom navigation")))
-            if icon_unique and el.icon:
-                add("icon", f"the {rng.choice(ICONS[el.icon][1])} icon in the bottom bar")
+            if icon_words:
+                add("icon", f"the {rng.choice(icon_words)} icon in the bottom bar")
         else:
             add("label", rng.choice((f"the {q(L)} tab", f"switch to the {L} tab")))
             if el.index is not None:

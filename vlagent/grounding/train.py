@@ -64,6 +64,7 @@ class TrainConfig:
     proj_dim: int = 64
     byte_dim: int = 64
     line_content_limit: float = 3.0  # GroundingHeadConfig.line_content_limit
+    sub_cells: int = 4  # GroundingHeadConfig.sub_cells: a 4x4 choice inside each cell (16 px at 1280 px)
     spec: GrounderSpec = field(default_factory=GrounderSpec)
     checkpoint_every: int = 200
     eval_every: int = 200
@@ -161,7 +162,8 @@ class TrainableGrounder(torch.nn.Module):
         self.anchors = AnchorEncoder(cfg.hidden_size)
         self.head = GroundingHead(GroundingHeadConfig(hidden_size=cfg.hidden_size, proj_dim=cfg.proj_dim,
                                                       prior_maps=1 + RELATION_MAPS,
-                                                      line_content_limit=cfg.line_content_limit))
+                                                      line_content_limit=cfg.line_content_limit,
+                                                      sub_cells=cfg.sub_cells))
         self.byte_dim = cfg.byte_dim
 
     def screen_features(self, image: Image.Image) -> tuple[torch.Tensor, tuple[int, int]]:
@@ -214,11 +216,8 @@ def save_grounder(model: TrainableGrounder, folder: str | Path, info: dict | Non
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.backbone.save_pretrained(folder)
-    head_cfg = model.head.config
     meta = dict(spec=model.spec.to_dict(), byte_dim=model.byte_dim, info=info or {},
-                head=dict(hidden_size=head_cfg.hidden_size, proj_dim=head_cfg.proj_dim,
-                          action_kinds=list(head_cfg.action_kinds), prior_maps=head_cfg.prior_maps,
-                          line_content_limit=head_cfg.line_content_limit))
+                head=model.head.config.to_dict())
     tensors = {f"head.{k}": v.detach().contiguous() for k, v in model.head.state_dict().items()}
     tensors.update({f"lines.{k}": v.detach().contiguous() for k, v in model.lines.state_dict().items()})
     tensors.update({f"anchors.{k}": v.detach().contiguous() for k, v in model.anchors.state_dict().items()})
