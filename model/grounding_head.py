@@ -294,7 +294,7 @@ def sub_cell_target(target_box: Tensor, candidates: Candidates, sub_cells: int) 
 def grounding_loss(logits: HeadLogits, target_boxes: list[Tensor | None], candidates: list[Candidates],
                    kinds: Tensor | None = None) -> tuple[Tensor, dict[str, float]]:
     """Cross-entropy of the pointer against pointer_target; where the target is inside its cells:
-    cross-entropy of the sub-cell pointer against sub_cell_target (sub-cell heads), else L1 of the
+    KL divergence of the sub-cell pointer from sub_cell_target (sub-cell heads), else L1 of the
     in-cell offset at the cell holding the target's centre; cross-entropy of the action kind (when
     `kinds` [B] are given)."""
     B = logits.pointer.shape[0]
@@ -314,7 +314,10 @@ def grounding_loss(logits: HeadLogits, target_boxes: list[Tensor | None], candid
             weights, targets = sub_cell_target(target_boxes[b], candidates[b], k)
             if weights.sum() > 0:
                 log_sub = F.log_softmax(logits.sub[b, : len(weights)], dim=-1)
-                per_cell = -(targets.to(log_sub) * log_sub).sum(-1)
+                targets = targets.to(log_sub)
+                # KL, not cross-entropy: a cell the box covers whole wants every sub-cell alike, and that
+                # is a perfect answer (0), not a floor of log(sub_cells**2)
+                per_cell = (torch.xlogy(targets, targets) - targets * log_sub).sum(-1)
                 offset_terms.append((weights.to(log_sub) * per_cell).sum() / weights.sum())
         elif target_boxes[b] is not None:
             boxes = candidates[b].boxes.to(logits.offset)

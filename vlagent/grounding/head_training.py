@@ -50,6 +50,7 @@ class HeadTrainConfig:
     warmup: int = 20
     weight_decay: float = 0.01
     proj_dim: int = 128
+    sub_cells: int = 4  # GroundingHeadConfig.sub_cells: where inside a merged token the target lies
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 100
@@ -131,7 +132,8 @@ def train_head(base: str | Path, train_records: Sequence[GroundingRecord], val_r
     for p in model.parameters():  # frozen: nothing of the backbone can change
         p.requires_grad_(False)
     features = FeatureSource(model, Processor.from_pretrained(base), cfg.feature_cache_mb)
-    head = GroundingHead(GroundingHeadConfig(hidden_size=model.config.text.hidden_size, proj_dim=cfg.proj_dim))
+    head = GroundingHead(GroundingHeadConfig(hidden_size=model.config.text.hidden_size, proj_dim=cfg.proj_dim,
+                                             sub_cells=cfg.sub_cells))
     opt = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_cosine(s, cfg.steps, cfg.warmup))
     step, ckpt = 0, out / CHECKPOINT_FILE
