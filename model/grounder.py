@@ -552,10 +552,10 @@ class Grounder:
 
     @torch.no_grad()
     def predict(self, image: Image.Image, instruction: str, lines: list[TextLine], **decode_options):
-        from .grounding_head import decode_point
+        from .grounding_head import decode_logits
 
         out, candidates = self.logits(image, instruction, lines)
-        prediction = decode_point(out.pointer[0].softmax(-1), candidates, out.offset[0], **decode_options)
+        prediction = decode_logits(out, candidates, **decode_options)
         kind = self.head.config.action_kinds[int(out.kind[0].argmax())]
         return prediction, kind
 

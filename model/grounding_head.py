@@ -5,11 +5,12 @@ The hidden state at the action position (the prompt's last token) is a query; ev
 Their scaled dot products, plus one learned "nothing here" key, give a distribution over the screen:
 
     logits = head(action_hidden [B,H], candidate_hidden [B,N,H], candidate_mask [B,N])
-    pred = decode_point(logits.pointer[0].softmax(-1), candidates, logits.offset[0])
+    pred = decode_logits(logits, candidates)  # row 0
 
 The point comes from the best region (the most probable candidate and its neighbouring patches above a
-fraction of its probability), as the probability-weighted centre of their cells, each cell refined by a
-predicted offset inside it. Confidence is the region's probability mass; `found` is False when the
+fraction of its probability): for a sub-cell head, the sub-cell point of the region's most probable cell
+(regions ranked by mass); for an older head, the probability-weighted centre of the region's cells, each
+refined by its predicted offset. Confidence is the region's probability mass; `found` is False when the
 "nothing here" key outweighs it or the mass is under a threshold. Beside the pointer, an action-kind
 classifier (click, double, right, type, scroll, long-press).
 
@@ -183,10 +184,22 @@ class GroundingHead(nn.Module):
 
 # ---------------------------------------------------------------- from a distribution to a point
 
+def decode_logits(logits: HeadLogits, candidates: Candidates, row: int = 0, **options) -> HeadPrediction:
+    """decode_point for one row of the head's output, the way its kind of head reads best: a sub-cell head
+    knows where inside a cell the target lies, so its point comes from one cell (best_cell=True)."""
+    return decode_point(logits.pointer[row].softmax(-1), candidates, logits.offset[row],
+                        best_cell=logits.sub is not None, **options)
+
+
 def decode_point(probs: Tensor, candidates: Candidates, offset: Tensor | None = None, *, region_ratio: float = 0.3,
-                 threshold: float = 0.3, none_ratio: float = 1.0, top_k: int = 3) -> HeadPrediction:
+                 threshold: float = 0.3, none_ratio: float = 1.0, top_k: int = 3,
+                 best_cell: bool = False) -> HeadPrediction:
     """probs [N+1] (softmax of one row of HeadLogits.pointer) -> the point, its confidence and alternatives.
-    Found: the best region's mass is at least `threshold` and more than `none_ratio` x "nothing here"."""
+    Found: the best region's mass is at least `threshold` and more than `none_ratio` x "nothing here".
+    best_cell: the best region is the one with the most mass (not the one holding the most probable
+    candidate), and its point is its most probable cell's, refined by that cell's offset alone: a centre
+    weighted over the region's cells is pulled toward neighbours that hold something else (the label in
+    the row above a field)."""
     n = candidates.boxes.shape[0]
     if probs.dim() != 1 or probs.shape[0] != n + 1:
         raise ValueError(f"probs must be [N+1]={n + 1} (the candidates plus 'nothing here'); got {tuple(probs.shape)}")
@@ -200,10 +213,14 @@ def decode_point(probs: Tensor, candidates: Candidates, offset: Tensor | None = 
         members = _region(remaining, candidates, region_ratio)
         regions.append((members, probs[members].sum().item()))
         remaining[members] = 0
+    if best_cell:
+        regions.sort(key=lambda region: -region[1])
+    centre = (lambda m: _weighted_centre(m[:1], probs, boxes, offset)) if best_cell else (
+        lambda m: _weighted_centre(m, probs, boxes, offset))
     members, mass = regions[0]
-    point = _weighted_centre(members, probs, boxes, offset)
+    point = centre(members)
     best = members[0]
-    others = [(_weighted_centre(m, probs, boxes, offset), p) for m, p in regions[1:]]
+    others = [(centre(m), p) for m, p in regions[1:]]
     found = mass >= threshold and mass > none_ratio * p_none
     return HeadPrediction(point=point, confidence=mass, found=found, box=tuple(boxes[best].tolist()), p_none=p_none,
                           candidates=others)

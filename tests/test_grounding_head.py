@@ -12,6 +12,7 @@ from vlagent.model.grounding_head import (
     GroundingHead,
     GroundingHeadConfig,
     HeadLogits,
+    decode_logits,
     decode_point,
     grounding_loss,
     sub_cell_target,
@@ -297,3 +298,26 @@ def test_a_text_line_token_keeps_its_span_centre_in_a_sub_cell_head():
     assert out.sub.shape == (1, 6, 16)
     assert out.offset[0, :4].abs().max() > 0 and out.offset[0, 4:].abs().max() == 0
     assert out.offset.abs().max() < 0.5
+
+
+def test_a_sub_cell_head_points_from_the_best_cell_of_the_heaviest_region():
+    """The demo's "Name field": a row of field cells (heaviest region), one cell of the label row above
+    joining it, and the label's own text-line token as the single most probable candidate."""
+    c = Candidates.patches(3, 4).with_text_lines(torch.tensor([[0.0, 0.30, 0.2, 0.36]]))
+    probs = torch.zeros(14)
+    probs[12] = 0.20  # the label's line token
+    probs[[4, 5, 6, 7]] = torch.tensor([0.12, 0.16, 0.12, 0.10])  # the field's row (row 1)
+    probs[1] = 0.10  # the label row, above
+    probs[13] = 0.2  # nothing here
+    offset = torch.zeros(13, 2)
+    offset[:12, 1] = 0.3  # every cell: the lower part (the field sits low in row 1)
+    plain = decode_point(probs, c, offset, threshold=0.0)
+    assert plain.box == tuple(c.boxes[12].tolist()) and plain.confidence == pytest.approx(0.2)  # the label
+    best = decode_point(probs, c, offset, threshold=0.0, best_cell=True)
+    assert best.confidence == pytest.approx(0.60)  # the field row with the cell above it
+    assert best.point == pytest.approx((0.375, 0.5 + 0.3 / 3))  # cell 5's own sub-cell point, not pulled up
+    assert best.candidates[0][1] == pytest.approx(0.2)  # the label, as an alternative
+    head = GroundingHead(GroundingHeadConfig(hidden_size=8, sub_cells=2))
+    out = head(torch.randn(1, 8), torch.randn(1, 13, 8), first_line=12)
+    assert decode_logits(out, c).point == decode_point(out.pointer[0].softmax(-1), c, out.offset[0],
+                                                       best_cell=True).point

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -31,7 +31,7 @@ from PIL import Image
 from vlagent.grounding.dataset import GroundingRecord
 from vlagent.grounding.negatives import absent_instructions
 from vlagent.model.grounder import GROUNDER_FILE, Grounder, TextLine, written_target
-from vlagent.model.grounding_head import decode_point
+from vlagent.model.grounding_head import decode_logits
 
 CANDIDATE_THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 19))  # 0.05 ... 0.90
 CANDIDATE_NONE_RATIOS = (1.0, 0.5, 0.25, 0.1, 0.0)  # 0: the threshold alone decides
@@ -54,16 +54,16 @@ class Calibration:
 
 
 def _raw(grounder: Grounder, image: Image.Image, instruction: str, lines: list[TextLine]):
-    """The pointer's logits without any match boost, the match the boost scales, offsets, candidates."""
+    """The head's output without any match boost, the match the boost scales, and the candidates."""
     out, candidates, match = grounder.head_logits(image, instruction, lines)
-    return out.pointer[0], match, out.offset[0], candidates
+    return out, match, candidates
 
 
 def _decode(raw, boost: float):
-    pointer, match, offset, candidates = raw
-    logits = pointer.clone()
-    logits[:-1] += boost * match
-    return decode_point(logits.softmax(-1), candidates, offset, threshold=0.0)
+    out, match, candidates = raw
+    boosted = replace(out, pointer=out.pointer.clone())
+    boosted.pointer[0, :-1] += boost * match
+    return decode_logits(boosted, candidates, threshold=0.0)
 
 
 def calibration_records(records: Sequence[GroundingRecord]) -> list[GroundingRecord]:

@@ -31,7 +31,7 @@ from vlagent.model.grounding_head import (
     Candidates,
     GroundingHead,
     GroundingHeadConfig,
-    decode_point,
+    decode_logits,
     grounding_loss,
     save_head,
     screen_features,
@@ -189,7 +189,7 @@ def evaluate_head(head: GroundingHead, features: FeatureSource, records: Sequenc
     for record in sample:
         action, visual, candidates = features.get(record)
         out = head(action, visual)
-        hits += record.contains(decode_point(out.pointer[0].softmax(-1), candidates, out.offset[0]).point)
+        hits += record.contains(decode_logits(out, candidates).point)
     return hits / max(1, len(sample))
 
 

@@ -40,7 +40,7 @@ from vlagent.model.grounder import (
     fuse_lines,
     pixel_input,
 )
-from vlagent.model.grounding_head import Candidates, GroundingHead, GroundingHeadConfig, decode_point, grounding_loss
+from vlagent.model.grounding_head import Candidates, GroundingHead, GroundingHeadConfig, decode_logits, grounding_loss
 
 OcrFunction = Callable[[Image.Image], list[TextLine]]
 KIND_OF_ACTION = {"click": "click", "double": "double_click", "right": "right_click", "type": "type",
@@ -392,7 +392,7 @@ def evaluate(model: TrainableGrounder, records: Sequence[GroundingRecord], ocr: 
             features[record.image_path] = model.screen_features(images.get(record.image_path))
         logits, cands = model.forward_one(features[record.image_path], record.instruction,
                                           record_lines(record, ocr, ocr_cache))
-        pred = decode_point(logits.pointer[0].softmax(-1), cands, logits.offset[0])
+        pred = decode_logits(logits, cands)
         hits += record.contains(pred.point)
     return hits / max(1, len(sample))
 

@@ -59,7 +59,7 @@ class CheckpointHeadGrounder:
     @torch.no_grad()
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None) -> GroundingResult:
         from vlagent.grounding.head_training import grounding_inputs
-        from vlagent.model.grounding_head import decode_point, screen_features
+        from vlagent.model.grounding_head import decode_logits, screen_features
 
         inputs = grounding_inputs(self.processor, image.convert("RGB"), instruction)
         device, dtype = self.model.device, self.model.dtype
@@ -67,5 +67,5 @@ class CheckpointHeadGrounder:
             self.model, inputs["input_ids"].to(device), inputs["pixel_values"].to(device, dtype),
             inputs["image_grid_thw"].to(device))
         out = self.head(action.to(self.head.query.weight.dtype), visual.to(self.head.query.weight.dtype))
-        pred = decode_point(out.pointer[0].softmax(-1), candidates, out.offset[0], threshold=self.threshold)
+        pred = decode_logits(out, candidates, threshold=self.threshold)
         return result_of(pred, self.head.config.action_kinds[int(out.kind[0].argmax())])
