@@ -421,6 +421,28 @@ def test_a_stream_with_an_unknown_codec_gives_a_clear_error(tmp_path):
             sample_frames(bad, num_frames=4, mode=mode)
 
 
+def test_an_mpegts_cut_inside_a_keyframe_gives_no_concealed_frame(tmp_path):
+    # MPEG-TS has no index and no checksum over a PES: FFmpeg hands over the cut last packet unflagged,
+    # and it decodes as concealed garbage. A size that is not a whole number of 188-byte TS packets
+    # tells the file was cut, and the last packet is left out.
+    import av
+
+    video = vf.make_h264_ts(str(tmp_path / "full.ts"))
+    with av.open(video.path) as container:
+        # a keyframe whose data, after the TS and PES headers, runs into a second 188-byte TS packet
+        key = [p for p in container.demux(container.streams.video[0]) if p.is_keyframe and p.size >= 155][-1]
+        at = key.pos
+    data = open(video.path, "rb").read()
+    cut = tmp_path / "cut.ts"
+    cut.write_bytes(data[: at + 188 + 61])  # inside that second TS packet, which FFmpeg then drops
+    assert cut.stat().st_size % 188 != 0
+    sample = sample_frames(cut, num_frames=64, mode="keyframe", **SMALL)
+    assert_frames_match(video, sample)
+    assert sample.timestamps[-1] < video.times[-1]
+    whole = sample_frames(video.path, num_frames=64, mode="keyframe", **SMALL)
+    assert whole.timestamps[: len(sample.timestamps)] == sample.timestamps
+
+
 def test_truncated_files(tmp_path):
     # Matroska keeps what it has: the sample covers the frames that are there.
     video = vf.make_vp9_webm(str(tmp_path / "full.webm"))

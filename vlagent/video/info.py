@@ -42,6 +42,10 @@ try:  # PyAV is the optional "video" extra.
 except ImportError:  # pragma: no cover - exercised only without the extra
     av = None
 
+# What demuxing a damaged file can raise: FFmpeg's errors, and PyAV's IndexError for a packet of a stream
+# the file announces only midway (a corrupt MPEG-TS gains a new PID); either way the packets end there.
+DEMUX_ERRORS: tuple[type[BaseException], ...] = ((av.FFmpegError, IndexError) if av is not None else ())
+
 HEAD_PACKETS = 16  # packets compared with the index at the start (the first keyframe is decoded among them)
 DECODE_TRIES = 16  # keyframes tried for the first decodable frame
 CHUNK = 4096  # frames per step of array checks: temporaries stay small however long the video
@@ -186,6 +190,7 @@ class _Scan:
     end_pts: int | None = None  # the latest pts + duration
     first_frame: object | None = None  # one decoded keyframe: its size and display matrix are the stream's
     decode_tries: int = 0
+    last_packet: tuple[int, int] | None = None  # (pts, duration) of the last packet counted, in file order
 
     def add(self, packet, stream) -> None:
         pts = packet.pts if packet.pts is not None else packet.dts
@@ -200,6 +205,21 @@ class _Scan:
         self.last_pts = pts if self.last_pts is None else max(self.last_pts, pts)
         end = pts + (packet.duration or 0)
         self.end_pts = end if self.end_pts is None else max(self.end_pts, end)
+        self.last_packet = (pts, packet.duration or 0)
+
+    def drop_last_packet(self) -> None:
+        """Forget the last packet in file order (one the file's end cut short); the end moves to the latest
+        remaining frame plus the dropped packet's duration."""
+        pts, duration = self.last_packet
+        at = len(self.all_pts) - 1 - self.all_pts[::-1].index(pts)
+        del self.all_pts[at]
+        if pts in self.keyframes:
+            self.keyframes.remove(pts)
+        self.num_packets -= 1
+        self.last_packet = None
+        if self.all_pts:
+            self.first_pts, self.last_pts = min(self.all_pts), max(self.all_pts)
+            self.end_pts = self.last_pts + duration
 
     def try_first_frame(self, packet, stream) -> None:
         """Decode one keyframe, drained at once (threads would hold it back), until one decodes."""
@@ -222,11 +242,13 @@ def _packet_scan(container, stream, path: str) -> _Scan:
     try:
         for packet in container.demux(stream):
             scan.add(packet, stream)
-    except av.FFmpegError as exc:
+    except DEMUX_ERRORS as exc:
         if scan.num_packets == 0:
             raise VideoError(f"cannot read the video stream of {path} (FFmpeg: {exc})") from None
         warnings.warn(f"{path}: demuxing stopped early ({exc}); using the first {scan.num_packets} packets",
                       VideoDecodeWarning, stacklevel=4)
+    if _cut_mid_packet(container, path) and scan.num_packets > 1:
+        scan.drop_last_packet()
     if scan.num_packets == 0:
         raise VideoError(f"video stream of {path} has no frames (zero-length or empty stream)")
     if scan.first_frame is None:
@@ -234,6 +256,15 @@ def _packet_scan(container, stream, path: str) -> _Scan:
     if not scan.keyframes:
         raise VideoError(f"video stream of {path} has no keyframe (corrupt stream?)")
     return scan
+
+
+TS_PACKET = 188
+
+
+def _cut_mid_packet(container, path: str) -> bool:
+    """An MPEG-TS file that is not a whole number of 188-byte packets was cut short: FFmpeg still hands
+    over the last, incomplete video packet (unflagged), and its frame decodes as concealed garbage."""
+    return "mpegts" in container.format.name.split(",") and os.path.getsize(path) % TS_PACKET != 0
 
 
 def _has_frame_index(container) -> bool:
@@ -272,7 +303,7 @@ def _index_scan(container, stream, path: str) -> tuple[_Scan | None, str]:
     scan = _Scan()
     try:
         why = index.check_head(container, stream, scan) or index.check_tail(container, stream)
-    except av.FFmpegError as exc:
+    except DEMUX_ERRORS as exc:
         why = f"demuxing to check the index failed ({exc})"
     if why is not None:
         return None, why

@@ -74,7 +74,9 @@ from vlagent.video.plan import (
 )
 
 from vlagent.video.decode_plan import STRATEGIES, DecodePlan, estimate_costs, plan_decoding
+from vlagent.model.resize import MAX_ASPECT_RATIO
 from vlagent.video.info import (  # noqa: F401 - names kept importable from here (_rotation_of: tests)
+    DEMUX_ERRORS,
     VideoDecodeWarning,
     VideoError,
     VideoInfo,
@@ -161,7 +163,7 @@ def _demuxed(packets: Iterator, stats: dict) -> Iterator:
             packet = next(packets)
         except StopIteration:
             return
-        except av.FFmpegError as exc:
+        except DEMUX_ERRORS as exc:
             stats["decode_errors"] += 1
             stats.setdefault("errors", []).append(f"reading packets: {exc}")
             return
@@ -458,6 +460,10 @@ def sample_frames(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     info = probe(path)
+    width, height = info.display_size
+    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
+        raise VideoError(f"{info.path}: its frames would be {width}x{height}, beyond the {MAX_ASPECT_RATIO}:1 aspect "
+                         "ratio a model reads (a corrupt size in the stream's header?)")
     start_s, end_s = _resolve_range(info, start, end)
     plan = make_plan(
         duration=info.duration, source_fps=info.source_fps,
