@@ -61,10 +61,14 @@ class GroundingHeadConfig:
 
     def sub_cell_centres(self) -> Tensor:
         """[sub_cells**2, 2] (x, y) of each sub-cell's centre in cell units, in (-0.5, 0.5), row-major."""
-        k = self.sub_cells
-        steps = (torch.arange(k, dtype=torch.float32) + 0.5) / k - 0.5
-        ys, xs = torch.meshgrid(steps, steps, indexing="ij")
-        return torch.stack([xs.flatten(), ys.flatten()], dim=-1)
+        return (_sub_cell_corners(self.sub_cells) + 0.5) / self.sub_cells - 0.5
+
+
+def _sub_cell_corners(k: int, device=None) -> Tensor:
+    """[k*k, 2] (column, row) of each sub-cell of a cell cut k x k, row-major."""
+    steps = torch.arange(k, dtype=torch.float32, device=device)
+    ys, xs = torch.meshgrid(steps, steps, indexing="ij")
+    return torch.stack([xs.flatten(), ys.flatten()], dim=-1)
 
 
 @dataclass
@@ -215,8 +219,10 @@ def decode_point(probs: Tensor, candidates: Candidates, offset: Tensor | None = 
         remaining[members] = 0
     if best_cell:
         regions.sort(key=lambda region: -region[1])
-    centre = (lambda m: _weighted_centre(m[:1], probs, boxes, offset)) if best_cell else (
-        lambda m: _weighted_centre(m, probs, boxes, offset))
+
+    def centre(members: list[int]) -> tuple[float, float]:
+        return _weighted_centre(members[:1] if best_cell else members, probs, boxes, offset)
+
     members, mass = regions[0]
     point = centre(members)
     best = members[0]
@@ -293,9 +299,7 @@ def sub_cell_target(target_box: Tensor, candidates: Candidates, sub_cells: int) 
     P, k = candidates.num_patches, sub_cells
     cells = candidates.boxes[:P].float()
     size = (cells[:, 2:] - cells[:, :2]) / k
-    steps = torch.arange(k, dtype=torch.float32, device=cells.device)
-    ys, xs = torch.meshgrid(steps, steps, indexing="ij")
-    lo = cells[:, None, :2] + torch.stack([xs.flatten(), ys.flatten()], -1)[None] * size[:, None]  # [P, S, 2]
+    lo = cells[:, None, :2] + _sub_cell_corners(k, cells.device)[None] * size[:, None]  # [P, S, 2]
     hi = lo + size[:, None]
     tb = target_box.to(cells)
     inter = (torch.minimum(hi, tb[2:]) - torch.maximum(lo, tb[:2])).clamp(min=0).prod(-1)  # [P, S]

@@ -26,7 +26,7 @@ def smart_resize(
     """(height, width) for an image: multiples of `factor`, area within [min_pixels, max_pixels]
     as far as the grid allows, aspect ratio kept as closely as possible."""
     _check_request(height, width, factor, min_pixels, max_pixels)
-    _check_aspect_ratio(height, width)
+    check_aspect_ratio(height, width)
     return _fit_grid(height, width, factor, min_pixels, max_pixels, frames=1, grid_frames=1)
 
 
@@ -42,7 +42,7 @@ def smart_resize_video(
     if height < factor or width < factor:  # tiny frames are first scaled up to one cell
         scale = max(factor / height, factor / width)
         height, width = int(height * scale), int(width * scale)
-    _check_aspect_ratio(height, width)
+    check_aspect_ratio(height, width)
     grid_frames = round(num_frames / temporal_factor) * temporal_factor
     return _fit_grid(height, width, factor, min_pixels, max_pixels, frames=num_frames, grid_frames=grid_frames)
 
@@ -76,9 +76,10 @@ def _check_request(height: int, width: int, factor: int, min_pixels: int, max_pi
         raise ValueError(f"max_pixels ({max_pixels}) is smaller than one {factor}x{factor} cell")
 
 
-def _check_aspect_ratio(height: int, width: int) -> None:
+def check_aspect_ratio(height: int, width: int) -> None:
+    """ValueError for an image more than MAX_ASPECT_RATIO times longer one way than the other."""
     if max(height, width) / min(height, width) > MAX_ASPECT_RATIO:
         raise ValueError(f"aspect ratio of {width}x{height} exceeds {MAX_ASPECT_RATIO}:1")
 
 
-__all__ = ["MAX_ASPECT_RATIO", "smart_resize", "smart_resize_video"]
+__all__ = ["MAX_ASPECT_RATIO", "check_aspect_ratio", "smart_resize", "smart_resize_video"]

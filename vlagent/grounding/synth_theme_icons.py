@@ -97,6 +97,7 @@ def _theme_dir() -> Path | None:
     return None
 
 
+@lru_cache(maxsize=None)
 def _files(name: str) -> dict[int, Path]:
     """The icon's symbolic PNGs by pixel size."""
     theme = _theme_dir()

@@ -73,8 +73,8 @@ from vlagent.video.plan import (
     make_plan,
 )
 
+from vlagent.model.resize import check_aspect_ratio
 from vlagent.video.decode_plan import STRATEGIES, DecodePlan, estimate_costs, plan_decoding
-from vlagent.model.resize import MAX_ASPECT_RATIO
 from vlagent.video.info import (  # noqa: F401 - names kept importable from here (_rotation_of: tests)
     DEMUX_ERRORS,
     VideoDecodeWarning,
@@ -460,10 +460,10 @@ def sample_frames(
     if strategy not in STRATEGIES:
         raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
     info = probe(path)
-    width, height = info.display_size
-    if max(width, height) > MAX_ASPECT_RATIO * max(1, min(width, height)):
-        raise VideoError(f"{info.path}: its frames would be {width}x{height}, beyond the {MAX_ASPECT_RATIO}:1 aspect "
-                         "ratio a model reads (a corrupt size in the stream's header?)")
+    try:  # a size no model reads is a property of this file (a corrupt header), not a bad argument
+        check_aspect_ratio(info.display_size[1], info.display_size[0])
+    except ValueError as exc:
+        raise VideoError(f"{info.path}: {exc} (a corrupt size in the stream's header?)") from None
     start_s, end_s = _resolve_range(info, start, end)
     plan = make_plan(
         duration=info.duration, source_fps=info.source_fps,
