@@ -249,6 +249,14 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
     return places[0] if len(places) == 1 else None
 
 
+def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:
+    """Whether a word of the instruction's query (3 letters or more, folded) is written anywhere on the
+    screen. One whose words are nowhere names an icon, text OCR could not read, or something absent:
+    the calibration gives such instructions a threshold of their own (Grounder.threshold_unnamed)."""
+    screen = " ".join(_fold(line.text) for line in lines)
+    return any(len(word) >= 3 and word in screen for word in map(_fold, _words(instruction_query(instruction))))
+
+
 def written_target(instruction: str, lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:
     """The box a grounder answers with before asking the model, or None: exact_text, unless the
     instruction names a control that sits beside its label (there the text is not the target)."""
@@ -503,12 +511,15 @@ class Grounder:
     """The trained grounder on the engine: `predict(image, instruction, lines)` -> HeadPrediction."""
 
     def __init__(self, backbone, line_encoder: LineEncoder, anchors: AnchorEncoder, head, spec: GrounderSpec,
-                 threshold: float = DEFAULT_THRESHOLD, none_ratio: float = 1.0, match_boost: float = 0.0):
+                 threshold: float = DEFAULT_THRESHOLD, none_ratio: float = 1.0, match_boost: float = 0.0,
+                 threshold_unnamed: float | None = None):
         self.backbone, self.line_encoder, self.anchors = backbone, line_encoder.eval(), anchors.eval()
         self.head, self.spec = head.eval(), spec
         # "not found" below this confidence, or where "nothing here" outweighs it by more than 1 / none_ratio
         # (both calibrated on validation screens by the training command)
         self.threshold, self.none_ratio = threshold, none_ratio
+        # the threshold for instructions whose words are nowhere on the screen (names_screen_text)
+        self.threshold_unnamed = threshold if threshold_unnamed is None else threshold_unnamed
         # extra weight of the lines' match with the instruction in the pointer's logits (chosen on validation)
         self.match_boost = match_boost
 
@@ -594,4 +605,5 @@ def load_grounder(folder, device="cpu", dtype: torch.dtype = torch.float32) -> G
     backbone = load_model(folder, device=device, dtype=dtype, with_mtp=False)
     return Grounder(backbone, lines.to(device), anchors.to(device), head.to(device), spec,
                     threshold=float(meta.get("threshold", DEFAULT_THRESHOLD)),
-                    none_ratio=float(meta.get("none_ratio", 1.0)), match_boost=float(meta.get("match_boost", 0.0)))
+                    none_ratio=float(meta.get("none_ratio", 1.0)), match_boost=float(meta.get("match_boost", 0.0)),
+                    threshold_unnamed=meta.get("threshold_unnamed"))

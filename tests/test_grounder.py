@@ -282,12 +282,36 @@ def test_the_rule_gives_up_a_little_accuracy_in_refusals_to_reject_more_negative
     # 100 targets: 80 confident hits, 10 hits at mass 0.25, 10 misses at mass 0.15 (refusing them costs nothing)
     targets = [Answer(0.9, 0.05, True)] * 80 + [Answer(0.25, 0.1, True)] * 10 + [Answer(0.15, 0.1, False)] * 10
     negatives = [Answer(0.2, 0.3, False)] * 50 + [Answer(0.12, 0.05, False)] * 50
-    t, k = choose_rule(targets, negatives, accuracy_slack=0.0)
+    t, k, _ = choose_rule(targets, negatives, accuracy_slack=0.0)
     assert t == 0.25 and k == 1.0  # every hit kept; refuses all the misses and every negative
-    t, k = choose_rule(targets, negatives[:50] + [Answer(0.3, 0.05, False)] * 50, accuracy_slack=0.0)
+    t, k, _ = choose_rule(targets, negatives[:50] + [Answer(0.3, 0.05, False)] * 50, accuracy_slack=0.0)
     assert (t, k) == (0.25, 1.0)  # the confident negatives cannot be rejected without losing hits
-    t, k = choose_rule(targets, negatives[:50] + [Answer(0.3, 0.05, False)] * 50, accuracy_slack=0.10)
+    t, k, _ = choose_rule(targets, negatives[:50] + [Answer(0.3, 0.05, False)] * 50, accuracy_slack=0.10)
     assert t > 0.3  # ten hits (0.10) may go: now those negatives are rejected too
+
+
+def test_the_rule_does_not_trade_more_hits_than_negatives_it_gains():
+    from vlagent.grounding.calibrate import Answer, choose_rule
+
+    targets = [Answer(0.9, 0.01, True)] * 84 + [Answer(0.45, 0.01, True)] * 2 + [Answer(0.1, 0.01, False)] * 14
+    negatives = [Answer(0.2, 0.01, False)] * 99 + [Answer(0.47, 0.01, False)]
+    # within the slack, 0.50 would also reject the last negative, at the cost of two hits
+    assert choose_rule(targets, negatives, accuracy_slack=0.03)[:2] == (0.45, 1.0)
+
+
+def test_instructions_whose_words_are_nowhere_on_screen_get_a_threshold_of_their_own():
+    from vlagent.grounding.calibrate import Answer, choose_rule
+    from vlagent.model.grounder import names_screen_text
+
+    lines = [TextLine("Save as…", (0.1, 0.1, 0.2, 0.15)), TextLine("Remember me", (0.1, 0.2, 0.3, 0.25))]
+    assert names_screen_text("the 'Save as' button", lines) and names_screen_text("tick remember", lines)
+    assert not names_screen_text("the Purple Elephant button", lines)
+    assert not names_screen_text("the search icon", lines)  # an icon: its name is not written
+    # named targets are hit at 0.3; unnamed ones (icons) at 0.7 or more; negatives (all unnamed) reach 0.5
+    targets = [Answer(0.3, 0.01, True)] * 80 + [Answer(0.7, 0.01, True, named=False)] * 20
+    negatives = [Answer(0.5, 0.01, False, named=False)] * 100
+    threshold, _, unnamed = choose_rule(targets, negatives, accuracy_slack=0.0)
+    assert threshold <= 0.3 and 0.5 < unnamed <= 0.7  # every target kept, every negative refused
 
 
 def test_calibration_uses_real_screens_when_there_are_enough():

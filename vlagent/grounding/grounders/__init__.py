@@ -10,7 +10,9 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
                                              the local engine with a grounding head trained on it
                                              (`train-grounding --base`; CHECKPOINT/grounding_head.safetensors
                                              is found without head=), else its tool-call point (LocalPolicy)
-    grounder:FOLDER[,threshold=T]            a grounder trained by `vlagent train-grounding` (default T: its calibrated one)
+    grounder:FOLDER[,threshold=T]            a grounder trained by `vlagent train-grounding` (default T: its calibrated one);
+                                             text_first=0: every answer from the model; snap=0: no snapping
+                                             onto the field or checkbox named (vlagent.grounding.controls)
     default[,threshold=...]                  the best offline grounder of this install: the trained one
                                              shipped in the package, else ocr-match
 

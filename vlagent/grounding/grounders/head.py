@@ -13,17 +13,24 @@ checkbox: there the text is the label, not the target), that text is the answer 
 asked. On the real test applications this lifted the third run from 78.0 % to 79.7 %, buttons and
 links to the OCR baseline's level (docs/grounding.md); `text_first=False` leaves every answer to the
 model.
+
+Snap: for an instruction naming a field or a toggle (checkbox, radio button, switch), the model's point
+is moved onto such a control found in the pixels, beside the instruction's label where it is written
+(vlagent.grounding.controls); `snap=False` keeps the model's point.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image
 
+from vlagent.grounding.controls import Snap, snap_to_control
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
-from vlagent.model.grounder import TextLine, written_target
+from vlagent.model.grounder import TextLine, names_screen_text, written_target
+from vlagent.model.grounding_head import HeadPrediction
 
 # Words of one OCR line further apart than this many line heights are separate labels (a toolbar or a
 # menu bar read as one line); closer words stay one segment ("Log in", "Save as…").
@@ -68,15 +75,19 @@ class HeadGrounder:
     """`ground(image, instruction)` with a trained grounder folder on the engine."""
 
     def __init__(self, folder: str | Path, *, threshold: float | None = None, device: str = "cpu",
-                 text_first: bool = True):
+                 text_first: bool = True, snap: bool = True):
         from vlagent.model.grounder import load_grounder
 
         self.folder = Path(folder)
         self.model = load_grounder(self.folder, device=device)
-        # None: the threshold the training command calibrated on validation screens
+        # None: the thresholds the training command calibrated on validation screens (one for instructions
+        # whose words are written on the screen, one for those whose words are nowhere on it)
         self.threshold = self.model.threshold if threshold is None else threshold
+        self.threshold_unnamed = self.model.threshold_unnamed if threshold is None else threshold
         self.text_first = bool(text_first)
-        self.name = f"grounder:{self.folder.name}" + ("" if self.text_first else ",text_first=0")
+        self.snap = bool(snap)
+        self.name = (f"grounder:{self.folder.name}" + ("" if self.text_first else ",text_first=0")
+                     + ("" if self.snap else ",snap=0"))
 
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
                lines: list[TextLine] | None = None) -> GroundingResult:
@@ -86,9 +97,21 @@ class HeadGrounder:
             point = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
             return GroundingResult(point=point, confidence=1.0, box=box, raw="exact text",
                                    candidates=[Candidate(point=point, score=1.0, box=box, label="exact text")])
-        pred, kind = self.model.predict(image, instruction, lines, threshold=self.threshold,
+        threshold = self.threshold if names_screen_text(instruction, lines) else self.threshold_unnamed
+        pred, kind = self.model.predict(image, instruction, lines, threshold=threshold,
                                         none_ratio=self.model.none_ratio)
+        if self.snap:
+            pred = snapped(pred, snap_to_control(image, instruction, pred.point, lines))
         return result_of(pred, kind)
+
+
+def snapped(pred: HeadPrediction, snap: Snap | None) -> HeadPrediction:
+    """The prediction moved onto the control snap_to_control found. A refused answer is taken back only
+    where the control sits beside the instruction's label, written on the screen: an instruction naming
+    something absent has no such label, and a point alone does not make a refusal an answer."""
+    if snap is None or not (pred.found or snap.by_label):
+        return pred
+    return replace(pred, point=snap.point, box=snap.box, found=True)
 
 
 def result_of(pred, kind: str) -> GroundingResult:

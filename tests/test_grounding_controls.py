@@ -1,0 +1,129 @@
+"""Snapping a point onto the field or toggle an instruction names (vlagent/grounding/controls.py)."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from vlagent.grounding.controls import FIELD, TOGGLE, control_kind, find_controls, snap_to_control
+from vlagent.grounding.grounders.head import snapped
+from vlagent.grounding.synthetic import _text_lines, make_screen
+from vlagent.model.grounder import TextLine
+from vlagent.model.grounding_head import HeadPrediction
+
+W, H = 640, 360
+
+
+@pytest.mark.parametrize("instruction, kind", [
+    ("the Name field", FIELD), ("click in the search box", FIELD), ("the input for Email", FIELD),
+    ("the 'Notes' text area", FIELD), ("tick Remember me", TOGGLE), ("the checkbox Wrap long lines", TOGGLE),
+    ("the Wi-Fi switch", TOGGLE), ("select the radio button Weekly", TOGGLE), ("toggle Dark mode", TOGGLE),
+    ("the Save button", None), ("open the File menu", None)])
+def test_the_instruction_says_which_kind_of_control_it_names(instruction, kind):
+    assert control_kind(instruction) == kind
+
+
+def _form() -> tuple[Image.Image, list[TextLine]]:
+    """A small form: 'Name' above a field, a checkbox left of 'Remember me', a ticked one left of 'Open at
+    login', a radio button left of 'Weekly', and a field holding its placeholder 'Write a note'."""
+    image = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    lines = []
+
+    def text(x, y, words):
+        draw.text((x, y), words, fill="black", font=font)
+        x0, y0, x1, y1 = draw.textbbox((x, y), words, font=font)
+        lines.append(TextLine(words, (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+
+    text(40, 30, "Name")
+    draw.rectangle((40, 52, 400, 80), outline=(120, 120, 120))  # the field below its label
+    draw.rectangle((40, 110, 53, 123), outline=(90, 90, 90))  # an empty checkbox
+    text(62, 108, "Remember me")
+    draw.rectangle((40, 150, 53, 163), fill=(30, 100, 220))  # a ticked checkbox: filled, a white tick
+    draw.line((43, 157, 46, 160, 51, 152), fill="white", width=2)
+    text(62, 148, "Open at login")
+    draw.ellipse((40, 190, 53, 203), outline=(90, 90, 90))  # a radio button
+    text(62, 188, "Weekly")
+    draw.rectangle((40, 240, 600, 330), outline=(120, 120, 120))  # a text area holding its hint
+    text(52, 250, "Write a note")
+    return image, lines
+
+
+def _px(point):
+    return point[0] * W, point[1] * H
+
+
+def test_outlines_of_fields_and_toggles_are_found_and_letters_are_not():
+    image, lines = _form()
+    found = find_controls(image, unit=18)
+    kinds = [c.kind for c in found]
+    assert kinds.count(FIELD) == 2 and kinds.count(TOGGLE) == 3  # no letter of the labels
+    drawn = {FIELD: [(40, 52, 401, 81), (40, 240, 601, 331)],
+             TOGGLE: [(40, 110, 54, 124), (40, 150, 54, 164), (40, 190, 54, 204)]}
+    for control in found:  # each box within a pixel of a drawn outline
+        assert any(max(abs(a - b) for a, b in zip(control.box, box)) <= 1 for box in drawn[control.kind]), control
+
+
+@pytest.mark.parametrize("instruction, start, inside", [
+    ("the Name field", (50, 38), (40, 52, 401, 81)),  # the point on the label -> the field below it
+    ("click in the Name field", (300, 300), (40, 52, 401, 81)),  # the label decides over the point
+    ("tick Remember me", (90, 115), (40, 110, 54, 124)),  # left of its label
+    ("the checkbox Open at login", (120, 155), (40, 150, 54, 164)),  # ticked; not the "O" of "Open"
+    ("the radio button Weekly", (80, 195), (40, 190, 54, 204)),
+    ("the 'Write a note' field", (600, 20), (40, 240, 601, 331)),  # the field holding its hint
+])
+def test_a_point_snaps_onto_the_control_beside_the_label(instruction, start, inside):
+    image, lines = _form()
+    snap = snap_to_control(image, instruction, (start[0] / W, start[1] / H), lines)
+    assert snap is not None and snap.by_label, instruction
+    x, y = _px(snap.point)
+    assert inside[0] <= x <= inside[2] and inside[1] <= y <= inside[3], (instruction, x, y)
+
+
+def test_without_a_written_label_the_point_snaps_within_its_row_or_not_at_all():
+    image, lines = _form()
+    snap = snap_to_control(image, "tick Stay signed in", (200 / W, 116 / H), lines)  # no such label
+    assert snap is not None and not snap.by_label
+    x, y = _px(snap.point)
+    assert 40 <= x <= 54 and 110 <= y <= 124  # the checkbox of the point's row
+    assert snap_to_control(image, "tick Stay signed in", (300 / W, 225 / H), lines) is None  # nothing on its row
+    assert snap_to_control(image, "the Save button", (50 / W, 38 / H), lines) is None  # names no control
+    inside = snap_to_control(image, "the Email field", (300 / W, 66 / H), lines)
+    assert inside is not None and _px(inside.point) == pytest.approx((300, 66))  # inside a field: it stays
+
+
+def _prediction(found: bool) -> HeadPrediction:
+    return HeadPrediction(point=(0.5, 0.5), confidence=0.2, found=found, box=(0.4, 0.4, 0.6, 0.6), p_none=0.3)
+
+
+def test_a_refusal_is_taken_back_only_beside_a_written_label():
+    image, lines = _form()
+    by_label = snap_to_control(image, "the Name field", (0.5, 0.5), lines)
+    by_point = snap_to_control(image, "tick Stay signed in", (200 / W, 116 / H), lines)
+    assert snapped(_prediction(False), by_label).found and snapped(_prediction(False), by_label).point == by_label.point
+    assert not snapped(_prediction(False), by_point).found  # a point alone does not make a refusal an answer
+    assert snapped(_prediction(True), by_point).point == by_point.point
+    assert snapped(_prediction(True), None) == _prediction(True)
+
+
+def test_generated_screens_controls_are_found_from_their_labels():
+    """On freshly generated screens (every theme, scale, language and layout the generator draws), a point
+    on a control's label snaps inside that control."""
+    phrasing = {"checkbox": "tick {}", "radio": "the radio button {}", "field": "the {} field",
+                "switch": "the {} switch"}
+    hits = total = 0
+    for index in range(30):
+        screen = make_screen(11, index)
+        w, h = screen.image.size
+        lines = [TextLine(ln.text, tuple(ln.box)) for ln in _text_lines(screen)]
+        for element in screen.elements:
+            label = next((ln for ln in lines if ln.text == element.near), None)
+            if element.kind not in phrasing or label is None:
+                continue
+            start = ((label.box[0] + label.box[2]) / 2, (label.box[1] + label.box[3]) / 2)
+            snap = snap_to_control(screen.image, phrasing[element.kind].format(element.near), start, lines)
+            x0, y0, x1, y1 = element.box
+            total += 1
+            hits += snap is not None and x0 <= snap.point[0] * w <= x1 and y0 <= snap.point[1] * h <= y1
+    assert total >= 40
+    assert hits >= 0.9 * total, (hits, total)

@@ -1,0 +1,216 @@
+"""Snapping a point onto the control an instruction names: the checkbox beside "Remember me", the field
+right of "Username:".
+
+The grounder's pointer chooses among 64-px cells (at 1280 px); a 13-px checkbox or a field whose label
+shares its cell is missed by a few pixels, or the point lands on the label. Such controls have outlines
+a few lines of image processing find: a closed contour whose inside is mostly empty, the size of a text
+line (a checkbox, a radio button, a switch) or wider and taller than one (a field). `snap_to_control`
+moves a point that names such a control onto one:
+
+- when the instruction's label is written once on the screen (model.grounder.exact_text), onto the
+  control beside it: on its row (left or right) for a toggle; on its row to the right, or just below it,
+  for a field; a field holding the text (its placeholder) counts first;
+- otherwise, when the point is inside a control of the kind, onto that control;
+- otherwise onto the nearest one on the point's row (a toggle), or right of or just below the point
+  (a field), within reach.
+
+Nothing moves when no control of the kind is in reach, or when the instruction names no such control.
+Coordinates in and out are normalized to the image, as everywhere in vlagent (DESIGN.md).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[float, float, float, float]
+
+TOGGLE, FIELD = "toggle", "field"
+# "search box", "text box": fields; "box", "tick", "check": checkboxes (checked after the field words)
+_FIELD_WORDS = re.compile(r"\b(?:field|input|entry|text ?area|(?:search|text|spin|input|edit) ?box)\b", re.IGNORECASE)
+_TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|switch|toggle|tick|untick|check|uncheck)\b", re.IGNORECASE)
+
+EDGE_CONTRAST = 24  # grey levels between neighbouring pixels that make an edge
+DEFAULT_TEXT_HEIGHT = 14  # px, when the screen has no text to measure
+REACH = 25  # text heights: how far from the model's point a control may sit (no label written)
+
+
+def control_kind(instruction: str) -> str | None:
+    """FIELD, TOGGLE (checkbox, radio button, switch) or None: what kind of control the instruction names."""
+    if _FIELD_WORDS.search(instruction):
+        return FIELD
+    if _TOGGLE_WORDS.search(instruction):
+        return TOGGLE
+    return None
+
+
+@dataclass(frozen=True)
+class Control:
+    kind: str
+    box: tuple[int, int, int, int]  # pixels, x0 y0 x1 y1 inclusive-exclusive
+
+    @property
+    def centre(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+    def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
+        x0, y0, x1, y1 = self.box
+        return x0 - margin <= x <= x1 + margin and y0 - margin <= y <= y1 + margin
+
+
+def text_height(lines: Sequence, image_size: tuple[int, int]) -> float:
+    """The median height of the screen's text segments in pixels: the unit controls are measured in."""
+    heights = sorted((ln.box[3] - ln.box[1]) * image_size[1] for ln in lines)
+    return float(heights[len(heights) // 2]) if heights else float(DEFAULT_TEXT_HEIGHT)
+
+
+def find_controls(image: Image.Image, unit: float) -> list[Control]:
+    """The closed outlines of the screenshot that look like a toggle or a field, `unit` being the screen's
+    text height in pixels."""
+    from scipy import ndimage
+
+    grey = np.asarray(image.convert("L"), dtype=np.int16)
+    edges = np.zeros(grey.shape, dtype=bool)
+    edges[:, :-1] |= np.abs(np.diff(grey, axis=1)) > EDGE_CONTRAST
+    edges[:-1, :] |= np.abs(np.diff(grey, axis=0)) > EDGE_CONTRAST
+    labels, _ = ndimage.label(edges, structure=np.ones((3, 3), dtype=bool))
+    controls = []
+    for index, found in enumerate(ndimage.find_objects(labels), start=1):
+        if found is None:
+            continue
+        rows, cols = found
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        kind = _kind_of_size(w, h, unit)
+        if kind is None:
+            continue
+        if _is_closed_outline(labels[found] == index, max_inside=0.5 if kind == TOGGLE else 0.25):
+            controls.append(Control(kind, (cols.start, rows.start, cols.stop, rows.stop)))
+    return controls
+
+
+def _kind_of_size(w: int, h: int, unit: float) -> str | None:
+    if 0.6 * unit <= h <= 2.4 * unit and 0.6 * unit <= w <= 4.5 * unit and 0.7 * h <= w:
+        return TOGGLE
+    if 0.9 * unit <= h <= 14 * unit and w >= max(4 * unit, 1.5 * h):
+        return FIELD
+    return None
+
+
+def _is_closed_outline(mask: np.ndarray, max_inside: float) -> bool:
+    """Edges along all four sides of the box (a rectangle, a circle, a pill) and at most `max_inside` of
+    the inside on an edge: an outline, not a glyph, an icon or a block of text. (A ticked checkbox's tick
+    fills up to half of its inside.)"""
+    h, w = mask.shape
+    band = max(2, round(0.2 * min(h, w)))
+    sides = (mask[:band].any(axis=0).mean(), mask[-band:].any(axis=0).mean(),
+             mask[:, :band].any(axis=1).mean(), mask[:, -band:].any(axis=1).mean())
+    if min(sides) < 0.45:
+        return False
+    inside = mask[band:-band, band:-band]
+    return inside.size == 0 or inside.mean() <= max_inside
+
+
+@dataclass(frozen=True)
+class Snap:
+    point: tuple[float, float]  # normalized
+    box: Box  # the control's, normalized
+    by_label: bool  # found beside the instruction's label (not from the point alone)
+
+
+def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, float], lines: Sequence,
+                    controls: Sequence[Control] | None = None) -> Snap | None:
+    """The point (normalized) moved onto the control the instruction names; None when the instruction
+    names no field or toggle, or none is in reach (the point stays)."""
+    from vlagent.model.grounder import exact_text
+
+    kind = control_kind(instruction)
+    if kind is None:
+        return None
+    width, height = image.size
+    unit = text_height(lines, image.size)
+    if controls is None:
+        controls = find_controls(image, unit)
+    segments = [_pixels(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
+    of_kind = [c for c in controls if c.kind == kind and not (kind == TOGGLE and _inside_text(c, segments, unit))]
+    if not of_kind:
+        return None
+    label = exact_text(instruction, lines)
+    x, y = point[0] * width, point[1] * height
+    chosen = None
+    if label is not None:
+        chosen = _beside_label(of_kind, _pixels(label, image.size), kind, unit)
+    by_label = chosen is not None
+    if chosen is None:
+        chosen = next((c for c in of_kind if c.contains(x, y, margin=2)), None)
+    if chosen is None:
+        chosen = _nearest(of_kind, x, y, kind, unit)
+    if chosen is None:
+        return None
+    cx, cy = chosen.centre
+    if kind == FIELD and chosen.contains(x, y):
+        cx, cy = x, y  # anywhere inside a field will do: keep the model's point
+    box = chosen.box
+    return Snap((cx / width, cy / height), (box[0] / width, box[1] / height, box[2] / width, box[3] / height),
+                by_label)
+
+
+def _pixels(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    return box[0] * size[0], box[1] * size[1], box[2] * size[0], box[3] * size[1]
+
+
+def _inside_text(control: Control, segments: Sequence[tuple[float, float, float, float]], unit: float) -> bool:
+    """Whether a toggle-sized outline is a letter ("O", "D") of a text segment: its centre inside the
+    segment, away from the segment's ends (OCR often reads a checkbox as the first character of its
+    label's segment: "口Remember me")."""
+    x, y = control.centre
+    return any(x0 + 1.5 * unit < x < x1 - 1.5 * unit and y0 <= y <= y1 for x0, y0, x1, y1 in segments)
+
+
+def _beside_label(controls: Sequence[Control], label: tuple[float, float, float, float], kind: str,
+                  unit: float) -> Control | None:
+    """The control of `kind` that sits beside the label: the nearest on its row (a field: to its right or
+    holding it; a toggle: left or right), or for a field the nearest just below it. A toggle inside the
+    label's box comes last: it is more often the label's first letter ("O" of "Open at login") than a
+    checkbox OCR read into the label."""
+    lx0, ly0, lx1, ly1 = label
+    mid = (ly0 + ly1) / 2
+    best, best_key = None, (True, float("inf"))
+    for c in controls:
+        x0, y0, x1, y1 = c.box
+        if c.kind == FIELD and x0 <= lx0 and lx1 <= x1 and y0 <= ly0 and ly1 <= y1:
+            return c  # the field holds its label (a placeholder, a hint)
+        on_row = y0 - 0.5 * unit <= mid <= y1 + 0.5 * unit
+        if on_row and (kind == TOGGLE or x0 >= lx0):
+            gap = max(x0 - lx1, lx0 - x1, 0.0)
+        elif kind == FIELD and -0.5 * unit <= y0 - ly1 <= 3 * unit and x0 - 2 * unit <= lx0 <= x1:
+            gap = max(0.0, y0 - ly1) + unit  # below: a little farther than the same distance on the row
+        else:
+            continue
+        key = (kind == TOGGLE and x0 < lx1 and lx0 < x1, gap)
+        if key < best_key:  # no reach limit: a phone's switch sits at the far end of its label's row
+            best, best_key = c, key
+    return best
+
+
+def _nearest(controls: Sequence[Control], x: float, y: float, kind: str, unit: float) -> Control | None:
+    """Without a label: the nearest control on the point's row, or for a field just below the point."""
+    best, best_gap = None, float("inf")
+    for c in controls:
+        x0, y0, x1, y1 = c.box
+        if y0 - 0.5 * unit <= y <= y1 + 0.5 * unit:
+            gap = max(x0 - x, x - x1, 0.0)
+            if kind == FIELD and x > x1:
+                continue  # a field lies right of its label, not left
+        elif kind == FIELD and 0 <= y0 - y <= 3 * unit and x0 - 2 * unit <= x <= x1:
+            gap = (y0 - y) + unit
+        else:
+            continue
+        if gap < best_gap and gap <= REACH * unit:
+            best, best_gap = c, gap
+    return best
+
+
+__all__ = ["Control", "FIELD", "Snap", "TOGGLE", "control_kind", "find_controls", "snap_to_control", "text_height"]
