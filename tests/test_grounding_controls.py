@@ -24,7 +24,7 @@ def test_the_instruction_says_which_kind_of_control_it_names(instruction, kind):
 
 def _form() -> tuple[Image.Image, list[TextLine]]:
     """A small form: 'Name' above a field, a checkbox left of 'Remember me', a ticked one left of 'Open at
-    login', a radio button left of 'Weekly', and a field holding its placeholder 'Write a note'."""
+    login', a radio button left of 'Weekly', and a field holding its hint text 'Write a note'."""
     image = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)

@@ -158,13 +158,13 @@ def choose_rule(targets: Sequence[Answer], negatives: Sequence[Answer],
                 accuracy_slack: float = ACCURACY_SLACK) -> tuple[float, float, float]:
     """(threshold, none_ratio, threshold_unnamed): the last for instructions none of whose words is
     written on the screen (an icon, or something absent: every generated negative), never below the
-    first. Among the candidate rules whose accuracy on `targets` is within
-    `accuracy_slack` of the best rule's, the one with the most right answers: its accuracy on `targets`
-    plus its share of `negatives` rejected (a hit lost and a negative clicked weigh the same; a refused
-    target that would have been missed costs nothing). Ties: the higher accuracy, the larger none_ratio,
-    the higher threshold, the lower threshold_unnamed. Rejecting the most negatives alone, whatever the hits lost within the slack,
-    took the sixth run to threshold 0.50: 1.5 points of hits on real screens for 1 point of negatives,
-    and 32.8 % of generated targets refused."""
+    first. Among the candidate rules whose accuracy on `targets` is within `accuracy_slack` of the best
+    rule's, the one with the most right answers: its accuracy on `targets` plus its share of `negatives`
+    rejected (a hit lost and a negative clicked weigh the same; a refused target that would have been
+    missed costs nothing). Ties: the higher accuracy, the larger none_ratio, the higher threshold, the
+    lower threshold_unnamed. Rejecting the most negatives alone, whatever the hits lost within the
+    slack, took the sixth run to threshold 0.50: 1.5 points of hits on real screens for 1 point of
+    negatives, and 32.8 % of generated targets refused."""
     rules = [(t, k, u) for k in CANDIDATE_NONE_RATIOS for t in CANDIDATE_THRESHOLDS
              for u in CANDIDATE_THRESHOLDS if u >= t]
     accuracy = {rule: _accuracy(targets, *rule) for rule in rules}

@@ -9,7 +9,7 @@ moves a point that names such a control onto one:
 
 - when the instruction's label is written once on the screen (model.grounder.exact_text), onto the
   control beside it: on its row (left or right) for a toggle; on its row to the right, or just below it,
-  for a field; a field holding the text (its placeholder) counts first;
+  for a field; a field holding the text (its hint text, as "Write a note") counts first;
 - otherwise, when the point is inside a control of the kind, onto that control;
 - otherwise onto the nearest one on the point's row (a toggle), or right of or just below the point
   (a field), within reach.
@@ -181,7 +181,7 @@ def _beside_label(controls: Sequence[Control], label: tuple[float, float, float,
     for c in controls:
         x0, y0, x1, y1 = c.box
         if c.kind == FIELD and x0 <= lx0 and lx1 <= x1 and y0 <= ly0 and ly1 <= y1:
-            return c  # the field holds its label (a placeholder, a hint)
+            return c  # the field holds the label as its hint text
         on_row = y0 - 0.5 * unit <= mid <= y1 + 0.5 * unit
         if on_row and (kind == TOGGLE or x0 >= lx0):
             gap = max(x0 - lx1, lx0 - x1, 0.0)
