@@ -12,7 +12,8 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
                                              is found without head=), else its tool-call point (LocalPolicy)
     grounder:FOLDER[,threshold=T]            a grounder trained by `vlagent train-grounding` (default T: its calibrated one);
                                              text_first=0: every answer from the model; snap=0: no snapping
-                                             onto the field or checkbox named (vlagent.grounding.controls)
+                                             onto the field or checkbox named (vlagent.grounding.controls);
+                                             icons=0: no theme icon search (vlagent.grounding.icon_finder)
     default[,threshold=...]                  the best offline grounder of this install: the trained one
                                              shipped in the package, else ocr-match
 

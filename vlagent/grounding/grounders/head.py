@@ -17,21 +17,28 @@ model.
 Snap: for an instruction naming a field or a toggle (checkbox, radio button, switch), the model's point
 is moved onto such a control found in the pixels, beside the instruction's label where it is written
 (vlagent.grounding.controls); `snap=False` keeps the model's point.
+
+Theme icons: for an instruction naming a known desktop icon ("the Save As icon") that says "icon" or
+whose words are nowhere on the screen, the icon is looked for by its look in the installed icon theme
+(vlagent.grounding.icon_finder). One place found is the answer; where the icon shows several times, the
+one nearest the model's point is. `icons=False` leaves icons to the model.
 """
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from pathlib import Path
 from typing import Sequence
 
 from PIL import Image
 
-from vlagent.grounding.controls import Snap, snap_to_control
+from vlagent.grounding.controls import Snap, snap_to_control, text_height
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
 from vlagent.model.grounder import TextLine, names_screen_text, written_target
 from vlagent.model.grounding_head import HeadPrediction
 
+_ICON_WORDS = re.compile(r"\b(?:icon|toolbar|tool bar)\b", re.IGNORECASE)
 # Words of one OCR line further apart than this many line heights are separate labels (a toolbar or a
 # menu bar read as one line); closer words stay one segment ("Log in", "Save as…").
 SEGMENT_GAP = 0.8
@@ -75,7 +82,7 @@ class HeadGrounder:
     """`ground(image, instruction)` with a trained grounder folder on the engine."""
 
     def __init__(self, folder: str | Path, *, threshold: float | None = None, device: str = "cpu",
-                 text_first: bool = True, snap: bool = True):
+                 text_first: bool = True, snap: bool = True, icons: bool = True):
         from vlagent.model.grounder import load_grounder
 
         self.folder = Path(folder)
@@ -86,8 +93,9 @@ class HeadGrounder:
         self.threshold_unnamed = self.model.threshold_unnamed if threshold is None else threshold
         self.text_first = bool(text_first)
         self.snap = bool(snap)
+        self.icons = bool(icons)
         self.name = (f"grounder:{self.folder.name}" + ("" if self.text_first else ",text_first=0")
-                     + ("" if self.snap else ",snap=0"))
+                     + ("" if self.snap else ",snap=0") + ("" if self.icons else ",icons=0"))
 
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
                lines: list[TextLine] | None = None) -> GroundingResult:
@@ -97,12 +105,35 @@ class HeadGrounder:
             point = ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2)
             return GroundingResult(point=point, confidence=1.0, box=box, raw="exact text",
                                    candidates=[Candidate(point=point, score=1.0, box=box, label="exact text")])
-        threshold = self.threshold if names_screen_text(instruction, lines) else self.threshold_unnamed
+        named = names_screen_text(instruction, lines)
+        icons = self._theme_icons(image, instruction, lines, named)
+        if len(icons) == 1:
+            return icon_result(icons[0])
+        threshold = self.threshold if named else self.threshold_unnamed
         pred, kind = self.model.predict(image, instruction, lines, threshold=threshold,
                                         none_ratio=self.model.none_ratio)
+        if icons:  # the icon shows several times: the model says which
+            x, y = pred.point
+            return icon_result(min(icons, key=lambda m: (m.point[0] - x) ** 2 + (m.point[1] - y) ** 2))
         if self.snap:
             pred = snapped(pred, snap_to_control(image, instruction, pred.point, lines))
         return result_of(pred, kind)
+
+    def _theme_icons(self, image: Image.Image, instruction: str, lines: list[TextLine], named: bool) -> list:
+        """The places of the theme icon the instruction names, where it asks for an icon or names nothing
+        written on the screen (a written name is more likely the target itself)."""
+        if not self.icons or (named and not _ICON_WORDS.search(instruction)):
+            return []
+        from vlagent.grounding.icon_finder import find_icons
+
+        return find_icons(image, instruction, lines, text_height(lines, image.size))
+
+
+def icon_result(match) -> GroundingResult:
+    """A theme icon found (icon_finder.IconMatch) as the answer."""
+    candidate = Candidate(point=match.point, score=match.score, box=match.box, label=f"theme icon {match.name}")
+    return GroundingResult(point=match.point, confidence=match.score, box=match.box, raw="theme icon",
+                           candidates=[candidate])
 
 
 def snapped(pred: HeadPrediction, snap: Snap | None) -> HeadPrediction:

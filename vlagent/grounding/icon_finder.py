@@ -1,0 +1,343 @@
+"""Finding a named desktop icon on a screenshot by its look in the installed icon theme.
+
+"Click the Save As icon": a toolbar icon has no text to read, and the grounder's 64-px cells cannot tell
+a 16-px floppy disk from the floppy-with-a-pencil beside it. But a GTK application draws its icons from
+the freedesktop theme installed on the machine (Adwaita on Debian and Ubuntu), so the theme itself says
+what each named icon looks like:
+
+1. the instruction's name ("Save As") maps to freedesktop icon names ("document-save-as") through the
+   words toolkits and people use for them (ICON_WORDS);
+2. small blobs of the screenshot that are not text are the candidate icons (edges, joined across 1-px
+   gaps, sized in the screen's text height);
+3. each candidate is compared with the named icon's theme pictures, scaled to the candidate: the colour
+   picture composited on the candidate's background (legacy icons), and the shape against the
+   candidate's contrast with its background (symbolic icons, drawn in any theme's text colour);
+4. the best candidate is the answer only when it also looks more like the named icon than like any
+   other icon of the theme (within MARGIN) and its similarity is at least MIN_SCORE: an instruction
+   naming an icon that is not on the screen finds nothing.
+
+Only icons of the installed theme are known; where no theme is installed nothing is found. Coordinates
+out are normalized to the image, as everywhere in vlagent (DESIGN.md).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from vlagent.grounding.synth_theme_icons import THEME_ICON_MEANINGS, _theme_dir
+
+Box = tuple[float, float, float, float]
+
+# What toolkits and people call an icon, beyond the synthetic screens' vocabulary (THEME_ICON_MEANINGS):
+# window buttons, list buttons, GTK's file chooser.
+EXTRA_ICON_WORDS: dict[str, tuple[str, ...]] = {
+    "window-minimize": ("Minimize", "Minimise"),
+    "window-maximize": ("Maximize", "Maximise"),
+    "window-restore": ("Restore", "Unmaximize"),
+    "window-close": ("Close", "Close Tab", "Close Window"),
+    "go-jump": ("Go to", "Go to Line", "Jump to"),
+    "list-add": ("Add item", "New item"),
+    "list-remove": ("Remove item", "Delete item"),
+    "open-menu": ("Menu", "Main Menu", "Hamburger menu"),
+    "edit-find": ("Search",),
+    "drive-harddisk": ("File System Root", "Computer"),
+    "user-home": ("Home Folder",),
+    "process-stop": ("Stop loading", "Cancel"),
+    "application-exit": ("Quit", "Exit"),
+}
+ICON_WORDS: dict[str, tuple[str, ...]] = {
+    name: tuple(dict.fromkeys(THEME_ICON_MEANINGS.get(name, ()) + EXTRA_ICON_WORDS.get(name, ())))
+    for name in {**THEME_ICON_MEANINGS, **EXTRA_ICON_WORDS}
+}
+
+CANVAS = 20  # px: candidates and theme pictures are compared at this size
+MIN_SCORE = 0.6  # normalized cross-correlation a found icon reaches
+MARGIN = 0.03  # how far another theme icon may look more like the candidate than the named one
+VERIFIED = 3  # candidates checked against the whole theme, the most like the named icon first
+EDGE_CONTRAST = 16  # grey levels between neighbouring pixels that make an icon's edge
+SIZE_RANGE = (0.35, 3.2)  # an icon's larger side, in text heights (a window's minimize line is 0.4)
+LEGACY_SIZES = (24, 48)
+SYMBOLIC_SIZES = (16, 24, 32)
+
+_WORD = re.compile(r"\w+")
+_GENERIC = frozenset("a an the click tap press on in at of for icon button toolbar tool bar".split())
+_ORDINALS = frozenset("first second third fourth fifth sixth seventh eighth ninth tenth last".split())
+
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(w.casefold() for w in _WORD.findall(text))
+
+
+def icon_names_for(instruction: str) -> tuple[str, ...]:
+    """The freedesktop names whose words are all in the instruction's query (model.grounder's
+    instruction_query), the ones covering most of its words first: "the Save As icon" -> document-save-as,
+    "the Remove item button" -> list-remove. Empty when no known icon is named."""
+    from vlagent.model.grounder import instruction_query
+
+    # The query drops words that name a kind of control, which some icons are called by ("the icon for
+    # Menu"), and a leading verb that is part of a name ("the toolbar's Go to icon"): where it names no
+    # icon, the instruction's words less the generic ones are tried.
+    everything = tuple(w for w in _words(instruction) if w not in _GENERIC)
+    if any(w in _ORDINALS for w in everything):
+        return ()  # "the first icon in the toolbar" asks for a position, not for go-first
+    return _best_covering(_words(instruction_query(instruction))) or _best_covering(everything)
+
+
+def _best_covering(query: tuple[str, ...]) -> tuple[str, ...]:
+    """The names one of whose meanings occurs in the query, those of the longest meaning."""
+    best, names = 0, []
+    for name, meanings in ICON_WORDS.items():
+        cover = max((len(words) for words in map(_words, meanings) if _contains(query, words)), default=0)
+        if cover > best:
+            best, names = cover, [name]
+        elif cover == best and cover:
+            names.append(name)
+    return tuple(names)
+
+
+def _contains(query: tuple[str, ...], words: tuple[str, ...]) -> bool:
+    """Whether `words` occur in `query` in a row."""
+    n = len(words)
+    return n > 0 and any(query[i:i + n] == words for i in range(len(query) - n + 1))
+
+
+# ---------------------------------------------------------------------------------------------- theme
+
+
+@dataclass(frozen=True, eq=False)  # hashed by identity: a key of _composited's cache
+class ThemeLibrary:
+    """Every icon of the theme at CANVAS size: colour pictures (legacy icons, compared in colour) and
+    shapes (symbolic icons, drawn in the theme's text colour, compared as shapes)."""
+
+    names: tuple[str, ...]  # one per picture
+    has_colour: np.ndarray  # N bool: a colour picture (else a shape)
+    aspect: np.ndarray  # N: width / height of the drawn part
+    premultiplied: np.ndarray  # N x 3 x C*C: colour times alpha (zero for shapes)
+    transparency: np.ndarray  # N x C*C: 1 - alpha
+    shapes: np.ndarray  # N x C*C: alpha, centred (_centred)
+
+
+def _trimmed(picture: Image.Image) -> Image.Image | None:
+    """The drawn part of an RGBA picture (alpha over a quarter), with one transparent pixel around it: how
+    a candidate's edge box frames an icon."""
+    alpha = picture.getchannel("A").point(lambda a: 255 if a > 64 else 0)
+    box = alpha.getbbox()
+    if box is None:
+        return None
+    x0, y0, x1, y1 = box
+    return picture.crop((x0 - 1, y0 - 1, x1 + 1, y1 + 1))
+
+
+def _theme_files(theme: Path) -> list[tuple[str, bool, Path]]:
+    files = []
+    for size in LEGACY_SIZES:
+        files += [(p.stem, True, p) for p in sorted((theme / f"{size}x{size}" / "legacy").glob("*.png"))
+                  if not p.name.endswith(".symbolic.png")]
+    for size in SYMBOLIC_SIZES:
+        files += [(p.name.removesuffix("-symbolic.symbolic.png"), False, p)
+                  for p in sorted((theme / f"{size}x{size}").glob("*/*-symbolic.symbolic.png"))]
+    return files
+
+
+def _centred(vectors: np.ndarray) -> np.ndarray:
+    """Rows minus their mean, divided by their norm: the dot product of two such rows is their normalized
+    cross-correlation."""
+    vectors = vectors - vectors.mean(axis=-1, keepdims=True)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=-1, keepdims=True), 1e-6)
+
+
+@lru_cache(maxsize=2)
+def theme_library(theme: Path | None = None) -> ThemeLibrary | None:
+    """The installed theme's icons (synth_theme_icons._theme_dir; VLAGENT_ICON_THEME overrides), read once
+    (about half a second); None where no theme is installed."""
+    theme = theme or _theme_dir()
+    if theme is None:
+        return None
+    names, pixels, has_colour, aspects = [], [], [], []
+    for name, legacy, path in _theme_files(theme):
+        with Image.open(path) as im:
+            drawn = _trimmed(im.convert("RGBA"))
+        if drawn is None:
+            continue
+        names.append(name)
+        pixels.append(np.asarray(drawn.resize((CANVAS, CANVAS), Image.BILINEAR), dtype=np.float32) / 255)
+        has_colour.append(legacy)
+        aspects.append(drawn.width / drawn.height)
+    if not names:
+        return None
+    rgba = np.stack(pixels).reshape(len(names), CANVAS * CANVAS, 4).transpose(0, 2, 1)  # N x 4 x C*C
+    colour = np.array(has_colour)
+    alpha = rgba[:, 3]
+    return ThemeLibrary(tuple(names), colour, np.array(aspects, dtype=np.float32),
+                        rgba[:, :3] * alpha[:, None] * colour[:, None, None], 1 - alpha, _centred(alpha))
+
+
+# ------------------------------------------------------------------------------------------ candidates
+
+# An edge box frames an icon give or take a pixel on each side (a faint shadow shows on a light
+# background, not on a dark one): a candidate is also cut with its sides moved by these (left or top,
+# right or bottom) pixels, per axis.
+FRAMINGS = ((0, 0), (1, 0), (0, -1), (1, -1), (-1, 1))
+ONE_INK_TOLERANCE = 0.12  # how far off the background-ink line a symbolic icon's pixel may be
+FIRST_PASS = 0.3  # below MIN_SCORE: a candidate whose plain framing is this close is cut in all framings
+
+
+@dataclass(frozen=True)
+class IconCandidate:
+    """A blob of the screenshot cut in one or more framings, each resized to CANVAS."""
+
+    boxes: tuple[tuple[int, int, int, int], ...]  # pixels, x0 y0 x1 y1 (exclusive), one per framing
+    colour: np.ndarray  # F x 3*C*C, centred (_centred)
+    contrast: np.ndarray  # F x C*C: each pixel's distance from the background colour, centred
+    background: tuple[float, float, float]  # 0..1, the median of the plain framing's border
+    one_ink: bool  # drawn in one colour over the background, as a symbolic icon is
+
+    @staticmethod
+    def cut(rgb: np.ndarray, box: tuple[int, int, int, int], framings=((0, 0),)) -> "IconCandidate":
+        x0, y0, x1, y1 = box
+        crop = rgb[y0:y1, x0:x1]
+        ring = np.concatenate([crop[0], crop[-1], crop[:, 0], crop[:, -1]])
+        background = np.median(ring, axis=0).astype(np.float32) / 255
+        height, width = rgb.shape[:2]
+        boxes = [(max(x0 + dx0, 0), max(y0 + dy0, 0), min(x1 + dx1, width), min(y1 + dy1, height))
+                 for dx0, dx1 in framings for dy0, dy1 in framings]
+        boxes = [b for b in boxes if b[2] - b[0] >= 2 and b[3] - b[1] >= 2]
+        colours = np.stack([_resized(rgb, b) for b in boxes])  # F x 3 x C*C
+        contrast = np.abs(colours - background[None, :, None]).max(axis=1)
+        return IconCandidate(tuple(boxes), _centred(colours.reshape(len(boxes), -1)), _centred(contrast),
+                             tuple(float(v) for v in background), _one_ink(crop / 255, background))
+
+
+def _one_ink(crop: np.ndarray, background: np.ndarray) -> bool:
+    """Whether the crop's pixels are blends of the background with one ink colour (the pixel farthest from
+    the background): a symbolic icon, antialiased. A colour icon (a blue floppy disk with a white label)
+    has pixels far off that line."""
+    pixels = crop.reshape(-1, 3) - background
+    distance = np.linalg.norm(pixels, axis=1)
+    if distance.max() < 0.1:
+        return True
+    ink = pixels[distance.argmax()] / distance.max()
+    off_line = np.linalg.norm(pixels - np.outer(pixels @ ink, ink), axis=1)
+    drawn = distance > 0.1
+    return float((off_line[drawn] > ONE_INK_TOLERANCE).mean()) < 0.1
+
+
+def _resized(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
+    x0, y0, x1, y1 = box
+    picture = Image.fromarray(rgb[y0:y1, x0:x1]).resize((CANVAS, CANVAS), Image.BILINEAR)
+    return np.asarray(picture, dtype=np.float32).reshape(CANVAS * CANVAS, 3).T / 255
+
+
+def icon_boxes(image: Image.Image, lines: Sequence, unit: float) -> list[tuple[int, int, int, int]]:
+    """The boxes (pixels) of the screenshot's blobs the size of an icon (SIZE_RANGE text heights) that are
+    not text: edges, joined across 1-px gaps, whose centre is outside every text segment of `lines`."""
+    from scipy import ndimage
+
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    edges = np.zeros(rgb.shape[:2], dtype=bool)
+    across = np.abs(np.diff(rgb, axis=1)).max(axis=2) > EDGE_CONTRAST  # any channel: colour on grey
+    down = np.abs(np.diff(rgb, axis=0)).max(axis=2) > EDGE_CONTRAST
+    edges[:, :-1] |= across
+    edges[:, 1:] |= across
+    edges[:-1] |= down
+    edges[1:] |= down
+    labels, _ = ndimage.label(ndimage.binary_dilation(edges, structure=np.ones((3, 3), dtype=bool)))
+    width, height = image.size
+    # OCR reads some icons as one character ("口" for a maximize square, "X" for close): only longer text
+    # is text
+    text_boxes = [(ln.box[0] * width, ln.box[1] * height, ln.box[2] * width, ln.box[3] * height) for ln in lines
+                  if sum(ch.isalnum() for ch in ln.text) >= 2]
+    low, high = SIZE_RANGE[0] * unit, SIZE_RANGE[1] * unit
+    out = []
+    for found in ndimage.find_objects(labels * edges):
+        if found is None:
+            continue
+        rows, cols = found
+        w, h = cols.stop - cols.start, rows.stop - rows.start
+        if not (low <= max(w, h) <= high and min(w, h) >= 2):
+            continue
+        cx, cy = (cols.start + cols.stop) / 2, (rows.start + rows.stop) / 2
+        if not any(x0 <= cx <= x1 and y0 <= cy <= y1 for x0, y0, x1, y1 in text_boxes):
+            out.append((cols.start, rows.start, cols.stop, rows.stop))
+    return out
+
+
+# ------------------------------------------------------------------------------------------- matching
+
+
+@lru_cache(maxsize=64)
+def _composited(library: ThemeLibrary, background: tuple[float, float, float]) -> np.ndarray:
+    """The colour pictures composited on one background colour, centred (N x 3*C*C; shapes' rows unused).
+    Cached: a screen's icons mostly share a few backgrounds."""
+    composite = library.premultiplied + library.transparency[:, None] * np.array(background, np.float32)[:, None]
+    return _centred(composite.reshape(len(library.names), -1))
+
+
+def similarity(candidate: IconCandidate, library: ThemeLibrary, rows: np.ndarray | None = None) -> np.ndarray:
+    """How much the candidate looks like each theme picture (rows of the library, all by default), F x N for
+    its F framings, as normalized cross-correlation: colour pictures composited on the candidate's
+    background against its colours, shapes against its contrast with the background (only for a
+    candidate drawn in one ink: a shape says nothing of colours). Pictures whose drawn part has another
+    aspect (by more than a third) score -1."""
+    rows = np.arange(len(library.names)) if rows is None else rows
+    colour = library.has_colour[rows]
+    scores = np.empty((len(candidate.boxes), len(rows)), dtype=np.float32)
+    scores[:, colour] = candidate.colour @ _composited(library, candidate.background)[rows[colour]].T
+    scores[:, ~colour] = candidate.contrast @ library.shapes[rows[~colour]].T if candidate.one_ink else -1.0
+    sides = np.array([(x1 - x0, y1 - y0) for x0, y0, x1, y1 in candidate.boxes], dtype=np.float32)
+    ratio = library.aspect[rows][None] / (sides[:, 0] / sides[:, 1])[:, None]
+    scores[(ratio > 4 / 3) | (ratio < 3 / 4)] = -1.0
+    return scores
+
+
+@dataclass(frozen=True)
+class IconMatch:
+    name: str  # the freedesktop name matched
+    box: Box  # normalized
+    score: float  # normalized cross-correlation, up to 1
+
+    @property
+    def point(self) -> tuple[float, float]:
+        return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+
+def find_icons(image: Image.Image, instruction: str, lines: Sequence, unit: float) -> list[IconMatch]:
+    """The places showing the icon the instruction names, found by its look in the installed theme, best
+    first: those among the VERIFIED candidates most like it (MIN_SCORE or more) that look more like it than
+    like any other icon of the theme, within MARGIN. Empty when no known icon is named, no theme is
+    installed, or nothing on the screen is that icon. Several are found where the screen shows the icon
+    several times (a "+" in each spin button)."""
+    names = icon_names_for(instruction)
+    library = theme_library() if names else None
+    if library is None:
+        return []
+    is_wanted = np.isin(np.array(library.names), names)
+    wanted = np.flatnonzero(is_wanted)
+    if wanted.size == 0:
+        return []
+    rgb = np.asarray(image.convert("RGB"))
+    scored = []
+    for box in icon_boxes(image, lines, unit):
+        if similarity(IconCandidate.cut(rgb, box), library, wanted).max() < FIRST_PASS:
+            continue
+        candidate = IconCandidate.cut(rgb, box, FRAMINGS)
+        scores = similarity(candidate, library, wanted)
+        framing, top = np.unravel_index(int(scores.argmax()), scores.shape)
+        if scores[framing, top] >= MIN_SCORE:
+            scored.append((float(scores[framing, top]), library.names[wanted[top]], candidate, framing))
+    width, height = image.size
+    found = []
+    for score, name, candidate, framing in sorted(scored, key=lambda s: -s[0])[:VERIFIED]:
+        if similarity(candidate, library)[:, ~is_wanted].max(initial=-1.0) <= score + MARGIN:
+            x0, y0, x1, y1 = candidate.boxes[framing]
+            found.append(IconMatch(name, (x0 / width, y0 / height, x1 / width, y1 / height), score))
+    return found
+
+
+__all__ = ["ICON_WORDS", "IconMatch", "find_icons", "icon_boxes", "icon_names_for", "theme_library"]
