@@ -146,28 +146,51 @@ def instruction_query(instruction: str) -> str:
     """What of an instruction should be written on screen: its quoted part, else its words minus the
     action, role and context words ("click the Sign in button" -> "sign in", "the input for Name" ->
     "name", "Latin in the list" -> "latin", "open the Settings app" -> "settings")."""
+    quoted = _quoted(instruction)
+    return quoted if quoted is not None else " ".join(w.lower() for w in _query_words(instruction, strict=True))
+
+
+def _quoted(instruction: str) -> str | None:
     typed = _TYPE_INTO.match(instruction)
-    if typed:
-        instruction = typed.group(1)
-    quoted = _QUOTED.findall(instruction)
-    if quoted:
-        return max(quoted, key=len)
-    words = _words(_CONTEXT.sub(" ", instruction))
+    quoted = _QUOTED.findall(typed.group(1) if typed else instruction)
+    return max(quoted, key=len) if quoted else None
+
+
+_ARTICLES = frozenset("a an the".split())
+
+
+def _query_words(instruction: str, strict: bool) -> list[str]:
+    """The words of instruction_query, case kept. Not strict: articles after the name's start stay ("Linear
+    A"), and of the little words before it only articles go ("By staff status")."""
+    typed = _TYPE_INTO.match(instruction)
+    words = _WORD.findall(_CONTEXT.sub(" ", typed.group(1) if typed else instruction))
     start = 0
     for optional in ({"please"}, {"double", "right", "long"}, _LEADING_VERBS):
-        if start < len(words) - 1 and words[start] in optional:
+        if start < len(words) - 1 and words[start].lower() in optional:
             start += 1
-    kept = [w for w in words[start:] if w not in _ROLE_WORDS]
-    while len(kept) > 1 and kept[0] in _LEADING_FILLERS:
+    roles, fillers = (_ROLE_WORDS, _LEADING_FILLERS) if strict else (_ROLE_WORDS - _ARTICLES, _ARTICLES)
+    kept = [w for w in words[start:] if w.lower() not in roles]
+    while len(kept) > 1 and kept[0].lower() in fillers:
         kept = kept[1:]
-    if len(kept) > 1 and kept[-1] in _TRAILING_ROLES:
+    if len(kept) > 1 and kept[-1].lower() in _TRAILING_ROLES:
         kept = kept[:-1]
-    return " ".join(kept)
+    return kept
 
 
-def _truncated(line: str) -> bool:
-    """A label the toolkit cut short to fit ("Malayal...", "Manicha…")."""
-    return line.rstrip().endswith(("...", "…"))
+def exact_queries(instruction: str) -> list[str]:
+    """The texts exact_text looks for, case kept: the quoted part; else the loose query (_query_words not
+    strict), then instruction_query's."""
+    quoted = _quoted(instruction)
+    if quoted is not None:
+        return [quoted]
+    loose, strict = (" ".join(_query_words(instruction, strict=flag)) for flag in (False, True))
+    return [loose] if loose.lower() == strict.lower() else [loose, strict]
+
+
+def _truncated(line: str, dots: str = "...") -> bool:
+    """A label the toolkit cut short to fit ("Malayal...", "Manicha…"; OCR also reads "Malayal.." where
+    exact_text passes dots="..")."""
+    return line.rstrip().endswith((dots, "…"))
 
 
 def line_similarity(instruction: str, line: str) -> list[float]:
@@ -197,8 +220,9 @@ def line_similarity(instruction: str, line: str) -> list[float]:
 MAX_SPAN_WORDS = 6
 
 
-def _word_runs(line: TextLine) -> Iterator[tuple[str, tuple[float, float, float, float]]]:
-    """Every run of up to MAX_SPAN_WORDS consecutive words of a line: its folded text and its box. Words
+def _word_runs(line: TextLine) -> Iterator[tuple[str, tuple[float, float, float, float], str]]:
+    """Every run of up to MAX_SPAN_WORDS consecutive words of a line: its folded text, its box and its text
+    as written. Words
     are split at spaces and symbols (OCR runs "Home>Users" together) and their boxes estimated from
     character counts (OCR reads a line's words as one box)."""
     words = list(re.finditer(r"\w[\w'’.-]*", line.text))
@@ -207,7 +231,8 @@ def _word_runs(line: TextLine) -> Iterator[tuple[str, tuple[float, float, float,
     for i in range(len(words)):
         for j in range(i + 1, min(len(words), i + MAX_SPAN_WORDS) + 1):
             start, end = words[i].start(), words[j - 1].end()
-            yield _fold(line.text[start:end]), (x0 + (x1 - x0) * start / n, y0, x0 + (x1 - x0) * end / n, y1)
+            yield (_fold(line.text[start:end]), (x0 + (x1 - x0) * start / n, y0, x0 + (x1 - x0) * end / n, y1),
+                   line.text[start:end])
 
 
 def span_box(instruction: str, line: TextLine) -> tuple[float, float, float, float]:
@@ -218,7 +243,7 @@ def span_box(instruction: str, line: TextLine) -> tuple[float, float, float, flo
     if len(runs) < 2 or not query:  # one word: the line itself
         return line.box
     best, best_score = line.box, difflib.SequenceMatcher(None, query, _fold(line.text), autojunk=False).ratio()
-    for text, box in runs:
+    for text, box, _ in runs:
         score = difflib.SequenceMatcher(None, query, text, autojunk=False).ratio() if text else 0.0
         if score > best_score + 1e-6:
             best, best_score = box, score
@@ -228,25 +253,35 @@ def span_box(instruction: str, line: TextLine) -> tuple[float, float, float, flo
 def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:
     """The box of the one place where the instruction's query is written exactly (folded: case, accents,
     spaces and punctuation aside): the one line that reads it whole, else, when no line does, the one
-    run of a line's words that does (_word_runs). None when nothing or more than one place reads it. A
-    line the toolkit cut short ("Malayal...") reads the query whole when the query starts with what the
-    line shows (3 characters or more).
+    run of a line's words that does (_word_runs). A line the toolkit cut short ("Malayal...") reads the
+    query whole when the query starts with what the line shows (3 characters or more). Where several
+    places read it, the one that reads it as written (case and punctuation: "alan", not "Alan" or
+    "alan:") is the answer, unless the instruction names a field or a toggle, whose label may be written
+    either way ("New password:", "New password" above "confirmation:"). The queries are exact_queries', the first with an answer wins; None when no
+    place reads any of them, or only several alike.
 
     The words come from the text, not from OCR's own word boxes: OCR keeps symbols inside its words
     ("SITE/CHANGE"), and on the admin pages of the real test split its words lost 49 exact matches that
     this split finds."""
-    query = _fold(instruction_query(instruction))
-    if not query:
-        return None
-    whole, runs = [], []
-    for line in lines:
-        folded = _fold(line.text)
-        if folded == query or (_truncated(line.text) and len(folded) >= 3 and query.startswith(folded)):
-            whole.append(line.box)
-        else:
-            runs += [box for text, box in _word_runs(line) if text == query]
-    places = whole or runs
-    return places[0] if len(places) == 1 else None
+    beside_label = names_control_beside_label(instruction)  # a label is written with or without its colon
+    for query in exact_queries(instruction):
+        folded_query = _fold(query)
+        if not folded_query:
+            continue
+        whole, runs = [], []
+        for line in lines:
+            folded = _fold(line.text)
+            if folded == folded_query or (_truncated(line.text, dots="..") and len(folded) >= 3
+                                          and folded_query.startswith(folded)):
+                whole.append((line.box, line.text))
+            else:
+                runs += [(box, text) for folded_run, box, text in _word_runs(line) if folded_run == folded_query]
+        places = whole or runs
+        if len(places) > 1 and not beside_label:
+            places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
+        if len(places) == 1:
+            return places[0][0]
+    return None
 
 
 def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:

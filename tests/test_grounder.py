@@ -383,8 +383,23 @@ def test_exact_text_is_the_one_place_that_reads_the_query():
     assert exact_text("the list item Malayalam", lines) == (0.0, 0.5, 0.1, 0.55)  # cut short by the toolkit
     assert exact_text("click Save", lines) == (0.5, 0.5, 0.6, 0.55)  # a whole line beats a run ("Save as…")
     assert exact_text("the 'Save as…' button", lines) == (0.5, 0.6, 0.6, 0.65)
-    assert exact_text("click Open", lines) is None  # written twice: the model decides
+    assert exact_text("click Open", lines) == (0.0, 0.9, 0.1, 0.95)  # read twice, written so once ("OPEN")
+    assert exact_text("click open", lines) is None  # written so nowhere: the model decides
     assert exact_text("the Close button", lines) is None
+
+
+def test_exact_text_keeps_the_little_words_of_a_name():
+    """Articles after a name's start and a leading "By" belong to it; OCR's two-dot cut counts; where a
+    label with a colon and a link read alike, the one written as asked is the answer."""
+    lines = [TextLine("Linear A", (0.0, 0.1, 0.1, 0.15)), TextLine("Linear B", (0.0, 0.2, 0.1, 0.25)),
+             TextLine("↓ By staff status", (0.5, 0.1, 0.7, 0.15)), TextLine("STAFF STATUS", (0.3, 0.3, 0.4, 0.35)),
+             TextLine("Manicha..", (0.0, 0.5, 0.1, 0.55)), TextLine("Groups", (0.0, 0.7, 0.1, 0.75)),
+             TextLine("Groups:", (0.3, 0.7, 0.4, 0.75))]
+    assert exact_text("the list item Linear A", lines) == (0.0, 0.1, 0.1, 0.15)
+    assert exact_text("click By staff status", lines) == (0.5, 0.1, 0.7, 0.15)
+    assert exact_text("click STAFF STATUS", lines) == (0.3, 0.3, 0.4, 0.35)
+    assert exact_text("the list item Manichaean", lines) == (0.0, 0.5, 0.1, 0.55)
+    assert exact_text("click the link Groups", lines) == (0.0, 0.7, 0.1, 0.75)
 
 
 def test_text_written_once_is_answered_before_the_model_unless_it_labels_a_control(trained):
