@@ -1,0 +1,90 @@
+"""Targets named by place (vlagent.grounding.ordinals): "the third option", "the second menu in the menu
+bar", "the last item in the list", "close the dialog", counted in the screen's rows and columns.
+
+Checked on freshly generated screens (a seed never trained on): every place phrasing the generator writes
+for them, with the strings the generator drew as the screen's text (what a perfect OCR reads)."""
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from vlagent.grounding.ordinals import CLOSE, DIALOG_BUTTON, LIST_ROW, MENU, OPTION, TAB, TITLE, TOOLBAR, Place
+from vlagent.grounding.ordinals import find_place, parse_place
+from vlagent.model.grounder import TextLine
+
+
+@pytest.mark.parametrize("instruction, place", [
+    ("the fifth menu in the menu bar", Place(MENU, 4)),
+    ("the second tab", Place(TAB, 1)),
+    ("the third option", Place(OPTION, 2)),
+    ("the first button at the bottom of the dialog", Place(DIALOG_BUTTON, 0)),
+    ("the last button of the dialog", Place(DIALOG_BUTTON, -1)),
+    ("the button at the bottom right of the dialog", Place(DIALOG_BUTTON, -1)),
+    ("the eighth row", Place(LIST_ROW, 7)),
+    ("the last item in the list", Place(LIST_ROW, -1)),
+    ("the eighth icon in the toolbar", Place(TOOLBAR, 7)),
+    ("the second toolbar button", Place(TOOLBAR, 1)),
+    ("the page title", Place(TITLE, 0)),
+    ("close the dialog", Place(CLOSE, -1)),
+    ("the X at the top right of the window", Place(CLOSE, -1)),
+    ("the close button of the dialog", Place(CLOSE, -1)),
+])
+def test_places_are_read_from_the_instruction(instruction: str, place: Place) -> None:
+    assert parse_place(instruction) == place
+
+
+@pytest.mark.parametrize("instruction", [
+    "the First Name field", "click Next", "the Save button", "the button to close the window",
+    "the first button", "close the dialog and save", "the title of the song",
+])
+def test_names_are_not_places(instruction: str) -> None:
+    """An ordinal that is part of a name, a button without a group, or a sentence that only starts like a
+    place phrasing names no place."""
+    assert parse_place(instruction) is None
+
+
+def _fresh_screens(count: int, seed: int = 4242):
+    from vlagent.grounding.synthetic import make_screen, phrasings
+
+    for index in range(count):
+        screen = make_screen(seed, index)
+        width, height = screen.image.size
+        lines = [TextLine(text, (x0 / width, y0 / height, x1 / width, y1 / height))
+                 for text, (x0, y0, x1, y1) in screen.texts if x1 > x0 and y1 > y0]
+        rng = random.Random(index)
+        targets = [t for el in screen.elements for t in phrasings(el, screen, rng) if parse_place(t.instruction)]
+        yield screen, lines, targets
+
+
+def test_places_on_fresh_generated_screens() -> None:
+    hits = wrong = total = 0
+    for screen, lines, targets in _fresh_screens(40):
+        image = screen.image.convert("RGB")
+        for target in targets:
+            box, named = find_place(image, target.instruction, lines)
+            assert named, target.instruction
+            total += 1
+            if box is None:
+                continue
+            x, y = (box[0] + box[2]) / 2 * image.width, (box[1] + box[3]) / 2 * image.height
+            x0, y0, x1, y1 = target.element.box
+            inside = x0 <= x <= x1 and y0 <= y <= y1
+            hits += inside
+            wrong += not inside
+    assert total >= 60, total
+    assert hits >= 0.8 * total, f"{hits}/{total} in place, {wrong} elsewhere"
+    assert wrong <= 0.1 * total, f"{wrong}/{total} elsewhere"
+
+
+def test_a_place_past_the_end_of_its_group_is_not_found() -> None:
+    for screen, lines, targets in _fresh_screens(40):
+        menus = [t for t in targets if t.element.container == "menu bar"]
+        if menus:
+            image = screen.image.convert("RGB")
+            box, named = find_place(image, "the second menu in the menu bar", lines)
+            assert named and box is not None
+            assert find_place(image, "the twelfth menu in the menu bar", lines) == (None, True)
+            assert find_place(image, "the Save button", lines) == (None, False)
+            return
+    pytest.fail("no generated screen with a menu bar among 40")

@@ -1,0 +1,215 @@
+"""Targets named by their place among their like: "the third option", "the second menu in the menu bar",
+"the first button at the bottom of the dialog", "the eighth icon in the toolbar", "the fourth row",
+"the last item in the list", "the page title", "close the dialog".
+
+Such an instruction names no text, so neither text first nor the model's match with the screen's text
+helps, and a pointer over 64-px cells cannot count. The screen's parts are easy to count, though, once
+they are grouped the way the instruction means:
+
+- menus: the topmost row of three or more short text segments starting in the left third (the menu
+  bar), left to right;
+- tabs: the topmost other row of two or more short text segments below the menu bar, left to right;
+- dialog buttons: the lowest row of two or more short text segments, left to right;
+- options: the longest column of toggles (checkbox- or radio-sized outlines, controls.find_controls)
+  with their labels just right of them, top to bottom;
+- rows, items in a list: the longest column of three or more left-aligned text segments, top to
+  bottom;
+- toolbar icons and buttons: the row with the most icon-sized blobs (three or more;
+  icon_finder.icon_boxes) among those starting in the left half, left to right;
+- the page title: the tallest text segment of the upper half;
+- close: the rightmost blob of the topmost row of two or more icon-sized blobs (a window's controls).
+
+A place past the end of its group ("the ninth tab" of three) is "not found". Rows and columns are
+measured in the screen's text height (controls.text_height); coordinates out are normalized to the
+image, as everywhere in vlagent (DESIGN.md).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Sequence
+
+from PIL import Image
+
+Box = tuple[float, float, float, float]
+
+ORDINALS = {word: i for i, word in enumerate(
+    "first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth".split())}
+ORDINALS["last"] = -1
+
+MENU, TAB, OPTION, DIALOG_BUTTON, LIST_ROW, TOOLBAR, TITLE, CLOSE = (
+    "menu", "tab", "option", "dialog button", "list row", "toolbar", "title", "close")
+
+_ORDINAL = "|".join(ORDINALS)
+_PLACE = re.compile(rf"\b(?P<nth>{_ORDINAL})\s+(?P<toolbar>toolbar\s+)?(?P<kind>menu|tab|option|button|row|item|icon)s?\b",
+                    re.IGNORECASE)
+_BOTTOM_RIGHT = re.compile(r"\bbutton at the bottom right\b", re.IGNORECASE)
+_TITLE = re.compile(r"^\s*(?:click\s+)?the (?:page|window|dialog) title\s*$", re.IGNORECASE)
+_CLOSE = re.compile(r"^\s*(?:click\s+)?(?:close the (?:dialog|window)|the close button of the (?:dialog|window)"
+                    r"|the (?:x|×) at the top right of the (?:dialog|window))\s*$", re.IGNORECASE)
+_SHORT_WORDS, _SHORT_CHARS = 3, 24  # a menu, a tab, a button: a few words
+
+
+@dataclass(frozen=True)
+class Place:
+    group: str  # MENU, TAB, ...
+    index: int  # 0-based; -1 for the last
+
+
+def parse_place(instruction: str) -> Place | None:
+    """What group and which member an instruction names by place, or None when it names no place."""
+    if _TITLE.match(instruction):
+        return Place(TITLE, 0)
+    if _CLOSE.match(instruction):
+        return Place(CLOSE, -1)
+    if _BOTTOM_RIGHT.search(instruction):
+        return Place(DIALOG_BUTTON, -1)
+    found = _PLACE.search(instruction)
+    if found is None or (found.start() > 0 and found["nth"][0].isupper()):
+        return None  # "the First icon" names go-first's icon, "the first icon" a place
+    index, kind = ORDINALS[found["nth"].lower()], found["kind"].lower()
+    rest = instruction.lower()
+    if found["toolbar"] or kind == "icon" or "toolbar" in rest:
+        return Place(TOOLBAR, index)
+    if kind == "menu":
+        return Place(MENU, index)
+    if kind == "tab":
+        return Place(TAB, index)
+    if kind == "option":
+        return Place(OPTION, index)
+    if kind == "button":
+        return Place(DIALOG_BUTTON, index) if ("dialog" in rest or "bottom" in rest) else None
+    return Place(LIST_ROW, index)  # row, item
+
+
+def find_place(image: Image.Image, instruction: str, lines: Sequence) -> tuple[Box | None, bool]:
+    """(box, named): the box (normalized) of the member the instruction names by place, and whether it
+    names one at all. (None, True): it names a place the screen does not have ("the fifth tab" of three,
+    no menu bar). (None, False): no place named."""
+    place = parse_place(instruction)
+    if place is None:
+        return None, False
+    from vlagent.grounding.controls import text_height
+
+    unit = text_height(lines, image.size)
+    members = _group(place.group, image, lines, unit)
+    if not members or not (-len(members) <= place.index < len(members)):
+        return None, True
+    width, height = image.size
+    x0, y0, x1, y1 = members[place.index]
+    return (x0 / width, y0 / height, x1 / width, y1 / height), True
+
+
+# ---------------------------------------------------------------------------------------------- groups
+
+
+def _group(kind: str, image: Image.Image, lines: Sequence, unit: float) -> list[tuple[float, float, float, float]]:
+    """The members of the group `kind`, in reading order (pixel boxes)."""
+    width, height = image.size
+    # one character is more often OCR reading an icon ("6", "口") than a label
+    written = [((ln.box[0] * width, ln.box[1] * height, ln.box[2] * width, ln.box[3] * height), ln.text.strip())
+               for ln in lines if sum(ch.isalnum() for ch in ln.text) >= 2]
+    segments = [box for box, _ in written]
+    short = [box for box, text in written if len(text.split()) <= _SHORT_WORDS and len(text) <= _SHORT_CHARS]
+    if kind in (MENU, TAB, DIALOG_BUTTON):
+        rows = [r for r in _rows(short, unit, max_gap=4 * unit) if len(r) >= 2]
+        menu_bar = next((r for r in rows if len(r) >= 3 and r[0][0] < width / 3), None)
+        if kind == MENU:
+            return menu_bar or []
+        if kind == TAB:
+            below = menu_bar[0][3] if menu_bar else 0.0
+            return next((r for r in rows if r is not menu_bar and r[0][1] >= below), [])
+        return rows[-1] if rows else []
+    if kind == LIST_ROW:
+        columns = [c for c in _columns(segments, unit, key=lambda b: b[0]) if len(c) >= 3]
+        return max(columns, key=len, default=[])
+    if kind == OPTION:
+        from vlagent.grounding.controls import TOGGLE, find_controls
+
+        # an option is a toggle with its label just right of it (a window's maximize square has none); OCR
+        # may read the toggle into the label ("OMittel")
+        toggles = [c.box for c in find_controls(image, unit) if c.kind == TOGGLE
+                   and any(_overlap(c.box, b) and c.box[0] - unit <= b[0] <= c.box[2] + 2 * unit
+                           and b[2] > c.box[2] + unit for b in segments)]
+        columns = [c for c in _columns(toggles, unit, key=lambda b: (b[0] + b[2]) / 2) if len(c) >= 2]
+        return max(columns, key=len, default=[])
+    from vlagent.grounding.icon_finder import icon_boxes
+
+    blobs = icon_boxes(image, lines, unit)
+    if kind == TOOLBAR:
+        rows = [r for r in _rows(blobs, unit, max_gap=3 * unit) if len(r) >= 3]
+        # a toolbar starts on the left; the three blobs at the top right are the window's controls
+        return max(rows, key=lambda r: (r[0][0] < width / 2, len(r)), default=[])
+    if kind == CLOSE:
+        rows = [r for r in _rows(blobs, unit, max_gap=3 * unit) if len(r) >= 2]
+        return rows[0] if rows else []
+    upper = [b for b in segments if b[3] <= height / 2]  # TITLE
+    return [max(upper, key=lambda b: (b[3] - b[1], -b[1]))] if upper else []
+
+
+def _rows(boxes: Sequence, unit: float, max_gap: float) -> list[list]:
+    """Boxes sharing half their height with a row's first box (_overlap), cut where the horizontal gap
+    exceeds max_gap; each row left to right, rows top to bottom."""
+    rows: list[list] = []
+    for box in sorted(boxes, key=lambda b: ((b[1] + b[3]) / 2, b[0])):
+        for row in rows:
+            if _overlap(row[0], box):
+                row.append(box)
+                break
+        else:
+            rows.append([box])
+    out = []
+    for row in rows:
+        row.sort(key=lambda b: b[0])
+        run = [row[0]]
+        for box in row[1:]:
+            if box[0] - run[-1][2] > max_gap:
+                out.append(run)
+                run = []
+            run.append(box)
+        out.append(run)
+    return sorted(out, key=lambda r: (min(b[1] for b in r), r[0][0]))
+
+
+def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
+    """Whether two boxes share at least half of the lower one's height: they sit on one row (a label with
+    a descender, "Privacy", reaches lower than "Files" beside it)."""
+    shared = min(a[3], b[3]) - max(a[1], b[1])
+    return shared >= 0.5 * min(a[3] - a[1], b[3] - b[1])
+
+
+def _columns(boxes: Sequence, unit: float, key) -> list[list]:
+    """Boxes whose `key` (a left edge, a centre) lies within half a text height of each other, cut where
+    the vertical gap exceeds four text heights (a list row is often three text heights tall) or the
+    spacing changes (_evenly_spaced); each column top
+    to bottom."""
+    columns: list[list] = []
+    for box in sorted(boxes, key=lambda b: (b[1], b[0])):
+        for column in columns:
+            if abs(key(column[-1]) - key(box)) <= 0.5 * unit and box[1] - column[-1][3] <= 4 * unit:
+                column.append(box)
+                break
+        else:
+            columns.append([box])
+    return [piece for column in columns for piece in _evenly_spaced(column)]
+
+
+def _evenly_spaced(column: list) -> list[list]:
+    """A column cut where the step between neighbours' centres strays more than a third from the column's
+    median step: a list's rows are evenly spaced, the toolbar above it or a form's label below is not."""
+    if len(column) < 3:
+        return [column]
+    centres = [(b[1] + b[3]) / 2 for b in column]
+    steps = [b - a for a, b in zip(centres, centres[1:])]
+    median = sorted(steps)[len(steps) // 2]
+    pieces, piece = [], [column[0]]
+    for box, step in zip(column[1:], steps):
+        if abs(step - median) > median / 3:
+            pieces.append(piece)
+            piece = []
+        piece.append(box)
+    pieces.append(piece)
+    return pieces
+
+
+__all__ = ["Place", "find_place", "parse_place"]
