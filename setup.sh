@@ -19,8 +19,11 @@ if command -v apt-get >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
     chromium at-spi2-core python3-pyatspi dbus galculator gucharmap mousepad zenity gtk-3-examples \
     adwaita-icon-theme > /dev/null
+  echo "== OCR for scripts the bundled rapidocr models cannot read (tesseract with its Russian model)"
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
+    tesseract-ocr tesseract-ocr-rus > /dev/null
 else
-  echo "apt-get not found: install Xvfb, xdotool, xclip, xrandr and adb yourself" >&2
+  echo "apt-get not found: install Xvfb, xdotool, xclip, xrandr, adb (and tesseract with its Russian model) yourself" >&2
 fi
 
 PY=${PYTHON:-python3}

@@ -122,8 +122,8 @@ _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(
 # Instructions naming a control that sits beside its label ("the Name field", "tick Remember me"): the
 # label's text is not the target there, so neither the calibrated match boost (Grounder.head_logits) nor
 # text first applies.
-_BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|switch|toggle|slider|input|entry|text area|tick|untick"
-                           r"|check|uncheck)\b", re.IGNORECASE)
+_BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|circle|switch|toggle|slider|input|entry|text area|tick"
+                           r"|untick|check|uncheck)\b", re.IGNORECASE)
 
 
 def names_control_beside_label(instruction: str) -> bool:

@@ -31,7 +31,8 @@ Box = tuple[float, float, float, float]
 TOGGLE, FIELD = "toggle", "field"
 # "search box", "text box": fields; "box", "tick", "check": checkboxes (checked after the field words)
 _FIELD_WORDS = re.compile(r"\b(?:field|input|entry|text ?area|(?:search|text|spin|input|edit) ?box)\b", re.IGNORECASE)
-_TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|switch|toggle|tick|untick|check|uncheck)\b", re.IGNORECASE)
+_TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|circle|switch|toggle|tick|untick|check|uncheck)\b",
+                           re.IGNORECASE)
 
 EDGE_CONTRAST = 24  # grey levels between neighbouring pixels that make an edge
 DEFAULT_TEXT_HEIGHT = 14  # px, when the screen has no text to measure
@@ -157,6 +158,30 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
                 by_label)
 
 
+# "select Weekly", "choose the Moyen option", "the 'Public' option": the label of a radio button (or a
+# list row, a menu item: those have no toggle beside them)
+_SELECTS = re.compile(r"^\s*(?:select|choose|pick)\b|\boption\b", re.IGNORECASE)
+TOGGLE_REACH = 1.5  # text heights between a toggle and the label just right of it
+
+
+def toggle_of_label(image: Image.Image, instruction: str, label: Box, lines: Sequence) -> Box | None:
+    """For an instruction that selects an option by its label, the box (normalized) of the toggle just left
+    of the label's text (written at `label`, normalized), on its row; None when there is none (a list
+    row, a menu item) or the instruction is no such selection."""
+    if not _SELECTS.search(instruction):
+        return None
+    unit = text_height(lines, image.size)
+    lx0, ly0, lx1, ly1 = _pixels(label, image.size)
+    mid = (ly0 + ly1) / 2
+    beside = [c for c in find_controls(image, unit) if c.kind == TOGGLE and c.box[1] <= mid <= c.box[3]
+              and -0.5 * unit <= lx0 - c.box[2] <= TOGGLE_REACH * unit]
+    if not beside:
+        return None
+    x0, y0, x1, y1 = max(beside, key=lambda c: c.box[2]).box
+    width, height = image.size
+    return x0 / width, y0 / height, x1 / width, y1 / height
+
+
 def _pixels(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
     return box[0] * size[0], box[1] * size[1], box[2] * size[0], box[3] * size[1]
 
@@ -213,4 +238,5 @@ def _nearest(controls: Sequence[Control], x: float, y: float, kind: str, unit: f
     return best
 
 
-__all__ = ["Control", "FIELD", "Snap", "TOGGLE", "control_kind", "find_controls", "snap_to_control", "text_height"]
+__all__ = ["Control", "FIELD", "Snap", "TOGGLE", "control_kind", "find_controls", "snap_to_control", "text_height",
+           "toggle_of_label"]

@@ -7,6 +7,9 @@ OCR runs once per screen (vlagent.grounding.ocr caches by content), so a second 
 same screen costs only the model. A result below the model's confidence threshold, or where the
 model's "nothing here" outweighs its best region, is `found=False` with the candidates kept.
 
+Scripts: an instruction in a script the bundled OCR cannot read (Russian) has the screen's lines read
+again by tesseract, where it is installed with that script's model (vlagent.grounding.ocr_scripts).
+
 Text first: when what the instruction names is written exactly once on the screen (model.grounder.
 written_target) and the instruction does not name a control that sits beside its label (a field, a
 checkbox: there the text is the label, not the target), that text is the answer and the model is not
@@ -16,7 +19,8 @@ model.
 
 Snap: for an instruction naming a field or a toggle (checkbox, radio button, switch), the model's point
 is moved onto such a control found in the pixels, beside the instruction's label where it is written
-(vlagent.grounding.controls); `snap=False` keeps the model's point.
+(vlagent.grounding.controls); `snap=False` keeps the model's point. Likewise an option selected by its
+written label ("select Weekly") is answered with the radio button just left of the label, where one is.
 
 Places: an instruction naming its target by place among its like ("the third option", "the second menu in
 the menu bar", "the last item in the list", "close the dialog") is answered by counting the screen's
@@ -37,8 +41,9 @@ from typing import Sequence
 
 from PIL import Image
 
-from vlagent.grounding.controls import Snap, snap_to_control, text_height
+from vlagent.grounding.controls import Snap, snap_to_control, text_height, toggle_of_label
 from vlagent.grounding.dataset import OcrLine
+from vlagent.grounding.ocr_scripts import lines_for
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
 from vlagent.model.grounder import TextLine, names_screen_text, written_target
 from vlagent.model.grounding_head import HeadPrediction
@@ -106,10 +111,11 @@ class HeadGrounder:
 
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
                lines: list[TextLine] | None = None) -> GroundingResult:
-        lines = screen_text(image) if lines is None else lines
+        lines = lines_for(image, instruction, screen_text(image) if lines is None else lines)
         box = written_target(instruction, lines) if self.text_first else None
         if box is not None:
-            return boxed_result(box, 1.0, "exact text")
+            toggle = toggle_of_label(image, instruction, box, lines) if self.snap else None
+            return boxed_result(toggle, 1.0, "toggle of its label") if toggle else boxed_result(box, 1.0, "exact text")
         if self.places:
             from vlagent.grounding.ordinals import find_place
 

@@ -1,0 +1,69 @@
+"""Lines in a script the bundled OCR cannot read, read again by tesseract (vlagent.grounding.ocr_scripts).
+
+A Russian settings screen is drawn here with PIL (DejaVu has Cyrillic), light and dark; rapidocr reads its
+labels as Latin look-alikes, tesseract (setup.sh installs it with its Russian model) reads them as written,
+and the shipped grounder then finds "Тёмная тема" by its text."""
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw, ImageFont
+
+from vlagent.grounding.ocr_scripts import installed_languages, lines_for, script_language
+
+LABELS = ("Параметры", "Запомнить меня", "Тёмная тема", "Автосохранение", "Включить уведомления")
+FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+
+
+def _need_tesseract() -> None:
+    if "rus" not in installed_languages():
+        pytest.skip("tesseract with its Russian model is not installed (apt-get install tesseract-ocr-rus)")
+
+
+def russian_screen(dark: bool) -> tuple[Image.Image, dict[str, tuple[int, int, int, int]]]:
+    background, ink = ((40, 40, 44), (230, 230, 230)) if dark else ((246, 245, 244), (30, 30, 30))
+    image = Image.new("RGB", (640, 400), background)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONT, 18)
+    boxes = {}
+    for i, label in enumerate(LABELS):
+        x, y = 40, 30 + i * 60
+        draw.text((x, y), label, fill=ink, font=font)
+        boxes[label] = draw.textbbox((x, y), label, font=font)
+    return image, boxes
+
+
+def test_scripts_map_to_tesseract_languages() -> None:
+    assert script_language("untick Тёмная тема") == "rus"
+    assert script_language("the Ρυθμίσεις button") == "ell"
+    assert script_language("click Save") is None
+    assert script_language("the 设置 button") is None  # rapidocr reads Chinese itself
+    assert script_language("the Zurück button") is None
+
+
+def test_lines_are_not_touched_for_scripts_rapidocr_reads() -> None:
+    from vlagent.model.grounder import TextLine
+
+    image, _ = russian_screen(dark=False)
+    lines = [TextLine("3anOMHNTb MeHA", (0.06, 0.22, 0.3, 0.28))]
+    assert lines_for(image, "click Save", lines) == lines
+
+
+@pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])
+def test_russian_labels_are_read_again_and_found(dark: bool) -> None:
+    _need_tesseract()
+    pytest.importorskip("rapidocr_onnxruntime")
+    from vlagent.grounding.grounders.head import DEFAULT_FOLDER, HeadGrounder, screen_text
+
+    image, boxes = russian_screen(dark)
+    rapid = screen_text(image)
+    assert not any("Тёмная" in line.text for line in rapid)  # what this module is for
+    lines = lines_for(image, "untick Тёмная тема", rapid)
+    read = " | ".join(line.text for line in lines)
+    assert sum(label in read for label in LABELS) >= 4, read
+    grounder = HeadGrounder(DEFAULT_FOLDER)
+    for label in ("Тёмная тема", "Автосохранение"):
+        result = grounder.ground(image, f"click {label}")
+        x0, y0, x1, y1 = boxes[label]
+        assert result.found, label
+        x, y = result.point[0] * image.width, result.point[1] * image.height
+        assert x0 - 2 <= x <= x1 + 2 and y0 - 2 <= y <= y1 + 2, (label, result.point)
