@@ -69,7 +69,10 @@ def test_a_signal_mid_step_records_the_run_and_writes_the_report(sig, app, tmp_p
 
     with FakeOpenAIServer(["Typing.\n" + _type_secret(app), signal_then_answer, tool_call("answer", text="x")]) as server:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # A shell's background job starts with SIGINT ignored, and Python then never raises KeyboardInterrupt:
+        # give the child the default disposition, as a terminal would.
         proc.append(subprocess.Popen([sys.executable, "-m", "vlagent", *_argv(server, run_dir)], env=env,
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         out, err = proc[0].communicate(timeout=60)
     assert proc[0].returncode == EXIT_INTERRUPTED, err
