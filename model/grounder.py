@@ -122,8 +122,8 @@ _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(
 # Instructions naming a control that sits beside its label ("the Name field", "tick Remember me"): the
 # label's text is not the target there, so neither the calibrated match boost (Grounder.head_logits) nor
 # text first applies.
-_BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|circle|switch|toggle|slider|input|entry|text area|tick"
-                           r"|untick|check|uncheck)\b", re.IGNORECASE)
+_BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|circle (?:next to|beside)|switch|toggle|slider|input|entry"
+                           r"|text area|tick|untick|check|uncheck)\b", re.IGNORECASE)
 
 
 def names_control_beside_label(instruction: str) -> bool:
@@ -161,14 +161,14 @@ _ARTICLES = frozenset("a an the".split())
 
 def _query_words(instruction: str, strict: bool) -> list[str]:
     """The words of instruction_query, case kept. Not strict: articles after the name's start stay ("Linear
-    A"), and of the little words before it only articles go ("By staff status")."""
+    A"), and a leading "By" stays ("By staff status")."""
     typed = _TYPE_INTO.match(instruction)
     words = _WORD.findall(_CONTEXT.sub(" ", typed.group(1) if typed else instruction))
     start = 0
     for optional in ({"please"}, {"double", "right", "long"}, _LEADING_VERBS):
         if start < len(words) - 1 and words[start].lower() in optional:
             start += 1
-    roles, fillers = (_ROLE_WORDS, _LEADING_FILLERS) if strict else (_ROLE_WORDS - _ARTICLES, _ARTICLES)
+    roles, fillers = (_ROLE_WORDS, _LEADING_FILLERS) if strict else (_ROLE_WORDS - _ARTICLES, _LEADING_FILLERS - {"by"})
     kept = [w for w in words[start:] if w.lower() not in roles]
     while len(kept) > 1 and kept[0].lower() in fillers:
         kept = kept[1:]
@@ -184,7 +184,9 @@ def exact_queries(instruction: str) -> list[str]:
     if quoted is not None:
         return [quoted]
     loose, strict = (" ".join(_query_words(instruction, strict=flag)) for flag in (False, True))
-    return [loose] if loose.lower() == strict.lower() else [loose, strict]
+    if loose.lower() == strict.lower() or len(_fold(loose)) < 2 or not (set(_words(loose)) - _ARTICLES):
+        return [strict]  # a lone "A" ("click the A button") is no name to look for
+    return [loose, strict]
 
 
 def _truncated(line: str, dots: str = "...") -> bool:
@@ -257,31 +259,44 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
     query whole when the query starts with what the line shows (3 characters or more). Where several
     places read it, the one that reads it as written (case and punctuation: "alan", not "Alan" or
     "alan:") is the answer, unless the instruction names a field or a toggle, whose label may be written
-    either way ("New password:", "New password" above "confirmation:"). The queries are exact_queries', the first with an answer wins; None when no
-    place reads any of them, or only several alike.
+    either way ("New password:", "New password" above "confirmation:"). The queries are exact_queries';
+    whole lines of any of them come before runs of words, and the first query with one answer wins.
 
     The words come from the text, not from OCR's own word boxes: OCR keeps symbols inside its words
     ("SITE/CHANGE"), and on the admin pages of the real test split its words lost 49 exact matches that
     this split finds."""
     beside_label = names_control_beside_label(instruction)  # a label is written with or without its colon
-    for query in exact_queries(instruction):
-        folded_query = _fold(query)
-        if not folded_query:
-            continue
-        whole, runs = [], []
-        for line in lines:
-            folded = _fold(line.text)
-            if folded == folded_query or (_truncated(line.text, dots="..") and len(folded) >= 3
-                                          and folded_query.startswith(folded)):
-                whole.append((line.box, line.text))
-            else:
-                runs += [(box, text) for folded_run, box, text in _word_runs(line) if folded_run == folded_query]
-        places = whole or runs
-        if len(places) > 1 and not beside_label:
-            places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
-        if len(places) == 1:
-            return places[0][0]
+    queries = [q for q in exact_queries(instruction) if _fold(q)]
+    read_whole = set()  # queries some line reads whole: their word runs elsewhere are not looked at
+    for whole_lines in (True, False):  # whole lines of every query before runs of words of any
+        for query in queries:
+            if not whole_lines and query in read_whole:
+                continue
+            places = _places(query, lines, whole_lines)
+            if whole_lines and places:
+                read_whole.add(query)
+            if len(places) > 1 and not beside_label:
+                places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
+            if len(places) == 1:
+                return places[0][0]
     return None
+
+
+def _places(query: str, lines: Sequence[TextLine], whole_lines: bool
+            ) -> list[tuple[tuple[float, float, float, float], str]]:  # fmt: skip
+    """(box, text as written) of each line that reads the query whole (whole_lines), or of each run of a
+    line's words that reads it, in lines that do not read it whole."""
+    folded_query = _fold(query)
+    out = []
+    for line in lines:
+        folded = _fold(line.text)
+        whole = folded == folded_query or (_truncated(line.text, dots="..") and len(folded) >= 3
+                                           and folded_query.startswith(folded))
+        if whole_lines and whole:
+            out.append((line.box, line.text))
+        elif not whole_lines and not whole:
+            out += [(box, text) for folded_run, box, text in _word_runs(line) if folded_run == folded_query]
+    return out
 
 
 def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:

@@ -22,6 +22,7 @@ from vlagent.model.grounder import (
     LineEncoder,
     TextLine,
     build_layout,
+    exact_queries,
     exact_text,
     line_similarity,
     load_grounder,
@@ -383,7 +384,7 @@ def test_exact_text_is_the_one_place_that_reads_the_query():
     assert exact_text("the list item Malayalam", lines) == (0.0, 0.5, 0.1, 0.55)  # cut short by the toolkit
     assert exact_text("click Save", lines) == (0.5, 0.5, 0.6, 0.55)  # a whole line beats a run ("Save as…")
     assert exact_text("the 'Save as…' button", lines) == (0.5, 0.6, 0.6, 0.65)
-    assert exact_text("click Open", lines) == (0.0, 0.9, 0.1, 0.95)  # read twice, written so once ("OPEN")
+    assert exact_text("click Open", lines) == (0.0, 0.9, 0.1, 0.95)  # read twice; written as asked once, not "OPEN"
     assert exact_text("click open", lines) is None  # written so nowhere: the model decides
     assert exact_text("the Close button", lines) is None
 
@@ -400,6 +401,18 @@ def test_exact_text_keeps_the_little_words_of_a_name():
     assert exact_text("click STAFF STATUS", lines) == (0.3, 0.3, 0.4, 0.35)
     assert exact_text("the list item Manichaean", lines) == (0.0, 0.5, 0.1, 0.55)
     assert exact_text("click the link Groups", lines) == (0.0, 0.7, 0.1, 0.75)
+
+
+def test_the_loose_query_does_not_find_what_the_strict_one_would_not_mean():
+    """Little words before a name go in the loose query too ("click on Save" is "Save", not the "On Save"
+    of "Format On Save"), a whole line beats a run of words, and a lone article is no name."""
+    lines = [TextLine("Format On Save", (0.0, 0.0, 0.3, 0.05)), TextLine("Save", (0.5, 0.5, 0.6, 0.55)),
+             TextLine("Plan A", (0.0, 0.8, 0.1, 0.85))]
+    assert exact_text("click on Save", lines) == (0.5, 0.5, 0.6, 0.55)
+    assert exact_text("click the A button", lines) is None
+    assert exact_text("select option A", lines) is None
+    assert exact_queries("the list item Linear A") == ["Linear A", "Linear"]
+    assert exact_queries("click the A button") == [""]
 
 
 def test_text_written_once_is_answered_before_the_model_unless_it_labels_a_control(trained):

@@ -127,3 +127,25 @@ def test_generated_screens_controls_are_found_from_their_labels():
             hits += snap is not None and x0 <= snap.point[0] * w <= x1 and y0 <= snap.point[1] * h <= y1
     assert total >= 40
     assert hits >= 0.9 * total, (hits, total)
+
+
+def test_an_option_selected_by_its_label_is_its_radio_button():
+    """"select Weekly": the radio button just left of the label; a label with no toggle beside it (a list
+    row) and an instruction that selects nothing give None."""
+    from PIL import ImageDraw
+
+    from vlagent.grounding.controls import toggle_of_label
+    from vlagent.model.grounder import TextLine
+
+    image = Image.new("RGB", (400, 200), (250, 250, 250))
+    draw = ImageDraw.Draw(image)
+    draw.ellipse((20, 40, 36, 56), outline=(60, 60, 60), width=2)
+    draw.text((44, 42), "Weekly", fill=(20, 20, 20))
+    draw.text((44, 122), "Daily", fill=(20, 20, 20))
+    weekly, daily = (44 / 400, 40 / 200, 90 / 400, 56 / 200), (44 / 400, 120 / 200, 80 / 400, 136 / 200)
+    lines = [TextLine("Weekly", weekly), TextLine("Daily", daily)]
+    box = toggle_of_label(image, "select Weekly", weekly, lines)
+    assert box is not None and box[0] * 400 <= 28 <= box[2] * 400 and box[1] * 200 <= 48 <= box[3] * 200
+    assert toggle_of_label(image, "choose the Weekly option", weekly, lines) == box
+    assert toggle_of_label(image, "select Daily", daily, lines) is None
+    assert toggle_of_label(image, "click Weekly", weekly, lines) is None

@@ -144,8 +144,10 @@ def test_no_theme_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     from vlagent.grounding import icon_finder
 
     monkeypatch.setattr(icon_finder, "theme_library", lambda theme=None: None)
-    image, lines, _ = toolbar_screen(dark=False)
-    assert icon_finder.find_icons(image, "the Save icon", lines, unit=14) == []
+    image = Image.new("RGB", (200, 60), (240, 240, 240))
+    ImageDraw.Draw(image).rectangle((20, 20, 36, 36), outline=(30, 30, 30), width=2)  # an icon-sized blob
+    assert icon_finder.icon_boxes(image, [], unit=14)
+    assert icon_finder.find_icons(image, "the Save icon", [], unit=14) == []
 
 
 @pytest.mark.display

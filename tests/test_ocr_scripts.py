@@ -38,6 +38,7 @@ def test_scripts_map_to_tesseract_languages() -> None:
     assert script_language("click Save") is None
     assert script_language("the 设置 button") is None  # rapidocr reads Chinese itself
     assert script_language("the Zurück button") is None
+    assert script_language("click the π key") is None  # one Greek letter in an English instruction
 
 
 def test_lines_are_not_touched_for_scripts_rapidocr_reads() -> None:
@@ -67,3 +68,39 @@ def test_russian_labels_are_read_again_and_found(dark: bool) -> None:
         assert result.found, label
         x, y = result.point[0] * image.width, result.point[1] * image.height
         assert x0 - 2 <= x <= x1 + 2 and y0 - 2 <= y <= y1 + 2, (label, result.point)
+
+
+def test_without_tesseract_lines_stay_as_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vlagent.grounding import ocr_scripts
+    from vlagent.model.grounder import TextLine
+
+    monkeypatch.setattr(ocr_scripts, "installed_languages", lambda: frozenset())
+    image, _ = russian_screen(dark=False)
+    lines = [TextLine("TeMHaA TeMa", (0.06, 0.37, 0.25, 0.42))]
+    assert ocr_scripts.lines_for(image, "untick Тёмная тема", lines) == lines
+
+
+def test_rereading_puts_words_back_on_their_lines_and_caches_per_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    """tesseract's words go back to the line whose place in the strip they came from; a line it reads
+    nothing on keeps its text; another set of lines on the same screen is read again, not served from
+    the first one's cache."""
+    from vlagent.grounding import ocr_scripts
+    from vlagent.model.grounder import TextLine
+
+    calls = []
+
+    def fake_words(strip, language):
+        calls.append(strip.height)
+        # one word in the first line's band of the strip, none in the second's
+        return [(ocr_scripts.GAP, ocr_scripts.GAP, ocr_scripts.GAP + 10, "Параметры")]
+
+    monkeypatch.setattr(ocr_scripts, "installed_languages", lambda: frozenset({"rus", "eng"}))
+    monkeypatch.setattr(ocr_scripts, "_tesseract_words", fake_words)
+    image, _ = russian_screen(dark=False)
+    first = [TextLine("apaMeTpbl", (0.06, 0.08, 0.24, 0.13)), TextLine("ABTocoxpaHeHNe", (0.06, 0.53, 0.31, 0.58))]
+    read = ocr_scripts.lines_for(image, "click Параметры", first)
+    assert [line.text for line in read] == ["Параметры", "ABTocoxpaHeHNe"]
+    assert ocr_scripts.lines_for(image, "click Параметры", first) == read and len(calls) == 1  # cached
+    ocr_scripts.lines_for(image, "click Параметры", first[:1])
+    assert len(calls) == 2
+    assert ocr_scripts.reread(image, [], "rus") == []

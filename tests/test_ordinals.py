@@ -37,6 +37,7 @@ def test_places_are_read_from_the_instruction(instruction: str, place: Place) ->
 @pytest.mark.parametrize("instruction", [
     "the First Name field", "click Next", "the Save button", "the button to close the window",
     "the first button", "close the dialog and save", "the title of the song",
+    "the Save button in the first row", "click the second menu item", "click Edit in the second row",
 ])
 def test_names_are_not_places(instruction: str) -> None:
     """An ordinal that is part of a name, a button without a group, or a sentence that only starts like a
@@ -88,3 +89,31 @@ def test_a_place_past_the_end_of_its_group_is_not_found() -> None:
             assert find_place(image, "the Save button", lines) == (None, False)
             return
     pytest.fail("no generated screen with a menu bar among 40")
+
+
+def _page_with_a_nav_bar():
+    """A web page: a nav bar of short links along the top, a paragraph; no dialog, no window controls, no
+    toolbar, no list."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (800, 500), (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    lines = []
+    for i, word in enumerate(("Orbit", "Home", "About", "Contact")):
+        x = 20 + i * 90
+        draw.text((x, 20), word, fill=(20, 20, 20))
+        lines.append(TextLine(word, (x / 800, 18 / 500, (x + 40) / 800, 32 / 500)))
+    draw.text((20, 120), "Welcome to the page.", fill=(20, 20, 20))
+    lines.append(TextLine("Welcome to the page.", (20 / 800, 118 / 500, 160 / 800, 132 / 500)))
+    return image, lines
+
+
+@pytest.mark.parametrize("instruction", [
+    "close the dialog", "the first button at the bottom of the dialog", "the first icon in the toolbar",
+    "the second option", "the third row",
+])
+def test_a_group_the_screen_does_not_have_is_not_made_up(instruction: str) -> None:
+    """Without a dialog, window controls, a toolbar, options or a list, a place is left to the model:
+    the nav bar is no dialog's buttons, no toolbar, no close button."""
+    image, lines = _page_with_a_nav_bar()
+    assert find_place(image, instruction, lines) == (None, True)

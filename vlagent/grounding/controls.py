@@ -31,8 +31,8 @@ Box = tuple[float, float, float, float]
 TOGGLE, FIELD = "toggle", "field"
 # "search box", "text box": fields; "box", "tick", "check": checkboxes (checked after the field words)
 _FIELD_WORDS = re.compile(r"\b(?:field|input|entry|text ?area|(?:search|text|spin|input|edit) ?box)\b", re.IGNORECASE)
-_TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|circle|switch|toggle|tick|untick|check|uncheck)\b",
-                           re.IGNORECASE)
+_TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|circle (?:next to|beside)|switch|toggle|tick|untick|check"
+                           r"|uncheck)\b", re.IGNORECASE)
 
 EDGE_CONTRAST = 24  # grey levels between neighbouring pixels that make an edge
 DEFAULT_TEXT_HEIGHT = 14  # px, when the screen has no text to measure
@@ -173,8 +173,9 @@ def toggle_of_label(image: Image.Image, instruction: str, label: Box, lines: Seq
     unit = text_height(lines, image.size)
     lx0, ly0, lx1, ly1 = _pixels(label, image.size)
     mid = (ly0 + ly1) / 2
+    segments = [_pixels(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
     beside = [c for c in find_controls(image, unit) if c.kind == TOGGLE and c.box[1] <= mid <= c.box[3]
-              and -0.5 * unit <= lx0 - c.box[2] <= TOGGLE_REACH * unit]
+              and -0.5 * unit <= lx0 - c.box[2] <= TOGGLE_REACH * unit and not _inside_text(c, segments, unit)]
     if not beside:
         return None
     x0, y0, x1, y1 = max(beside, key=lambda c: c.box[2]).box

@@ -110,7 +110,7 @@ def _contains(query: tuple[str, ...], words: tuple[str, ...]) -> bool:
 # ---------------------------------------------------------------------------------------------- theme
 
 
-@dataclass(frozen=True, eq=False)  # hashed by identity: a key of _composited's cache
+@dataclass(frozen=True, eq=False)  # hashed by identity: a key of _blended_library's cache
 class ThemeLibrary:
     """Every icon of the theme at CANVAS size: colour pictures (legacy icons, compared in colour) and
     shapes (symbolic icons, drawn in the theme's text colour, compared as shapes)."""
@@ -271,12 +271,23 @@ def icon_boxes(image: Image.Image, lines: Sequence, unit: float) -> list[tuple[i
 # ------------------------------------------------------------------------------------------- matching
 
 
-@lru_cache(maxsize=64)
-def _composited(library: ThemeLibrary, background: tuple[float, float, float]) -> np.ndarray:
-    """The colour pictures composited on one background colour, centred (N x 3*C*C; shapes' rows unused).
-    Cached: a screen's icons mostly share a few backgrounds."""
-    composite = library.premultiplied + library.transparency[:, None] * np.array(background, np.float32)[:, None]
-    return _centred(composite.reshape(len(library.names), -1))
+def _composited(library: ThemeLibrary, background: tuple[float, float, float], rows: np.ndarray) -> np.ndarray:
+    """The colour pictures of `rows` composited on one background colour, centred (len(rows) x 3*C*C).
+    The whole library's are cached per background (rounded): a screen's icons mostly share a few."""
+    if len(rows) < len(library.names):
+        return _blend(library, background, rows)
+    return _blended_library(library, tuple(round(v, 2) for v in background))
+
+
+def _blend(library: ThemeLibrary, background: Sequence[float], rows: np.ndarray) -> np.ndarray:
+    composite = library.premultiplied[rows] + library.transparency[rows, None] * np.array(
+        background, np.float32)[:, None]
+    return _centred(composite.reshape(len(rows), -1))
+
+
+@lru_cache(maxsize=16)
+def _blended_library(library: ThemeLibrary, background: tuple[float, float, float]) -> np.ndarray:
+    return _blend(library, background, np.arange(len(library.names)))
 
 
 def similarity(candidate: IconCandidate, library: ThemeLibrary, rows: np.ndarray | None = None) -> np.ndarray:
@@ -288,8 +299,10 @@ def similarity(candidate: IconCandidate, library: ThemeLibrary, rows: np.ndarray
     rows = np.arange(len(library.names)) if rows is None else rows
     colour = library.has_colour[rows]
     scores = np.empty((len(candidate.boxes), len(rows)), dtype=np.float32)
-    scores[:, colour] = candidate.colour @ _composited(library, candidate.background)[rows[colour]].T
-    scores[:, ~colour] = candidate.contrast @ library.shapes[rows[~colour]].T if candidate.one_ink else -1.0
+    if colour.any():
+        scores[:, colour] = candidate.colour @ _composited(library, candidate.background, rows)[colour].T
+    if (~colour).any():
+        scores[:, ~colour] = candidate.contrast @ library.shapes[rows[~colour]].T if candidate.one_ink else -1.0
     sides = np.array([(x1 - x0, y1 - y0) for x0, y0, x1, y1 in candidate.boxes], dtype=np.float32)
     ratio = library.aspect[rows][None] / (sides[:, 0] / sides[:, 1])[:, None]
     scores[(ratio > 4 / 3) | (ratio < 3 / 4)] = -1.0

@@ -8,7 +8,7 @@ tesseract: each line cut out with a margin,
 grey, dark text on light, doubled in size, all of a screen's lines stacked into one strip so that
 tesseract starts once (about a second for a screen of lines on two cores), and each word tesseract reads
 put back on the line whose place in the strip it came from. A line keeps rapidocr's text where tesseract
-reads nothing there. Results are cached per screen content and language.
+reads nothing there. Results are cached per screen content, language and lines.
 
 Without tesseract, or without its model for the script, lines stay as rapidocr read them.
 """
@@ -29,22 +29,30 @@ from PIL import Image, ImageOps
 # The script of an instruction's letters -> tesseract's language for it (the ones rapidocr lacks).
 SCRIPT_LANGUAGES = {"CYRILLIC": "rus", "GREEK": "ell", "ARABIC": "ara", "HEBREW": "heb", "DEVANAGARI": "hin",
                     "THAI": "tha", "HANGUL": "kor", "HIRAGANA": "jpn", "KATAKANA": "jpn"}
+MIN_LETTERS = 3  # of a script in an instruction before its screen is read again
 GAP = 16  # px between lines in the strip
 SCALE = 2  # small UI text reads better enlarged
 TIMEOUT = 30  # s for one tesseract run
 _CACHE_SIZE = 16
-_cache: "OrderedDict[tuple[str, str], list]" = OrderedDict()
+_cache: "OrderedDict[tuple[str, str, int], list]" = OrderedDict()
 
 
 def script_language(instruction: str) -> str | None:
-    """The tesseract language for the first letter of the instruction in a script SCRIPT_LANGUAGES names."""
+    """The tesseract language of the script SCRIPT_LANGUAGES names that the most of the instruction's
+    letters are written in, where that is a word's worth (MIN_LETTERS: "click the π key" is not Greek,
+    "follow the Подробнее link" is Russian), or None."""
+    counts: dict[str, int] = {}
     for ch in instruction:
-        if ch.isalpha() and ord(ch) > 0x24F:
-            name = unicodedata.name(ch, "")
-            for script, language in SCRIPT_LANGUAGES.items():
-                if name.startswith(script):
-                    return language
-    return None
+        if not ch.isalpha():
+            continue
+        name = unicodedata.name(ch, "") if ord(ch) > 0x24F else ""
+        for script, language in SCRIPT_LANGUAGES.items():
+            if name.startswith(script):
+                counts[language] = counts.get(language, 0) + 1
+    if not counts:
+        return None
+    language = max(counts, key=counts.get)
+    return language if counts[language] >= MIN_LETTERS else None
 
 
 @lru_cache(maxsize=1)
@@ -67,7 +75,8 @@ def lines_for(image: Image.Image, instruction: str, lines: Sequence) -> list:
         return list(lines)
     from vlagent.grounding.ocr import _key
 
-    key = (_key(image if image.mode == "RGB" else image.convert("RGB")), language)
+    lines_key = hash(tuple((line.text, tuple(line.box)) for line in lines))
+    key = (_key(image if image.mode == "RGB" else image.convert("RGB")), language, lines_key)
     if key not in _cache:
         _cache[key] = reread(image, joined(lines, image.size), language)
         while len(_cache) > _CACHE_SIZE:
@@ -98,6 +107,8 @@ def joined(lines: Sequence, image_size: tuple[int, int]) -> list:
 def reread(image: Image.Image, lines: Sequence, language: str) -> list:
     """Each line (normalized box, any object with .text and .box) with the text tesseract reads in its
     box, in `language` (and English), or its own text where tesseract reads nothing there."""
+    if not lines:
+        return []
     width, height = image.size
     grey = image.convert("L")
     crops, tops = [], []
@@ -106,6 +117,7 @@ def reread(image: Image.Image, lines: Sequence, language: str) -> list:
         margin = round(0.6 * (y1 - y0) * height) + 2  # the detector may end a box before the last letter
         box = (max(0, int(x0 * width) - margin), max(0, int(y0 * height) - 3),
                min(width, int(x1 * width) + margin), min(height, int(y1 * height) + 3))
+        box = (min(box[0], width - 1), min(box[1], height - 1), max(box[2], box[0] + 1), max(box[3], box[1] + 1))
         crop = grey.crop(box)
         if np.median(np.asarray(crop)) < 128:
             crop = ImageOps.invert(crop)  # tesseract reads dark text on light
@@ -133,7 +145,8 @@ def _tesseract_words(strip: Image.Image, language: str) -> list[tuple[int, int, 
     buffer = io.BytesIO()
     strip.save(buffer, "PNG")
     try:
-        done = subprocess.run(["tesseract", "-", "-", "-l", f"{language}+eng", "--psm", "6", "tsv"],
+        languages = f"{language}+eng" if "eng" in installed_languages() else language
+        done = subprocess.run(["tesseract", "-", "-", "-l", languages, "--psm", "6", "tsv"],
                               input=buffer.getvalue(), capture_output=True, timeout=TIMEOUT)
     except (OSError, subprocess.TimeoutExpired):
         return []

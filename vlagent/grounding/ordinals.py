@@ -9,15 +9,21 @@ they are grouped the way the instruction means:
 - menus: the topmost row of three or more short text segments starting in the left third (the menu
   bar), left to right;
 - tabs: the topmost other row of two or more short text segments below the menu bar, left to right;
-- dialog buttons: the lowest row of two or more short text segments, left to right;
+- dialog buttons: the lowest row of two or more short text segments below the screen's top 15 %,
+  ending in its right half, left to right;
 - options: the longest column of toggles (checkbox- or radio-sized outlines, controls.find_controls)
   with their labels just right of them, top to bottom;
 - rows, items in a list: the longest column of three or more left-aligned text segments, top to
   bottom;
-- toolbar icons and buttons: the row with the most icon-sized blobs (three or more;
-  icon_finder.icon_boxes) among those starting in the left half, left to right;
+- toolbar icons and buttons: the longest row of three or more icon-sized blobs (icon_finder.icon_boxes)
+  starting in the left half, left to right;
 - the page title: the tallest text segment of the upper half;
-- close: the rightmost blob of the topmost row of two or more icon-sized blobs (a window's controls).
+- close: the last of a window's or a dialog's controls: a row of two or three blobs of a size in the
+  right half of the upper two thirds, the last shaped like the theme's close icon; the lowest such row
+  (a dialog over its window).
+
+An instruction with words besides the place and its setting ("the Save button in the first row", "the
+second menu item") names something else and is not taken for a place.
 
 A place past the end of its group ("the ninth tab" of three) is "not found". Rows and columns are
 measured in the screen's text height (controls.text_height); coordinates out are normalized to the
@@ -29,6 +35,7 @@ import re
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 from PIL import Image
 
 Box = tuple[float, float, float, float]
@@ -48,6 +55,11 @@ _TITLE = re.compile(r"^\s*(?:click\s+)?the (?:page|window|dialog) title\s*$", re
 _CLOSE = re.compile(r"^\s*(?:click\s+)?(?:close the (?:dialog|window)|the close button of the (?:dialog|window)"
                     r"|the (?:x|×) at the top right of the (?:dialog|window))\s*$", re.IGNORECASE)
 _SHORT_WORDS, _SHORT_CHARS = 3, 24  # a menu, a tab, a button: a few words
+_WORD = re.compile(r"\w+")
+# What may stand around a place phrasing ("click the first button at the bottom of the dialog"); any other
+# word names something ("the Save button in the first row", "the second menu item").
+_PLACE_WORDS = frozenset("""the a click tap press select choose open pick in at of on from bar menu list dialog
+window toolbar tool bottom top right left screen page navigation app""".split())
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,9 @@ def parse_place(instruction: str) -> Place | None:
     found = _PLACE.search(instruction)
     if found is None or (found.start() > 0 and found["nth"][0].isupper()):
         return None  # "the First icon" names go-first's icon, "the first icon" a place
+    rest = _WORD.findall((instruction[:found.start()] + " " + instruction[found.end():]).lower())
+    if any(word not in _PLACE_WORDS for word in rest):
+        return None  # "the Save button in the first row", "the second menu item": something else is named
     index, kind = ORDINALS[found["nth"].lower()], found["kind"].lower()
     rest = instruction.lower()
     if found["toolbar"] or kind == "icon" or "toolbar" in rest:
@@ -119,7 +134,9 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float) -> list[
         if kind == TAB:
             below = menu_bar[0][3] if menu_bar else 0.0
             return next((r for r in rows if r is not menu_bar and r[0][1] >= below), [])
-        return rows[-1] if rows else []
+        # the buttons of a dialog end its content, right-aligned: not a bar along the top, not a left nav bar
+        lower = [r for r in rows if r is not menu_bar and r[0][1] > 0.15 * height and r[-1][2] > width / 2]
+        return lower[-1] if lower else []
     if kind == LIST_ROW:
         columns = [c for c in _columns(segments, unit, key=lambda b: b[0]) if len(c) >= 3]
         return max(columns, key=len, default=[])
@@ -137,14 +154,40 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float) -> list[
 
     blobs = icon_boxes(image, lines, unit)
     if kind == TOOLBAR:
-        rows = [r for r in _rows(blobs, unit, max_gap=3 * unit) if len(r) >= 3]
         # a toolbar starts on the left; the three blobs at the top right are the window's controls
-        return max(rows, key=lambda r: (r[0][0] < width / 2, len(r)), default=[])
+        rows = [r for r in _rows(blobs, unit, max_gap=3 * unit) if len(r) >= 3 and r[0][0] < width / 2]
+        return max(rows, key=len, default=[])
     if kind == CLOSE:
-        rows = [r for r in _rows(blobs, unit, max_gap=3 * unit) if len(r) >= 2]
-        return rows[0] if rows else []
+        return _window_controls(blobs, unit, image)
     upper = [b for b in segments if b[3] <= height / 2]  # TITLE
     return [max(upper, key=lambda b: (b[3] - b[1], -b[1]))] if upper else []
+
+
+def _window_controls(blobs: Sequence, unit: float, image: Image.Image) -> list:
+    """A window's or a dialog's controls (minimize, maximize, close): a row of two or three blobs of a
+    size, close together, in the right half of the upper two thirds, the last of them shaped like the
+    theme's close icon where a theme is installed. Of several such rows (a dialog over its window), the
+    lowest: the dialog's."""
+    width, height = image.size
+    rows = [r for r in _rows(blobs, unit, max_gap=2 * unit) if 2 <= len(r) <= 3 and r[-1][0] > width / 2
+            and r[0][1] < 2 * height / 3 and max(b[2] - b[0] for b in r) <= 2 * min(b[2] - b[0] for b in r) + 2]
+    rgb = np.asarray(image.convert("RGB"))
+    rows = [r for r in rows if _close_score(rgb, r[-1]) >= CLOSE_SHAPE]
+    return rows[-1] if rows else []
+
+
+CLOSE_SHAPE = 0.5  # correlation with the theme's close icons that a close button reaches
+
+
+def _close_score(rgb: np.ndarray, box) -> float:
+    """How much the blob at `box` looks like the theme's close icons (an X); 1 where no theme is installed."""
+    from vlagent.grounding.icon_finder import IconCandidate, similarity, theme_library
+
+    library = theme_library()
+    rows = np.flatnonzero(np.isin(np.array(library.names), ("window-close", "process-stop"))) if library else []
+    if len(rows) == 0:
+        return 1.0
+    return float(similarity(IconCandidate.cut(rgb, tuple(int(v) for v in box)), library, rows).max())
 
 
 def _rows(boxes: Sequence, unit: float, max_gap: float) -> list[list]:
@@ -202,6 +245,8 @@ def _evenly_spaced(column: list) -> list[list]:
     centres = [(b[1] + b[3]) / 2 for b in column]
     steps = [b - a for a, b in zip(centres, centres[1:])]
     median = sorted(steps)[len(steps) // 2]
+    if median <= 0:
+        return [column]
     pieces, piece = [], [column[0]]
     for box, step in zip(column[1:], steps):
         if abs(step - median) > median / 3:
