@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
+from vlagent.grounding.ordinals import ORDINALS
 from vlagent.grounding.synth_theme_icons import THEME_ICON_MEANINGS, _theme_dir
 
 Box = tuple[float, float, float, float]
@@ -67,7 +68,6 @@ SYMBOLIC_SIZES = (16, 24, 32)
 
 _WORD = re.compile(r"\w+")
 _GENERIC = frozenset("a an the click tap press on in at of for icon button toolbar tool bar".split())
-_ORDINALS = frozenset("first second third fourth fifth sixth seventh eighth ninth tenth last".split())
 
 
 def _words(text: str) -> tuple[str, ...]:
@@ -84,7 +84,7 @@ def icon_names_for(instruction: str) -> tuple[str, ...]:
     # Menu"), and a leading verb that is part of a name ("the toolbar's Go to icon"): where it names no
     # icon, the instruction's words less the generic ones are tried.
     everything = tuple(w for w in _words(instruction) if w not in _GENERIC)
-    if any(w in _ORDINALS for w in everything):
+    if any(w in ORDINALS for w in everything):
         return ()  # "the first icon in the toolbar" asks for a position, not for go-first
     return _best_covering(_words(instruction_query(instruction))) or _best_covering(everything)
 

@@ -62,7 +62,8 @@ def ocr_engine() -> Any:
 _cache: "OrderedDict[str, OcrPage]" = OrderedDict()
 
 
-def _key(image: Image.Image) -> str:
+def content_key(image: Image.Image) -> str:
+    """A digest of the image's pixels, size and mode: the key of per-screen caches."""
     h = hashlib.blake2b(image.tobytes(), digest_size=16)
     h.update(f"{image.size}{image.mode}".encode())
     return h.hexdigest()
@@ -109,7 +110,7 @@ def _words(text: str, char_boxes: Any, line: OcrLine, w: int, h: int) -> tuple[O
 def read_page(image: Image.Image) -> OcrPage:
     """OCR `image` (cached by content): lines and their words, boxes normalized to the image."""
     rgb = image if image.mode == "RGB" else image.convert("RGB")
-    key = _key(rgb)
+    key = content_key(rgb)
     if key in _cache:
         _cache.move_to_end(key)
         return _cache[key]

@@ -73,10 +73,10 @@ def lines_for(image: Image.Image, instruction: str, lines: Sequence) -> list:
     language = script_language(instruction)
     if language is None or language not in installed_languages() or not lines:
         return list(lines)
-    from vlagent.grounding.ocr import _key
+    from vlagent.grounding.ocr import content_key
 
     lines_key = hash(tuple((line.text, tuple(line.box)) for line in lines))
-    key = (_key(image if image.mode == "RGB" else image.convert("RGB")), language, lines_key)
+    key = (content_key(image if image.mode == "RGB" else image.convert("RGB")), language, lines_key)
     if key not in _cache:
         _cache[key] = reread(image, joined(lines, image.size), language)
         while len(_cache) > _CACHE_SIZE:

@@ -171,6 +171,8 @@ def _window_controls(blobs: Sequence, unit: float, image: Image.Image) -> list:
     width, height = image.size
     rows = [r for r in _rows(blobs, unit, max_gap=2 * unit) if 2 <= len(r) <= 3 and r[-1][0] > width / 2
             and r[0][1] < 2 * height / 3 and max(b[2] - b[0] for b in r) <= 2 * min(b[2] - b[0] for b in r) + 2]
+    if not rows:
+        return []
     rgb = np.asarray(image.convert("RGB"))
     rows = [r for r in rows if _close_score(rgb, r[-1]) >= CLOSE_SHAPE]
     return rows[-1] if rows else []

@@ -147,7 +147,7 @@ class HeadGrounder:
 
 
 # A place counted in the screen's rows and columns is a structural answer, not a probability: on generated
-# validation screens 133 of 150 such instructions were answered in place (docs/grounding.md).
+# validation screens 134 of 150 such instructions were answered in place (docs/grounding.md).
 PLACE_CONFIDENCE = 0.9
 
 
