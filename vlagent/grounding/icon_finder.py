@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
 from PIL import Image
@@ -78,6 +78,13 @@ def icon_names_for(instruction: str) -> tuple[str, ...]:
     """The freedesktop names whose words are all in the instruction's query (model.grounder's
     instruction_query), the ones covering most of its words first: "the Save As icon" -> document-save-as,
     "the Remove item button" -> list-remove. Empty when no known icon is named."""
+    return best_covering(instruction_words(instruction), ICON_WORDS)
+
+
+def instruction_words(instruction: str) -> tuple[tuple[str, ...], ...]:
+    """The word sequences an icon's name is looked for in, in turn: the instruction's query, then its words
+    less the generic ones. None for an instruction with an ordinal ("the first icon in the toolbar" asks
+    for a position, not for go-first)."""
     from vlagent.model.grounder import instruction_query
 
     # The query drops words that name a kind of control, which some icons are called by ("the icon for
@@ -85,20 +92,24 @@ def icon_names_for(instruction: str) -> tuple[str, ...]:
     # icon, the instruction's words less the generic ones are tried.
     everything = tuple(w for w in _words(instruction) if w not in _GENERIC)
     if any(w in ORDINALS for w in everything):
-        return ()  # "the first icon in the toolbar" asks for a position, not for go-first
-    return _best_covering(_words(instruction_query(instruction))) or _best_covering(everything)
+        return ()
+    return _words(instruction_query(instruction)), everything
 
 
-def _best_covering(query: tuple[str, ...]) -> tuple[str, ...]:
-    """The names one of whose meanings occurs in the query, those of the longest meaning."""
-    best, names = 0, []
-    for name, meanings in ICON_WORDS.items():
-        cover = max((len(words) for words in map(_words, meanings) if _contains(query, words)), default=0)
-        if cover > best:
-            best, names = cover, [name]
-        elif cover == best and cover:
-            names.append(name)
-    return tuple(names)
+def best_covering(queries: Sequence[tuple[str, ...]], vocabulary: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The names of `vocabulary` (name -> the words people call it) one of whose meanings occurs in the
+    first query that has any, those of the longest meaning."""
+    for query in queries:
+        best, names = 0, []
+        for name, meanings in vocabulary.items():
+            cover = max((len(words) for words in map(_words, meanings) if _contains(query, words)), default=0)
+            if cover > best:
+                best, names = cover, [name]
+            elif cover == best and cover:
+                names.append(name)
+        if names:
+            return tuple(names)
+    return ()
 
 
 def _contains(query: tuple[str, ...], words: tuple[str, ...]) -> bool:
@@ -353,4 +364,5 @@ def find_icons(image: Image.Image, instruction: str, lines: Sequence, unit: floa
     return found
 
 
-__all__ = ["ICON_WORDS", "IconMatch", "find_icons", "icon_boxes", "icon_names_for", "theme_library"]
+__all__ = ["ICON_WORDS", "IconMatch", "best_covering", "find_icons", "icon_boxes", "icon_names_for",
+           "instruction_words", "theme_library"]

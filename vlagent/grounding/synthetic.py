@@ -41,6 +41,7 @@ MOBILE_LOGICAL = ((360, 740), (390, 800), (412, 860))
 # Smallest logical (unscaled) desktop/web screen the layouts are drawn for.
 MIN_LOGICAL = (880, 500)
 STYLES = ("label", "synonym", "relation", "icon", "position")
+SPLIT_WEIGHTS = (0.8, 0.1, 0.1)  # train, val, test (dataset.SPLITS), drawn per screen
 
 
 @dataclass
@@ -270,6 +271,12 @@ def _text_lines(screen: SyntheticScreen) -> list[OcrLine]:
     return out
 
 
+def screen_split(seed: int, index: int) -> str:
+    """The split harvest_synthetic gives screen `index` of set `seed` when no split is asked for: what
+    other trainers (icon_training) read to train only on the train split."""
+    return random.Random(f"vlagent-synthetic-targets:{seed}:{index}").choices(SPLITS, SPLIT_WEIGHTS)[0]
+
+
 def harvest_synthetic(out_dir: Path, count: int | str = 20, seed: int | str = 0, split: str | None = None,
                       targets_per_screen: int | str = 5, kinds: str | None = None,
                       with_text: bool | str = False) -> list[GroundingRecord]:  # fmt: skip
@@ -297,7 +304,7 @@ def harvest_synthetic(out_dir: Path, count: int | str = 20, seed: int | str = 0,
         screen = make_screen(seed, i, kind)
         rng = random.Random(f"vlagent-synthetic-targets:{seed}:{i}")
         if splits is None:
-            screen_split = rng.choices(SPLITS, (0.8, 0.1, 0.1))[0]
+            screen_split = rng.choices(SPLITS, SPLIT_WEIGHTS)[0]  # as screen_split(seed, i)
         else:
             screen_split = splits[i % len(splits)]
         name = f"s{seed}-{i:05d}.png"
@@ -322,4 +329,5 @@ def harvest_synthetic(out_dir: Path, count: int | str = 20, seed: int | str = 0,
     return records
 
 
-__all__ = ["STYLES", "SyntheticScreen", "Target", "harvest_synthetic", "make_screen", "phrasings", "write_instructions"]
+__all__ = ["STYLES", "SyntheticScreen", "Target", "harvest_synthetic", "make_screen", "phrasings", "screen_split",
+           "write_instructions"]

@@ -34,6 +34,23 @@ def register(sub: Any) -> None:
     p.add_argument("--no-ocr-cache", action="store_true",
                    help="do not run OCR for records without cached text (they must all carry 'ocr' lines)")
     p.set_defaults(func=cmd_train)
+    q = sub.add_parser("train-icons", help="train the icon recognizer on the train split of synthetic screens",
+                       description="Train the icon recognizer (vlagent/grounding/icon_recognizer.py) on the "
+                                   "icon-sized blobs of a synthetic set's train-split screens, drawn again from "
+                                   "their seed; see vlagent/grounding/icon_training.py.")
+    q.add_argument("--out", required=True, help="the weights file to write (.safetensors)")
+    q.add_argument("--synthetic-seed", type=int, default=1, help="the synthetic set whose train split is read")
+    q.add_argument("--screens", type=int, default=3000, help="the set's first N screens (train split only)")
+    q.add_argument("--epochs", type=int, default=12)
+    q.add_argument("--seed", type=int, default=0)
+    q.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    q.set_defaults(func=_cmd_train_icons)
+
+
+def _cmd_train_icons(args: argparse.Namespace) -> int:
+    from vlagent.grounding.icon_training import cmd_train_icons
+
+    return cmd_train_icons(args)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

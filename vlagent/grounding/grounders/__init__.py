@@ -13,7 +13,7 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
     grounder:FOLDER[,threshold=T]            a grounder trained by `vlagent train-grounding` (default T: its calibrated one);
                                              text_first=0: every answer from the model; snap=0: no snapping
                                              onto the field or checkbox named (vlagent.grounding.controls);
-                                             icons=0: no theme icon search (vlagent.grounding.icon_finder);
+                                             icons=0: no icon search by look (.icon_finder, .icon_recognizer);
                                              places=0: no counting of "the third option" (.ordinals)
     default[,threshold=...]                  the best offline grounder of this install: the trained one
                                              shipped in the package, else ocr-match

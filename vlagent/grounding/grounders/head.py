@@ -29,8 +29,11 @@ group, the model answers. `places=False` leaves them to the model.
 
 Theme icons: for an instruction naming a known desktop icon ("the Save As icon") that says "icon" or
 whose words are nowhere on the screen, the icon is looked for by its look in the installed icon theme
-(vlagent.grounding.icon_finder). One place found is the answer; where the icon shows several times, the
-one nearest the model's point is. `icons=False` leaves icons to the model.
+(vlagent.grounding.icon_finder). Where the theme has no such icon on the screen, the learned icon
+recognizer shipped beside the weights (icons.safetensors, vlagent.grounding.icon_recognizer) names the
+screen's icon-sized blobs ("the heart icon", "the settings icon": an application's own icons). One
+place found is the answer; where the icon shows several times, the one nearest the model's point is.
+`icons=False` leaves icons to the model.
 """
 from __future__ import annotations
 
@@ -43,11 +46,13 @@ from PIL import Image
 
 from vlagent.grounding.controls import Snap, snap_to_control, text_height, toggle_of_label
 from vlagent.grounding.dataset import OcrLine
+from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.ocr_scripts import lines_for
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
 from vlagent.model.grounder import TextLine, names_screen_text, written_target
 from vlagent.model.grounding_head import HeadPrediction
 
+ICON_RECOGNIZER_FILE = "icons.safetensors"  # beside a grounder's weights: the learned icon recognizer
 _ICON_WORDS = re.compile(r"\b(?:icon|toolbar|tool bar)\b", re.IGNORECASE)
 # Words of one OCR line further apart than this many line heights are separate labels (a toolbar or a
 # menu bar read as one line); closer words stay one segment ("Log in", "Save as…").
@@ -105,6 +110,9 @@ class HeadGrounder:
         self.snap = bool(snap)
         self.icons = bool(icons)
         self.places = bool(places)
+        # the learned icon recognizer shipped beside the weights, where there is one (icon_recognizer.py)
+        recognizer = self.folder / ICON_RECOGNIZER_FILE
+        self.recognizer = load_recognizer(str(recognizer)) if self.icons else None
         self.name = (f"grounder:{self.folder.name}" + ("" if self.text_first else ",text_first=0")
                      + ("" if self.snap else ",snap=0") + ("" if self.icons else ",icons=0")
                      + ("" if self.places else ",places=0"))
@@ -143,7 +151,11 @@ class HeadGrounder:
             return []
         from vlagent.grounding.icon_finder import find_icons
 
-        return find_icons(image, instruction, lines, text_height(lines, image.size))
+        unit = text_height(lines, image.size)
+        found = find_icons(image, instruction, lines, unit)
+        if not found and self.recognizer is not None:
+            found = self.recognizer.find(image, instruction, lines, unit)
+        return found
 
 
 # A place counted in the screen's rows and columns is a structural answer, not a probability: on generated
@@ -159,9 +171,9 @@ def boxed_result(box: tuple[float, float, float, float], confidence: float, how:
 
 
 def icon_result(match) -> GroundingResult:
-    """A theme icon found (icon_finder.IconMatch) as the answer."""
-    candidate = Candidate(point=match.point, score=match.score, box=match.box, label=f"theme icon {match.name}")
-    return GroundingResult(point=match.point, confidence=match.score, box=match.box, raw="theme icon",
+    """An icon found by its look (icon_finder.IconMatch: the theme search or the recognizer) as the answer."""
+    candidate = Candidate(point=match.point, score=match.score, box=match.box, label=f"icon {match.name}")
+    return GroundingResult(point=match.point, confidence=match.score, box=match.box, raw="icon",
                            candidates=[candidate])
 
 
