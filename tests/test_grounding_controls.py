@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vlagent.grounding.controls import FIELD, TOGGLE, control_kind, find_controls, snap_to_control
+from vlagent.grounding.controls import (FIELD, SLIDER, TOGGLE, control_kind, find_controls, find_sliders,
+                                       snap_to_control, text_height)
 from vlagent.grounding.grounders.head import snapped
 from vlagent.grounding.synthetic import _text_lines, make_screen
 from vlagent.model.grounder import TextLine
@@ -17,6 +18,7 @@ W, H = 640, 360
     ("the Name field", FIELD), ("click in the search box", FIELD), ("the input for Email", FIELD),
     ("the 'Notes' text area", FIELD), ("tick Remember me", TOGGLE), ("the checkbox Wrap long lines", TOGGLE),
     ("the Wi-Fi switch", TOGGLE), ("select the radio button Weekly", TOGGLE), ("toggle Dark mode", TOGGLE),
+    ("the Volume slider", SLIDER), ("the slider under Brightness", SLIDER),
     ("the Save button", None), ("open the File menu", None)])
 def test_the_instruction_says_which_kind_of_control_it_names(instruction, kind):
     assert control_kind(instruction) == kind
@@ -149,3 +151,73 @@ def test_an_option_selected_by_its_label_is_its_radio_button():
     assert toggle_of_label(image, "choose the Weekly option", weekly, lines) == box
     assert toggle_of_label(image, "select Daily", daily, lines) is None
     assert toggle_of_label(image, "click Weekly", weekly, lines) is None
+
+
+def _sliders_page(dark: bool) -> tuple[Image.Image, list[TextLine], dict]:
+    """Two labelled sliders (label above: a track, its filled part, a round knob), an underlined link with
+    descenders and a plain separator line; in a light or a dark theme."""
+    paper, ink, track, accent = ((30, 30, 34), (230, 230, 230), (60, 60, 66), (90, 200, 120)) if dark else \
+        ((250, 250, 250), (20, 20, 20), (200, 200, 205), (40, 110, 220))
+    image = Image.new("RGB", (W, H), paper)
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    lines, knobs = [], {}
+    for label, y, at in (("Volume", 40, 0.3), ("Brightness", 120, 0.85)):
+        draw.text((40, y), label, fill=ink, font=font)
+        x0, y0, x1, y1 = draw.textbbox((40, y), label, font=font)
+        lines.append(TextLine(label, (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+        cy, kx = y + 34, 40 + int(at * 360)
+        draw.rounded_rectangle((40, cy - 2, 400, cy + 2), radius=2, fill=track)
+        draw.rounded_rectangle((40, cy - 2, kx, cy + 2), radius=2, fill=accent)
+        draw.ellipse((kx - 8, cy - 8, kx + 8, cy + 8), fill=accent)
+        knobs[label] = (kx, cy)
+    draw.text((40, 220), "Forgotten password? Apply", fill=accent, font=font)  # descenders on the line
+    x0, y0, x1, y1 = draw.textbbox((40, 220), "Forgotten password? Apply", font=font)
+    draw.line((x0, y1 + 1, x1, y1 + 1), fill=accent, width=2)
+    lines.append(TextLine("Forgotten password? Apply", (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 3) / H)))
+    draw.line((20, 300, 620, 300), fill=track, width=1)
+    return image, lines, knobs
+
+
+@pytest.mark.parametrize("dark", [False, True])
+def test_sliders_are_found_with_their_knobs_and_underlines_are_not(dark):
+    image, _, knobs = _sliders_page(dark)
+    found = find_sliders(image, unit=16)
+    assert len(found) == 2, found
+    for control, (kx, cy) in zip(sorted(found, key=lambda c: c.box[1]), knobs.values()):
+        assert abs(control.knob[0] - kx) <= 2 and abs(control.knob[1] - cy) <= 2
+        assert control.box[0] <= 41 and control.box[2] >= 399
+
+
+@pytest.mark.parametrize("instruction, label", [("the Brightness slider", "Brightness"),
+                                                ("the slider under Volume", "Volume")])
+def test_a_point_snaps_onto_the_knob_of_the_slider_under_its_label(instruction, label):
+    image, lines, knobs = _sliders_page(dark=False)
+    snap = snap_to_control(image, instruction, (0.9, 0.95), lines)  # the model's point far off
+    assert snap is not None and snap.by_label
+    x, y = _px(snap.point)
+    assert abs(x - knobs[label][0]) <= 2 and abs(y - knobs[label][1]) <= 2
+
+
+def test_generated_screens_sliders_are_all_found_and_nothing_else():
+    found_right = wrong = missed = 0
+    for index in range(120):
+        screen = make_screen(4242, index)
+        unit = text_height(_text_lines(screen), screen.image.size)
+        sliders = [e.box for e in screen.elements if e.kind == "slider"]
+        found = find_sliders(screen.image, unit)
+        for control in found:
+            kx, ky = control.knob
+            inside = any(x0 <= kx <= x1 and y0 <= ky <= y1 for x0, y0, x1, y1 in sliders)
+            found_right, wrong = found_right + inside, wrong + (not inside)
+        missed += sum(not any(x0 <= c.knob[0] <= x1 and y0 <= c.knob[1] <= y1 for c in found)
+                      for x0, y0, x1, y1 in sliders)
+    assert found_right >= 15 and wrong == 0 and missed == 0, (found_right, wrong, missed)
+
+
+def test_a_standing_slider_is_found_too():
+    image, _, _ = _sliders_page(dark=False)
+    standing = image.transpose(Image.Transpose.TRANSPOSE)  # the page turned: tracks stand, text lies sideways
+    found = find_sliders(standing, unit=16)
+    assert len(found) == 2
+    assert all(c.box[3] - c.box[1] > 300 and c.box[2] - c.box[0] < 30 for c in found)

@@ -1,15 +1,16 @@
 """Snapping a point onto the control an instruction names: the checkbox beside "Remember me", the field
-right of "Username:".
+right of "Username:", the slider under "Volume".
 
 The grounder's pointer chooses among 64-px cells (at 1280 px); a 13-px checkbox or a field whose label
 shares its cell is missed by a few pixels, or the point lands on the label. Such controls have outlines
 a few lines of image processing find: a closed contour whose inside is mostly empty, the size of a text
-line (a checkbox, a radio button, a switch) or wider and taller than one (a field). `snap_to_control`
-moves a point that names such a control onto one:
+line (a checkbox, a radio button, a switch) or wider and taller than one (a field); a slider is a long
+thin track with a knob on it (find_sliders), clicked on its knob. `snap_to_control` moves a point that
+names such a control onto one:
 
 - when the instruction's label is written once on the screen (model.grounder.exact_text), onto the
   control beside it: on its row (left or right) for a toggle; on its row to the right, or just below it,
-  for a field; a field holding the text (its hint text, as "Write a note") counts first;
+  for a field or a slider; a field holding the text (its hint text, as "Write a note") counts first;
 - otherwise, when the point is inside a control of the kind, onto that control;
 - otherwise onto the nearest one on the point's row (a toggle), or right of or just below the point
   (a field), within reach.
@@ -28,7 +29,8 @@ from PIL import Image
 
 Box = tuple[float, float, float, float]
 
-TOGGLE, FIELD = "toggle", "field"
+TOGGLE, FIELD, SLIDER = "toggle", "field", "slider"
+_SLIDER_WORDS = re.compile(r"\b(?:slider|range slider)\b", re.IGNORECASE)
 # "search box", "text box": fields; "box", "tick", "check": checkboxes (checked after the field words)
 _FIELD_WORDS = re.compile(r"\b(?:field|input|entry|text ?area|(?:search|text|spin|input|edit) ?box)\b", re.IGNORECASE)
 _TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|circle (?:next to|beside)|switch|toggle|tick|untick|check"
@@ -40,7 +42,10 @@ REACH = 25  # text heights: how far from the model's point a control may sit (no
 
 
 def control_kind(instruction: str) -> str | None:
-    """FIELD, TOGGLE (checkbox, radio button, switch) or None: what kind of control the instruction names."""
+    """SLIDER, FIELD, TOGGLE (checkbox, radio button, switch) or None: what kind of control the instruction
+    names."""
+    if _SLIDER_WORDS.search(instruction):
+        return SLIDER
     if _FIELD_WORDS.search(instruction):
         return FIELD
     if _TOGGLE_WORDS.search(instruction):
@@ -52,10 +57,16 @@ def control_kind(instruction: str) -> str | None:
 class Control:
     kind: str
     box: tuple[int, int, int, int]  # pixels, x0 y0 x1 y1 inclusive-exclusive
+    knob: tuple[float, float] | None = None  # a slider's handle (pixels): where clicking changes nothing
 
     @property
     def centre(self) -> tuple[float, float]:
         return (self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2
+
+    @property
+    def click_point(self) -> tuple[float, float]:
+        """Where to click it: a slider's knob, else the centre."""
+        return self.knob or self.centre
 
     def contains(self, x: float, y: float, margin: float = 0.0) -> bool:
         x0, y0, x1, y1 = self.box
@@ -114,6 +125,70 @@ def _is_closed_outline(mask: np.ndarray, max_inside: float) -> bool:
     return inside.size == 0 or inside.mean() <= max_inside
 
 
+SLIDER_CONTRAST = 10  # grey levels (any channel): a dark theme's track is barely off its background
+
+
+def find_sliders(image: Image.Image, unit: float) -> list[Control]:
+    """The sliders of the screenshot: a track at least 4 text heights long and under 0.8 thick, with one
+    knob on it (a run of columns taller than the track, about as wide as tall, centred on the track's
+    line: an underlined link's descenders rise above its line and fail), lying or standing. `unit` is the
+    text height."""
+    from scipy import ndimage
+
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    edges = np.zeros(rgb.shape[:2], dtype=bool)
+    across = np.abs(np.diff(rgb, axis=1)).max(axis=2) > SLIDER_CONTRAST
+    down = np.abs(np.diff(rgb, axis=0)).max(axis=2) > SLIDER_CONTRAST
+    edges[:, :-1] |= across
+    edges[:, 1:] |= across
+    edges[:-1] |= down
+    edges[1:] |= down
+    labels, _ = ndimage.label(edges, structure=np.ones((3, 3), dtype=bool))
+    sliders = []
+    for index, found in enumerate(ndimage.find_objects(labels), start=1):
+        if found is None:
+            continue
+        rows, cols = found
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        knob = None
+        if w >= 4 * unit and 0.4 * unit <= h <= 2.2 * unit:
+            knob = _knob(labels[found] == index, unit)
+        elif h >= 4 * unit and 0.4 * unit <= w <= 2.2 * unit:  # a vertical slider: the same, turned
+            turned = _knob((labels[found] == index).T, unit)
+            knob = turned and (turned[1], turned[0])
+        if knob is not None:
+            sliders.append(Control(SLIDER, (cols.start, rows.start, cols.stop, rows.stop),
+                                   (cols.start + knob[0], rows.start + knob[1])))
+    return sliders
+
+
+def _knob(mask: np.ndarray, unit: float) -> tuple[float, float] | None:
+    """The knob's centre in a slider-shaped component's mask (x, y within it), or None where it has none."""
+    present = mask.any(axis=0)
+    top = np.argmax(mask, axis=0)
+    bottom = mask.shape[0] - np.argmax(mask[::-1], axis=0)
+    extent = np.where(present, bottom - top, 0)
+    track = float(np.median(extent))
+    if track > 0.8 * unit:
+        return None
+    tall = extent >= max(1.6 * track, 0.5 * unit)
+    columns = np.flatnonzero(tall)
+    if columns.size == 0:
+        return None
+    runs = np.split(columns, np.flatnonzero(np.diff(columns) > 1) + 1)
+    knob = max(runs, key=len)
+    rest = present & ~tall
+    if len(runs) > 2 or rest.sum() < 2 * len(knob):
+        return None
+    knob_top, knob_bottom = top[knob].min(), bottom[knob].max()
+    height = knob_bottom - knob_top
+    knob_y = (knob_top + knob_bottom) / 2
+    track_y = float(np.median(((top + bottom) / 2)[rest]))
+    if abs(knob_y - track_y) > 0.2 * height or not 0.6 * height <= len(knob) <= 1.6 * height:
+        return None
+    return (knob[0] + knob[-1] + 1) / 2, knob_y
+
+
 @dataclass(frozen=True)
 class Snap:
     point: tuple[float, float]  # normalized
@@ -124,7 +199,7 @@ class Snap:
 def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, float], lines: Sequence,
                     controls: Sequence[Control] | None = None) -> Snap | None:
     """The point (normalized) moved onto the control the instruction names; None when the instruction
-    names no field or toggle, or none is in reach (the point stays)."""
+    names no field, toggle or slider, or none is in reach (the point stays)."""
     from vlagent.model.grounder import exact_text
 
     kind = control_kind(instruction)
@@ -133,7 +208,7 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     width, height = image.size
     unit = text_height(lines, image.size)
     if controls is None:
-        controls = find_controls(image, unit)
+        controls = find_sliders(image, unit) if kind == SLIDER else find_controls(image, unit)
     segments = [_pixels(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
     of_kind = [c for c in controls if c.kind == kind and not (kind == TOGGLE and _inside_text(c, segments, unit))]
     if not of_kind:
@@ -150,7 +225,7 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
         chosen = _nearest(of_kind, x, y, kind, unit)
     if chosen is None:
         return None
-    cx, cy = chosen.centre
+    cx, cy = chosen.click_point
     if kind == FIELD and chosen.contains(x, y):
         cx, cy = x, y  # anywhere inside a field will do: keep the model's point
     box = chosen.box
@@ -211,7 +286,7 @@ def _beside_label(controls: Sequence[Control], label: tuple[float, float, float,
         on_row = y0 - 0.5 * unit <= mid <= y1 + 0.5 * unit
         if on_row and (kind == TOGGLE or x0 >= lx0):
             gap = max(x0 - lx1, lx0 - x1, 0.0)
-        elif kind == FIELD and -0.5 * unit <= y0 - ly1 <= 3 * unit and x0 - 2 * unit <= lx0 <= x1:
+        elif kind != TOGGLE and -0.5 * unit <= y0 - ly1 <= 3 * unit and x0 - 2 * unit <= lx0 <= x1:
             gap = max(0.0, y0 - ly1) + unit  # below: a little farther than the same distance on the row
         else:
             continue
@@ -228,9 +303,9 @@ def _nearest(controls: Sequence[Control], x: float, y: float, kind: str, unit: f
         x0, y0, x1, y1 = c.box
         if y0 - 0.5 * unit <= y <= y1 + 0.5 * unit:
             gap = max(x0 - x, x - x1, 0.0)
-            if kind == FIELD and x > x1:
-                continue  # a field lies right of its label, not left
-        elif kind == FIELD and 0 <= y0 - y <= 3 * unit and x0 - 2 * unit <= x <= x1:
+            if kind != TOGGLE and x > x1:
+                continue  # a field or a slider lies right of its label, not left
+        elif kind != TOGGLE and 0 <= y0 - y <= 3 * unit and x0 - 2 * unit <= x <= x1:
             gap = (y0 - y) + unit
         else:
             continue
