@@ -94,7 +94,10 @@ class GrounderSpec:
 # ---------------------------------------------------------------- text
 
 _WORD = re.compile(r"\w+", re.UNICODE)
-_QUOTED = re.compile(r"[\"'“”‘’«»「」]([^\"'“”‘’«»「」]+)[\"'“”‘’«»「」]")
+# A quoted name: in double quotes, typographic quotes or guillemets, or in single quotes that are not an
+# apostrophe ("J'accepte", "don't") -- each alternative one group.
+_QUOTED = re.compile(r'"([^"]+)"|“([^”]+)”|„([^“”]+)[“”]|«\s*([^»]+?)\s*»|「([^」]+)」|‘([^’]+)’'
+                     r"|(?<!\w)'(.+?)'(?!\w)")
 # Words that name the action or the kind of control rather than the text on it (prepositions stay:
 # "Sign in", "Log on", "Save as" are labels).
 _ROLE_WORDS = frozenset("""a an the this that it its my your please button icon field box input link tab menu
@@ -152,7 +155,7 @@ def instruction_query(instruction: str) -> str:
 
 def _quoted(instruction: str) -> str | None:
     typed = _TYPE_INTO.match(instruction)
-    quoted = _QUOTED.findall(typed.group(1) if typed else instruction)
+    quoted = ["".join(groups) for groups in _QUOTED.findall(typed.group(1) if typed else instruction)]
     return max(quoted, key=len) if quoted else None
 
 
@@ -275,6 +278,8 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
             places = _places(query, lines, whole_lines)
             if whole_lines and places:
                 read_whole.add(query)
+            if len(places) > 1:  # a line reading it all beats one cut short ("Open at login", "Open...")
+                places = [p for p in places if _fold(p[1]) == _fold(query)] or places
             if len(places) > 1 and not beside_label:
                 places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
             if len(places) == 1:

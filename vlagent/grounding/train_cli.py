@@ -45,6 +45,34 @@ def register(sub: Any) -> None:
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     q.set_defaults(func=_cmd_train_icons)
+    x = sub.add_parser("train-lexicon", help="learn other words for labels from grounding data",
+                       description="Count, in the train split of grounding datasets, the instructions that name "
+                                   "their target's label in other words ('log in' for Sign in) and write the "
+                                   "phrases kept as JSON; see vlagent/grounding/phrase_lexicon.py.")
+    x.add_argument("--data", nargs="+", required=True, metavar="DATASET", help="JSONL files or folders")
+    x.add_argument("--out", required=True, help="the lexicon file to write (.json)")
+    x.set_defaults(func=_cmd_train_lexicon)
+
+
+def _cmd_train_lexicon(args: argparse.Namespace) -> int:
+    from vlagent.grounding.cli import _load
+    from vlagent.grounding.dataset import DatasetError
+    from vlagent.grounding.phrase_lexicon import learn_lexicon
+
+    try:
+        records = _load(args.data)
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    lexicon = learn_lexicon(records)
+    if not lexicon.phrases:
+        print("error: no train-split instruction names its target's label in other words: nothing learnt",
+              file=sys.stderr)
+        return 2
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    lexicon.save(args.out)
+    print(f"wrote {args.out}: {len(lexicon.phrases)} phrases from {len(records)} records")
+    return 0
 
 
 def _cmd_train_icons(args: argparse.Namespace) -> int:

@@ -22,6 +22,11 @@ is moved onto such a control found in the pixels, beside the instruction's label
 (vlagent.grounding.controls); `snap=False` keeps the model's point. Likewise an option selected by its
 written label ("select Weekly") is answered with the radio button just left of the label, where one is.
 
+Other words: an instruction asking for a label in other words ("dismiss", "make a paper copy"), none of
+whose own words is written, is answered with the label it meant in the training data (the lexicon
+shipped beside the weights, lexicon.json, vlagent.grounding.phrase_lexicon), where that label is
+written once on the screen. `text_first=False` turns it off too.
+
 Places: an instruction naming its target by place among its like ("the third option", "the second menu in
 the menu bar", "the last item in the list", "close the dialog") is answered by counting the screen's
 rows and columns of text, toggles and icons (vlagent.grounding.ordinals); where the screen has no such
@@ -44,15 +49,17 @@ from typing import Sequence
 
 from PIL import Image
 
-from vlagent.grounding.controls import Snap, snap_to_control, text_height, toggle_of_label
+from vlagent.grounding.controls import Snap, control_kind, snap_to_control, text_height, toggle_of_label
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.icon_recognizer import load_recognizer
+from vlagent.grounding.phrase_lexicon import load_lexicon
 from vlagent.grounding.ocr_scripts import lines_for
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
-from vlagent.model.grounder import TextLine, names_screen_text, written_target
+from vlagent.model.grounder import TextLine, exact_text, names_screen_text, written_target
 from vlagent.model.grounding_head import HeadPrediction
 
 ICON_RECOGNIZER_FILE = "icons.safetensors"  # beside a grounder's weights: the learned icon recognizer
+LEXICON_FILE = "lexicon.json"  # beside a grounder's weights: other words for labels (phrase_lexicon.py)
 _ICON_WORDS = re.compile(r"\b(?:icon|toolbar|tool bar)\b", re.IGNORECASE)
 # Words of one OCR line further apart than this many line heights are separate labels (a toolbar or a
 # menu bar read as one line); closer words stay one segment ("Log in", "Save as…").
@@ -113,6 +120,8 @@ class HeadGrounder:
         # the learned icon recognizer shipped beside the weights, where there is one (icon_recognizer.py)
         recognizer = self.folder / ICON_RECOGNIZER_FILE
         self.recognizer = load_recognizer(str(recognizer)) if self.icons else None
+        # other words for labels, learnt from the training data (phrase_lexicon.py), where shipped
+        self.lexicon = load_lexicon(str(self.folder / LEXICON_FILE))
         self.name = (f"grounder:{self.folder.name}" + ("" if self.text_first else ",text_first=0")
                      + ("" if self.snap else ",snap=0") + ("" if self.icons else ",icons=0")
                      + ("" if self.places else ",places=0"))
@@ -131,6 +140,9 @@ class HeadGrounder:
             if box is not None:
                 return boxed_result(box, PLACE_CONFIDENCE, "place")
         named = names_screen_text(instruction, lines)
+        box = self._label_in_other_words(instruction, lines) if self.text_first else None
+        if box is not None:
+            return boxed_result(box, LEXICON_CONFIDENCE, "label in other words")
         icons = self._theme_icons(image, instruction, lines, named)
         if len(icons) == 1:
             return icon_result(icons[0])
@@ -144,10 +156,23 @@ class HeadGrounder:
             pred = snapped(pred, snap_to_control(image, instruction, pred.point, lines))
         return result_of(pred, kind)
 
+    def _label_in_other_words(self, instruction: str, lines: list[TextLine]) -> tuple | None:
+        """The label the instruction means in other words ("dismiss": Close), written once on the screen
+        (phrase_lexicon.py); None where the lexicon does not know the phrase or no label it means is."""
+        if self.lexicon is None or _ICON_WORDS.search(instruction):  # "the find icon" is a magnifier
+            return None
+        for label in self.lexicon.labels_for(instruction):
+            box = exact_text(label, lines)
+            if box is not None:
+                return box
+        return None
+
     def _theme_icons(self, image: Image.Image, instruction: str, lines: list[TextLine], named: bool) -> list:
-        """The places of the theme icon the instruction names, where it asks for an icon or names nothing
-        written on the screen (a written name is more likely the target itself)."""
-        if not self.icons or (named and not _ICON_WORDS.search(instruction)):
+        """The places of the icon the instruction names, where it asks for an icon or names nothing written
+        on the screen (a written name is more likely the target itself) and no field, toggle or slider."""
+        asks_for_icon = bool(_ICON_WORDS.search(instruction))
+        # "the search box" names a field (beside a magnifier icon, often): not an icon
+        if not self.icons or (not asks_for_icon and (named or control_kind(instruction) is not None)):
             return []
         from vlagent.grounding.icon_finder import find_icons
 
@@ -158,6 +183,9 @@ class HeadGrounder:
         return found
 
 
+# A label found through the lexicon is what the training data meant by the phrase most of the time
+# (more than half: phrase_lexicon.MIN_TOP_SHARE), not a certainty.
+LEXICON_CONFIDENCE = 0.8
 # A place counted in the screen's rows and columns is a structural answer, not a probability: on generated
 # validation screens 134 of 150 such instructions were answered in place (docs/grounding.md).
 PLACE_CONFIDENCE = 0.9
