@@ -133,7 +133,13 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float) -> list[
             return menu_bar or []
         if kind == TAB:
             below = menu_bar[0][3] if menu_bar else 0.0
-            return next((r for r in rows if r is not menu_bar and r[0][1] >= below), [])
+            # tabs are evenly spaced: a sidebar's label or an open menu's item on their row is not a tab; of
+            # the first row with evenly spaced labels, the longest run
+            for row in rows:
+                pieces = [piece for piece in _even_gaps(row, unit) if len(piece) >= 2]
+                if row is not menu_bar and row[0][1] >= below and pieces:
+                    return max(pieces, key=len)
+            return []
         # the buttons of a dialog end its content, right-aligned: not a bar along the top, not a left nav bar
         lower = [r for r in rows if r is not menu_bar and r[0][1] > 0.15 * height and r[-1][2] > width / 2]
         return lower[-1] if lower else []
@@ -237,6 +243,24 @@ def _columns(boxes: Sequence, unit: float, key) -> list[list]:
         else:
             columns.append([box])
     return [piece for column in columns for piece in _evenly_spaced(column)]
+
+
+def _even_gaps(row: list, unit: float) -> list[list]:
+    """A row cut where the gap to the next box strays from the row's smallest gap by more than half of it
+    (and a quarter text height): a tab row's labels are padded alike, the sidebar entry left of them is
+    not."""
+    if len(row) < 3:
+        return [row]
+    gaps = [b[0] - a[2] for a, b in zip(row, row[1:])]
+    smallest = max(min(gaps), 1.0)
+    pieces, piece = [], [row[0]]
+    for box, gap in zip(row[1:], gaps):
+        if gap - smallest > 0.5 * smallest + 0.25 * unit:
+            pieces.append(piece)
+            piece = []
+        piece.append(box)
+    pieces.append(piece)
+    return pieces
 
 
 def _evenly_spaced(column: list) -> list[list]:

@@ -14,7 +14,8 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
                                              text_first=0: every answer from the model; snap=0: no snapping
                                              onto the field or checkbox named (vlagent.grounding.controls);
                                              icons=0: no icon search by look (.icon_finder, .icon_recognizer);
-                                             places=0: no counting of "the third option" (.ordinals)
+                                             places=0: no counting of "the third option" (.ordinals) or of
+                                             keyboard keys (.keyboard)
     default[,threshold=...]                  the best offline grounder of this install: the trained one
                                              shipped in the package, else ocr-match
 

@@ -30,7 +30,8 @@ written once on the screen. `text_first=False` turns it off too.
 Places: an instruction naming its target by place among its like ("the third option", "the second menu in
 the menu bar", "the last item in the list", "close the dialog") is answered by counting the screen's
 rows and columns of text, toggles and icons (vlagent.grounding.ordinals); where the screen has no such
-group, the model answers. `places=False` leaves them to the model.
+group, the model answers. A key of an on-screen keyboard ("the Q key", "press i on the keyboard") is found
+by its place in the QWERTY rows (vlagent.grounding.keyboard). `places=False` leaves them to the model.
 
 Theme icons: for an instruction naming a known desktop icon ("the Save As icon") that says "icon" or
 whose words are nowhere on the screen, the icon is looked for by its look in the installed icon theme
@@ -134,7 +135,12 @@ class HeadGrounder:
             toggle = toggle_of_label(image, instruction, box, lines) if self.snap else None
             return boxed_result(toggle, 1.0, "toggle of its label") if toggle else boxed_result(box, 1.0, "exact text")
         if self.places:
+            from vlagent.grounding.keyboard import find_key
             from vlagent.grounding.ordinals import find_place
+
+            box = find_key(image, instruction)
+            if box is not None:
+                return boxed_result(box, PLACE_CONFIDENCE, "keyboard key")
 
             box, _ = find_place(image, instruction, lines)
             if box is not None:
