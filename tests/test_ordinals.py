@@ -117,3 +117,23 @@ def test_a_group_the_screen_does_not_have_is_not_made_up(instruction: str) -> No
     the nav bar is no dialog's buttons, no toolbar, no close button."""
     image, lines = _page_with_a_nav_bar()
     assert find_place(image, instruction, lines) == (None, True)
+
+
+def test_tabs_are_the_evenly_spaced_run_of_their_row() -> None:
+    """A sidebar entry and an open menu's item share the tab row's line, farther apart than the tabs; OCR
+    boxes a few pixels too wide do not split the tabs."""
+    from PIL import Image
+
+    width, height = 1280, 720
+    image = Image.new("RGB", (width, height), "white")
+
+    def line(text: str, x0: float, x1: float, y0: float = 100, y1: float = 118) -> TextLine:
+        return TextLine(text, (x0 / width, y0 / height, x1 / width, y1 / height))
+
+    menu_bar = [line(t, x, x + 40, 40, 58) for t, x in (("File", 15), ("Edit", 70), ("View", 125), ("Help", 180))]
+    row = [line("Documents", 7, 87), line("Undo", 119, 160),  # the sidebar, an open menu's item
+           line("Privacy", 201, 260), line("Music", 281, 333), line("History", 336, 403)]  # "Music" read wide
+    box, named = find_place(image, "the third tab", menu_bar + row)
+    assert named and box is not None and abs(box[0] * width - 336) < 1
+    box, _ = find_place(image, "the first tab", menu_bar + row)
+    assert abs(box[0] * width - 201) < 1

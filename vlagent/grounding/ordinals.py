@@ -248,11 +248,12 @@ def _columns(boxes: Sequence, unit: float, key) -> list[list]:
 def _even_gaps(row: list, unit: float) -> list[list]:
     """A row cut where the gap to the next box strays from the row's smallest gap by more than half of it
     (and a quarter text height): a tab row's labels are padded alike, the sidebar entry left of them is
-    not."""
+    not. The smallest gap counts as at least 0.75 text heights: OCR's boxes are a few pixels off, and
+    tabs are padded wider than that."""
     if len(row) < 3:
         return [row]
     gaps = [b[0] - a[2] for a, b in zip(row, row[1:])]
-    smallest = max(min(gaps), 1.0)
+    smallest = max(min(gaps), 0.75 * unit)
     pieces, piece = [], [row[0]]
     for box, gap in zip(row[1:], gaps):
         if gap - smallest > 0.5 * smallest + 0.25 * unit:
