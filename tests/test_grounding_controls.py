@@ -221,3 +221,31 @@ def test_a_standing_slider_is_found_too():
     found = find_sliders(standing, unit=16)
     assert len(found) == 2
     assert all(c.box[3] - c.box[1] > 300 and c.box[2] - c.box[0] < 30 for c in found)
+
+
+def test_a_rows_checkbox_named_by_its_action_and_its_row():
+    """Admin tables name each row's checkbox for screen readers: 'Select this object for an action - alan'.
+    The row's name is written (once as asked; 'Alan' in another column), the action is not."""
+    image = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    lines, rows = [], {}
+    for i, (user, first) in enumerate((("admin", "Ada"), ("alan", "Alan"), ("grace", "Grace"))):
+        y = 60 + 40 * i
+        draw.rectangle((20, y, 33, y + 13), outline=(90, 90, 90))
+        rows[user] = (20, y, 33, y + 13)
+        for x, words in ((80, user), (260, first)):
+            draw.text((x, y - 1), words, fill="black", font=font)
+            x0, y0, x1, y1 = draw.textbbox((x, y - 1), words, font=font)
+            lines.append(TextLine(words, (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+    for instruction in ("tick Select this object for an action - alan",
+                        "the 'Select this object for an action - alan' checkbox",
+                        "check the Select this object for an action - alan box"):
+        snap = snap_to_control(image, instruction, (0.5, 0.9), lines)
+        assert snap is not None and snap.by_label, instruction
+        x, y = _px(snap.point)
+        x0, y0, x1, y1 = rows["alan"]
+        assert x0 <= x <= x1 and y0 <= y <= y1, instruction
+    # no dash, nothing written: the label is not found, the point alone decides
+    snap = snap_to_control(image, "tick Select this object for an action", (0.5, 0.9), lines)
+    assert snap is None or not snap.by_label

@@ -8,8 +8,8 @@ line (a checkbox, a radio button, a switch) or wider and taller than one (a fiel
 thin track with a knob on it (find_sliders), clicked on its knob. `snap_to_control` moves a point that
 names such a control onto one:
 
-- when the instruction's label is written once on the screen (model.grounder.exact_text), onto the
-  control beside it: on its row (left or right) for a toggle; on its row to the right, or just below it,
+- when the instruction's label is written once on the screen (model.grounder.exact_text; for a toggle
+  named "<what it does> - <row name>", the row's name), onto the control beside it: on its row (left or right) for a toggle; on its row to the right, or just below it,
   for a field or a slider; a field holding the text (its hint text, as "Write a note") counts first;
 - otherwise, when the point is inside a control of the kind, onto that control;
 - otherwise onto the nearest one on the point's row (a toggle), or right of or just below the point
@@ -214,6 +214,8 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     if not of_kind:
         return None
     label = exact_text(instruction, lines)
+    if label is None and kind == TOGGLE:
+        label = _row_name(instruction, lines)
     x, y = point[0] * width, point[1] * height
     chosen = None
     if label is not None:
@@ -231,6 +233,22 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     box = chosen.box
     return Snap((cx / width, cy / height), (box[0] / width, box[1] / height, box[2] / width, box[3] / height),
                 by_label)
+
+
+# "Select this object for an action - alan": a row's checkbox named, as web pages name them for screen
+# readers, by what it does and then, after a dash, by the row's name
+_AFTER_DASH = re.compile(r"\s[-–—]\s+(.+?)\s*$")
+
+
+def _row_name(instruction: str, lines: Sequence) -> Box | None:
+    """Where the name after the instruction's last dash is written once (model.grounder.exact_text), for
+    a toggle named by its action and its row; None without such a name."""
+    from vlagent.model.grounder import exact_queries, exact_text
+
+    match = _AFTER_DASH.search(instruction)
+    queries = exact_queries(match.group(1).strip(" '\"“”‘’")) if match else []
+    # the name alone ("alan", not "alan box"): a name written twice ("alan", "Alan") is the one written as asked
+    return exact_text(queries[-1], lines) if queries else None
 
 
 # "select Weekly", "choose the Moyen option", "the 'Public' option": the label of a radio button (or a
