@@ -312,6 +312,13 @@ def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:
     return any(len(word) >= 3 and word in screen for word in map(_fold, _words(instruction_query(instruction))))
 
 
+def names_written_word(instruction: str, lines: Sequence[TextLine]) -> bool:
+    """Whether a word of the instruction's query (3 letters or more, folded) is written on the screen as a
+    whole word: "the star button" does not name a screen showing "Start"."""
+    written = {_fold(word) for line in lines for word in _words(line.text)}
+    return any(len(word) >= 3 and word in written for word in map(_fold, _words(instruction_query(instruction))))
+
+
 def written_target(instruction: str, lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:
     """The box a grounder answers with before asking the model, or None: exact_text, unless the
     instruction names a control that sits beside its label (there the text is not the target)."""

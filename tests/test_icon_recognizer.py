@@ -128,7 +128,7 @@ def test_the_shipped_recognizer_finds_icons_on_screens_it_never_saw(shipped):
     for screen, element, meaning in _icon_targets(4242, 60):
         lines = _text_lines(screen)
         unit = text_height(lines, screen.image.size)
-        found = shipped.find(screen.image, f"the {meaning} icon", lines, unit)
+        found = shipped.find(screen.image, f"the {meaning} icon", unit)
         total += 1
         w, h = screen.image.size
         x0, y0, x1, y1 = element.box
@@ -140,7 +140,7 @@ def test_the_shipped_recognizer_finds_icons_on_screens_it_never_saw(shipped):
         others = [n for n in ("heart", "cart", "mic", "camera", "bell") if n not in shown]
         if others:  # an icon the screen does not show: nothing should be found
             absent_total += 1
-            absent_found += bool(shipped.find(screen.image, f"the {ICONS[others[0]][1][0]} icon", lines, unit))
+            absent_found += bool(shipped.find(screen.image, f"the {ICONS[others[0]][1][0]} icon", unit))
     assert total >= 40
     assert hits >= 0.85 * total, f"{hits}/{total} found in place, {wrong} elsewhere"
     assert absent_found <= 0.1 * absent_total, f"{absent_found}/{absent_total} absent icons found"

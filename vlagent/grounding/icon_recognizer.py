@@ -131,13 +131,15 @@ class IconRecognizer:
         shapes = torch.tensor([blob_shape(b, unit) for b in boxes], dtype=torch.float32)
         return torch.softmax(self.net(pictures, shapes), dim=1).numpy()
 
-    def find(self, image: Image.Image, instruction: str, lines: Sequence, unit: float) -> list[IconMatch]:
+    def find(self, image: Image.Image, instruction: str, unit: float) -> list[IconMatch]:
         """The blobs showing the icon the instruction names, most probable first (at most MAX_ANSWERS, each
-        at least MIN_PROBABILITY); empty when it names no icon of the vocabulary or none shows."""
+        at least MIN_PROBABILITY); empty when it names no icon of the vocabulary or none shows. Every
+        icon-sized blob is asked, text too: OCR reads a row of icons as a word ("M日×Q"), and the network
+        learnt text as "none"."""
         wanted = self.named_classes(instruction)
         if not wanted:
             return []
-        boxes = icon_boxes(image, lines, unit)
+        boxes = icon_boxes(image, [], unit)
         probabilities = self.probabilities(image, boxes, unit)
         if not len(boxes):
             return []

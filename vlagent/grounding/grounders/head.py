@@ -56,7 +56,7 @@ from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.phrase_lexicon import load_lexicon
 from vlagent.grounding.ocr_scripts import lines_for
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
-from vlagent.model.grounder import TextLine, exact_text, names_screen_text, written_target
+from vlagent.model.grounder import TextLine, exact_text, names_screen_text, names_written_word, written_target
 from vlagent.model.grounding_head import HeadPrediction
 
 ICON_RECOGNIZER_FILE = "icons.safetensors"  # beside a grounder's weights: the learned icon recognizer
@@ -149,7 +149,7 @@ class HeadGrounder:
         box = self._label_in_other_words(instruction, lines) if self.text_first else None
         if box is not None:
             return boxed_result(box, LEXICON_CONFIDENCE, "label in other words")
-        icons = self._theme_icons(image, instruction, lines, named)
+        icons = self._icons(image, instruction, lines, names_written_word(instruction, lines))
         if len(icons) == 1:
             return icon_result(icons[0])
         threshold = self.threshold if named else self.threshold_unnamed
@@ -173,9 +173,11 @@ class HeadGrounder:
                 return box
         return None
 
-    def _theme_icons(self, image: Image.Image, instruction: str, lines: list[TextLine], named: bool) -> list:
-        """The places of the icon the instruction names, where it asks for an icon or names nothing written
-        on the screen (a written name is more likely the target itself) and no field, toggle or slider."""
+    def _icons(self, image: Image.Image, instruction: str, lines: list[TextLine], named: bool) -> list:
+        """The places of the icon the instruction names, where it asks for an icon or names no word written
+        on the screen (a written name is more likely the target itself) and no field, toggle or slider: the
+        theme's own picture where it matches closely (STRONG_THEME_MATCH), else what the recognizer finds,
+        else a looser theme match."""
         asks_for_icon = bool(_ICON_WORDS.search(instruction))
         # "the search box" names a field (beside a magnifier icon, often): not an icon
         if not self.icons or (not asks_for_icon and (named or control_kind(instruction) is not None)):
@@ -183,12 +185,17 @@ class HeadGrounder:
         from vlagent.grounding.icon_finder import find_icons
 
         unit = text_height(lines, image.size)
-        found = find_icons(image, instruction, lines, unit)
-        if not found and self.recognizer is not None:
-            found = self.recognizer.find(image, instruction, lines, unit)
-        return found
+        theme = find_icons(image, instruction, lines, unit)
+        if theme and theme[0].score >= STRONG_THEME_MATCH:
+            return theme
+        learnt = self.recognizer.find(image, instruction, unit) if self.recognizer is not None else []
+        return learnt or theme
 
 
+# A theme picture matching this closely (normalized cross-correlation) is the icon; a looser match (from
+# icon_finder.MIN_SCORE) gives way to the recognizer's answer, where it has one: a monochrome drawing of
+# another icon can reach 0.7 against a theme shape.
+STRONG_THEME_MATCH = 0.8
 # A label found through the lexicon is what the training data meant by the phrase most of the time
 # (more than half: phrase_lexicon.MIN_TOP_SHARE), not a certainty.
 LEXICON_CONFIDENCE = 0.8
