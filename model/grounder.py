@@ -284,7 +284,57 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
                 places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
             if len(places) == 1:
                 return places[0][0]
+    return near_text(queries, lines)
+
+
+# Characters OCR reads for others: German's ß as a Greek beta or a capital B ("Straβe", "SchriftgroBe").
+_OCR_LOOKALIKES = str.maketrans({"ß": "b", "ẞ": "b", "β": "b"})
+NEAR_CHARACTERS = 6  # one slip of OCR's (a character read wrong, missed or added) allowed per this many
+
+
+def _ocr_fold(text: str) -> str:
+    return _fold(text.translate(_OCR_LOOKALIKES))
+
+
+def near_text(queries: Sequence[str], lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:
+    """The box of the one place that reads a query but for OCR's slips, where nothing reads it exactly:
+    look-alike characters taken as one (_OCR_LOOKALIKES), then at most one edit per NEAR_CHARACTERS
+    characters of the folded query ("Ubermehmen" for Übernehmen, "Zurick" for Zurück, "Помошь" for
+    Помощь). The nearest place must be the only one that near; queries under 4 characters must read
+    exactly. The first query with an answer wins."""
+    for query in queries:
+        folded = _ocr_fold(query)
+        if len(folded) < 4:
+            continue
+        allowed = len(folded) // NEAR_CHARACTERS
+        nearest, boxes = allowed + 1, []
+        for line in lines:  # each line is one place: the whole line, else its nearest run of words
+            texts = [(_ocr_fold(line.text), line.box)] + [(_ocr_fold(text), box) for _, box, text in _word_runs(line)]
+            scored = [(_edit_distance(folded, text, allowed), box) for text, box in texts
+                      if abs(len(text) - len(folded)) <= allowed]
+            if not scored:
+                continue
+            distance, box = min(scored, key=lambda s: s[0])
+            if distance < nearest:
+                nearest, boxes = distance, [box]
+            elif distance == nearest:
+                boxes.append(box)
+        if nearest <= allowed and len(boxes) == 1:
+            return boxes[0]
     return None
+
+
+def _edit_distance(a: str, b: str, limit: int) -> int:
+    """Levenshtein distance of a and b, or limit + 1 when it is larger."""
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        if min(current) > limit:
+            return limit + 1
+        previous = current
+    return previous[-1] if previous[-1] <= limit else limit + 1
 
 
 def _places(query: str, lines: Sequence[TextLine], whole_lines: bool

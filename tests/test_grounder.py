@@ -528,3 +528,21 @@ def test_ground_without_a_model_uses_the_best_offline_grounder(tmp_path, capsys)
     assert rc == 0 and printed["found"]
     x, y = printed["point"]
     assert 260 / 640 <= x <= 380 / 640 and 150 / 360 <= y <= 200 / 360
+
+
+def test_a_name_read_with_an_ocr_slip_is_found_when_nothing_reads_it_exactly():
+    from vlagent.model.grounder import exact_text
+
+    lines = [TextLine("Ubermehmen", (0.0, 0.0, 0.1, 0.1)), TextLine("Zurick", (0.0, 0.2, 0.1, 0.3)),
+             TextLine("Straβe", (0.0, 0.4, 0.1, 0.5)), TextLine("Nimbus — Помошь Главная", (0.0, 0.6, 0.5, 0.7)),
+             TextLine("Save", (0.0, 0.8, 0.1, 0.9)), TextLine("Drafts", (0.5, 0.0, 0.6, 0.1)),
+             TextLine("Crafts", (0.5, 0.2, 0.6, 0.3))]
+    assert exact_text("click the Übernehmen button", lines) == lines[0].box  # "rn" read as "m"
+    assert exact_text("Zurück button", lines) == lines[1].box  # ü read as i
+    assert exact_text("the Straße input", lines) == lines[2].box  # ß read as a beta
+    box = exact_text("click Помощь", lines)  # щ read as ш, inside a nav bar's line
+    assert box is not None and 0.15 < box[0] < 0.25 and box[2] < 0.35
+    assert exact_text("the Sane button", lines) is None  # four letters must be read exactly
+    assert exact_text("the Daft button", lines) is None
+    assert exact_text("Grafts", lines) is None  # two places one slip away: neither
+    assert exact_text("Abbrechen", lines) is None
