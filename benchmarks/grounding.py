@@ -8,6 +8,8 @@ training set, which uses seed 1). Per screen, in this order:
   second    another instruction on the same screen: OCR is cached, the model runs again
   icon      "the Save As icon" on the same screen: OCR cached; the theme icon search (icon_finder), then
             the model where the screen shows no such icon (the theme is read once, before timing)
+  app icon  "the heart icon" on the same screen: the theme search, then the icon recognizer over every
+            icon-sized blob (icon_recognizer), then the model where no heart shows
   model     the model alone (OCR lines given)
   baseline  the OCR-match grounder on the same new screen (OCR cache cleared first)
 Printed: median and p90 milliseconds per row and the ratios. Targets (issue 11, 2-core CPU): first
@@ -54,7 +56,8 @@ def main(argv=None) -> int:
         return 2
     grounder = HeadGrounder(folder)
     baseline = OcrMatchGrounder()
-    rows: dict[str, list[float]] = {"first": [], "second": [], "icon": [], "model": [], "baseline": []}
+    rows: dict[str, list[float]] = {"first": [], "second": [], "icon": [], "app icon": [], "model": [],
+                                    "baseline": []}
     from vlagent.grounding.icon_finder import theme_library
 
     theme_library()  # read once per process; not part of a step
@@ -82,6 +85,9 @@ def main(argv=None) -> int:
         t = time.perf_counter()
         grounder.ground(image, "the Save As icon")
         rows["icon"].append(time.perf_counter() - t)
+        t = time.perf_counter()
+        grounder.ground(image, "the heart icon")
+        rows["app icon"].append(time.perf_counter() - t)
         lines = screen_text(image)
         t = time.perf_counter()
         grounder.model.predict(image, targets[1].instruction, lines)

@@ -19,6 +19,7 @@ normalized to the image (DESIGN.md).
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -34,6 +35,7 @@ SIDE = 24  # px: a blob is classified at this size
 NONE = "none"  # class 0: a blob that is no icon of the vocabulary
 MIN_PROBABILITY = 0.5  # a blob answers an instruction when the classes it names reach this together
 MAX_ANSWERS = 8  # most probable blobs kept (an icon shown in every row of a list)
+SCREENS_CACHED = 4  # screens whose blobs' probabilities are kept
 
 
 def blob_picture(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
@@ -91,6 +93,8 @@ class IconRecognizer:
         self.net = net.eval()
         self.classes = tuple(classes)
         self.meanings = {name: tuple(words) for name, words in meanings.items()}
+        # screen content -> its blobs and their probabilities: the same whatever icon is asked for next
+        self._screens: OrderedDict[tuple[str, float], tuple[list, np.ndarray]] = OrderedDict()
 
     @staticmethod
     def load(path: str | Path) -> "IconRecognizer":
@@ -120,6 +124,19 @@ class IconRecognizer:
         names = set(best_covering(instruction_words(instruction), self.meanings))
         return tuple(i for i, name in enumerate(self.classes) if name in names)
 
+    def _blobs(self, image: Image.Image, unit: float) -> tuple[list, np.ndarray]:
+        """The screen's icon-sized blobs and their probabilities, computed once per screen content."""
+        from vlagent.grounding.ocr import content_key
+
+        key = (content_key(image), round(unit, 2))
+        if key not in self._screens:
+            boxes = icon_boxes(image, [], unit)
+            self._screens[key] = (boxes, self.probabilities(image, boxes, unit))
+            while len(self._screens) > SCREENS_CACHED:
+                self._screens.popitem(last=False)
+        self._screens.move_to_end(key)
+        return self._screens[key]
+
     @torch.no_grad()
     def probabilities(self, image: Image.Image, boxes: Sequence[tuple[int, int, int, int]], unit: float
                       ) -> np.ndarray:  # fmt: skip
@@ -139,8 +156,7 @@ class IconRecognizer:
         wanted = self.named_classes(instruction)
         if not wanted:
             return []
-        boxes = icon_boxes(image, [], unit)
-        probabilities = self.probabilities(image, boxes, unit)
+        boxes, probabilities = self._blobs(image, unit)
         if not len(boxes):
             return []
         score = probabilities[:, list(wanted)].sum(axis=1)
