@@ -33,8 +33,9 @@ rows and columns of text, toggles and icons (vlagent.grounding.ordinals); where 
 group, the model answers. A key of an on-screen keyboard ("the Q key", "press i on the keyboard") is found
 by its place in the QWERTY rows (vlagent.grounding.keyboard). `places=False` leaves them to the model.
 
-Theme icons: for an instruction naming a known desktop icon ("the Save As icon") that says "icon" or
-whose words are nowhere on the screen, the icon is looked for by its look in the installed icon theme
+Theme icons: for an instruction naming a known desktop icon ("the Save As icon") that says "icon" (asked
+before the text: "the search icon" is not the search field's "Search...") or whose words are nowhere on
+the screen, the icon is looked for by its look in the installed icon theme
 (vlagent.grounding.icon_finder). Where the theme has no such icon on the screen, the learned icon
 recognizer shipped beside the weights (icons.safetensors, vlagent.grounding.icon_recognizer) names the
 screen's icon-sized blobs ("the heart icon", "the settings icon": an application's own icons). One
@@ -130,6 +131,11 @@ class HeadGrounder:
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
                lines: list[TextLine] | None = None) -> GroundingResult:
         lines = lines_for(image, instruction, screen_text(image) if lines is None else lines)
+        icons = None
+        if _ICON_WORDS.search(instruction):  # "click the search icon": the icon, not the field's "Search..."
+            icons = self._icons(image, instruction, lines, names_written_word(instruction, lines))
+            if len(icons) == 1:
+                return icon_result(icons[0])
         box = written_target(instruction, lines) if self.text_first else None
         if box is not None:
             toggle = toggle_of_label(image, instruction, box, lines) if self.snap else None
@@ -149,7 +155,8 @@ class HeadGrounder:
         box = self._label_in_other_words(instruction, lines) if self.text_first else None
         if box is not None:
             return boxed_result(box, LEXICON_CONFIDENCE, "label in other words")
-        icons = self._icons(image, instruction, lines, names_written_word(instruction, lines))
+        if icons is None:
+            icons = self._icons(image, instruction, lines, names_written_word(instruction, lines))
         if len(icons) == 1:
             return icon_result(icons[0])
         threshold = self.threshold if named else self.threshold_unnamed
