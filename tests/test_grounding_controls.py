@@ -151,6 +151,16 @@ def test_an_option_selected_by_its_label_is_its_radio_button():
     assert toggle_of_label(image, "choose the Weekly option", weekly, lines) == box
     assert toggle_of_label(image, "select Daily", daily, lines) is None
     assert toggle_of_label(image, "click Weekly", weekly, lines) is None
+    # OCR read the radio button into the label's line (" Weekly" from x = 20): the toggle starting the line
+    read_with_radio = (20 / 400, 40 / 200, 90 / 400, 56 / 200)
+    assert toggle_of_label(image, "select Weekly", read_with_radio, [TextLine(" Weekly", read_with_radio)]) == box
+
+
+def test_a_point_on_a_fields_border_moves_inside_it():
+    image, lines = _form()
+    snap = snap_to_control(image, "the Name field", (400 / W, 66 / H), lines)  # the field's right edge
+    x, y = _px(snap.point)
+    assert 40 < x < 398 and 54 < y < 78
 
 
 def _sliders_page(dark: bool) -> tuple[Image.Image, list[TextLine], dict]:

@@ -229,7 +229,11 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
         return None
     cx, cy = chosen.click_point
     if kind == FIELD and chosen.contains(x, y):
-        cx, cy = x, y  # anywhere inside a field will do: keep the model's point
+        # anywhere inside a field will do: keep the model's point, but off the field's border (a point on
+        # the outline's last pixel is outside the field as the page lays it out)
+        x0, y0, x1, y1 = chosen.box
+        margin = min(0.25 * unit, (x1 - x0) / 4, (y1 - y0) / 4)
+        cx, cy = min(max(x, x0 + margin), x1 - margin), min(max(y, y0 + margin), y1 - margin)
     box = chosen.box
     return Snap((cx / width, cy / height), (box[0] / width, box[1] / height, box[2] / width, box[3] / height),
                 by_label)
@@ -255,6 +259,7 @@ def _row_name(instruction: str, lines: Sequence) -> Box | None:
 # list row, a menu item: those have no toggle beside them)
 _SELECTS = re.compile(r"^\s*(?:select|choose|pick)\b|\boption\b", re.IGNORECASE)
 TOGGLE_REACH = 1.5  # text heights between a toggle and the label just right of it
+_READ_IN = re.compile(r"^(?:\s|[^\w\s]|\w\s)")  # a line starting with what OCR made of a toggle
 
 
 def toggle_of_label(image: Image.Image, instruction: str, label: Box, lines: Sequence) -> Box | None:
@@ -267,8 +272,14 @@ def toggle_of_label(image: Image.Image, instruction: str, label: Box, lines: Seq
     lx0, ly0, lx1, ly1 = _pixels(label, image.size)
     mid = (ly0 + ly1) / 2
     segments = [_pixels(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
-    beside = [c for c in find_controls(image, unit) if c.kind == TOGGLE and c.box[1] <= mid <= c.box[3]
-              and -0.5 * unit <= lx0 - c.box[2] <= TOGGLE_REACH * unit and not _inside_text(c, segments, unit)]
+    on_row = [c for c in find_controls(image, unit) if c.kind == TOGGLE and c.box[1] <= mid <= c.box[3]
+              and not _inside_text(c, segments, unit)]
+    beside = [c for c in on_row if -0.5 * unit <= lx0 - c.box[2] <= TOGGLE_REACH * unit]
+    # OCR often reads the radio button into its label's line, as a space, a symbol or a letter (" Groβ",
+    # "O Privat"): there, a toggle that starts the line (not so for a menu item's icon OCR left out)
+    text = next((ln.text for ln in lines if tuple(ln.box) == tuple(label)), "")
+    if not beside and _READ_IN.match(text):
+        beside = [c for c in on_row if c.box[0] <= lx0 + 0.3 * unit and c.box[2] <= lx0 + TOGGLE_REACH * unit]
     if not beside:
         return None
     x0, y0, x1, y1 = max(beside, key=lambda c: c.box[2]).box
