@@ -128,6 +128,20 @@ def _is_closed_outline(mask: np.ndarray, max_inside: float) -> bool:
 SLIDER_CONTRAST = 10  # grey levels (any channel): a dark theme's track is barely off its background
 
 
+def colour_edges(image: Image.Image, contrast: int) -> np.ndarray:
+    """A bool map of the pixels on either side of a step of more than `contrast` levels, in any channel,
+    to the right or below: edges of colour on grey that a grey-level map would miss."""
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    edges = np.zeros(rgb.shape[:2], dtype=bool)
+    across = np.abs(np.diff(rgb, axis=1)).max(axis=2) > contrast
+    down = np.abs(np.diff(rgb, axis=0)).max(axis=2) > contrast
+    edges[:, :-1] |= across
+    edges[:, 1:] |= across
+    edges[:-1] |= down
+    edges[1:] |= down
+    return edges
+
+
 def find_sliders(image: Image.Image, unit: float) -> list[Control]:
     """The sliders of the screenshot: a track at least 4 text heights long and under 0.8 thick, with one
     knob on it (a run of columns taller than the track, about as wide as tall, centred on the track's
@@ -135,15 +149,7 @@ def find_sliders(image: Image.Image, unit: float) -> list[Control]:
     text height."""
     from scipy import ndimage
 
-    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-    edges = np.zeros(rgb.shape[:2], dtype=bool)
-    across = np.abs(np.diff(rgb, axis=1)).max(axis=2) > SLIDER_CONTRAST
-    down = np.abs(np.diff(rgb, axis=0)).max(axis=2) > SLIDER_CONTRAST
-    edges[:, :-1] |= across
-    edges[:, 1:] |= across
-    edges[:-1] |= down
-    edges[1:] |= down
-    labels, _ = ndimage.label(edges, structure=np.ones((3, 3), dtype=bool))
+    labels, _ = ndimage.label(colour_edges(image, SLIDER_CONTRAST), structure=np.ones((3, 3), dtype=bool))
     sliders = []
     for index, found in enumerate(ndimage.find_objects(labels), start=1):
         if found is None:

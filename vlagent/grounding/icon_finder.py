@@ -280,14 +280,9 @@ def _blobs(image: Image.Image, unit: float) -> list[tuple[int, int, int, int]]:
 def _find_blobs(image: Image.Image, unit: float) -> list[tuple[int, int, int, int]]:
     from scipy import ndimage
 
-    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-    edges = np.zeros(rgb.shape[:2], dtype=bool)
-    across = np.abs(np.diff(rgb, axis=1)).max(axis=2) > EDGE_CONTRAST  # any channel: colour on grey
-    down = np.abs(np.diff(rgb, axis=0)).max(axis=2) > EDGE_CONTRAST
-    edges[:, :-1] |= across
-    edges[:, 1:] |= across
-    edges[:-1] |= down
-    edges[1:] |= down
+    from vlagent.grounding.controls import colour_edges
+
+    edges = colour_edges(image, EDGE_CONTRAST)
     labels, _ = ndimage.label(ndimage.binary_dilation(edges, structure=np.ones((3, 3), dtype=bool)))
     low, high = SIZE_RANGE[0] * unit, SIZE_RANGE[1] * unit
     out = []

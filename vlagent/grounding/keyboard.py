@@ -44,15 +44,9 @@ def find_keys(image: Image.Image) -> dict[str, tuple[int, int, int, int]]:
     space bar under the letters; empty when there is no such keyboard."""
     from scipy import ndimage
 
-    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
-    edges = np.zeros(rgb.shape[:2], dtype=bool)
-    across = np.abs(np.diff(rgb, axis=1)).max(axis=2) > EDGE_CONTRAST
-    down = np.abs(np.diff(rgb, axis=0)).max(axis=2) > EDGE_CONTRAST
-    edges[:, :-1] |= across
-    edges[:, 1:] |= across
-    edges[:-1] |= down
-    edges[1:] |= down
-    labels, _ = ndimage.label(edges, structure=np.ones((3, 3), dtype=bool))
+    from vlagent.grounding.controls import colour_edges
+
+    labels, _ = ndimage.label(colour_edges(image, EDGE_CONTRAST), structure=np.ones((3, 3), dtype=bool))
     height = image.size[1]
     boxes = []
     for found in ndimage.find_objects(labels):
