@@ -11,8 +11,8 @@ SPEC is `NAME[:ARG][,KEY=VALUE...]`:
                                              (`train-grounding --base`; CHECKPOINT/grounding_head.safetensors
                                              is found without head=), else its tool-call point (LocalPolicy)
     grounder:FOLDER[,threshold=T]            a grounder trained by `vlagent train-grounding` (default T: its calibrated one);
-                                             text_first=0: every answer from the model; snap=0: no snapping
-                                             onto the field or checkbox named (vlagent.grounding.controls);
+                                             text_first=0: no answer from written text or the lexicon; snap=0: no snapping
+                                             onto the field, checkbox or slider named (.controls);
                                              icons=0: no icon search by look (.icon_finder, .icon_recognizer);
                                              places=0: no counting of "the third option" (.ordinals) or of
                                              keyboard keys (.keyboard)
