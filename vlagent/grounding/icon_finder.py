@@ -254,7 +254,7 @@ def icon_boxes(image: Image.Image, lines: Sequence, unit: float) -> list[tuple[i
     # is text
     text_boxes = [(ln.box[0] * width, ln.box[1] * height, ln.box[2] * width, ln.box[3] * height) for ln in lines
                   if sum(ch.isalnum() for ch in ln.text) >= 2]
-    return [box for box in _blobs(image, unit)
+    return [box for box in screen_blobs(image, unit)
             if not any(x0 <= (box[0] + box[2]) / 2 <= x1 and y0 <= (box[1] + box[3]) / 2 <= y1
                        for x0, y0, x1, y1 in text_boxes)]
 
@@ -263,9 +263,9 @@ _SCREEN_BLOBS: OrderedDict[tuple[str, float], list[tuple[int, int, int, int]]] =
 SCREENS_CACHED = 4  # screens whose blobs are kept: the theme search and the recognizer share them
 
 
-def _blobs(image: Image.Image, unit: float) -> list[tuple[int, int, int, int]]:
+def screen_blobs(image: Image.Image, unit: float) -> list[tuple[int, int, int, int]]:
     """Every icon-sized blob of the screenshot, text or not; found once per screen content (about 0.1 s
-    at 1280x720)."""
+    at 1280x720): the same list object while the screen stays cached."""
     from vlagent.grounding.ocr import content_key
 
     key = (content_key(image), round(unit, 2))
@@ -382,4 +382,4 @@ def find_icons(image: Image.Image, instruction: str, lines: Sequence, unit: floa
 
 
 __all__ = ["ICON_WORDS", "IconMatch", "best_covering", "find_icons", "icon_boxes", "icon_names_for",
-           "instruction_words", "theme_library"]
+           "instruction_words", "screen_blobs", "theme_library"]

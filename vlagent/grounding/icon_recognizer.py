@@ -3,7 +3,7 @@
 The theme search (icon_finder) knows the icons of the installed desktop theme by their exact pictures.
 Applications draw many icons of their own: a gear, a bell, a heart, drawn in any colour, at any size.
 For those, a small convolutional network looks at each icon-sized blob of the screenshot (the same
-blobs icon_finder.icon_boxes finds) and says which icon it is, or none:
+blobs icon_finder.screen_blobs finds) and says which icon it is, or none:
 
 - the blob is seen as its contrast with its background (colour and light/dark theme do not matter),
   scaled to SIDE x SIDE with its aspect kept, plus its size in text heights and its aspect;
@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vlagent.grounding.icon_finder import IconMatch, best_covering, icon_boxes, instruction_words
+from vlagent.grounding.icon_finder import IconMatch, best_covering, instruction_words, screen_blobs
 
 SIDE = 24  # px: a blob is classified at this size
 NONE = "none"  # class 0: a blob that is no icon of the vocabulary
@@ -94,7 +94,7 @@ class IconRecognizer:
         self.classes = tuple(classes)
         self.meanings = {name: tuple(words) for name, words in meanings.items()}
         # screen content -> its blobs and their probabilities: the same whatever icon is asked for next
-        self._screens: OrderedDict[tuple[str, float], tuple[list, np.ndarray]] = OrderedDict()
+        self._screens: OrderedDict[int, tuple[list, np.ndarray]] = OrderedDict()
 
     @staticmethod
     def load(path: str | Path) -> "IconRecognizer":
@@ -125,17 +125,16 @@ class IconRecognizer:
         return tuple(i for i, name in enumerate(self.classes) if name in names)
 
     def _blobs(self, image: Image.Image, unit: float) -> tuple[list, np.ndarray]:
-        """The screen's icon-sized blobs and their probabilities, computed once per screen content."""
-        from vlagent.grounding.ocr import content_key
-
-        key = (content_key(image), round(unit, 2))
-        if key not in self._screens:
-            boxes = icon_boxes(image, [], unit)
-            self._screens[key] = (boxes, self.probabilities(image, boxes, unit))
+        """The screen's icon-sized blobs (icon_finder.screen_blobs, kept per screen) and their probabilities,
+        computed once per blob list: the list held here keeps its id from being reused."""
+        boxes = screen_blobs(image, unit)
+        cached = self._screens.get(id(boxes))
+        if cached is None or cached[0] is not boxes:
+            cached = self._screens[id(boxes)] = (boxes, self.probabilities(image, boxes, unit))
             while len(self._screens) > SCREENS_CACHED:
                 self._screens.popitem(last=False)
-        self._screens.move_to_end(key)
-        return self._screens[key]
+        self._screens.move_to_end(id(boxes))
+        return cached
 
     @torch.no_grad()
     def probabilities(self, image: Image.Image, boxes: Sequence[tuple[int, int, int, int]], unit: float

@@ -6,8 +6,7 @@ Examples come from the train split of a synthetic set (the same screens `groundi
 synthetic --seed S --count N` writes, split per screen as it does: synthetic.screen_split), drawn again
 from their seed so every element's icon is known, not only the targets':
 
-- every blob icon_finder.icon_boxes finds on the screen (no text excluded), seen as icon_recognizer sees
-  it;
+- every blob icon_finder.screen_blobs finds on the screen (text too), seen as icon_recognizer sees it;
 - a blob whose centre lies in an icon element and whose larger side is at least PART of the element's
   smaller side is that icon; smaller blobs inside an icon (an eye's pupil) are left out;
 - every other blob is "none": text (a share of it, TEXT_SHARE), checkboxes, field borders, separators.
@@ -40,7 +39,7 @@ def synthetic_examples(seed: int, screens: int, progress: Callable[[int, int], A
     """(pictures N x SIDE x SIDE, shapes N x 2, labels: icon name or NONE) from the train-split screens
     among the first `screens` of synthetic set `seed`."""
     from vlagent.grounding.controls import text_height
-    from vlagent.grounding.icon_finder import icon_boxes
+    from vlagent.grounding.icon_finder import screen_blobs
     from vlagent.grounding.synthetic import _text_lines, make_screen, screen_split
 
     rng = random.Random(f"vlagent-icon-examples:{seed}")
@@ -56,7 +55,7 @@ def synthetic_examples(seed: int, screens: int, progress: Callable[[int, int], A
         rgb = np.asarray(screen.image.convert("RGB"))
         icons = [e for e in screen.elements if e.icon]
         texts = [box for _, box in screen.texts]
-        for box in icon_boxes(screen.image, [], unit):
+        for box in screen_blobs(screen.image, unit):
             label = _label(box, icons, texts, rng)
             if label is None:
                 continue
