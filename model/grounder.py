@@ -109,8 +109,14 @@ turn switch type enter write""".split())
 # middle they stay ("Sign in", "Save as").
 _LEADING_FILLERS = frozenset("""a an the in into on onto at for to of with by from labelled labeled called named under
 below above beside near next after before right left that says""".split())
+# Fillers only where a relation follows ("next to the Name label", "left of Save"); elsewhere they start a label
+# ("Next Character", "Left Align").
+_RELATION_FILLERS = frozenset("next right left".split())
+# Words that name no label where they start the query ("my profile") but belong to one in its middle
+# ("Change my password", "Show only glyphs from this font"): the loose query keeps them there.
+_DETERMINERS = frozenset("this that it its my your".split())
 # Where the target is, not what it says: "Latin in the list", "the toolbar's New icon".
-_CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+)?(?:list|menu|menu bar|toolbar|tool bar|"
+_CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+|this\s+)?(?:list|menu|menu bar|toolbar|tool bar|"
                       r"app bar|sidebar|side bar|dialog|page|window|header|footer|navigation|nav bar|tab bar|"
                       r"bottom bar|top bar|title bar|status bar|panel|form|screen)"
                       r"|the\s+(?:toolbar|menu|sidebar|dialog|page|window|header|footer)'s|list item"
@@ -172,8 +178,12 @@ def _query_words(instruction: str, strict: bool) -> list[str]:
         if start < len(words) - 1 and words[start].lower() in optional:
             start += 1
     roles, fillers = (_ROLE_WORDS, _LEADING_FILLERS) if strict else (_ROLE_WORDS - _ARTICLES, _LEADING_FILLERS - {"by"})
-    kept = [w for w in words[start:] if w.lower() not in roles]
-    while len(kept) > 1 and kept[0].lower() in fillers:
+    kept: list[str] = []
+    for w in words[start:]:
+        if w.lower() not in roles or (not strict and kept and w.lower() in _DETERMINERS):
+            kept.append(w)
+    while len(kept) > 1 and kept[0].lower() in fillers and not (
+            kept[0].lower() in _RELATION_FILLERS and kept[1].lower() not in ("to", "of")):
         kept = kept[1:]
     if len(kept) > 1 and kept[-1].lower() in _TRAILING_ROLES:
         kept = kept[:-1]
@@ -227,10 +237,9 @@ MAX_SPAN_WORDS = 6
 
 def _word_runs(line: TextLine) -> Iterator[tuple[str, tuple[float, float, float, float], str]]:
     """Every run of up to MAX_SPAN_WORDS consecutive words of a line: its folded text, its box and its text
-    as written. Words
-    are split at spaces and symbols (OCR runs "Home>Users" together) and their boxes estimated from
-    character counts (OCR reads a line's words as one box)."""
-    words = list(re.finditer(r"\w[\w'’.-]*", line.text))
+    as written. Words are split at spaces and symbols, dots too (OCR runs "Home>Users" and "ADA.VIEW"
+    together), and their boxes estimated from character counts (OCR reads a line's words as one box)."""
+    words = list(re.finditer(r"\w[\w'’-]*", line.text))  # "ADA.VIEW SITE": OCR drops spaces after dots
     x0, y0, x1, y1 = line.box
     n = max(len(line.text), 1)
     for i in range(len(words)):

@@ -101,6 +101,11 @@ def test_layout_places_lines_on_the_image_grid():
     ("open the Settings app", "settings"),  # "app" names the kind of target where it ends the instruction
     ("App info", "app info"),
     ("the Application menu", "application"),
+    ("click Next Character in the menu", "next character"),  # "next" is a relation only before "to"
+    ("the field next to Name", "name"),
+    ("the checkbox left of Remember me", "remember me"),
+    ("the Left Align icon", "left align"),
+    ("click Save in this dialog", "save"),
 ])
 def test_instruction_query_keeps_what_is_written_on_screen(instruction, query):
     assert instruction_query(instruction) == query
@@ -401,6 +406,19 @@ def test_exact_text_keeps_the_little_words_of_a_name():
     assert exact_text("click STAFF STATUS", lines) == (0.3, 0.3, 0.4, 0.35)
     assert exact_text("the list item Manichaean", lines) == (0.0, 0.5, 0.1, 0.55)
     assert exact_text("click the link Groups", lines) == (0.0, 0.7, 0.1, 0.75)
+
+
+def test_exact_text_keeps_determiners_inside_a_name_and_splits_words_at_dots():
+    """"my" and "this" name no label where they start the query but belong to one in its middle; OCR runs
+    words together across a dot ("ADA.VIEW SITE")."""
+    lines = [TextLine("CHANGE PASSWORD", (0.5, 0.0, 0.7, 0.05)), TextLine("CHANGE MY PASSWORD", (0.1, 0.8, 0.3, 0.85)),
+             TextLine("Show only glyphs from this font", (0.0, 0.3, 0.3, 0.35)),
+             TextLine("WELCOME, ADA.VIE W SITE / LOG OUT", (0.0, 0.9, 0.5, 0.95))]
+    assert exact_text("click the Change my password button", lines) == (0.1, 0.8, 0.3, 0.85)
+    assert exact_text("choose Show only glyphs from this font", lines) == (0.0, 0.3, 0.3, 0.35)
+    assert exact_queries("open my profile") == ["profile"]
+    view_site = exact_text("the link to View site", lines)
+    assert view_site is not None and 0.13 < view_site[0] < 0.2 and view_site[2] < 0.36
 
 
 def test_the_loose_query_does_not_find_what_the_strict_one_would_not_mean():
