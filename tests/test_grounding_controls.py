@@ -19,7 +19,10 @@ W, H = 640, 360
     ("the 'Notes' text area", FIELD), ("tick Remember me", TOGGLE), ("the checkbox Wrap long lines", TOGGLE),
     ("the Wi-Fi switch", TOGGLE), ("select the radio button Weekly", TOGGLE), ("toggle Dark mode", TOGGLE),
     ("the Volume slider", SLIDER), ("the slider under Brightness", SLIDER),
-    ("the Save button", None), ("open the File menu", None)])
+    ("the Save button", None), ("open the File menu", None),
+    # a quoted name's words do not say the kind: "Toggle navigation" is a button, the checkbox stays one
+    ("press 'Toggle navigation'", None), ("the 'Search box' button", None),
+    ("the 'Select all objects on this page' checkbox", TOGGLE), ("tick 'Remember me'", TOGGLE)])
 def test_the_instruction_says_which_kind_of_control_it_names(instruction, kind):
     assert control_kind(instruction) == kind
 
@@ -259,3 +262,56 @@ def test_a_rows_checkbox_named_by_its_action_and_its_row():
     # no dash, nothing written: the label is not found, the point alone decides
     snap = snap_to_control(image, "tick Select this object for an action", (0.5, 0.9), lines)
     assert snap is None or not snap.by_label
+
+
+def _table(rows: int) -> tuple[Image.Image, list[TextLine], tuple[int, int, int, int]]:
+    """A table with a checkbox column headed by a checkbox, and a lone checkbox far above it: (image, lines,
+    the header checkbox's box)."""
+    image = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    lines = []
+    draw.rectangle((22, 10, 35, 23), outline=(90, 90, 90))  # "Remember me", far above the table
+    for i, name in enumerate(["USERNAME"] + [f"user{k}" for k in range(rows)]):
+        y = 120 + 34 * i
+        draw.rectangle((20, y, 33, y + 13), outline=(90, 90, 90))
+        draw.text((80, y - 1), name, fill="black", font=font)
+        x0, y0, x1, y1 = draw.textbbox((80, y - 1), name, font=font)
+        lines.append(TextLine(name, (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+    return image, lines, (20, 120, 33, 133)
+
+
+def test_select_all_is_the_checkbox_heading_a_column_of_them():
+    image, lines, head = _table(rows=5)
+    for instruction in ("the 'Select all objects on this page for an action' checkbox",
+                        "check the select-all box", "toggle Select all rows"):
+        snap = snap_to_control(image, instruction, (0.9, 0.9), lines)
+        assert snap is not None and snap.by_label, instruction
+        x, y = _px(snap.point)
+        assert head[0] <= x <= head[2] and head[1] <= y <= head[3], instruction
+    # two checkboxes are no column; a column is its rows, not a checkbox far above them
+    image, lines, _ = _table(rows=1)
+    snap = snap_to_control(image, "check the select-all box", (0.9, 0.9), lines)
+    assert snap is None or not snap.by_label
+
+
+def test_a_field_named_nowhere_is_the_one_whose_hint_shares_a_word():
+    """"The Filter navigation items field": its name is written nowhere (a screen reader's label), but one
+    field's hint ("Start typing to filter...") shares a word with it."""
+    image, lines = _form()  # the text area's hint: "Write a note"
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    draw.rectangle((420, 30, 620, 58), outline=(120, 120, 120))
+    draw.text((428, 36), "Start typing to filter...", fill=(140, 140, 140), font=font)
+    x0, y0, x1, y1 = draw.textbbox((428, 36), "Start typing to filter...", font=font)
+    lines.append(TextLine("Start typing to filter...", (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+    for instruction, field in (("the input for Filter navigation items", (420, 30, 620, 58)),
+                               ("the Write a comment field", (40, 240, 600, 330)),
+                               ("the Zorblax field", None)):
+        snap = snap_to_control(image, instruction, (0.95, 0.95), lines)
+        if field is None:
+            assert snap is None or not snap.by_label, instruction
+            continue
+        assert snap is not None and snap.by_label, instruction
+        x, y = _px(snap.point)
+        assert field[0] <= x <= field[2] and field[1] <= y <= field[3], instruction

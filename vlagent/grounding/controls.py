@@ -43,7 +43,10 @@ REACH = 25  # text heights: how far from the model's point a control may sit (no
 
 def control_kind(instruction: str) -> str | None:
     """SLIDER, FIELD, TOGGLE (checkbox, radio button, switch) or None: what kind of control the instruction
-    names."""
+    names, in its words outside quotes ("press 'Toggle navigation'" names none)."""
+    from vlagent.model.grounder import unquoted
+
+    instruction = unquoted(instruction)
     if _SLIDER_WORDS.search(instruction):
         return SLIDER
     if _FIELD_WORDS.search(instruction):
@@ -226,6 +229,10 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     chosen = None
     if label is not None:
         chosen = _beside_label(of_kind, _pixels(label, image.size), kind, unit)
+    elif kind == TOGGLE and _SELECT_ALL.search(instruction):
+        chosen = _column_head(of_kind, unit)
+    elif kind == FIELD:
+        chosen = _field_by_hint(of_kind, instruction, lines, image.size)
     by_label = chosen is not None
     if chosen is None:
         chosen = next((c for c in of_kind if c.contains(x, y, margin=2)), None)
@@ -243,6 +250,55 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     box = chosen.box
     return Snap((cx / width, cy / height), (box[0] / width, box[1] / height, box[2] / width, box[3] / height),
                 by_label)
+
+
+# "Select all objects on this page", "the select-all checkbox": with no such label written, the checkbox
+# heading a column of them (a table's header row)
+_SELECT_ALL = re.compile(r"\b(?:select|check|tick|toggle)[\s-]+all\b", re.IGNORECASE)
+COLUMN_SPREAD = 0.5  # text heights the centres of one column's toggles may stray from each other
+MIN_COLUMN = 3  # toggles, the head included, that make a column
+COLUMN_GAP = 4  # text heights between one toggle of a column and the next at most
+
+
+def _column_head(toggles: Sequence[Control], unit: float) -> Control | None:
+    """The top toggle of the longest column of like-sized toggles (MIN_COLUMN or more, each within
+    COLUMN_GAP of the next), or None."""
+    best: list[Control] = []
+    for toggle in toggles:
+        cx, side = (toggle.box[0] + toggle.box[2]) / 2, toggle.box[2] - toggle.box[0]
+        column = sorted((t for t in toggles if abs((t.box[0] + t.box[2]) / 2 - cx) <= COLUMN_SPREAD * unit
+                         and abs(t.box[2] - t.box[0] - side) <= COLUMN_SPREAD * unit), key=lambda t: t.box[1])
+        run = [column[0]]
+        for t in column[1:]:
+            if t.box[1] - run[-1].box[3] > COLUMN_GAP * unit:
+                if len(run) > len(best):
+                    best = run
+                run = []
+            run.append(t)
+        if len(run) > len(best):
+            best = run
+    return best[0] if len(best) >= MIN_COLUMN else None
+
+
+def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence, size: tuple[int, int]
+                   ) -> Control | None:  # fmt: skip
+    """Where the field's name is written nowhere: the one field whose hint text (a placeholder inside it)
+    shares a word of HINT_WORD letters or more with the instruction's query ("the Filter navigation items
+    field": "Start typing to filter..."), or None."""
+    from vlagent.model.grounder import instruction_query
+
+    wanted = {w for w in re.findall(r"\w+", instruction_query(instruction).casefold()) if len(w) >= HINT_WORD}
+    held = set()
+    for line in lines if wanted else ():
+        if not wanted & {w for w in re.findall(r"\w+", line.text.casefold())}:
+            continue
+        x0, y0, x1, y1 = _pixels(line.box, size)
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        held |= {i for i, c in enumerate(fields) if c.box[0] <= x0 + 2 and c.contains(cx, cy)}
+    return fields[held.pop()] if len(held) == 1 else None
+
+
+HINT_WORD = 4  # letters: shorter words ("to", "the", "new") name no field
 
 
 # "Select this object for an action - alan": a row's checkbox named, as web pages name them for screen
