@@ -137,8 +137,14 @@ _BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|circle (?:next to|b
 
 def names_control_beside_label(instruction: str) -> bool:
     """Whether an instruction names a field, checkbox, radio button, switch or slider (which sit beside the
-    text that names them) rather than text that is the target itself."""
-    return bool(_BESIDE_LABEL.search(instruction))
+    text that names them) rather than text that is the target itself. A quoted name's words do not count:
+    "press 'Toggle navigation'" names a button."""
+    return bool(_BESIDE_LABEL.search(unquoted(instruction)))
+
+
+def unquoted(instruction: str) -> str:
+    """The instruction less its quoted names: the words that say what kind of thing it names."""
+    return _QUOTED.sub(" ", instruction)
 
 
 def _words(text: str) -> list[str]:

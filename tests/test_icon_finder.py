@@ -89,6 +89,9 @@ def test_instructions_map_to_freedesktop_icon_names() -> None:
     # a position is not an icon's name; a made-up name is no icon
     assert icon_names_for("the first icon in the toolbar") == ()
     assert icon_names_for("the Purple Elephant button") == ()
+    # without "icon" or "toolbar", a word naming the target's kind or the action names no icon
+    assert icon_names_for("the link to 5. Caveats") == () and icon_names_for("open Django administration") == ()
+    assert icon_names_for("the '4.2.1. Illegal read' link") == ()
 
 
 @pytest.mark.parametrize("dark", [False, True], ids=["light", "dark"])

@@ -84,17 +84,21 @@ def icon_names_for(instruction: str) -> tuple[str, ...]:
 
 def instruction_words(instruction: str) -> tuple[tuple[str, ...], ...]:
     """The word sequences an icon's name is looked for in, in turn: the instruction's query, then its words
-    less the generic ones. None for an instruction with an ordinal ("the first icon in the toolbar" asks
-    for a position, not for go-first)."""
+    less the generic ones, where it asks for an icon. None for an instruction with an ordinal ("the first
+    icon in the toolbar" asks for a position, not for go-first)."""
     from vlagent.model.grounder import instruction_query
 
     # The query drops words that name a kind of control, which some icons are called by ("the icon for
     # Menu"), and a leading verb that is part of a name ("the toolbar's Go to icon"): where it names no
-    # icon, the instruction's words less the generic ones are tried.
+    # icon, the instruction's words less the generic ones are tried -- only where it says "icon" or
+    # "toolbar": elsewhere those words name the target's kind or the action ("the link to Caveats" is no
+    # chain icon, "open Django administration" no folder).
     everything = tuple(w for w in _words(instruction) if w not in _GENERIC)
     if any(w in ORDINALS for w in everything):
         return ()
-    return _words(instruction_query(instruction)), everything
+    query = _words(instruction_query(instruction))
+    asks_for_icon = any(w in ("icon", "icons", "toolbar") for w in _words(instruction))
+    return (query, everything) if asks_for_icon else (query,)
 
 
 def best_covering(queries: Sequence[tuple[str, ...]], vocabulary: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
