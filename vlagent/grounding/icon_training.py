@@ -78,11 +78,17 @@ def _label(box: tuple[int, int, int, int], icons: list, texts: list, rng: random
 
 
 def vocabulary(names: list[str]) -> dict[str, tuple[str, ...]]:
-    """What people call each icon: the generator's words, and for theme icons icon_finder's too."""
+    """What people call each icon: the generator's words (the icon sheets' for their own icons), for theme
+    icons icon_finder's too, and the sheets' other words for the generator's icons."""
     from vlagent.grounding.icon_finder import ICON_WORDS
+    from vlagent.grounding.icon_sheets import EXTRA_MEANINGS, SHEET_ICONS
     from vlagent.grounding.synth_icons import ICONS
 
-    return {name: tuple(dict.fromkeys(ICONS[name][1] + ICON_WORDS.get(name, ()))) for name in names}
+    def words(name: str) -> tuple[str, ...]:
+        own = SHEET_ICONS[name][1] if name in SHEET_ICONS else ICONS[name][1]
+        return tuple(dict.fromkeys(own + ICON_WORDS.get(name, ()) + EXTRA_MEANINGS.get(name, ())))
+
+    return {name: words(name) for name in names}
 
 
 def train_recognizer(pictures: np.ndarray, shapes: np.ndarray, labels: list[str], *, epochs: int = 12,
@@ -144,8 +150,8 @@ def _augmented(pictures: torch.Tensor, generator: torch.Generator) -> torch.Tens
 
 
 def cmd_train_icons(args: argparse.Namespace) -> int:
-    if args.screens < 1 or args.epochs < 1:
-        print("error: --screens and --epochs must be at least 1", file=sys.stderr)
+    if args.screens < 1 or args.epochs < 1 or args.sheets < 0:
+        print("error: --screens and --epochs must be at least 1, --sheets 0 or more", file=sys.stderr)
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -156,6 +162,12 @@ def cmd_train_icons(args: argparse.Namespace) -> int:
             print(f"screens {i}/{n} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
     pictures, shapes, labels = synthetic_examples(args.synthetic_seed, args.screens, progress)
+    if args.sheets > 0:
+        from vlagent.grounding.icon_sheets import sheet_examples
+
+        more = sheet_examples(args.sheet_seed, args.sheets, progress)
+        pictures, shapes = np.concatenate([pictures, more[0]]), np.concatenate([shapes, more[1]])
+        labels = labels + more[2]
     icons = sum(label != NONE for label in labels)
     print(f"{len(labels)} examples ({icons} icons) in {time.perf_counter() - t0:.0f} s", file=sys.stderr)
     recognizer = train_recognizer(pictures, shapes, labels, epochs=args.epochs, seed=args.seed,

@@ -41,6 +41,10 @@ def register(sub: Any) -> None:
     q.add_argument("--out", required=True, help="the weights file to write (.safetensors)")
     q.add_argument("--synthetic-seed", type=int, default=1, help="the synthetic set whose train split is read")
     q.add_argument("--screens", type=int, default=3000, help="the set's first N screens (train split only)")
+    q.add_argument("--sheets", type=int, default=1500,
+                   help="also draw N icon sheets: every icon outlined, framed, on buttons, and web icons the "
+                        "screens never show (icon_sheets.py); 0: none")
+    q.add_argument("--sheet-seed", type=int, default=0, help="the icon sheets' seed")
     q.add_argument("--epochs", type=int, default=12)
     q.add_argument("--seed", type=int, default=0)
     q.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
