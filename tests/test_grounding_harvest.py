@@ -401,6 +401,10 @@ def test_practice_android_harvest_reads_the_phone_state(tmp_path: Path) -> None:
     first = {s: min((r for r in records if r.meta["screen"] == s and r.element != "text"), key=lambda r: r.box[1])
              for s in ("android-settings-light-port", "android-settings-scrolled-light-port")}  # fmt: skip
     assert first["android-settings-light-port"].meta["name"] != first["android-settings-scrolled-light-port"].meta["name"]
+    # A row the list's edge cuts to a sliver (its label, drawn at its middle, not shown) is no target.
+    for screen in {r.meta["screen"] for r in records}:
+        rows = [r.box[3] - r.box[1] for r in records if r.meta["screen"] == screen and r.element == "list item"]
+        assert not rows or min(rows) >= 0.5 * max(rows), screen
 
 
 def test_android_harvest_over_adb_agrees_with_the_phone_state(tmp_path: Path, phone) -> None:

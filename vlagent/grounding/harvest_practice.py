@@ -172,11 +172,19 @@ def _uncovered(targets: list[ScreenTarget], covers: list[list[int]]) -> list[Scr
 # --------------------------------------------------------------------------- android
 
 
+# A row cut by its list's edge to less than this share of its height shows none of its label (drawn at its
+# middle): no target, as no one could find it on the screenshot.
+MIN_SHOWN = 0.5
+
+
 def _android_targets(state: dict[str, Any]) -> list[ScreenTarget]:
     targets = []
     for el in state["elements"]:
         kind = ANDROID_KINDS.get(el["kind"])
         if kind is None:
+            continue
+        drawn = el.get("drawn_bounds")
+        if drawn and el["bounds"][3] - el["bounds"][1] < MIN_SHOWN * (drawn[3] - drawn[1]):
             continue
         name = el["label"] or el.get("hint") or ""
         role_word = {"switch": "switch", "icon": "app icon"}.get(kind)

@@ -74,6 +74,8 @@ class Element:
                "value": self.value, "focused": self.focused}
         if self.scrollable:
             out["scrollable"] = True
+        if self.draw_bounds is not None and tuple(self.draw_bounds) != tuple(self.bounds):
+            out["drawn_bounds"] = list(self.draw_bounds)  # the whole row, where the list's edge cuts it
         return out
 
 
