@@ -116,7 +116,8 @@ _RELATION_FILLERS = frozenset("next right left".split())
 # ("Change my password", "Show only glyphs from this font"): the loose query keeps them there.
 _DETERMINERS = frozenset("this that it its my your".split())
 # Where the target is, not what it says: "Latin in the list", "the toolbar's New icon".
-_CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+|this\s+)?(?:list|menu|menu bar|toolbar|tool bar|"
+_CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+|this\s+)?"
+                      r"(?:list|menu|menu bar|toolbar|tool bar|"
                       r"app bar|sidebar|side bar|dialog|page|window|header|footer|navigation|nav bar|tab bar|"
                       r"bottom bar|top bar|title bar|status bar|panel|form|screen)"
                       r"|the\s+(?:toolbar|menu|sidebar|dialog|page|window|header|footer)'s|list item"

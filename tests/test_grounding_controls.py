@@ -305,9 +305,13 @@ def test_a_field_named_nowhere_is_the_one_whose_hint_shares_a_word():
     draw.text((428, 36), "Start typing to filter...", fill=(140, 140, 140), font=font)
     x0, y0, x1, y1 = draw.textbbox((428, 36), "Start typing to filter...", font=font)
     lines.append(TextLine("Start typing to filter...", (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+    draw.rectangle((420, 110, 620, 138), outline=(40, 40, 40))  # a button: its caption centred, no hint
+    x0, y0, x1, y1 = draw.textbbox((520, 124), "Send message", font=font, anchor="mm")
+    draw.text((520, 124), "Send message", fill="black", font=font, anchor="mm")
+    lines.append(TextLine("Send message", (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
     for instruction, field in (("the input for Filter navigation items", (420, 30, 620, 58)),
                                ("the Write a comment field", (40, 240, 600, 330)),
-                               ("the Zorblax field", None)):
+                               ("the Zorblax field", None), ("the Message body field", None)):
         snap = snap_to_control(image, instruction, (0.95, 0.95), lines)
         if field is None:
             assert snap is None or not snap.by_label, instruction

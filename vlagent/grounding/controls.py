@@ -282,9 +282,10 @@ def _column_head(toggles: Sequence[Control], unit: float) -> Control | None:
 
 def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence, size: tuple[int, int]
                    ) -> Control | None:  # fmt: skip
-    """Where the field's name is written nowhere: the one field whose hint text (a placeholder inside it)
-    shares a word of HINT_WORD letters or more with the instruction's query ("the Filter navigation items
-    field": "Start typing to filter..."), or None."""
+    """Where the field's name is written nowhere: the one field whose hint text (a placeholder inside it,
+    written from its left: a button's centred caption is no hint) shares a word of HINT_WORD letters or
+    more with the instruction's query ("the Filter navigation items field": "Start typing to filter..."),
+    or None."""
     from vlagent.model.grounder import instruction_query
 
     wanted = {w for w in re.findall(r"\w+", instruction_query(instruction).casefold()) if len(w) >= HINT_WORD}
@@ -294,7 +295,7 @@ def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence,
             continue
         x0, y0, x1, y1 = _pixels(line.box, size)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        held |= {i for i, c in enumerate(fields) if c.box[0] <= x0 + 2 and c.contains(cx, cy)}
+        held |= {i for i, c in enumerate(fields) if c.contains(cx, cy) and -2 <= x0 - c.box[0] < (c.box[2] - x1) / 2}
     return fields[held.pop()] if len(held) == 1 else None
 
 

@@ -61,7 +61,7 @@ def _triangle(up: bool) -> Callable[[_Pen], None]:  # a sort column's ▲ / ▼
 def _block_arrow(dx: int, dy: int) -> Callable[[_Pen], None]:  # ⇨ ⇦ ⇧: a broad shaft and a wide head
     def draw(p: _Pen) -> None:
         right = ((0.1, 0.36), (0.52, 0.36), (0.52, 0.14), (0.9, 0.5), (0.52, 0.86), (0.52, 0.64), (0.1, 0.64))
-        # turned from "right" to (dx, dy): x' = 0.5 + dx (x - 0.5) - dy (y - 0.5), y' = 0.5 + dy (x - 0.5) + dx (y - 0.5)
+        # turned from "right" to (dx, dy): x' = 0.5 + dx (x - .5) - dy (y - .5), y' = 0.5 + dy (x - .5) + dx (y - .5)
         p.poly(*((0.5 + dx * (x - 0.5) - dy * (y - 0.5), 0.5 + dy * (x - 0.5) + dx * (y - 0.5)) for x, y in right))
 
     return draw
@@ -134,8 +134,11 @@ def _colours(rng: random.Random) -> tuple[Color, Color, Color]:
     return bg, ink, frame  # type: ignore[return-value]
 
 
+PxBox = tuple[int, int, int, int]
+
+
 def draw_sheet(rng: random.Random, names: list[str], width: int = 720
-               ) -> tuple[Image.Image, float, list[tuple[str, tuple[int, int, int, int]]], list[tuple[int, int, int, int]]]:  # fmt: skip
+               ) -> tuple[Image.Image, float, list[tuple[str, PxBox]], list[PxBox]]:  # fmt: skip
     """One strip: (image, text height in px, [(icon name, its drawn square box)], text boxes)."""
     from vlagent.grounding.synth_canvas import load_font
 
@@ -224,5 +227,5 @@ def _label(box: tuple[int, int, int, int], icons: list) -> str | None:
     return NONE  # a word, a frame, a button's edge
 
 
-__all__ = ["ALTERNATES", "EXTRA_MEANINGS", "MIRRORED", "SHEET_ICONS", "STYLES", "draw_sheet", "icon_mask", "sheet_examples",
-           "sheet_icon_names"]
+__all__ = ["ALTERNATES", "EXTRA_MEANINGS", "MIRRORED", "SHEET_ICONS", "STYLES", "draw_sheet", "icon_mask",
+           "sheet_examples", "sheet_icon_names"]
