@@ -197,16 +197,24 @@ def _query_words(instruction: str, strict: bool) -> list[str]:
     return kept
 
 
+# A time of day with its AM/PM: clocks often show the time alone ("12:00"), the screen reader says it whole
+_TIME_OF_DAY = re.compile(r"^\s*(\d{1,2}[:.\s]\d{2})\s*[AaPp]\.?\s?[Mm]\.?\s*$")
+
+
 def exact_queries(instruction: str) -> list[str]:
     """The texts exact_text looks for, case kept: the quoted part; else the loose query (_query_words not
-    strict), then instruction_query's."""
+    strict), then instruction_query's. A time with AM/PM is looked for without it last."""
     quoted = _quoted(instruction)
     if quoted is not None:
-        return [quoted]
-    loose, strict = (" ".join(_query_words(instruction, strict=flag)) for flag in (False, True))
-    if loose.lower() == strict.lower() or len(_fold(loose)) < 2 or not (set(_words(loose)) - _ARTICLES):
-        return [strict]  # a lone "A" ("click the A button") is no name to look for
-    return [loose, strict]
+        queries = [quoted]
+    else:
+        loose, strict = (" ".join(_query_words(instruction, strict=flag)) for flag in (False, True))
+        if loose.lower() == strict.lower() or len(_fold(loose)) < 2 or not (set(_words(loose)) - _ARTICLES):
+            queries = [strict]  # a lone "A" ("click the A button") is no name to look for
+        else:
+            queries = [loose, strict]
+    time = next((m for m in map(_TIME_OF_DAY.match, queries) if m), None)
+    return queries + [time.group(1)] if time else queries
 
 
 def _truncated(line: str, dots: str = "...") -> bool:
@@ -368,6 +376,19 @@ def _places(query: str, lines: Sequence[TextLine], whole_lines: bool
         elif not whole_lines and not whole:
             out += [(box, text) for folded_run, box, text in _word_runs(line) if folded_run == folded_query]
     return out
+
+
+def written_places(instruction: str, lines: Sequence[TextLine]) -> list[tuple[float, float, float, float]]:
+    """Every place that reads the instruction's name exactly (exact_text's candidates, however many): the
+    lines reading the first query any line reads whole, else the word runs reading the first query any
+    run reads."""
+    queries = [q for q in exact_queries(instruction) if _fold(q)]
+    for whole_lines in (True, False):
+        for query in queries:
+            places = _places(query, lines, whole_lines)
+            if places:
+                return [box for box, _ in places]
+    return []
 
 
 def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:

@@ -29,6 +29,7 @@ from vlagent.model.grounder import (
     pixel_input,
     instruction_query,
     span_box,
+    written_places,
 )
 
 SPEC = GrounderSpec(image_size=(128, 192), max_lines=16)
@@ -450,6 +451,34 @@ def test_text_written_once_is_answered_before_the_model_unless_it_labels_a_contr
     for asked, kwargs in ((f"the {label} field", {}), (f"click {label}", {"text_first": False})):
         model_answer = HeadGrounder(out, **kwargs).ground(image, asked, lines=lines)
         assert model_answer.raw != "exact text"
+
+
+def test_written_places_are_every_place_reading_the_name():
+    lines = [TextLine("12:00", (0.02, 0.0, 0.08, 0.03)), TextLine("12:00", (0.3, 0.2, 0.7, 0.3)),
+             TextLine("Next Script", (0.3, 0.5, 0.5, 0.55))]
+    assert exact_queries("the text '12:00 PM'") == ["12:00 PM", "12:00"]  # clocks show the time alone
+    assert exact_queries("the label 9.30 a.m.")[-1] == "9 30"
+    assert written_places("the text '12:00 PM'", lines) == [lines[0].box, lines[1].box]
+    assert exact_text("the text '12:00 PM'", lines) is None  # written twice: text first cannot say which
+    assert len(written_places("click Script", lines)) == 1 and written_places("the Zorblax button", lines) == []
+
+
+def test_a_refused_point_on_one_of_the_places_reading_the_name_is_the_answer(trained):
+    """The name is written twice (the status bar's clock and the home screen's): the model, though it
+    refuses, points into one of them, and that is the answer; a point on neither stays a refusal."""
+    from vlagent.grounding.grounders.head import HeadGrounder
+    from vlagent.model.grounding_head import HeadPrediction
+
+    out, _, _, _ = trained
+    grounder = HeadGrounder(out)
+    lines = [TextLine("12:00", (0.02, 0.0, 0.08, 0.03)), TextLine("12:00", (0.3, 0.2, 0.7, 0.3))]
+    image = Image.new("RGB", (320, 640), "white")
+    for point, answer in (((0.5, 0.25), lines[1].box), ((0.5, 0.8), None)):
+        refusal = HeadPrediction(point=point, confidence=0.6, found=False, box=(0.4, 0.2, 0.6, 0.3), p_none=0.7)
+        grounder.model.predict = lambda *args, **kwargs: (refusal, "click")  # noqa: B023
+        result = grounder.ground(image, "the text '12:00 PM'", lines=lines)
+        assert result.found == (answer is not None) and (answer is None or result.box == answer), point
+    assert not grounder.ground(image, "the Zorblax text", lines=lines).found  # written nowhere
 
 
 def test_a_left_padded_batch_equals_each_instruction_alone(trained):

@@ -15,7 +15,8 @@ written_target) and the instruction does not name a control that sits beside its
 checkbox: there the text is the label, not the target), that text is the answer and the model is not
 asked. On the real test applications this lifted the third run from 78.0 % to 79.7 %, buttons and
 links to the OCR baseline's level (docs/grounding.md); `text_first=False` leaves every answer to the
-model.
+model. Where the name is written several times, the model says which: even a refused answer is taken
+when its point lies in one of those places (model.grounder.written_places).
 
 Snap: for an instruction naming a field or a toggle (checkbox, radio button, switch), the model's point
 is moved onto such a control found in the pixels, beside the instruction's label where it is written
@@ -57,7 +58,8 @@ from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.phrase_lexicon import load_lexicon
 from vlagent.grounding.ocr_scripts import lines_for
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
-from vlagent.model.grounder import TextLine, exact_text, names_screen_text, names_written_word, written_target
+from vlagent.model.grounder import (TextLine, exact_text, names_screen_text, names_written_word, written_places,
+                                    written_target)
 from vlagent.model.grounding_head import HeadPrediction
 
 ICON_RECOGNIZER_FILE = "icons.safetensors"  # beside a grounder's weights: the learned icon recognizer
@@ -165,6 +167,11 @@ class HeadGrounder:
         if icons:  # the icon shows several times: the model says which
             x, y = pred.point
             return icon_result(min(icons, key=lambda m: (m.point[0] - x) ** 2 + (m.point[1] - y) ** 2))
+        if not pred.found and self.text_first and control_kind(instruction) is None:
+            # the name is written in several places and the model, refusing, still points into one of them
+            box = _place_at(pred.point, written_places(instruction, lines))
+            if box is not None:
+                return boxed_result(box, pred.confidence, "written place the model points at")
         if self.snap:
             pred = snapped(pred, snap_to_control(image, instruction, pred.point, lines))
         return result_of(pred, kind)
@@ -209,6 +216,13 @@ LEXICON_CONFIDENCE = 0.8
 # A place counted in the screen's rows and columns is a structural answer, not a probability: on generated
 # validation screens 134 of 150 such instructions were answered in place (docs/grounding.md).
 PLACE_CONFIDENCE = 0.9
+
+
+def _place_at(point: tuple[float, float], boxes: Sequence[tuple[float, float, float, float]]
+              ) -> tuple[float, float, float, float] | None:  # fmt: skip
+    """The box holding the point, of several written places (the first where boxes overlap), or None."""
+    x, y = point
+    return next((b for b in boxes if b[0] <= x <= b[2] and b[1] <= y <= b[3]), None)
 
 
 def boxed_result(box: tuple[float, float, float, float], confidence: float, how: str) -> GroundingResult:
