@@ -133,7 +133,7 @@ _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(
 # label's text is not the target there, so neither the calibrated match boost (Grounder.head_logits) nor
 # text first applies.
 _BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|circle (?:next to|beside)|switch|toggle|slider|input|entry"
-                           r"|text area|tick|untick|check|uncheck)\b", re.IGNORECASE)
+                           r"|text area|tick|untick|check|uncheck|turn on|turn off)\b", re.IGNORECASE)
 
 
 def names_control_beside_label(instruction: str) -> bool:

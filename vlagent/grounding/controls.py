@@ -34,7 +34,7 @@ _SLIDER_WORDS = re.compile(r"\b(?:slider|range slider)\b", re.IGNORECASE)
 # "search box", "text box": fields; "box", "tick", "check": checkboxes (checked after the field words)
 _FIELD_WORDS = re.compile(r"\b(?:field|input|entry|text ?area|(?:search|text|spin|input|edit) ?box)\b", re.IGNORECASE)
 _TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|circle (?:next to|beside)|switch|toggle|tick|untick|check"
-                           r"|uncheck)\b", re.IGNORECASE)
+                           r"|uncheck|turn on|turn off)\b", re.IGNORECASE)
 
 EDGE_CONTRAST = 24  # grey levels between neighbouring pixels that make an edge
 DEFAULT_TEXT_HEIGHT = 14  # px, when the screen has no text to measure
