@@ -17,7 +17,8 @@ W, H = 640, 360
 @pytest.mark.parametrize("instruction, kind", [
     ("the Name field", FIELD), ("click in the search box", FIELD), ("the input for Email", FIELD),
     ("the 'Notes' text area", FIELD), ("tick Remember me", TOGGLE), ("the checkbox Wrap long lines", TOGGLE),
-    ("the Wi-Fi switch", TOGGLE), ("turn on Send usage statistics", TOGGLE), ("turn off Dark mode", TOGGLE), ("select the radio button Weekly", TOGGLE), ("toggle Dark mode", TOGGLE),
+    ("the Wi-Fi switch", TOGGLE), ("select the radio button Weekly", TOGGLE), ("toggle Dark mode", TOGGLE),
+    ("turn on Send usage statistics", TOGGLE), ("turn off Dark mode", TOGGLE),
     ("the Volume slider", SLIDER), ("the slider under Brightness", SLIDER),
     ("the Save button", None), ("open the File menu", None),
     # a quoted name's words do not say the kind: "Toggle navigation" is a button, the checkbox stays one
