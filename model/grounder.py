@@ -294,21 +294,30 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
     this split finds."""
     beside_label = names_control_beside_label(instruction)  # a label is written with or without its colon
     queries = [q for q in exact_queries(instruction) if _fold(q)]
+    for query, places in _places_in_turn(queries, lines):
+        if len(places) > 1:  # a line reading it all beats one cut short ("Open at login", "Open...")
+            places = [p for p in places if _fold(p[1]) == _fold(query)] or places
+        if len(places) > 1 and not beside_label:
+            places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
+        if len(places) == 1:
+            return places[0][0]
+    return near_text(queries, lines)
+
+
+def _places_in_turn(queries: Sequence[str], lines: Sequence[TextLine]
+                    ) -> Iterator[tuple[str, list[tuple[tuple[float, float, float, float], str]]]]:  # fmt: skip
+    """(query, its places) in the order exact_text weighs them: the whole lines reading each query, then the
+    word runs reading each query no line reads whole; queries read nowhere are left out."""
     read_whole = set()  # queries some line reads whole: their word runs elsewhere are not looked at
-    for whole_lines in (True, False):  # whole lines of every query before runs of words of any
+    for whole_lines in (True, False):
         for query in queries:
             if not whole_lines and query in read_whole:
                 continue
             places = _places(query, lines, whole_lines)
-            if whole_lines and places:
-                read_whole.add(query)
-            if len(places) > 1:  # a line reading it all beats one cut short ("Open at login", "Open...")
-                places = [p for p in places if _fold(p[1]) == _fold(query)] or places
-            if len(places) > 1 and not beside_label:
-                places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
-            if len(places) == 1:
-                return places[0][0]
-    return near_text(queries, lines)
+            if places:
+                if whole_lines:
+                    read_whole.add(query)
+                yield query, places
 
 
 # Characters OCR reads for others: German's ß as a Greek beta or a capital B ("Straβe", "SchriftgroBe").
@@ -383,12 +392,7 @@ def written_places(instruction: str, lines: Sequence[TextLine]) -> list[tuple[fl
     lines reading the first query any line reads whole, else the word runs reading the first query any
     run reads."""
     queries = [q for q in exact_queries(instruction) if _fold(q)]
-    for whole_lines in (True, False):
-        for query in queries:
-            places = _places(query, lines, whole_lines)
-            if places:
-                return [box for box, _ in places]
-    return []
+    return next(([box for box, _ in places] for _, places in _places_in_turn(queries, lines)), [])
 
 
 def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:

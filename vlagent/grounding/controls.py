@@ -282,10 +282,10 @@ def _column_head(toggles: Sequence[Control], unit: float) -> Control | None:
 
 def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence, size: tuple[int, int]
                    ) -> Control | None:  # fmt: skip
-    """Where the field's name is written nowhere: the one field whose hint text (a placeholder inside it,
-    written from its left: a button's centred caption is no hint) shares a word of HINT_WORD letters or
-    more with the instruction's query ("the Filter navigation items field": "Start typing to filter..."),
-    or None."""
+    """Where the field's name is written nowhere: the one field holding a hint text (a placeholder, written
+    from the field's left; a button's centred caption is no hint) that shares a word of HINT_WORD letters
+    or more with the instruction's query ("the Filter navigation items field": "Start typing to
+    filter..."). None where no field or several do."""
     from vlagent.model.grounder import instruction_query
 
     wanted = {w for w in re.findall(r"\w+", instruction_query(instruction).casefold()) if len(w) >= HINT_WORD}
@@ -295,11 +295,17 @@ def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence,
             continue
         x0, y0, x1, y1 = _pixels(line.box, size)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        held |= {i for i, c in enumerate(fields) if c.contains(cx, cy) and -2 <= x0 - c.box[0] < (c.box[2] - x1) / 2}
+        held |= {i for i, c in enumerate(fields) if c.contains(cx, cy) and _from_left(x0, x1, c)}
     return fields[held.pop()] if len(held) == 1 else None
 
 
 HINT_WORD = 4  # letters: shorter words ("to", "the", "new") name no field
+
+
+def _from_left(x0: float, x1: float, field: Control) -> bool:
+    """Whether text spanning x0..x1 (pixels) inside the field starts at its left: nearer its left edge than
+    half its room on the right (a centred caption has as much room on either side)."""
+    return -2 <= x0 - field.box[0] < (field.box[2] - x1) / 2
 
 
 # "Select this object for an action - alan": a row's checkbox named, as web pages name them for screen
