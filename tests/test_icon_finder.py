@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image, ImageDraw
+from PIL import Image, ImageDraw, ImageFont
 
 from vlagent.grounding.icon_finder import find_icons, icon_names_for, theme_library
 from vlagent.model.grounder import TextLine
@@ -141,6 +141,34 @@ def test_icons_inside_text_are_not_candidates() -> None:
     assert find_icons(image, "the Save icon", covering, unit=14) == []
     one_character = [TextLine("口", covering[0].box)]  # OCR reading an icon as one character
     assert len(find_icons(image, "the Save icon", one_character, unit=14)) == 1
+
+
+def test_a_row_of_icons_ocr_read_as_letters_is_no_text() -> None:
+    """OCR reads a toolbar as one line of letters (">6I三K"): its icons, apart with nothing drawn between
+    them, are icons still; words far apart that OCR read as words ("View Insert") and a large title whose
+    letters are blobs ("Create account") stay text."""
+    from vlagent.grounding.icon_finder import icon_boxes, text_segments
+    from vlagent.grounding.synth_icons import draw_icon
+
+    image = Image.new("RGB", (640, 200), (246, 245, 244))
+    draw = ImageDraw.Draw(image)
+    icons = [(20 + i * 40, 20, 40 + i * 40, 40) for i in range(5)]
+    for box, name in zip(icons, ("close", "pause", "copy", "menu", "search")):
+        draw_icon(draw, name, box, (46, 52, 54))
+    font = ImageFont.truetype("DejaVuSans.ttf", 14)
+    draw.text((20, 100), "View", font=font, fill=(46, 52, 54))
+    draw.text((70, 100), "Insert", font=font, fill=(46, 52, 54))
+    big = ImageFont.truetype("DejaVuSans-Bold.ttf", 34)
+    draw.text((300, 90), "Create account", font=big, fill=(46, 52, 54))
+    title = draw.textbbox((300, 90), "Create account", font=big)
+    lines = [TextLine(">6I三K", (18 / 640, 18 / 200, 222 / 640, 42 / 200)),
+             TextLine("View Insert", (18 / 640, 96 / 200, 122 / 640, 120 / 200)),
+             TextLine("Create acco unt", (title[0] / 640, title[1] / 200, title[2] / 640, title[3] / 200))]
+    assert [text for _, text in text_segments(image, lines, unit=20)] == ["View Insert", "Create acco unt"]
+    centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in icon_boxes(image, lines, unit=20)]
+    for x0, y0, x1, y1 in icons:
+        assert any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in centres), (x0, centres)
+    assert all(y < 60 for _, y in centres)  # no word, no letter of the title
 
 
 def test_no_theme_finds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:

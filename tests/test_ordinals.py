@@ -137,3 +137,120 @@ def test_tabs_are_the_evenly_spaced_run_of_their_row() -> None:
     assert named and box is not None and abs(box[0] * width - 336) < 1
     box, _ = find_place(image, "the first tab", menu_bar + row)
     assert abs(box[0] * width - 201) < 1
+
+
+# ------------------------------------------------------------------ what OCR makes of small bars and rows
+
+
+def _canvas(width: int = 1280, height: int = 720):
+    from vlagent.grounding.synth_canvas import Canvas, Theme
+
+    rng = random.Random(7)
+    return Canvas((width, height), 1.0, Theme.random(rng, dark=False), "sans", "en", rng)
+
+
+def _line(canvas, text: str, box) -> TextLine:
+    x0, y0, x1, y1 = box
+    return TextLine(text, (x0 / canvas.w, y0 / canvas.h, x1 / canvas.w, y1 / canvas.h))
+
+
+def _centre_in(box, pixels) -> bool:
+    x, y = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return pixels[0] <= x <= pixels[2] and pixels[1] <= y <= pixels[3]
+
+
+def _norm(canvas, box):
+    return box[0] / canvas.w, box[1] / canvas.h, box[2] / canvas.w, box[3] / canvas.h
+
+
+def test_a_menu_bar_read_as_one_line_is_counted_by_the_gaps_between_its_menus() -> None:
+    """OCR reads a small menu bar as one line ("Ver Insertar Archivo Ayuda"): its menus lie further apart
+    than the words of a text, so the third menu is still the third word's place."""
+    c = _canvas()
+    x, inks = 8, []
+    for label in ("Ver", "Insertar", "Archivo", "Ayuda"):
+        inks.append(c.text((x, 40), label, 13))
+        x = inks[-1][2] + 14  # a menu's padding: 0.7 text heights, a space is 0.2
+    bar = _line(c, "Ver Insertar Archivo Ayuda", (inks[0][0] - 1, 36, inks[-1][2] + 1, 58))
+    body = [_line(c, t, c.text((20, y), t, 13)) for t, y in (("Documents", 200), ("Pictures", 240))]
+    box, named = find_place(c.img, "the third menu in the menu bar", [bar] + body)
+    assert named and box is not None and _centre_in(box, _norm(c, inks[2]))
+    # words a space apart are one label: a sentence along the top is no menu bar
+    c2 = _canvas()
+    sentence = c2.text((8, 40), "Welcome back to your account", 13)
+    lines = [_line(c2, "Welcome back to your account", sentence)] + body
+    assert find_place(c2.img, "the third menu in the menu bar", lines) == (None, True)
+
+
+def test_a_toolbar_read_as_letters_is_still_a_row_of_icons() -> None:
+    """OCR reads a toolbar's icons as one line of letters (">6I三K"); the icons stay icons, and an icon
+    drawn in two pieces (pause's two bars, upload's arrow and tray) counts once."""
+    c = _canvas()
+    icons = ("close", "pause", "upload", "copy", "menu", "search")
+    boxes = [c.icon_button(6 + 40 * i, 90, name).box for i, name in enumerate(icons)]
+    garbage = _line(c, ">6I三K", (boxes[1][0] + 4, 94, boxes[-1][2] - 4, 122))
+    title = _line(c, "Documents", c.text((20, 200), "Documents", 13))
+    for index, name in enumerate(("first", "second", "third", "fourth", "fifth", "sixth")):
+        box, named = find_place(c.img, f"the {name} toolbar button", [garbage, title])
+        assert named and box is not None and _centre_in(box, _norm(c, boxes[index])), (name, box)
+
+
+def test_a_radio_buttons_ring_and_dot_are_one_option_and_a_lone_option_is_the_first() -> None:
+    c = _canvas()
+    lines, rings = [], []
+    for i, label in enumerate(("Grand", "Petit", "Privé")):
+        y = 300 + 40 * i
+        ring = (100, y, 120, y + 20)
+        c.draw.ellipse(ring, outline=(90, 90, 90), width=2)
+        c.draw.ellipse((103, y + 3, 117, y + 17), outline=(40, 160, 60), width=2)  # the selected look's inner ring
+        rings.append(ring)
+        lines.append(_line(c, label, c.text((130, y + 2), label, 14)))
+    box, named = find_place(c.img, "the third option", lines)
+    assert named and box is not None and _centre_in(box, _norm(c, rings[2]))
+    lone = _canvas()
+    lone.draw.ellipse((100, 300, 120, 320), outline=(90, 90, 90), width=2)
+    only = [_line(lone, "Public", lone.text((130, 302), "Public", 14))]
+    box, _ = find_place(lone.img, "the first option", only)
+    assert box is not None and _centre_in(box, _norm(lone, (100, 300, 120, 320)))
+    assert find_place(lone.img, "the second option", only) == (None, True)
+
+
+def test_the_list_is_the_pages_content_not_the_column_of_links_down_its_right_edge() -> None:
+    c = _canvas()
+    rows = [_line(c, t, c.text((90, 180 + 45 * i), t, 13)) for i, t in enumerate(("Spam", "Archive", "Projects"))]
+    links = [_line(c, t, c.text((1020, 90 + 30 * i), t, 13))
+             for i, t in enumerate(("Links", "Status", "Privacy policy", "Read the guide", "Support"))]
+    box, named = find_place(c.img, "the second row", links + rows)
+    assert named and box == rows[1].box
+
+
+def test_the_page_title_is_the_largest_text_not_the_sites_name_in_its_nav_bar() -> None:
+    c = _canvas()
+    nav = [_line(c, "Nimbus", c.text((18, 14), "Nimbus", 20, bold=True))]
+    nav += [_line(c, t, c.text((124 + 100 * i, 20), t, 13)) for i, t in enumerate(("Community", "About", "Status"))]
+    ink = c.text((1200, 20), "Close", 14)
+    close = (ink[0], ink[1] - 8, ink[2], ink[3] + 8)  # OCR's box of a button's caption may reach its edges
+    heading = _line(c, "Edit profile", c.text((40, 90), "Edit profile", 26, bold=True))
+    lines = nav + [_line(c, "Close", close), heading, _line(c, "Postal code", c.text((40, 170), "Postal code", 12))]
+    box, named = find_place(c.img, "the page title", lines)
+    assert named and box == heading.box
+
+
+def test_a_tab_is_counted_in_a_row_with_as_many_tabs() -> None:
+    """An open menu's item and a toolbar read as text make a row of two under the menu bar: "the fifth tab"
+    is counted in the first row that has five."""
+    from PIL import Image
+
+    width, height = 1280, 720
+    image = Image.new("RGB", (width, height), "white")
+
+    def line(text: str, x0: float, x1: float, y0: float, y1: float) -> TextLine:
+        return TextLine(text, (x0 / width, y0 / height, x1 / width, y1 / height))
+
+    menu_bar = [line(t, x, x + 40, 40, 58) for t, x in (("File", 15), ("Edit", 70), ("View", 125), ("Help", 180))]
+    two = [line("New", 62, 94, 64, 82), line("Zoom", 123, 200, 64, 82)]
+    tabs = [line(t, 200 + 52 * i, 240 + 52 * i, 112, 128) for i, t in enumerate(("Look", "Safe", "More", "Main", "Nets"))]
+    box, named = find_place(image, "the fifth tab", menu_bar + two + tabs)
+    assert named and box == tabs[4].box
+    box, _ = find_place(image, "the second tab", menu_bar + two + tabs)
+    assert box == two[1].box  # two tabs are tabs too: the first row with enough

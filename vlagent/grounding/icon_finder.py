@@ -252,15 +252,63 @@ def _resized(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 def icon_boxes(image: Image.Image, lines: Sequence, unit: float) -> list[tuple[int, int, int, int]]:
     """The boxes (pixels) of the screenshot's blobs the size of an icon (SIZE_RANGE text heights) that are
-    not text: edges, joined across 1-px gaps, whose centre is outside every text segment of `lines`."""
+    not text: edges, joined across 1-px gaps, whose centre is outside every text segment (text_segments)."""
+    text_boxes = [box for box, _ in text_segments(image, lines, unit)]
+    return [box for box in screen_blobs(image, unit) if not any(_centre_inside(box, text) for text in text_boxes)]
+
+
+def text_segments(image: Image.Image, lines: Sequence, unit: float) -> list[tuple[tuple[float, float, float, float], str]]:
+    """(pixel box, text) of the segments of `lines` that are text: two or more letters or digits (OCR reads
+    some icons as one character, "口" for a maximize square, "X" for close), and not a row of icons OCR
+    read as letters (_icons_read_as_text)."""
     width, height = image.size
-    # OCR reads some icons as one character ("口" for a maximize square, "X" for close): only longer text
-    # is text
-    text_boxes = [(ln.box[0] * width, ln.box[1] * height, ln.box[2] * width, ln.box[3] * height) for ln in lines
-                  if sum(ch.isalnum() for ch in ln.text) >= 2]
-    return [box for box in screen_blobs(image, unit)
-            if not any(x0 <= (box[0] + box[2]) / 2 <= x1 and y0 <= (box[1] + box[3]) / 2 <= y1
-                       for x0, y0, x1, y1 in text_boxes)]
+    blobs = screen_blobs(image, unit)
+    out = []
+    for line in lines:
+        if sum(ch.isalnum() for ch in line.text) < 2:
+            continue
+        box = (line.box[0] * width, line.box[1] * height, line.box[2] * width, line.box[3] * height)
+        if not _icons_read_as_text(image, box, line.text, [blob for blob in blobs if _centre_inside(blob, box)], unit):
+            out.append((box, line.text.strip()))
+    return out
+
+
+ICON_ROW_GAP = 0.5  # text heights between neighbouring blobs of a segment that make them icons, not words
+
+
+def _icons_read_as_text(image: Image.Image, box: tuple[float, float, float, float], text: str,
+                        blobs: Sequence[tuple[int, int, int, int]], unit: float) -> bool:
+    """Whether the OCR segment at `box` (pixels) reading `text` is a row of icons OCR read as letters (a
+    toolbar as ">6I三K"): its icon-sized blobs, joined where less than ICON_ROW_GAP text heights apart (a
+    pause icon's two bars), are more pieces than OCR read words, none wider than two text heights, with
+    nothing drawn between them. The words of a text lie a space apart (a quarter text height) and join
+    into one piece, or OCR reads the wider gap as a space ("View Insert" of a small menu bar); a large
+    title's letters are blobs too, but with its other letters between them."""
+    from vlagent.grounding.controls import colour_edges
+
+    pieces = joined_across(blobs, ICON_ROW_GAP * unit)
+    if len(pieces) < 2 or len(pieces) <= len(text.split()) or any(p[2] - p[0] > 2 * unit for p in pieces):
+        return False
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    inked = colour_edges(image.crop((x0, y0, x1, y1)), EDGE_CONTRAST).any(axis=0)
+    return not any(inked[max(0, a[2] + 1 - x0):max(0, b[0] - 1 - x0)].any() for a, b in zip(pieces, pieces[1:]))
+
+
+def joined_across(blobs: Sequence[tuple[int, int, int, int]], gap: float) -> list[tuple[int, int, int, int]]:
+    """Blobs of one row joined where less than `gap` pixels lie between one and the next (overlapping ones
+    too: an upload icon's arrow and tray), left to right."""
+    pieces: list[tuple[int, int, int, int]] = []
+    for box in sorted(blobs):
+        if pieces and box[0] - pieces[-1][2] < gap:
+            last = pieces[-1]
+            pieces[-1] = (last[0], min(last[1], box[1]), max(last[2], box[2]), max(last[3], box[3]))
+        else:
+            pieces.append(tuple(box))
+    return pieces
+
+
+def _centre_inside(box: Sequence[float], outer: Sequence[float]) -> bool:
+    return outer[0] <= (box[0] + box[2]) / 2 <= outer[2] and outer[1] <= (box[1] + box[3]) / 2 <= outer[3]
 
 
 _SCREEN_BLOBS: OrderedDict[tuple[str, float], list[tuple[int, int, int, int]]] = OrderedDict()
@@ -386,4 +434,4 @@ def find_icons(image: Image.Image, instruction: str, lines: Sequence, unit: floa
 
 
 __all__ = ["ICON_WORDS", "IconMatch", "best_covering", "find_icons", "icon_boxes", "icon_names_for",
-           "instruction_words", "screen_blobs", "theme_library"]
+           "instruction_words", "joined_across", "screen_blobs", "text_segments", "theme_library"]

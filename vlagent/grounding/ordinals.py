@@ -12,12 +12,14 @@ they are grouped the way the instruction means:
 - dialog buttons: the lowest row of two or more short text segments below the screen's top 15 %,
   ending in its right half, left to right;
 - options: the longest column of toggles (checkbox- or radio-sized outlines, controls.find_controls)
-  with their labels just right of them, top to bottom;
+  with their labels just right of them, top to bottom (one alone is the first);
 - rows, items in a list: the longest column of three or more left-aligned text segments, top to
-  bottom;
+  bottom, one starting left of the right third first (a column of links down the right edge is a
+  sidebar);
 - toolbar icons and buttons: the longest row of three or more icon-sized blobs (icon_finder.icon_boxes)
   starting in the left half, left to right;
-- the page title: the tallest text segment of the upper half;
+- the page title: the largest text segment of the upper half (height times width per character) outside
+  the menu or navigation bar (the site's name);
 - close: the last of a window's or a dialog's controls: a row of two or three blobs of a size in the
   right half of the upper two thirds, the last shaped like the theme's close icon; the lowest such row
   (a dialog over its window).
@@ -54,6 +56,9 @@ _BOTTOM_RIGHT = re.compile(r"\bbutton at the bottom right\b", re.IGNORECASE)
 _TITLE = re.compile(r"^\s*(?:click\s+)?the (?:page|window|dialog) title\s*$", re.IGNORECASE)
 _CLOSE = re.compile(r"^\s*(?:click\s+)?(?:close the (?:dialog|window)|the close button of the (?:dialog|window)"
                     r"|the (?:x|×) at the top right of the (?:dialog|window))\s*$", re.IGNORECASE)
+LABEL_GAP = 0.5  # text heights of blank columns between two labels of one OCR line; a space is about 0.2
+LABEL_INK = 16  # grey levels between neighbouring pixels that are ink
+ICON_PIECES_GAP = 0.3  # text heights between blobs that are pieces of one icon; toolbar buttons lie further apart
 _SHORT_WORDS, _SHORT_CHARS = 3, 24  # a menu, a tab, a button: a few words
 _WORD = re.compile(r"\w+")
 # What may stand around a place phrasing ("click the first button at the bottom of the dialog"); any other
@@ -107,7 +112,7 @@ def find_place(image: Image.Image, instruction: str, lines: Sequence) -> tuple[B
     from vlagent.grounding.controls import text_height
 
     unit = text_height(lines, image.size)
-    members = _group(place.group, image, lines, unit)
+    members = _group(place.group, image, lines, unit, place.index)
     if not members or not (-len(members) <= place.index < len(members)):
         return None, True
     width, height = image.size
@@ -118,25 +123,33 @@ def find_place(image: Image.Image, instruction: str, lines: Sequence) -> tuple[B
 # ---------------------------------------------------------------------------------------------- groups
 
 
-def _group(kind: str, image: Image.Image, lines: Sequence, unit: float) -> list[tuple[float, float, float, float]]:
-    """The members of the group `kind`, in reading order (pixel boxes)."""
+def _group(kind: str, image: Image.Image, lines: Sequence, unit: float, index: int = 0
+           ) -> list[tuple[float, float, float, float]]:  # fmt: skip
+    """The members of the group `kind`, in reading order (pixel boxes); `index` is the member asked for
+    (a group of tabs has that many)."""
+    from vlagent.grounding.icon_finder import icon_boxes, joined_across, text_segments
+
     width, height = image.size
-    # one character is more often OCR reading an icon ("6", "口") than a label
-    written = [((ln.box[0] * width, ln.box[1] * height, ln.box[2] * width, ln.box[3] * height), ln.text.strip())
-               for ln in lines if sum(ch.isalnum() for ch in ln.text) >= 2]
+    # one character is more often OCR reading an icon ("6", "口") than a label, and so is a toolbar read
+    # as letters
+    written = text_segments(image, lines, unit)
     segments = [box for box, _ in written]
-    short = [box for box, text in written if len(text.split()) <= _SHORT_WORDS and len(text) <= _SHORT_CHARS]
-    if kind in (MENU, TAB, DIALOG_BUTTON):
-        rows = [r for r in _rows(short, unit, max_gap=4 * unit) if len(r) >= 2]
-        menu_bar = next((r for r in rows if len(r) >= 3 and r[0][0] < width / 3), None)
+    if kind in (MENU, TAB, DIALOG_BUTTON, TITLE):
+        rows, menu_bar = _label_rows(image, written, unit)
+        if kind == TITLE:
+            # the largest text of the upper half (its height times its width per character: OCR's boxes
+            # are a few pixels off, a button's reach its edges), not the site's name in its navigation bar
+            upper = [(box, text) for box, text in written if box[3] <= height / 2
+                     and not any(_centre_in(label, box) for label in menu_bar or ())]
+            return [max(upper, key=lambda w: (w[0][3] - w[0][1]) * (w[0][2] - w[0][0]) / len(w[1]))[0]] if upper else []
         if kind == MENU:
             return menu_bar or []
         if kind == TAB:
             below = menu_bar[0][3] if menu_bar else 0.0
             # tabs are evenly spaced: a sidebar's label or an open menu's item on their row is not a tab; of
-            # the first row with evenly spaced labels, the longest run
+            # the first row with evenly spaced labels as many as the instruction counts, the longest run
             for row in rows:
-                pieces = [piece for piece in _even_gaps(row, unit) if len(piece) >= 2]
+                pieces = [piece for piece in _even_gaps(row, unit) if len(piece) >= max(2, index + 1)]
                 if row is not menu_bar and row[0][1] >= below and pieces:
                     return max(pieces, key=len)
             return []
@@ -145,28 +158,74 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float) -> list[
         return lower[-1] if lower else []
     if kind == LIST_ROW:
         columns = [c for c in _columns(segments, unit, key=lambda b: b[0]) if len(c) >= 3]
-        return max(columns, key=len, default=[])
+        # the list is the page's content, not a column of links down its right edge beside it
+        content = [c for c in columns if c[0][0] < 2 * width / 3]
+        return max(content or columns, key=len, default=[])
     if kind == OPTION:
         from vlagent.grounding.controls import TOGGLE, find_controls
 
         # an option is a toggle with its label just right of it (a window's maximize square has none); OCR
-        # may read the toggle into the label ("OMittel")
+        # may read the toggle into the label ("OMittel"); a label may be one character ("中")
+        labels = [_pixel_box(ln.box, image.size) for ln in lines if any(ch.isalnum() for ch in ln.text)]
         toggles = [c.box for c in find_controls(image, unit) if c.kind == TOGGLE
                    and any(_overlap(c.box, b) and c.box[0] - unit <= b[0] <= c.box[2] + 2 * unit
-                           and b[2] > c.box[2] + unit for b in segments)]
-        columns = [c for c in _columns(toggles, unit, key=lambda b: (b[0] + b[2]) / 2) if len(c) >= 2]
-        return max(columns, key=len, default=[])
-    from vlagent.grounding.icon_finder import icon_boxes
-
+                           and b[2] > c.box[2] + unit for b in labels)]
+        # a radio button's ring and the dot's outline inside it are one toggle
+        toggles = [t for t in toggles if not any(o != t and _inside(t, o) for o in toggles)]
+        return max(_columns(toggles, unit, key=lambda b: (b[0] + b[2]) / 2), key=len, default=[])
     blobs = icon_boxes(image, lines, unit)
     if kind == TOOLBAR:
         # a toolbar starts on the left; the three blobs at the top right are the window's controls
-        rows = [r for r in _rows(blobs, unit, max_gap=3 * unit) if len(r) >= 3 and r[0][0] < width / 2]
+        # the pieces of one icon (a pause icon's two bars, an upload icon's arrow and tray) count once
+        rows = [joined_across(r, ICON_PIECES_GAP * unit) for r in _rows(blobs, unit, max_gap=3 * unit)]
+        rows = [r for r in rows if len(r) >= 3 and r[0][0] < width / 2]
         return max(rows, key=len, default=[])
     if kind == CLOSE:
         return _window_controls(blobs, unit, image)
-    upper = [b for b in segments if b[3] <= height / 2]  # TITLE
-    return [max(upper, key=lambda b: (b[3] - b[1], -b[1]))] if upper else []
+    return []
+
+
+def _label_rows(image: Image.Image, written: Sequence[tuple[Box, str]], unit: float) -> tuple[list[list], list | None]:
+    """The rows of two or more short labels (_labels_of), top to bottom, and the menu bar among them: the
+    topmost of three or more starting in the left third (or None)."""
+    # OCR reads a small menu bar ("Ver Insertar Archivo Ayuda") or a row of buttons as one line: its
+    # labels lie further apart than words
+    short = [piece for box, text in written for piece in _labels_of(image, box, text, unit)]
+    rows = [r for r in _rows(short, unit, max_gap=4 * unit) if len(r) >= 2]
+    return rows, next((r for r in rows if len(r) >= 3 and r[0][0] < image.size[0] / 3), None)
+
+
+def _centre_in(inner: Sequence[float], outer: Sequence[float]) -> bool:
+    return outer[0] <= (inner[0] + inner[2]) / 2 <= outer[2] and outer[1] <= (inner[1] + inner[3]) / 2 <= outer[3]
+
+
+def _labels_of(image: Image.Image, box: Box, text: str, unit: float) -> list[Box]:
+    """The short labels (a few words, _SHORT_WORDS, _SHORT_CHARS) in one text segment (pixel box): the
+    segment cut where LABEL_GAP text heights or more of its columns have no ink, where each piece has about
+    as few words (a menu bar's "Edit Format"); the segment itself where it is one short label."""
+    from vlagent.grounding.controls import colour_edges
+
+    words = text.split()
+    x0, y0, x1, y1 = (int(round(v)) for v in box)
+    if len(words) >= 2 and x1 - x0 > 1 and y1 - y0 > 1:
+        inked = colour_edges(image.crop((x0, y0, x1, y1)), LABEL_INK).any(axis=0)
+        pieces, start, blank = [], None, 0
+        for x, ink in enumerate(inked):
+            if ink:
+                if start is not None and blank >= LABEL_GAP * unit:
+                    pieces.append((x0 + start, y0, x0 + x - blank, y1))
+                    start = None
+                if start is None:
+                    start = x
+                blank = 0
+            else:
+                blank += 1
+        if start is not None:
+            pieces.append((x0 + start, y0, x0 + len(inked) - blank, y1))
+        if 2 <= len(pieces) <= len(words) and len(words) / len(pieces) <= _SHORT_WORDS \
+                and len(text) / len(pieces) <= _SHORT_CHARS:
+            return pieces
+    return [box] if len(words) <= _SHORT_WORDS and len(text) <= _SHORT_CHARS else []
 
 
 def _window_controls(blobs: Sequence, unit: float, image: Image.Image) -> list:
@@ -220,6 +279,14 @@ def _rows(boxes: Sequence, unit: float, max_gap: float) -> list[list]:
             run.append(box)
         out.append(run)
     return sorted(out, key=lambda r: (min(b[1] for b in r), r[0][0]))
+
+
+def _pixel_box(box: Sequence[float], size: tuple[int, int]) -> tuple[float, float, float, float]:
+    return box[0] * size[0], box[1] * size[1], box[2] * size[0], box[3] * size[1]
+
+
+def _inside(inner: Sequence[float], outer: Sequence[float]) -> bool:
+    return outer[0] <= inner[0] and outer[1] <= inner[1] and inner[2] <= outer[2] and inner[3] <= outer[3]
 
 
 def _overlap(a: Sequence[float], b: Sequence[float]) -> bool:
