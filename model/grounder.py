@@ -122,6 +122,8 @@ _CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+|this
                       r"bottom bar|top bar|title bar|status bar|panel|form|screen)"
                       r"|the\s+(?:toolbar|menu|sidebar|dialog|page|window|header|footer)'s|list item"
                       r"|text (?:box|field|input|area|entry))\b", re.IGNORECASE)
+# A toggle named by its shape beside its label ("the circle next to Small"): the shape is no label.
+_SHAPE_BESIDE = re.compile(r"\b(?:circle|square|dot)\s+(?=(?:next to|beside|left of|right of)\b)", re.IGNORECASE)
 # Words naming the kind of target only where they end the instruction ("the Settings app"); elsewhere they
 # are labels ("App info", "Application menu").
 _TRAILING_ROLES = frozenset("app apps application".split())
@@ -166,9 +168,15 @@ def instruction_query(instruction: str) -> str:
     return quoted if quoted is not None else " ".join(w.lower() for w in _query_words(instruction, strict=True))
 
 
-def _quoted(instruction: str) -> str | None:
+def target_words(instruction: str) -> str:
+    """The part of an instruction naming its target: "the Email field" of "type Москва into the Email
+    field" (what is typed is not written on the screen yet); the whole instruction otherwise."""
     typed = _TYPE_INTO.match(instruction)
-    quoted = ["".join(groups) for groups in _QUOTED.findall(typed.group(1) if typed else instruction)]
+    return typed.group(1) if typed else instruction
+
+
+def _quoted(instruction: str) -> str | None:
+    quoted = ["".join(groups) for groups in _QUOTED.findall(target_words(instruction))]
     return max(quoted, key=len) if quoted else None
 
 
@@ -178,12 +186,13 @@ _ARTICLES = frozenset("a an the".split())
 def _query_words(instruction: str, strict: bool) -> list[str]:
     """The words of instruction_query, case kept. Not strict: articles after the name's start stay ("Linear
     A"), and a leading "By" stays ("By staff status")."""
-    typed = _TYPE_INTO.match(instruction)
-    words = _WORD.findall(_CONTEXT.sub(" ", typed.group(1) if typed else instruction))
+    words = _WORD.findall(_SHAPE_BESIDE.sub(" ", _CONTEXT.sub(" ", target_words(instruction))))
     start = 0
     for optional in ({"please"}, {"double", "right", "long"}, _LEADING_VERBS):
         if start < len(words) - 1 and words[start].lower() in optional:
             start += 1
+    if 0 < start < len(words) - 1 and words[start - 1].lower() in ("turn", "switch") and words[start].lower() == "off":
+        start += 1  # "turn off Autosave" ("on" is a filler anyway)
     roles, fillers = (_ROLE_WORDS, _LEADING_FILLERS) if strict else (_ROLE_WORDS - _ARTICLES, _LEADING_FILLERS - {"by"})
     kept: list[str] = []
     for w in words[start:]:

@@ -107,6 +107,13 @@ def test_layout_places_lines_on_the_image_grid():
     ("the checkbox left of Remember me", "remember me"),
     ("the Left Align icon", "left align"),
     ("click Save in this dialog", "save"),
+    ("the circle next to Small", "small"),  # the toggle's shape is no label
+    ("the square left of Bold", "bold"),
+    ("click Circle", "circle"),
+    ("turn off Dark mode", "dark mode"),
+    ("switch off Bluetooth", "bluetooth"),
+    ("the Turn off button", "turn off"),
+    ("type Москва into the field under 电话", "电话"),
 ])
 def test_instruction_query_keeps_what_is_written_on_screen(instruction, query):
     assert instruction_query(instruction) == query
