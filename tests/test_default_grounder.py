@@ -96,3 +96,48 @@ def test_the_practice_app_in_a_look_it_never_trained_on(grounder, tmp_path):
             env.close()
             proc.terminate()
             proc.wait(timeout=5)
+
+
+def _search_header(placeholder: str, button: str):
+    """A web page's header: its name, a search field with `placeholder` and a magnifier button beside it, a
+    `button`, and a heading below; returns the image, the field's and the magnifier's pixel boxes."""
+    import random
+
+    from vlagent.grounding.synth_canvas import Canvas, Theme
+
+    rng = random.Random(3)
+    c = Canvas((1280, 720), 1.0, Theme.random(rng, dark=False), "sans", "en", rng)
+    c.text((20, 20), "Nimbus", 20, bold=True)
+    field, _ = c.field(760, 14, 240, None, placeholder)
+    magnifier = c.icon_button(field.box[2] + 4, field.box[1], "search", size=18, pad=6)
+    c.button(1100, 14, button, primary=True)
+    c.text((40, 120), "Edit profile", 26, bold=True)
+    c.text((40, 170), "The quick brown fox jumps over the lazy dog.", 13)
+    return c.img, field.box, magnifier.box
+
+
+def _hit(result, box, size) -> bool:
+    x, y = result.point[0] * size[0], result.point[1] * size[1]
+    return result.found and box[0] <= x <= box[2] and box[1] <= y <= box[3]
+
+
+@needs_model
+def test_a_search_field_is_found_by_its_magnifier_where_its_hint_is_in_other_words(grounder):
+    """"the search box" on a German page ("Suchen..."): the field beside the magnifier, not the button."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    image, field, _ = _search_header("Suchen...", "Anmelden")
+    for instruction in ("the search box", "type 42 into the search box"):
+        result = grounder.ground(image, instruction)
+        assert _hit(result, field, image.size), (instruction, result)
+
+
+@needs_model
+def test_a_button_is_not_a_fields_hint_that_reads_its_name(grounder):
+    """"the search button" beside a field whose hint reads "Search...": the magnifier button; the hint is
+    written in the field, from its left, and no button's caption. A button's own caption still is."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    image, field, magnifier = _search_header("Search...", "Sign in")
+    result = grounder.ground(image, "the search button")
+    assert _hit(result, magnifier, image.size), result
+    assert not _hit(grounder.ground(image, "the Sign in button"), field, image.size)
+    assert grounder.ground(image, "the Sign in button").raw == "exact text"

@@ -302,6 +302,23 @@ def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence,
 HINT_WORD = 4  # letters: shorter words ("to", "the", "new") name no field
 
 
+HINT_ROOM = 3  # a field's height in heights of the text written in it, at most (a one-line field is about 2)
+
+
+def written_as_hint(fields: Sequence[Control], box: Box, size: tuple[int, int]) -> bool:
+    """Whether text at `box` (normalized) is written in one of the fields as a hint or value is: inside the
+    innermost outline holding it that is at most HINT_ROOM times as tall as the text (a card around a
+    button is no field), from its left (_from_left; a button found as a field outline has its caption
+    centred)."""
+    x0, y0, x1, y1 = _pixels(box, size)
+    holding = [c for c in fields if c.contains((x0 + x1) / 2, (y0 + y1) / 2)
+               and c.box[3] - c.box[1] <= HINT_ROOM * (y1 - y0)]
+    if not holding:
+        return False
+    inner = min(holding, key=lambda c: (c.box[2] - c.box[0]) * (c.box[3] - c.box[1]))
+    return _from_left(x0, x1, inner)
+
+
 def _from_left(x0: float, x1: float, field: Control) -> bool:
     """Whether text spanning x0..x1 (pixels) inside the field starts at its left: nearer its left edge than
     half its room on the right (a centred caption has as much room on either side)."""
@@ -413,4 +430,4 @@ def _nearest(controls: Sequence[Control], x: float, y: float, kind: str, unit: f
 
 
 __all__ = ["Control", "FIELD", "Snap", "TOGGLE", "control_kind", "find_controls", "snap_to_control", "text_height",
-           "toggle_of_label"]
+           "toggle_of_label", "written_as_hint"]

@@ -18,6 +18,11 @@ links to the OCR baseline's level (docs/grounding.md); `text_first=False` leaves
 model. Where the name is written several times, the model says which: even a refused answer is taken
 when its point lies in one of those places (model.grounder.written_places).
 
+A field's hint is no button: where the text found for an instruction asking for a button is written
+inside a field from its left ("Search..." for "the search button"), it is not the answer, and the name
+counts as not written (the icon is looked for). A search field whose hint is in other words ("Suchen..."
+for "the search box") is the field nearest the screen's one magnifier icon, on its row.
+
 Snap: for an instruction naming a field or a toggle (checkbox, radio button, switch), the model's point
 is moved onto such a control found in the pixels, beside the instruction's label where it is written
 (vlagent.grounding.controls); `snap=False` keeps the model's point. Likewise an option selected by its
@@ -52,7 +57,8 @@ from typing import Sequence
 
 from PIL import Image
 
-from vlagent.grounding.controls import Snap, control_kind, snap_to_control, text_height, toggle_of_label
+from vlagent.grounding.controls import (FIELD, Snap, control_kind, find_controls, snap_to_control, text_height,
+                                       toggle_of_label, written_as_hint)
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.phrase_lexicon import load_lexicon
@@ -139,6 +145,10 @@ class HeadGrounder:
             if len(icons) == 1:
                 return icon_result(icons[0])
         box = written_target(instruction, lines) if self.text_first else None
+        # "the search button" is not the search field's hint, "Search...": the name is not written as asked
+        hint_only = box is not None and _hint_for_button(image, instruction, box, lines)
+        if hint_only:
+            box = None
         if box is not None:
             toggle = toggle_of_label(image, instruction, box, lines) if self.snap else None
             return boxed_result(toggle, 1.0, "toggle of its label") if toggle else boxed_result(box, 1.0, "exact text")
@@ -154,11 +164,15 @@ class HeadGrounder:
             if box is not None:
                 return boxed_result(box, PLACE_CONFIDENCE, "place")
         named = names_screen_text(instruction, lines)
-        box = self._label_in_other_words(instruction, lines) if self.text_first else None
+        if not named and self.snap and self.icons and control_kind(instruction) == FIELD and _SEARCH.search(instruction):
+            box = self._search_field(image, lines)
+            if box is not None:
+                return boxed_result(box, PLACE_CONFIDENCE, "search field by its magnifier")
+        box = self._label_in_other_words(image, instruction, lines) if self.text_first else None
         if box is not None:
             return boxed_result(box, LEXICON_CONFIDENCE, "label in other words")
         if icons is None:
-            icons = self._icons(image, instruction, lines, names_written_word(instruction, lines))
+            icons = self._icons(image, instruction, lines, names_written_word(instruction, lines) and not hint_only)
         if len(icons) == 1:
             return icon_result(icons[0])
         threshold = self.threshold if named else self.threshold_unnamed
@@ -176,14 +190,33 @@ class HeadGrounder:
             pred = snapped(pred, snap_to_control(image, instruction, pred.point, lines))
         return result_of(pred, kind)
 
-    def _label_in_other_words(self, instruction: str, lines: list[TextLine]) -> tuple | None:
+    def _search_field(self, image: Image.Image, lines: list[TextLine]) -> tuple | None:
+        """The search field, where its hint is in words the instruction does not use ("Suchen..." for "the
+        search box"): the field nearest the screen's one magnifier icon on its row (holding it, or at most
+        MAGNIFIER_REACH text heights away); None where no magnifier, or several, or no field beside it."""
+        unit = text_height(lines, image.size)
+        magnifiers = self._icons(image, "the search icon", lines, named=False)
+        if len(magnifiers) != 1:
+            return None
+        width, height = image.size
+        m = magnifiers[0].box
+        icon = (m[0] * width, m[1] * height, m[2] * width, m[3] * height)
+        beside = [(_gap_on_row(c.box, icon), c.box) for c in find_controls(image, unit) if c.kind == FIELD]
+        beside = [(gap, box) for gap, box in beside if gap <= MAGNIFIER_REACH * unit]
+        if not beside:
+            return None
+        x0, y0, x1, y1 = min(beside)[1]  # the nearest; of a field's two outlines, the outer
+        return x0 / width, y0 / height, x1 / width, y1 / height
+
+    def _label_in_other_words(self, image: Image.Image, instruction: str, lines: list[TextLine]) -> tuple | None:
         """The label the instruction means in other words ("dismiss": Close), written once on the screen
-        (phrase_lexicon.py); None where the lexicon does not know the phrase or no label it means is."""
+        (phrase_lexicon.py), not as a field's hint where a button is asked for ("the find button" is no
+        "Search..."); None where the lexicon does not know the phrase or no label it means is."""
         if self.lexicon is None or _ICON_WORDS.search(instruction):  # "the find icon" is a magnifier
             return None
         for label in self.lexicon.labels_for(instruction):
             box = exact_text(label, lines)
-            if box is not None:
+            if box is not None and not _hint_for_button(image, instruction, box, lines):
                 return box
         return None
 
@@ -216,6 +249,28 @@ LEXICON_CONFIDENCE = 0.8
 # A place counted in the screen's rows and columns is a structural answer, not a probability: on generated
 # validation screens 134 of 150 such instructions were answered in place (docs/grounding.md).
 PLACE_CONFIDENCE = 0.9
+
+
+# "the search box", "type 42 into the search field": a field that may be found by its magnifier
+_SEARCH = re.compile(r"\bsearch\b", re.IGNORECASE)
+_BUTTON = re.compile(r"\bbutton\b", re.IGNORECASE)
+MAGNIFIER_REACH = 2.5  # text heights between a search field and the magnifier button beside it
+
+
+def _gap_on_row(field: Sequence[float], icon: Sequence[float]) -> float:
+    """Pixels between a field and an icon (pixel boxes) on its row (0 inside it); infinite off its row."""
+    if not field[1] <= (icon[1] + icon[3]) / 2 <= field[3]:
+        return float("inf")
+    return max(icon[0] - field[2], field[0] - icon[2], 0.0)
+
+
+def _hint_for_button(image: Image.Image, instruction: str, box: Sequence[float], lines: Sequence) -> bool:
+    """Whether a text (normalized box) found for an instruction asking for a button is written inside a
+    field (its hint or value): no button's label."""
+    if not _BUTTON.search(instruction):
+        return False
+    fields = [c for c in find_controls(image, text_height(lines, image.size)) if c.kind == FIELD]
+    return written_as_hint(fields, box, image.size)
 
 
 def _place_at(point: tuple[float, float], boxes: Sequence[tuple[float, float, float, float]]
