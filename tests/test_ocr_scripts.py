@@ -41,6 +41,20 @@ def test_scripts_map_to_tesseract_languages() -> None:
     assert script_language("click the π key") is None  # one Greek letter in an English instruction
 
 
+def test_what_is_typed_does_not_set_the_script_of_the_screen(monkeypatch: pytest.MonkeyPatch) -> None:
+    """"type Москва into the field under 电话": the screen is read for 电话, not again in Russian."""
+    from vlagent.grounding import ocr_scripts
+    from vlagent.model.grounder import TextLine
+
+    monkeypatch.setattr(ocr_scripts, "installed_languages", lambda: frozenset({"rus", "eng"}))
+    monkeypatch.setattr(ocr_scripts, "reread", lambda *args: pytest.fail("read again in Russian"))
+    image, _ = russian_screen(dark=False)
+    lines = [TextLine("电话", (0.06, 0.22, 0.1, 0.28))]
+    assert ocr_scripts.lines_for(image, "type Москва into the field under 电话", lines) == lines
+    monkeypatch.setattr(ocr_scripts, "reread", lambda image, lines, language: [TextLine(language, lines[0].box)])
+    assert ocr_scripts.lines_for(image, "type 42 into the Телефон field", lines)[0].text == "rus"
+
+
 def test_lines_are_not_touched_for_scripts_rapidocr_reads() -> None:
     from vlagent.model.grounder import TextLine
 
@@ -68,6 +82,32 @@ def test_russian_labels_are_read_again_and_found(dark: bool) -> None:
         assert result.found, label
         x, y = result.point[0] * image.width, result.point[1] * image.height
         assert x0 - 2 <= x <= x1 + 2 and y0 - 2 <= y <= y1 + 2, (label, result.point)
+
+
+def test_buttons_captions_are_read_whatever_their_colours() -> None:
+    """White on a green lighter than mid-grey, white on dark red, dark on a light button whose cut reaches
+    past its edges into a dark page: each caption is read (the letters' side of the background decides
+    the inversion; what touches the cut's edges is no letter)."""
+    _need_tesseract()
+    from vlagent.grounding.ocr_scripts import reread
+    from vlagent.model.grounder import TextLine
+
+    buttons = (("Закрыть", (87, 176, 37), (255, 255, 255), (239, 239, 239)),
+               ("Войти", (178, 34, 52), (255, 255, 255), (242, 242, 242)),
+               ("Назад", (250, 250, 250), (20, 20, 20), (30, 30, 34)))
+    image = Image.new("RGB", (640, 300), (239, 239, 239))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONT, 16)
+    lines = []
+    for i, (caption, fill, ink, page) in enumerate(buttons):
+        y = 30 + 90 * i
+        draw.rectangle((0, y - 20, 640, y + 60), fill=page)
+        x0, y0, x1, y1 = draw.textbbox((300, y + 20), caption, font=font, anchor="mm")
+        draw.rounded_rectangle((x0 - 14, y0 - 9, x1 + 14, y1 + 9), radius=4, fill=fill)
+        draw.text((300, y + 20), caption, font=font, fill=ink, anchor="mm")
+        lines.append(TextLine("?", ((x0 - 2) / 640, (y0 - 2) / 300, (x1 + 2) / 640, (y1 + 2) / 300)))
+    read = [line.text for line in reread(image, lines, "rus")]
+    assert [caption in text for (caption, *_), text in zip(buttons, read)] == [True] * 3, read
 
 
 def test_without_tesseract_lines_stay_as_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,7 +5,8 @@ Latin look-alikes ("CoxpaHnTb"), so an instruction in Russian matches nothing on
 the instruction is written in such a script and tesseract has a model for it (Debian:
 tesseract-ocr-rus and its like), the lines rapidocr found (neighbours on a row joined) are read again by
 tesseract: each line cut out with a margin,
-grey, dark text on light, doubled in size, all of a screen's lines stacked into one strip so that
+grey, dark text on light (inverted where the letters are lighter than their background), stretched to
+black on white, dark shapes touching the cut's edges (a button's surroundings) whitened, doubled in size, all of a screen's lines stacked into one strip so that
 tesseract starts once (about a second for a screen of lines on two cores), and each word tesseract reads
 put back on the line whose place in the strip it came from. A line keeps rapidocr's text where tesseract
 reads nothing there. Results are cached per screen content, language and lines.
@@ -70,7 +71,9 @@ def installed_languages() -> frozenset[str]:
 def lines_for(image: Image.Image, instruction: str, lines: Sequence) -> list:
     """The screen's text lines as the grounder should read them for this instruction: read again by
     tesseract where the instruction is in a script rapidocr cannot read and tesseract knows it."""
-    language = script_language(instruction)
+    from vlagent.model.grounder import target_words
+
+    language = script_language(target_words(instruction))  # not "Москва" of "type Москва into the 电话 field"
     if language is None or language not in installed_languages() or not lines:
         return list(lines)
     from vlagent.grounding.ocr import content_key
@@ -119,8 +122,9 @@ def reread(image: Image.Image, lines: Sequence, language: str) -> list:
                min(width, int(x1 * width) + margin), min(height, int(y1 * height) + 3))
         box = (min(box[0], width - 1), min(box[1], height - 1), max(box[2], box[0] + 1), max(box[3], box[1] + 1))
         crop = grey.crop(box)
-        if np.median(np.asarray(crop)) < 128:
+        if _light_on_dark(crop):
             crop = ImageOps.invert(crop)  # tesseract reads dark text on light
+        crop = _without_frame(ImageOps.autocontrast(crop))  # black on white, as the strip's other lines
         crops.append(crop.resize((max(1, crop.width * SCALE), max(1, crop.height * SCALE)), Image.LANCZOS))
     strip = Image.new("L", (max(c.width for c in crops) + 2 * GAP, sum(c.height + GAP for c in crops) + GAP), 255)
     y = GAP
@@ -138,6 +142,31 @@ def reread(image: Image.Image, lines: Sequence, language: str) -> list:
                 break
     return [replace(line, text=" ".join(t for _, t in sorted(got))) if got else line
             for line, got in zip(lines, read)]
+
+
+INK_CONTRAST = 40  # grey levels from the background (the crop's median) that make a pixel ink
+
+
+def _light_on_dark(crop: Image.Image) -> bool:
+    """Whether a line's text is lighter than its background (the crop's median grey): white on a green
+    button is, though the green is lighter than mid-grey."""
+    grey = np.asarray(crop, dtype=np.int16)
+    off = grey - int(np.median(grey))
+    ink = off[np.abs(off) > INK_CONTRAST]
+    return bool(ink.size) and float(ink.mean()) > 0
+
+
+def _without_frame(crop: Image.Image) -> Image.Image:
+    """The crop with the dark shapes touching its edges made white: the margin around a line reaches past
+    a button's edges, and its frame (the page around a light button, inverted) makes tesseract skip the
+    line. Letters lie inside the margin."""
+    from scipy import ndimage
+
+    grey = np.asarray(crop).copy()
+    labels, _ = ndimage.label(grey < 128)
+    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    grey[np.isin(labels, edge[edge > 0])] = 255
+    return Image.fromarray(grey)
 
 
 def _tesseract_words(strip: Image.Image, language: str) -> list[tuple[int, int, int, str]]:
