@@ -320,3 +320,22 @@ def test_a_field_named_nowhere_is_the_one_whose_hint_shares_a_word():
         assert snap is not None and snap.by_label, instruction
         x, y = _px(snap.point)
         assert field[0] <= x <= field[2] and field[1] <= y <= field[3], instruction
+
+
+def test_a_hint_is_written_from_the_left_of_a_field_not_in_a_card_or_on_a_button() -> None:
+    """A field's hint starts at its left; a button's caption is centred in its outline; a button's caption
+    inside a card (an outline many text heights tall) is no hint either, though it starts at the card's
+    left."""
+    from vlagent.grounding.controls import FIELD, Control, written_as_hint
+
+    size = (1000, 1000)
+    field = Control(FIELD, (100, 100, 500, 130))
+    button = Control(FIELD, (600, 100, 700, 130))
+    card = Control(FIELD, (10, 300, 400, 430))
+
+    def box(x0, y0, x1, y1):
+        return x0 / 1000, y0 / 1000, x1 / 1000, y1 / 1000
+
+    assert written_as_hint([field, button, card], box(108, 106, 180, 124), size)  # "Search..."
+    assert not written_as_hint([field, button, card], box(625, 106, 675, 124), size)  # "Sign in"
+    assert not written_as_hint([field, button, card], box(34, 400, 69, 418), size)  # "Print" in a card
