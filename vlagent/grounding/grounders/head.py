@@ -46,6 +46,8 @@ the screen, the icon is looked for by its look in the installed icon theme
 recognizer shipped beside the weights (icons.safetensors, vlagent.grounding.icon_recognizer) names the
 screen's icon-sized blobs ("the heart icon", "the settings icon": an application's own icons). One
 place found is the answer; where the icon shows several times, the one nearest the model's point is.
+A three-dot menu button ("the overflow menu", "more options") is found by
+its geometry instead (vlagent.grounding.dots): its dots are too small and too far apart to be one blob.
 `icons=False` leaves icons to the model.
 """
 from __future__ import annotations
@@ -60,6 +62,8 @@ from PIL import Image
 from vlagent.grounding.controls import (FIELD, Snap, control_kind, find_controls, snap_to_control, text_height,
                                        toggle_of_label, written_as_hint)
 from vlagent.grounding.dataset import OcrLine
+from vlagent.grounding.dots import find_three_dots, names_three_dots
+from vlagent.grounding.icon_finder import IconMatch
 from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.phrase_lexicon import load_lexicon
 from vlagent.grounding.ocr_scripts import lines_for
@@ -226,12 +230,17 @@ class HeadGrounder:
         theme's own picture where it matches closely (STRONG_THEME_MATCH), else what the recognizer finds,
         else a looser theme match."""
         asks_for_icon = bool(_ICON_WORDS.search(instruction))
+        unit = text_height(lines, image.size)
+        if self.icons and names_three_dots(instruction):
+            # its dots are too small and too far apart to be one blob: found by their geometry (dots.py)
+            found = [IconMatch("more", box, DOTS_CONFIDENCE) for box in find_three_dots(image, lines, unit)]
+            if found:
+                return found
         # "the search box" names a field (beside a magnifier icon, often): not an icon
         if not self.icons or (not asks_for_icon and (named or control_kind(instruction) is not None)):
             return []
         from vlagent.grounding.icon_finder import find_icons
 
-        unit = text_height(lines, image.size)
         theme = find_icons(image, instruction, lines, unit)
         if theme and theme[0].score >= STRONG_THEME_MATCH:
             return theme
@@ -246,6 +255,9 @@ STRONG_THEME_MATCH = 0.8
 # A label found through the lexicon is what the training data meant by the phrase most of the time
 # (more than half: phrase_lexicon.MIN_TOP_SHARE), not a certainty.
 LEXICON_CONFIDENCE = 0.8
+# Three dots of one size, evenly spaced in a line, outside text, are a three-dot menu button: a shape
+# found by its geometry, not a probability.
+DOTS_CONFIDENCE = 0.9
 # A place counted in the screen's rows and columns is a structural answer, not a probability: on generated
 # validation screens 134 of 150 such instructions were answered in place (docs/grounding.md).
 PLACE_CONFIDENCE = 0.9

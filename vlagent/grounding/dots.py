@@ -1,0 +1,86 @@
+"""The three-dots menu button ("the overflow menu", "more options", "the three dots button"), found by its
+geometry.
+
+Its dots are each smaller than the smallest icon-sized blob (icon_finder.SIZE_RANGE: a window's minimize
+line), and lie apart, so neither the blob finder nor the icon recognizer ever sees the icon whole. Here
+they are looked for as what they are: three small, round-ish marks of one size, in a line (down: ⋮,
+across: ⋯), evenly spaced a little more than their size apart. An ellipsis in text ("Search...") is such
+a line too; marks inside a text segment (icon_finder.text_segments) are not taken.
+
+Coordinates out are normalized to the image (DESIGN.md).
+"""
+from __future__ import annotations
+
+import re
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+Box = tuple[float, float, float, float]
+
+# "the overflow menu", "more options", "the three dots button", "the kebab menu"
+DOTS_WORDS = re.compile(r"\b(?:three[\s-]+dots?|overflow|more options|more actions|kebab|⋮|⋯)", re.IGNORECASE)
+DOT_SIZE = (2, 0.45)  # a dot's larger side: at least 2 pixels, at most this many text heights
+DOT_STEP = 3.0  # the step between neighbouring dots' centres, in dot sizes, at most
+ALIGN = 1.5  # pixels the three centres may stray from their line and from even steps
+
+
+def names_three_dots(instruction: str) -> bool:
+    return bool(DOTS_WORDS.search(instruction))
+
+
+def find_three_dots(image: Image.Image, lines: Sequence, unit: float) -> list[Box]:
+    """The boxes (normalized) of the screen's three-dot buttons' dots, top to bottom."""
+    from scipy import ndimage
+
+    from vlagent.grounding.controls import colour_edges
+    from vlagent.grounding.icon_finder import EDGE_CONTRAST, text_segments
+
+    labels, _ = ndimage.label(colour_edges(image, EDGE_CONTRAST), structure=np.ones((3, 3), dtype=bool))
+    dots = []
+    for found in ndimage.find_objects(labels):
+        if found is None:
+            continue
+        rows, cols = found
+        w, h = cols.stop - cols.start, rows.stop - rows.start
+        if DOT_SIZE[0] <= max(w, h) <= DOT_SIZE[1] * unit and max(w, h) <= 1.5 * min(w, h):
+            dots.append((cols.start, rows.start, cols.stop, rows.stop))
+    text = [box for box, _ in text_segments(image, lines, unit)]
+    width, height = image.size
+    out = []
+    for x0, y0, x1, y1 in _triples(dots):
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        if not any(t[0] <= cx <= t[2] and t[1] <= cy <= t[3] for t in text):
+            out.append((x0 / width, y0 / height, x1 / width, y1 / height))
+    return sorted(out, key=lambda b: (b[1], b[0]))
+
+
+def _triples(dots: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """The bounding boxes of three dots of one size in a line, evenly spaced (each dot in one triple)."""
+    centre = {d: ((d[0] + d[2]) / 2, (d[1] + d[3]) / 2) for d in dots}
+    size = {d: max(d[2] - d[0], d[3] - d[1]) for d in dots}
+    found, used = [], set()
+    for along, across in ((1, 0), (0, 1)):  # a column (⋮), then a row (⋯)
+        ordered = sorted(dots, key=lambda d: (round(centre[d][across]), centre[d][along]))
+        for i, a in enumerate(ordered):
+            if a in used:
+                continue
+            line = [a]
+            for b in ordered[i + 1:]:
+                if abs(centre[b][across] - centre[a][across]) > ALIGN:
+                    continue
+                step = centre[b][along] - centre[line[-1]][along]
+                if b not in used and abs(size[b] - size[a]) <= ALIGN and 0 < step <= DOT_STEP * size[a]:
+                    if len(line) == 1 or abs(step - (centre[line[1]][along] - centre[line[0]][along])) <= ALIGN:
+                        line.append(b)
+                if len(line) == 3:
+                    break
+            if len(line) == 3:
+                used.update(line)
+                found.append((min(d[0] for d in line), min(d[1] for d in line), max(d[2] for d in line),
+                              max(d[3] for d in line)))
+    return found
+
+
+__all__ = ["DOTS_WORDS", "find_three_dots", "names_three_dots"]
