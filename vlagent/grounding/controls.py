@@ -145,6 +145,17 @@ def colour_edges(image: Image.Image, contrast: int) -> np.ndarray:
     return edges
 
 
+def edge_components(image: Image.Image, contrast: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
+    """The screenshot's edges (colour_edges) joined into 8-connected shapes: the label map and each shape's
+    box (pixels, x0 y0 x1 y1, end exclusive), in label order."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(colour_edges(image, contrast), structure=np.ones((3, 3), dtype=bool))
+    boxes = [(cols.start, rows.start, cols.stop, rows.stop)
+             for rows, cols in (found for found in ndimage.find_objects(labels) if found is not None)]
+    return labels, boxes
+
+
 def find_sliders(image: Image.Image, unit: float) -> list[Control]:
     """The sliders of the screenshot: a track at least 4 text heights long and under 0.8 thick, with one
     knob on it (a run of columns taller than the track, about as wide as tall, centred on the track's
@@ -429,5 +440,5 @@ def _nearest(controls: Sequence[Control], x: float, y: float, kind: str, unit: f
     return best
 
 
-__all__ = ["Control", "FIELD", "Snap", "TOGGLE", "control_kind", "find_controls", "snap_to_control", "text_height",
+__all__ = ["Control", "FIELD", "Snap", "TOGGLE", "control_kind", "edge_components", "find_controls", "snap_to_control", "text_height",
            "toggle_of_label", "written_as_hint"]

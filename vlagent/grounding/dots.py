@@ -14,7 +14,6 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-import numpy as np
 from PIL import Image
 
 Box = tuple[float, float, float, float]
@@ -32,20 +31,13 @@ def names_three_dots(instruction: str) -> bool:
 
 def find_three_dots(image: Image.Image, lines: Sequence, unit: float) -> list[Box]:
     """The boxes (normalized) of the screen's three-dot buttons' dots, top to bottom."""
-    from scipy import ndimage
-
-    from vlagent.grounding.controls import colour_edges
+    from vlagent.grounding.controls import edge_components
     from vlagent.grounding.icon_finder import EDGE_CONTRAST, text_segments
 
-    labels, _ = ndimage.label(colour_edges(image, EDGE_CONTRAST), structure=np.ones((3, 3), dtype=bool))
-    dots = []
-    for found in ndimage.find_objects(labels):
-        if found is None:
-            continue
-        rows, cols = found
-        w, h = cols.stop - cols.start, rows.stop - rows.start
-        if DOT_SIZE[0] <= max(w, h) <= DOT_SIZE[1] * unit and max(w, h) <= 1.5 * min(w, h):
-            dots.append((cols.start, rows.start, cols.stop, rows.stop))
+    _, shapes = edge_components(image, EDGE_CONTRAST)
+    dots = [(x0, y0, x1, y1) for x0, y0, x1, y1 in shapes
+            if DOT_SIZE[0] <= max(x1 - x0, y1 - y0) <= DOT_SIZE[1] * unit
+            and max(x1 - x0, y1 - y0) <= 1.5 * min(x1 - x0, y1 - y0)]
     text = [box for box, _ in text_segments(image, lines, unit)]
     width, height = image.size
     out = []

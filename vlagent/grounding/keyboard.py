@@ -42,20 +42,12 @@ def key_named(instruction: str) -> str | None:
 def find_keys(image: Image.Image) -> dict[str, tuple[int, int, int, int]]:
     """Each key of a QWERTY keyboard on the screenshot (pixels), by its letter, and SPACE where there is a
     space bar under the letters; empty when there is no such keyboard."""
-    from scipy import ndimage
+    from vlagent.grounding.controls import edge_components
 
-    from vlagent.grounding.controls import colour_edges
-
-    labels, _ = ndimage.label(colour_edges(image, EDGE_CONTRAST), structure=np.ones((3, 3), dtype=bool))
+    labels, shapes = edge_components(image, EDGE_CONTRAST)
     height = image.size[1]
-    boxes = []
-    for found in ndimage.find_objects(labels):
-        if found is None:
-            continue
-        rows, cols = found
-        w, h = cols.stop - cols.start, rows.stop - rows.start
-        if 0.02 * height <= h <= 0.15 * height and 0.4 * h <= w <= 1.6 * h:
-            boxes.append((cols.start, rows.start, cols.stop, rows.stop))
+    boxes = [(x0, y0, x1, y1) for x0, y0, x1, y1 in shapes
+             if 0.02 * height <= y1 - y0 <= 0.15 * height and 0.4 * (y1 - y0) <= x1 - x0 <= 1.6 * (y1 - y0)]
     rows_of_keys = _rows_of_like_boxes(boxes)
     for top, middle, bottom in zip(rows_of_keys, rows_of_keys[1:], rows_of_keys[2:]):
         if len(top) == 10 and len(middle) == 9 and len(bottom) in (7, 9) and _stacked(top, middle, bottom):
