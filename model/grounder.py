@@ -115,8 +115,10 @@ _RELATION_FILLERS = frozenset("next right left".split())
 # Words that name no label where they start the query ("my profile") but belong to one in its middle
 # ("Change my password", "Show only glyphs from this font"): the loose query keeps them there.
 _DETERMINERS = frozenset("this that it its my your".split())
-# Where the target is, not what it says: "Latin in the list", "the toolbar's New icon".
-_CONTEXT = re.compile(r"\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+|this\s+)?"
+# Where the target is, not what it says: "Latin in the list", "the toolbar's New icon", "New in the File menu"
+# (a named menu, up to three words).
+_CONTEXT = re.compile(r"(?:\b(?:in|under|from)\s+the\s+\S+(?:\s+\S+){0,2}?\s+menu\b(?!\s+bar))"
+                      r"|\b(?:(?:in|on|at|from|of|inside|within)\s+(?:the\s+|this\s+)?"
                       r"(?:list|menu|menu bar|toolbar|tool bar|"
                       r"app bar|sidebar|side bar|dialog|page|window|header|footer|navigation|nav bar|tab bar|"
                       r"bottom bar|top bar|title bar|status bar|panel|form|screen)"
