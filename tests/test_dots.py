@@ -12,7 +12,8 @@ from vlagent.model.grounder import TextLine
 
 @pytest.mark.parametrize("instruction, named", [
     ("the overflow menu button", True), ("the three dots button", True), ("the more options icon", True),
-    ("the kebab menu", True), ("the Options menu", False), ("click More", False), ("the third dot", False),
+    ("the kebab menu", True), ("click the ⋮ button", True), ("⋯", True), ("the 3 dots", True),
+    ("the Options menu", False), ("click More", False), ("the third dot", False), ("the overflowing text", False),
 ])
 def test_instructions_naming_the_three_dots_button(instruction: str, named: bool) -> None:
     assert names_three_dots(instruction) is named
@@ -54,3 +55,10 @@ def test_the_shipped_grounder_clicks_the_three_dots(instruction: str) -> None:
     result = HeadGrounder(DEFAULT_FOLDER).ground(c.img, instruction)
     x, y = result.point[0] * c.w, result.point[1] * c.h
     assert result.found and more[0] <= x <= more[2] and more[1] <= y <= more[3], result
+
+
+def test_dots_a_pixel_off_their_line_or_of_another_size_are_still_one_button() -> None:
+    from vlagent.grounding.dots import _triples
+
+    assert len(_triples([(9, 0, 12, 3), (9, 6, 13, 10), (9, 13, 12, 16)])) == 1  # sizes 3, 4, 3; centres 10.5, 11
+    assert _triples([(9, 0, 12, 3), (9, 6, 12, 9), (20, 12, 23, 15)]) == []  # the third is off the line

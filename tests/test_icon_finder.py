@@ -147,7 +147,7 @@ def test_a_row_of_icons_ocr_read_as_letters_is_no_text() -> None:
     """OCR reads a toolbar as one line of letters (">6I三K"): its icons, apart with nothing drawn between
     them, are icons still; words far apart that OCR read as words ("View Insert") and a large title whose
     letters are blobs ("Create account") stay text."""
-    from vlagent.grounding.icon_finder import icon_boxes, text_segments
+    from vlagent.grounding.icon_finder import icon_boxes, text_boxes
     from vlagent.grounding.synth_icons import draw_icon
 
     image = Image.new("RGB", (640, 200), (246, 245, 244))
@@ -164,7 +164,7 @@ def test_a_row_of_icons_ocr_read_as_letters_is_no_text() -> None:
     lines = [TextLine(">6I三K", (18 / 640, 18 / 200, 222 / 640, 42 / 200)),
              TextLine("View Insert", (18 / 640, 96 / 200, 122 / 640, 120 / 200)),
              TextLine("Create acco unt", (title[0] / 640, title[1] / 200, title[2] / 640, title[3] / 200))]
-    assert [text for _, text in text_segments(image, lines, unit=20)] == ["View Insert", "Create acco unt"]
+    assert [text for _, text in text_boxes(image, lines, unit=20)] == ["View Insert", "Create acco unt"]
     centres = [((b[0] + b[2]) / 2, (b[1] + b[3]) / 2) for b in icon_boxes(image, lines, unit=20)]
     for x0, y0, x1, y1 in icons:
         assert any(x0 <= x <= x1 and y0 <= y <= y1 for x, y in centres), (x0, centres)

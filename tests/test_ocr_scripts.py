@@ -110,6 +110,24 @@ def test_buttons_captions_are_read_whatever_their_colours() -> None:
     assert [caption in text for (caption, *_), text in zip(buttons, read)] == [True] * 3, read
 
 
+def test_faint_text_keeps_its_side_and_a_descender_at_the_cut_stays() -> None:
+    """Grey on dark grey (a disabled label) has no pixel far from the background: the background's shade
+    decides, so it is inverted; a letter touching the cut's bottom is no frame (only shapes at its ends
+    are)."""
+    import numpy as np
+
+    from vlagent.grounding.ocr_scripts import _light_on_dark, _without_frame
+
+    faint = np.full((20, 60), 40, dtype=np.uint8)
+    faint[6:14, 20:40] = 70
+    assert _light_on_dark(Image.fromarray(faint))
+    crop = np.full((20, 60), 255, dtype=np.uint8)
+    crop[:, :4] = 0  # the page beyond a button's end
+    crop[8:20, 30:33] = 0  # a descender reaching the cut's bottom
+    cleaned = np.asarray(_without_frame(Image.fromarray(crop)))
+    assert (cleaned[:, :4] == 255).all() and (cleaned[8:20, 30:33] == 0).all()
+
+
 def test_without_tesseract_lines_stay_as_read(monkeypatch: pytest.MonkeyPatch) -> None:
     from vlagent.grounding import ocr_scripts
     from vlagent.model.grounder import TextLine

@@ -237,8 +237,9 @@ def test_the_page_title_is_the_largest_text_not_the_sites_name_in_its_nav_bar() 
 
 
 def test_a_tab_is_counted_in_a_row_with_as_many_tabs() -> None:
-    """An open menu's item and a toolbar read as text make a row of two under the menu bar: "the fifth tab"
-    is counted in the first row that has five."""
+    """An open menu's item and a toolbar read as text make a row of two under the menu bar, which looks
+    like two tabs: "the second tab" is counted there (the first row with two), "the fifth tab" in the first
+    row that has five."""
     from PIL import Image
 
     width, height = 1280, 720
@@ -254,3 +255,14 @@ def test_a_tab_is_counted_in_a_row_with_as_many_tabs() -> None:
     assert named and box == tabs[4].box
     box, _ = find_place(image, "the second tab", menu_bar + two + tabs)
     assert box == two[1].box  # two tabs are tabs too: the first row with enough
+
+
+def test_a_large_headings_spaces_do_not_cut_it_into_a_menu_bar() -> None:
+    """The gap that cuts a line into labels is measured in its own height: a 30-px heading's spaces are
+    wider than half the screen's text height, but it stays one title and no menu bar."""
+    c = _canvas()
+    heading = _line(c, "Edit your profile", c.text((20, 20), "Edit your profile", 30, bold=True))
+    body = [_line(c, t, c.text((20, 90 + 30 * i), t, 12)) for i, t in enumerate(("Name", "Email", "Phone", "City"))]
+    assert find_place(c.img, "the first menu in the menu bar", [heading] + body) == (None, True)
+    box, _ = find_place(c.img, "the page title", [heading] + body)
+    assert box == heading.box

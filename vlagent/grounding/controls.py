@@ -440,5 +440,5 @@ def _nearest(controls: Sequence[Control], x: float, y: float, kind: str, unit: f
     return best
 
 
-__all__ = ["Control", "FIELD", "Snap", "TOGGLE", "control_kind", "edge_components", "find_controls", "snap_to_control", "text_height",
-           "toggle_of_label", "written_as_hint"]
+__all__ = ["Control", "FIELD", "HINT_ROOM", "Snap", "TOGGLE", "control_kind", "edge_components", "find_controls",
+           "snap_to_control", "text_height", "toggle_of_label", "written_as_hint"]

@@ -5,7 +5,7 @@ Its dots are each smaller than the smallest icon-sized blob (icon_finder.SIZE_RA
 line), and lie apart, so neither the blob finder nor the icon recognizer ever sees the icon whole. Here
 they are looked for as what they are: three small, round-ish marks of one size, in a line (down: ⋮,
 across: ⋯), evenly spaced a little more than their size apart. An ellipsis in text ("Search...") is such
-a line too; marks inside a text segment (icon_finder.text_segments) are not taken.
+a line too; marks inside a text segment (icon_finder.text_boxes) are not taken.
 
 Coordinates out are normalized to the image (DESIGN.md).
 """
@@ -19,26 +19,28 @@ from PIL import Image
 Box = tuple[float, float, float, float]
 
 # "the overflow menu", "more options", "the three dots button", "the kebab menu"
-DOTS_WORDS = re.compile(r"\b(?:three[\s-]+dots?|overflow|more options|more actions|kebab|⋮|⋯)", re.IGNORECASE)
+DOTS_WORDS = re.compile(r"\b(?:three[\s-]+dots?|3 dots|overflow|more options|more actions|kebab)\b|[⋮⋯]",
+                        re.IGNORECASE)
 DOT_SIZE = (2, 0.45)  # a dot's larger side: at least 2 pixels, at most this many text heights
 DOT_STEP = 3.0  # the step between neighbouring dots' centres, in dot sizes, at most
 ALIGN = 1.5  # pixels the three centres may stray from their line and from even steps
 
 
 def names_three_dots(instruction: str) -> bool:
+    """Whether the instruction asks for a three-dot menu button ("the overflow menu", "⋮")."""
     return bool(DOTS_WORDS.search(instruction))
 
 
 def find_three_dots(image: Image.Image, lines: Sequence, unit: float) -> list[Box]:
     """The boxes (normalized) of the screen's three-dot buttons' dots, top to bottom."""
     from vlagent.grounding.controls import edge_components
-    from vlagent.grounding.icon_finder import EDGE_CONTRAST, text_segments
+    from vlagent.grounding.icon_finder import EDGE_CONTRAST, text_boxes
 
     _, shapes = edge_components(image, EDGE_CONTRAST)
     dots = [(x0, y0, x1, y1) for x0, y0, x1, y1 in shapes
             if DOT_SIZE[0] <= max(x1 - x0, y1 - y0) <= DOT_SIZE[1] * unit
             and max(x1 - x0, y1 - y0) <= 1.5 * min(x1 - x0, y1 - y0)]
-    text = [box for box, _ in text_segments(image, lines, unit)]
+    text = [box for box, _ in text_boxes(image, lines, unit)]
     width, height = image.size
     out = []
     for x0, y0, x1, y1 in _triples(dots):
@@ -54,15 +56,17 @@ def _triples(dots: Sequence[tuple[int, int, int, int]]) -> list[tuple[int, int, 
     size = {d: max(d[2] - d[0], d[3] - d[1]) for d in dots}
     found, used = [], set()
     for along, across in ((1, 0), (0, 1)):  # a column (⋮), then a row (⋯)
-        ordered = sorted(dots, key=lambda d: (round(centre[d][across]), centre[d][along]))
+        ordered = sorted(dots, key=lambda d: centre[d][along])
         for i, a in enumerate(ordered):
             if a in used:
                 continue
             line = [a]
             for b in ordered[i + 1:]:
+                step = centre[b][along] - centre[line[-1]][along]
+                if step > DOT_STEP * size[a]:
+                    break  # the rest lie farther along
                 if abs(centre[b][across] - centre[a][across]) > ALIGN:
                     continue
-                step = centre[b][along] - centre[line[-1]][along]
                 if b not in used and abs(size[b] - size[a]) <= ALIGN and 0 < step <= DOT_STEP * size[a]:
                     if len(line) == 1 or abs(step - (centre[line[1]][along] - centre[line[0]][along])) <= ALIGN:
                         line.append(b)

@@ -252,12 +252,13 @@ def _resized(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:
 
 def icon_boxes(image: Image.Image, lines: Sequence, unit: float) -> list[tuple[int, int, int, int]]:
     """The boxes (pixels) of the screenshot's blobs the size of an icon (SIZE_RANGE text heights) that are
-    not text: edges, joined across 1-px gaps, whose centre is outside every text segment (text_segments)."""
-    text_boxes = [box for box, _ in text_segments(image, lines, unit)]
-    return [box for box in screen_blobs(image, unit) if not any(_centre_inside(box, text) for text in text_boxes)]
+    not text: edges, joined across 1-px gaps, whose centre is outside every text segment (text_boxes)."""
+    written = [box for box, _ in text_boxes(image, lines, unit)]
+    return [box for box in screen_blobs(image, unit) if not any(_centre_inside(box, text) for text in written)]
 
 
-def text_segments(image: Image.Image, lines: Sequence, unit: float) -> list[tuple[tuple[float, float, float, float], str]]:
+def text_boxes(image: Image.Image, lines: Sequence, unit: float
+               ) -> list[tuple[tuple[float, float, float, float], str]]:  # fmt: skip
     """(pixel box, text) of the segments of `lines` that are text: two or more letters or digits (OCR reads
     some icons as one character, "口" for a maximize square, "X" for close), and not a row of icons OCR
     read as letters (_icons_read_as_text)."""
@@ -434,4 +435,4 @@ def find_icons(image: Image.Image, instruction: str, lines: Sequence, unit: floa
 
 
 __all__ = ["ICON_WORDS", "IconMatch", "best_covering", "find_icons", "icon_boxes", "icon_names_for",
-           "instruction_words", "joined_across", "screen_blobs", "text_segments", "theme_library"]
+           "instruction_words", "joined_across", "screen_blobs", "text_boxes", "theme_library"]

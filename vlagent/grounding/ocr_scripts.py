@@ -4,9 +4,9 @@ rapidocr's bundled models read Chinese and Latin letters only: a Russian "Сох
 Latin look-alikes ("CoxpaHnTb"), so an instruction in Russian matches nothing on a Russian screen. Where
 the instruction is written in such a script and tesseract has a model for it (Debian:
 tesseract-ocr-rus and its like), the lines rapidocr found (neighbours on a row joined) are read again by
-tesseract: each line cut out with a margin,
-grey, dark text on light (inverted where the letters are lighter than their background), stretched to
-black on white, dark shapes touching the cut's edges (a button's surroundings) whitened, doubled in size, all of a screen's lines stacked into one strip so that
+tesseract: each line cut out with a margin, grey, dark text on light (inverted where the letters are
+lighter than their background), stretched to black on white, dark shapes touching the cut's ends (a
+button's surroundings) whitened, doubled in size; all of a screen's lines stacked into one strip so that
 tesseract starts once (about a second for a screen of lines on two cores), and each word tesseract reads
 put back on the line whose place in the strip it came from. A line keeps rapidocr's text where tesseract
 reads nothing there. Results are cached per screen content, language and lines.
@@ -73,7 +73,8 @@ def lines_for(image: Image.Image, instruction: str, lines: Sequence) -> list:
     tesseract where the instruction is in a script rapidocr cannot read and tesseract knows it."""
     from vlagent.model.grounder import target_words
 
-    language = script_language(target_words(instruction))  # not "Москва" of "type Москва into the 电话 field"
+    # the target's script: not "Москва" of "type Москва into the 电话 field"
+    language = script_language(target_words(instruction))
     if language is None or language not in installed_languages() or not lines:
         return list(lines)
     from vlagent.grounding.ocr import content_key
@@ -153,18 +154,21 @@ def _light_on_dark(crop: Image.Image) -> bool:
     grey = np.asarray(crop, dtype=np.int16)
     off = grey - int(np.median(grey))
     ink = off[np.abs(off) > INK_CONTRAST]
-    return bool(ink.size) and float(ink.mean()) > 0
+    if not ink.size:  # faint text (a disabled label): the background's own shade decides
+        return float(np.median(grey)) < 128
+    return float(ink.mean()) > 0
 
 
 def _without_frame(crop: Image.Image) -> Image.Image:
-    """The crop with the dark shapes touching its edges made white: the margin around a line reaches past
-    a button's edges, and its frame (the page around a light button, inverted) makes tesseract skip the
-    line. Letters lie inside the margin."""
+    """The crop with the dark shapes touching its left or right edge made white: the margin around a line
+    reaches past a button's ends, and its frame (the page around a light button, inverted) makes tesseract
+    skip the line. Letters lie inside that margin (above and below it is a few pixels: a descender may
+    touch the crop's bottom, and stays)."""
     from scipy import ndimage
 
     grey = np.asarray(crop).copy()
     labels, _ = ndimage.label(grey < 128)
-    edge = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    edge = np.unique(np.concatenate([labels[:, 0], labels[:, -1]]))
     grey[np.isin(labels, edge[edge > 0])] = 255
     return Image.fromarray(grey)
 

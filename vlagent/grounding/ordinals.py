@@ -127,12 +127,12 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float, index: i
            ) -> list[tuple[float, float, float, float]]:  # fmt: skip
     """The members of the group `kind`, in reading order (pixel boxes); `index` is the member asked for
     (a group of tabs has that many)."""
-    from vlagent.grounding.icon_finder import icon_boxes, joined_across, text_segments
+    from vlagent.grounding.icon_finder import icon_boxes, joined_across, text_boxes
 
     width, height = image.size
     # one character is more often OCR reading an icon ("6", "口") than a label, and so is a toolbar read
     # as letters
-    written = text_segments(image, lines, unit)
+    written = text_boxes(image, lines, unit)
     segments = [box for box, _ in written]
     if kind in (MENU, TAB, DIALOG_BUTTON, TITLE):
         rows, menu_bar = _label_rows(image, written, unit)
@@ -141,7 +141,8 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float, index: i
             # are a few pixels off, a button's reach its edges), not the site's name in its navigation bar
             upper = [(box, text) for box, text in written if box[3] <= height / 2
                      and not any(_centre_in(label, box) for label in menu_bar or ())]
-            return [max(upper, key=lambda w: (w[0][3] - w[0][1]) * (w[0][2] - w[0][0]) / len(w[1]))[0]] if upper else []
+            return [max(upper, key=lambda w: ((w[0][3] - w[0][1]) * (w[0][2] - w[0][0]) / len(w[1]), -w[0][1]))[0]
+                    ] if upper else []
         if kind == MENU:
             return menu_bar or []
         if kind == TAB:
@@ -201,7 +202,8 @@ def _centre_in(inner: Sequence[float], outer: Sequence[float]) -> bool:
 
 def _labels_of(image: Image.Image, box: Box, text: str, unit: float) -> list[Box]:
     """The short labels (a few words, _SHORT_WORDS, _SHORT_CHARS) in one text segment (pixel box): the
-    segment cut where LABEL_GAP text heights or more of its columns have no ink, where each piece has about
+    segment cut where LABEL_GAP text heights (or heights of its own line, if taller) or more of its columns
+    have no ink, where each piece has about
     as few words (a menu bar's "Edit Format"); the segment itself where it is one short label."""
     from vlagent.grounding.controls import colour_edges
 
@@ -212,7 +214,7 @@ def _labels_of(image: Image.Image, box: Box, text: str, unit: float) -> list[Box
         pieces, start, blank = [], None, 0
         for x, ink in enumerate(inked):
             if ink:
-                if start is not None and blank >= LABEL_GAP * unit:
+                if start is not None and blank >= LABEL_GAP * max(unit, y1 - y0):  # a heading's spaces are wide
                     pieces.append((x0 + start, y0, x0 + x - blank, y1))
                     start = None
                 if start is None:

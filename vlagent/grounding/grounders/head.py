@@ -59,8 +59,8 @@ from typing import Sequence
 
 from PIL import Image
 
-from vlagent.grounding.controls import (FIELD, Snap, control_kind, find_controls, snap_to_control, text_height,
-                                       toggle_of_label, written_as_hint)
+from vlagent.grounding.controls import (FIELD, HINT_ROOM, Snap, control_kind, find_controls, snap_to_control,
+                                       text_height, toggle_of_label, written_as_hint)
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.dots import find_three_dots, names_three_dots
 from vlagent.grounding.icon_finder import IconMatch
@@ -168,7 +168,8 @@ class HeadGrounder:
             if box is not None:
                 return boxed_result(box, PLACE_CONFIDENCE, "place")
         named = names_screen_text(instruction, lines)
-        if not named and self.snap and self.icons and control_kind(instruction) == FIELD and _SEARCH.search(instruction):
+        searched = self.snap and self.icons and control_kind(instruction) == FIELD and _SEARCH.search(instruction)
+        if searched and not named:
             box = self._search_field(image, lines)
             if box is not None:
                 return boxed_result(box, PLACE_CONFIDENCE, "search field by its magnifier")
@@ -205,11 +206,14 @@ class HeadGrounder:
         width, height = image.size
         m = magnifiers[0].box
         icon = (m[0] * width, m[1] * height, m[2] * width, m[3] * height)
-        beside = [(_gap_on_row(c.box, icon), c.box) for c in find_controls(image, unit) if c.kind == FIELD]
-        beside = [(gap, box) for gap, box in beside if gap <= MAGNIFIER_REACH * unit]
+        # a field's outline, not a card or a search form around it (HINT_ROOM: a field is a line or two tall)
+        fields = [c.box for c in find_controls(image, unit)
+                  if c.kind == FIELD and c.box[3] - c.box[1] <= HINT_ROOM * unit]
+        beside = [(_gap_on_row(box, icon), (box[2] - box[0]) * (box[3] - box[1]), box) for box in fields]
+        beside = [b for b in beside if b[0] <= MAGNIFIER_REACH * unit]
         if not beside:
             return None
-        x0, y0, x1, y1 = min(beside)[1]  # the nearest; of a field's two outlines, the outer
+        x0, y0, x1, y1 = min(beside)[2]  # the nearest, then the smaller
         return x0 / width, y0 / height, x1 / width, y1 / height
 
     def _label_in_other_words(self, image: Image.Image, instruction: str, lines: list[TextLine]) -> tuple | None:
