@@ -98,7 +98,7 @@ def test_the_practice_app_in_a_look_it_never_trained_on(grounder, tmp_path):
             proc.wait(timeout=5)
 
 
-def _search_header(placeholder: str, button: str):
+def _search_header(placeholder: str, button: str) -> tuple[Image.Image, tuple, tuple]:
     """A web page's header: its name, a search field with `placeholder` and a magnifier button beside it, a
     `button`, and a heading below; returns the image, the field's and the magnifier's pixel boxes."""
     import random

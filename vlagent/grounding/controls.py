@@ -229,7 +229,7 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     unit = text_height(lines, image.size)
     if controls is None:
         controls = find_sliders(image, unit) if kind == SLIDER else find_controls(image, unit)
-    segments = [_pixels(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
+    segments = [pixel_box(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
     of_kind = [c for c in controls if c.kind == kind and not (kind == TOGGLE and _inside_text(c, segments, unit))]
     if not of_kind:
         return None
@@ -239,7 +239,7 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     x, y = point[0] * width, point[1] * height
     chosen = None
     if label is not None:
-        chosen = _beside_label(of_kind, _pixels(label, image.size), kind, unit)
+        chosen = _beside_label(of_kind, pixel_box(label, image.size), kind, unit)
     elif kind == TOGGLE and _SELECT_ALL.search(instruction):
         chosen = _column_head(of_kind, unit)
     elif kind == FIELD:
@@ -304,7 +304,7 @@ def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence,
     for line in lines if wanted else ():
         if not wanted & {w for w in re.findall(r"\w+", line.text.casefold())}:
             continue
-        x0, y0, x1, y1 = _pixels(line.box, size)
+        x0, y0, x1, y1 = pixel_box(line.box, size)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
         held |= {i for i, c in enumerate(fields) if c.contains(cx, cy) and _from_left(x0, x1, c)}
     return fields[held.pop()] if len(held) == 1 else None
@@ -321,7 +321,7 @@ def written_as_hint(fields: Sequence[Control], box: Box, size: tuple[int, int]) 
     innermost outline holding it that is at most HINT_ROOM times as tall as the text (a card around a
     button is no field), from its left (_from_left; a button found as a field outline has its caption
     centred)."""
-    x0, y0, x1, y1 = _pixels(box, size)
+    x0, y0, x1, y1 = pixel_box(box, size)
     holding = [c for c in fields if c.contains((x0 + x1) / 2, (y0 + y1) / 2)
                and c.box[3] - c.box[1] <= HINT_ROOM * (y1 - y0)]
     if not holding:
@@ -366,9 +366,9 @@ def toggle_of_label(image: Image.Image, instruction: str, label: Box, lines: Seq
     if not _SELECTS.search(instruction):
         return None
     unit = text_height(lines, image.size)
-    lx0, ly0, lx1, ly1 = _pixels(label, image.size)
+    lx0, ly0, lx1, ly1 = pixel_box(label, image.size)
     mid = (ly0 + ly1) / 2
-    segments = [_pixels(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
+    segments = [pixel_box(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
     on_row = [c for c in find_controls(image, unit) if c.kind == TOGGLE and c.box[1] <= mid <= c.box[3]
               and not _inside_text(c, segments, unit)]
     beside = [c for c in on_row if -0.5 * unit <= lx0 - c.box[2] <= TOGGLE_REACH * unit]
@@ -384,7 +384,8 @@ def toggle_of_label(image: Image.Image, instruction: str, label: Box, lines: Seq
     return x0 / width, y0 / height, x1 / width, y1 / height
 
 
-def _pixels(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
+def pixel_box(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
+    """A normalized box in pixels of an image of `size` (width, height)."""
     return box[0] * size[0], box[1] * size[1], box[2] * size[0], box[3] * size[1]
 
 
@@ -441,4 +442,4 @@ def _nearest(controls: Sequence[Control], x: float, y: float, kind: str, unit: f
 
 
 __all__ = ["Control", "FIELD", "HINT_ROOM", "Snap", "TOGGLE", "control_kind", "edge_components", "find_controls",
-           "snap_to_control", "text_height", "toggle_of_label", "written_as_hint"]
+           "pixel_box", "snap_to_control", "text_height", "toggle_of_label", "written_as_hint"]

@@ -34,7 +34,7 @@ def names_three_dots(instruction: str) -> bool:
 def find_three_dots(image: Image.Image, lines: Sequence, unit: float) -> list[Box]:
     """The boxes (normalized) of the screen's three-dot buttons' dots, top to bottom."""
     from vlagent.grounding.controls import edge_components
-    from vlagent.grounding.icon_finder import EDGE_CONTRAST, text_boxes
+    from vlagent.grounding.icon_finder import EDGE_CONTRAST, centre_inside, text_boxes
 
     _, shapes = edge_components(image, EDGE_CONTRAST)
     dots = [(x0, y0, x1, y1) for x0, y0, x1, y1 in shapes
@@ -44,8 +44,7 @@ def find_three_dots(image: Image.Image, lines: Sequence, unit: float) -> list[Bo
     width, height = image.size
     out = []
     for x0, y0, x1, y1 in _triples(dots):
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        if not any(t[0] <= cx <= t[2] and t[1] <= cy <= t[3] for t in text):
+        if not any(centre_inside((x0, y0, x1, y1), t) for t in text):
             out.append((x0 / width, y0 / height, x1 / width, y1 / height))
     return sorted(out, key=lambda b: (b[1], b[0]))
 

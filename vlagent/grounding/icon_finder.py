@@ -254,7 +254,7 @@ def icon_boxes(image: Image.Image, lines: Sequence, unit: float) -> list[tuple[i
     """The boxes (pixels) of the screenshot's blobs the size of an icon (SIZE_RANGE text heights) that are
     not text: edges, joined across 1-px gaps, whose centre is outside every text segment (text_boxes)."""
     written = [box for box, _ in text_boxes(image, lines, unit)]
-    return [box for box in screen_blobs(image, unit) if not any(_centre_inside(box, text) for text in written)]
+    return [box for box in screen_blobs(image, unit) if not any(centre_inside(box, text) for text in written)]
 
 
 def text_boxes(image: Image.Image, lines: Sequence, unit: float
@@ -269,7 +269,7 @@ def text_boxes(image: Image.Image, lines: Sequence, unit: float
         if sum(ch.isalnum() for ch in line.text) < 2:
             continue
         box = (line.box[0] * width, line.box[1] * height, line.box[2] * width, line.box[3] * height)
-        if not _icons_read_as_text(image, box, line.text, [blob for blob in blobs if _centre_inside(blob, box)], unit):
+        if not _icons_read_as_text(image, box, line.text, [blob for blob in blobs if centre_inside(blob, box)], unit):
             out.append((box, line.text.strip()))
     return out
 
@@ -308,7 +308,8 @@ def joined_across(blobs: Sequence[tuple[int, int, int, int]], gap: float) -> lis
     return pieces
 
 
-def _centre_inside(box: Sequence[float], outer: Sequence[float]) -> bool:
+def centre_inside(box: Sequence[float], outer: Sequence[float]) -> bool:
+    """Whether the centre of `box` lies in `outer` (boxes in one unit, x0 y0 x1 y1)."""
     return outer[0] <= (box[0] + box[2]) / 2 <= outer[2] and outer[1] <= (box[1] + box[3]) / 2 <= outer[3]
 
 
@@ -435,4 +436,4 @@ def find_icons(image: Image.Image, instruction: str, lines: Sequence, unit: floa
 
 
 __all__ = ["ICON_WORDS", "IconMatch", "best_covering", "find_icons", "icon_boxes", "icon_names_for",
-           "instruction_words", "joined_across", "screen_blobs", "text_boxes", "theme_library"]
+           "instruction_words", "centre_inside", "joined_across", "screen_blobs", "text_boxes", "theme_library"]

@@ -127,7 +127,8 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float, index: i
            ) -> list[tuple[float, float, float, float]]:  # fmt: skip
     """The members of the group `kind`, in reading order (pixel boxes); `index` is the member asked for
     (a group of tabs has that many)."""
-    from vlagent.grounding.icon_finder import icon_boxes, joined_across, text_boxes
+    from vlagent.grounding.controls import pixel_box
+    from vlagent.grounding.icon_finder import centre_inside, icon_boxes, joined_across, text_boxes
 
     width, height = image.size
     # one character is more often OCR reading an icon ("6", "口") than a label, and so is a toolbar read
@@ -140,7 +141,7 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float, index: i
             # the largest text of the upper half (its height times its width per character: OCR's boxes
             # are a few pixels off, a button's reach its edges), not the site's name in its navigation bar
             upper = [(box, text) for box, text in written if box[3] <= height / 2
-                     and not any(_centre_in(label, box) for label in menu_bar or ())]
+                     and not any(centre_inside(label, box) for label in menu_bar or ())]
             return [max(upper, key=lambda w: ((w[0][3] - w[0][1]) * (w[0][2] - w[0][0]) / len(w[1]), -w[0][1]))[0]
                     ] if upper else []
         if kind == MENU:
@@ -167,7 +168,7 @@ def _group(kind: str, image: Image.Image, lines: Sequence, unit: float, index: i
 
         # an option is a toggle with its label just right of it (a window's maximize square has none); OCR
         # may read the toggle into the label ("OMittel"); a label may be one character ("中")
-        labels = [_pixel_box(ln.box, image.size) for ln in lines if any(ch.isalnum() for ch in ln.text)]
+        labels = [pixel_box(ln.box, image.size) for ln in lines if any(ch.isalnum() for ch in ln.text)]
         toggles = [c.box for c in find_controls(image, unit) if c.kind == TOGGLE
                    and any(_overlap(c.box, b) and c.box[0] - unit <= b[0] <= c.box[2] + 2 * unit
                            and b[2] > c.box[2] + unit for b in labels)]
@@ -194,10 +195,6 @@ def _label_rows(image: Image.Image, written: Sequence[tuple[Box, str]], unit: fl
     short = [piece for box, text in written for piece in _labels_of(image, box, text, unit)]
     rows = [r for r in _rows(short, unit, max_gap=4 * unit) if len(r) >= 2]
     return rows, next((r for r in rows if len(r) >= 3 and r[0][0] < image.size[0] / 3), None)
-
-
-def _centre_in(inner: Sequence[float], outer: Sequence[float]) -> bool:
-    return outer[0] <= (inner[0] + inner[2]) / 2 <= outer[2] and outer[1] <= (inner[1] + inner[3]) / 2 <= outer[3]
 
 
 def _labels_of(image: Image.Image, box: Box, text: str, unit: float) -> list[Box]:
@@ -281,10 +278,6 @@ def _rows(boxes: Sequence, unit: float, max_gap: float) -> list[list]:
             run.append(box)
         out.append(run)
     return sorted(out, key=lambda r: (min(b[1] for b in r), r[0][0]))
-
-
-def _pixel_box(box: Sequence[float], size: tuple[int, int]) -> tuple[float, float, float, float]:
-    return box[0] * size[0], box[1] * size[1], box[2] * size[0], box[3] * size[1]
 
 
 def _inside(inner: Sequence[float], outer: Sequence[float]) -> bool:
