@@ -413,6 +413,17 @@ def time_kernels(device, smoke: bool, peak_bw, peak_flops, deadline: float, log,
 
 # ---------------------------------------------------------------- report
 
+def state_pass_options_taken() -> list[str]:
+    """Which launch option (kernels/gated_delta_rule/chunk.py) the chunked delta rule's state pass took on
+    this GPU, per dtype and shape: the first its shared memory held."""
+    from vlagent.kernels.gated_delta_rule import chunk
+
+    options = {}
+    for (_, dtype, K, V, BV, *_), index in sorted(chunk._FITTING_OPTION.items(), key=str):
+        options[f"{_dtype_name(dtype)} K={K} V={V} BV={BV}: {chunk.state_pass_options(dtype)[index]}"] = None
+    return list(options)
+
+
 def markdown(report: dict) -> str:
     out = [f"# GPU check — {report['device']}", "",
            f"{report['started']}; torch {report['torch']}, triton {report['triton']}, transformers "
@@ -424,6 +435,9 @@ def markdown(report: dict) -> str:
     for c in report.get("correctness", []):
         out.append(f"| {c['kernel']} | {c['shape']} | {c['dtype']} | {c['err']:.2e} | {c['torch_err']:.2e} | "
                    f"{c['tol']:.0e} | {'✓' if c['ok'] else '✗ ' + c['note']} |")
+    if report.get("state_pass_options"):
+        out += ["", "Chunked delta rule, state pass launch options taken (the first that fit): "
+                + "; ".join(report["state_pass_options"]) + "."]
     engine = report.get("engine", {})
     if engine:
         out += ["", "## 2. Engine on a random Qwen3.5-0.8B-shaped checkpoint", "",
@@ -536,6 +550,9 @@ def main(argv=None) -> int:
         log("1. kernels against their references")
         checks = check_kernels(device, smoke, log)
         report["correctness"] = [asdict(c) for c in checks]
+        report["state_pass_options"] = state_pass_options_taken()
+        for line in report["state_pass_options"]:
+            log(f"   chunk state pass launched with {line}")
         failed |= not all(c.ok for c in checks)
         save()
 

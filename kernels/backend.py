@@ -56,8 +56,13 @@ def resolve_backend(backend: str, *tensors: torch.Tensor | None) -> str:
 
 def check_kernel_mode(kernel, *tensors: torch.Tensor | None) -> None:
     """Raise a clear error when a compiled (non-interpreted) kernel would receive CPU tensors."""
+    check_mode(is_interpreted(kernel), *tensors)
+
+
+def check_mode(interpreted: bool, *tensors: torch.Tensor | None) -> None:
+    """check_kernel_mode for kernels known to be interpreted or compiled."""
     on_cuda = any(t is not None and t.is_cuda for t in tensors)
-    if not on_cuda and not is_interpreted(kernel):
+    if not on_cuda and not interpreted:
         raise RuntimeError(
             "Triton kernels were imported without TRITON_INTERPRET=1, so they cannot run on CPU tensors in this "
             "process; set TRITON_INTERPRET=1 before the first Triton call, or use backend='torch'"

@@ -47,8 +47,8 @@ def _configs():
                           PREC=prec, SUB=16, num_warps=4)))
         out.append((f"chunk state {dtype}", "gated_delta_rule.chunk", "_chunk_state_kernel",
                      dict(q=p, k=p, w=f32, u=f32, gc=f32, o=p, h0=f32, ht=f32, cu_seqlens=i32, scale="fp32",
-                          **gdn, BV=32, C=64, USE_L2NORM=True, HAS_H0=True, STORE_HT=True, PREC=prec,
-                          num_warps=8, num_stages=2)))
+                          **gdn, BV=64, C=64, USE_L2NORM=True, HAS_H0=True, STORE_HT=True, PREC=prec,
+                          num_warps=8)))
     out.append(("causal_conv1d", "conv1d.triton", "_causal_conv1d_kernel",
                 dict(x=bf16, weight=bf16, bias=bf16, h0=bf16, y=bf16, T="i32", D="i32", W=4, BT=16, BD=64,
                      HAS_BIAS=True, HAS_H0=True, SILU=True, num_warps=8)))
@@ -91,7 +91,8 @@ def _ptxas_usage(ptx: str, arch: int) -> str:
         src = os.path.join(tmp, "k.ptx")
         with open(src, "w") as f:
             f.write(ptx)
-        res = subprocess.run([ptxas, "-v", f"--gpu-name=sm_{arch}a", src, "-o", os.path.join(tmp, "k.o")],
+        gpu = f"sm_{arch}a" if arch >= 90 else f"sm_{arch}"  # the "a" (arch-specific) targets start at sm_90
+        res = subprocess.run([ptxas, "-v", f"--gpu-name={gpu}", src, "-o", os.path.join(tmp, "k.o")],
                              capture_output=True, text=True)
     text = res.stdout + res.stderr
     regs = re.search(r"Used (\d+) registers", text)
@@ -100,14 +101,62 @@ def _ptxas_usage(ptx: str, arch: int) -> str:
             + (f", spills {spill.group(1)}/{spill.group(2)} B st/ld" if spill else ""))
 
 
-def compile_all(arch: int = 90, names: list[str] | None = None, usage: bool = True) -> list[Build]:
-    os.environ.pop("TRITON_INTERPRET", None)  # compiled kernels; must happen before the modules are imported
-    import importlib
+# Shared memory one block may use (the opt-in maximum), in bytes, by SM version: the CUDA C++
+# Programming Guide's table of compute capabilities (sm_90's figure is also the one the H100 reported).
+SHARED_MEMORY_PER_BLOCK = {80: 166_912, 86: 101_376, 87: 166_912, 89: 101_376, 90: 232_448,
+                           100: 232_448, 120: 101_376}
+# Kernels whose callers take another path when no launch option fits (kernels/dispatch.py)
+FALLBACKS = {"_chunk_prepare_kernel": "the fused recurrent kernel", "_chunk_state_kernel": "the fused recurrent kernel"}
 
+
+def _alternatives(kernel_name: str, args: dict) -> list[tuple[str, dict]]:
+    """(description, extra arguments) of each launch option the launcher may try, in its order."""
+    if kernel_name != "_chunk_state_kernel":
+        return [("", {})]
+    import torch
+    import triton.language as tl
+
+    from .gated_delta_rule.chunk import state_pass_options
+
+    dtype = torch.float32 if args["q"] == "*fp32" else torch.bfloat16
+    out = []
+    for option in state_pass_options(dtype):
+        dot = (tl.float32 if dtype == torch.float32 else tl.bfloat16) if option.operands_in_input_dtype else tl.float32
+        out.append((str(option), dict(ROUND_DT=dot, DOT_DT=dot, num_stages=option.num_stages)))
+    return out
+
+
+def _compile(kernel, label: str, args: dict, arch: int):
     import triton
     from triton.backends.compiler import GPUTarget
     from triton.compiler import ASTSource
 
+    args = dict(args)
+    options = {"num_warps": args.pop("num_warps", 4)}
+    if "num_stages" in args:
+        options["num_stages"] = args.pop("num_stages")
+    missing = set(kernel.arg_names) - set(args)
+    if missing:
+        raise RuntimeError(f"{label}: compile_check config lacks arguments {sorted(missing)}")
+    signature, constexprs = {}, {}
+    for i, name in enumerate(kernel.arg_names):
+        value = args[name]
+        if _is_type(value):
+            signature[name] = value
+        else:
+            signature[name] = "constexpr"
+            constexprs[(i,)] = value
+    return triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
+                          target=GPUTarget("cuda", arch, 32), options=options)
+
+
+def compile_all(arch: int = 90, names: list[str] | None = None, usage: bool = True) -> list[Build]:
+    """Compile each kernel's launch options in the launcher's order until one fits the arch's shared
+    memory; a kernel fails when it does not compile, or when nothing fits and its caller has no other path."""
+    os.environ.pop("TRITON_INTERPRET", None)  # compiled kernels; must happen before the modules are imported
+    import importlib
+
+    limit = SHARED_MEMORY_PER_BLOCK.get(arch)
     results = []
     for label, module, kernel_name, args in _configs():
         if names and not any(n in label for n in names):
@@ -115,27 +164,25 @@ def compile_all(arch: int = 90, names: list[str] | None = None, usage: bool = Tr
         kernel = getattr(importlib.import_module(f"vlagent.kernels.{module}"), kernel_name)
         if type(kernel).__name__ == "InterpretedFunction":
             raise RuntimeError("kernels were imported under TRITON_INTERPRET=1; run compile_check in a fresh process")
-        args = dict(args)
-        options = {"num_warps": args.pop("num_warps", 4)}
-        if "num_stages" in args:
-            options["num_stages"] = args.pop("num_stages")
-        missing = set(kernel.arg_names) - set(args)
-        if missing:
-            raise RuntimeError(f"{label}: compile_check config lacks arguments {sorted(missing)}")
-        signature, constexprs = {}, {}
-        for i, name in enumerate(kernel.arg_names):
-            value = args[name]
-            if _is_type(value):
-                signature[name] = value
-            else:
-                signature[name] = "constexpr"
-                constexprs[(i,)] = value
         start = time.perf_counter()
+        tried = []
         try:
-            compiled = triton.compile(ASTSource(fn=kernel, signature=signature, constexprs=constexprs),
-                                      target=GPUTarget("cuda", arch, 32), options=options)
-            detail = _ptxas_usage(compiled.asm["ptx"], arch) if usage else "ok"
-            results.append(Build(label, True, time.perf_counter() - start, detail))
+            for description, extra in _alternatives(kernel_name, args):
+                compiled = _compile(kernel, label, {**args, **extra}, arch)
+                shared = compiled.metadata.shared
+                where = f" with {description}" if description else ""
+                tried.append(f"{shared / 1024:.0f} KB{where}")
+                if limit is None or shared <= limit:
+                    usage_text = _ptxas_usage(compiled.asm["ptx"], arch) if usage else "ok"
+                    room = f" of {limit / 1024:.0f}" if limit else ""
+                    results.append(Build(label, True, time.perf_counter() - start,
+                                         f"{usage_text}; shared {shared / 1024:.0f}{room} KB{where}"))
+                    break
+            else:
+                fallback = FALLBACKS.get(kernel_name)
+                detail = f"no option fits sm_{arch}'s {limit / 1024:.0f} KB of shared memory ({', '.join(tried)})"
+                results.append(Build(label, fallback is not None, time.perf_counter() - start,
+                                     detail + (f"; the caller runs {fallback}" if fallback else "")))
         except Exception as exc:  # report every kernel, not just the first failure
             results.append(Build(label, False, time.perf_counter() - start, f"{type(exc).__name__}: {exc}"[:2000]))
     return results
@@ -143,7 +190,8 @@ def compile_all(arch: int = 90, names: list[str] | None = None, usage: bool = Tr
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="compile the Triton kernels for a GPU arch (no GPU needed)")
-    parser.add_argument("--arch", type=int, default=90, help="SM version (90 = H100/H200)")
+    parser.add_argument("--arch", type=int, default=90,
+                        help="SM version: 90 = H100/H200, 80 = A100, 89 = RTX 40-series/L4, 86 = RTX 30-series/A10")
     parser.add_argument("names", nargs="*", help="substrings of kernel labels to compile (default: all)")
     args = parser.parse_args(argv)
     results = compile_all(args.arch, args.names)

@@ -15,6 +15,7 @@ each against the reference.
 from __future__ import annotations
 
 import threading
+import warnings
 from contextlib import contextmanager
 from typing import Iterator, Sequence
 
@@ -66,8 +67,15 @@ def chunk_gated_delta_rule(
     check_inputs(q, k, v, g, beta, initial_state, cu_seqlens)
     if resolve_backend(backend, q) == "triton":
         from .gated_delta_rule.chunk import chunk_gated_delta_rule_triton
-        return chunk_gated_delta_rule_triton(q, k, v, g, beta, scale, initial_state, output_final_state,
-                                             use_qk_l2norm_in_kernel, cu_seqlens)
+        from .triton_utils import KernelDoesNotFit
+        try:
+            return chunk_gated_delta_rule_triton(q, k, v, g, beta, scale, initial_state, output_final_state,
+                                                 use_qk_l2norm_in_kernel, cu_seqlens)
+        except KernelDoesNotFit as exc:
+            # e.g. fp32 on a GPU with 99 KB of shared memory per block: same result, token by token
+            warnings.warn(f"{exc}; running the fused recurrent kernel instead", RuntimeWarning, stacklevel=2)
+            return fused_recurrent_gated_delta_rule(q, k, v, g, beta, scale, initial_state, output_final_state,
+                                                    use_qk_l2norm_in_kernel, cu_seqlens, backend="triton")
     if q.device.type == "cpu" and cu_seqlens is None:
         return gated_delta_cpu.chunk_gated_delta_rule_cpu(q, k, v, g, beta, scale, initial_state,
                                                           output_final_state, use_qk_l2norm_in_kernel)

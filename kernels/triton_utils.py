@@ -6,6 +6,11 @@ import torch
 from .backend import check_kernel_mode
 
 
+class KernelDoesNotFit(RuntimeError):
+    """No launch option of a Triton kernel fits this GPU (its shared memory); the caller may take another
+    path. Raised before anything was written to the outputs."""
+
+
 def next_pow2(n: int) -> int:
     return 1 << max(0, (int(n) - 1).bit_length())
 

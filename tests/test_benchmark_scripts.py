@@ -53,6 +53,11 @@ def test_gpu_check_cpu_smoke_runs_every_section(tmp_path):
     assert report["engine"]["decode"]["same_tokens"] == {"graph_vs_eager": True, "mtp_vs_eager": True}
     assert report["kernels"] and not any(r["failures"] for r in report["kernels"])
     assert "## 1. Kernels" in (out / "gpu_check.md").read_text()
+    # the interpreter has room for anything: the state pass takes its first option in both dtypes
+    assert any(line.startswith("bfloat16 ") and line.endswith("fp32 operands, 2 stages")
+               for line in report["state_pass_options"]), report["state_pass_options"]
+    assert any(line.startswith("float32 ") and line.endswith("fp32 operands, 1 stage")
+               for line in report["state_pass_options"]), report["state_pass_options"]
 
 
 def test_gpu_check_catches_a_wrong_kernel(monkeypatch):

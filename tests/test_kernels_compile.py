@@ -31,6 +31,26 @@ def test_all_kernels_compile_for_sm90():
     assert all(line.startswith("ok") for line in lines), proc.stdout
 
 
+@pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
+def test_chunk_kernels_pick_what_a_99kb_card_holds():
+    """On sm_89 (RTX 40-series, L4: 99 KB of shared memory per block) the bf16 state pass fits only with
+    its dot operands in bf16, and the fp32 prepare kernel fits in no way (the caller then runs the
+    recurrent kernel); the shared memory figures are the compiler's own."""
+    if importlib.util.find_spec("triton.backends.nvidia") is None:
+        pytest.skip("this triton build has no NVIDIA backend (ptxas)")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env.setdefault("TRITON_DEFAULT_FP_FUSION", "1")
+    proc = subprocess.run([sys.executable, "-m", "vlagent.kernels.compile_check", "--arch", "89",
+                           "chunk state bf16", "chunk prepare fp32"], capture_output=True, text=True, env=env,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = {line.split("  ")[1].strip(): line for line in proc.stdout.splitlines() if line.startswith("ok")}
+    assert "input-dtype operands, 2 stages" in lines["chunk state bf16"], proc.stdout
+    assert "of 99 KB" in lines["chunk state bf16"], proc.stdout
+    assert "no option fits sm_89" in lines["chunk prepare fp32"], proc.stdout
+    assert "fused recurrent kernel" in lines["chunk prepare fp32"], proc.stdout
+
+
 NO_TRITON = r"""
 import importlib.abc, sys
 

@@ -359,3 +359,82 @@ def test_triton_decode_steps_continue_a_chunked_prefill(dtype):
         assert o_t.dtype == dtype
         assert_close(o_t, o_all[:, t], dtype)
     assert_close(state, s_all, dtype)
+
+
+# ---------------------------------------------------------------- GPUs with less shared memory
+
+class _SharedMemoryHolds:
+    """Stands in for a GPU whose shared memory holds only the launches `fits` accepts: the others raise
+    what Triton raises before such a launch (OutOfResources); the rest run in the interpreter."""
+
+    def __init__(self, kernel, fits):
+        self.kernel, self.fits, self.launches = kernel, fits, []
+
+    def __getitem__(self, grid):
+        from triton.runtime.errors import OutOfResources
+
+        def launch(*args, **kwargs):
+            self.launches.append(kwargs)
+            if not self.fits(kwargs):
+                raise OutOfResources(165_888, 101_376, "shared memory")
+            return self.kernel[grid](*args, **kwargs)
+        return launch
+
+
+@needs_interpreter("gdn_chunk")
+def test_triton_chunk_takes_the_first_state_pass_option_that_fits(monkeypatch):
+    """A 99 KB card (RTX 40-series): fp32 dot operands do not fit, so the state pass is launched with
+    operands in the input dtype, still matching the reference at bf16 tolerance; the choice is kept."""
+    import triton.language as tl
+
+    from vlagent.kernels.gated_delta_rule import chunk
+
+    fake = _SharedMemoryHolds(chunk._chunk_state_kernel, lambda kw: kw["ROUND_DT"] != tl.float32)
+    monkeypatch.setattr(chunk, "_chunk_state_kernel", fake)
+    monkeypatch.setattr(chunk, "_FITTING_OPTION", {})
+    q, k, v, g, beta, h0 = gdn_inputs(1, 130, 2, 4, 32, 32, dtype=torch.bfloat16, with_state=True, seed=3)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    o, s = kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)
+    o_ref, s_ref = chunk_gated_delta_rule_torch(q, k, v, g, beta, **kw)
+    assert [(launch["ROUND_DT"], launch["num_stages"]) for launch in fake.launches] == [
+        (tl.float32, 2), (tl.float32, 1), (tl.bfloat16, 2)]
+    assert fake.launches[-1]["DOT_DT"] == tl.float32  # the interpreter's 16-bit dots are wrong: rounded, fp32 dot
+    assert_close(o, o_ref, torch.bfloat16)
+    assert_close(s, s_ref, torch.bfloat16)
+    fake.launches.clear()
+    kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)
+    assert [launch["ROUND_DT"] for launch in fake.launches] == [tl.bfloat16]  # remembered, not retried
+
+
+@needs_interpreter("gdn_chunk")
+def test_input_dtype_operands_round_the_dot_operands(monkeypatch):
+    """The input-dtype option really rounds: its result differs from the fp32-operand one, by bf16 amounts."""
+    from vlagent.kernels.gated_delta_rule import chunk
+
+    q, k, v, g, beta, h0 = gdn_inputs(1, 70, 1, 2, 16, 16, dtype=torch.bfloat16, with_state=True, seed=4)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    results = {}
+    for rounded in (False, True):
+        monkeypatch.setattr(chunk, "state_pass_options", lambda dtype, r=rounded: [chunk.StatePassOption(r, 1)])
+        monkeypatch.setattr(chunk, "_FITTING_OPTION", {})
+        results[rounded] = kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)[1]
+    difference = (results[True] - results[False]).abs().max().item()
+    assert 0 < difference < 0.05 * results[False].abs().max().item()
+
+
+@needs_interpreter("gdn_chunk")
+@pytest.mark.parametrize("kernel_name", ["_chunk_state_kernel", "_chunk_prepare_kernel"])
+def test_triton_chunk_falls_back_to_the_recurrent_kernel_when_nothing_fits(monkeypatch, kernel_name):
+    """fp32 on a 99 KB card: neither chunk kernel fits; the same result comes from the fused recurrent
+    kernel, with a warning that names the kernel."""
+    from vlagent.kernels.gated_delta_rule import chunk
+
+    monkeypatch.setattr(chunk, kernel_name, _SharedMemoryHolds(getattr(chunk, kernel_name), lambda kw: False))
+    monkeypatch.setattr(chunk, "_FITTING_OPTION", {})
+    q, k, v, g, beta, h0 = gdn_inputs(2, 40, 2, 4, 16, 16, with_state=True, seed=6)
+    kw = dict(initial_state=h0, output_final_state=True, use_qk_l2norm_in_kernel=True)
+    with pytest.warns(RuntimeWarning, match="does not fit this GPU.*fused recurrent"):
+        o, s = kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)
+    o_ref, s_ref = naive_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
+    assert_close(o, o_ref)
+    assert_close(s, s_ref)

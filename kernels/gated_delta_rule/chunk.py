@@ -11,18 +11,51 @@ Sequences (batch rows or cu_seqlens pieces) never share a chunk. See reference.p
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import triton
 import triton.language as tl
 
-from ..triton_utils import dot_precision, next_pow2, prepare_launch, sequence_bounds, state_block_v
+from triton.runtime.errors import OutOfResources
+
+from ..backend import check_mode, is_interpreted
+from ..triton_utils import KernelDoesNotFit, dot_precision, next_pow2, sequence_bounds, state_block_v, tl_dtype
 from .utils import check_inputs
 
 CHUNK_SIZE = 64
-# state pass: 8 warps and 2 stages (otherwise ptxas spills kilobytes per thread at K = V = 128; see
-# compile_check);
+# state pass: 8 warps (otherwise ptxas spills kilobytes per thread at K = V = 128; see compile_check);
 # the prepare kernel spills least with 4
 NUM_WARPS = 8
+
+
+class StatePassOption(NamedTuple):
+    """How the state pass is compiled: its tl.dot operands in fp32 (tf32 dots) or in the input dtype, and
+    its software-pipeline depth."""
+    operands_in_input_dtype: bool
+    num_stages: int
+
+    def __str__(self) -> str:
+        operands = "input-dtype" if self.operands_in_input_dtype else "fp32"
+        return f"{operands} operands, {self.num_stages} stage{'s' if self.num_stages > 1 else ''}"
+
+
+def state_pass_options(dtype: torch.dtype) -> list[StatePassOption]:
+    """Launch options of the state pass, best first; the launcher takes the first one the GPU's shared
+    memory holds. Shared memory per block at K = V = 128, BV = 64, bf16 inputs (compile_check, sm_90 /
+    sm_80 and sm_89): fp32 operands with 2 stages 193 / 161 KB, 1 stage 144 / 112 KB; input-dtype
+    operands with 2 stages 81 KB. An H100 gives a block 227 KB, an A100 163 KB, RTX 30/40/50-series
+    cards, L4 and A10 99 KB. fp32 inputs take fp32 operands and one stage (192 / 128 KB; two stages need
+    305 KB); where that does not fit, neither does the prepare kernel (128 KB) and the caller falls back.
+    Input-dtype operands are what flash-linear-attention uses; their error is about 3x the fp32 ones'."""
+    if dtype == torch.float32:
+        return [StatePassOption(False, 1)]
+    return [StatePassOption(False, 2), StatePassOption(False, 1), StatePassOption(True, 2),
+            StatePassOption(True, 1)]
+
+
+# (device, dtype, K, V, BV, flags) -> index in state_pass_options of the first option that launched
+_FITTING_OPTION: dict[tuple, int] = {}
 
 
 @triton.jit
@@ -86,11 +119,20 @@ def _chunk_prepare_kernel(
 
 
 @triton.jit
+def _operand(x, ROUND_DT: tl.constexpr, DOT_DT: tl.constexpr):
+    """A tl.dot operand rounded to ROUND_DT and handed to the dot as DOT_DT: both fp32 (tf32 dots) by
+    default; both the input dtype where shared memory is short; under the interpreter, whose 16-bit
+    dots are wrong, rounded to the input dtype and multiplied in fp32, the same products a GPU makes."""
+    return x.to(ROUND_DT).to(DOT_DT)
+
+
+@triton.jit
 def _chunk_state_kernel(
     q, k, w, u, gc, o, h0, ht, cu_seqlens, scale,
     H: tl.constexpr, HV: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
     BK: tl.constexpr, BV: tl.constexpr, C: tl.constexpr,
     USE_L2NORM: tl.constexpr, HAS_H0: tl.constexpr, STORE_HT: tl.constexpr, PREC: tl.constexpr,
+    ROUND_DT: tl.constexpr, DOT_DT: tl.constexpr,
 ):
     i_v = tl.program_id(0)
     i_nh = tl.program_id(1)
@@ -130,18 +172,26 @@ def _chunk_state_kernel(
         b_w = tl.load(w + (o_t[:, None] * HV + i_hv) * K + o_k[None, :], mask=m_tk, other=0.0)
         b_u = tl.load(u + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], mask=m_tv, other=0.0)
 
-        v_new = b_u - tl.dot(b_w, state, input_precision=PREC)
+        v_new = b_u - tl.dot(_operand(b_w, ROUND_DT, DOT_DT), _operand(state, ROUND_DT, DOT_DT), input_precision=PREC)
         gamma = tl.exp(tl.where(causal, b_c[:, None] - b_c[None, :], float("-inf")))
-        attn = tl.dot(b_q, tl.trans(b_k), input_precision=PREC) * gamma
-        b_o = tl.dot(b_q * tl.exp(b_c)[:, None], state, input_precision=PREC)
-        b_o += tl.dot(attn, v_new, input_precision=PREC)
+        attn = tl.dot(_operand(b_q, ROUND_DT, DOT_DT), tl.trans(_operand(b_k, ROUND_DT, DOT_DT)), input_precision=PREC)
+        attn = attn * gamma
+        b_o = tl.dot(_operand(b_q * tl.exp(b_c)[:, None], ROUND_DT, DOT_DT), _operand(state, ROUND_DT, DOT_DT),
+                     input_precision=PREC)
+        b_o += tl.dot(_operand(attn, ROUND_DT, DOT_DT), _operand(v_new, ROUND_DT, DOT_DT), input_precision=PREC)
         tl.store(o + (o_t[:, None] * HV + i_hv) * V + o_v[None, :], b_o.to(o.dtype.element_ty), mask=m_tv)
 
         k_decayed = tl.where(m_t[:, None], b_k * tl.exp(c_last - b_c)[:, None], 0.0)
-        state = state * tl.exp(c_last) + tl.dot(tl.trans(k_decayed), v_new, input_precision=PREC)
+        k_decayed = _operand(k_decayed, ROUND_DT, DOT_DT)
+        state = state * tl.exp(c_last) + tl.dot(tl.trans(k_decayed), _operand(v_new, ROUND_DT, DOT_DT),
+                                                input_precision=PREC)
 
     if STORE_HT:
         tl.store(ht + state_offsets, state, mask=m_kv)
+
+
+# Whether both kernels run in Triton's interpreter, decided when this module was imported
+_INTERPRETED = is_interpreted(_chunk_state_kernel)
 
 
 def _chunk_table(bounds: torch.Tensor, C: int):
@@ -162,7 +212,7 @@ def chunk_gated_delta_rule_triton(
     use_qk_l2norm_in_kernel=False, cu_seqlens=None,
 ):
     N, _ = check_inputs(q, k, v, g, beta, initial_state, cu_seqlens)
-    prepare_launch(_chunk_state_kernel, q)
+    check_mode(_INTERPRETED, q)
     B, T, H, K = q.shape
     HV, V = v.shape[2:]
     if K < 16 or V < 16:
@@ -182,16 +232,34 @@ def chunk_gated_delta_rule_triton(
     prec = dot_precision(q.dtype)
     chunk_seq, chunk_start = _chunk_table(bounds, C)
     if chunk_seq.numel():
-        _chunk_prepare_kernel[(chunk_seq.numel(), HV)](
-            k, v, g, beta, w, u, gc, chunk_seq, chunk_start, bounds,
-            H=H, HV=HV, K=K, V=V, BK=BK, BVF=next_pow2(V), C=C, USE_L2NORM=use_qk_l2norm_in_kernel, PREC=prec,
-            SUB=16, num_warps=4,
-        )
+        try:
+            _chunk_prepare_kernel[(chunk_seq.numel(), HV)](
+                k, v, g, beta, w, u, gc, chunk_seq, chunk_start, bounds,
+                H=H, HV=HV, K=K, V=V, BK=BK, BVF=next_pow2(V), C=C, USE_L2NORM=use_qk_l2norm_in_kernel,
+                PREC=prec, SUB=16, num_warps=4,
+            )
+        except OutOfResources as exc:
+            raise KernelDoesNotFit(f"the chunked gated delta rule's prepare kernel ({q.dtype}, K={K}, V={V}) "
+                                   f"does not fit this GPU: {exc}") from exc
     BV = state_block_v(K, V, N * HV)
-    _chunk_state_kernel[(triton.cdiv(V, BV), N * HV)](
-        q, k, w, u, gc, o, h0, final_state, bounds, scale,
-        H=H, HV=HV, K=K, V=V, BK=BK, BV=BV, C=C, USE_L2NORM=use_qk_l2norm_in_kernel,
-        HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec, num_warps=NUM_WARPS,
-        num_stages=2 if q.element_size() <= 2 else 1,  # fp32 q/k/w tiles, double-buffered, overflow an H100's 227 KB of shared memory
-    )
-    return o, final_state
+    key = (q.device, q.dtype, K, V, BV, use_qk_l2norm_in_kernel, h0 is not None, output_final_state)
+    options = state_pass_options(q.dtype)
+    errors = []
+    for index in range(_FITTING_OPTION.get(key, 0), len(options)):
+        option = options[index]
+        round_dt = tl_dtype(q.dtype) if option.operands_in_input_dtype else tl.float32
+        try:
+            _chunk_state_kernel[(triton.cdiv(V, BV), N * HV)](
+                q, k, w, u, gc, o, h0, final_state, bounds, scale,
+                H=H, HV=HV, K=K, V=V, BK=BK, BV=BV, C=C, USE_L2NORM=use_qk_l2norm_in_kernel,
+                HAS_H0=h0 is not None, STORE_HT=output_final_state, PREC=prec,
+                ROUND_DT=round_dt, DOT_DT=tl.float32 if _INTERPRETED else round_dt,
+                num_warps=NUM_WARPS, num_stages=option.num_stages,
+            )
+        except OutOfResources as exc:  # raised before the launch: nothing was written
+            errors.append(f"{option}: {exc}")
+            continue
+        _FITTING_OPTION[key] = index
+        return o, final_state
+    raise KernelDoesNotFit(f"the chunked gated delta rule's state pass ({q.dtype}, K={K}, V={V}, BV={BV}) "
+                           f"does not fit this GPU with any launch option: " + "; ".join(errors))
