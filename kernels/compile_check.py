@@ -8,6 +8,7 @@ uses (Qwen3.5 head dims 128, bf16). It does not check numerics (the interpreter 
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import re
 import subprocess
@@ -63,15 +64,16 @@ def _configs():
     out.append(("rotary", "rotary.triton", "_rotary_kernel",
                 dict(x=bf16, cos=bf16, sin=bf16, y=bf16, H="i32", D="i32", R="i32", BH=16, BHALF=32, BP=256,
                      DT=tl.bfloat16)))
-    for bm in (16, 64):
-        out.append((f"moe gate_up BM={bm}", "moe.triton", "_expert_gate_up_kernel",
-                    dict(x=bf16, w_gate_up=bf16, h=bf16, sorted_slots=i32, block_expert=i32, num_slots="i32",
-                         D="i32", I="i32", TOP_K=10, BM=bm, BN=64, BK=64, DT=tl.bfloat16, DOT_DT=tl.bfloat16,
-                         PREC="tf32", num_warps=8 if bm >= 32 else 4)))
-        out.append((f"moe down BM={bm}", "moe.triton", "_expert_down_kernel",
-                    dict(h=bf16, w_down=bf16, routing_weights=bf16, y_slots=bf16, sorted_slots=i32,
+    for (dtype, p, dt, prec), bm in itertools.product(
+            (("bf16", bf16, tl.bfloat16, "tf32"), ("fp32", f32, tl.float32, "tf32x3")), (16, 64)):
+        out.append((f"moe gate_up {dtype} BM={bm}", "moe.triton", "_expert_gate_up_kernel",
+                    dict(x=p, w_gate_up=p, h=p, sorted_slots=i32, block_expert=i32, num_slots="i32",
+                         D="i32", I="i32", TOP_K=10, BM=bm, BN=64, BK=64, DT=dt, DOT_DT=dt,
+                         PREC=prec, num_warps=8 if bm >= 32 else 4)))
+        out.append((f"moe down {dtype} BM={bm}", "moe.triton", "_expert_down_kernel",
+                    dict(h=p, w_down=p, routing_weights=p, y_slots=p, sorted_slots=i32,
                          block_expert=i32, num_slots="i32", D="i32", I="i32", BM=bm, BN=64, BK=64,
-                         DT=tl.bfloat16, DOT_DT=tl.bfloat16, PREC="tf32", num_warps=8 if bm >= 32 else 4)))
+                         DT=dt, DOT_DT=dt, PREC=prec, num_warps=8 if bm >= 32 else 4)))
     out.append(("moe combine", "moe.triton", "_combine_kernel",
                 dict(y_slots=bf16, slot_order=i32, shared=bf16, shared_gate=bf16, out=bf16, D="i32", TOP_K=10,
                      BD=512, HAS_SHARED=True, HAS_SHARED_GATE=True, DT=tl.bfloat16)))
