@@ -158,6 +158,34 @@ def test_an_option_selected_by_its_label_is_its_radio_button():
     # OCR read the radio button into the label's line (" Weekly" from x = 20): the toggle starting the line
     read_with_radio = (20 / 400, 40 / 200, 90 / 400, 56 / 200)
     assert toggle_of_label(image, "select Weekly", read_with_radio, [TextLine(" Weekly", read_with_radio)]) == box
+    # ... or into the line's box alone ("Weekly" from x = 20): the toggle starts the line, blank after it
+    assert toggle_of_label(image, "select Weekly", read_with_radio, [TextLine("Weekly", read_with_radio)]) == box
+    # a toggle-sized outline farther left on the row (a toolbar icon) does not start the label's line
+    assert toggle_of_label(image, "select Weekly", weekly, [TextLine("Weekly", weekly)]) == box
+    far = Image.new("RGB", (400, 200), (250, 250, 250))
+    ImageDraw.Draw(far).ellipse((20, 40, 36, 56), outline=(60, 60, 60), width=2)
+    ImageDraw.Draw(far).text((104, 42), "Weekly", fill=(20, 20, 20))
+    far_label = (104 / 400, 40 / 200, 150 / 400, 56 / 200)
+    assert toggle_of_label(far, "select Weekly", far_label, [TextLine(" Weekly", far_label)]) is None
+
+
+def test_the_first_letter_of_a_label_is_no_radio_button():
+    """"Open at login" drawn large: its "O" is a closed toggle-sized outline starting the label's line, but
+    the "p" right after it says it is a letter."""
+    from PIL import ImageDraw, ImageFont
+
+    from vlagent.grounding.controls import find_controls, toggle_of_label
+    from vlagent.model.grounder import TextLine
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 22)
+    image = Image.new("RGB", (400, 200), (250, 250, 250))
+    draw = ImageDraw.Draw(image)
+    x0, y0, x1, y1 = draw.textbbox((20, 40), "Open at login", font=font)
+    draw.text((20, 40), "Open at login", font=font, fill=(20, 20, 20))
+    label = (x0 / 400, y0 / 200, x1 / 400, y1 / 200)
+    lines = [TextLine("Open at login", label)]
+    assert [c.box[0] for c in find_controls(image, y1 - y0) if c.kind == "toggle"] == [x0]  # the "O"
+    assert toggle_of_label(image, "select Open at login", label, lines) is None
 
 
 def test_a_point_on_a_fields_border_moves_inside_it():

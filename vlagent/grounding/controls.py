@@ -373,15 +373,28 @@ def toggle_of_label(image: Image.Image, instruction: str, label: Box, lines: Seq
               and not _inside_text(c, segments, unit)]
     beside = [c for c in on_row if -0.5 * unit <= lx0 - c.box[2] <= TOGGLE_REACH * unit]
     # OCR often reads the radio button into its label's line, as a space, a symbol or a letter (" Groβ",
-    # "O Privat"): there, a toggle that starts the line (not so for a menu item's icon OCR left out)
+    # "O Privat"), or as nothing but a wider box: there, a toggle that starts the line and stands apart
+    # from the text after it (the "O" of "Open" does not; a menu item's icon OCR leaves out of the line)
     text = next((ln.text for ln in lines if tuple(ln.box) == tuple(label)), "")
-    if not beside and _READ_IN.match(text):
-        beside = [c for c in on_row if c.box[0] <= lx0 + 0.3 * unit and c.box[2] <= lx0 + TOGGLE_REACH * unit]
+    if not beside:
+        beside = [c for c in on_row if abs(c.box[0] - lx0) <= 0.3 * unit and c.box[2] <= lx0 + TOGGLE_REACH * unit
+                  and (_READ_IN.match(text) or _blank_after(image, c.box, unit))]
     if not beside:
         return None
     x0, y0, x1, y1 = max(beside, key=lambda c: c.box[2]).box
     width, height = image.size
     return x0 / width, y0 / height, x1 / width, y1 / height
+
+
+def _blank_after(image: Image.Image, box: tuple[int, int, int, int], unit: float, room: float = 0.35) -> bool:
+    """Whether the `room` text heights right of a box (pixels) are blank on the box's rows: a toggle is set
+    apart from its label's text, a letter is not from the next one."""
+    x0, y0, x1, y1 = box
+    strip = np.asarray(image.convert("L").crop((x1 + 1, y0, min(image.width, x1 + 1 + round(room * unit)), y1)),
+                       dtype=np.int16)
+    if strip.size == 0:
+        return False
+    return int(strip.max()) - int(strip.min()) <= EDGE_CONTRAST
 
 
 def pixel_box(box: Box, size: tuple[int, int]) -> tuple[float, float, float, float]:
