@@ -326,7 +326,8 @@ def test_select_all_is_the_checkbox_heading_a_column_of_them():
 
 def test_a_field_named_nowhere_is_the_one_whose_hint_shares_a_word():
     """"The Filter navigation items field": its name is written nowhere (a screen reader's label), but one
-    field's hint ("Start typing to filter...") shares a word with it."""
+    field's hint ("Start typing to filter...") shares a word with it; so does a heading in an outline
+    ("FILTER"), but a hint trails off."""
     image, lines = _form()  # the text area's hint: "Write a note"
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)
@@ -338,6 +339,11 @@ def test_a_field_named_nowhere_is_the_one_whose_hint_shares_a_word():
     x0, y0, x1, y1 = draw.textbbox((520, 124), "Send message", font=font, anchor="mm")
     draw.text((520, 124), "Send message", fill="black", font=font, anchor="mm")
     lines.append(TextLine("Send message", (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+    # a heading band "FILTER" (outlined, written from its left) also shares the word; the hint trails off
+    draw.rectangle((420, 160, 620, 188), outline=(120, 120, 120))
+    draw.text((428, 166), "FILTER", fill="black", font=font)
+    x0, y0, x1, y1 = draw.textbbox((428, 166), "FILTER", font=font)
+    lines.append(TextLine("FILTER", (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
     for instruction, field in (("the input for Filter navigation items", (420, 30, 620, 58)),
                                ("the Write a comment field", (40, 240, 600, 330)),
                                ("the Zorblax field", None), ("the Message body field", None)):

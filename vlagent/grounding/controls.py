@@ -296,18 +296,26 @@ def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence,
     """Where the field's name is written nowhere: the one field holding a hint text (a placeholder, written
     from the field's left; a button's centred caption is no hint) that shares a word of HINT_WORD letters
     or more with the instruction's query ("the Filter navigation items field": "Start typing to
-    filter..."). None where no field or several do."""
+    filter..."). Where several do, the one whose text trails off ("...", "…"), as hints do, where only
+    one does (a box around the heading "FILTER" is no field to type in). None otherwise."""
     from vlagent.model.grounder import instruction_query
 
     wanted = {w for w in re.findall(r"\w+", instruction_query(instruction).casefold()) if len(w) >= HINT_WORD}
-    held = set()
+    held: dict[int, bool] = {}  # field index -> whether a hint of it trails off
     for line in lines if wanted else ():
         if not wanted & {w for w in re.findall(r"\w+", line.text.casefold())}:
             continue
         x0, y0, x1, y1 = pixel_box(line.box, size)
         cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        held |= {i for i, c in enumerate(fields) if c.contains(cx, cy) and _from_left(x0, x1, c)}
-    return fields[held.pop()] if len(held) == 1 else None
+        for i, c in enumerate(fields):
+            if c.contains(cx, cy) and _from_left(x0, x1, c):
+                held[i] = held.get(i, False) or bool(_TRAILS_OFF.search(line.text))
+    if len(held) > 1:
+        held = {i: True for i, trails in held.items() if trails}
+    return fields[next(iter(held))] if len(held) == 1 else None
+
+
+_TRAILS_OFF = re.compile(r"(?:\.\.\.?|…)\s*$")  # "Search...", "Start typing to filter…" (OCR: ".." too)
 
 
 HINT_WORD = 4  # letters: shorter words ("to", "the", "new") name no field
