@@ -85,6 +85,9 @@ def test_instructions_map_to_freedesktop_icon_names() -> None:
     assert icon_names_for("the toolbar's Go to icon") == ("go-jump",)
     assert icon_names_for("the icon for Menu") == ("open-menu",)  # "menu" alone is a role word elsewhere
     assert icon_names_for("the Zoom In icon") == ("zoom-in",)
+    # a page's short forms ("Prev | Up | Next") are the words icons are called by
+    assert icon_names_for("the 'Prev' icon") == icon_names_for("the Previous icon") == ("go-previous",)
+    assert icon_names_for("the Prefs icon") == icon_names_for("the Preferences icon") != ()
     assert "edit-find" in icon_names_for("the Search button on the toolbar")
     # a position is not an icon's name; a made-up name is no icon
     assert icon_names_for("the first icon in the toolbar") == ()

@@ -75,6 +75,15 @@ def _words(text: str) -> tuple[str, ...]:
     return tuple(w.casefold() for w in _WORD.findall(text))
 
 
+# Short forms an instruction takes from the page ("Prev | Up | Next") for the words icons are called by
+ABBREVIATIONS = {"prev": "previous", "fwd": "forward", "prefs": "preferences", "img": "image", "pic": "picture",
+                 "nav": "navigation", "fav": "favorite", "notifs": "notifications"}
+
+
+def _spelt_out(words: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(ABBREVIATIONS.get(w, w) for w in words)
+
+
 def icon_names_for(instruction: str) -> tuple[str, ...]:
     """The freedesktop names whose words are all in the instruction's query (model.grounder's
     instruction_query), the ones covering most of its words first: "the Save As icon" -> document-save-as,
@@ -93,10 +102,10 @@ def instruction_words(instruction: str) -> tuple[tuple[str, ...], ...]:
     # icon, the instruction's words less the generic ones are tried -- only where it says "icon" or
     # "toolbar": elsewhere those words name the target's kind or the action ("the link to Caveats" is no
     # chain icon, "open Django administration" no folder).
-    everything = tuple(w for w in _words(instruction) if w not in _GENERIC)
+    everything = _spelt_out(tuple(w for w in _words(instruction) if w not in _GENERIC))
     if any(w in ORDINALS for w in everything):
         return ()
-    query = _words(instruction_query(instruction))
+    query = _spelt_out(_words(instruction_query(instruction)))
     asks_for_icon = any(w in ("icon", "icons", "toolbar") for w in _words(instruction))
     return (query, everything) if asks_for_icon else (query,)
 
