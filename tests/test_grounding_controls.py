@@ -356,6 +356,35 @@ def test_a_field_named_nowhere_is_the_one_whose_hint_shares_a_word():
         assert field[0] <= x <= field[2] and field[1] <= y <= field[3], instruction
 
 
+def test_a_field_named_nowhere_is_found_by_what_it_shows():
+    """A text editor's toolbar (gucharmap's): a font chooser showing "Sans" and a spin box showing "20",
+    neither labelled on screen. "The Font Size spin box" is the field showing a number, "the Font Family
+    field" the one showing an installed font's name; with two numbers shown, "the size field" is neither."""
+    image = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    lines = []
+
+    def field(box, value):
+        draw.rectangle(box, outline=(120, 120, 120))
+        draw.text((box[0] + 8, box[1] + 7), value, fill="black", font=font)
+        x0, y0, x1, y1 = draw.textbbox((box[0] + 8, box[1] + 7), value, font=font)
+        lines.append(TextLine(value, (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+
+    family, size = (20, 20, 220, 48), (330, 20, 450, 48)
+    field(family, "Sans")
+    field(size, "20")
+    for instruction, wanted in (("the 'Font Size' spin box", size), ("the input for Font Size", size),
+                                ("click in the Font Family field", family)):
+        snap = snap_to_control(image, instruction, (0.5, 0.9), lines)
+        assert snap is not None and snap.by_label, instruction
+        x, y = _px(snap.point)
+        assert wanted[0] <= x <= wanted[2] and wanted[1] <= y <= wanted[3], instruction
+    field((20, 100, 220, 128), "12")  # a second number: which one is the size is not written anywhere
+    snap = snap_to_control(image, "the Font Size field", (0.5, 0.9), lines)
+    assert snap is None or not snap.by_label
+
+
 def test_a_hint_is_written_from_the_left_of_a_field_not_in_a_card_or_on_a_button() -> None:
     """A field's hint starts at its left; a button's caption is centred in its outline; a button's caption
     inside a card (an outline many text heights tall) is no hint either, though it starts at the card's

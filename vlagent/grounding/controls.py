@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
@@ -243,7 +244,8 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     elif kind == TOGGLE and _SELECT_ALL.search(instruction):
         chosen = _column_head(of_kind, unit)
     elif kind == FIELD:
-        chosen = _field_by_hint(of_kind, instruction, lines, image.size)
+        chosen = (_field_by_hint(of_kind, instruction, lines, image.size)
+                  or _field_by_value(of_kind, instruction, lines, image.size))
     by_label = chosen is not None
     if chosen is None:
         chosen = next((c for c in of_kind if c.contains(x, y, margin=2)), None)
@@ -313,6 +315,52 @@ def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence,
     if len(held) > 1:
         held = {i: True for i, trails in held.items() if trails}
     return fields[next(iter(held))] if len(held) == 1 else None
+
+
+# "the Font Size spin box", "the quantity field": named for a number, the field showing one; "the Font
+# Family field": the field showing the name of a font family installed here (a font chooser shows one)
+_NUMBER_FIELD = re.compile(r"\b(?:size|spin ?box|spinner|number|count|amount|quantity|zoom)\b", re.IGNORECASE)
+_FONT_FIELD = re.compile(r"\b(?:font|typeface)\b", re.IGNORECASE)
+_NUMBER = re.compile(r"^\s*[-+]?\d+(?:[.,]\d+)?\s*(?:%|pt|px|em)?\s*$")
+
+
+def _field_by_value(fields: Sequence[Control], instruction: str, lines: Sequence, size: tuple[int, int]
+                    ) -> Control | None:  # fmt: skip
+    """Where the field's name is written nowhere and it is named for what it holds: the one field whose
+    text, written from its left, is a number (a size, a count) or an installed font family's name (a
+    font); None where no field or several do."""
+    if _NUMBER_FIELD.search(instruction):
+        def shows(text: str) -> bool:
+            return bool(_NUMBER.match(text))
+    elif _FONT_FIELD.search(instruction):
+        families = font_families()
+
+        def shows(text: str) -> bool:
+            return text.strip().casefold() in families
+    else:
+        return None
+    held = set()
+    for line in lines:
+        if not shows(line.text):
+            continue
+        x0, y0, x1, y1 = pixel_box(line.box, size)
+        held |= {i for i, c in enumerate(fields) if c.contains((x0 + x1) / 2, (y0 + y1) / 2) and _from_left(x0, x1, c)}
+    return fields[held.pop()] if len(held) == 1 else None
+
+
+@lru_cache(maxsize=1)
+def font_families() -> frozenset[str]:
+    """The font families installed here (fontconfig's fc-list), casefolded, and the generic ones."""
+    import subprocess
+
+    names = {"sans", "serif", "monospace", "sans-serif", "sans serif", "system-ui"}
+    try:
+        listed = subprocess.run(["fc-list", ":", "family"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        listed = ""
+    for line in listed.splitlines():
+        names |= {name.strip().casefold() for name in line.split(",") if name.strip()}
+    return frozenset(names)
 
 
 _TRAILS_OFF = re.compile(r"(?:\.\.\.?|…)\s*$")  # "Search...", "Start typing to filter…" (OCR: ".." too)
