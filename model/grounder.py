@@ -305,9 +305,12 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
     this split finds."""
     beside_label = names_control_beside_label(instruction)  # a label is written with or without its colon
     queries = [q for q in exact_queries(instruction) if _fold(q)]
+    arrows = _arrows(target_words(instruction))
     for query, places in _places_in_turn(queries, lines):
         if len(places) > 1:  # a line reading it all beats one cut short ("Open at login", "Open...")
             places = [p for p in places if _fold(p[1]) == _fold(query)] or places
+        if len(places) > 1:  # "<< Valgrind Documentation" is the link with the arrows, not the page's title
+            places = [p for p in places if _arrows(p[2]) == arrows] or places
         if len(places) > 1 and not beside_label:
             places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
         if len(places) == 1:
@@ -315,8 +318,18 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
     return near_text(queries, lines)
 
 
+# Arrows written beside a link's name ("<< Prev", "Next »"): folding drops them, but they tell the
+# navigation link from the page's heading of the same name
+_ARROW = re.compile(r"<<|>>|[«»‹›←→]")
+_ARROW_SPELLINGS = {"«": "<<", "‹": "<<", "←": "<<", "»": ">>", "›": ">>", "→": ">>"}
+
+
+def _arrows(text: str) -> list[str]:
+    return [_ARROW_SPELLINGS.get(a, a) for a in _ARROW.findall(text)]
+
+
 def _places_in_turn(queries: Sequence[str], lines: Sequence[TextLine]
-                    ) -> Iterator[tuple[str, list[tuple[tuple[float, float, float, float], str]]]]:  # fmt: skip
+                    ) -> Iterator[tuple[str, list[tuple[tuple[float, float, float, float], str, str]]]]:  # fmt: skip
     """(query, its places) in the order exact_text weighs them: the whole lines reading each query, then the
     word runs reading each query no line reads whole; queries read nowhere are left out."""
     read_whole = set()  # queries some line reads whole: their word runs elsewhere are not looked at
@@ -382,9 +395,9 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
 
 
 def _places(query: str, lines: Sequence[TextLine], whole_lines: bool
-            ) -> list[tuple[tuple[float, float, float, float], str]]:  # fmt: skip
-    """(box, text as written) of each line that reads the query whole (whole_lines), or of each run of a
-    line's words that reads it, in lines that do not read it whole."""
+            ) -> list[tuple[tuple[float, float, float, float], str, str]]:  # fmt: skip
+    """(box, text as written, its line's text) of each line that reads the query whole (whole_lines), or
+    of each run of a line's words that reads it, in lines that do not read it whole."""
     folded_query = _fold(query)
     out = []
     for line in lines:
@@ -392,9 +405,9 @@ def _places(query: str, lines: Sequence[TextLine], whole_lines: bool
         whole = folded == folded_query or (_truncated(line.text, dots="..") and len(folded) >= 3
                                            and folded_query.startswith(folded))
         if whole_lines and whole:
-            out.append((line.box, line.text))
+            out.append((line.box, line.text, line.text))
         elif not whole_lines and not whole:
-            out += [(box, text) for folded_run, box, text in _word_runs(line) if folded_run == folded_query]
+            out += [(box, text, line.text) for folded_run, box, text in _word_runs(line) if folded_run == folded_query]
     return out
 
 
@@ -403,7 +416,7 @@ def written_places(instruction: str, lines: Sequence[TextLine]) -> list[tuple[fl
     lines reading the first query any line reads whole, else the word runs reading the first query any
     run reads."""
     queries = [q for q in exact_queries(instruction) if _fold(q)]
-    return next(([box for box, _ in places] for _, places in _places_in_turn(queries, lines)), [])
+    return next(([place[0] for place in places] for _, places in _places_in_turn(queries, lines)), [])
 
 
 def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:

@@ -407,6 +407,22 @@ def test_exact_text_is_the_one_place_that_reads_the_query():
     assert exact_text("the Close button", lines) is None
 
 
+def test_exact_text_tells_a_navigation_link_by_its_arrows():
+    """A documentation page names its neighbours twice: "<< Valgrind Documentation" in the navigation bar
+    and the page title, "The Quick Start Guide" in the contents and "The Quick Start Guide »" below. The
+    arrows the instruction writes (or does not) pick the place; « and >> are one arrow."""
+    title, back = (0.4, 0.0, 0.6, 0.05), (0.0, 0.9, 0.2, 0.95)
+    contents, onward = (0.0, 0.3, 0.2, 0.35), (0.7, 0.9, 1.0, 0.95)
+    lines = [TextLine("Valgrind Documentation", title), TextLine("<<Valgrind Documentation", back),
+             TextLine("The Quick Start Guide", contents), TextLine("The Quick Start Guide »", onward)]
+    assert exact_text("open << Valgrind Documentation", lines) == back
+    assert exact_text("open « Valgrind Documentation", lines) == back
+    assert exact_text("open Valgrind Documentation", lines) == title
+    found = exact_text("click the link The Quick Start Guide", lines)  # "Quick Start Guide": a run of words
+    assert found is not None and contents[0] <= found[0] < found[2] <= contents[2] and found[1::2] == contents[1::2]
+    assert exact_text("the 'The Quick Start Guide >>' link", lines) == onward
+
+
 def test_exact_text_keeps_the_little_words_of_a_name():
     """Articles after a name's start and a leading "By" belong to it; OCR's two-dot cut counts; where a
     label with a colon and a link read alike, the one written as asked is the answer."""
