@@ -23,7 +23,10 @@ W, H = 640, 360
     ("the Save button", None), ("open the File menu", None),
     # a quoted name's words do not say the kind: "Toggle navigation" is a button, the checkbox stays one
     ("press 'Toggle navigation'", None), ("the 'Search box' button", None),
-    ("the 'Select all objects on this page' checkbox", TOGGLE), ("tick 'Remember me'", TOGGLE)])
+    ("the 'Select all objects on this page' checkbox", TOGGLE), ("tick 'Remember me'", TOGGLE),
+    # unquoted, a "Toggle" that starts a name (capitalized inside the sentence, or with a button's word)
+    ("the Toggle navigation button", None), ("open Toggle sorting", None), ("Toggle Wi-Fi", TOGGLE),
+    ("the toggle for Autosave", TOGGLE), ("check the box next to Toggle sorting", TOGGLE)])
 def test_the_instruction_says_which_kind_of_control_it_names(instruction, kind):
     assert control_kind(instruction) == kind
 

@@ -105,6 +105,10 @@ def test_instruction_words_pick_the_classes(shipped):
     assert "calendar" in names("the date picker icon in the bottom bar")
     assert names("the Zorblax icon") == set()
     assert names("the third icon in the toolbar") == set()  # a place, not a name
+    # a name of two words the query cuts ("toggle" is a switch's word): the page's own name for the icon
+    assert names("the Toggle navigation button") >= {"sidebar-collapse", "sidebar-expand"}
+    assert names("open Toggle sorting") == {"sort-up", "sort-down"}
+    assert names("open the sorting options") == set()  # one word alone, without "icon", names none
 
 
 def _icon_targets(seed: int, count: int):

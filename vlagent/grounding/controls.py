@@ -52,9 +52,20 @@ def control_kind(instruction: str) -> str | None:
         return SLIDER
     if _FIELD_WORDS.search(instruction):
         return FIELD
-    if _TOGGLE_WORDS.search(instruction):
+    if any(not _names_a_button(instruction, m) for m in _TOGGLE_WORDS.finditer(instruction)):
         return TOGGLE
     return None
+
+
+_OTHER_KINDS = re.compile(r"\b(?:button|link|icon|menu|tab)\b", re.IGNORECASE)
+
+
+def _names_a_button(instruction: str, toggle_word: re.Match) -> bool:
+    """Whether a "toggle" is part of a button's name, not the kind of control: "the Toggle navigation
+    button", "open Toggle sorting" (capitalized after the first word: a name as the page writes it)."""
+    if toggle_word.group(0).lower() != "toggle":
+        return False
+    return bool(_OTHER_KINDS.search(instruction)) or (toggle_word.start() > 0 and toggle_word.group(0)[0].isupper())
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,19 @@ def icon_names_for(instruction: str) -> tuple[str, ...]:
     """The freedesktop names whose words are all in the instruction's query (model.grounder's
     instruction_query), the ones covering most of its words first: "the Save As icon" -> document-save-as,
     "the Remove item button" -> list-remove. Empty when no known icon is named."""
-    return best_covering(instruction_words(instruction), ICON_WORDS)
+    return named_icons(instruction, ICON_WORDS)
+
+
+def named_icons(instruction: str, vocabulary: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
+    """The names of `vocabulary` the instruction uses (best_covering over instruction_words); where none,
+    one called by two words or more that the instruction writes in a row, control words included ("the
+    Toggle navigation button", "open Toggle sorting": the query drops "toggle", a switch's word)."""
+    queries = instruction_words(instruction)
+    found = best_covering(queries, vocabulary)
+    if found or not queries:
+        return found
+    phrases = {name: [m for m in meanings if len(_words(m)) >= 2] for name, meanings in vocabulary.items()}
+    return best_covering((_spelt_out(tuple(w for w in _words(instruction) if w not in _GENERIC)),), phrases)
 
 
 def instruction_words(instruction: str) -> tuple[tuple[str, ...], ...]:

@@ -29,7 +29,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from vlagent.grounding.icon_finder import IconMatch, best_covering, instruction_words, screen_blobs
+from vlagent.grounding.icon_finder import IconMatch, named_icons, screen_blobs
 
 SIDE = 24  # px: a blob is classified at this size
 NONE = "none"  # class 0: a blob that is no icon of the vocabulary
@@ -120,8 +120,8 @@ class IconRecognizer:
 
     def named_classes(self, instruction: str) -> tuple[int, ...]:
         """The classes whose words the instruction uses ("the settings icon" -> gear), the longest words
-        first (icon_finder.best_covering); () when it names none."""
-        names = set(best_covering(instruction_words(instruction), self.meanings))
+        first (icon_finder.named_icons); () when it names none."""
+        names = set(named_icons(instruction, self.meanings))
         return tuple(i for i, name in enumerate(self.classes) if name in names)
 
     def _blobs(self, image: Image.Image, unit: float) -> tuple[list, np.ndarray]:
