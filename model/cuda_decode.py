@@ -22,6 +22,8 @@ capture=False runs the very same static step eagerly on any device (tests, debug
 
 from __future__ import annotations
 
+import time
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -51,11 +53,12 @@ def attention_at(attn: Attention, x: Tensor, cos: Tensor, sin: Tensor, cache: Ca
     k_cache, v_cache = cache.kv[attn.cache_index]
     k_cache.index_copy_(2, write_index, k.transpose(1, 2))
     v_cache.index_copy_(2, write_index, v.transpose(1, 2))
-    out = F.scaled_dot_product_attention(
-        q.transpose(1, 2), k_cache, v_cache, attn_mask=key_mask, scale=attn.hd**-0.5,
-        enable_gqa=attn.nh != attn.nkv,
-    )
-    out = out.transpose(1, 2).reshape(B, T, attn.nh * attn.hd)
+    # One token: the query heads sharing a key/value head are that head's queries ([B, nkv, nh/nkv, hd]),
+    # so the masked attention has equal head counts and a memory-efficient kernel takes it (with
+    # enable_gqa and a mask, PyTorch falls back to its math path: the whole cache in fp32, every layer)
+    q = q.reshape(B, attn.nkv, attn.nh // attn.nkv, attn.hd)  # T == 1
+    out = F.scaled_dot_product_attention(q, k_cache, v_cache, attn_mask=key_mask, scale=attn.hd**-0.5)
+    out = out.reshape(B, T, attn.nh * attn.hd)
     out = out * torch.sigmoid(gate.reshape(B, T, attn.nh * attn.hd))
     return F.linear(out, attn.o_proj, attn.o_bias)
 
@@ -92,6 +95,7 @@ class CudaGraphDecoder:
         self.slots = torch.arange(self.max_len, device=device)
         self.capture, self.warmup, self.pool = capture, warmup, pool
         self._graph: CapturedStep | None = None
+        self.capture_s = 0.0  # seconds the warm-up runs and the capture took (the first call)
         self._synced_length: int | None = None
 
     # -- the step (captured as is) --------------------------------------------------------
@@ -141,7 +145,14 @@ class CudaGraphDecoder:
             logits = self.step(*args)
         else:
             if self._graph is None:
+                if cache.length + self.warmup > self.max_len:  # each warm-up run writes the next slot
+                    raise ValueError(f"capturing the decode step needs {self.warmup} free cache slots (its warm-up "
+                                     f"runs); the cache holds {self.max_len} and {cache.length} are taken")
+                start = time.perf_counter()
                 self._graph = CapturedStep(self.step, *args, warmup=self.warmup, pool=self.pool)
+                if cache.key_valid.is_cuda:
+                    torch.cuda.synchronize(cache.key_valid.device)
+                self.capture_s = time.perf_counter() - start
             logits = self._graph()
         cache.length += 1
         cache.next_pos = self.positions.clone()

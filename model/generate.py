@@ -3,7 +3,8 @@
 `generate(model, input_ids, ...)` returns, like transformers' `generate`, the prompt followed
 by the new tokens: LongTensor [B, L + n]; rows that stopped early are filled with the pad id.
 With `return_dict=True` it returns a `GenerationResult` (sequences, per-row new tokens,
-stats). Stats (prefill/decode seconds, tokens/s, MTP acceptance) are also left on
+stats). Stats (prefill/decode seconds, tokens/s, MTP acceptance, the CUDA graph's capture seconds,
+which decode time leaves out) are also left on
 `model.generation_stats`.
 
 The steps, each a function: the options (`GenerationOptions`, also accepted keyword by keyword)
@@ -70,7 +71,9 @@ class _Sampler:
             sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
             logits = torch.full_like(logits, float("-inf")).scatter(-1, order, sorted_logits)
         probs = logits.softmax(-1)
-        return torch.multinomial(probs.cpu(), 1, generator=self.generator).squeeze(-1).to(logits.device)
+        # drawn on the generator's device (a CPU one by default: the same draws on every device)
+        where = self.generator.device if self.generator is not None else torch.device("cpu")
+        return torch.multinomial(probs.to(where), 1, generator=self.generator).squeeze(-1).to(logits.device)
 
 
 class _Stopper:
@@ -241,6 +244,8 @@ def generate(
     hidden, positions, stats = prefill(model, prompt, cache, opts.prefill_chunk_size, opts.prompt_cache,
                                        keep_all_hidden=opts.speculative is not None)
     next_ids = sampler(model.logits(hidden[:, -1]))
+    if next_ids.is_cuda:  # greedy sampling does not wait for the GPU: the prefill's time would leak into decode's
+        torch.cuda.synchronize(next_ids.device)
     t_prefill = time.perf_counter() - t0
     if opts.speculative:
         drafter = MTPDrafter(model, cache.max_len) if opts.speculative == "mtp" else opts.speculative
@@ -250,8 +255,9 @@ def generate(
         graph = _static_decoder(model, cache, opts.cuda_graph, opts.max_new_tokens)
         stats["cuda_graph"] = graph is not None and graph.capture
         decode_n_tokens(model, cache, next_ids, sampler, stopper, opts.max_new_tokens, graph)
+        stats["graph_capture_s"] = graph.capture_s if graph is not None else 0.0
     t_total = time.perf_counter() - t0
-    stats.update(_timing_stats(stopper.new, t_prefill, t_total))
+    stats.update(_timing_stats(stopper.new, t_prefill, t_total, stats.get("graph_capture_s", 0.0)))
     model.generation_stats = stats
     out = _sequences(prompt.input_ids, stopper.new, pad_token_id)
     if opts.return_dict:
@@ -408,9 +414,11 @@ def _sequences(input_ids: Tensor, new: list[list[int]], pad_token_id: int) -> Te
     return out
 
 
-def _timing_stats(new: list[list[int]], t_prefill: float, t_total: float) -> dict:
+def _timing_stats(new: list[list[int]], t_prefill: float, t_total: float, capture_s: float = 0.0) -> dict:
+    """prefill_s, decode_s (the decode loop, less the CUDA graph's warm-up and capture, which
+    graph_capture_s reports), new_tokens per row and decode_tokens_per_s."""
     n_new = max(len(r) for r in new)
-    decode_s = t_total - t_prefill
+    decode_s = t_total - t_prefill - capture_s
     return dict(
         prefill_s=t_prefill,
         decode_s=decode_s,

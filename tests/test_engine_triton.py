@@ -223,6 +223,25 @@ def test_graph_is_captured_once_and_resyncs_after_an_eager_step(torch_engine, mo
     assert cache.length == ref_cache.length == 20 + 5 and torch.equal(cache.next_pos, ref_cache.next_pos)
 
 
+def test_capture_needs_a_free_cache_slot_per_warm_up_run(torch_engine, monkeypatch):
+    """The warm-up runs before a capture each write the next cache slot: with fewer slots free than runs,
+    the capture is refused with a message (on a GPU the write would be an out-of-bounds device assert)."""
+    from vlagent.model import cuda_decode
+
+    engine = torch_engine
+    ids, mask = _left_padded_batch()
+    monkeypatch.setattr(cuda_decode, "CapturedStep", _FakeCapture)
+    _FakeCapture.made = []
+    cache = engine.new_cache(2, ids.shape[1] + 1)
+    with torch.inference_mode():
+        engine.decode_hidden(engine.embed(ids), engine.position_ids(ids, mask), cache, mask)
+    decoder = cuda_decode.CudaGraphDecoder(engine, cache, capture=False, warmup=2)
+    decoder.capture = True
+    with pytest.raises(ValueError, match="needs 2 free cache slots"):
+        decoder(torch.tensor([1, 2]))
+    assert _FakeCapture.made == [] and cache.length == ids.shape[1]
+
+
 def test_cuda_graph_decoder_refuses_cpu_and_bad_input(torch_engine):
     from vlagent.model.cuda_decode import CudaGraphDecoder
 

@@ -213,3 +213,14 @@ def test_options_object_equals_keywords_and_unknown_keywords_are_refused(dense):
     with pytest.raises(TypeError, match="min_new_tokens"):
         dense.generate(ids, max_new_tokens=2, min_new_tokens=2)
     dense.generate(ids, max_new_tokens=1, mm_token_type_ids=torch.zeros_like(ids))  # transformers' input, ignored
+
+
+def test_decode_time_leaves_out_the_cuda_graph_capture():
+    """A CUDA graph's warm-up runs and capture happen once per generate call, in its first decode step:
+    reported as graph_capture_s, not counted in decode_s or decode_tokens_per_s."""
+    from vlagent.model.generate import _timing_stats
+
+    plain = _timing_stats([[1, 2, 3, 4, 5]], t_prefill=1.0, t_total=3.0)
+    captured = _timing_stats([[1, 2, 3, 4, 5]], t_prefill=1.0, t_total=3.0, capture_s=1.0)
+    assert plain["decode_s"] == 2.0 and plain["decode_tokens_per_s"] == 2.0
+    assert captured["decode_s"] == 1.0 and captured["decode_tokens_per_s"] == 4.0
