@@ -408,7 +408,24 @@ def _places(query: str, lines: Sequence[TextLine], whole_lines: bool
             out.append((line.box, line.text, line.text))
         elif not whole_lines and not whole:
             out += [(box, text, line.text) for folded_run, box, text in _word_runs(line) if folded_run == folded_query]
+    if whole_lines:
+        out += [(box, text, text) for box, text in _wrapped(lines) if _fold(text) == folded_query]
     return out
+
+
+def _wrapped(lines: Sequence[TextLine]) -> Iterator[tuple[tuple[float, float, float, float], str]]:
+    """(box, text) of each pair of lines that reads as one name wrapped in a narrow column ("The Valgrind
+    Quick" over "Start Guide >>"): the second right under the first (a gap under half its height), the two
+    overlapping and aligned at their left or right edges (within a line's height)."""
+    for a in lines:
+        ax0, ay0, ax1, ay1 = a.box
+        height = ay1 - ay0
+        for b in lines:
+            bx0, by0, bx1, by1 = b.box
+            if b is a or not 0 <= by0 - ay1 + 0.2 * height <= 0.7 * height or bx0 >= ax1 or ax0 >= bx1:
+                continue
+            if abs(bx0 - ax0) <= height or abs(bx1 - ax1) <= height:
+                yield (min(ax0, bx0), ay0, max(ax1, bx1), by1), f"{a.text} {b.text}"
 
 
 def written_places(instruction: str, lines: Sequence[TextLine]) -> list[tuple[float, float, float, float]]:

@@ -423,6 +423,24 @@ def test_exact_text_tells_a_navigation_link_by_its_arrows():
     assert exact_text("the 'The Quick Start Guide >>' link", lines) == onward
 
 
+def test_exact_text_reads_a_name_wrapped_onto_two_lines():
+    """On a phone-width page a link wraps: "The Quick" over "Start Guide >>" (right-aligned), "<<Valgrind"
+    over "Documentation". The pair reads the name; the arrows then pick it over the one-line heading.
+    Lines side by side, or far apart, are no pair."""
+    heading, title = (0.0, 0.30, 0.6, 0.32), (0.3, 0.0, 0.8, 0.03)
+    lines = [TextLine("The Quick Start Guide", heading), TextLine("Valgrind Documentation", title),
+             TextLine("<<Valgrind", (0.03, 0.47, 0.24, 0.49)), TextLine("Documentation", (0.03, 0.49, 0.29, 0.51)),
+             TextLine("The Quick", (0.65, 0.47, 0.97, 0.49)), TextLine("Start Guide >>", (0.71, 0.49, 0.97, 0.51)),
+             TextLine("Release", (0.0, 0.60, 0.2, 0.62)), TextLine("Notes", (0.5, 0.60, 0.7, 0.62)),
+             TextLine("Known", (0.0, 0.70, 0.2, 0.72)), TextLine("Bugs", (0.0, 0.80, 0.2, 0.82))]
+    assert exact_text("open << Valgrind Documentation", lines) == (0.03, 0.47, 0.29, 0.51)
+    assert exact_text("the 'The Quick Start Guide >>' link", lines) == (0.65, 0.47, 0.97, 0.51)
+    found = exact_text("the link The Quick Start Guide", lines)  # no arrows: the heading's "Quick Start Guide"
+    assert found is not None and heading[0] < found[0] < found[2] == heading[2] and found[1::2] == heading[1::2]
+    assert exact_text("open Release Notes", lines) is None  # side by side: words of two places
+    assert exact_text("open Known Bugs", lines) is None  # a line apart
+
+
 def test_exact_text_keeps_the_little_words_of_a_name():
     """Articles after a name's start and a leading "By" belong to it; OCR's two-dot cut counts; where a
     label with a colon and a link read alike, the one written as asked is the answer."""
