@@ -155,10 +155,12 @@ def _compile(kernel, label: str, args: dict, arch: int):
 def compile_all(arch: int = 90, names: list[str] | None = None, usage: bool = True) -> list[Build]:
     """Compile each kernel's launch options in the launcher's order until one fits the arch's shared
     memory; a kernel fails when it does not compile, or when nothing fits and its caller has no other path."""
+    if arch not in SHARED_MEMORY_PER_BLOCK:
+        raise ValueError(f"no shared-memory limit known for sm_{arch}; known: "
+                         + ", ".join(f"sm_{a}" for a in sorted(SHARED_MEMORY_PER_BLOCK)))
+    limit = SHARED_MEMORY_PER_BLOCK[arch]
     os.environ.pop("TRITON_INTERPRET", None)  # compiled kernels; must happen before the modules are imported
     import importlib
-
-    limit = SHARED_MEMORY_PER_BLOCK.get(arch)
     results = []
     for label, module, kernel_name, args in _configs():
         if names and not any(n in label for n in names):
@@ -174,9 +176,9 @@ def compile_all(arch: int = 90, names: list[str] | None = None, usage: bool = Tr
                 shared = compiled.metadata.shared
                 where = f" with {description}" if description else ""
                 tried.append(f"{shared / 1024:.0f} KB{where}")
-                if limit is None or shared <= limit:
+                if shared <= limit:
                     usage_text = _ptxas_usage(compiled.asm["ptx"], arch) if usage else "ok"
-                    room = f" of {limit / 1024:.0f}" if limit else ""
+                    room = f" of {limit / 1024:.0f}"
                     results.append(Build(label, True, time.perf_counter() - start,
                                          f"{usage_text}; shared {shared / 1024:.0f}{room} KB{where}"))
                     break

@@ -416,15 +416,17 @@ def _places(query: str, lines: Sequence[TextLine], whole_lines: bool
 def _wrapped(lines: Sequence[TextLine]) -> Iterator[tuple[tuple[float, float, float, float], str]]:
     """(box, text) of each pair of lines that reads as one name wrapped in a narrow column ("The Valgrind
     Quick" over "Start Guide >>"): the second right under the first (a gap under half its height), the two
-    overlapping and aligned at their left or right edges (within a line's height)."""
-    for a in lines:
+    overlapping and aligned at their left or right edges (within two letters' width)."""
+    worded = [line for line in lines if _fold(line.text)]  # a "-" or "•" line is no half of a name
+    for a in worded:
         ax0, ay0, ax1, ay1 = a.box
         height = ay1 - ay0
-        for b in lines:
+        letter = (ax1 - ax0) / max(len(a.text), 1)  # x and y are normalized apart: align within 2 letters
+        for b in worded:
             bx0, by0, bx1, by1 = b.box
             if b is a or not 0 <= by0 - ay1 + 0.2 * height <= 0.7 * height or bx0 >= ax1 or ax0 >= bx1:
                 continue
-            if abs(bx0 - ax0) <= height or abs(bx1 - ax1) <= height:
+            if abs(bx0 - ax0) <= 2 * letter or abs(bx1 - ax1) <= 2 * letter:
                 yield (min(ax0, bx0), ay0, max(ax1, bx1), by1), f"{a.text} {b.text}"
 
 

@@ -439,6 +439,9 @@ def test_exact_text_reads_a_name_wrapped_onto_two_lines():
     assert found is not None and heading[0] < found[0] < found[2] == heading[2] and found[1::2] == heading[1::2]
     assert exact_text("open Release Notes", lines) is None  # side by side: words of two places
     assert exact_text("open Known Bugs", lines) is None  # a line apart
+    # a line of a symbol only (a separator, a bullet) is no half of a name
+    assert written_places("click Save", [TextLine("Save", (0.1, 0.1, 0.2, 0.12)), TextLine("-", (0.1, 0.12, 0.12, 0.14))]) \
+        == [(0.1, 0.1, 0.2, 0.12)]
 
 
 def test_exact_text_keeps_the_little_words_of_a_name():

@@ -26,7 +26,9 @@ W, H = 640, 360
     ("the 'Select all objects on this page' checkbox", TOGGLE), ("tick 'Remember me'", TOGGLE),
     # unquoted, a "Toggle" that starts a name (capitalized inside the sentence, or with a button's word)
     ("the Toggle navigation button", None), ("open Toggle sorting", None), ("Toggle Wi-Fi", TOGGLE),
-    ("the toggle for Autosave", TOGGLE), ("check the box next to Toggle sorting", TOGGLE)])
+    ("the toggle for Autosave", TOGGLE), ("check the box next to Toggle sorting", TOGGLE),
+    ("toggle dark mode in the Appearance tab", TOGGLE), ("In Settings, Toggle Bluetooth", TOGGLE),
+    ("click the toggle button next to Bluetooth", TOGGLE), ("toggle auto-hide the menu bar", TOGGLE)])
 def test_the_instruction_says_which_kind_of_control_it_names(instruction, kind):
     assert control_kind(instruction) == kind
 
@@ -189,6 +191,11 @@ def test_the_first_letter_of_a_label_is_no_radio_button():
     lines = [TextLine("Open at login", label)]
     assert [c.box[0] for c in find_controls(image, y1 - y0) if c.kind == "toggle"] == [x0]  # the "O"
     assert toggle_of_label(image, "select Open at login", label, lines) is None
+    # a ring at the screen's right edge, OCR's box starting at it: no room to look right of it, no answer
+    edge = Image.new("RGB", (400, 200), (250, 250, 250))
+    ImageDraw.Draw(edge).ellipse((384, 40, 399, 55), outline=(60, 60, 60), width=2)
+    at_edge = (383 / 400, 39 / 200, 1.0, 56 / 200)
+    assert toggle_of_label(edge, "select W", at_edge, [TextLine("W", at_edge)]) is None
 
 
 def test_a_point_on_a_fields_border_moves_inside_it():
@@ -383,6 +390,11 @@ def test_a_field_named_nowhere_is_found_by_what_it_shows():
         assert snap is not None and snap.by_label, instruction
         x, y = _px(snap.point)
         assert wanted[0] <= x <= wanted[2] and wanted[1] <= y <= wanted[3], instruction
+    # the model's point already in a field: kept there; a font's colour is no family
+    snap = snap_to_control(image, "click in the Font Family field", (390 / W, 34 / H), lines)
+    assert snap is not None and not snap.by_label and size[0] <= _px(snap.point)[0] <= size[2]
+    snap = snap_to_control(image, "the Font Color field", (0.5, 0.9), lines)
+    assert snap is None or not snap.by_label
     field((20, 100, 220, 128), "12")  # a second number: which one is the size is not written anywhere
     snap = snap_to_control(image, "the Font Size field", (0.5, 0.9), lines)
     assert snap is None or not snap.by_label

@@ -88,6 +88,8 @@ def test_instructions_map_to_freedesktop_icon_names() -> None:
     # a page's short forms ("Prev | Up | Next") are the words icons are called by
     assert icon_names_for("the 'Prev' icon") == icon_names_for("the Previous icon") == ("go-previous",)
     assert icon_names_for("the Prefs icon") == icon_names_for("the Preferences icon") != ()
+    # a name of two words is taken whole only where the query lost control words, not verbs
+    assert icon_names_for("Go to Inbox") == () and icon_names_for("select all rows in the table") == ()
     assert "edit-find" in icon_names_for("the Search button on the toolbar")
     # a position is not an icon's name; a made-up name is no icon
     assert icon_names_for("the first icon in the toolbar") == ()

@@ -51,6 +51,14 @@ def test_chunk_kernels_pick_what_a_99kb_card_holds():
     assert "fused recurrent kernel" in lines["chunk prepare fp32"], proc.stdout
 
 
+def test_compile_check_refuses_an_arch_without_a_known_limit(monkeypatch):
+    from vlagent.kernels.compile_check import compile_all
+
+    monkeypatch.setenv("TRITON_INTERPRET", os.environ.get("TRITON_INTERPRET", "0"))  # restored after the test
+    with pytest.raises(ValueError, match="sm_75"):
+        compile_all(75, ["rms_norm"])
+
+
 NO_TRITON = r"""
 import importlib.abc, sys
 

@@ -438,3 +438,8 @@ def test_triton_chunk_falls_back_to_the_recurrent_kernel_when_nothing_fits(monke
     o_ref, s_ref = naive_recurrent_gated_delta_rule(q, k, v, g, beta, **kw)
     assert_close(o, o_ref)
     assert_close(s, s_ref)
+    fake = getattr(chunk, kernel_name)
+    fake.launches.clear()
+    with pytest.warns(RuntimeWarning, match="earlier call"):  # remembered: no launch is tried again
+        kernels.chunk_gated_delta_rule(q, k, v, g, beta, backend="triton", **kw)
+    assert fake.launches == []

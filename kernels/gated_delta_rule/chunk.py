@@ -54,7 +54,8 @@ def state_pass_options(dtype: torch.dtype) -> list[StatePassOption]:
             StatePassOption(True, 1)]
 
 
-# (device, dtype, K, V, BV, flags) -> index in state_pass_options of the first option that launched
+# (device, dtype, K, V, BV, flags) -> index in state_pass_options of the first option that launched;
+# len(options): none does
 _FITTING_OPTION: dict[tuple, int] = {}
 
 
@@ -230,6 +231,12 @@ def chunk_gated_delta_rule_triton(
     gc = torch.empty(total, HV, dtype=torch.float32, device=q.device)
     BK = next_pow2(K)
     prec = dot_precision(q.dtype)
+    BV = state_block_v(K, V, N * HV)
+    key = (q.device, q.dtype, K, V, BV, use_qk_l2norm_in_kernel, initial_state is not None, output_final_state)
+    options = state_pass_options(q.dtype)
+    if _FITTING_OPTION.get(key) == len(options):  # found before: nothing fits this GPU
+        raise KernelDoesNotFit(f"the chunked gated delta rule ({q.dtype}, K={K}, V={V}, BV={BV}) does not fit this "
+                               "GPU with any launch option (found on an earlier call)")
     chunk_seq, chunk_start = _chunk_table(bounds, C)
     if chunk_seq.numel():
         try:
@@ -239,11 +246,9 @@ def chunk_gated_delta_rule_triton(
                 PREC=prec, SUB=16, num_warps=4,
             )
         except OutOfResources as exc:
+            _FITTING_OPTION[key] = len(options)
             raise KernelDoesNotFit(f"the chunked gated delta rule's prepare kernel ({q.dtype}, K={K}, V={V}) "
                                    f"does not fit this GPU: {exc}") from exc
-    BV = state_block_v(K, V, N * HV)
-    key = (q.device, q.dtype, K, V, BV, use_qk_l2norm_in_kernel, h0 is not None, output_final_state)
-    options = state_pass_options(q.dtype)
     errors = []
     for index in range(_FITTING_OPTION.get(key, 0), len(options)):
         option = options[index]
@@ -261,5 +266,6 @@ def chunk_gated_delta_rule_triton(
             continue
         _FITTING_OPTION[key] = index
         return o, final_state
+    _FITTING_OPTION[key] = len(options)
     raise KernelDoesNotFit(f"the chunked gated delta rule's state pass ({q.dtype}, K={K}, V={V}, BV={BV}) "
                            f"does not fit this GPU with any launch option: " + "; ".join(errors))

@@ -52,20 +52,28 @@ def control_kind(instruction: str) -> str | None:
         return SLIDER
     if _FIELD_WORDS.search(instruction):
         return FIELD
-    if any(not _names_a_button(instruction, m) for m in _TOGGLE_WORDS.finditer(instruction)):
+    if any(not _starts_a_name(instruction, m) for m in _TOGGLE_WORDS.finditer(instruction)):
         return TOGGLE
     return None
 
 
-_OTHER_KINDS = re.compile(r"\b(?:button|link|icon|menu|tab)\b", re.IGNORECASE)
+# after "Toggle": one to three words of a name, then another kind's word ("Toggle navigation button")
+_NAME_THEN_KIND = re.compile(r"^\s+(?:(?!the\b)[\w-]+\s+){1,3}(?:buttons?|links?|icons?|menus?(?!\s+bar)|tabs?)\b",
+                             re.IGNORECASE)
+# before a capitalized "Toggle" that starts a name: a verb or an article ("open Toggle sorting")
+_BEFORE_A_NAME = re.compile(r"\b(?:open|click|press|tap|hit|select|choose|the|a)\s+$", re.IGNORECASE)
 
 
-def _names_a_button(instruction: str, toggle_word: re.Match) -> bool:
-    """Whether a "toggle" is part of a button's name, not the kind of control: "the Toggle navigation
-    button", "open Toggle sorting" (capitalized after the first word: a name as the page writes it)."""
-    if toggle_word.group(0).lower() != "toggle":
+def _starts_a_name(instruction: str, toggle_word: re.Match) -> bool:
+    """Whether a "toggle" starts a control's name rather than saying its kind: "the Toggle navigation
+    button" (a name, then a button's word), "open Toggle sorting" (capitalized after a verb: the name as
+    the page writes it). "Toggle Wi-Fi", "toggle dark mode in the Appearance tab", "In Settings, Toggle
+    Bluetooth" and "the toggle button" stay switches."""
+    word = toggle_word.group(0)
+    if word.lower() != "toggle":
         return False
-    return bool(_OTHER_KINDS.search(instruction)) or (toggle_word.start() > 0 and toggle_word.group(0)[0].isupper())
+    after, before = instruction[toggle_word.end():], instruction[:toggle_word.start()]
+    return bool(_NAME_THEN_KIND.match(after)) or (word[0].isupper() and bool(_BEFORE_A_NAME.search(before)))
 
 
 @dataclass(frozen=True)
@@ -255,8 +263,9 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
     elif kind == TOGGLE and _SELECT_ALL.search(instruction):
         chosen = _column_head(of_kind, unit)
     elif kind == FIELD:
-        chosen = (_field_by_hint(of_kind, instruction, lines, image.size)
-                  or _field_by_value(of_kind, instruction, lines, image.size))
+        chosen = _field_by_hint(of_kind, instruction, lines, image.size)
+        if chosen is None and not any(c.contains(x, y, margin=2) for c in of_kind):
+            chosen = _field_by_value(of_kind, instruction, lines, image.size)
     by_label = chosen is not None
     if chosen is None:
         chosen = next((c for c in of_kind if c.contains(x, y, margin=2)), None)
@@ -330,20 +339,26 @@ def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence,
 
 # "the Font Size spin box", "the quantity field": named for a number, the field showing one; "the Font
 # Family field": the field showing the name of a font family installed here (a font chooser shows one)
-_NUMBER_FIELD = re.compile(r"\b(?:size|spin ?box|spinner|number|count|amount|quantity|zoom)\b", re.IGNORECASE)
+_NUMBER_FIELD = re.compile(r"\b(?:size|number|count|amount|quantity|zoom)\b", re.IGNORECASE)
+_SPIN_BOX = re.compile(r"\b(?:spin ?box|spinner)\b", re.IGNORECASE)
 _FONT_FIELD = re.compile(r"\b(?:font|typeface)\b", re.IGNORECASE)
+_NOT_FAMILY = re.compile(r"\b(?:colou?r|weight|style|effects?)\b", re.IGNORECASE)
 _NUMBER = re.compile(r"^\s*[-+]?\d+(?:[.,]\d+)?\s*(?:%|pt|px|em)?\s*$")
 
 
 def _field_by_value(fields: Sequence[Control], instruction: str, lines: Sequence, size: tuple[int, int]
                     ) -> Control | None:  # fmt: skip
-    """Where the field's name is written nowhere and it is named for what it holds: the one field whose
-    text, written from its left, is a number (a size, a count) or an installed font family's name (a
-    font); None where no field or several do."""
-    if _NUMBER_FIELD.search(instruction):
+    """Where the field's name is written nowhere, the model's point is in no field, and the name says what
+    the field holds: the one field whose text, written from its left, is a number (a size, a count, a
+    spin box) or an installed font family's name (a font, not its colour or style); None where no field
+    or several do."""
+    from vlagent.model.grounder import instruction_query
+
+    name = instruction_query(instruction)  # the field's name: "phone number" in "...the number of items" is not
+    if _NUMBER_FIELD.search(name) or _SPIN_BOX.search(instruction):
         def shows(text: str) -> bool:
             return bool(_NUMBER.match(text))
-    elif _FONT_FIELD.search(instruction):
+    elif _FONT_FIELD.search(name) and not _NOT_FAMILY.search(name):
         families = font_families()
 
         def shows(text: str) -> bool:
@@ -457,10 +472,11 @@ def _blank_after(image: Image.Image, box: tuple[int, int, int, int], unit: float
     """Whether the `room` text heights right of a box (pixels) are blank on the box's rows: a toggle is set
     apart from its label's text, a letter is not from the next one."""
     x0, y0, x1, y1 = box
-    strip = np.asarray(image.convert("L").crop((x1 + 1, y0, min(image.width, x1 + 1 + round(room * unit)), y1)),
-                       dtype=np.int16)
-    if strip.size == 0:
+    left = min(x1 + 1, image.width)  # the box ends a pixel past the shape: one more for its antialiasing
+    right = min(image.width, left + round(room * unit))
+    if right <= left or y1 <= y0:
         return False
+    strip = np.asarray(image.convert("L").crop((left, y0, right, y1)), dtype=np.int16)
     return int(strip.max()) - int(strip.min()) <= EDGE_CONTRAST
 
 

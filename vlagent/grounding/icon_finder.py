@@ -93,14 +93,22 @@ def icon_names_for(instruction: str) -> tuple[str, ...]:
 
 def named_icons(instruction: str, vocabulary: Mapping[str, Sequence[str]]) -> tuple[str, ...]:
     """The names of `vocabulary` the instruction uses (best_covering over instruction_words); where none,
-    one called by two words or more that the instruction writes in a row, control words included ("the
-    Toggle navigation button", "open Toggle sorting": the query drops "toggle", a switch's word)."""
+    one called by two words or more that the instruction writes in a row, those the query cut being
+    control words ("the Toggle navigation button", "open Toggle sorting": the query drops "toggle", a
+    switch's word; "the hamburger menu button")."""
     queries = instruction_words(instruction)
     found = best_covering(queries, vocabulary)
     if found or not queries:
         return found
-    phrases = {name: [m for m in meanings if len(_words(m)) >= 2] for name, meanings in vocabulary.items()}
+    # the phrase's words the query lacks must be control words it cut, not verbs ("Go to Inbox" is no
+    # go-to icon, "select all rows" no select-all)
+    query = set(queries[0])
+    phrases = {name: [m for m in meanings if len(_words(m)) >= 2 and query & set(_words(m))
+                      and set(_words(m)) - query <= _CUT_CONTROL_WORDS] for name, meanings in vocabulary.items()}
     return best_covering((_spelt_out(tuple(w for w in _words(instruction) if w not in _GENERIC)),), phrases)
+
+
+_CUT_CONTROL_WORDS = frozenset("toggle menu button link tab switch".split())
 
 
 def instruction_words(instruction: str) -> tuple[tuple[str, ...], ...]:
