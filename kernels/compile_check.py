@@ -119,11 +119,12 @@ def _alternatives(kernel_name: str, args: dict) -> list[tuple[str, dict]]:
     import triton.language as tl
 
     from .gated_delta_rule.chunk import state_pass_options
+    from .triton_utils import tl_dtype
 
     dtype = torch.float32 if args["q"] == "*fp32" else torch.bfloat16
     out = []
     for option in state_pass_options(dtype):
-        dot = (tl.float32 if dtype == torch.float32 else tl.bfloat16) if option.operands_in_input_dtype else tl.float32
+        dot = tl_dtype(dtype) if option.operands_in_input_dtype else tl.float32
         out.append((str(option), dict(ROUND_DT=dot, DOT_DT=dot, num_stages=option.num_stages)))
     return out
 

@@ -333,11 +333,12 @@ def _places_in_turn(queries: Sequence[str], lines: Sequence[TextLine]
     """(query, its places) in the order exact_text weighs them: the whole lines reading each query, then the
     word runs reading each query no line reads whole; queries read nowhere are left out."""
     read_whole = set()  # queries some line reads whole: their word runs elsewhere are not looked at
+    wrapped = list(_wrapped(lines))  # pairs of lines reading as one wrapped name, found once
     for whole_lines in (True, False):
         for query in queries:
             if not whole_lines and query in read_whole:
                 continue
-            places = _places(query, lines, whole_lines)
+            places = _places(query, lines, whole_lines, wrapped)
             if places:
                 if whole_lines:
                     read_whole.add(query)
@@ -394,10 +395,12 @@ def _edit_distance(a: str, b: str, limit: int) -> int:
     return previous[-1] if previous[-1] <= limit else limit + 1
 
 
-def _places(query: str, lines: Sequence[TextLine], whole_lines: bool
+def _places(query: str, lines: Sequence[TextLine], whole_lines: bool,
+            wrapped: Sequence[tuple[tuple[float, float, float, float], str]] = ()
             ) -> list[tuple[tuple[float, float, float, float], str, str]]:  # fmt: skip
-    """(box, text as written, its line's text) of each line that reads the query whole (whole_lines), or
-    of each run of a line's words that reads it, in lines that do not read it whole."""
+    """(box, text as written, its line's text) of each line, or `wrapped` pair of lines (_wrapped), that
+    reads the query whole (whole_lines), or of each run of a line's words that reads it, in lines that do
+    not read it whole."""
     folded_query = _fold(query)
     out = []
     for line in lines:
@@ -409,7 +412,7 @@ def _places(query: str, lines: Sequence[TextLine], whole_lines: bool
         elif not whole_lines and not whole:
             out += [(box, text, line.text) for folded_run, box, text in _word_runs(line) if folded_run == folded_query]
     if whole_lines:
-        out += [(box, text, text) for box, text in _wrapped(lines) if _fold(text) == folded_query]
+        out += [(box, text, text) for box, text in wrapped if _fold(text) == folded_query]
     return out
 
 

@@ -320,18 +320,15 @@ def _field_by_hint(fields: Sequence[Control], instruction: str, lines: Sequence,
     or more with the instruction's query ("the Filter navigation items field": "Start typing to
     filter..."). Where several do, the one whose text trails off ("...", "…"), as hints do, where only
     one does (a box around the heading "FILTER" is no field to type in). None otherwise."""
-    from vlagent.model.grounder import instruction_query
+    from vlagent.model.grounder import _truncated, instruction_query
 
     wanted = {w for w in re.findall(r"\w+", instruction_query(instruction).casefold()) if len(w) >= HINT_WORD}
     held: dict[int, bool] = {}  # field index -> whether a hint of it trails off
     for line in lines if wanted else ():
         if not wanted & {w for w in re.findall(r"\w+", line.text.casefold())}:
             continue
-        x0, y0, x1, y1 = pixel_box(line.box, size)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        for i, c in enumerate(fields):
-            if c.contains(cx, cy) and _from_left(x0, x1, c):
-                held[i] = held.get(i, False) or bool(_TRAILS_OFF.search(line.text))
+        for i in _holding_from_left(fields, line, size):
+            held[i] = held.get(i, False) or _truncated(line.text, dots="..")
     if len(held) > 1:
         held = {i: True for i, trails in held.items() if trails}
     return fields[next(iter(held))] if len(held) == 1 else None
@@ -369,9 +366,14 @@ def _field_by_value(fields: Sequence[Control], instruction: str, lines: Sequence
     for line in lines:
         if not shows(line.text):
             continue
-        x0, y0, x1, y1 = pixel_box(line.box, size)
-        held |= {i for i, c in enumerate(fields) if c.contains((x0 + x1) / 2, (y0 + y1) / 2) and _from_left(x0, x1, c)}
+        held |= set(_holding_from_left(fields, line, size))
     return fields[held.pop()] if len(held) == 1 else None
+
+
+def _holding_from_left(fields: Sequence[Control], line, size: tuple[int, int]) -> list[int]:
+    """The indices of the fields holding an OCR line written from their left (a hint or a value)."""
+    x0, y0, x1, y1 = pixel_box(line.box, size)
+    return [i for i, c in enumerate(fields) if c.contains((x0 + x1) / 2, (y0 + y1) / 2) and _from_left(x0, x1, c)]
 
 
 @lru_cache(maxsize=1)
@@ -387,9 +389,6 @@ def font_families() -> frozenset[str]:
     for line in listed.splitlines():
         names |= {name.strip().casefold() for name in line.split(",") if name.strip()}
     return frozenset(names)
-
-
-_TRAILS_OFF = re.compile(r"(?:\.\.\.?|…)\s*$")  # "Search...", "Start typing to filter…" (OCR: ".." too)
 
 
 HINT_WORD = 4  # letters: shorter words ("to", "the", "new") name no field
