@@ -343,6 +343,7 @@ def engine_decode(folder: Path, device, smoke: bool, peak_bw, log, new_tokens: i
                            wall_s=time.perf_counter() - t0, prefill_s=stats["prefill_s"],
                            cuda_graph=bool(stats.get("cuda_graph", False)),
                            graph_capture_s=stats.get("graph_capture_s"),  # not counted in tokens_per_s
+                           cuda_graph_reused=stats.get("cuda_graph_reused"),  # the warm-up call's graph
                            acceptance_rate=stats.get("acceptance_rate"))
         log(f"  decode {label}: {rows[label]['tokens_per_s']:.1f} tokens/s"
             + (f" (MTP acceptance {stats['acceptance_rate']:.2f})" if "acceptance_rate" in stats else ""))

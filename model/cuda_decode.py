@@ -18,11 +18,18 @@ and recurrent states in place and launch without host synchronisation on the Tri
     next_ids = sampler(logits)                    # read logits before the next call (static buffer)
 
 capture=False runs the very same static step eagerly on any device (tests, debugging).
+
+`generate` keeps its decoders across calls (DecodeGraphs, one per model): a capture costs warm-up runs
+plus the capture itself, more than an agent step's ~30 tokens take to decode, so a later call with the
+same batch size whose prompt and new tokens fit the same length bucket resets that decoder's cache and
+replays the graph it already has.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 
 import torch
 import torch.nn.functional as F
@@ -122,6 +129,14 @@ class CudaGraphDecoder:
         write_index.add_(1)
         return logits
 
+    @property
+    def captured(self) -> bool:
+        return self._graph is not None
+
+    def restart(self) -> None:
+        """The cache was reset and prefilled again: read positions and slot from it on the next call."""
+        self._synced_length = None
+
     def _state_tensors(self) -> list[Tensor]:
         c = self.cache
         return [c.key_valid, *c.conv.values(), *c.rec.values()]
@@ -136,7 +151,7 @@ class CudaGraphDecoder:
             raise ValueError(f"next_ids must be [{self.batch}]; got {tuple(next_ids.shape)}")
         if cache.length >= self.max_len:
             raise ValueError(f"cache holds {self.max_len} tokens; cannot decode past it")
-        if self._synced_length != cache.length:  # first call, or the cache moved outside the graph
+        if self._synced_length != cache.length:  # first call, a reset cache, or the cache moved outside the graph
             self.positions.copy_(cache.next_pos)
             self.write_index.fill_(cache.length)
         self.token_ids.copy_(next_ids)
@@ -158,3 +173,102 @@ class CudaGraphDecoder:
         cache.next_pos = self.positions.clone()
         self._synced_length = cache.length
         return logits
+
+
+def length_bucket(n: int) -> int:
+    """The cache length a decoder for n tokens is built with: n rounded up to a multiple of 256, or of
+    an eighth of n's power of two above 4096 tokens, so prompts of similar length share one decoder and
+    the masked attention over the whole cache reads at most ~1/8 more slots than needed."""
+    if n < 1:
+        raise ValueError(f"a cache holds at least 1 token; got {n}")
+    step = max(256, 1 << max(n.bit_length() - 4, 0))
+    return -(-n // step) * step
+
+
+class DecodeGraphs:
+    """A model's CUDA-graph decoders, kept across generate calls, keyed by (batch, length bucket).
+
+    Each decoder owns the Cache its graph was captured over. `checkout` hands out a decoder whose cache
+    holds at least `min_len` tokens, reset for a new prompt (`reused` says whether its graph, if any,
+    is already captured), and `release` takes it back. Up to `capacity` decoders are kept (least
+    recently used dropped first), each holding its cache's memory until dropped or `clear()`ed; caches
+    longer than `keep_up_to` tokens (a long video's prompt: its prefill dwarfs a capture) are not kept. A
+    decoder is never handed out twice at once: a concurrent call gets a fresh one, not kept. The kept
+    decoders are dropped when the model's parameters move (model.to), its backend or dtype changes.
+    """
+
+    def __init__(self, model: Qwen35ForConditionalGeneration, capacity: int = 2, keep_up_to: int = 32_768) -> None:
+        if capacity < 0:
+            raise ValueError(f"capacity must be >= 0; got {capacity}")
+        self.model, self.capacity, self.keep_up_to = model, capacity, keep_up_to
+        self._kept: OrderedDict[tuple[int, int], CudaGraphDecoder] = OrderedDict()
+        self._busy: set[int] = set()
+        self._identity: tuple | None = None
+        self._lock = threading.Lock()
+
+    def _model_identity(self) -> tuple:
+        m = self.model
+        return (m.backend, m.dtype, str(m.device), tuple(p.data_ptr() for p in m.parameters()))
+
+    def checkout(self, batch: int, min_len: int, capture: bool) -> tuple[CudaGraphDecoder, bool]:
+        """(decoder, reused): a decoder over a reset cache of at least min_len slots for `batch` rows.
+        `capture` applies to a new decoder (a kept one was made on the same device, so alike)."""
+        key = (batch, length_bucket(min_len))
+        with self._lock:
+            identity = self._model_identity()
+            if identity != self._identity:
+                self._kept.clear()
+                self._identity = identity
+            decoder = self._kept.get(key)
+            if decoder is not None and id(decoder) not in self._busy:
+                self._kept.move_to_end(key)
+                self._busy.add(id(decoder))
+                _reset(decoder.cache)
+                decoder.restart()
+                return decoder, True
+        decoder = CudaGraphDecoder(self.model, self.model.new_cache(batch, key[1]), capture=capture)
+        with self._lock:
+            self._busy.add(id(decoder))
+        return decoder, False
+
+    def release(self, decoder: CudaGraphDecoder) -> None:
+        """Take back a checked-out decoder (kept for reuse when there is room)."""
+        with self._lock:
+            self._busy.discard(id(decoder))
+            key = (decoder.batch, decoder.max_len)
+            if self.capacity == 0 or decoder.max_len > self.keep_up_to or self._kept.get(key, decoder) is not decoder:
+                return  # another decoder of that bucket was kept meanwhile (a concurrent call)
+            self._kept[key] = decoder
+            self._kept.move_to_end(key)
+            while len(self._kept) > self.capacity:
+                self._kept.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drop every kept decoder and its cache (frees their memory once no call holds them)."""
+        with self._lock:
+            self._kept.clear()
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+
+def _reset(cache: Cache) -> None:
+    """An empty cache, its tensors kept in place (the graph's addresses). The keys and values are left:
+    key_valid masks them, and a PromptCache may still copy the previous prompt's prefix out of them."""
+    cache.key_valid.zero_()
+    for t in (*cache.conv.values(), *cache.rec.values()):
+        t.zero_()
+    cache.next_pos.zero_()
+    cache.length = 0
+    cache.pending.clear()
+    cache.keep_per_token_states = False
+    cache.resets += 1
+
+
+def decode_graphs(model: Qwen35ForConditionalGeneration) -> DecodeGraphs:
+    """The model's DecodeGraphs (made on first use)."""
+    graphs = getattr(model, "_decode_graphs", None)
+    if graphs is None:
+        graphs = DecodeGraphs(model)
+        model._decode_graphs = graphs
+    return graphs

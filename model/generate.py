@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .cuda_decode import decode_graphs
 from .prompt_cache import PromptCache
 from .qwen35 import Cache, Qwen35ForConditionalGeneration
 
@@ -141,7 +142,9 @@ class GenerationOptions:
     prefill_chunk_size: long prompts (video) are run in pieces of this many tokens (None: at once).
     cuda_graph: None replays the decode step as a CUDA graph on CUDA with the Triton backend
     (model/cuda_decode.py); True forces that static-buffer step (captured on CUDA, run eagerly
-    elsewhere, which is how CPU tests check it); False always uses the eager loop.
+    elsewhere, which is how CPU tests check it); False always uses the eager loop. Captured decoders
+    are kept for later calls of similar length (cuda_decode.DecodeGraphs: two, each holding its
+    cache's memory); `decode_graphs(model).clear()` frees them.
     prompt_cache: a PromptCache (model/prompt_cache.py) shared by the calls of one conversation
     (batch 1, no padding, not with speculative): screenshots seen before are not encoded again
     and prefill restarts from the last message boundary shared with the previous prompt.
@@ -239,23 +242,30 @@ def generate(
     _check_decoding_mode(model, prompt, opts, sampler.do_sample)
 
     t0 = time.perf_counter()
-    margin = opts.num_draft_tokens + 1 if opts.speculative else 0
-    cache = model.new_cache(B, L + opts.max_new_tokens + margin)
-    hidden, positions, stats = prefill(model, prompt, cache, opts.prefill_chunk_size, opts.prompt_cache,
-                                       keep_all_hidden=opts.speculative is not None)
-    next_ids = sampler(model.logits(hidden[:, -1]))
-    if next_ids.is_cuda:  # greedy sampling does not wait for the GPU: the prefill's time would leak into decode's
-        torch.cuda.synchronize(next_ids.device)
-    t_prefill = time.perf_counter() - t0
-    if opts.speculative:
-        drafter = MTPDrafter(model, cache.max_len) if opts.speculative == "mtp" else opts.speculative
-        _speculative_loop(model, drafter, prompt.input_ids, hidden, positions, next_ids, cache, stopper,
-                          opts.max_new_tokens, opts.num_draft_tokens, stats)
-    else:
-        graph = _static_decoder(model, cache, opts.cuda_graph, opts.max_new_tokens)
-        stats["cuda_graph"] = graph is not None and graph.capture
-        decode_n_tokens(model, cache, next_ids, sampler, stopper, opts.max_new_tokens, graph)
-        stats["graph_capture_s"] = graph.capture_s if graph is not None else 0.0
+    graphs = decode_graphs(model) if _wants_static_decoder(model, opts) else None
+    graph, reused = graphs.checkout(B, L + opts.max_new_tokens, model.device.type == "cuda") if graphs is not None else (None, False)
+    try:
+        margin = opts.num_draft_tokens + 1 if opts.speculative else 0
+        cache = graph.cache if graph is not None else model.new_cache(B, L + opts.max_new_tokens + margin)
+        hidden, positions, stats = prefill(model, prompt, cache, opts.prefill_chunk_size, opts.prompt_cache,
+                                           keep_all_hidden=opts.speculative is not None)
+        next_ids = sampler(model.logits(hidden[:, -1]))
+        if next_ids.is_cuda:  # greedy sampling does not wait for the GPU: the prefill's time would leak into decode's
+            torch.cuda.synchronize(next_ids.device)
+        t_prefill = time.perf_counter() - t0
+        if opts.speculative:
+            drafter = MTPDrafter(model, cache.max_len) if opts.speculative == "mtp" else opts.speculative
+            _speculative_loop(model, drafter, prompt.input_ids, hidden, positions, next_ids, cache, stopper,
+                              opts.max_new_tokens, opts.num_draft_tokens, stats)
+        else:
+            captured_before = graph is not None and graph.captured
+            stats["cuda_graph"] = graph is not None and graph.capture
+            stats["cuda_graph_reused"] = reused
+            decode_n_tokens(model, cache, next_ids, sampler, stopper, opts.max_new_tokens, graph)
+            stats["graph_capture_s"] = graph.capture_s if graph is not None and not captured_before else 0.0
+    finally:
+        if graph is not None:
+            graphs.release(graph)
     t_total = time.perf_counter() - t0
     stats.update(_timing_stats(stopper.new, t_prefill, t_total, stats.get("graph_capture_s", 0.0)))
     model.generation_stats = stats
@@ -359,7 +369,7 @@ def prefill(model: Qwen35ForConditionalGeneration, prompt: _Prompt, cache: Cache
                         prompt.video_grid_thw)
     else:
         plan = prompt_cache.plan(model, input_ids, prompt.pixel_values, prompt.image_grid_thw,
-                                 prompt.pixel_values_videos is not None)
+                                 prompt.pixel_values_videos is not None, cache)
         prompt_cache.restore(plan, cache)
         x = model.embed(input_ids[:, plan.start:], None, None, prompt.pixel_values_videos, prompt.video_grid_thw,
                         image_embeds=plan.image_embeds)
@@ -427,15 +437,14 @@ def _timing_stats(new: list[list[int]], t_prefill: float, t_total: float, captur
     )
 
 
-def _static_decoder(model: Qwen35ForConditionalGeneration, cache, cuda_graph: bool | None, max_new_tokens: int):
-    """The CUDA-graph decode step for this generate call, or None for the eager loop."""
+def _wants_static_decoder(model: Qwen35ForConditionalGeneration, opts: GenerationOptions) -> bool:
+    """Whether this call decodes through the CUDA-graph step (model/cuda_decode.py)."""
+    if opts.speculative:
+        return False
+    cuda_graph = opts.cuda_graph
     if cuda_graph is None:
         cuda_graph = model.device.type == "cuda" and model.backend != "torch"
-    if not cuda_graph or max_new_tokens <= 2:  # capturing costs more than it saves for 1-2 steps
-        return None
-    from .cuda_decode import CudaGraphDecoder
-
-    return CudaGraphDecoder(model, cache, capture=model.device.type == "cuda")
+    return bool(cuda_graph) and opts.max_new_tokens > 2  # capturing costs more than it saves for 1-2 steps
 
 
 class MTPDrafter:

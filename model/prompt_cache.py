@@ -76,6 +76,7 @@ class PromptCache:
         self._ids: Tensor | None = None  # the previous prompt [L] (CPU)
         self._spans: list[_ImageSpan] = []
         self._cache: Cache | None = None  # the previous call's decoder cache (keys/values of its prefix)
+        self._cache_resets = 0  # its `resets` when this prompt was recorded into it
         self._snapshots: list[_Snapshot] = []
         self._model_id: int | None = None
         self.last_stats: dict[str, int] = {}
@@ -88,8 +89,9 @@ class PromptCache:
     # -- planning --------------------------------------------------------------------------
 
     def plan(self, model, input_ids: Tensor, pixel_values: Tensor | None, image_grid_thw: Tensor | None,
-             has_video: bool) -> PrefillPlan:
-        """Decide where prefill starts and gather image features (encoding only unseen images)."""
+             has_video: bool, cache: Cache | None = None) -> PrefillPlan:
+        """Decide where prefill starts and gather image features (encoding only unseen images).
+        `cache`: the one this prompt is prefilled into (it may be the previous call's, reset)."""
         if input_ids.shape[0] != 1:
             raise ValueError("prompt_cache serves one conversation: batch size 1")
         if self._model_id is not None and self._model_id != id(model):
@@ -98,7 +100,7 @@ class PromptCache:
         ids = input_ids[0].cpu()
         L = ids.shape[0]
         spans = _image_spans(model, ids, pixel_values, image_grid_thw)
-        start = 0 if has_video else self._reusable_start(ids, spans)
+        start = 0 if has_video or not self._prefix_intact(cache) else self._reusable_start(ids, spans)
 
         needed = [s for s in spans if s.start >= start]
         hits = sum(1 for s in needed if s.key in self._features)
@@ -123,6 +125,15 @@ class PromptCache:
         self.last_stats = dict(reused_tokens=start, prefilled_tokens=L - start, image_hits=hits,
                                image_misses=len(misses))
         return PrefillPlan(start=start, image_embeds=embeds, boundaries=boundaries, spans=spans)
+
+    def _prefix_intact(self, target: Cache | None) -> bool:
+        """Whether the previous call's cache still holds that prompt's keys and values. generate reuses
+        caches (cuda_decode.DecodeGraphs): one reset for another prompt no longer does, unless it is the
+        very cache this prompt is about to be prefilled into, reset once for it (resetting keeps them)."""
+        prev = self._cache
+        if prev is None or prev.resets == self._cache_resets:
+            return True
+        return prev is target and prev.resets == self._cache_resets + 1
 
     def _reusable_start(self, ids: Tensor, spans: list[_ImageSpan]) -> int:
         """The last snapshot inside the prefix shared with the previous prompt (0: none)."""
@@ -172,7 +183,7 @@ class PromptCache:
         self._snapshots = [s for s in self._snapshots if s.length <= plan.start]
         self._ids = ids[0].cpu().clone()
         self._spans = plan.spans
-        self._cache = cache
+        self._cache, self._cache_resets = cache, cache.resets
 
     def snapshot(self, cache: Cache) -> None:
         """Record the DeltaNet states after `cache.length` prompt tokens (called at each boundary)."""

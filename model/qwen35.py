@@ -59,6 +59,7 @@ class Cache:
     next_pos: Tensor | None = None
     pending: dict[int, tuple[Tensor, Tensor]] = field(default_factory=dict)
     keep_per_token_states: bool = False
+    resets: int = 0  # times emptied for reuse (cuda_decode.DecodeGraphs); a PromptCache checks it
 
     @classmethod
     def allocate(

@@ -223,6 +223,36 @@ def test_graph_is_captured_once_and_resyncs_after_an_eager_step(torch_engine, mo
     assert cache.length == ref_cache.length == 20 + 5 and torch.equal(cache.next_pos, ref_cache.next_pos)
 
 
+def test_a_kept_graph_is_captured_once_and_replayed_by_later_generate_calls(torch_engine, monkeypatch):
+    """generate keeps its decoder (cuda_decode.DecodeGraphs): the graph captured by the first call is
+    replayed by the next, over the same static buffers, its cache reset; only the first reports a
+    capture time. Both decode what the eager loop decodes."""
+    from vlagent.model import cuda_decode
+
+    engine = torch_engine
+    monkeypatch.setattr(cuda_decode, "CapturedStep", _FakeCapture)
+    _FakeCapture.made = []
+    graphs = cuda_decode.decode_graphs(engine)
+    graphs.clear()
+    decoder, _ = graphs.checkout(2, 20 + 8, capture=False)
+    decoder.capture = True  # the capture path, minus the CUDA check (no GPU here)
+    graphs.release(decoder)
+    ids, mask = _left_padded_batch()
+    runs = []
+    for prompt_ids in (ids, ids.flip(0)):
+        prompt_mask = mask if prompt_ids is ids else mask.flip(0)
+        kw = dict(input_ids=prompt_ids, attention_mask=prompt_mask, max_new_tokens=8, stop_token_ids=[],
+                  return_dict=True)
+        eager = engine.generate(**kw, cuda_graph=False)
+        static = engine.generate(**kw, cuda_graph=True)
+        assert static.sequences.tolist() == eager.sequences.tolist()
+        runs.append(static.stats)
+    assert len(_FakeCapture.made) == 1 and _FakeCapture.made[0].args[0] is decoder.token_ids
+    assert runs[0]["graph_capture_s"] > 0 and runs[1]["graph_capture_s"] == 0.0
+    assert runs[0]["cuda_graph_reused"] and runs[1]["cuda_graph_reused"]
+    graphs.clear()
+
+
 def test_capture_needs_a_free_cache_slot_per_warm_up_run(torch_engine, monkeypatch):
     """The warm-up runs before a capture each write the next cache slot: with fewer slots free than runs,
     the capture is refused with a message (on a GPU the write would be an out-of-bounds device assert)."""

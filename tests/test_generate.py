@@ -199,6 +199,56 @@ def test_static_decode_step_equals_the_eager_loop(dense, moe, kind, monkeypatch)
     assert len(calls) == 11  # every decode step after the first token went through the static step
 
 
+def test_decoders_are_kept_across_calls_and_reset_for_each_prompt(dense):
+    """generate keeps its static-step decoders (with their caches) per (batch, length bucket): a later
+    call of similar length resets and reuses one, and decodes what the eager loop decodes. A prompt as
+    long as the previous call's whole output stops where that call's buffers stopped, which must not
+    let the stale rotary positions and slot through."""
+    from vlagent.model.cuda_decode import decode_graphs, length_bucket
+
+    graphs = decode_graphs(dense)
+    graphs.clear()
+
+    def both(ids: torch.Tensor, mask: torch.Tensor | None = None, n: int = 12):
+        kw = dict(input_ids=ids, attention_mask=mask, max_new_tokens=n, stop_token_ids=[], return_dict=True)
+        eager = dense.generate(**kw, cuda_graph=False)
+        static = dense.generate(**kw, cuda_graph=True)
+        assert static.sequences.tolist() == eager.sequences.tolist()
+        return static.stats
+
+    padded = torch.cat([_prompt(40, seed=1), _prompt(40, seed=2)])
+    mask = torch.ones_like(padded)
+    mask[1, :9] = 0  # row 1's positions run 9 behind its cache slots
+    assert not both(padded, mask)["cuda_graph_reused"]
+    kept = dict(graphs._kept)
+    assert list(kept) == [(2, length_bucket(52))]
+    # 40 + 11 tokens written: a 51-token prompt stops at the same slot, with other positions for row 1
+    assert both(torch.cat([_prompt(51, seed=3), _prompt(51, seed=4)]))["cuda_graph_reused"]
+    decoder = kept[(2, length_bucket(52))]
+    assert decoder.positions.tolist() == [51 + 11] * 2 and decoder.write_index.tolist() == [51 + 11]
+    assert both(torch.cat([_prompt(30, seed=5), _prompt(30, seed=6)]))["cuda_graph_reused"]
+    assert dict(graphs._kept) == kept
+    assert not both(_prompt(30, seed=7))["cuda_graph_reused"]  # batch 1
+    assert not both(_prompt(300, seed=8))["cuda_graph_reused"]  # a longer bucket
+    assert len(graphs) == 2 and (2, length_bucket(52)) not in graphs._kept  # least recently used dropped
+    graphs.keep_up_to = 512
+    assert not both(_prompt(600, seed=9))["cuda_graph_reused"]
+    assert not both(_prompt(600, seed=10))["cuda_graph_reused"]  # a long prompt's cache is not kept
+    graphs.keep_up_to = 32_768
+    graphs.clear()
+    assert len(graphs) == 0
+
+
+def test_length_buckets():
+    from vlagent.model.cuda_decode import length_bucket
+
+    assert [length_bucket(n) for n in (1, 256, 257, 4096, 4097, 5000, 100_000)] == [
+        256, 256, 512, 4096, 4608, 5120, 106_496]
+    assert all(n <= length_bucket(n) <= n + max(256, n // 8) for n in range(1, 20_000, 37))
+    with pytest.raises(ValueError):
+        length_bucket(0)
+
+
 def test_options_object_equals_keywords_and_unknown_keywords_are_refused(dense):
     from vlagent.model import GenerationOptions, generate
 

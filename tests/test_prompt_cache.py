@@ -150,3 +150,32 @@ def test_text_only_prompts_and_another_model(setup):
     again = other.generate(**{k: v for k, v in b.items() if k in ("input_ids",)}, max_new_tokens=4,
                            stop_token_ids=[], return_dict=True, prompt_cache=pc)
     assert again.stats["reused_tokens"] == 0  # state from another model is never reused
+
+
+def test_kept_decoder_caches_never_hand_a_conversation_another_prompts_keys(setup):
+    """generate keeps its CUDA-graph decoders and their caches across calls (cuda_decode.DecodeGraphs;
+    cuda_graph=True runs that path eagerly here). A conversation's next step restarts from the keys its
+    previous step left in such a cache, and must not once another prompt has reset and refilled it."""
+    from vlagent.model.cuda_decode import decode_graphs
+
+    model, processor = setup
+    graphs = decode_graphs(model)
+    graphs.clear()
+    shots = [_screenshot(20 + i) for i in range(3)]
+    first = processor.apply_chat_template(_conversation(shots[:1], []))
+    second = processor.apply_chat_template(_conversation(shots[:2], ["I click the menu."]))
+    pc = PromptCache(processor.message_start_ids)
+    _generate(model, first, prompt_cache=pc, cuda_graph=True)
+    own = _generate(model, second, prompt_cache=pc, cuda_graph=True)  # the same kept cache, reset for it
+    assert own.stats["cuda_graph_reused"] and own.stats["reused_tokens"] > 0
+    fresh = _generate(model, second)
+    assert own.new_tokens == fresh.new_tokens
+
+    pc = PromptCache(processor.message_start_ids)
+    _generate(model, first, prompt_cache=pc, cuda_graph=True)
+    intruder = processor.apply_chat_template(_conversation(shots[2:3], []))  # another prompt, same bucket
+    assert _generate(model, intruder, cuda_graph=True).stats["cuda_graph_reused"]
+    after = _generate(model, second, prompt_cache=pc, cuda_graph=True)
+    assert after.stats["reused_tokens"] == 0  # its keys were overwritten: prefilled from the start
+    assert after.new_tokens == fresh.new_tokens
+    graphs.clear()
