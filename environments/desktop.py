@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import io
 import os
 import shutil
 import subprocess
@@ -134,10 +135,14 @@ def ensure_xauthority() -> None:
 
 @contextlib.contextmanager
 def _display_env(display: str) -> Iterator[None]:
+    """DISPLAY set to `display` for the block, and python-xlib's "Xlib.xauth: warning, no xauthority details
+    available" (printed to stdout on every connection through the empty file of ensure_xauthority, where a
+    script's own output goes) dropped."""
     old = os.environ.get("DISPLAY")
     os.environ["DISPLAY"] = display
     try:
-        yield
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
     finally:
         if old is None:
             os.environ.pop("DISPLAY", None)
@@ -349,7 +354,8 @@ class DesktopEnv(BaseEnvironment):
         if getattr(self, "_xdisplay", None) is None:
             from Xlib import display as xdisplay
 
-            self._xdisplay = xdisplay.Display(self.display)
+            with contextlib.redirect_stdout(io.StringIO()):  # python-xlib's xauth warning (_display_env)
+                self._xdisplay = xdisplay.Display(self.display)
         return self._xdisplay
 
     def _close_xlib(self) -> None:

@@ -289,3 +289,64 @@ def test_video_qa_plugin_is_registered(capsys):
     assert code == EXIT_OK and "question" in out
     code, out, _ = run_cli(capsys, "--help")
     assert "video-qa" in out
+
+
+def _recorded_run(tmp_path: Path, env_name: str = "memory") -> Path:
+    from vlagent.agent import Agent
+    from vlagent.policy.scripted import ScriptedPolicy
+
+    env = MemoryEnv()
+    env.name = env_name
+    run_dir = tmp_path / "run"
+    Agent(ScriptedPolicy([Action("click", point=(0.5, 0.5)), Action("answer", text="ok")]), env,
+          run_dir=run_dir).run("click the middle")
+    return run_dir
+
+
+def test_bad_input_is_a_usage_error_named_before_any_work(tmp_path, capsys):
+    """Each of these once ended in a traceback (exit 1), some after a display had started."""
+    run_dir = _recorded_run(tmp_path)
+    image = tmp_path / "screen.png"
+    Image.new("RGB", (64, 64), "white").save(image)
+    api = ["--api-base", "http://127.0.0.1:9/v1", "--model", "m"]
+    cases = [
+        (["run", "  ", *api], "task is empty"),
+        (["run", "do it", "--run-dir", str(run_dir), *api], "already holds a run"),
+        (["demo", "--out", str(run_dir)], "already holds a run"),
+        (["ground", str(image), "", "--grounder", "ocr"], "instruction is empty"),
+        (["ground", str(image), "x", "--grounder", "ocr", "--out", str(tmp_path / "no" / "x.png")], "does not exist"),
+        (["ground", str(image), "x", "--grounder", "ocr", "--out", str(tmp_path / "x.txt")], "not an image format"),
+        (["ground", str(image), "x", "--grounder", "ocr", "--out", str(tmp_path)], "is a folder"),
+        (["report", str(run_dir), "--video", str(tmp_path / "no" / "run.mp4")], "does not exist"),
+        (["report", str(run_dir), "--video", str(tmp_path / "run.gif")], "name it .mp4"),
+    ]
+    for argv, message in cases:
+        code, out, err = run_cli(capsys, *argv)
+        assert code == EXIT_USAGE and message in " ".join(err.split()), (argv, code, err)
+    assert not (tmp_path / "x.txt").exists() and not (tmp_path / "run.gif").exists()
+    assert len((run_dir / "trajectory.jsonl").read_text().splitlines()) == 4  # the run is untouched
+
+
+def test_mcp_video_model_without_a_server_or_key_is_a_usage_error(capsys):
+    pytest.importorskip("mcp")
+    code, _, err = run_cli(capsys, "mcp", "--video-model", "some-model", "--grounder", "none")
+    assert code == EXIT_USAGE and "--video-model some-model" in " ".join(err.split())
+
+
+def test_replay_acts_where_the_run_was_recorded(tmp_path, capsys, monkeypatch):
+    import vlagent.cli as cli
+
+    asked = []
+
+    def make_env(spec, monitor=1):
+        asked.append(spec)
+        raise cli.CliError(f"no {spec} here", cli.EXIT_ENV)
+
+    monkeypatch.setattr(cli, "make_env", make_env)
+    android = _recorded_run(tmp_path / "a", env_name="android")
+    desktop = _recorded_run(tmp_path / "d", env_name="desktop")
+    other = _recorded_run(tmp_path / "o", env_name="memory")
+    for run_dir in (android, desktop, other):
+        run_cli(capsys, "replay", str(run_dir), "--dry-run")
+    run_cli(capsys, "replay", str(android), "--dry-run", "--env", "desktop")
+    assert asked == ["android", "desktop", "desktop", "desktop"]

@@ -125,8 +125,9 @@ def test_unreachable_display_gives_a_clear_error():
 
 
 @pytest.mark.display
-def test_unknown_monitor_and_missing_xauthority(x_display, monkeypatch, tmp_path):
-    # python-xlib (pyautogui) refuses to connect without an Xauthority file; the env copes.
+def test_unknown_monitor_and_missing_xauthority(x_display, monkeypatch, tmp_path, capsys):
+    # python-xlib (pyautogui) refuses to connect without an Xauthority file; the env copes, and python-xlib's
+    # warning about the empty file it is given instead stays out of the script's own output
     monkeypatch.setenv("XAUTHORITY", str(tmp_path / "does-not-exist"))
     monkeypatch.setenv("HOME", str(tmp_path))
     with pytest.raises(EnvironmentUnavailable, match="monitor 3 does not exist"):
@@ -135,6 +136,8 @@ def test_unknown_monitor_and_missing_xauthority(x_display, monkeypatch, tmp_path
         env.execute(Action("move", point=(0.5, 0.5)))
         assert env.gui.position() == (640, 360)
         assert os.path.exists(os.environ["XAUTHORITY"])
+        env.focus()  # its own python-xlib connection
+    assert "xauth" not in capsys.readouterr().out
 
 
 @pytest.mark.display

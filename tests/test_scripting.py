@@ -40,7 +40,11 @@ def test_a_script_clicks_by_description_and_is_recorded(practice, tmp_path):
     kinds = [s["actions"][0]["kind"] for s in steps if s["actions"]]
     assert kinds == ["click", "click", "key"] and result["status"] == "done"
     assert any("locate('the purple elephant button'): not found" in s["raw_output"] for s in steps)
-    assert (tmp_path / "run" / "report.html").exists()
+    # numbered as an agent's run is: step 0 looked at step-000.png, and the report calls it Step 1
+    assert [s["index"] for s in steps] == list(range(len(steps))) and steps[0]["screenshot"] == "step-000.png"
+    assert header["task"] == "script " + __import__("pathlib").Path(__import__("sys").argv[0]).name
+    html = (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
+    assert html.index('alt="step 0 screenshot"') < html.index("Step 1 ") < html.index('alt="step 1 screenshot"')
 
 
 def test_target_not_found_clicks_nothing_and_draws_the_candidates(practice, tmp_path):

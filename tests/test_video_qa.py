@@ -209,6 +209,11 @@ def test_cli_exit_codes(video, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("VLAGENT_API_BASE", raising=False)
     assert cli_main(["video-qa", video.path, "Q?"]) == 2  # no model
     assert cli_main(["video-qa", video.path, "Q?", "--model", "m", "--fps", "1", "--num-frames", "3"]) == 2
+    served = ["--api-base", "http://127.0.0.1:9/v1", "--model", "m"]
+    assert cli_main(["video-qa", video.path, "Q?", *served, "--start", "2", "--end", "1"]) == 2  # not a bad video
+    assert cli_main(["video-qa", video.path, "Q?", *served, "--start", "-1"]) == 2
+    assert cli_main(["video-qa", video.path, "Q?", "--model", str(tmp_path / "no-such-folder")]) == 2  # not the backend
+    assert "no such checkpoint folder" in capsys.readouterr().err
     missing = str(tmp_path / "missing.mp4")
     assert cli_main(["video-qa", missing, "Q?", "--api-base", "http://127.0.0.1:9/v1", "--model", "m"]) == 3
     assert cli_main(["video-qa", video.path, "Q?", "--api-base", "http://127.0.0.1:9/v1", "--model", "m", "--start", "999"]) == 3

@@ -312,8 +312,15 @@ def _print_result(console: Console, result: Any) -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from vlagent.recorder import RecordingFailed, check_run_dir_free
     from vlagent.safety import SecretError, SecretStore
 
+    if not args.task.strip():
+        raise CliError("the task is empty: say what the agent should do", EXIT_USAGE)
+    try:
+        check_run_dir_free(args.run_dir)  # before a model loads or a display starts
+    except RecordingFailed as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     try:
         secrets = SecretStore(args.secret or None)
     except SecretError as exc:
@@ -341,14 +348,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise CliError(str(exc), EXIT_USAGE) from None
     mode = " [cyan](dry run: nothing is executed)[/]" if args.dry_run else ""
     err.print(f"[bold]task:[/] {escape(args.task)}  [dim]policy {getattr(policy, 'name', '?')} · env {args.env}[/]{mode}")
-    from vlagent.recorder import RecordingFailed
-
     try:
         # A spinner on a terminal while the model thinks; steps print above it.
         waiting = err.status("working…") if err.is_terminal else contextlib.nullcontext()
         with waiting:
             result = agent.run(args.task)
-    except RecordingFailed as exc:  # the run folder cannot be made: nothing ran
+    except RecordingFailed as exc:  # the run folder cannot be made (or holds a run, checked first): nothing ran
         raise CliError(f"{exc} (choose a writable --run-dir)", EXIT_USAGE) from None
     finally:
         env.close()
@@ -397,8 +402,14 @@ def cmd_ground(args: argparse.Namespace) -> int:
     except (UnidentifiedImageError, OSError) as exc:
         raise CliError(f"cannot read image {image_path}: {exc}", EXIT_USAGE) from None
     image = image.convert("RGB")
+    if not args.instruction.strip():
+        raise CliError("the instruction is empty: describe what to find (\"the Save button\")", EXIT_USAGE)
+    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}.ground.png")
+    _check_writable(out, "--out")
+    if out.suffix.lower() not in Image.registered_extensions():
+        raise CliError(f"cannot write {out}: {out.suffix or 'no suffix'} is not an image format (use .png)", EXIT_USAGE)
     if args.grounder or not args.model:  # no model named: ground with a grounder (the shipped one by default)
-        return _ground_with_grounder(args, image, image_path)
+        return _ground_with_grounder(args, image, image_path, out)
     policy = make_policy(args)
     observation = Observation(image=image, screen_size=image.size, info={"platform": args.platform})
 
@@ -413,11 +424,10 @@ def cmd_ground(args: argparse.Namespace) -> int:
 
     from vlagent.overlay import draw_action
 
-    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}.ground.png")
     drawn = image
     for action in decision.actions:
         drawn = draw_action(drawn, action)
-    drawn.save(out)
+    _save_image(drawn, out)
     record = {
         "image": str(image_path),
         "image_size": list(image.size),
@@ -435,7 +445,25 @@ def cmd_ground(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _ground_with_grounder(args: argparse.Namespace, image: Any, image_path: Path) -> int:
+def _check_writable(out: Path, flag: str) -> None:
+    """A clear usage error, before any work, when `out` cannot be written."""
+    folder = out.parent if str(out.parent) else Path(".")
+    if not folder.is_dir():
+        raise CliError(f"cannot write {out}: the folder {folder} does not exist (choose another {flag})", EXIT_USAGE)
+    if out.is_dir():
+        raise CliError(f"cannot write {out}: it is a folder (give a file name with {flag})", EXIT_USAGE)
+    if not os.access(folder, os.W_OK):
+        raise CliError(f"cannot write {out}: the folder {folder} is not writable (choose another {flag})", EXIT_USAGE)
+
+
+def _save_image(image: Any, out: Path) -> None:
+    try:
+        image.save(out)
+    except (OSError, ValueError) as exc:  # ValueError: a suffix PIL has no format for
+        raise CliError(f"cannot write {out}: {exc}", EXIT_USAGE) from None
+
+
+def _ground_with_grounder(args: argparse.Namespace, image: Any, image_path: Path, out: Path) -> int:
     """`vlagent ground` through a grounder: the point, its confidence and the candidates, drawn and printed.
     "Not found" exits 1 and still draws the candidates."""
     from vlagent.grounding.grounders import GrounderSpecError, make_grounder
@@ -448,8 +476,7 @@ def _ground_with_grounder(args: argparse.Namespace, image: Any, image_path: Path
         raise CliError(f"grounder {spec!r}: {exc}", EXIT_USAGE) from None
     platform = {"mobile": "android"}.get(args.platform, args.platform)
     result = grounder.ground(image, args.instruction, platform=platform)
-    out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}.ground.png")
-    draw_grounding(image, result.point if result.found else None, [c.point for c in result.candidates]).save(out)
+    _save_image(draw_grounding(image, result.point if result.found else None, [c.point for c in result.candidates]), out)
     record = {
         "point": list(result.point) if result.found else None,
         "found": result.found,
@@ -507,10 +534,16 @@ def cmd_report(args: argparse.Namespace) -> int:
     if args.video:
         from vlagent.run_export import export_run_video
 
+        video_path = Path(args.video)
+        if video_path.suffix.lower() not in (".mp4", ".m4v"):
+            raise CliError(f"--video {video_path}: the video is written as H.264 in MP4; name it .mp4", EXIT_USAGE)
+        _check_writable(video_path, "--video")
         try:
-            video = export_run_video(run_dir, args.video, seconds_per_step=args.seconds_per_step)
+            video = export_run_video(run_dir, video_path, seconds_per_step=args.seconds_per_step)
         except (ValueError, ImportError) as exc:
             raise CliError(str(exc), EXIT_USAGE) from None
+        except OSError as exc:
+            raise CliError(f"cannot write {video_path}: {exc}", EXIT_USAGE) from None
     if args.json:
         _print_json({"run_dir": str(run_dir), "report": str(path), "video": str(video) if video else None})
     else:
@@ -541,7 +574,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         recorded_steps(run_dir)  # every step's actions must read before anything is executed
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise CliError(f"{run_dir} cannot be replayed: {exc}", EXIT_USAGE) from None
-    env = make_env(args.env, monitor=args.monitor)
+    env = make_env(args.env or _recorded_env(run_dir), monitor=args.monitor)
     err = _err_console()
     try:
         result = replay(
@@ -559,6 +592,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         env.close()
     return _show_result(args, result)
+
+
+def _recorded_env(run_dir: Path) -> str:
+    """Where a run was recorded (its header's env: desktop or android), desktop when it does not say."""
+    from vlagent.recorder import load_trajectory
+
+    header, _, _ = load_trajectory(run_dir)
+    return header.get("env") if header.get("env") in ("desktop", "android") else "desktop"
 
 
 def _ask_screen_change(message: str) -> bool:
@@ -614,11 +655,16 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from vlagent import demo
     from vlagent.grounding.grounders import GrounderSpecError, make_grounder
 
+    from vlagent.recorder import RecordingFailed, check_run_dir_free
+
     err = _err_console()
-    try:
-        grounder = make_grounder(args.grounder)  # before any display or phone starts: a bad SPEC fails fast
+    try:  # before any display or phone starts: a bad SPEC or a taken folder fails fast
+        grounder = make_grounder(args.grounder)
+        check_run_dir_free(args.out)
     except GrounderSpecError as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
+    except RecordingFailed as exc:
+        raise CliError(f"{exc} (choose another --out)", EXIT_USAGE) from None
     try:
         outcome = demo.run_demo(
             run_dir=args.out,
@@ -629,6 +675,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     except demo.DemoUnavailable as exc:
         raise CliError(str(exc), EXIT_ENV) from None
+    except RecordingFailed as exc:
+        raise CliError(f"{exc} (choose another --out)", EXIT_USAGE) from None
     if args.json:
         _print_json(outcome.to_dict())
     else:
@@ -741,7 +789,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("replay", "execute a recorded run again (recorded as a new run)", cmd_replay)
     p.add_argument("run_dir")
-    p.add_argument("--env", default="desktop", metavar="desktop|android[:SERIAL]")
+    p.add_argument("--env", default=None, metavar="desktop|android[:SERIAL]",
+                   help="where to replay (default: where the run was recorded)")
     p.add_argument("--monitor", type=_monitor, default=1)
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None,

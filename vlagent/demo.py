@@ -175,7 +175,8 @@ def run_desktop_demo(run_dir: Path, *, grounder: Any = "default", force_virtual_
                     desktop = DesktopEnv(monitor=0, display=display)
                 except EnvironmentUnavailable as exc:
                     raise DemoUnavailable(str(exc)) from None
-                bot = vlagent.connect("desktop", grounder=grounder, env=desktop, run_dir=run_dir)
+                bot = vlagent.connect("desktop", grounder=grounder, env=desktop, run_dir=run_dir,
+                                      task="vlagent demo: the practice form (demos/desktop_form.py)")
                 log(f"grounder: {bot.grounder.name}; running {DEMOS_DIR / 'desktop_form.py'}")
                 status, error = run_script(bot, script, log)
                 # Events reach the app asynchronously: give it a moment to report the last ones.

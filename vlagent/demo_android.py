@@ -84,7 +84,8 @@ def run_android_demo(run_dir: Path, *, grounder: Any = "default", log: Log = lam
             phone = AndroidEnv(serial, adb_port=port)
         except (ImportError, EnvironmentUnavailable) as exc:
             raise DemoUnavailable(f"cannot reach the virtual phone: {exc}") from None
-        bot = vlagent.connect("android", grounder=grounder, env=phone, run_dir=run_dir)
+        bot = vlagent.connect("android", grounder=grounder, env=phone, run_dir=run_dir,
+                              task="vlagent demo --android: Settings (demos/android_settings.py)")
         log(f"grounder: {bot.grounder.name}; running demos/android_settings.py")
         status, error = run_script(bot, script, log)
         final = json.loads(phone.shell("state"))

@@ -109,9 +109,12 @@ def cmd_mcp(args: Any) -> int:
             raise CliError(f"grounder {args.grounder!r}: {exc}", EXIT_USAGE) from None
     video = None
     if args.video_model:
-        from vlagent.video.qa import OpenAIVideoBackend
+        from vlagent.video.qa import OpenAIVideoBackend, VideoBackendError
 
-        video = OpenAIVideoBackend(args.video_model, base_url=args.video_api_base)
+        try:
+            video = OpenAIVideoBackend(args.video_model, base_url=args.video_api_base)
+        except VideoBackendError as exc:
+            raise CliError(f"--video-model {args.video_model}: {exc}", EXIT_USAGE) from None
     gate = ConfirmGate(args.confirm, asker=lambda action: False)  # the tools ask through the client instead
     env = make_env(args.env, monitor=args.monitor)
     session = Session(env, task="mcp session", run_dir=args.run_dir, dry_run=args.dry_run, confirm=gate,

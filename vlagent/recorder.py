@@ -54,6 +54,10 @@ class RecordingFailed(OSError):
     """The run folder cannot be created or written (read-only, full, removed)."""
 
 
+class RunFolderTaken(RecordingFailed, FileExistsError):
+    """The run folder already holds a run (never overwritten)."""
+
+
 def slugify(text: str, max_len: int = 40) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
     return slug[:max_len].rstrip("-") or "run"
@@ -139,6 +143,15 @@ class ScreenshotWriter:
         return list(self.failures)
 
 
+def check_run_dir_free(run_dir: str | os.PathLike | None) -> None:
+    """RunFolderTaken if `run_dir` already holds a run: checked before a display or a phone is started."""
+    if run_dir is None:
+        return
+    path = Path(run_dir) / TRAJECTORY
+    if path.is_file() and path.stat().st_size:
+        raise RunFolderTaken(f"{path} already holds a run; choose another run folder")
+
+
 class RunRecorder:
     """Writes one run folder incrementally; safe to close twice, usable as a context manager.
 
@@ -154,11 +167,11 @@ class RunRecorder:
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
             if self.path.exists() and self.path.stat().st_size:
-                raise FileExistsError(f"{self.path} already holds a run; choose another run_dir")
+                raise RunFolderTaken(f"{self.path} already holds a run; choose another run folder")
             self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")
+        except RunFolderTaken:
+            raise
         except FileExistsError as e:
-            if e.filename is None:  # ours, above
-                raise
             raise RecordingFailed(f"cannot create the run folder {self.run_dir}: {e}") from None
         except OSError as e:
             raise RecordingFailed(f"cannot create the run folder {self.run_dir}: {e}") from None
@@ -273,6 +286,8 @@ def load_trajectory(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[
 __all__ = [
     "REPORT",
     "RecordingFailed",
+    "RunFolderTaken",
+    "check_run_dir_free",
     "TRAJECTORY",
     "RunRecorder",
     "ScreenshotWriter",

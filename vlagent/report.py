@@ -439,7 +439,7 @@ def render_report(run_dir: str | os.PathLike) -> str:
         cards.append(("Mode", "dry run"))
     if result and result.get("success") is not None and RunResult.is_finished(status):
         cards.append(("Success", "yes" if result["success"] else "no"))
-    flags = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, [], ""))
+    flags = ", ".join(f"{k}={v}" for k, v in settings.items() if v not in (None, False, [], {}, ""))
     body = [
         "<header>",
         f"<h1>{esc(task)}</h1>",

@@ -18,6 +18,7 @@ never clicks a guess.
 """
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -68,8 +69,9 @@ class Bot:
         while True:
             try:
                 return self.locate(description)
-            except TargetNotFound:
+            except TargetNotFound as exc:
                 if time.monotonic() + interval > deadline:
+                    exc.reason = f"not found within {timeout:g} s; the last screenshot: {exc.reason or 'below the confidence threshold'}"
                     raise
             time.sleep(interval)
 
@@ -144,16 +146,17 @@ class Bot:
     def _draw_candidates(self, image, candidates: list) -> Path:
         from vlagent.overlay import draw_grounding
 
-        path = self.session.run_dir / f"not-found-{self.session.steps + 1:03d}.png"
+        path = self.session.run_dir / f"not-found-{self.session.steps:03d}.png"
         draw_grounding(image, None, [c.point for c in candidates]).save(path)
         return path
 
 
 def connect(where: str = "desktop", *, grounder: str | Any = "default", run_dir: str | Path | None = None,
             dry_run: bool = False, confirm: Any = None, secrets: Mapping[str, str] | Sequence[str] | None = None,
-            env: Any = None, monitor: int = 1) -> Bot:
+            env: Any = None, monitor: int = 1, task: str | None = None) -> Bot:
     """A Bot on "desktop", "android" or "android:SERIAL" (or a ready `env`). grounder: a --grounder SPEC
-    ("default", "ocr", "grounder:FOLDER", "api:MODEL@URL") or an object with ground(image, instruction)."""
+    ("default", "ocr", "grounder:FOLDER", "api:MODEL@URL") or an object with ground(image, instruction).
+    task: the run's title in its folder name and report (default: "script" and the script's file name)."""
     kind, _, serial = where.partition(":")
     if kind not in ("desktop", "android"):
         raise ValueError(f"connect() takes 'desktop', 'android' or 'android:SERIAL'; got {where!r}")
@@ -170,4 +173,8 @@ def connect(where: str = "desktop", *, grounder: str | Any = "default", run_dir:
             from vlagent.environments.android import AndroidEnv
 
             env = AndroidEnv(serial=serial or None)
-    return Bot(env, grounder, platform=kind, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets)
+    if task is None:
+        script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] not in ("", "-c", "-") else ""
+        task = f"script {script}" if script else "script"
+    return Bot(env, grounder, platform=kind, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets,
+               task=task)

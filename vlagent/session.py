@@ -77,7 +77,7 @@ class Session:
         if self.max_seconds is not None and time.monotonic() - self._t0 >= self.max_seconds:
             raise SessionLimit(f"the session's time limit of {self.max_seconds:g} s is reached; nothing was executed")
         obs = self.last if self.last is not None else self.observe()
-        rec = StepRecord(index=self.steps + 1, time=time.time(), raw_output=note, actions=[action],
+        rec = StepRecord(index=self.steps, time=time.time(), raw_output=note, actions=[action],
                          screen_size=obs.screen_size, image_size=obs.image_size)
         rec.screenshot = self.recorder.save_screenshot(rec.index, obs.image)
         try:
@@ -96,7 +96,7 @@ class Session:
         """Record a step that executed nothing (a lookup, a refused call), with the current screenshot."""
         self._check_open()
         obs = self.last
-        rec = StepRecord(index=self.steps + 1, time=time.time(), raw_output=text, error=error,
+        rec = StepRecord(index=self.steps, time=time.time(), raw_output=text, error=error,
                          screen_size=obs.screen_size if obs else None, image_size=obs.image_size if obs else None)
         if obs is not None:
             rec.screenshot = self.recorder.save_screenshot(rec.index, obs.image)

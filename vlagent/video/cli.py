@@ -93,6 +93,13 @@ def run_video_qa(args: argparse.Namespace) -> int:
         return _usage_error("give either --fps or --num-frames, not both")
     if not args.question.strip():
         return _usage_error("the question is empty")
+    if args.start is not None and args.start < 0:
+        return _usage_error(f"--start must be >= 0 seconds; got {args.start:g}")
+    if args.start is not None and args.end is not None and args.end <= args.start:
+        return _usage_error(f"--end ({args.end:g} s) must come after --start ({args.start:g} s)")
+    if not args.api_base and not os.path.isdir(args.model):
+        return _usage_error(f"--model {args.model}: no such checkpoint folder (or give --api-base URL to ask a "
+                            "served model of that name)")
 
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
