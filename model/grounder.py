@@ -306,7 +306,10 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
     beside_label = names_control_beside_label(instruction)  # a label is written with or without its colon
     queries = [q for q in exact_queries(instruction) if _fold(q)]
     arrows = _arrows(target_words(instruction))
+    a_button = _NAMES_A_BUTTON.search(instruction) is not None
     for query, places in _places_in_turn(queries, lines):
+        if a_button:  # "the Submit button" is not the word in "Press Enter in the field to submit it."
+            places = [p for p in places if p[1] == p[2] or not _prose(p[2])]
         if len(places) > 1:  # a line reading it all beats one cut short ("Open at login", "Open...")
             places = [p for p in places if _fold(p[1]) == _fold(query)] or places
         if len(places) > 1:  # "<< Valgrind Documentation" is the link with the arrows, not the page's title
@@ -315,7 +318,16 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
             places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
         if len(places) == 1:
             return places[0][0]
-    return near_text(queries, lines)
+    return near_text(queries, lines, runs_in_prose=not a_button)
+
+
+_NAMES_A_BUTTON = re.compile(r"\bbuttons?\b", re.IGNORECASE)
+
+
+def _prose(text: str) -> bool:
+    """Whether a line reads as a sentence (four words or more, ending in a full stop, "!" or "?"): a word
+    inside it may be a link, never a button's caption."""
+    return len(_WORD.findall(text)) >= 4 and text.rstrip().endswith((".", "!", "?"))
 
 
 # Arrows written beside a link's name ("<< Prev", "Next »"): folding drops them, but they tell the
@@ -354,12 +366,14 @@ def _ocr_fold(text: str) -> str:
     return _fold(text.translate(_OCR_LOOKALIKES))
 
 
-def near_text(queries: Sequence[str], lines: Sequence[TextLine]) -> tuple[float, float, float, float] | None:
+def near_text(queries: Sequence[str], lines: Sequence[TextLine], runs_in_prose: bool = True
+              ) -> tuple[float, float, float, float] | None:  # fmt: skip
     """The box of the one place that reads a query but for OCR's slips, where nothing reads it exactly:
     look-alike characters taken as one (_OCR_LOOKALIKES), then at most one edit per NEAR_CHARACTERS
     characters of the folded query ("Ubermehmen" for Übernehmen, "Zurick" for Zurück, "Помошь" for
     Помощь). The nearest place must be the only one that near; queries under 4 characters must read
-    exactly. The first query with an answer wins."""
+    exactly. The first query with an answer wins. runs_in_prose=False: the words inside a sentence
+    (_prose) are not places, only the whole line."""
     for query in queries:
         folded = _ocr_fold(query)
         if len(folded) < 4:
@@ -367,7 +381,8 @@ def near_text(queries: Sequence[str], lines: Sequence[TextLine]) -> tuple[float,
         allowed = len(folded) // NEAR_CHARACTERS
         nearest, boxes = allowed + 1, []
         for line in lines:  # each line is one place: the whole line, else its nearest run of words
-            texts = [(_ocr_fold(line.text), line.box)] + [(_ocr_fold(text), box) for _, box, text in _word_runs(line)]
+            runs = _word_runs(line) if runs_in_prose or not _prose(line.text) else ()
+            texts = [(_ocr_fold(line.text), line.box)] + [(_ocr_fold(text), box) for _, box, text in runs]
             scored = [(_edit_distance(folded, text, allowed), box) for text, box in texts
                       if abs(len(text) - len(folded)) <= allowed]
             if not scored:

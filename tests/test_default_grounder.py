@@ -141,3 +141,26 @@ def test_a_button_is_not_a_fields_hint_that_reads_its_name(grounder):
     assert _hit(result, magnifier, image.size), result
     assert not _hit(grounder.ground(image, "the Sign in button"), field, image.size)
     assert grounder.ground(image, "the Sign in button").raw == "exact text"
+
+
+@needs_model
+def test_nothing_is_found_on_a_screen_with_nothing_there(grounder):
+    """A script's wait_for() polls before its window shows: an empty desktop in any colour, a splash that
+    reads "Loading...". The model points somewhere all the same (0.8 and more, before the blank check);
+    nothing drawn there is a button, a field, a checkbox or an icon."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    import random
+
+    from vlagent.grounding.synth_canvas import Canvas, Theme
+
+    screens = [Image.new("RGB", (1280, 720), colour) for colour in ("white", "black", (128, 128, 128), (45, 45, 45))]
+    c = Canvas((1280, 720), 1.0, Theme.random(random.Random(5), dark=False), "sans", "en", random.Random(5))
+    c.text((560, 340), "Loading...", 20)
+    screens.append(c.img)
+    instructions = ["the Save button", "the Name field", "the settings icon", "the heart icon", "the OK button",
+                    "the Remember me checkbox", "type hello into the search box", "the Zorblax button"]
+    for image in screens:
+        for instruction in instructions:
+            result = grounder.ground(image, instruction)
+            assert not result.found, (image.getpixel((0, 0)), instruction, result)
+    assert "nothing is drawn where the model points" in grounder.ground(screens[0], "the Save button").error

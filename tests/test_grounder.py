@@ -642,3 +642,16 @@ def test_a_name_read_with_an_ocr_slip_is_found_when_nothing_reads_it_exactly():
     assert exact_text("the Daft button", lines) is None
     assert exact_text("Grafts", lines) is None  # two places one slip away: neither
     assert exact_text("Abbrechen", lines) is None
+
+
+def test_a_button_is_no_word_inside_a_sentence():
+    """"the Submit button" where the screen only writes "Press Enter in the field to submit it." (OCR: "sub
+    mit"): a button's caption is never a word inside a sentence; a link's may be, so without "button"
+    the word is still a place."""
+    lines = [TextLine("Press Enter in the field to sub mit it.", (0.1, 0.76, 0.29, 0.79)),
+             TextLine("Save", (0.5, 0.5, 0.6, 0.55)), TextLine("Forgot your password? Reset it", (0.0, 0.9, 0.3, 0.95))]
+    assert exact_text("the Submit button", lines) is None
+    assert exact_text("the Submitt button", lines) is None  # nor nearly so
+    assert exact_text("click submit", lines) is not None
+    assert exact_text("the Save button", lines) == (0.5, 0.5, 0.6, 0.55)
+    assert exact_text("the Reset it link", lines) is not None  # no full stop: not a sentence

@@ -153,10 +153,14 @@ def test_spec_parser_and_errors() -> None:
     assert make_grounder("ocr,threshold=0.5").threshold == 0.5
     with pytest.raises(GrounderSpecError, match="unknown grounder 'magic'"):
         make_grounder("magic")
-    with pytest.raises(GrounderSpecError, match="bad options"):
+    with pytest.raises(GrounderSpecError, match="bad options for 'ocr' in 'ocr,colour=red': 'ocr' has no option 'colour'"):
         make_grounder("ocr,colour=red")
     with pytest.raises(GrounderSpecError, match="bad options.*threshold"):
         make_grounder("ocr,threshold=7")
+    with pytest.raises(GrounderSpecError, match=r"threshold must be a number in \[0, 1\], got 'abc'"):
+        make_grounder("ocr,threshold=abc")  # not Python's "'<=' not supported between ..."
+    with pytest.raises(GrounderSpecError, match="top_k must be a whole number"):
+        make_grounder("ocr,top_k=0.5")
     with pytest.raises(GrounderSpecError, match="bad options.*reply format"):
         make_grounder("api:m@http://127.0.0.1:9/v1,fmt=klingon")
     with pytest.raises(GrounderSpecError, match="KEY=VALUE"):

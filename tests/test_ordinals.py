@@ -266,3 +266,14 @@ def test_a_large_headings_spaces_do_not_cut_it_into_a_menu_bar() -> None:
     assert find_place(c.img, "the first menu in the menu bar", [heading] + body) == (None, True)
     box, _ = find_place(c.img, "the page title", [heading] + body)
     assert box == heading.box
+
+
+def test_a_lists_heading_is_not_its_first_row() -> None:
+    """The practice app's "LIST (50 ITEMS)" sits 1.3 row steps above "Item 01": within a third of a step
+    of the rows' spacing, but a heading is never closer to its list than a row, only further."""
+    c = _canvas()
+    lines = [_line(c, "LIST (50 ITEMS)", (658, 388, 767, 405))]
+    lines += [_line(c, f"Item {i + 1:02d}", (657, 410 + 18 * i, 710, 430 + 18 * i)) for i in range(12)]
+    for instruction, row in (("the third item in the list", 3), ("the first item in the list", 1)):
+        box, named = find_place(c.img, instruction, lines)
+        assert named and box == lines[row].box, (instruction, box)

@@ -28,6 +28,7 @@ returning an object with `name` and `ground(image, instruction, platform=)`.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Callable
 
 from vlagent.grounding.grounders.base import Candidate, Grounder, GroundingResult
@@ -141,7 +142,9 @@ def make_grounder(spec: str) -> Grounder:
     except GrounderSpecError:
         raise
     except (TypeError, ValueError) as exc:  # an option the constructor does not take, or a bad value
-        raise GrounderSpecError(f"bad options for {name!r} in {spec!r}: {exc}") from None
+        unknown = re.search(r"unexpected keyword argument '(\w+)'", str(exc))
+        why = f"{name!r} has no option {unknown.group(1)!r}" if unknown else str(exc)
+        raise GrounderSpecError(f"bad options for {name!r} in {spec!r}: {why}") from None
 
 
 __all__ = [

@@ -121,6 +121,10 @@ class HeadGrounder:
                  text_first: bool = True, snap: bool = True, icons: bool = True, places: bool = True):
         from vlagent.model.grounder import load_grounder
 
+        if threshold is not None and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                                      or threshold < 0):
+            raise ValueError(f"threshold must be a number >= 0 (above 1: the model's answers are all refused), "
+                             f"got {threshold!r}")
         self.folder = Path(folder)
         self.model = load_grounder(self.folder, device=device)
         # None: the thresholds the training command calibrated on validation screens (one for instructions
@@ -191,9 +195,11 @@ class HeadGrounder:
             box = _place_at(pred.point, written_places(instruction, lines))
             if box is not None:
                 return boxed_result(box, pred.confidence, "written place the model points at")
-        if self.snap:
-            pred = snapped(pred, snap_to_control(image, instruction, pred.point, lines))
-        return result_of(pred, kind)
+        snap = snap_to_control(image, instruction, pred.point, lines) if self.snap else None
+        pred = snapped(pred, snap)
+        if pred.found and snap is None and blank_around(image, pred.point, text_height(lines, image.size)):
+            return result_of(pred, kind, refused="nothing is drawn where the model points", lines=lines)
+        return result_of(pred, kind, lines=lines)
 
     def _search_field(self, image: Image.Image, lines: list[TextLine]) -> tuple | None:
         """The search field, where its hint is in words the instruction does not use ("Suchen..." for "the
@@ -319,11 +325,38 @@ def snapped(pred: HeadPrediction, snap: Snap | None) -> HeadPrediction:
     return replace(pred, point=snap.point, box=snap.box, found=True)
 
 
-def result_of(pred, kind: str) -> GroundingResult:
-    """A pointer head's HeadPrediction (and its action kind) as a GroundingResult; "not found" keeps the
-    candidates."""
-    candidates = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=kind)]
+BLANK_REACH = 2.0  # text heights around the model's point that must show something: an edge, a letter
+
+
+def blank_around(image: Image.Image, point: tuple[float, float], unit: float, reach: float = BLANK_REACH) -> bool:
+    """Whether nothing is drawn within `reach` text heights of the (normalized) point: no step between
+    neighbouring pixels above FAINT_EDGE_CONTRAST. The model points somewhere even on an empty desktop or
+    a splash screen; a button, a field or an icon is never there."""
+    import numpy as np
+
+    from vlagent.grounding.controls import FAINT_EDGE_CONTRAST
+
+    w, h = image.size
+    x, y, r = point[0] * w, point[1] * h, max(reach * unit, 4.0)
+    box = (max(0, int(x - r)), max(0, int(y - r)), min(w, int(x + r) + 1), min(h, int(y + r) + 1))
+    if box[2] - box[0] < 2 or box[3] - box[1] < 2:
+        return False
+    grey = np.asarray(image.crop(box).convert("L"), dtype=np.int16)
+    steps = max(int(np.abs(np.diff(grey, axis=0)).max()), int(np.abs(np.diff(grey, axis=1)).max()))
+    return steps <= FAINT_EDGE_CONTRAST
+
+
+def result_of(pred, kind: str, refused: str | None = None, lines: Sequence = ()) -> GroundingResult:
+    """A pointer head's HeadPrediction (and its action kind) as a GroundingResult; "not found" (the model's
+    refusal, or `refused`: why an answer the model gave is not taken) keeps the candidates, the model's
+    point labelled with the text written there (`lines`), if any, for a reader to look for."""
+    x, y = pred.point
+    label = next((ln.text for ln in lines if ln.box[0] <= x <= ln.box[2] and ln.box[1] <= y <= ln.box[3]), "")
+    candidates = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=label)]
     candidates += [Candidate(point=p, score=s) for p, s in pred.candidates]
+    if refused is not None:
+        return GroundingResult.not_found(f"not on this screen ({refused}; the model's confidence "
+                                         f"{pred.confidence:.2f})", raw=kind, candidates=candidates)
     if not pred.found:
         return GroundingResult.not_found(
             f"not on this screen (best region {pred.confidence:.2f}, nothing-here {pred.p_none:.2f})",

@@ -87,8 +87,10 @@ class OcrMatchGrounder:
     name = "ocr-match"
 
     def __init__(self, threshold: float = 0.6, top_k: int = 5) -> None:
-        if not 0.0 <= threshold <= 1.0:
-            raise ValueError(f"threshold must be in [0, 1], got {threshold}")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"threshold must be a number in [0, 1], got {threshold!r}")
+        if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
+            raise ValueError(f"top_k must be a whole number >= 1, got {top_k!r}")
         self.threshold = threshold
         self.top_k = top_k
 
