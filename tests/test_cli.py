@@ -163,6 +163,7 @@ def test_ground_backend_errors_exit_4(tmp_path, capsys):
         ["run", "a task", "--env", "toaster", "--api-base", "http://127.0.0.1:9/v1", "--model", "m"],
         ["run", "a task", "--max-steps", "0"],
         ["run", "a task", "--confirm", "sometimes"],
+        ["run", "a task", "--api-base", "localhost:8000", "--model", "m"],  # no scheme: not retried as a connection error
         ["ground", "/no/such/image.png", "x", "--api-base", "http://127.0.0.1:9/v1", "--model", "m"],
         ["report", "/no/such/run"],
         ["no-such-command"],

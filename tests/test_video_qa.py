@@ -224,6 +224,20 @@ def test_cli_exit_codes(video, tmp_path, capsys, monkeypatch):
     assert "not found" in err and "backend error" in err
 
 
+def test_a_still_image_is_a_bad_video_said_once(tmp_path):
+    """A PNG given as the video: exit 3 with one line saying no frame decodes, not a Python warning (with its
+    source line) before it. A subprocess: pytest would catch the warning itself."""
+    import subprocess
+    import sys
+
+    still = tmp_path / "screen.png"
+    Image.new("RGB", (64, 48), "white").save(still)
+    done = subprocess.run([sys.executable, "-m", "vlagent.cli", "video-qa", str(still), "Q?", "--api-base",
+                           "http://127.0.0.1:9/v1", "--model", "m"], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 3 and "could be decoded" in done.stderr
+    assert "Warning" not in done.stderr and "sample_frames(" not in done.stderr, done.stderr
+
+
 def test_cli_reads_server_and_model_from_the_environment(video, capsys, monkeypatch):
     with FakeOpenAIServer(["From the environment."], require_tools=False, api_key="sk-video") as server:
         monkeypatch.setenv("VLAGENT_API_BASE", server.base_url)

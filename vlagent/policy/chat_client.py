@@ -48,6 +48,16 @@ def resolve_api_key(api_key: str | None, api_key_env: str, base_url: str | None)
     return "EMPTY"
 
 
+def check_base_url(url: str) -> None:
+    """ValueError unless `url` is an http(s) address with a host ("http://localhost:8000/v1"): a typo would
+    otherwise be retried as a connection error."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"the API base {url!r} is not an http(s) URL with a host, e.g. http://localhost:8000/v1")
+
+
 class ChatClient:
     """Chat completions for one `model` at one endpoint, with retries and clear errors.
 
@@ -76,6 +86,8 @@ class ChatClient:
             raise ValueError("model must be a non-empty model name")
         if max_retries < 0:
             raise ValueError(f"max_retries must be >= 0, got {max_retries}")
+        if base_url is not None:
+            check_base_url(base_url)
         try:
             import openai
         except ImportError as exc:  # pragma: no cover - depends on the install
@@ -241,4 +253,4 @@ def _describe(exc: Exception | None) -> str:
     return f"{type(exc).__name__}: {prefix}{_server_message(exc)}"
 
 
-__all__ = ["ChatClient", "resolve_api_key", "FALLBACK_KEY_ENV", "MAX_RETRY_WAIT_S"]
+__all__ = ["ChatClient", "check_base_url", "resolve_api_key", "FALLBACK_KEY_ENV", "MAX_RETRY_WAIT_S"]

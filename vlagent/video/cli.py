@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import sys
+import warnings
 from typing import Sequence
 
 EXIT_OK, EXIT_USAGE, EXIT_BAD_VIDEO, EXIT_BACKEND = 0, 2, 3, 4
@@ -79,10 +80,36 @@ class _Announcing:
         return self.backend.answer(sample, question)
 
 
+def _ask(args: argparse.Namespace, err, show: bool):
+    """Sample the video and ask the backend, with a progress bar on a terminal."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from vlagent.video.qa import ask
+
+    backend = _make_backend(args)
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=err, transient=True, disable=not show,
+    ) as bar:
+        task = bar.add_task("sampling frames", total=None)
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        def asking() -> None:
+            bar.update(task, description=f"asking {args.model}")
+
+        return ask(
+            args.video, args.question, backend=_Announcing(backend, asking), fps=args.fps, num_frames=args.num_frames,
+            max_frames=args.max_frames, min_frames=args.min_frames, start=args.start, end=args.end,
+            mode=args.mode, max_pixels=args.max_pixels, total_pixels=args.total_pixels, progress=progress,
+        )
+
+
 def run_video_qa(args: argparse.Namespace) -> int:
     """Handler of `video-qa` (the exit code is returned, not raised)."""
-    from vlagent.video.qa import VideoBackendError, ask
-    from vlagent.video.sampling import VideoError
+    from vlagent.video.qa import VideoBackendError
+    from vlagent.video.sampling import VideoDecodeWarning, VideoError
 
     # Environment defaults are read when the command runs, not when it is registered.
     args.model = args.model or os.environ.get("VLAGENT_MODEL")
@@ -102,29 +129,13 @@ def run_video_qa(args: argparse.Namespace) -> int:
                             "served model of that name)")
 
     from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     err = Console(stderr=True)
     show = not args.no_progress and err.is_terminal
     try:
-        backend = _make_backend(args)
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-            console=err, transient=True, disable=not show,
-        ) as bar:
-            task = bar.add_task("sampling frames", total=None)
-
-            def progress(done: int, total: int) -> None:
-                bar.update(task, completed=done, total=total)
-
-            def asking() -> None:
-                bar.update(task, description=f"asking {args.model}")
-
-            result = ask(
-                args.video, args.question, backend=_Announcing(backend, asking), fps=args.fps, num_frames=args.num_frames,
-                max_frames=args.max_frames, min_frames=args.min_frames, start=args.start, end=args.end,
-                mode=args.mode, max_pixels=args.max_pixels, total_pixels=args.total_pixels, progress=progress,
-            )
+        with warnings.catch_warnings(record=True) as caught:  # frames that did not decode: said plainly below
+            warnings.simplefilter("always", VideoDecodeWarning)
+            result = _ask(args, err, show)
     except VideoError as exc:
         err.print(f"[red]bad video:[/red] {exc}", highlight=False)
         return EXIT_BAD_VIDEO
@@ -133,6 +144,11 @@ def run_video_qa(args: argparse.Namespace) -> int:
         return EXIT_BACKEND
     except ValueError as exc:
         return _usage_error(str(exc))
+    for warning in caught:  # the answer came: say what was left out (a failure's own message says it)
+        if issubclass(warning.category, VideoDecodeWarning):
+            err.print(f"[yellow]warning:[/yellow] {warning.message}", highlight=False)
+        else:
+            warnings.showwarning(warning.message, warning.category, warning.filename, warning.lineno)
 
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))

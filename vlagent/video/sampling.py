@@ -35,7 +35,9 @@
   decoded back to back by a decoder that no seek flushes (a second opening of
   the file): a keyframe depends on no other frame, so frame threads decode
   several at once. Much faster on long files; the timestamps say where each
-  keyframe really is.
+  keyframe really is. Targets sharing a nearest keyframe give it once, so a
+  range with few keyframes gives fewer frames than `min_frames` (a 3 s clip
+  with one keyframe: one frame); mode="exact" gives them all.
 
 Which frames are kept is known before decoding. Each is scaled (reused swscale
 contexts; anamorphic video comes out with square pixels) in its own pixel
