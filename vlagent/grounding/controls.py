@@ -21,13 +21,14 @@ Coordinates in and out are normalized to the image, as everywhere in vlagent (DE
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Sequence
 
 import numpy as np
 from PIL import Image
+
+from vlagent.grounding.ocr import ScreenCache
 
 Box = tuple[float, float, float, float]
 
@@ -116,8 +117,7 @@ def text_height(lines: Sequence, image_size: tuple[int, int]) -> float:
     return float(heights[len(heights) // 2]) if heights else float(DEFAULT_TEXT_HEIGHT)
 
 
-_SCREEN_CONTROLS: OrderedDict[tuple[str, float], list[Control]] = OrderedDict()
-SCREENS_CACHED = 4  # screens whose controls are kept: one grounding asks for them up to four times
+_SCREEN_CONTROLS = ScreenCache(4)  # screens whose controls are kept: one grounding asks for them up to 4 times
 
 
 def find_controls(image: Image.Image, unit: float) -> list[Control]:
@@ -126,15 +126,7 @@ def find_controls(image: Image.Image, unit: float) -> list[Control]:
     theme draws a field's border barely off its background, and its antialiased corners, fainter
     still, would otherwise split the outline into four lines. Found once per screen content and unit
     (about 12 ms at 1280x720): the same list object while the screen stays cached."""
-    from vlagent.grounding.ocr import content_key
-
-    key = (content_key(image), round(unit, 2))
-    if key not in _SCREEN_CONTROLS:
-        _SCREEN_CONTROLS[key] = _find_controls(image, unit)
-        while len(_SCREEN_CONTROLS) > SCREENS_CACHED:
-            _SCREEN_CONTROLS.popitem(last=False)
-    _SCREEN_CONTROLS.move_to_end(key)
-    return _SCREEN_CONTROLS[key]
+    return _SCREEN_CONTROLS.get(image, round(unit, 2), lambda: _find_controls(image, unit))
 
 
 def _find_controls(image: Image.Image, unit: float) -> list[Control]:

@@ -22,7 +22,6 @@ out are normalized to the image, as everywhere in vlagent (DESIGN.md).
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from PIL import Image
 
+from vlagent.grounding.ocr import ScreenCache
 from vlagent.grounding.ordinals import ORDINALS
 from vlagent.grounding.synth_theme_icons import THEME_ICON_MEANINGS, _theme_dir
 
@@ -342,22 +342,13 @@ def centre_inside(box: Sequence[float], outer: Sequence[float]) -> bool:
     return outer[0] <= (box[0] + box[2]) / 2 <= outer[2] and outer[1] <= (box[1] + box[3]) / 2 <= outer[3]
 
 
-_SCREEN_BLOBS: OrderedDict[tuple[str, float], list[tuple[int, int, int, int]]] = OrderedDict()
-SCREENS_CACHED = 4  # screens whose blobs are kept: the theme search and the recognizer share them
+_SCREEN_BLOBS = ScreenCache(4)  # screens whose blobs are kept: the theme search and the recognizer share them
 
 
 def screen_blobs(image: Image.Image, unit: float) -> list[tuple[int, int, int, int]]:
     """Every icon-sized blob of the screenshot, text or not; found once per screen content (about 0.1 s
     at 1280x720): the same list object while the screen stays cached."""
-    from vlagent.grounding.ocr import content_key
-
-    key = (content_key(image), round(unit, 2))
-    if key not in _SCREEN_BLOBS:
-        _SCREEN_BLOBS[key] = _find_blobs(image, unit)
-        while len(_SCREEN_BLOBS) > SCREENS_CACHED:
-            _SCREEN_BLOBS.popitem(last=False)
-    _SCREEN_BLOBS.move_to_end(key)
-    return _SCREEN_BLOBS[key]
+    return _SCREEN_BLOBS.get(image, round(unit, 2), lambda: _find_blobs(image, unit))
 
 
 def _find_blobs(image: Image.Image, unit: float) -> list[tuple[int, int, int, int]]:

@@ -19,7 +19,7 @@ import hashlib
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -67,6 +67,25 @@ def content_key(image: Image.Image) -> str:
     h = hashlib.blake2b(image.tobytes(), digest_size=16)
     h.update(f"{image.size}{image.mode}".encode())
     return h.hexdigest()
+
+
+class ScreenCache:
+    """What was found on a screen, kept per screen content (content_key) and one parameter (the text
+    height: a different unit finds other shapes), for the `size` screens used last. `get` returns the same
+    object while the screen stays cached."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[str, Any], Any] = OrderedDict()
+
+    def get(self, image: Image.Image, param: Any, compute: Callable[[], Any]) -> Any:
+        key = (content_key(image), param)
+        if key not in self._kept:
+            self._kept[key] = compute()
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        self._kept.move_to_end(key)
+        return self._kept[key]
 
 
 def _norm_box(points: Sequence[Sequence[float]], w: int, h: int) -> tuple[float, float, float, float]:
@@ -140,4 +159,5 @@ def clear_cache() -> None:
     _cache.clear()
 
 
-__all__ = ["MAX_SIDE", "OcrPage", "OcrUnavailable", "WORD_GAP", "clear_cache", "ocr_engine", "read_page"]
+__all__ = ["MAX_SIDE", "OcrPage", "OcrUnavailable", "ScreenCache", "WORD_GAP", "clear_cache", "content_key",
+           "ocr_engine", "read_page"]
