@@ -315,6 +315,7 @@ def test_bad_input_is_a_usage_error_named_before_any_work(tmp_path, capsys):
         (["run", "do it", "--run-dir", str(run_dir), *api], "already holds a run"),
         (["demo", "--out", str(run_dir)], "already holds a run"),
         (["ground", str(image), "", "--grounder", "ocr"], "instruction is empty"),
+        (["ground", str(image), "x", "--grounder", "ocr", *api], "not both"),
         (["ground", str(image), "x", "--grounder", "ocr", "--out", str(tmp_path / "no" / "x.png")], "does not exist"),
         (["ground", str(image), "x", "--grounder", "ocr", "--out", str(tmp_path / "x.txt")], "not an image format"),
         (["ground", str(image), "x", "--grounder", "ocr", "--out", str(tmp_path)], "is a folder"),

@@ -404,6 +404,12 @@ def cmd_ground(args: argparse.Namespace) -> int:
     image = image.convert("RGB")
     if not args.instruction.strip():
         raise CliError("the instruction is empty: describe what to find (\"the Save button\")", EXIT_USAGE)
+    given = [flag for flag, value, env in (("--api-base", args.api_base, "VLAGENT_API_BASE"),
+                                            ("--model", args.model, "VLAGENT_MODEL"))
+             if value and value != os.environ.get(env)]  # typed, not the environment's default
+    if args.grounder and given:
+        raise CliError(f"give --grounder or {' and '.join(given)}, not both (a served model as the grounder: "
+                       "--grounder api:MODEL@URL)", EXIT_USAGE)
     out = Path(args.out) if args.out else image_path.with_name(f"{image_path.stem}.ground.png")
     _check_writable(out, "--out")
     if out.suffix.lower() not in Image.registered_extensions():
