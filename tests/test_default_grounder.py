@@ -164,3 +164,20 @@ def test_nothing_is_found_on_a_screen_with_nothing_there(grounder):
             result = grounder.ground(image, instruction)
             assert not result.found, (image.getpixel((0, 0)), instruction, result)
     assert "nothing is drawn where the model points" in grounder.ground(screens[0], "the Save button").error
+
+
+
+@needs_model
+def test_what_is_blank_where_it_is_clicked_keeps_the_models_point(grounder, monkeypatch):
+    """A canvas, an empty area of the desktop: blank where they are clicked, so the blank check leaves the
+    model's answer alone there (the model's own refusal still counts)."""
+    from vlagent.model.grounding_head import HeadPrediction
+
+    point = (0.4, 0.6)
+    answer = HeadPrediction(point=point, confidence=0.9, found=True, box=(0.38, 0.58, 0.42, 0.62), p_none=0.05)
+    monkeypatch.setattr(grounder.model, "predict", lambda *a, **k: (answer, "click"))
+    blank = Image.new("RGB", (1280, 720), "white")
+    for instruction in ("click in the middle of the drawing canvas", "right-click an empty area of the desktop"):
+        result = grounder.ground(blank, instruction)
+        assert result.found and result.point == point, instruction
+    assert not grounder.ground(blank, "the Save button").found

@@ -197,7 +197,8 @@ class HeadGrounder:
                 return boxed_result(box, pred.confidence, "written place the model points at")
         snap = snap_to_control(image, instruction, pred.point, lines) if self.snap else None
         pred = snapped(pred, snap)
-        if pred.found and snap is None and blank_around(image, pred.point, text_height(lines, image.size)):
+        if (pred.found and snap is None and not _BLANK_TARGET.search(instruction)
+                and blank_around(image, pred.point, text_height(lines, image.size))):
             return result_of(pred, kind, refused="nothing is drawn where the model points", lines=lines)
         return result_of(pred, kind, lines=lines)
 
@@ -275,6 +276,9 @@ PLACE_CONFIDENCE = 0.9
 
 # "the search box", "type 42 into the search field": a field that may be found by its magnifier
 _SEARCH = re.compile(r"\bsearch\b", re.IGNORECASE)
+# what may well be blank where it is clicked: "click in the drawing canvas", "an empty area of the desktop"
+_BLANK_TARGET = re.compile(r"\b(?:canvas|area|space|background|desktop|wallpaper|map|blank|empty|whitespace"
+                           r"|margin|drawing|document|editor|board)\b", re.IGNORECASE)
 _BUTTON = re.compile(r"\bbutton\b", re.IGNORECASE)
 MAGNIFIER_REACH = 2.5  # text heights between a search field and the magnifier button beside it
 
