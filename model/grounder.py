@@ -321,13 +321,18 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
     return near_text(queries, lines, runs_in_prose=not a_button)
 
 
-_NAMES_A_BUTTON = re.compile(r"\bbuttons?\b", re.IGNORECASE)
+_NAMES_A_BUTTON = re.compile(r"\b(?:buttons?|icons?)\b", re.IGNORECASE)
 
 
 def _prose(text: str) -> bool:
-    """Whether a line reads as a sentence (four words or more, ending in a full stop, "!" or "?"): a word
-    inside it may be a link, never a button's caption."""
-    return len(_WORD.findall(text)) >= 4 and text.rstrip().endswith((".", "!", "?"))
+    """Whether a line reads as running text: four words or more, ending in a full stop, "!" or "?", or
+    most of them in lower case ("Sign in to continue to Acme", a wrapped paragraph's line). A word inside
+    it may be a link, never a button's caption or an icon; a toolbar or menu bar read as one line ("File
+    Edit View Help") capitalizes its words."""
+    words = _WORD.findall(text)
+    if len(words) < 4:
+        return False
+    return text.rstrip().endswith((".", "!", "?")) or sum(w[0].islower() for w in words) * 2 > len(words)
 
 
 # Arrows written beside a link's name ("<< Prev", "Next »"): folding drops them, but they tell the
@@ -451,9 +456,14 @@ def _wrapped(lines: Sequence[TextLine]) -> Iterator[tuple[tuple[float, float, fl
 def written_places(instruction: str, lines: Sequence[TextLine]) -> list[tuple[float, float, float, float]]:
     """Every place that reads the instruction's name exactly (exact_text's candidates, however many): the
     lines reading the first query any line reads whole, else the word runs reading the first query any
-    run reads."""
+    run reads. For a button or an icon, words inside running text are no place (_prose)."""
     queries = [q for q in exact_queries(instruction) if _fold(q)]
-    return next(([place[0] for place in places] for _, places in _places_in_turn(queries, lines)), [])
+    a_button = _NAMES_A_BUTTON.search(instruction) is not None
+    for _, places in _places_in_turn(queries, lines):
+        kept = [p[0] for p in places if not a_button or p[1] == p[2] or not _prose(p[2])]
+        if kept:
+            return kept
+    return []
 
 
 def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:

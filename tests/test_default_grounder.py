@@ -181,3 +181,30 @@ def test_what_is_blank_where_it_is_clicked_keeps_the_models_point(grounder, monk
         result = grounder.ground(blank, instruction)
         assert result.found and result.point == point, instruction
     assert not grounder.ground(blank, "the Save button").found
+
+
+@needs_model
+def test_a_password_goes_into_the_flat_input_not_the_coloured_button(grounder):
+    """A login card as the review rendered it in Chromium: flat inputs (a grey fill 10 levels off the white
+    card, a line underneath) holding their placeholders, and a blue "Log in" pill of a field's size.
+    `type_into("the Password field", ...)` clicked the pill, the only outline found, and typed after it."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf", 16)
+    image = Image.new("RGB", (1280, 720), (92, 64, 220))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((418, 171, 862, 549), radius=10, fill="white")
+    draw.text((450, 200), "Welcome back", font=ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 24),
+              fill="black")
+    inputs = {"Username or email": (450, 282, 830, 326), "Password": (450, 344, 830, 388)}
+    for placeholder, (x0, y0, x1, y1) in inputs.items():
+        draw.rectangle((x0, y0, x1, y1), fill=(244, 245, 247))
+        draw.line((x0, y1, x1, y1), fill=(208, 210, 214), width=2)
+        draw.text((x0 + 14, y0 + 12), placeholder, font=font, fill=(117, 117, 117))
+    draw.rounded_rectangle((450, 443, 830, 486), radius=21, fill=(36, 120, 255))
+    draw.text((616, 454), "Log in", font=font, fill="white")
+    for instruction, box in (("the Password field", inputs["Password"]),
+                             ("type hunter2 into the Password field", inputs["Password"])):
+        result = grounder.ground(image, instruction)
+        assert _hit(result, box, image.size), (instruction, result)

@@ -655,3 +655,10 @@ def test_a_button_is_no_word_inside_a_sentence():
     assert exact_text("click submit", lines) is not None
     assert exact_text("the Save button", lines) == (0.5, 0.5, 0.6, 0.55)
     assert exact_text("the Reset it link", lines) is not None  # no full stop: not a sentence
+    # running text without a full stop: a subtitle, a wrapped paragraph's line; icons too
+    lines += [TextLine("Sign in to continue to Acme", (0.3, 0.3, 0.5, 0.33)),
+              TextLine("The settings for the forecast model were left", (0.3, 0.4, 0.7, 0.43)),
+              TextLine("File Edit View Help", (0.0, 0.0, 0.3, 0.03))]
+    assert exact_text("the Continue button", lines) is None
+    assert exact_text("the settings icon", lines) is None
+    assert exact_text("the Edit button", lines) is not None  # a menu bar read as one line is no sentence

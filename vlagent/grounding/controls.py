@@ -35,7 +35,8 @@ Box = tuple[float, float, float, float]
 TOGGLE, FIELD, SLIDER = "toggle", "field", "slider"
 _SLIDER_WORDS = re.compile(r"\b(?:slider|range slider)\b", re.IGNORECASE)
 # "search box", "text box": fields; "box", "tick", "check": checkboxes (checked after the field words)
-_FIELD_WORDS = re.compile(r"\b(?:field|input|entry|text ?area|(?:search|text|spin|input|edit) ?box)\b", re.IGNORECASE)
+_FIELD_WORDS = re.compile(r"\b(?:field|input|entry|text ?area|(?:search|text|spin|input|edit) ?box"
+                          r"|search(?:\s+[\w-]+){1,2}\s+box)\b", re.IGNORECASE)  # "the Search users box"
 _TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|circle (?:next to|beside)|switch|toggle|tick|untick|check"
                            r"|uncheck|turn on|turn off)\b", re.IGNORECASE)
 
@@ -124,21 +125,41 @@ def find_controls(image: Image.Image, unit: float) -> list[Control]:
     """The closed outlines of the screenshot that look like a toggle or a field, `unit` being the screen's
     text height in pixels. Fields are also looked for among fainter edges (FAINT_EDGE_CONTRAST): a dark
     theme draws a field's border barely off its background, and its antialiased corners, fainter
-    still, would otherwise split the outline into four lines. Found once per screen content and unit
-    (about 12 ms at 1280x720): the same list object while the screen stays cached."""
+    still, would otherwise split the outline into four lines; a flat web input is a grey fill 10 levels
+    off a white card. A field's inside is a neutral colour: a shape of a field's size filled with colour
+    is a button ("Log in" in a blue pill). Found once per screen content and unit (about 15 ms at
+    1280x720): the same list object while the screen stays cached."""
     return _SCREEN_CONTROLS.get(image, round(unit, 2), lambda: _find_controls(image, unit))
 
 
 def _find_controls(image: Image.Image, unit: float) -> list[Control]:
+    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
     grey = np.asarray(image.convert("L"), dtype=np.int16)
-    controls = _outlines(grey, unit, EDGE_CONTRAST)
+    controls = [c for c in _outlines(grey, unit, EDGE_CONTRAST) if c.kind != FIELD or _neutral_inside(rgb, c.box)]
     for faint in _outlines(grey, unit, FAINT_EDGE_CONTRAST):
-        if faint.kind == FIELD and not any(_overlap(faint.box, c.box) > 0.5 for c in controls):
+        # a one-line field only: a pale panel around a form's buttons has a faint outline too
+        if (faint.kind == FIELD and faint.box[3] - faint.box[1] <= HINT_ROOM * unit and _neutral_inside(rgb, faint.box)
+                and not any(_overlap(faint.box, c.box) > 0.5 for c in controls)):
             controls.append(faint)
     return controls
 
 
-FAINT_EDGE_CONTRAST = 12  # grey levels: a dark theme's field border (27 between 53 and 45 in GTK's Adwaita dark)
+# grey levels: a dark theme's field border (27 between 53 and 45 in GTK's Adwaita dark), a flat web input
+# (a #f4f5f7 fill on a white card, its border only underneath)
+FAINT_EDGE_CONTRAST = 8
+COLOURED = 0.3  # a fill whose channels spread over more than this share of the brightest is a colour
+
+
+def _neutral_inside(rgb: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    """Whether the inside of a box (a quarter of its height in from each side) is mostly a grey, white or
+    black, as a field's is, not a colour, as a filled button's is."""
+    x0, y0, x1, y1 = box
+    inset = max(2, (y1 - y0) // 4)
+    inside = rgb[y0 + inset : y1 - inset, x0 + inset : x1 - inset].reshape(-1, 3)
+    if inside.size == 0:
+        return True
+    colour = np.median(inside, axis=0)
+    return float(colour.max() - colour.min()) <= COLOURED * max(float(colour.max()), 1.0)
 
 
 def _outlines(grey: np.ndarray, unit: float, contrast: int) -> list[Control]:
@@ -341,7 +362,8 @@ COLUMN_GAP = 4  # text heights between one toggle of a column and the next at mo
 
 def _column_head(toggles: Sequence[Control], unit: float) -> Control | None:
     """The top toggle of the longest column of like-sized toggles (MIN_COLUMN or more, each within
-    COLUMN_GAP of the next), or None."""
+    COLUMN_GAP of the next), or None. A top one further above the next than twice the column's usual gap
+    is no head of it (the bold "U" of a page's "Users" heading above a table's select-all checkbox)."""
     best: list[Control] = []
     for toggle in toggles:
         cx, side = (toggle.box[0] + toggle.box[2]) / 2, toggle.box[2] - toggle.box[0]
@@ -356,6 +378,9 @@ def _column_head(toggles: Sequence[Control], unit: float) -> Control | None:
             run.append(t)
         if len(run) > len(best):
             best = run
+    gaps = [b.box[1] - a.box[3] for a, b in zip(best, best[1:])]
+    if len(gaps) >= 3 and gaps[0] > 2 * max(sorted(gaps[1:])[len(gaps[1:]) // 2], 1):
+        best = best[1:]
     return best[0] if len(best) >= MIN_COLUMN else None
 
 

@@ -330,15 +330,14 @@ def snapped(pred: HeadPrediction, snap: Snap | None) -> HeadPrediction:
 
 
 BLANK_REACH = 2.0  # text heights around the model's point that must show something: an edge, a letter
+BLANK_CONTRAST = 12  # grey levels between neighbouring pixels that count as something drawn
 
 
 def blank_around(image: Image.Image, point: tuple[float, float], unit: float, reach: float = BLANK_REACH) -> bool:
     """Whether nothing is drawn within `reach` text heights of the (normalized) point: no step between
-    neighbouring pixels above FAINT_EDGE_CONTRAST. The model points somewhere even on an empty desktop or
+    neighbouring pixels above BLANK_CONTRAST. The model points somewhere even on an empty desktop or
     a splash screen; a button, a field or an icon is never there."""
     import numpy as np
-
-    from vlagent.grounding.controls import FAINT_EDGE_CONTRAST
 
     w, h = image.size
     x, y, r = point[0] * w, point[1] * h, max(reach * unit, 4.0)
@@ -347,7 +346,7 @@ def blank_around(image: Image.Image, point: tuple[float, float], unit: float, re
         return False
     grey = np.asarray(image.crop(box).convert("L"), dtype=np.int16)
     steps = max(int(np.abs(np.diff(grey, axis=0)).max()), int(np.abs(np.diff(grey, axis=1)).max()))
-    return steps <= FAINT_EDGE_CONTRAST
+    return steps <= BLANK_CONTRAST
 
 
 def result_of(pred, kind: str, refused: str | None = None, lines: Sequence = ()) -> GroundingResult:
