@@ -352,3 +352,16 @@ def test_replay_acts_where_the_run_was_recorded(tmp_path, capsys, monkeypatch):
         run_cli(capsys, "replay", str(run_dir), "--dry-run")
     run_cli(capsys, "replay", str(android), "--dry-run", "--env", "desktop")
     assert asked == ["android", "desktop", "desktop", "desktop"]
+
+
+def test_replay_records_where_out_says(tmp_path, capsys, monkeypatch):
+    import vlagent.cli as cli
+
+    monkeypatch.setattr(cli, "make_env", lambda spec, monitor=1: MemoryEnv())
+    recorded = _recorded_run(tmp_path)
+    out = tmp_path / "elsewhere" / "replayed"
+    code, stdout, err = run_cli(capsys, "replay", str(recorded), "--out", str(out), "--max-screen-diff", "off", "--json")
+    assert code == EXIT_OK, err
+    assert json.loads(stdout)["run_dir"] == str(out) and (out / "trajectory.jsonl").is_file()
+    code, _, err = run_cli(capsys, "replay", str(recorded), "--out", str(out))  # that folder holds a run now
+    assert code == EXIT_USAGE and "already holds a run" in " ".join(err.split())

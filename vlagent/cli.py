@@ -563,9 +563,14 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     run_dir = _check_run_dir(args.run_dir)
+    from vlagent.recorder import check_run_dir_free
     from vlagent.replay import replay
     from vlagent.safety import SecretError, SecretStore
 
+    try:
+        check_run_dir_free(args.out)  # before a display or a phone is reached
+    except OSError as exc:
+        raise CliError(f"{exc} (choose another --out)", EXIT_USAGE) from None
     try:
         secrets = SecretStore(args.secret or None)
     except SecretError as exc:
@@ -591,10 +596,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
             confirm=args.confirm,
             on_screen_change=_ask_screen_change if args.confirm else None,
             on_step=_step_printer(err),
+            run_dir_out=args.out,
             **screen,
         )
     except RecordingFailed as exc:
-        raise CliError(f"{exc} (the replay is recorded next to {run_dir})", EXIT_USAGE) from None
+        where = args.out or f"next to {run_dir}"
+        raise CliError(f"{exc} (the replay is recorded {where}; choose --out)", EXIT_USAGE) from None
     finally:
         env.close()
     return _show_result(args, result)
@@ -797,6 +804,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir")
     p.add_argument("--env", default=None, metavar="desktop|android[:SERIAL]",
                    help="where to replay (default: where the run was recorded)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="the replay's own run folder (default: a new folder next to the recorded run)")
     p.add_argument("--monitor", type=_monitor, default=1)
     p.add_argument("--dry-run", action="store_true")
     p.add_argument("--confirm", nargs="?", const="risky", choices=["risky", "all"], default=None,
