@@ -333,9 +333,10 @@ def _render_step(step: dict[str, Any], run_dir: Path) -> str:
     timings = step.get("timings") or {}
     tparts = [f"{esc(k)} <b>{_fmt_seconds(timings[k])}</b>" for k in ("observe", "decide", "execute", "record") if k in timings]
     tparts += [f"{esc(k)} <b>{_fmt_seconds(v)}</b>" for k, v in (step.get("policy_timings") or {}).items() if isinstance(v, (int, float))]
-    sizes = ""
+    # the screenshot's file name: what replay's and the loop's messages name a step by
+    sizes = f' · {step["screenshot"]}' if isinstance(step.get("screenshot"), str) else ""
     if step.get("screen_size"):
-        sizes = f' · screen {step["screen_size"][0]}×{step["screen_size"][1]}'
+        sizes += f' · screen {step["screen_size"][0]}×{step["screen_size"][1]}'
         if step.get("image_size") and step["image_size"] != step["screen_size"]:
             sizes += f', image {step["image_size"][0]}×{step["image_size"][1]}'
     raw = step.get("raw_output") or ""
