@@ -306,10 +306,8 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
     beside_label = names_control_beside_label(instruction)  # a label is written with or without its colon
     queries = [q for q in exact_queries(instruction) if _fold(q)]
     arrows = _arrows(target_words(instruction))
-    a_button = _NAMES_A_BUTTON.search(instruction) is not None
-    for query, places in _places_in_turn(queries, lines):
-        if a_button:  # "the Submit button" is not the word in "Press Enter in the field to submit it."
-            places = [p for p in places if p[1] == p[2] or not _prose(p[2])]
+    runs_in_prose = _BUTTON_OR_ICON.search(instruction) is None
+    for query, places in _places_in_turn(queries, lines, runs_in_prose):
         if len(places) > 1:  # a line reading it all beats one cut short ("Open at login", "Open...")
             places = [p for p in places if _fold(p[1]) == _fold(query)] or places
         if len(places) > 1:  # "<< Valgrind Documentation" is the link with the arrows, not the page's title
@@ -318,10 +316,12 @@ def exact_text(instruction: str, lines: Sequence[TextLine]) -> tuple[float, floa
             places = [p for p in places if " ".join(p[1].split()) == " ".join(query.split())]
         if len(places) == 1:
             return places[0][0]
-    return near_text(queries, lines, runs_in_prose=not a_button)
+    return near_text(queries, lines, runs_in_prose)
 
 
-_NAMES_A_BUTTON = re.compile(r"\b(?:buttons?|icons?)\b", re.IGNORECASE)
+# a button's caption or an icon's name is never a word inside running text ("the Submit button" is not the
+# word in "Press Enter in the field to submit it."); a link's may be
+_BUTTON_OR_ICON = re.compile(r"\b(?:buttons?|icons?)\b", re.IGNORECASE)
 
 
 def _prose(text: str) -> bool:
@@ -345,10 +345,11 @@ def _arrows(text: str) -> list[str]:
     return [_ARROW_SPELLINGS.get(a, a) for a in _ARROW.findall(text)]
 
 
-def _places_in_turn(queries: Sequence[str], lines: Sequence[TextLine]
+def _places_in_turn(queries: Sequence[str], lines: Sequence[TextLine], runs_in_prose: bool = True
                     ) -> Iterator[tuple[str, list[tuple[tuple[float, float, float, float], str, str]]]]:  # fmt: skip
     """(query, its places) in the order exact_text weighs them: the whole lines reading each query, then the
-    word runs reading each query no line reads whole; queries read nowhere are left out."""
+    word runs reading each query no line reads whole; queries read nowhere are left out. runs_in_prose=False:
+    runs of words inside running text (_prose) are no places."""
     read_whole = set()  # queries some line reads whole: their word runs elsewhere are not looked at
     wrapped = list(_wrapped(lines))  # pairs of lines reading as one wrapped name, found once
     for whole_lines in (True, False):
@@ -356,6 +357,8 @@ def _places_in_turn(queries: Sequence[str], lines: Sequence[TextLine]
             if not whole_lines and query in read_whole:
                 continue
             places = _places(query, lines, whole_lines, wrapped)
+            if not runs_in_prose:
+                places = [p for p in places if p[1] == p[2] or not _prose(p[2])]
             if places:
                 if whole_lines:
                     read_whole.add(query)
@@ -458,12 +461,8 @@ def written_places(instruction: str, lines: Sequence[TextLine]) -> list[tuple[fl
     lines reading the first query any line reads whole, else the word runs reading the first query any
     run reads. For a button or an icon, words inside running text are no place (_prose)."""
     queries = [q for q in exact_queries(instruction) if _fold(q)]
-    a_button = _NAMES_A_BUTTON.search(instruction) is not None
-    for _, places in _places_in_turn(queries, lines):
-        kept = [p[0] for p in places if not a_button or p[1] == p[2] or not _prose(p[2])]
-        if kept:
-            return kept
-    return []
+    runs_in_prose = _BUTTON_OR_ICON.search(instruction) is None
+    return next(([place[0] for place in places] for _, places in _places_in_turn(queries, lines, runs_in_prose)), [])
 
 
 def names_screen_text(instruction: str, lines: Sequence[TextLine]) -> bool:

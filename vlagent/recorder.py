@@ -166,13 +166,10 @@ class RunRecorder:
         self.path = self.run_dir / TRAJECTORY
         try:
             self.run_dir.mkdir(parents=True, exist_ok=True)
-            if self.path.exists() and self.path.stat().st_size:
-                raise RunFolderTaken(f"{self.path} already holds a run; choose another run folder")
+            check_run_dir_free(self.run_dir)
             self._file: IO[str] | None = open(self.path, "w", encoding="utf-8")
         except RunFolderTaken:
             raise
-        except FileExistsError as e:
-            raise RecordingFailed(f"cannot create the run folder {self.run_dir}: {e}") from None
         except OSError as e:
             raise RecordingFailed(f"cannot create the run folder {self.run_dir}: {e}") from None
         self._scrub = scrub

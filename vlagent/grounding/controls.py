@@ -133,7 +133,7 @@ def find_controls(image: Image.Image, unit: float) -> list[Control]:
 
 
 def _find_controls(image: Image.Image, unit: float) -> list[Control]:
-    rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    rgb = np.asarray(image.convert("RGB"))
     grey = np.asarray(image.convert("L"), dtype=np.int16)
     controls = [c for c in _outlines(grey, unit, EDGE_CONTRAST) if c.kind != FIELD or _neutral_inside(rgb, c.box)]
     for faint in _outlines(grey, unit, FAINT_EDGE_CONTRAST):
