@@ -81,7 +81,8 @@ def test_native_bf16_conv_on_strided_input_matches_reference(T, monkeypatch):
     monkeypatch.setattr(conv_cpu, "_native_conv", lambda *a: calls.append(real(*a)) or calls[-1])
     y, s = kernels.causal_conv1d(x, w, bias, "silu", initial_state=h0)
     y_ref, s_ref = causal_conv1d_torch(x.contiguous(), w, bias, "silu", h0)
-    assert calls, "bf16 CPU inputs should try the native kernel"
+    # bf16 CPU inputs try the native kernel where this CPU can run it; elsewhere the PyTorch path answers alike
+    assert bool(calls) == (conv_cpu.KERNEL.lib is not None), "bf16 CPU inputs should try the native kernel"
     assert torch.equal(s, s_ref)
     assert_close(y, y_ref, torch.bfloat16)
     if conv_cpu.KERNEL.lib is not None:
