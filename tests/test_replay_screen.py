@@ -87,7 +87,7 @@ def test_the_same_screen_replays_and_says_so(tmp_path):
     result = replay(original, env, run_dir_out=tmp_path / "again")
     assert result.status == "done" and env.executed == [SAVE, Action("type", text="hi")]
     _, steps, _ = load_trajectory(result.run_dir)
-    assert "step 0 of the recording (step-000.png): the screen matches the recording (0.0 %" in steps[0]["thought"]
+    assert "step 1 of the recording (step-000.png): the screen matches the recording (0.0 %" in steps[0]["thought"]
 
 
 def test_a_changed_screen_stops_the_replay_before_the_step(tmp_path):
@@ -96,7 +96,7 @@ def test_a_changed_screen_stops_the_replay_before_the_step(tmp_path):
     result = replay(original, env, run_dir_out=tmp_path / "again", screen_wait=0.3)
     assert result.status == "screen_changed" and env.executed == []
     assert env.observations > 1  # it gave the screen time to settle first
-    assert result.error.startswith("replay stopped before step 0 of the recording: the screen differs from the "
+    assert result.error.startswith("replay stopped before step 1 of the recording: the screen differs from the "
                                    "recording (step-000.png): ")
     assert "% around the click at (0.25, 0.47) changed (limit 4 %)" in result.error
     assert "Nothing of this step was executed" in result.error
@@ -119,7 +119,7 @@ def test_confirm_asks_and_the_answer_decides(tmp_path):
     result = replay(original, env, run_dir_out=tmp_path / "yes", screen_wait=0,
                     on_screen_change=lambda message: asked.append(message) or True)
     assert result.status == "done" and env.executed[0] == SAVE
-    assert asked and asked[0].startswith("before step 0 of the recording, the screen differs")
+    assert asked and asked[0].startswith("before step 1 of the recording, the screen differs")
     assert "replayed anyway (confirmed)" in load_trajectory(result.run_dir)[1][0]["thought"]
     env = Screen("moved")
     result = replay(original, env, run_dir_out=tmp_path / "no", screen_wait=0, on_screen_change=lambda m: False)
@@ -154,7 +154,7 @@ def test_cli_exit_code_and_flags(tmp_path, monkeypatch, capsys):
     out, err = capsys.readouterr()
     assert code == cli.EXIT_SCREEN_CHANGED == 6 and envs[-1].executed == []
     replayed = json.loads(out)
-    assert replayed["status"] == "screen_changed" and "before step 0 of the recording" in replayed["error"]
+    assert replayed["status"] == "screen_changed" and "before step 1 of the recording" in replayed["error"]
     assert cli.main(["replay", str(original), "--json", "--max-screen-diff", "off"]) == cli.EXIT_OK
     assert envs[-1].executed[0] == SAVE
     capsys.readouterr()
@@ -233,7 +233,20 @@ def test_replay_on_the_practice_app(x_display, tmp_path, monkeypatch, capsys):
         assert code == EXIT_SCREEN_CHANGED, err
         stopped = json.loads(out)
         assert stopped["status"] == "screen_changed" and stopped["steps"] == 1
-        assert "before step 0 of the recording: the screen differs from the recording (step-000.png)" in stopped["error"]
+        assert "before step 1 of the recording: the screen differs from the recording (step-000.png)" in stopped["error"]
         assert "around the click at" in stopped["error"] or "of the screen" in stopped["error"]
         time.sleep(0.5)  # anything sent would have reached the app by now
         assert _untouched(desktop_app.read_state(state_file)), desktop_app.read_state(state_file)
+
+
+def test_an_unreadable_recorded_action_is_named_by_the_reports_step_number(tmp_path):
+    """Step records count from 0 (step-000.png); people read them as the report's "Step 1"."""
+    from vlagent.policy.scripted import recorded_steps
+
+    lines = [{"type": "run", "task": "t"},
+             {"type": "step", "index": 0, "actions": [{"kind": "click", "point": [0.5, 0.5]}],
+              "outcomes": [{"status": "executed"}]},
+             {"type": "step", "index": 1, "actions": [{"kind": "teleport"}], "outcomes": [{"status": "executed"}]}]
+    (tmp_path / "trajectory.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines), encoding="utf-8")
+    with pytest.raises(ValueError, match=r"^step 2 of .*a carried-out action cannot be read"):
+        recorded_steps(tmp_path)

@@ -60,7 +60,7 @@ def test_report_is_self_contained_with_one_image_per_step(tmp_path):
     # The inlined images are the recorded screenshots, in order.
     for i, data in enumerate(imgs):
         assert base64.b64decode(data) == (result.run_dir / f"step-{i:03d}.png").read_bytes()
-    # each heading names its screenshot, the name replay's messages use ("step 2 of the recording (step-002.png)")
+    # each heading names its screenshot, the name replay's messages use ("step 3 of the recording (step-002.png)")
     headings = re.findall(r"<h2>Step (\d+) <span[^>]*>([^<]*)</span>", page)
     assert [(int(n), f"step-{int(n) - 1:03d}.png" in meta) for n, meta in headings] == [(i + 1, True) for i in range(7)]
     for text in ("demo &lt;task&gt; &amp; co", "answered", "it is &lt;42&gt;", "no action found"):

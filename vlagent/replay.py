@@ -107,7 +107,9 @@ class ReplayPolicy(ScriptedPolicy):
 
     def _check(self, observation: Observation) -> str | None:
         record, actions = self.recorded[self.position]
-        step = f"step {record.get('index', self.position)} of the recording"
+        # Counted from 1, as the report's headings are ("Step 1" shows step-000.png).
+        index = record.get("index", self.position)
+        step = f"step {index + 1 if isinstance(index, int) else index} of the recording"
         if self.max_screen_diff is None or all(a.kind in _NOT_ACTING for a in actions):
             self.differences.append(None)
             return None

@@ -79,7 +79,8 @@ def recorded_steps(path: str | os.PathLike) -> list[tuple[dict[str, Any], list[A
     _, records, _ = load_trajectory(path)
     steps = []
     for n, record in enumerate(records):
-        where = f"step {record.get('index', n)} of {path}"
+        index = record.get("index", n)
+        where = f"step {index + 1 if isinstance(index, int) else index} of {path}"  # from 1, as the report counts
         actions, outcomes = record.get("actions") or [], record.get("outcomes") or []
         if not (isinstance(actions, list) and isinstance(outcomes, list) and all(isinstance(o, dict) for o in outcomes)):
             raise ValueError(f"{where}: its actions and outcomes are not lists of records")
