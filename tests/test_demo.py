@@ -21,7 +21,7 @@ from vlagent.recorder import load_trajectory
 
 # How each scripting call is written into the trajectory (Bot's notes), from the call's positional arguments.
 MARKERS = {
-    "wait_for": "locate({0!r})", "locate": "locate({0!r})", "exists": "locate({0!r})",
+    "wait_for": "wait_for({0!r})", "locate": "locate({0!r})", "exists": "exists({0!r})",
     "click": "click({0!r})", "type_into": "type_into({0!r})", "scroll": "scroll({0})",
     "drag": "drag({0!r} -> ", "swipe": "swipe({0!r} -> ", "long_press": "long_press({0!r})",
     "home": "home()", "back": "back()", "open_app": "open_app({0})", "press": "press(",

@@ -276,11 +276,16 @@ def test_type_into_clicks_the_found_element_then_types(practice, tmp_path):
     async def body(client):
         res = await client.call_tool("type_into", {"description": "the Delete button", "text": "héllo"})
         assert not res.is_error and "would run" in _text(res)
+        # Text for a password field is typed as a secret: the run folder keeps a placeholder.
+        res = await client.call_tool("type_into", {"description": "the 'Name' password", "text": "pw-7Zq!x"})
+        assert not res.is_error and "pw-7Zq!x" not in _text(res)
 
     asyncio.run(_session(_server_params(practice.display.env, tmp_path / "run", "--grounder", "ocr", "--dry-run"), body))
     _, steps, _ = load_trajectory(tmp_path / "run")
     acted = [s["actions"][0] for s in steps if s["actions"]]
-    assert [a["kind"] for a in acted] == ["click", "type"] and acted[1]["text"] == "héllo"
+    assert [a["kind"] for a in acted] == ["click", "type", "click", "type"] and acted[1]["text"] == "héllo"
+    assert acted[3]["text"] == "{{typed_1}}"
+    assert not [p for p in (tmp_path / "run").rglob("*") if p.is_file() and b"pw-7Zq!x" in p.read_bytes()]
     practice.observe()
     x, y = acted[0]["point"]
     box = practice.state()["boxes"]["button_delete"]

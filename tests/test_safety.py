@@ -7,7 +7,8 @@ import builtins
 import pytest
 
 from vlagent.actions import Action
-from vlagent.safety import ConfirmGate, SecretError, SecretStore, is_risky, resolve_secrets, terminal_asker
+from vlagent.safety import (ConfirmGate, SecretError, SecretStore, is_risky, names_a_secret, resolve_secrets,
+                            terminal_asker)
 
 
 @pytest.mark.parametrize(
@@ -97,3 +98,27 @@ def test_resolve_secrets_from_environment(monkeypatch):
         resolve_secrets({"empty": ""})
     with pytest.raises(TypeError):
         resolve_secrets("password")
+
+
+@pytest.mark.parametrize("description, secret", [
+    ("the Password field", True), ("Confirm password", True), ("the PIN box", True), ("card security code", True),
+    ("CVV", True), ("the API key field", True), ("access token", True), ("one-time code", True),
+    ("the 2FA code field", True), ("Passwort", True), ("密码输入框", True), ("the passphrase", True),
+    ("the Name field", False), ("the search box", False), ("the Pinned notes list", False),
+    ("the Spinner", False), ("Passenger name", False), ("the Compass field", False), ("", False),
+])
+def test_descriptions_that_name_a_secret_field(description, secret):
+    assert names_a_secret(description) is secret
+
+
+def test_a_hidden_value_is_typed_and_scrubbed_like_a_named_secret():
+    store = SecretStore({"password": "s3cret!"})
+    placeholder = store.hide("hunter2 pw")
+    assert placeholder == "{{typed_1}}" and store.hide("hunter2 pw") == placeholder   # once per value
+    assert store.hide("s3cret!") == "{{password}}"                                    # a known one keeps its name
+    assert store.hide("other") == "{{typed_2}}" and store.names == ["password", "typed_1", "typed_2"]
+    typed = store.prepare(Action("type", text=placeholder))
+    assert typed.text == "hunter2 pw"
+    assert store.redact('{"note": "typed hunter2 pw, hunter2%20pw"}') == '{"note": "typed {{typed_1}}, {{typed_1}}"}'
+    with pytest.raises(SecretError, match="non-empty"):
+        store.hide("")

@@ -39,7 +39,8 @@ def test_a_script_clicks_by_description_and_is_recorded(practice, tmp_path):
     header, steps, result = load_trajectory(tmp_path / "run")
     kinds = [s["actions"][0]["kind"] for s in steps if s["actions"]]
     assert kinds == ["click", "click", "key"] and result["status"] == "done"
-    assert any("locate('the purple elephant button'): not found" in s["raw_output"] for s in steps)
+    assert any(s["raw_output"].startswith("exists('the purple elephant button') -> no") and not s["error"]
+               for s in steps)
     # numbered as an agent's run is: step 0 looked at step-000.png, and the report calls it Step 1
     assert [s["index"] for s in steps] == list(range(len(steps))) and steps[0]["screenshot"] == "step-000.png"
     assert header["task"] == "script " + __import__("pathlib").Path(__import__("sys").argv[0]).name
@@ -53,9 +54,17 @@ def test_target_not_found_clicks_nothing_and_draws_the_candidates(practice, tmp_
         with pytest.raises(vlagent.TargetNotFound, match="purple elephant") as info:
             bot.click("the purple elephant button")
         assert info.value.screenshot.exists() and info.value.screenshot.parent == bot.run_dir
-        with pytest.raises(vlagent.TargetNotFound):
+        with pytest.raises(vlagent.TargetNotFound, match=r"within 0.6 s \(\d+ looks\)") as waited:
             bot.wait_for("the Upload complete message", timeout=0.6, interval=0.2)
+        assert not bot.exists("the purple elephant button")
     assert practice.settle()["clicks"] == before
+    # Each call is one step, however often wait_for looked; only the two failures draw their candidates.
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert [s["raw_output"].split(":")[0].split(" ->")[0] for s in steps] == [
+        "locate('the purple elephant button')", "wait_for('the Upload complete message')",
+        "exists('the purple elephant button')"]
+    assert sorted(p.name for p in bot.run_dir.glob("not-found-*.png")) == ["not-found-000.png", "not-found-001.png"]
+    assert waited.value.screenshot == bot.run_dir / "not-found-001.png"
 
 
 def test_dry_run_records_without_executing(practice, tmp_path):

@@ -257,18 +257,19 @@ def test_an_on_screen_injection_gets_nothing(x_display, login_and_notes, tmp_pat
 
 
 class _BoxGrounder:
-    """Points at the practice app's widgets by their state-file name (e.g. "notes_entry")."""
+    """Points at the practice app's widgets by their state-file name (e.g. "notes_entry"), or by the
+    description `names` maps to one."""
 
     name = "boxes"
 
-    def __init__(self, state_file: Path) -> None:
-        self.state_file = state_file
+    def __init__(self, state_file: Path, names: dict[str, str] | None = None) -> None:
+        self.state_file, self.names = state_file, names or {}
 
     def ground(self, image, instruction, *, platform=None):
         from vlagent.environments.practice import desktop_app
         from vlagent.grounding.grounders.base import GroundingResult
 
-        box = desktop_app.read_state(self.state_file)["boxes"][instruction]
+        box = desktop_app.read_state(self.state_file)["boxes"][self.names.get(instruction, instruction)]
         w, h = image.size
         return GroundingResult(point=((box[0] + box[2]) / 2 / w, (box[1] + box[3]) / 2 / h), confidence=1.0)
 
@@ -292,6 +293,28 @@ def test_scripts_keep_scoped_secrets_in_their_place(x_display, login_and_notes, 
     assert [o["status"] for s in steps for o in s["outcomes"]] == ["executed", "failed", "executed", "executed"]
     assert _files_leaking(tmp_path / "run") == []
 
+
+
+@pytest.mark.display
+def test_text_typed_into_a_password_field_is_typed_but_never_recorded(x_display, login_and_notes, tmp_path):
+    """A script that passes its password as plain text (no secrets=) still keeps it out of the run folder."""
+    import vlagent
+    from vlagent.environments.desktop import DesktopEnv
+    from vlagent.environments.practice import desktop_app
+
+    state_file, _ = login_and_notes
+    grounder = _BoxGrounder(state_file, {"the Password field": "entry", "the notes box": "notes_entry"})
+    with vlagent.connect("desktop", grounder=grounder, env=DesktopEnv(display=x_display.name),
+                         run_dir=tmp_path / "run") as bot:
+        bot.type_into("the Password field", SECRET)
+        bot.type_into("the notes box", "plain words")
+    desktop_app.wait_for_state(state_file, lambda s: s["text"] == SECRET and s["notes_text"] == "plain words",
+                               what="both texts typed")
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    typed = [a["text"] for s in steps for a in s["actions"] if a["kind"] == "type"]
+    assert typed == ["{{typed_1}}", "plain words"]
+    assert _files_leaking(tmp_path / "run") == []
+    assert "plain words" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
 
 # -- Android: the virtual phone's foreground package ---------------------------------------------
 

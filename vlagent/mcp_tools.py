@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 
 from vlagent.actions import Action, ActionError
 from vlagent.environments.base import EnvironmentLost
+from vlagent.safety import names_a_secret
 from vlagent.session import Session, SessionLimit
 
 Units = Literal["normalized", "pixels"]
@@ -202,11 +203,13 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable
 
     @server.tool()
     def type_into(description: str, text: str, ctx: Context) -> str:
-        """Click the field this describes, then type text into it ({{name}} placeholders type a secret)."""
+        """Click the field this describes, then type text into it ({{name}} placeholders type a secret; text
+        typed into a password, PIN or token field is kept out of the recording as {{typed_1}})."""
         found = find(description)
         x, y = found["point"]
         act(ctx, f"type_into({description!r}): click", lambda: Action("click", point=(x, y)))
-        return act(ctx, f"type_into({description!r}): type", lambda: Action("type", text=text))
+        typed = session.typed(text, names_a_secret(description))
+        return act(ctx, f"type_into({description!r}): type", lambda: Action("type", text=typed))
 
 
 def _video_tool(server: Any, backend: Any) -> None:

@@ -43,6 +43,21 @@ _NEVER_ASK: frozenset[str] = frozenset({"done", "answer", "wait"})
 
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 
+# Descriptions of fields whose contents a recording must not keep: `type_into("the Password field",
+# ...)` types its text as a secret unless told otherwise (`names_a_secret`).
+_SECRET_FIELD = re.compile(
+    r"\b(?:pass(?:word|code|phrase)s?|pass phrase|pwd|pins?(?: code| number)?|cvv2?|cvc|csc|security code|"
+    r"secrets?|api[ _-]?key|access key|private key|(?:access |auth |bearer |api )?tokens?|one[- ]time (?:code|password)|"
+    r"otp|2fa(?: code)?|mfa code|passwort|kennwort|contraseña|mot de passe|senha|пароль)\b"
+    r"|密码|口令|パスワード|비밀번호",
+    re.IGNORECASE,
+)
+
+
+def names_a_secret(description: str) -> bool:
+    """True when `description` names a field for a password, PIN, card security code, key or token."""
+    return bool(_SECRET_FIELD.search(description or ""))
+
 
 def _combo(keys: Iterable[str]) -> str:
     return "+".join(k.lower() for k in keys)
@@ -231,10 +246,30 @@ class SecretStore:
     def __init__(self, secrets: Mapping[str, str] | Sequence[str] | None = None) -> None:
         plain, self._scopes = _split_specs(secrets)
         self._values = resolve_secrets(plain)
+        self._index()
+
+    def _index(self) -> None:
         # Every written form of every value, longest first so a secret containing another is scrubbed whole.
         self._forms = {form: name for name, value in sorted(self._values.items(), key=lambda kv: len(kv[1]))
                        for form in written_forms(value)}
         self._pattern = re.compile("|".join(re.escape(f) for f in sorted(self._forms, key=len, reverse=True)))
+
+    def hide(self, value: str, stem: str = "typed") -> str:
+        """Keep `value` as a secret from now on and return its placeholder: text a caller types through it
+        (a password given to a script) is typed as it is and recorded as ``{{typed_1}}``. The same value
+        twice gets the same placeholder."""
+        if not isinstance(value, str) or not value:
+            raise SecretError("only a non-empty string can be kept secret")
+        for name, known in self._values.items():
+            if known == value:
+                return "{{" + name + "}}"
+        n = 1
+        while f"{stem}_{n}" in self._values:
+            n += 1
+        name = f"{stem}_{n}"
+        self._values[name] = value
+        self._index()
+        return "{{" + name + "}}"
 
     @property
     def names(self) -> list[str]:
@@ -347,6 +382,7 @@ __all__ = [
     "SecretScopeError",
     "SecretStore",
     "is_risky",
+    "names_a_secret",
     "resolve_secrets",
     "secret_env_names",
     "split_scope",

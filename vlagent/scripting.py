@@ -12,7 +12,8 @@
 
 Every call looks at a fresh screenshot, grounds the description, and executes through the
 environment inside a recorded Session (trajectory.jsonl, report.html), with the same safety options
-as `vlagent run`: dry_run, confirm, secrets typed as {{name}}. Below the grounder's confidence a call
+as `vlagent run`: dry_run, confirm, secrets typed as {{name}} (and text typed into a password, PIN or
+token field, which the recording keeps as {{typed_1}}). Below the grounder's confidence a call
 raises TargetNotFound naming the description, with the candidates drawn on a saved screenshot: it
 never clicks a guess.
 """
@@ -25,6 +26,7 @@ from typing import Any, Mapping, Sequence
 
 from vlagent.actions import Action
 from vlagent.grounding.locate import TargetNotFound, locate
+from vlagent.safety import names_a_secret
 from vlagent.session import Session
 
 
@@ -45,35 +47,57 @@ class Bot:
 
     def locate(self, description: str) -> Any:
         """The grounder's answer on a fresh screenshot (a GroundingResult); raises TargetNotFound."""
-        image = self.session.observe().image
-        try:
-            result = locate(self.grounder, image, description, platform=self.platform)
-        except TargetNotFound as missing:
-            missing.screenshot = self._draw_candidates(image, missing.candidates)
-            self.session.note(f"locate({description!r}): not found", error=missing.reason)
-            raise
-        self.session.note(f"locate({description!r}) -> ({result.point[0]:.3f}, {result.point[1]:.3f}), "
-                          f"confidence {result.confidence:.2f}")
+        image, result, missing = self._look(description)
+        if missing is not None:
+            self._record_miss(f"locate({description!r})", image, missing)
+            raise missing
+        self._record_hit(f"locate({description!r})", result)
         return result
 
     def exists(self, description: str) -> bool:
-        try:
-            self.locate(description)
-        except TargetNotFound:
+        """Whether the description is on the screen now. A "no" is an answer, not an error: it is recorded as
+        one line, without a candidates screenshot."""
+        _, result, missing = self._look(description)
+        if missing is not None:
+            self.session.note(f"exists({description!r}) -> no ({missing.reason or 'below the confidence threshold'})")
             return False
+        self._record_hit(f"exists({description!r}) -> yes", result)
         return True
 
     def wait_for(self, description: str, timeout: float = 30.0, interval: float = 0.5) -> Any:
-        """Poll until the description is found (returns the result) or raise TargetNotFound at the timeout."""
-        deadline = time.monotonic() + timeout
+        """Poll until the description is found (returns the result) or raise TargetNotFound at the timeout.
+        Only the outcome is recorded (one step), not every look."""
+        start = time.monotonic()
+        deadline, looks = start + timeout, 0
         while True:
-            try:
-                return self.locate(description)
-            except TargetNotFound as exc:
-                if time.monotonic() + interval > deadline:
-                    exc.reason = f"not found within {timeout:g} s; the last screenshot: {exc.reason or 'below the confidence threshold'}"
-                    raise
+            image, result, missing = self._look(description)
+            looks += 1
+            if missing is None:
+                self._record_hit(f"wait_for({description!r})", result,
+                                 f", after {time.monotonic() - start:.1f} s ({looks} look{'s' * (looks > 1)})")
+                return result
+            if time.monotonic() + interval > deadline:
+                missing.reason = (f"not found within {timeout:g} s ({looks} look{'s' * (looks > 1)}); the last "
+                                  f"screenshot: {missing.reason or 'below the confidence threshold'}")
+                self._record_miss(f"wait_for({description!r})", image, missing)
+                raise missing
             time.sleep(interval)
+
+    def _look(self, description: str) -> tuple[Any, Any, TargetNotFound | None]:
+        """Ground on a fresh screenshot, recording nothing: (image, result, None) or (image, None, the miss)."""
+        image = self.session.observe().image
+        try:
+            return image, locate(self.grounder, image, description, platform=self.platform), None
+        except TargetNotFound as missing:
+            return image, None, missing
+
+    def _record_hit(self, call: str, result: Any, after: str = "") -> None:
+        self.session.note(f"{call} -> ({result.point[0]:.3f}, {result.point[1]:.3f}), "
+                          f"confidence {result.confidence:.2f}{after}")
+
+    def _record_miss(self, call: str, image: Any, missing: TargetNotFound) -> None:
+        missing.screenshot = self._draw_candidates(image, missing.candidates)
+        self.session.note(f"{call}: not found", error=missing.reason)
 
     # -- acting -------------------------------------------------------------
 
@@ -83,13 +107,20 @@ class Bot:
         self._act(Action(kind, point=found.point), f"click({description!r})")
         return found
 
-    def type_into(self, description: str, text: str) -> Any:
+    def type_into(self, description: str, text: str, secret: bool | None = None) -> Any:
+        """Click the field, then type `text`. secret: type it without recording it (the run folder and
+        report show ``{{typed_1}}``); by default, when the description names a password, PIN, security
+        code, key or token field ("the Password field")."""
         found = self.click(description)
-        self._act(Action("type", text=text), f"type_into({description!r})")
+        if secret is None:
+            secret = names_a_secret(description)
+        self._act(Action("type", text=self.session.typed(text, secret)), f"type_into({description!r})")
         return found
 
-    def type(self, text: str) -> None:
-        self._act(Action("type", text=text), "type(…)")
+    def type(self, text: str, secret: bool = False) -> None:
+        """Type into whatever has the keyboard focus; secret=True keeps `text` out of the recording."""
+        self._act(Action("type", text=self.session.typed(text, secret)), "type(…)")
+
 
     def press(self, *keys: str) -> None:
         self._act(Action("key", keys=tuple(keys)), f"press({'+'.join(keys)})")

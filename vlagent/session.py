@@ -92,6 +92,13 @@ class Session:
         self.last = None  # the screen may have changed: the next call looks again
         return outcome
 
+    def typed(self, text: str, secret: bool) -> str:
+        """The text a `type` action carries: `text` itself, or with secret=True a placeholder the gate types as
+        `text` and the recording keeps (``{{typed_1}}``). Text holding {{name}} placeholders is left as it is."""
+        if not secret or not text or self.secrets.placeholders(text):
+            return text
+        return self.secrets.hide(text)
+
     def note(self, text: str, error: str | None = None) -> None:
         """Record a step that executed nothing (a lookup, a refused call), with the current screenshot."""
         self._check_open()
