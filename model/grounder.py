@@ -123,7 +123,9 @@ _CONTEXT = re.compile(r"(?:\b(?:in|under|from)\s+the\s+\S+(?:\s+\S+){0,2}?\s+men
                       r"app bar|sidebar|side bar|dialog|page|window|header|footer|navigation|nav bar|tab bar|"
                       r"bottom bar|top bar|title bar|status bar|panel|form|screen)"
                       r"|the\s+(?:toolbar|menu|sidebar|dialog|page|window|header|footer)'s|list item"
-                      r"|text (?:box|field|input|area|entry))\b", re.IGNORECASE)
+                      r"|text (?:box|field|input|area|entry)"
+                      r"|(?:drop[- ]?down|combo ?box|select box)(?:e?s)?(?:\s+(?:list|menu|box))?)\b",
+                      re.IGNORECASE)
 # A toggle named by its shape beside its label ("the circle next to Small"): the shape is no label.
 _SHAPE_BESIDE = re.compile(r"\b(?:circle|square|dot)\s+(?=(?:next to|beside|left of|right of)\b)", re.IGNORECASE)
 # Words naming the kind of target only where they end the instruction ("the Settings app"); elsewhere they
@@ -137,7 +139,8 @@ _TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(
 # label's text is not the target there, so neither the calibrated match boost (Grounder.head_logits) nor
 # text first applies.
 _BESIDE_LABEL = re.compile(r"\b(?:field|check ?box|box|radio|circle (?:next to|beside)|switch|toggle|slider|input|entry"
-                           r"|text area|tick|untick|check|uncheck|turn on|turn off)\b", re.IGNORECASE)
+                           r"|text area|tick|untick|check|uncheck|turn on|turn off"
+                           r"|(?:drop[- ]?down|combo ?box)(?:e?s)?(?!\s+menu))\b", re.IGNORECASE)
 
 
 def names_control_beside_label(instruction: str) -> bool:

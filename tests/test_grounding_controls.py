@@ -33,7 +33,12 @@ W, H = 640, 360
     ("switch to the Overview tab", None), ("Switch back to English", None), ("switch over to Advanced", None),
     ("the switch to enable Wi-Fi", TOGGLE), ("switch Wi-Fi on", TOGGLE),
     # a search box named with its hint's words is a field; a box beside a label stays a checkbox
-    ("the Search users box", FIELD), ("the box next to Search results", TOGGLE)])
+    ("the Search users box", FIELD), ("the box next to Search results", TOGGLE),
+    # a drop-down (a select, a combo box) is drawn as a field beside its label; a drop-down menu is a menu
+    ("the Language dropdown", FIELD), ("the 'Country' drop-down", FIELD), ("the Font combo box", FIELD),
+    ("choose from the Theme drop down list", FIELD), ("the Size select box", FIELD),
+    ("open the File drop-down menu", None), ("the 'Drop-down' button", None),
+    ("pull down the notification shade", None)])
 def test_the_instruction_says_which_kind_of_control_it_names(instruction, kind):
     assert control_kind(instruction) == kind
 
@@ -482,3 +487,79 @@ def test_select_all_is_not_a_letter_of_the_heading_above_the_table():
     lines += [TextLine(f"Person {i}", (94 / W, (129 + 36 * i) / H, 190 / W, (152 + 36 * i) / H)) for i in range(1, 6)]
     snap = snap_to_control(image, "the select all checkbox", (40 / W, 42 / H), lines)
     assert snap is not None and 41 <= snap.point[0] * W <= 55 and 133 <= snap.point[1] * H <= 148, snap
+
+
+def _settings_form() -> tuple[Image.Image, list[TextLine]]:
+    """A settings form: "Language" left of a select showing "English" and its arrow, "Theme" left of
+    another; a "Search settings" field at the top right of the same row as the page's title."""
+    image = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    lines = []
+
+    def text(x, y, words):
+        draw.text((x, y), words, fill="black", font=font)
+        x0, y0, x1, y1 = draw.textbbox((x, y), words, font=font)
+        lines.append(TextLine(words, (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+
+    text(40, 20, "Settings")
+    draw.rectangle((400, 12, 600, 40), outline=(150, 150, 150))  # a search field at the title's row
+    text(410, 19, "Search settings")
+    for y, label, value in ((100, "Language", "English"), (160, "Theme", "System default")):
+        text(40, y, label)
+        draw.rectangle((180, y - 7, 420, y + 21), outline=(150, 150, 150), fill=(248, 248, 248))
+        text(190, y, value)
+        draw.polygon(((398, y + 4), (410, y + 4), (404, y + 11)), fill=(60, 60, 60))  # the arrow
+    # a browser's unstyled select sized to its one short option: not much taller than the text, four times
+    # as wide as it is tall (a toggle's size, were it square)
+    text(40, 220, "Units")
+    draw.rectangle((100, 218, 167, 235), outline=(118, 118, 118), fill=(250, 250, 250))
+    text(104, 220, "cm")
+    draw.polygon(((152, 224), (160, 224), (156, 229)), fill=(20, 20, 20))
+    return image, lines
+
+
+@pytest.mark.parametrize("instruction, inside", [
+    ("the Language dropdown", (180, 93, 421, 122)), ("the 'Theme' drop-down", (180, 153, 421, 182)),
+    ("click the Language combo box", (180, 93, 421, 122)), ("the Units dropdown", (100, 218, 168, 236)),
+])
+def test_a_drop_down_named_by_its_label_is_the_select_beside_it(instruction, inside):
+    """"the Language dropdown" clicked the label: a select is found as the field beside its label."""
+    image, lines = _settings_form()
+    label = next(ln for ln in lines if ln.text in instruction)
+    on_label = ((label.box[0] + label.box[2]) / 2, (label.box[1] + label.box[3]) / 2)  # where the model points
+    snap = snap_to_control(image, instruction, on_label, lines)
+    assert snap is not None and snap.by_label, instruction
+    x, y = _px(snap.point)
+    assert inside[0] <= x <= inside[2] and inside[1] <= y <= inside[3], (instruction, x, y)
+
+
+def test_a_field_touched_by_its_label_above_is_found_alone():
+    """"Country" written right on top of its select (no margin): the "y"'s tail touches the outline, so the
+    letters and the outline are one edge component; the field is still found, with its own box."""
+    image = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=16)
+    draw.text((40, 80), "Country", fill="black", font=font)
+    bottom = draw.textbbox((40, 80), "Country", font=font)[3]
+    draw.rectangle((40, bottom, 280, bottom + 19), outline=(118, 118, 118))
+    draw.text((45, bottom + 3), "Germany", fill="black", font=font)
+    fields = [c.box for c in find_controls(image, unit=21) if c.kind == FIELD]
+    assert len(fields) == 1 and all(abs(a - b) <= 1 for a, b in zip(fields[0], (40, bottom, 281, bottom + 20))), fields
+
+
+def test_a_panel_around_the_label_is_no_field_holding_it():
+    """A window's outline around "Size" and its combo box is field-sized and holds the label: it was taken for
+    a field with "Size" as its hint, and "the Size dropdown" clicked the window's far edge."""
+    image = Image.new("RGB", (W, H), "white")
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.load_default(size=14)
+    draw.rectangle((20, 60, 600, 260), outline=(120, 120, 120), fill=(217, 217, 217))
+    draw.text((40, 100), "Size", fill="black", font=font)
+    x0, y0, x1, y1 = draw.textbbox((40, 100), "Size", font=font)
+    lines = [TextLine("Size", (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H))]
+    draw.rectangle((100, 95, 300, 117), outline=(120, 120, 120), fill="white")
+    snap = snap_to_control(image, "the Size dropdown", (560 / W, 240 / H), lines)
+    assert snap is not None and snap.by_label
+    x, y = _px(snap.point)
+    assert 100 <= x <= 301 and 95 <= y <= 118, (x, y)

@@ -37,6 +37,9 @@ _SLIDER_WORDS = re.compile(r"\b(?:slider|range slider)\b", re.IGNORECASE)
 # "search box", "text box": fields; "box", "tick", "check": checkboxes (checked after the field words)
 _FIELD_WORDS = re.compile(r"\b(?:field|input|entry|text ?area|(?:search|text|spin|input|edit) ?box"
                           r"|search(?:\s+[\w-]+){1,2}\s+box)\b", re.IGNORECASE)  # "the Search users box"
+# a select or combo box is drawn as a field beside its label; "the File drop-down menu" is a menu's name
+_DROP_DOWN_WORDS = re.compile(r"\b(?:drop[- ]?down|combo ?box|select box)(?:e?s)?\b(?!\s+menu)",
+                              re.IGNORECASE)
 _TOGGLE_WORDS = re.compile(r"\b(?:check ?box|box|radio|circle (?:next to|beside)|switch|toggle|tick|untick|check"
                            r"|uncheck|turn on|turn off)\b", re.IGNORECASE)
 
@@ -46,14 +49,14 @@ REACH = 25  # text heights: how far from the model's point a control may sit (no
 
 
 def control_kind(instruction: str) -> str | None:
-    """SLIDER, FIELD, TOGGLE (checkbox, radio button, switch) or None: what kind of control the instruction
-    names, in its words outside quotes ("press 'Toggle navigation'" names none)."""
+    """SLIDER, FIELD (a drop-down too), TOGGLE (checkbox, radio button, switch) or None: what kind of control
+    the instruction names, in its words outside quotes ("press 'Toggle navigation'" names none)."""
     from vlagent.model.grounder import unquoted
 
     instruction = unquoted(instruction)
     if _SLIDER_WORDS.search(instruction):
         return SLIDER
-    if _FIELD_WORDS.search(instruction):
+    if _FIELD_WORDS.search(instruction) or _DROP_DOWN_WORDS.search(instruction):
         return FIELD
     if any(not _starts_a_name(instruction, m) and not _switch_as_a_verb(instruction, m)
            for m in _TOGGLE_WORDS.finditer(instruction)):
@@ -178,9 +181,27 @@ def _outlines(grey: np.ndarray, unit: float, contrast: int) -> list[Control]:
         kind = _kind_of_size(w, h, unit)
         if kind is None:
             continue
-        if _is_closed_outline(labels[found] == index, max_inside=0.5 if kind == TOGGLE else 0.25):
+        mask = labels[found] == index
+        if _is_closed_outline(mask, max_inside=0.5 if kind == TOGGLE else 0.25):
             controls.append(Control(kind, (cols.start, rows.start, cols.stop, rows.stop)))
+        elif kind == FIELD:
+            trimmed = _between_full_lines(mask, unit)
+            if trimmed is not None:
+                controls.append(Control(FIELD, (cols.start, rows.start + trimmed[0], cols.stop, rows.start + trimmed[1])))
     return controls
+
+
+def _between_full_lines(mask: np.ndarray, unit: float) -> tuple[int, int] | None:
+    """(top, bottom) rows of a field's outline inside an edge component that is more than it: a label's
+    letters touching the field from above or below ("Country" just above its select). The outline's top
+    and bottom are the first and last rows the component spans almost whole; None where that is no field."""
+    full = np.flatnonzero(mask.mean(axis=1) >= 0.9)
+    if len(full) < 2:
+        return None
+    top, bottom = int(full[0]), int(full[-1]) + 1
+    if (top == 0 and bottom == mask.shape[0]) or _kind_of_size(mask.shape[1], bottom - top, unit) != FIELD:
+        return None
+    return (top, bottom) if _is_closed_outline(mask[top:bottom], max_inside=0.25) else None
 
 
 def _overlap(a: tuple, b: tuple) -> float:
@@ -193,18 +214,27 @@ def _overlap(a: tuple, b: tuple) -> float:
     return w * h / union
 
 
+TOGGLE_SHAPE = 2.6  # a toggle is at most this many times as wide as it is tall
+FIELD_SHAPE = 3.0  # a field under four text heights wide is at least this many times as wide as it is tall
+FULL_OUTLINE_INSIDE = 0.35  # of an unbroken outline's inside that letters touching it may cover
+
+
 def _kind_of_size(w: int, h: int, unit: float) -> str | None:
-    if 0.5 * unit <= h <= 2.4 * unit and 0.5 * unit <= w <= 4.5 * unit and 0.7 * h <= w:
+    """TOGGLE, FIELD or None for an outline w x h pixels. A toggle is at most TOGGLE_SHAPE times as wide as
+    it is tall (a switch is about twice); a field is four text heights wide, or, long and thin, FIELD_SHAPE
+    times its height and 3.5 text heights (a browser's select sized to a short option, "cm", "UTC")."""
+    if 0.5 * unit <= h <= 2.4 * unit and 0.5 * unit <= w <= min(4.5 * unit, TOGGLE_SHAPE * h) and 0.7 * h <= w:
         return TOGGLE
-    if 0.9 * unit <= h <= 14 * unit and w >= max(4 * unit, 1.5 * h):
+    if 0.9 * unit <= h <= 14 * unit and (w >= max(4 * unit, 1.5 * h) or w >= max(3.5 * unit, FIELD_SHAPE * h)):
         return FIELD
     return None
+
 
 
 def _is_closed_outline(mask: np.ndarray, max_inside: float) -> bool:
     """Edges along all four sides of the box (a rectangle, a circle, a pill) and at most `max_inside` of
     the inside on an edge: an outline, not a glyph, an icon or a block of text. (A ticked checkbox's tick
-    fills up to half of its inside.)"""
+    fills up to half of its inside; a narrow select's text, touching its unbroken border, a third.)"""
     h, w = mask.shape
     band = max(2, round(0.2 * min(h, w)))
     sides = (mask[:band].any(axis=0).mean(), mask[-band:].any(axis=0).mean(),
@@ -212,6 +242,8 @@ def _is_closed_outline(mask: np.ndarray, max_inside: float) -> bool:
     if min(sides) < 0.45:
         return False
     inside = mask[band:-band, band:-band]
+    if min(sides) >= 0.95:  # unbroken on all four sides: letters touching it inside count for less
+        max_inside = max(max_inside, FULL_OUTLINE_INSIDE)
     return inside.size == 0 or inside.mean() <= max_inside
 
 
@@ -574,8 +606,8 @@ def _beside_label(controls: Sequence[Control], label: tuple[float, float, float,
     best, best_key = None, (True, float("inf"))
     for c in controls:
         x0, y0, x1, y1 = c.box
-        if c.kind == FIELD and x0 <= lx0 and lx1 <= x1 and y0 <= ly0 and ly1 <= y1:
-            return c  # the field holds the label as its hint text
+        if c.kind == FIELD and x0 <= lx0 and lx1 <= x1 and y0 <= ly0 and ly1 <= y1 and not _holds_a_field(c, controls):
+            return c  # the field holds the label as its hint text (a panel holding fields is no field)
         on_row = y0 - 0.5 * unit <= mid <= y1 + 0.5 * unit
         if on_row and (kind == TOGGLE or x0 >= lx0):
             gap = max(x0 - lx1, lx0 - x1, 0.0)
@@ -587,6 +619,13 @@ def _beside_label(controls: Sequence[Control], label: tuple[float, float, float,
         if key < best_key:  # no reach limit: a phone's switch sits at the far end of its label's row
             best, best_key = c, key
     return best
+
+
+def _holds_a_field(outer: Control, controls: Sequence[Control]) -> bool:
+    """Whether another field lies inside `outer`: then it is a panel, a window or a card, not a field."""
+    x0, y0, x1, y1 = outer.box
+    return any(c is not outer and c.kind == FIELD and x0 <= c.box[0] and c.box[2] <= x1 and y0 <= c.box[1]
+               and c.box[3] <= y1 for c in controls)
 
 
 def _nearest(controls: Sequence[Control], x: float, y: float, kind: str, unit: float) -> Control | None:
