@@ -261,6 +261,7 @@ def test_run_dry_run_against_the_fake_server(virtual_display, tmp_path, capsys):
     outcomes = [o["status"] for s in steps if s["type"] == "step" for o in s["outcomes"]]
     assert outcomes == ["dry_run", "final"]
     assert "dry run" in err
+    assert "step 1 " in err and "step 2 " in err and "step 0 " not in err  # counted as the report counts
 
     # The recorded run replays (dry) on the same display, as a new run next to it.
     code, out, err = run_cli(capsys, "replay", str(run_dir), "--dry-run", "--json")

@@ -72,7 +72,8 @@ def test_substitution_and_unknown_placeholders():
     assert typed == Action("type", text="pw1\n")
     click = Action("click", point=(0.2, 0.2))
     assert store.prepare(click) is click
-    with pytest.raises(SecretError, match=r"\{\{pin\}\}.*known secrets: password, user.name"):
+    with pytest.raises(SecretError, match=r"\{\{pin\}\}.*known secrets: password, user.name.*--secret pin with "
+                                          r"VLAGENT_SECRET_PIN set"):
         store.prepare(Action("type", text="{{pin}} {{password}}"))
 
 
@@ -104,8 +105,12 @@ def test_resolve_secrets_from_environment(monkeypatch):
     ("the Password field", True), ("Confirm password", True), ("the PIN box", True), ("card security code", True),
     ("CVV", True), ("the API key field", True), ("access token", True), ("one-time code", True),
     ("the 2FA code field", True), ("Passwort", True), ("密码输入框", True), ("the passphrase", True),
+    ("new_password", True), ("passwd", True), ("the Pincode field", True), ("API keys", True),
+    ("the verification code", True), ("SMS code", True), ("Recovery key", True), ("Passkey", True),
     ("the Name field", False), ("the search box", False), ("the Pinned notes list", False),
     ("the Spinner", False), ("Passenger name", False), ("the Compass field", False), ("", False),
+    ("Tokens per minute", False), ("Number of pins", False), ("Pin to taskbar", False),
+    ("Secret Santa name", False), ("Token ring settings", False), ("Pinterest", False),
 ])
 def test_descriptions_that_name_a_secret_field(description, secret):
     assert names_a_secret(description) is secret
@@ -122,3 +127,14 @@ def test_a_hidden_value_is_typed_and_scrubbed_like_a_named_secret():
     assert store.redact('{"note": "typed hunter2 pw, hunter2%20pw"}') == '{"note": "typed {{typed_1}}, {{typed_1}}"}'
     with pytest.raises(SecretError, match="non-empty"):
         store.hide("")
+
+
+def test_a_short_secret_never_garbles_the_run_folders_own_file_names(tmp_path):
+    """A PIN "5" scrubbed from every string turned step-005.png into step-00{{pin}}.png."""
+    from vlagent.recorder import RunRecorder, load_trajectory
+
+    store = SecretStore({"pin": "5"})
+    with RunRecorder(tmp_path, scrub=store.redact_obj) as recorder:
+        recorder.write_step({"index": 5, "screenshot": "step-005.png", "raw_output": "typed 5"})
+    _, steps, _ = load_trajectory(tmp_path)
+    assert steps[0]["screenshot"] == "step-005.png" and steps[0]["raw_output"] == "typed {{pin}}"

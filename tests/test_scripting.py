@@ -91,3 +91,76 @@ def test_the_demo_script_runs(tmp_path):
     proc = subprocess.run([sys.executable, str(demo)], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "not found, as expected" in proc.stdout and "'open'" in proc.stdout
+
+
+COMBO_APP = r'''
+import json, os, sys, tkinter as tk
+from tkinter import ttk
+
+state = sys.argv[1]
+root = tk.Tk()
+root.title("Preferences")
+root.geometry("520x300+100+80")
+form = ttk.Frame(root, padding=30)
+form.pack(fill="both", expand=True)
+boxes = {}
+for row, (name, values) in enumerate((("Size", ["Small", "Medium", "Large"]), ("Colour", ["Red", "Green", "Blue"]))):
+    ttk.Label(form, text=name).grid(row=row, column=0, sticky="w", padx=(0, 16), pady=10)
+    box = ttk.Combobox(form, values=values, state="readonly", width=18)
+    box.set(values[0])
+    box.grid(row=row, column=1, pady=10)
+    boxes[name.lower()] = box
+
+
+def save(*_):
+    with open(state + ".tmp", "w") as f:
+        json.dump({name: box.get() for name, box in boxes.items()}, f)
+    os.replace(state + ".tmp", state)
+
+
+for box in boxes.values():
+    box.bind("<<ComboboxSelected>>", save)
+root.after(300, save)
+root.mainloop()
+'''
+
+
+def test_select_opens_a_drop_down_and_chooses_the_option(tmp_path):
+    """bot.select() on Tk combo boxes: the drop-down is found beside its label, its list opens, the option
+    is clicked; the app's own state says what was chosen."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    state = tmp_path / "combo.json"
+
+    def read() -> dict:
+        return json.loads(state.read_text()) if state.exists() else {}
+
+    def wait(check, what: str) -> dict:
+        deadline = time.monotonic() + 15
+        while not check(read()):
+            assert time.monotonic() < deadline, f"{what}: the app says {read()}"
+            time.sleep(0.1)
+        return read()
+
+    with start_virtual_display(1280, 720) as display:
+        app = subprocess.Popen([sys.executable, "-c", COMBO_APP, str(state)], env=display.env)
+        try:
+            wait(lambda s: s.get("size") == "Small", "the app never started")
+            with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+                bot.select("the Size dropdown", "Large")
+                wait(lambda s: s["size"] == "Large", "Large chosen")
+                bot.select("the Colour drop-down", "Blue")
+                wait(lambda s: s["colour"] == "Blue" and s["size"] == "Large", "Blue chosen")
+        finally:
+            app.terminate()
+            app.wait(timeout=10)
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    clicks = [s["raw_output"] for s in steps if s["actions"]]
+    assert clicks == ["select('the Size dropdown', 'Large'): open", "select('the Size dropdown', 'Large')",
+                      "select('the Colour drop-down', 'Blue'): open", "select('the Colour drop-down', 'Blue')"]

@@ -316,6 +316,54 @@ def test_text_typed_into_a_password_field_is_typed_but_never_recorded(x_display,
     assert _files_leaking(tmp_path / "run") == []
     assert "plain words" in (tmp_path / "run" / "report.html").read_text(encoding="utf-8")
 
+
+def test_text_for_a_secret_field_is_hidden_unless_too_short_to_scrub(tmp_path):
+    """Automatic hiding needs 4 characters: scrubbing a "7" out of every note would garble them; a script
+    that says secret=True is obeyed whatever the length. Placeholders are the caller's own hiding."""
+    from vlagent.session import Session
+
+    with Session(FocusEnv(), run_dir=tmp_path / "run") as session:
+        assert session.typed("0451", None, "the PIN field") == "{{typed_1}}"
+        assert session.typed("7", None, "the PIN field") == "7"
+        assert session.typed("7", True) == "{{typed_2}}" and session.typed("0451", True) == "{{typed_1}}"
+        assert session.typed("hunter22", None, "the Name field") == "hunter22"
+        assert session.typed("{{pw}}!", True) == "{{pw}}!" and session.typed("", True) == ""
+
+
+class _Everywhere:
+    """A grounder that finds anything at the middle of the screen."""
+
+    name = "everywhere"
+
+    def ground(self, image, instruction, *, platform=None):
+        from vlagent.grounding.grounders.base import GroundingResult
+
+        return GroundingResult(point=(0.5, 0.5), confidence=1.0, box=(0.4, 0.4, 0.6, 0.6))
+
+
+def test_select_in_a_dry_run_records_the_open_click_and_looks_no_further(tmp_path):
+    import time
+
+    import vlagent
+    from vlagent.scripting import _quoted
+
+    env = FocusEnv()
+    with vlagent.connect("desktop", grounder=_Everywhere(), env=env, run_dir=tmp_path / "run", dry_run=True) as bot:
+        import vlagent.model.grounder  # noqa: F401  (imported before the clock starts: torch takes seconds)
+
+        started = time.monotonic()
+        assert bot.select("the Size dropdown", "Large") is None
+        assert time.monotonic() - started < 1.0  # no waiting for a list that cannot open
+        with pytest.raises(ValueError, match="empty"):
+            bot.select("the Size dropdown", " ")
+    assert env.executed == []
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert [s["raw_output"].split(" ->")[0] for s in steps][-2:] == [
+        "select('the Size dropdown', 'Large'): open",
+        "select('the Size dropdown', 'Large'): the list does not open in a dry run; the option is not looked for"]
+    assert _quoted("Large") == "'Large'" and _quoted("Rock 'n' Roll") == '"Rock \'n\' Roll"'
+    assert _quoted("""12" 'vinyl'""") == "\u201c12\" 'vinyl'\u201d"
+
 # -- Android: the virtual phone's foreground package ---------------------------------------------
 
 

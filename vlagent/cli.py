@@ -270,7 +270,7 @@ def _result_dict(result: Any) -> dict[str, Any]:
 
 def _step_printer(console: Console) -> Callable[[Any], None]:
     def on_step(record: Any) -> None:
-        console.print(f"[bold]step {record.index}[/]", end=" ")
+        console.print(f"[bold]step {record.index + 1}[/]", end=" ")  # from 1, as the report counts
         if record.thought:
             thought = " ".join(record.thought.split())
             console.print(f"[dim]{escape(thought[:150] + ('…' if len(thought) > 150 else ''))}[/]")

@@ -15,7 +15,6 @@ from pydantic import BaseModel, Field
 
 from vlagent.actions import Action, ActionError
 from vlagent.environments.base import EnvironmentLost
-from vlagent.safety import names_a_secret
 from vlagent.session import Session, SessionLimit
 
 Units = Literal["normalized", "pixels"]
@@ -120,9 +119,11 @@ def build_server(session: Session, platform: str = "desktop", grounder: Any = No
         return act(ctx, f"scroll({direction}, {amount:g})", lambda: Action("scroll", direction=direction, amount=amount, point=at))
 
     @server.tool(name="type")
-    def type_text(text: str, ctx: Context) -> str:
-        """Type text into the focused element (any language; {{name}} placeholders type a secret)."""
-        return act(ctx, "type(…)", lambda: Action("type", text=text))
+    def type_text(text: str, ctx: Context, secret: bool = False) -> str:
+        """Type text into the focused element (any language; {{name}} placeholders type a secret; secret=true
+        keeps the text out of the recording)."""
+        typed = session.typed(text, secret)
+        return act(ctx, "type(…)", lambda: Action("type", text=typed))
 
     @server.tool()
     def key(keys: list[str], ctx: Context) -> str:
@@ -202,13 +203,14 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable
             f" (confidence {found['confidence']:.2f})"
 
     @server.tool()
-    def type_into(description: str, text: str, ctx: Context) -> str:
-        """Click the field this describes, then type text into it ({{name}} placeholders type a secret; text
-        typed into a password, PIN or token field is kept out of the recording as {{typed_1}})."""
+    def type_into(description: str, text: str, ctx: Context, secret: bool | None = None) -> str:
+        """Click the field this describes, then type text into it ({{name}} placeholders type a secret). secret:
+        keep the text out of the recording ({{typed_1}} there); by default for a password, PIN, code, key or
+        token field."""
         found = find(description)
         x, y = found["point"]
         act(ctx, f"type_into({description!r}): click", lambda: Action("click", point=(x, y)))
-        typed = session.typed(text, names_a_secret(description))
+        typed = session.typed(text, secret, description)
         return act(ctx, f"type_into({description!r}): type", lambda: Action("type", text=typed))
 
 

@@ -152,6 +152,9 @@ def check_run_dir_free(run_dir: str | os.PathLike | None) -> None:
         raise RunFolderTaken(f"{path} already holds a run; choose another run folder")
 
 
+_NEVER_SCRUBBED = ("type", "screenshot")
+
+
 class RunRecorder:
     """Writes one run folder incrementally; safe to close twice, usable as a context manager.
 
@@ -184,7 +187,10 @@ class RunRecorder:
     def _write(self, record: dict[str, Any]) -> None:
         if self._file is None:
             raise RuntimeError(f"recorder for {self.run_dir} is closed")
-        line = json.dumps(self._scrub(record), ensure_ascii=False, default=_json_default)
+        # The file names the run folder itself writes are no text anyone typed: a secret "5" must not turn
+        # step-005.png into step-00{{pin}}.png.
+        kept = {k: record[k] for k in _NEVER_SCRUBBED if k in record}
+        line = json.dumps({**self._scrub(record), **kept}, ensure_ascii=False, default=_json_default)
         try:
             self._file.write(line + "\n")
             self._file.flush()  # a crash or Ctrl+C must still leave every finished step on disk

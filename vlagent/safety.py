@@ -44,18 +44,26 @@ _NEVER_ASK: frozenset[str] = frozenset({"done", "answer", "wait"})
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*\}\}")
 
 # Descriptions of fields whose contents a recording must not keep: `type_into("the Password field",
-# ...)` types its text as a secret unless told otherwise (`names_a_secret`).
+# ...)` types its text as a secret unless told otherwise (`names_a_secret`). Word edges count "_" as a
+# break ("new_password"); a token, PIN or secret counted or pinned is no field's secret ("Tokens per
+# minute", "Pin to taskbar", "Number of pins").
 _SECRET_FIELD = re.compile(
-    r"\b(?:pass(?:word|code|phrase)s?|pass phrase|pwd|pins?(?: code| number)?|cvv2?|cvc|csc|security code|"
-    r"secrets?|api[ _-]?key|access key|private key|(?:access |auth |bearer |api )?tokens?|one[- ]time (?:code|password)|"
-    r"otp|2fa(?: code)?|mfa code|passwort|kennwort|contraseña|mot de passe|senha|пароль)\b"
+    r"(?<![^\W_])(?:"
+    r"pass(?:word|code|phrase|key)s?|passwd|pwd|pass phrase|pin ?(?:code|number)s?|cvv2?|cvc|csc|"
+    r"(?:security|verification|auth(?:entication|orization)?|sms|one[- ]time|2fa|mfa|otp) ?-?codes?|"
+    r"one[- ]time passwords?|otp|2fa|api[ _-]?keys?|(?:access|secret|private|recovery) keys?|"
+    r"(?:(?:access|auth|bearer|api|refresh) )?tokens?(?! (?:per|count|limit|usage|ring)\b)|"
+    r"(?<!of )pins?(?! (?:to|it|this|icon|button)\b)|secrets?(?! (?:santa|manager)\b)|"
+    r"passwort|kennwort|contraseña|mot de passe|senha|пароль"
+    r")(?![^\W_])"
     r"|密码|口令|パスワード|비밀번호",
     re.IGNORECASE,
 )
+MIN_HIDDEN = 4  # characters: shorter text typed into such a field is hidden only when the script says so
 
 
 def names_a_secret(description: str) -> bool:
-    """True when `description` names a field for a password, PIN, card security code, key or token."""
+    """True when `description` names a field for a password, PIN, security or one-time code, key or token."""
     return bool(_SECRET_FIELD.search(description or ""))
 
 
@@ -293,7 +301,8 @@ class SecretStore:
             known = ", ".join(self.names) or "none"
             raise SecretError(
                 f"unknown secret placeholder(s) {', '.join('{{' + n + '}}' for n in unknown)}; "
-                f"known secrets: {known}. Nothing was typed."
+                f"known secrets: {known}. Nothing was typed. Give its value as a secret: --secret {unknown[0]} "
+                f"with {secret_env_names(unknown[0])[0]} set (a script: secrets=[{unknown[0]!r}])."
             )
         return PLACEHOLDER.sub(lambda m: self._values[m.group(1)], text)
 

@@ -4,6 +4,7 @@
     with vlagent.connect("desktop") as bot:            # or "android", "android:SERIAL"
         bot.click("the Save button")
         bot.type_into("the Name field", "Grüße, 你好")
+        bot.select("the Language dropdown", "Deutsch")
         loc = bot.locate("the gear icon")            # point, box, confidence, candidates
         bot.wait_for("the 'Upload complete' message", timeout=30)
         if bot.exists("the cookie banner"):
@@ -25,9 +26,13 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from vlagent.actions import Action
+from vlagent.grounding.controls import FIELD, control_kind
 from vlagent.grounding.locate import TargetNotFound, locate
-from vlagent.safety import names_a_secret
+from vlagent.loop_guard import changed_share, screen_print
 from vlagent.session import Session
+
+
+LIST_WAIT = 2.0  # seconds select() gives a drop-down's list to appear before it looks for the option anyway
 
 
 class ActionFailed(RuntimeError):
@@ -108,19 +113,46 @@ class Bot:
         return found
 
     def type_into(self, description: str, text: str, secret: bool | None = None) -> Any:
-        """Click the field, then type `text`. secret: type it without recording it (the run folder and
-        report show ``{{typed_1}}``); by default, when the description names a password, PIN, security
-        code, key or token field ("the Password field")."""
+        """Click the field, then type `text`. secret: type it without recording it (the run folder's text
+        shows ``{{typed_1}}``; screenshots show what the screen shows); by default when the description
+        names a password, PIN, security or one-time code, key or token field ("the Password field") and
+        the text is 4 characters or more. A replay asks for hidden text as a secret: `vlagent replay
+        RUN --secret typed_1` with VLAGENT_SECRET_TYPED_1 set."""
         found = self.click(description)
-        if secret is None:
-            secret = names_a_secret(description)
-        self._act(Action("type", text=self.session.typed(text, secret)), f"type_into({description!r})")
+        self._act(Action("type", text=self.session.typed(text, secret, description)), f"type_into({description!r})")
+        return found
+
+    def select(self, description: str, option: str, timeout: float = 10.0) -> Any:
+        """Open the drop-down this describes and choose `option` from its list: `bot.select("the Language
+        dropdown", "Deutsch")`. Clicks the drop-down, gives its list up to LIST_WAIT seconds to be drawn,
+        then looks for the option as text in the list for up to `timeout` seconds more (TargetNotFound
+        after that) and clicks it. Returns the option's GroundingResult (None in a dry run: the list
+        never opens)."""
+        if not option.strip():
+            raise ValueError("select() needs the option to choose, as its list writes it; got an empty one")
+        call = f"select({description!r}, {option!r})"
+        # However the drop-down is named ("the Language drop-down menu", "Language"), it is a field to click.
+        as_field = description if control_kind(description) == FIELD else f"{description} (drop-down)"
+        image, opened, missing = self._look(as_field)
+        if missing is not None:
+            self._record_miss(f"locate({description!r})", image, missing)
+            raise missing
+        self._record_hit(f"locate({description!r})", opened)
+        before = screen_print(image)  # the screen the drop-down was found on, still closed
+        self._act(Action("click", point=opened.point), f"{call}: open")
+        if self.session.dry_run:
+            self.session.note(f"{call}: the list does not open in a dry run; the option is not looked for")
+            return None
+        deadline = time.monotonic() + min(timeout, LIST_WAIT)
+        while changed_share(before, screen_print(self.session.observe().image)) == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)  # the list is not drawn yet (a screen that never changes: look for the option anyway)
+        found = self.wait_for(f"{_quoted(option)} in the list", timeout=timeout)
+        self._act(Action("click", point=found.point), call)
         return found
 
     def type(self, text: str, secret: bool = False) -> None:
         """Type into whatever has the keyboard focus; secret=True keeps `text` out of the recording."""
         self._act(Action("type", text=self.session.typed(text, secret)), "type(…)")
-
 
     def press(self, *keys: str) -> None:
         self._act(Action("key", keys=tuple(keys)), f"press({'+'.join(keys)})")
@@ -180,6 +212,14 @@ class Bot:
         path = self.session.run_dir / f"not-found-{self.session.steps:03d}.png"
         draw_grounding(image, None, [c.point for c in candidates]).save(path)
         return path
+
+
+def _quoted(text: str) -> str:
+    """`text` in quotes the grounder reads as a name written on the screen, whatever quotes it holds."""
+    for open_, close in (("'", "'"), ('"', '"'), ("“", "”")):
+        if open_ not in text and close not in text:
+            return f"{open_}{text}{close}"
+    return text
 
 
 def connect(where: str = "desktop", *, grounder: str | Any = "default", run_dir: str | Path | None = None,

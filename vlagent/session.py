@@ -19,7 +19,7 @@ from vlagent.actions import Action
 from vlagent.agent import ActionOutcome, StepRecord, execute_gated
 from vlagent.environments.base import EnvironmentLost, Observation
 from vlagent.recorder import RunRecorder, default_run_dir, iso_time
-from vlagent.safety import ConfirmGate, ConfirmSetting, SecretStore
+from vlagent.safety import MIN_HIDDEN, ConfirmGate, ConfirmSetting, SecretStore, names_a_secret
 
 
 class SessionLimit(RuntimeError):
@@ -92,9 +92,13 @@ class Session:
         self.last = None  # the screen may have changed: the next call looks again
         return outcome
 
-    def typed(self, text: str, secret: bool) -> str:
-        """The text a `type` action carries: `text` itself, or with secret=True a placeholder the gate types as
-        `text` and the recording keeps (``{{typed_1}}``). Text holding {{name}} placeholders is left as it is."""
+    def typed(self, text: str, secret: bool | None, description: str = "") -> str:
+        """The text a `type` action carries: `text` itself, or a placeholder the gate types as `text` and the
+        recording keeps (``{{typed_1}}``). secret None: hidden when `description` names a password, PIN,
+        code, key or token field and the text is MIN_HIDDEN characters or more (scrubbing a "5" out of
+        every note would garble them). Text holding {{name}} placeholders is left as it is."""
+        if secret is None:
+            secret = names_a_secret(description) and len(text) >= MIN_HIDDEN
         if not secret or not text or self.secrets.placeholders(text):
             return text
         return self.secrets.hide(text)
