@@ -361,6 +361,15 @@ def test_select_in_a_dry_run_records_the_open_click_and_looks_no_further(tmp_pat
     assert [s["raw_output"].split(" ->")[0] for s in steps][-2:] == [
         "select('the Size dropdown', 'Large'): open",
         "select('the Size dropdown', 'Large'): the list does not open in a dry run; the option is not looked for"]
+    class Nowhere(_Everywhere):
+        def ground(self, image, instruction, *, platform=None):
+            from vlagent.grounding.grounders.base import GroundingResult
+
+            return GroundingResult(point=None, confidence=0.1, found=False, error="nothing like it")
+
+    with vlagent.connect("desktop", grounder=Nowhere(), env=env, run_dir=tmp_path / "missing") as bot:
+        with pytest.raises(vlagent.TargetNotFound, match=r"^'Language' is not on the screen \(nothing like it\)"):
+            bot.select("Language", "Deutsch")  # named as the script wrote it, not as it was grounded
     assert _quoted("Large") == "'Large'" and _quoted("Rock 'n' Roll") == '"Rock \'n\' Roll"'
     assert _quoted("""12" 'vinyl'""") == "\u201c12\" 'vinyl'\u201d"
 

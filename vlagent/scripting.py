@@ -135,6 +135,7 @@ class Bot:
         as_field = description if control_kind(description) == FIELD else f"{description} (drop-down)"
         image, opened, missing = self._look(as_field)
         if missing is not None:
+            missing.description = description  # as the script wrote it
             self._record_miss(f"locate({description!r})", image, missing)
             raise missing
         self._record_hit(f"locate({description!r})", opened)
