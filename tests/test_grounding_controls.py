@@ -43,9 +43,9 @@ def test_the_instruction_says_which_kind_of_control_it_names(instruction, kind):
     assert control_kind(instruction) == kind
 
 
-def _form() -> tuple[Image.Image, list[TextLine]]:
-    """A small form: 'Name' above a field, a checkbox left of 'Remember me', a ticked one left of 'Open at
-    login', a radio button left of 'Weekly', and a field holding its hint text 'Write a note'."""
+def _canvas():
+    """A white W x H image, its drawer, the text lines written so far, and text(x, y, words): writes words
+    in black and records their OCR-like line (a little taller than the letters)."""
     image = Image.new("RGB", (W, H), "white")
     draw = ImageDraw.Draw(image)
     font = ImageFont.load_default(size=14)
@@ -55,6 +55,14 @@ def _form() -> tuple[Image.Image, list[TextLine]]:
         draw.text((x, y), words, fill="black", font=font)
         x0, y0, x1, y1 = draw.textbbox((x, y), words, font=font)
         lines.append(TextLine(words, (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+
+    return image, draw, lines, text
+
+
+def _form() -> tuple[Image.Image, list[TextLine]]:
+    """A small form: 'Name' above a field, a checkbox left of 'Remember me', a ticked one left of 'Open at
+    login', a radio button left of 'Weekly', and a field holding its hint text 'Write a note'."""
+    image, draw, lines, text = _canvas()
 
     text(40, 30, "Name")
     draw.rectangle((40, 52, 400, 80), outline=(120, 120, 120))  # the field below its label
@@ -492,15 +500,7 @@ def test_select_all_is_not_a_letter_of_the_heading_above_the_table():
 def _settings_form() -> tuple[Image.Image, list[TextLine]]:
     """A settings form: "Language" left of a select showing "English" and its arrow, "Theme" left of
     another; a "Search settings" field at the top right of the same row as the page's title."""
-    image = Image.new("RGB", (W, H), "white")
-    draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default(size=14)
-    lines = []
-
-    def text(x, y, words):
-        draw.text((x, y), words, fill="black", font=font)
-        x0, y0, x1, y1 = draw.textbbox((x, y), words, font=font)
-        lines.append(TextLine(words, (x0 / W, (y0 - 2) / H, x1 / W, (y1 + 2) / H)))
+    image, draw, lines, text = _canvas()
 
     text(40, 20, "Settings")
     draw.rectangle((400, 12, 600, 40), outline=(150, 150, 150))  # a search field at the title's row
