@@ -319,7 +319,7 @@ def test_text_typed_into_a_password_field_is_typed_but_never_recorded(x_display,
 
 def test_text_for_a_secret_field_is_hidden_unless_too_short_to_scrub(tmp_path):
     """Automatic hiding needs 4 characters: scrubbing a "7" out of every note would garble them; a script
-    that says secret=True is obeyed whatever the length. Placeholders are the caller's own hiding."""
+    that says secret=True is obeyed whatever the length. Placeholders stay as the caller wrote them."""
     from vlagent.session import Session
 
     with Session(FocusEnv(), run_dir=tmp_path / "run") as session:
@@ -327,7 +327,15 @@ def test_text_for_a_secret_field_is_hidden_unless_too_short_to_scrub(tmp_path):
         assert session.typed("7", None, "the PIN field") == "7"
         assert session.typed("7", True) == "{{typed_2}}" and session.typed("0451", True) == "{{typed_1}}"
         assert session.typed("hunter22", None, "the Name field") == "hunter22"
-        assert session.typed("{{pw}}!", True) == "{{pw}}!" and session.typed("", True) == ""
+        assert session.typed("", True) == ""
+        # Placeholders stay; the plain words beside them are hidden by the same rules, one by one.
+        assert session.typed("{{pw}}!", True) == "{{pw}}!"  # punctuation alone would garble every note
+        assert session.typed("{{user}} hunter22\n", None, "the Password field") == "{{user}} {{typed_3}}\n"
+        assert session.typed("{{pw}}\n", None, "the Password field") == "{{pw}}\n"
+        assert session.typed("ab{{pw}}", None, "the PIN field") == "ab{{pw}}"
+        assert session.typed("ab{{pw}}", True) == "{{typed_4}}{{pw}}"
+        assert session.typed("{{user}} hunter22", None, "the Name field") == "{{user}} hunter22"
+        assert session.secrets.substitute("{{typed_3}}|{{typed_4}}") == "hunter22|ab"
 
 
 class _Everywhere:

@@ -19,7 +19,7 @@ from vlagent.actions import Action
 from vlagent.agent import ActionOutcome, StepRecord, execute_gated
 from vlagent.environments.base import EnvironmentLost, Observation
 from vlagent.recorder import RunRecorder, default_run_dir, iso_time
-from vlagent.safety import MIN_HIDDEN, ConfirmGate, ConfirmSetting, SecretStore, names_a_secret
+from vlagent.safety import MIN_HIDDEN, PLACEHOLDER, ConfirmGate, ConfirmSetting, SecretStore, names_a_secret
 
 
 class SessionLimit(RuntimeError):
@@ -96,12 +96,19 @@ class Session:
         """The text a `type` action carries: `text` itself, or a placeholder the gate types as `text` and the
         recording keeps (``{{typed_1}}``). secret None: hidden when `description` names a password, PIN,
         code, key or token field and the text is MIN_HIDDEN characters or more (scrubbing a "5" out of
-        every note would garble them). Text holding {{name}} placeholders is left as it is."""
-        if secret is None:
-            secret = names_a_secret(description) and len(text) >= MIN_HIDDEN
-        if not secret or not text or self.secrets.placeholders(text):
+        every note would garble them). Text holding {{name}} placeholders keeps them; the plain words
+        beside them are hidden the same way, one by one ("{{user}}:hunter22" -> "{{user}}:{{typed_1}}"),
+        except whitespace, and punctuation alone (a ":" scrubbed out of every note would garble them)."""
+        if not text or secret is False or (secret is None and not names_a_secret(description)):
             return text
-        return self.secrets.hide(text)
+        if not self.secrets.placeholders(text):
+            return self.secrets.hide(text) if secret or len(text) >= MIN_HIDDEN else text
+        pieces = PLACEHOLDER.split(text)  # plain, name, plain, name, ..., plain
+        for i in range(0, len(pieces), 2):
+            pieces[i] = _hide_words(pieces[i], self.secrets, bool(secret))
+        for i in range(1, len(pieces), 2):
+            pieces[i] = "{{" + pieces[i] + "}}"
+        return "".join(pieces)
 
     def note(self, text: str, error: str | None = None) -> None:
         """Record a step that executed nothing (a lookup, a refused call), with the current screenshot."""
@@ -159,3 +166,14 @@ class Session:
     def _settings(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "confirm": self.gate.description, "secrets": self.secrets.names,
                 "secret_scopes": self.secrets.scopes, "max_actions": self.max_actions, "max_seconds": self.max_seconds}
+
+
+def _hide_words(plain: str, secrets: SecretStore, asked: bool) -> str:
+    """`plain` (text between placeholders) with its core, the part inside surrounding whitespace, kept
+    secret: when it holds a letter or digit, and the script asked (`asked`) or it is MIN_HIDDEN
+    characters or more."""
+    core = plain.strip()
+    if not any(c.isalnum() for c in core) or not (asked or len(core) >= MIN_HIDDEN):
+        return plain
+    start = plain.index(core)
+    return plain[:start] + secrets.hide(core) + plain[start + len(core):]
