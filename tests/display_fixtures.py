@@ -18,6 +18,9 @@ binaries are not installed.
 from __future__ import annotations
 
 import contextlib
+import json
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -184,3 +187,64 @@ def practice_hidpi(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Practic
         geometry = "800x560+211+97"
         with practice_session(display, tmp_path_factory.mktemp("practice_hidpi"), geometry, hidpi=HIDPI_SCALES) as session:
             yield session
+
+
+# A Tk form of two read-only combo boxes (Size, Colour) that writes its choices to a JSON file.
+_COMBO_APP = r'''
+import json, os, sys, tkinter as tk
+from tkinter import ttk
+
+state = sys.argv[1]
+root = tk.Tk()
+root.title("Preferences")
+root.geometry("520x300+100+80")
+form = ttk.Frame(root, padding=30)
+form.pack(fill="both", expand=True)
+boxes = {}
+for row, (name, values) in enumerate((("Size", ["Small", "Medium", "Large"]), ("Colour", ["Red", "Green", "Blue"]))):
+    ttk.Label(form, text=name).grid(row=row, column=0, sticky="w", padx=(0, 16), pady=10)
+    box = ttk.Combobox(form, values=values, state="readonly", width=18)
+    box.set(values[0])
+    box.grid(row=row, column=1, pady=10)
+    boxes[name.lower()] = box
+
+
+def save(*_):
+    with open(state + ".tmp", "w") as f:
+        json.dump({name: box.get() for name, box in boxes.items()}, f)
+    os.replace(state + ".tmp", state)
+
+
+for box in boxes.values():
+    box.bind("<<ComboboxSelected>>", save)
+root.after(300, save)
+root.mainloop()
+'''
+
+
+@dataclass
+class ComboApp:
+    state_file: Path
+
+    def read(self) -> dict:
+        return json.loads(self.state_file.read_text()) if self.state_file.exists() else {}
+
+    def wait(self, check: Callable[[dict], bool], what: str, timeout: float = 15.0) -> dict:
+        deadline = time.monotonic() + timeout
+        while not check(self.read()):
+            assert time.monotonic() < deadline, f"{what}: the app says {self.read()}"
+            time.sleep(0.1)
+        return self.read()
+
+
+@contextlib.contextmanager
+def combo_app(display: VirtualDisplay, state_file: Path) -> Iterator[ComboApp]:
+    """The combo-box form on `display`, started and seen to write its first state (Small, Red)."""
+    proc = subprocess.Popen([sys.executable, "-c", _COMBO_APP, str(state_file)], env=display.env)
+    try:
+        app = ComboApp(state_file)
+        app.wait(lambda s: s.get("size") == "Small", "the app never started")
+        yield app
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from android_fixtures import adb_server, phone  # noqa: F401
-from display_fixtures import _skip_without_binaries, practice_session
+from display_fixtures import _skip_without_binaries, combo_app, practice_session
 from vlagent.environments.xserver import start_virtual_display
 from vlagent.recorder import load_trajectory
 
@@ -291,6 +291,28 @@ def test_type_into_clicks_the_found_element_then_types(practice, tmp_path):
     box = practice.state()["boxes"]["button_delete"]
     (x0, y0), (x1, y1) = practice.point_of(box, at=(0.0, 0.0)), practice.point_of(box, at=(1.0, 1.0))
     assert x0 <= x <= x1 and y0 <= y <= y1
+
+
+@pytest.mark.display
+def test_select_chooses_from_a_drop_down_through_the_default_grounder(tmp_path):
+    """The select tool opens a Tk combo box found beside its label, clicks the option in its list and
+    returns once the list has closed; an option the list lacks is a TargetNotFound tool error."""
+    _skip_without_binaries()
+
+    async def body(client):
+        res = await client.call_tool("select", {"description": "the Size dropdown", "option": "Large"})
+        assert not res.is_error and "done" in _text(res), _text(res)
+        app.wait(lambda s: s["size"] == "Large", "Large chosen")
+        res = await client.call_tool("select", {"description": "the Colour drop-down", "option": "Purple",
+                                                "timeout": 1})
+        assert res.is_error and "TargetNotFound: 'Purple' is not on the screen (not in the list within 1 s" in _text(res)
+
+    with start_virtual_display(1280, 720) as display, combo_app(display, tmp_path / "combo.json") as app:
+        asyncio.run(_session(_server_params(display.env, tmp_path / "run", "--grounder", "default"), body))
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert [s["raw_output"] for s in steps if s["actions"]] == [
+        "select('the Size dropdown', 'Large'): open", "select('the Size dropdown', 'Large')",
+        "select('the Colour drop-down', 'Purple'): open"]
 
 
 def test_video_ask_goes_to_the_configured_backend(tmp_path):

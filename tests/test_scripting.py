@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import vlagent
-from display_fixtures import _skip_without_binaries, practice_session
+from display_fixtures import _skip_without_binaries, combo_app, practice_session
 from vlagent.environments.xserver import start_virtual_display
 from vlagent.recorder import load_trajectory
 
@@ -93,77 +93,66 @@ def test_the_demo_script_runs(tmp_path):
     assert "not found, as expected" in proc.stdout and "'open'" in proc.stdout
 
 
-COMBO_APP = r'''
-import json, os, sys, tkinter as tk
-from tkinter import ttk
-
-state = sys.argv[1]
-root = tk.Tk()
-root.title("Preferences")
-root.geometry("520x300+100+80")
-form = ttk.Frame(root, padding=30)
-form.pack(fill="both", expand=True)
-boxes = {}
-for row, (name, values) in enumerate((("Size", ["Small", "Medium", "Large"]), ("Colour", ["Red", "Green", "Blue"]))):
-    ttk.Label(form, text=name).grid(row=row, column=0, sticky="w", padx=(0, 16), pady=10)
-    box = ttk.Combobox(form, values=values, state="readonly", width=18)
-    box.set(values[0])
-    box.grid(row=row, column=1, pady=10)
-    boxes[name.lower()] = box
-
-
-def save(*_):
-    with open(state + ".tmp", "w") as f:
-        json.dump({name: box.get() for name, box in boxes.items()}, f)
-    os.replace(state + ".tmp", state)
-
-
-for box in boxes.values():
-    box.bind("<<ComboboxSelected>>", save)
-root.after(300, save)
-root.mainloop()
-'''
-
-
 def test_select_opens_a_drop_down_and_chooses_the_option(tmp_path):
     """bot.select() on Tk combo boxes: the drop-down is found beside its label, its list opens, the option
     is clicked; the app's own state says what was chosen."""
-    import json
-    import subprocess
-    import sys
-    import time
-
     from vlagent.environments.desktop import DesktopEnv
 
     _skip_without_binaries()
-    state = tmp_path / "combo.json"
-
-    def read() -> dict:
-        return json.loads(state.read_text()) if state.exists() else {}
-
-    def wait(check, what: str) -> dict:
-        deadline = time.monotonic() + 15
-        while not check(read()):
-            assert time.monotonic() < deadline, f"{what}: the app says {read()}"
-            time.sleep(0.1)
-        return read()
-
-    with start_virtual_display(1280, 720) as display:
-        app = subprocess.Popen([sys.executable, "-c", COMBO_APP, str(state)], env=display.env)
-        try:
-            wait(lambda s: s.get("size") == "Small", "the app never started")
-            with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
-                bot.select("the Size dropdown", "Large")
-                wait(lambda s: s["size"] == "Large", "Large chosen")
-                # A busy Tk repaints late: once seen blank where the combo boxes were after the list closed,
-                # and the next select() clicked the bare label. A script checks the choice on the screen.
-                bot.wait_for("'Large'", timeout=10)
-                bot.select("the Colour drop-down", "Blue")
-                wait(lambda s: s["colour"] == "Blue" and s["size"] == "Large", "Blue chosen")
-        finally:
-            app.terminate()
-            app.wait(timeout=10)
+    with start_virtual_display(1280, 720) as display, combo_app(display, tmp_path / "combo.json") as app:
+        with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+            bot.select("the Size dropdown", "Large")
+            app.wait(lambda s: s["size"] == "Large", "Large chosen")
+            # A busy Tk repaints late: once seen blank where the combo boxes were after the list closed,
+            # and the next select() clicked the bare label. A careful script checks the choice on the screen.
+            bot.wait_for("'Large'", timeout=10)
+            bot.select("the Colour drop-down", "Blue")
+            app.wait(lambda s: s["colour"] == "Blue" and s["size"] == "Large", "Blue chosen")
     _, steps, _ = load_trajectory(tmp_path / "run")
     clicks = [s["raw_output"] for s in steps if s["actions"]]
     assert clicks == ["select('the Size dropdown', 'Large'): open", "select('the Size dropdown', 'Large')",
                       "select('the Colour drop-down', 'Blue'): open", "select('the Colour drop-down', 'Blue')"]
+
+
+def test_select_returns_once_the_list_has_closed_and_the_app_has_repainted(tmp_path):
+    """After the option's click, a busy app shows a blank form for a moment before it repaints: select()
+    returns only when the screen has held still, so the script's next look sees the choice."""
+    import time
+
+    from PIL import Image
+
+    from vlagent.actions import Action
+    from vlagent.environments.base import BaseEnvironment, Observation
+    from vlagent.grounding.grounders.base import GroundingResult
+
+    class SlowApp(BaseEnvironment):
+        name = "slow-app"
+        colours = {"closed": (200, 200, 200), "list": (90, 90, 90), "blank": (255, 255, 255), "chosen": (0, 120, 0)}
+
+        def __init__(self) -> None:
+            self.clicks: list[float] = []
+
+        def shown(self) -> str:
+            if not self.clicks:
+                return "closed"
+            if len(self.clicks) == 1:
+                return "list"
+            return "blank" if time.monotonic() - self.clicks[1] < 0.15 else "chosen"
+
+        def observe(self) -> Observation:
+            return Observation(image=Image.new("RGB", (160, 100), self.colours[self.shown()]), screen_size=(160, 100))
+
+        def execute(self, action: Action) -> None:
+            self.clicks.append(time.monotonic())
+
+    class Everywhere:
+        name = "everywhere"
+
+        def ground(self, image, instruction, *, platform=None):
+            return GroundingResult(point=(0.5, 0.5), confidence=1.0, box=(0.4, 0.4, 0.6, 0.6))
+
+    env = SlowApp()
+    with vlagent.connect("desktop", grounder=Everywhere(), env=env, run_dir=tmp_path / "run") as bot:
+        bot.select("the Size dropdown", "Large")
+        assert len(env.clicks) == 2 and env.shown() == "chosen"
+        assert bot.session.last.image.getpixel((5, 5)) == SlowApp.colours["chosen"]  # not the blank moment

@@ -6,6 +6,7 @@ refused with the reason. This module imports the `mcp` SDK; vlagent.mcp_server l
 """
 import io
 import json
+import time
 from typing import Any, Callable, Literal
 
 import anyio.from_thread
@@ -15,6 +16,8 @@ from pydantic import BaseModel, Field
 
 from vlagent.actions import Action, ActionError
 from vlagent.environments.base import EnvironmentLost
+from vlagent.loop_guard import screen_print
+from vlagent.scripting import LIST_WAIT, as_drop_down, in_the_list, wait_until_still
 from vlagent.session import Session, SessionLimit
 
 Units = Literal["normalized", "pixels"]
@@ -170,20 +173,30 @@ def _android_tools(server: Any, act: Callable, point: Callable) -> None:
 def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable, platform: str) -> None:
     where = {"android": "android"}.get(platform, "desktop")
 
-    def find(description: str) -> dict:
-        """Ground `description` on a fresh screenshot; TargetNotFound (a tool error) below the confidence."""
+    def observe() -> Any:
         try:
-            image = session.observe().image
+            return session.observe().image
         except EnvironmentLost as e:
             raise ToolError(str(e)) from None
-        result = grounder.ground(image, description, platform=where)
+
+    def look(description: str) -> tuple[dict, str | None]:
+        """Ground `description` on a fresh screenshot, recording nothing: (what was found, why not or None)."""
+        result = grounder.ground(observe(), description, platform=where)
         found = {"point": list(result.point) if result.found else None, "confidence": round(result.confidence, 4),
                  "box": list(result.box) if result.box else None, "grounder": grounder.name,
                  "candidates": [{"point": list(c.point), "score": round(c.score, 4)} for c in result.candidates[:5]]}
-        if not result.found:
-            session.note(f"locate({description!r}): not found", error=result.error)
-            raise ToolError(f"TargetNotFound: {description!r} is not on the screen ({result.error}); "
-                            f"candidates: {json.dumps(found['candidates'])}")
+        return found, None if result.found else (result.error or "below the confidence threshold")
+
+    def not_found(call: str, description: str, found: dict, why: str) -> ToolError:
+        session.note(f"{call}: not found", error=why)
+        return ToolError(f"TargetNotFound: {description!r} is not on the screen ({why}); "
+                         f"candidates: {json.dumps(found['candidates'])}")
+
+    def find(description: str) -> dict:
+        """Ground `description` on a fresh screenshot; TargetNotFound (a tool error) below the confidence."""
+        found, why = look(description)
+        if why is not None:
+            raise not_found(f"locate({description!r})", description, found, why)
         return found
 
     @server.tool()
@@ -212,6 +225,37 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable
         act(ctx, f"type_into({description!r}): click", lambda: Action("click", point=(x, y)))
         typed = session.typed(text, secret, description)
         return act(ctx, f"type_into({description!r}): type", lambda: Action("type", text=typed))
+
+
+    @server.tool()
+    def select(description: str, option: str, ctx: Context, timeout: float = 10.0) -> str:
+        """Open the drop-down this describes ("the Language dropdown") and click `option`, as its list writes
+        it, in the list; waits up to `timeout` seconds for the option to appear, and returns once the list
+        has closed. Nothing more is clicked when the drop-down or the option is not found."""
+        if not option.strip():
+            raise ToolError("select needs the option to choose, as its list writes it; got an empty one")
+        call = f"select({description!r}, {option!r})"
+        found, why = look(as_drop_down(description))
+        if why is not None:
+            raise not_found(call, description, found, why)
+        closed = screen_print(session.last.image)
+        act(ctx, f"{call}: open", lambda: Action("click", point=tuple(found["point"])))
+        if session.dry_run:
+            session.note(f"{call}: the list does not open in a dry run; the option is not looked for")
+            return "would run (dry run): the drop-down's click; the list does not open in a dry run"
+        wait_until_still(observe, closed, min(timeout, LIST_WAIT))
+        deadline = time.monotonic() + timeout
+        while True:
+            chosen, why = look(in_the_list(option))
+            if why is None or time.monotonic() + 0.5 > deadline:
+                break
+            time.sleep(0.5)
+        if why is not None:
+            raise not_found(call, option, chosen, f"not in the list within {timeout:g} s; the last screenshot: {why}")
+        with_list = screen_print(session.last.image)
+        done = act(ctx, call, lambda: Action("click", point=tuple(chosen["point"])))
+        wait_until_still(observe, with_list, LIST_WAIT)
+        return f"{done} (confidence {chosen['confidence']:.2f})"
 
 
 def _video_tool(server: Any, backend: Any) -> None:

@@ -23,16 +23,40 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from vlagent.actions import Action
 from vlagent.grounding.controls import FIELD, control_kind
 from vlagent.grounding.locate import TargetNotFound, locate
-from vlagent.loop_guard import changed_share, screen_print
+from vlagent.loop_guard import changed_share, same_screen, screen_print
 from vlagent.session import Session
 
 
-LIST_WAIT = 2.0  # seconds select() gives a drop-down's list to appear before it looks for the option anyway
+HOLD_STILL = 0.25  # seconds a screen must not change to count as drawn (a busy app repaints in pieces)
+LIST_WAIT = 2.0  # seconds select() gives a drop-down's list to appear (it then looks for the option anyway), and to close
+
+
+def as_drop_down(description: str) -> str:
+    """However a drop-down is named ("the Language drop-down menu", "Language"), it is a field to click."""
+    return description if control_kind(description) == FIELD else f"{description} (drop-down)"
+
+
+def in_the_list(option: str) -> str:
+    """The description of an option in an open list, quoted as its text: "'Large' in the list"."""
+    return f"{_quoted(option)} in the list"
+
+
+def wait_until_still(observe: Callable[[], Any], before: bytes, within: float) -> None:
+    """Wait up to `within` seconds for the screen (`observe()` gives an image) to differ from `before` (a
+    screen_print) and then hold still for HOLD_STILL seconds: a list drawn, or closed and its app repainted."""
+    deadline, last, since = time.monotonic() + within, before, time.monotonic()
+    while time.monotonic() < deadline:
+        now, at = screen_print(observe()), time.monotonic()
+        if not same_screen(last, now):
+            last, since = now, at
+        elif changed_share(before, now) > 0 and at - since >= HOLD_STILL:
+            return
+        time.sleep(0.05)
 
 
 class ActionFailed(RuntimeError):
@@ -126,29 +150,31 @@ class Bot:
         """Open the drop-down this describes and choose `option` from its list: `bot.select("the Language
         dropdown", "Deutsch")`. Clicks the drop-down, gives its list up to LIST_WAIT seconds to be drawn,
         then looks for the option as text in the list for up to `timeout` seconds more (TargetNotFound
-        after that) and clicks it. Returns the option's GroundingResult (None in a dry run: the list
-        never opens)."""
+        after that) and clicks it, and returns once the list has closed and the screen holds still (up
+        to LIST_WAIT seconds), so the next call sees the choice. Returns the option's GroundingResult
+        (None in a dry run: the list never opens)."""
         if not option.strip():
             raise ValueError("select() needs the option to choose, as its list writes it; got an empty one")
         call = f"select({description!r}, {option!r})"
-        # However the drop-down is named ("the Language drop-down menu", "Language"), it is a field to click.
-        as_field = description if control_kind(description) == FIELD else f"{description} (drop-down)"
-        image, opened, missing = self._look(as_field)
+        image, opened, missing = self._look(as_drop_down(description))
         if missing is not None:
             missing.description = description  # as the script wrote it
             self._record_miss(f"locate({description!r})", image, missing)
             raise missing
         self._record_hit(f"locate({description!r})", opened)
-        before = screen_print(image)  # the screen the drop-down was found on, still closed
         self._act(Action("click", point=opened.point), f"{call}: open")
         if self.session.dry_run:
             self.session.note(f"{call}: the list does not open in a dry run; the option is not looked for")
             return None
-        deadline = time.monotonic() + min(timeout, LIST_WAIT)
-        while changed_share(before, screen_print(self.session.observe().image)) == 0 and time.monotonic() < deadline:
-            time.sleep(0.1)  # the list is not drawn yet (a screen that never changes: look for the option anyway)
-        found = self.wait_for(f"{_quoted(option)} in the list", timeout=timeout)
+        # The screen the drop-down was found on, still closed: wait for the list to be drawn (a screen that
+        # never changes: look for the option anyway).
+        observe = lambda: self.session.observe().image  # noqa: E731
+        wait_until_still(observe, screen_print(image), min(timeout, LIST_WAIT))
+        found = self.wait_for(in_the_list(option), timeout=timeout)
+        with_list = screen_print(self.session.last.image)  # the screen the option was found on
         self._act(Action("click", point=found.point), call)
+        # The list closes and the app repaints its drop-down with the choice: the next call looks at that.
+        wait_until_still(observe, with_list, LIST_WAIT)
         return found
 
     def type(self, text: str, secret: bool = False) -> None:
