@@ -33,6 +33,8 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
+from vlagent.grounding.target_phrase import target_words
+
 PAD, VISION_START, IMAGE, VISION_END, VIDEO, LINE, ACTION = 256, 257, 258, 259, 260, 261, 262
 VOCAB_SIZE = 264  # 256 bytes + the specials above, rounded up
 NUM_SIMILARITY_FEATURES = 7
@@ -131,8 +133,6 @@ _SHAPE_BESIDE = re.compile(r"\b(?:circle|square|dot)\s+(?=(?:next to|beside|left
 # Words naming the kind of target only where they end the instruction ("the Settings app"); elsewhere they
 # are labels ("App info", "Application menu").
 _TRAILING_ROLES = frozenset("app apps application".split())
-# "type X into the Email field": X is what to type, the target is after "into".
-_TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(.+)$", re.IGNORECASE)
 
 
 # Instructions naming a control that sits beside its label ("the Name field", "tick Remember me"): the
@@ -171,13 +171,6 @@ def instruction_query(instruction: str) -> str:
     "name", "Latin in the list" -> "latin", "open the Settings app" -> "settings")."""
     quoted = _quoted(instruction)
     return quoted if quoted is not None else " ".join(w.lower() for w in _query_words(instruction, strict=True))
-
-
-def target_words(instruction: str) -> str:
-    """The part of an instruction naming its target: "the Email field" of "type Москва into the Email
-    field" (what is typed is not written on the screen yet); the whole instruction otherwise."""
-    typed = _TYPE_INTO.match(instruction)
-    return typed.group(1) if typed else instruction
 
 
 def _quoted(instruction: str) -> str | None:

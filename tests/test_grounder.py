@@ -119,6 +119,13 @@ def test_layout_places_lines_on_the_image_grid():
     ("Save As in the Open Recent menu", "save as"),
     ("click Save in the menu bar", "save"),
     ("open the File menu", "file"),
+    # a kind of thing chosen from a named list: the list is the target (its options are not shown yet)
+    ("choose a language from the Language dropdown list", "language"),
+    ("please pick your country from the Country drop-down", "country"),
+    ("set the Theme drop-down to Dark", "theme"),
+    ("change the Size combo box to Large", "size"),
+    ("select English from the menu", "english"),  # a named option is the target itself
+    ("set Dark mode", "set dark mode"),
 ])
 def test_instruction_query_keeps_what_is_written_on_screen(instruction, query):
     assert instruction_query(instruction) == query

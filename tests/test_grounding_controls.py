@@ -522,6 +522,8 @@ def _settings_form() -> tuple[Image.Image, list[TextLine]]:
 @pytest.mark.parametrize("instruction, inside", [
     ("the Language dropdown", (180, 93, 421, 122)), ("the 'Theme' drop-down", (180, 153, 421, 182)),
     ("click the Language combo box", (180, 93, 421, 122)), ("the Units dropdown", (100, 218, 168, 236)),
+    ("choose a language from the Language dropdown list", (180, 93, 421, 122)),
+    ("set the Theme drop-down to Dark", (180, 153, 421, 182)),
 ])
 def test_a_drop_down_named_by_its_label_is_the_select_beside_it(instruction, inside):
     """"the Language dropdown" clicked the label: a select is found as the field beside its label."""

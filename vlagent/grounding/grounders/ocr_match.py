@@ -26,6 +26,7 @@ from PIL import Image
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
 from vlagent.grounding.ocr import read_page
+from vlagent.grounding.target_phrase import target_words
 
 # Words of an instruction that name the action or the kind of control, not its text.
 STOPWORDS = frozenset("""
@@ -39,8 +40,6 @@ LEADING_VERBS = frozenset("""
 please click tap press hit select choose pick open go follow tick untick check uncheck toggle turn switch
 double right long double-click right-click long-press
 """.split())
-# "type X into the Email field": X is what to type, not what to look for.
-_TYPE_INTO = re.compile(r"^\s*(?:type|enter|write|input)\s+.+?\s+(?:into|in)\s+(.+)$", re.IGNORECASE)
 _QUOTED = re.compile(r"['\"“”‘’«»「」](.+?)['\"“”‘’«»「」]")
 MAX_SPAN_WORDS = 6
 
@@ -53,9 +52,7 @@ def _fold(text: str) -> str:
 
 def query_of(instruction: str) -> str:
     """The part of an instruction that should appear on screen."""
-    typed = _TYPE_INTO.match(instruction)
-    if typed:
-        instruction = typed.group(1)
+    instruction = target_words(instruction)
     quoted = _QUOTED.findall(instruction)
     if quoted:
         return max(quoted, key=len)
