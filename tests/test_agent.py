@@ -420,6 +420,30 @@ def test_default_run_dir_is_timestamped_slug(tmp_path):
     assert result.run_dir.name[:8].isdigit() and result.run_dir.name[15] == "Z"
 
 
+def test_runs_go_where_vlagent_runs_says_or_to_the_data_folder_when_here_cannot_be_written(tmp_path, monkeypatch):
+    """A desktop MCP client may start `vlagent mcp` in / (not writable): its runs went nowhere."""
+    import os
+
+    from vlagent import recorder
+    from vlagent.session import Session
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(recorder.RUNS_ENV, raising=False)
+    assert recorder.runs_root() == Path("runs")
+    monkeypatch.setenv(recorder.RUNS_ENV, str(tmp_path / "all-runs"))
+    result = Agent(ScriptedPolicy([]), FakeEnv()).run("from the environment")
+    assert result.run_dir.parent == tmp_path / "all-runs"
+    with Session(FakeEnv(), task="mcp session") as session:
+        assert session.run_dir.parent == tmp_path / "all-runs"
+    monkeypatch.delenv(recorder.RUNS_ENV)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    writable = os.access
+    monkeypatch.setattr(recorder.os, "access", lambda path, mode: False if str(path) in (".", "runs") else writable(path, mode))
+    assert recorder.runs_root() == tmp_path / "data" / "vlagent" / "runs"
+    assert Agent(ScriptedPolicy([]), FakeEnv()).run("read-only here").run_dir.parent == tmp_path / "data" / "vlagent" / "runs"
+    assert not (tmp_path / "runs").exists()
+
+
 class LeakyEnv(FakeEnv):
     """Its error messages quote what it was asked to type (as xdotool's do)."""
 

@@ -189,8 +189,8 @@ class Agent:
     "risky"; `risky` adds action kinds or key combos (``"ctrl+w"``) to the
     risky set. `secrets`: dict name -> value, or a list of names read from
     ``VLAGENT_SECRET_<NAME>`` / ``<NAME>``. `run_dir`: where the run folder
-    goes (default ``runs/<UTC timestamp>-<task slug>``); `runs_root` changes
-    the default parent. `on_step(record)` is called after every step.
+    goes (default ``<runs_root>/<UTC timestamp>-<task slug>``); `runs_root`
+    defaults to `recorder.runs_root()` ($VLAGENT_RUNS, else ``runs/``). `on_step(record)` is called after every step.
     """
 
     def __init__(
@@ -210,7 +210,7 @@ class Agent:
         on_step: Callable[[StepRecord], None] | None = None,
         asker: Asker | None = None,
         risky: Iterable[str] = (),
-        runs_root: str | Path = "runs",
+        runs_root: str | Path | None = None,
     ) -> None:
         if max_steps < 1:
             raise ValueError(f"max_steps must be at least 1, got {max_steps}")
@@ -230,7 +230,7 @@ class Agent:
         self.gate = ConfirmGate(confirm, asker=asker, risky=risky)
         self.secrets = secrets if isinstance(secrets, SecretStore) else SecretStore(secrets)
         self.run_dir = Path(run_dir) if run_dir is not None else None
-        self.runs_root = Path(runs_root)
+        self.runs_root = Path(runs_root) if runs_root is not None else None
         self.history_images = history_images
         self.max_failures = max_failures
         self.loop_repeat = loop_repeat

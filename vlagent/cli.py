@@ -779,7 +779,7 @@ def build_parser() -> argparse.ArgumentParser:
              "NAME@GLOB binds it to its place: typed only into a focused window whose title matches GLOB (desktop) "
              "or the foreground app whose package does (Android), e.g. password@'*Login*'; elsewhere it is refused",
     )  # fmt: skip
-    p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-<task>)")
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-<task>; $VLAGENT_RUNS sets the parent)")
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
     p = add("ground", "one grounding step: where on IMAGE is INSTRUCTION? prints the action as JSON", cmd_ground)
@@ -833,7 +833,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--android", action="store_true",
                    help="the virtual phone over a real adb server instead (demos/android_settings.py)")
     p.add_argument("--grounder", default="default", metavar="SPEC", help="which grounder finds the targets (default: default)")
-    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<time>-demo)")
+    p.add_argument("--out", default=None, metavar="DIR", help="run folder (default runs/<time>-demo; $VLAGENT_RUNS sets the parent)")
     p.add_argument("--open", action="store_true", help="open the report in a browser")
     p.add_argument("--xvfb", action="store_true", help="use a new virtual display even if DISPLAY is set")
     p.add_argument("--json", action="store_true")

@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
                    help="a secret typed as {{NAME}} (repeatable); NAME@GLOB: only into a window titled / an app matching GLOB")
     p.add_argument("--max-actions", type=int, default=None, help="actions per session")
     p.add_argument("--max-seconds", type=float, default=None, help="session time limit")
-    p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-mcp-session)")
+    p.add_argument("--run-dir", default=None, help="run folder (default runs/<time>-mcp-session; $VLAGENT_RUNS sets the parent)")
     p.add_argument("--grounder", default="default", metavar="SPEC",
                    help="grounder for locate / click_target / type_into (default: the best offline one; 'none' to leave "
                         "them out)")

@@ -71,9 +71,26 @@ def iso_time(t: float) -> str:
     return datetime.fromtimestamp(t, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def default_run_dir(task: str, root: str | os.PathLike = "runs") -> Path:
-    """``<root>/<UTC timestamp>-<slug of task>``, made unique with a -2, -3... suffix."""
-    base = Path(root) / f"{utc_stamp()}-{slugify(task)}"
+RUNS_ENV = "VLAGENT_RUNS"  # where run folders go when the caller names none
+
+
+def runs_root() -> Path:
+    """Where run folders go by default: $VLAGENT_RUNS; else runs/ in the current folder; else, where the
+    current folder cannot be written (a desktop MCP client may start `vlagent mcp` in /), runs/ in the
+    user's data folder ($XDG_DATA_HOME/vlagent, ~/.local/share/vlagent by default)."""
+    chosen = os.environ.get(RUNS_ENV, "").strip()
+    if chosen:
+        return Path(chosen).expanduser()
+    here = Path("runs")
+    if (here.is_dir() and os.access(here, os.W_OK)) or (not here.exists() and os.access(".", os.W_OK)):
+        return here
+    data = os.environ.get("XDG_DATA_HOME", "").strip() or Path.home() / ".local" / "share"
+    return Path(data) / "vlagent" / "runs"
+
+
+def default_run_dir(task: str, root: str | os.PathLike | None = None) -> Path:
+    """``<root>/<UTC timestamp>-<slug of task>``, made unique with a -2, -3... suffix; root: `runs_root()`."""
+    base = Path(root if root is not None else runs_root()) / f"{utc_stamp()}-{slugify(task)}"
     candidate, n = base, 2
     while candidate.exists():
         candidate, n = base.with_name(f"{base.name}-{n}"), n + 1
@@ -295,6 +312,7 @@ __all__ = [
     "RunRecorder",
     "ScreenshotWriter",
     "default_run_dir",
+    "runs_root",
     "iso_time",
     "load_trajectory",
     "screenshot_name",

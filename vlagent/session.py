@@ -33,7 +33,7 @@ class Session:
         *,
         task: str = "session",
         run_dir: str | Path | None = None,
-        runs_root: str | Path = "runs",
+        runs_root: str | Path | None = None,
         dry_run: bool = False,
         confirm: ConfirmSetting = None,
         secrets: Mapping[str, str] | Sequence[str] | None = None,
