@@ -78,6 +78,37 @@ def test_screen_difference_sees_the_screen_and_the_area_around_the_point():
     assert bigger.percent < DEFAULT_MAX_SCREEN_DIFF and "the screen is 640x400, the recording's 320x200" in bigger.describe()
 
 
+def test_a_small_change_under_the_point_is_seen_and_a_cursor_or_a_shifted_window_are_not():
+    """A checkbox ticked since the recording changes an 8x8 square: too little for the thumbnails (under 1 %
+    around the click), enough for the full-size pixels. A blinking 1-pixel text cursor and the same screen
+    a pixel or two off are no change."""
+    def form(ticked: bool = False, cursor: bool = False, offset: tuple[int, int] = (0, 0)) -> Image.Image:
+        img = Image.new("RGB", (1280, 720), (217, 217, 217))
+        d = ImageDraw.Draw(img)
+        x, y = 100 + offset[0], 100 + offset[1]
+        d.rectangle((x, y, x + 12, y + 12), outline=(60, 60, 60), fill="white")
+        if ticked:
+            d.rectangle((x + 3, y + 3, x + 10, y + 10), fill=(20, 20, 20))
+        d.text((x + 20, y), "Remember me", fill="black")
+        d.rectangle((x, y + 30, x + 200, y + 52), outline=(120, 120, 120), fill="white")
+        if cursor:
+            d.line((x + 4, y + 34, x + 4, y + 48), fill="black")
+        return img
+
+    box = Action("click", point=(106 / 1280, 106 / 720))
+    ticked = screen_difference(form(), form(ticked=True), [box])
+    assert ticked.percent < 1.0 and ticked.solid >= 16 and ticked.exceeds(DEFAULT_MAX_SCREEN_DIFF)
+    assert "pixels near the click at (0.08, 0.15) changed (limit 16)" in ticked.describe(DEFAULT_MAX_SCREEN_DIFF)
+    on_label = Action("click", point=(150 / 1280, 106 / 720))  # the label's middle: the box is 44 pixels away
+    assert screen_difference(form(), form(ticked=True), [on_label]).exceeds(DEFAULT_MAX_SCREEN_DIFF)
+    assert not ticked.exceeds(100.0)  # 100 % allows anything
+    field = Action("click", point=(110 / 1280, 140 / 720))
+    blink = screen_difference(form(), form(cursor=True), [field])
+    assert blink.solid == 0 and not blink.exceeds(DEFAULT_MAX_SCREEN_DIFF)
+    for offset in ((1, 0), (2, 1), (-2, -2)):  # (the thumbnails may see a shift: their own limit decides)
+        assert screen_difference(form(), form(offset=offset), [box]).solid == 0, offset
+
+
 # -- in memory ------------------------------------------------------------------
 
 
@@ -237,6 +268,22 @@ def test_replay_on_the_practice_app(x_display, tmp_path, monkeypatch, capsys):
         assert "around the click at" in stopped["error"] or "of the screen" in stopped["error"]
         time.sleep(0.5)  # anything sent would have reached the app by now
         assert _untouched(desktop_app.read_state(state_file)), desktop_app.read_state(state_file)
+
+    # Remember me already ticked: Save is clicked (its surroundings match), then the replay stops before the
+    # click that would untick the box. The thumbnails saw 0.6 % change there; the pixels see the tick.
+    with _practice_app(x_display, state_file) as state:
+        with DesktopEnv(display=x_display.name) as env:
+            env.execute(Action("click", point=_center(state["boxes"]["checkbox"])))
+        desktop_app.wait_for_state(state_file, lambda s: s["checkbox"] is True, what="the box ticked beforehand")
+        code = main(["replay", str(recorded.run_dir), "--json"])
+        out, err = capsys.readouterr()
+        assert code == EXIT_SCREEN_CHANGED, err
+        stopped = json.loads(out)
+        assert "before step 2 of the recording: the screen differs from the recording (step-001.png)" in stopped["error"]
+        assert "pixels near the click at" in stopped["error"], stopped["error"]
+        time.sleep(0.5)
+        final = desktop_app.read_state(state_file)
+        assert final["checkbox"] is True and final["clicks"] == ["save"], final
 
 
 def test_an_unreadable_recorded_action_is_named_by_the_reports_step_number(tmp_path):

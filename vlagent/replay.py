@@ -25,12 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import numpy as np
 from PIL import Image
 
 from vlagent.actions import Action
 from vlagent.agent import Agent, RunResult
 from vlagent.environments.base import Observation
-from vlagent.loop_guard import changed_share, screen_print
+from vlagent.loop_guard import CHANGE_TOLERANCE, changed_share, screen_print
 from vlagent.policy.base import Decision, HistoryItem, StopRun
 from vlagent.policy.scripted import ScriptedPolicy, recorded_steps
 from vlagent.recorder import load_trajectory, screenshot_path
@@ -39,6 +40,15 @@ from vlagent.recorder import load_trajectory, screenshot_path
 # The same screen differs by 0-0.2 % (a blinking cursor, a clock); text typed next to the point by ~4 %; the
 # practice app with its columns swapped or its rows flipped by 5 % of the screen and 6-30 % around its controls.
 DEFAULT_MAX_SCREEN_DIFF = 4.0
+# A checkbox ticked since the recording changes 0.6 % around the click (an 8x8 tick in a 1280x720 screen):
+# too little for the thumbnails, so the full-size pixels near each point are compared too. A changed pixel
+# counts where a neighbour across and one up or down changed too (a blinking 1-pixel text cursor, a dotted
+# focus ring are lines one pixel thick), after the best alignment within +-POINT_SHIFT pixels (a window a
+# pixel or two off is the same screen); SOLID_CHANGE such pixels within POINT_RADIUS pixels (of a
+# 1280-pixel-wide screen: wider screens, wider) stop the replay.
+POINT_RADIUS = 64
+POINT_SHIFT = 2
+SOLID_CHANGE = 16
 SCREEN_WAIT = 2.0  # seconds a differing screen is given to settle (an app still redrawing) before the replay stops
 _POLL = 0.25
 _NOT_ACTING = frozenset({"done", "answer", "wait"})
@@ -52,12 +62,55 @@ class ScreenDifference:
     where: str  # "of the screen" or "around the click at (0.41, 0.22)"
     recorded_size: tuple[int, int]
     live_size: tuple[int, int]
+    solid: int = 0  # changed pixels of strokes thicker than one pixel near a point, at full size (SOLID_CHANGE)
+    solid_where: str = ""  # "near the click at (0.03, 0.05)"
 
-    def describe(self) -> str:
+    def exceeds(self, max_percent: float) -> bool:
+        """Beyond `max_percent`, or a solid change near a point (its limit grows with a larger max_percent)."""
+        return self.percent > max_percent or self.solid >= solid_limit(max_percent)
+
+    def describe(self, max_percent: float | None = None) -> str:
         sizes = "" if self.recorded_size == self.live_size else (
             f"; the screen is {self.live_size[0]}x{self.live_size[1]}, "
             f"the recording's {self.recorded_size[0]}x{self.recorded_size[1]}")
-        return f"{self.percent:.1f} % {self.where} changed{sizes}"
+        text = f"{self.percent:.1f} % {self.where} changed"
+        if max_percent is not None:
+            text += f" (limit {max_percent:g} %)"
+        if self.solid and (max_percent is None or self.solid >= solid_limit(max_percent)):
+            text += f"; {self.solid} pixels {self.solid_where} changed"
+            if max_percent is not None:
+                text += f" (limit {solid_limit(max_percent):g})"
+        return text + sizes
+
+
+def solid_limit(max_percent: float) -> float:
+    """The changed blocks near a point that stop a replay allowed `max_percent`: none at 100 (anything goes)."""
+    return float("inf") if max_percent >= 100 else round(SOLID_CHANGE * max(1.0, max_percent / DEFAULT_MAX_SCREEN_DIFF))
+
+
+def solid_change(recorded: Image.Image, live: Image.Image, point: tuple[float, float]) -> int:
+    """Changed pixels of strokes thicker than one pixel within POINT_RADIUS of `point` (normalized), at the alignment of the two
+    screenshots within +-POINT_SHIFT pixels that changes fewest; 0 where their sizes differ."""
+    if recorded.size != live.size:
+        return 0
+    width, height = recorded.size
+    r, s = round(POINT_RADIUS * max(1.0, width / 1280)), POINT_SHIFT
+    x, y = int(point[0] * width), int(point[1] * height)
+    x0, x1, y0, y1 = max(x - r, s), min(x + r + 1, width - s), max(y - r, s), min(y + r + 1, height - s)
+    if x1 - x0 < 2 or y1 - y0 < 2:
+        return 0
+    a = np.asarray(recorded.crop((x0, y0, x1, y1)).convert("L"), np.int16)
+    b = np.asarray(live.crop((x0 - s, y0 - s, x1 + s, y1 + s)).convert("L"), np.int16)
+    fewest = a.size
+    for dy in range(2 * s + 1):
+        for dx in range(2 * s + 1):
+            changed = np.pad(np.abs(a - b[dy:dy + a.shape[0], dx:dx + a.shape[1]]) > CHANGE_TOLERANCE, 1)
+            across = changed[1:-1, :-2] | changed[1:-1, 2:]  # a changed neighbour left or right
+            down = changed[:-2, 1:-1] | changed[2:, 1:-1]  # and one above or below: no 1-pixel line
+            fewest = min(fewest, int((changed[1:-1, 1:-1] & across & down).sum()))
+            if fewest == 0:
+                return 0
+    return fewest
 
 
 def screen_difference(recorded: Image.Image, live: Image.Image, actions: Sequence[Action] = ()) -> ScreenDifference:
@@ -68,10 +121,13 @@ def screen_difference(recorded: Image.Image, live: Image.Image, actions: Sequenc
         for point in (action.point, action.end):
             if point is None:
                 continue
+            name = f"the {action.kind.replace('_', ' ')} at ({point[0]:.2f}, {point[1]:.2f})"
             share = changed_share(a, b, around=point)
             if share > worst.percent:
-                where = f"around the {action.kind.replace('_', ' ')} at ({point[0]:.2f}, {point[1]:.2f})"
-                worst = ScreenDifference(share, where, recorded.size, live.size)
+                worst.percent, worst.where = share, f"around {name}"
+            solid = solid_change(recorded, live, point)
+            if solid > worst.solid:
+                worst.solid, worst.solid_where = solid, f"near {name}"
     return worst
 
 
@@ -131,15 +187,15 @@ class ReplayPolicy(ScriptedPolicy):
         live = observation.image
         diff = screen_difference(recorded, live, actions)
         deadline = time.monotonic() + self.screen_wait
-        while diff.percent > self.max_screen_diff and time.monotonic() < deadline:
+        while diff.exceeds(self.max_screen_diff) and time.monotonic() < deadline:
             time.sleep(_POLL)  # an app may still be redrawing after the previous step
             live = self.env.observe().image
             diff = screen_difference(recorded, live, actions)
         self.differences.append(diff)
-        if diff.percent <= self.max_screen_diff:
-            return f"{step} ({shot}): the screen matches the recording ({diff.describe()}, limit {self.max_screen_diff:g} %)"
-        return self._differs(step, f"the screen differs from the recording ({shot}): {diff.describe()} "
-                                   f"(limit {self.max_screen_diff:g} %)", diff)
+        if not diff.exceeds(self.max_screen_diff):
+            return f"{step} ({shot}): the screen matches the recording ({diff.describe(self.max_screen_diff)})"
+        return self._differs(step, f"the screen differs from the recording ({shot}): "
+                                   f"{diff.describe(self.max_screen_diff)}", diff)
 
     def _differs(self, step: str, what: str, diff: ScreenDifference | None) -> str:
         if diff is None:
@@ -188,4 +244,4 @@ def replay(
     return agent.run(task)
 
 
-__all__ = ["DEFAULT_MAX_SCREEN_DIFF", "ReplayPolicy", "ScreenDifference", "replay", "screen_difference"]
+__all__ = ["DEFAULT_MAX_SCREEN_DIFF", "ReplayPolicy", "ScreenDifference", "replay", "screen_difference", "solid_change"]
