@@ -156,3 +156,99 @@ def test_select_returns_once_the_list_has_closed_and_the_app_has_repainted(tmp_p
         bot.select("the Size dropdown", "Large")
         assert len(env.clicks) == 2 and env.shown() == "chosen"
         assert bot.session.last.image.getpixel((5, 5)) == SlowApp.colours["chosen"]  # not the blank moment
+
+
+class _MenuApp:
+    """A screen whose File menu opens `delay` seconds after the click that opens it (a busy app)."""
+
+    name = "menu-app"
+
+    def __init__(self, delay: float) -> None:
+        self.delay, self.opened_at, self.chosen = delay, None, []
+
+    def menu_open(self) -> bool:
+        import time
+
+        return self.opened_at is not None and time.monotonic() >= self.opened_at
+
+    def observe(self):
+        from PIL import Image
+
+        from vlagent.environments.base import Observation
+
+        colour = (60, 60, 60) if self.menu_open() else (230, 230, 230)
+        return Observation(image=Image.new("RGB", (200, 100), colour), screen_size=(200, 100))
+
+    def execute(self, action) -> None:
+        import time
+
+        if self.opened_at is None:
+            self.opened_at = time.monotonic() + self.delay
+        else:
+            self.chosen.append(action.point)
+
+    def close(self) -> None:
+        pass
+
+
+class _MenuGrounder:
+    """Finds "File" always, "Save As..." only on a screen with the menu drawn (dark)."""
+
+    name = "menu-grounder"
+
+    def ground(self, image, instruction, *, platform=None):
+        from vlagent.grounding.grounders.base import GroundingResult
+
+        if "File" in instruction or image.getpixel((5, 5))[0] < 100:
+            return GroundingResult(point=(0.5, 0.5), confidence=1.0, box=(0.4, 0.4, 0.6, 0.6))
+        return GroundingResult(point=None, confidence=0.1, found=False, error="no such item")
+
+
+def test_the_next_call_sees_what_an_action_did_or_keeps_looking(tmp_path):
+    """click("the File menu"), then click("Save As...") at once: the menu was not drawn yet, and the second
+    click raised TargetNotFound. The session now waits for the screen to show an action's effect, and a
+    call that acts keeps looking for its target for find_timeout seconds."""
+    import time
+
+    app = _MenuApp(delay=0.3)  # within the session's wait for an action's effect
+    with vlagent.connect("desktop", grounder=_MenuGrounder(), env=app, run_dir=tmp_path / "settle", find_timeout=0) as bot:
+        bot.click("the File menu")
+        bot.click("Save As...")
+    assert len(app.chosen) == 1
+
+    app = _MenuApp(delay=1.2)  # slower than that: found by looking again
+    with vlagent.connect("desktop", grounder=_MenuGrounder(), env=app, run_dir=tmp_path / "look", find_timeout=3) as bot:
+        bot.click("the File menu")
+        bot.click("Save As...")
+    assert len(app.chosen) == 1
+    _, steps, _ = load_trajectory(tmp_path / "look")
+    assert any(s["raw_output"].startswith("locate('Save As...') ->") and "looks)" in s["raw_output"] for s in steps)
+
+    app = _MenuApp(delay=5.0)
+    with vlagent.connect("desktop", grounder=_MenuGrounder(), env=app, run_dir=tmp_path / "late", find_timeout=1) as bot:
+        bot.click("the File menu")
+        started = time.monotonic()
+        with pytest.raises(vlagent.TargetNotFound, match=r"^'Save As\.\.\.' is not on the screen \(not found within 1 s"):
+            bot.click("Save As...")
+        assert time.monotonic() - started < 3
+    assert app.chosen == []
+
+
+def test_select_says_at_once_when_the_click_opened_no_list(tmp_path):
+    """A drop-down drawn as a button was taken for its label: the click opened nothing, and select() waited
+    for the option for its whole timeout, then blamed the option."""
+    import time
+
+    import vlagent.overlay  # noqa: F401  (imported before the clock starts: it draws the candidates)
+    from vlagent.scripting import as_drop_down
+
+    as_drop_down("the Size dropdown")  # loads the grounder's word rules (torch) before the clock starts too
+
+    app = _MenuApp(delay=60)  # nothing ever changes
+    with vlagent.connect("desktop", grounder=_MenuGrounder(), env=app, run_dir=tmp_path / "run") as bot:
+        started = time.monotonic()
+        with pytest.raises(vlagent.TargetNotFound, match=r"^'the File dropdown' is not on the screen \(clicking it at "
+                           r"\(0\.500, 0\.500\) opened no list: the screen did not change in 2 s"):
+            bot.select("the File dropdown", "Large")
+        assert time.monotonic() - started < 4
+    assert app.chosen == []

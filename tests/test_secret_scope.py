@@ -375,7 +375,7 @@ def test_select_in_a_dry_run_records_the_open_click_and_looks_no_further(tmp_pat
 
             return GroundingResult(point=None, confidence=0.1, found=False, error="nothing like it")
 
-    with vlagent.connect("desktop", grounder=Nowhere(), env=env, run_dir=tmp_path / "missing") as bot:
+    with vlagent.connect("desktop", grounder=Nowhere(), env=env, run_dir=tmp_path / "missing", find_timeout=0) as bot:
         with pytest.raises(vlagent.TargetNotFound, match=r"^'Language' is not on the screen \(nothing like it\)"):
             bot.select("Language", "Deutsch")  # named as the script wrote it, not as it was grounded
     assert _quoted("Large") == "'Large'" and _quoted("Rock 'n' Roll") == '"Rock \'n\' Roll"'

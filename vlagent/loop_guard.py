@@ -14,9 +14,10 @@ The same thumbnails tell a replay whether the live screen still looks like the r
 """
 from __future__ import annotations
 
+import time
 from collections import deque
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from PIL import Image
@@ -64,6 +65,29 @@ def changed_share(a: bytes, b: bytes, around: tuple[float, float] | None = None,
         cx, cy = min(int(around[0] * THUMB), THUMB - 1), min(int(around[1] * THUMB), THUMB - 1)
         changed = changed[max(0, cy - near):cy + near + 1, max(0, cx - near):cx + near + 1]
     return 100.0 * float(changed.mean())
+
+
+HOLD_STILL = 0.25  # seconds a screen must not change to count as drawn (a busy app repaints in pieces)
+
+
+def wait_until_still(observe: Callable[[], Any], before: bytes, within: float,
+                     change_within: float | None = None) -> bool:
+    """Wait up to `within` seconds for the screen (`observe()` gives an image) to differ from `before` (a
+    screen_print) and then hold still for HOLD_STILL seconds: a list drawn, or closed and its app repainted.
+    A screen that has not changed after `change_within` seconds (default: `within`) is not waited for
+    further. Returns whether it changed."""
+    start = time.monotonic()
+    deadline, last, since, changed = start + within, before, start, False
+    while True:
+        now, at = screen_print(observe()), time.monotonic()
+        if not same_screen(last, now):
+            last, since = now, at
+        changed = changed or changed_share(before, now) > 0
+        if changed and at - since >= HOLD_STILL:
+            return True
+        if at >= deadline or (not changed and change_within is not None and at - start >= change_within):
+            return changed
+        time.sleep(0.05)
 
 
 def same_actions(a: Sequence[Action], b: Sequence[Action], radius: float) -> bool:

@@ -16,8 +16,8 @@ from pydantic import BaseModel, Field
 
 from vlagent.actions import Action, ActionError
 from vlagent.environments.base import EnvironmentLost
-from vlagent.loop_guard import screen_print
-from vlagent.scripting import LIST_WAIT, as_drop_down, in_the_list, wait_until_still
+from vlagent.loop_guard import screen_print, wait_until_still
+from vlagent.scripting import LIST_WAIT, as_drop_down, in_the_list
 from vlagent.session import Session, SessionLimit
 
 Units = Literal["normalized", "pixels"]
@@ -243,7 +243,10 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable
         if session.dry_run:
             session.note(f"{call}: the list does not open in a dry run; the option is not looked for")
             return "would run (dry run): the drop-down's click; the list does not open in a dry run"
-        wait_until_still(observe, closed, min(timeout, LIST_WAIT))
+        if not wait_until_still(observe, closed, min(timeout, LIST_WAIT)):
+            raise not_found(call, description, found, f"clicking it at ({found['point'][0]:.3f}, {found['point'][1]:.3f}) "
+                            f"opened no list: the screen did not change in {min(timeout, LIST_WAIT):g} s (a label "
+                            "beside the drop-down, or no drop-down)")
         deadline = time.monotonic() + timeout
         while True:
             chosen, why = look(in_the_list(option))
@@ -252,9 +255,7 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable
             time.sleep(0.5)
         if why is not None:
             raise not_found(call, option, chosen, f"not in the list within {timeout:g} s; the last screenshot: {why}")
-        with_list = screen_print(session.last.image)
-        done = act(ctx, call, lambda: Action("click", point=tuple(chosen["point"])))
-        wait_until_still(observe, with_list, LIST_WAIT)
+        done = act(ctx, call, lambda: Action("click", point=tuple(chosen["point"])))  # the session waits for the repaint
         return f"{done} (confidence {chosen['confidence']:.2f})"
 
 

@@ -11,12 +11,13 @@
             bot.click("Accept")
         bot.press("ctrl", "s")
 
-Every call looks at a fresh screenshot, grounds the description, and executes through the
-environment inside a recorded Session (trajectory.jsonl, report.html), with the same safety options
-as `vlagent run`: dry_run, confirm, secrets typed as {{name}} (and text typed into a password, PIN or
-token field, which the recording keeps as {{typed_1}}). Below the grounder's confidence a call
-raises TargetNotFound naming the description, with the candidates drawn on a saved screenshot: it
-never clicks a guess.
+Every call looks at a fresh screenshot, grounds the description (looking again for up to
+`find_timeout` seconds while it is not there yet), and executes through the environment inside a
+recorded Session (trajectory.jsonl, report.html), which waits for the screen to show what an action
+did before the next call looks. The safety options are those of `vlagent run`: dry_run, confirm,
+secrets typed as {{name}} (and text typed into a password, PIN or token field, which the recording
+keeps as {{typed_1}}). Below the grounder's confidence a call raises TargetNotFound naming the
+description, with the candidates drawn on a saved screenshot: it never clicks a guess.
 """
 from __future__ import annotations
 
@@ -28,12 +29,12 @@ from typing import Any, Callable, Mapping, Sequence
 from vlagent.actions import Action
 from vlagent.grounding.controls import FIELD, control_kind
 from vlagent.grounding.locate import TargetNotFound, locate
-from vlagent.loop_guard import changed_share, same_screen, screen_print
+from vlagent.loop_guard import screen_print, wait_until_still
 from vlagent.session import Session
 
 
-HOLD_STILL = 0.25  # seconds a screen must not change to count as drawn (a busy app repaints in pieces)
-LIST_WAIT = 2.0  # seconds select() gives a drop-down's list to appear (it then looks for the option anyway), and to close
+FIND_TIMEOUT = 3.0  # seconds a call that acts on a description keeps looking for it (a menu still opening)
+LIST_WAIT = 2.0  # seconds select() gives a drop-down's list to appear (a screen that does not change opened none)
 
 
 def as_drop_down(description: str) -> str:
@@ -46,19 +47,6 @@ def in_the_list(option: str) -> str:
     return f"{_quoted(option)} in the list"
 
 
-def wait_until_still(observe: Callable[[], Any], before: bytes, within: float) -> None:
-    """Wait up to `within` seconds for the screen (`observe()` gives an image) to differ from `before` (a
-    screen_print) and then hold still for HOLD_STILL seconds: a list drawn, or closed and its app repainted."""
-    deadline, last, since = time.monotonic() + within, before, time.monotonic()
-    while time.monotonic() < deadline:
-        now, at = screen_print(observe()), time.monotonic()
-        if not same_screen(last, now):
-            last, since = now, at
-        elif changed_share(before, now) > 0 and at - since >= HOLD_STILL:
-            return
-        time.sleep(0.05)
-
-
 class ActionFailed(RuntimeError):
     """The environment did not execute an action (declined, unsupported, failed)."""
 
@@ -68,24 +56,23 @@ class Bot:
 
     def __init__(self, env: Any, grounder: Any, *, platform: str = "desktop", run_dir: str | Path | None = None,
                  dry_run: bool = False, confirm: Any = None, secrets: Mapping[str, str] | Sequence[str] | None = None,
-                 task: str = "script") -> None:
-        self.env, self.grounder, self.platform = env, grounder, platform
+                 task: str = "script", find_timeout: float = FIND_TIMEOUT) -> None:
+        if not find_timeout >= 0:
+            raise ValueError(f"find_timeout is seconds, 0 or more; got {find_timeout!r}")
+        self.env, self.grounder, self.platform, self.find_timeout = env, grounder, platform, find_timeout
         self.session = Session(env, task=task, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets)
 
     # -- finding ------------------------------------------------------------
 
-    def locate(self, description: str) -> Any:
-        """The grounder's answer on a fresh screenshot (a GroundingResult); raises TargetNotFound."""
-        image, result, missing = self._look(description)
-        if missing is not None:
-            self._record_miss(f"locate({description!r})", image, missing)
-            raise missing
-        self._record_hit(f"locate({description!r})", result)
-        return result
+    def locate(self, description: str, timeout: float | None = None) -> Any:
+        """The grounder's answer on a fresh screenshot (a GroundingResult). Looks again, every half second,
+        for up to `timeout` seconds (default the bot's find_timeout: a menu still opening, a page still
+        loading) before it raises TargetNotFound. Every call that acts on a description finds it so."""
+        return self._find("locate", description, self.find_timeout if timeout is None else timeout)
 
     def exists(self, description: str) -> bool:
-        """Whether the description is on the screen now. A "no" is an answer, not an error: it is recorded as
-        one line, without a candidates screenshot."""
+        """Whether the description is on the screen now (one look). A "no" is an answer, not an error: it is
+        recorded as one line, without a candidates screenshot."""
         _, result, missing = self._look(description)
         if missing is not None:
             self.session.note(f"exists({description!r}) -> no ({missing.reason or 'below the confidence threshold'})")
@@ -96,19 +83,28 @@ class Bot:
     def wait_for(self, description: str, timeout: float = 30.0, interval: float = 0.5) -> Any:
         """Poll until the description is found (returns the result) or raise TargetNotFound at the timeout.
         Only the outcome is recorded (one step), not every look."""
+        return self._find("wait_for", description, timeout, interval)
+
+    def _find(self, call: str, description: str, timeout: float, interval: float = 0.5,
+              named: str | None = None) -> Any:
+        """Look for `description` until found or `timeout` seconds have passed; one step records the outcome.
+        `named`: the description as the script wrote it, where `description` adds to it."""
         start = time.monotonic()
         deadline, looks = start + timeout, 0
+        name = named if named is not None else description
         while True:
             image, result, missing = self._look(description)
             looks += 1
             if missing is None:
-                self._record_hit(f"wait_for({description!r})", result,
-                                 f", after {time.monotonic() - start:.1f} s ({looks} look{'s' * (looks > 1)})")
+                after = f", after {time.monotonic() - start:.1f} s ({looks} looks)" if looks > 1 else ""
+                self._record_hit(f"{call}({name!r})", result, after)
                 return result
             if time.monotonic() + interval > deadline:
-                missing.reason = (f"not found within {timeout:g} s ({looks} look{'s' * (looks > 1)}); the last "
-                                  f"screenshot: {missing.reason or 'below the confidence threshold'}")
-                self._record_miss(f"wait_for({description!r})", image, missing)
+                missing.description = name
+                if looks > 1:
+                    missing.reason = (f"not found within {timeout:g} s ({looks} looks); the last screenshot: "
+                                      f"{missing.reason or 'below the confidence threshold'}")
+                self._record_miss(f"{call}({name!r})", image, missing)
                 raise missing
             time.sleep(interval)
 
@@ -148,33 +144,30 @@ class Bot:
 
     def select(self, description: str, option: str, timeout: float = 10.0) -> Any:
         """Open the drop-down this describes and choose `option` from its list: `bot.select("the Language
-        dropdown", "Deutsch")`. Clicks the drop-down, gives its list up to LIST_WAIT seconds to be drawn,
-        then looks for the option as text in the list for up to `timeout` seconds more (TargetNotFound
-        after that) and clicks it, and returns once the list has closed and the screen holds still (up
-        to LIST_WAIT seconds), so the next call sees the choice. Returns the option's GroundingResult
-        (None in a dry run: the list never opens)."""
+        dropdown", "Deutsch")`. Clicks the drop-down and gives its list up to LIST_WAIT seconds to be
+        drawn (TargetNotFound at once when the screen does not change: what was clicked opened no list),
+        then looks for the option as text in the list for up to `timeout` seconds (TargetNotFound after
+        that) and clicks it; like every action, it returns once the screen holds still, so the next call
+        sees the choice. Returns the option's GroundingResult (None in a dry run: the list never opens)."""
         if not option.strip():
             raise ValueError("select() needs the option to choose, as its list writes it; got an empty one")
         call = f"select({description!r}, {option!r})"
-        image, opened, missing = self._look(as_drop_down(description))
-        if missing is not None:
-            missing.description = description  # as the script wrote it
-            self._record_miss(f"locate({description!r})", image, missing)
-            raise missing
-        self._record_hit(f"locate({description!r})", opened)
+        opened = self._find("locate", as_drop_down(description), self.find_timeout, named=description)
+        closed = screen_print(self.session.last.image)  # the screen the drop-down was found on
         self._act(Action("click", point=opened.point), f"{call}: open")
         if self.session.dry_run:
             self.session.note(f"{call}: the list does not open in a dry run; the option is not looked for")
             return None
-        # The screen the drop-down was found on, still closed: wait for the list to be drawn (a screen that
-        # never changes: look for the option anyway).
-        observe = lambda: self.session.observe().image  # noqa: E731
-        wait_until_still(observe, screen_print(image), min(timeout, LIST_WAIT))
+        # Wait for the list to be drawn; a screen that does not change opened none (a label was clicked).
+        if not wait_until_still(lambda: self.session.observe().image, closed, min(timeout, LIST_WAIT)):
+            missing = TargetNotFound(description, f"clicking it at ({opened.point[0]:.3f}, {opened.point[1]:.3f}) "
+                                     f"opened no list: the screen did not change in {min(timeout, LIST_WAIT):g} s "
+                                     "(a label beside the drop-down, or no drop-down)", None, [])
+            self._record_miss(f"{call}: open", self.session.last.image, missing)
+            raise missing
         found = self.wait_for(in_the_list(option), timeout=timeout)
-        with_list = screen_print(self.session.last.image)  # the screen the option was found on
+        # The session waits for the list to close and the app to repaint: the next call sees the choice.
         self._act(Action("click", point=found.point), call)
-        # The list closes and the app repaints its drop-down with the choice: the next call looks at that.
-        wait_until_still(observe, with_list, LIST_WAIT)
         return found
 
     def type(self, text: str, secret: bool = False) -> None:
@@ -251,10 +244,11 @@ def _quoted(text: str) -> str:
 
 def connect(where: str = "desktop", *, grounder: str | Any = "default", run_dir: str | Path | None = None,
             dry_run: bool = False, confirm: Any = None, secrets: Mapping[str, str] | Sequence[str] | None = None,
-            env: Any = None, monitor: int = 1, task: str | None = None) -> Bot:
+            env: Any = None, monitor: int = 1, task: str | None = None, find_timeout: float = FIND_TIMEOUT) -> Bot:
     """A Bot on "desktop", "android" or "android:SERIAL" (or a ready `env`). grounder: a --grounder SPEC
     ("default", "ocr", "grounder:FOLDER", "api:MODEL@URL") or an object with ground(image, instruction).
-    task: the run's title in its folder name and report (default: "script" and the script's file name)."""
+    task: the run's title in its folder name and report (default: "script" and the script's file name).
+    find_timeout: seconds a call that acts on a description keeps looking for it (0: one look)."""
     kind, _, serial = where.partition(":")
     if kind not in ("desktop", "android"):
         raise ValueError(f"connect() takes 'desktop', 'android' or 'android:SERIAL'; got {where!r}")
@@ -275,4 +269,4 @@ def connect(where: str = "desktop", *, grounder: str | Any = "default", run_dir:
         script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] not in ("", "-c", "-") else ""
         task = f"script {script}" if script else "script"
     return Bot(env, grounder, platform=kind, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets,
-               task=task)
+               task=task, find_timeout=find_timeout)

@@ -3,7 +3,9 @@
 This is the loop's bookkeeping without a policy: the caller (a script, an MCP client) decides each
 action. Every action goes through the same gate as `vlagent run` (dry-run, confirmation of risky
 actions, `{{secret}}` placeholders typed but never recorded, action and time limits) and is recorded
-as a step of a run folder (trajectory.jsonl, screenshots, report.html on close).
+as a step of a run folder (trajectory.jsonl, screenshots, report.html on close). After an executed
+action the session waits for the screen to show it (`settle`: a change that then holds still; none in
+SETTLE_CHANGE seconds, and the next call goes ahead), so the caller's next look sees what it did.
 
     with Session(env, task="mcp session") as s:
         obs = s.observe()
@@ -18,8 +20,13 @@ from typing import Any, Mapping, Sequence
 from vlagent.actions import Action
 from vlagent.agent import ActionOutcome, StepRecord, execute_gated
 from vlagent.environments.base import EnvironmentLost, Observation
+from vlagent.loop_guard import screen_print, wait_until_still
 from vlagent.recorder import RunRecorder, default_run_dir, iso_time
 from vlagent.safety import MIN_HIDDEN, PLACEHOLDER, ConfirmGate, ConfirmSetting, SecretStore, names_a_secret
+
+
+SETTLE_CHANGE = 0.5  # seconds an action is given to change the screen (no change: the next call goes ahead)
+SETTLE_WAIT = 2.0  # seconds at most for a changing screen to hold still after an action (an animation never does)
 
 
 class SessionLimit(RuntimeError):
@@ -39,8 +46,10 @@ class Session:
         secrets: Mapping[str, str] | Sequence[str] | None = None,
         max_actions: int | None = None,
         max_seconds: float | None = None,
+        settle: bool = True,
     ) -> None:
         self.env = env
+        self.settle = settle
         self.task = task
         self.dry_run = dry_run
         self.gate = confirm if isinstance(confirm, ConfirmGate) else ConfirmGate(confirm)
@@ -90,6 +99,9 @@ class Session:
         self._record(rec, outcome)
         self.actions += outcome.executed or outcome.status == "dry_run"
         self.last = None  # the screen may have changed: the next call looks again
+        if outcome.executed and self.settle:
+            # A menu still opening, a dialog still closing: the next call should see what this one did.
+            wait_until_still(lambda: self.observe().image, screen_print(obs.image), SETTLE_WAIT, SETTLE_CHANGE)
         return outcome
 
     def typed(self, text: str, secret: bool | None, description: str = "") -> str:
