@@ -565,3 +565,37 @@ def test_a_panel_around_the_label_is_no_field_holding_it():
     assert snap is not None and snap.by_label
     x, y = _px(snap.point)
     assert 100 <= x <= 301 and 95 <= y <= 118, (x, y)
+
+
+def _button_drop_downs() -> tuple[Image.Image, list[TextLine]]:
+    """Drop-downs drawn as buttons (GTK's GtkComboBox, Qt's QComboBox): a label, then a raised button whose
+    outline breaks at its rounded corners (no closed outline), holding the value and a ▾ arrow."""
+    image, draw, lines, text = _canvas()
+    for y, label, value, x_button in ((100, "Search direction:", "Down", 170), (200, "Replace all in:", "Document", 150)):
+        text(30, y, label)
+        x0, y0, x1, y1 = x_button, y - 9, x_button + 110, y + 23
+        grey = (200, 200, 200)
+        draw.line((x0 + 3, y0, x1 - 3, y0), fill=grey)
+        draw.line((x0 + 3, y1, x1 - 3, y1), fill=grey)
+        draw.line((x0, y0 + 3, x0, y1 - 3), fill=grey)
+        draw.line((x1, y0 + 3, x1, y1 - 3), fill=grey)
+        text(x0 + 10, y, value)
+        draw.polygon(((x1 - 24, y + 4), (x1 - 12, y + 4), (x1 - 18, y + 10)), fill=(40, 40, 40))  # the arrow
+    text(420, 100, "Wrap around")
+    return image, lines
+
+
+@pytest.mark.parametrize("instruction, inside", [
+    ("the Search direction dropdown", (170, 91, 280, 123)), ("Search direction (drop-down)", (170, 91, 280, 123)),
+    ("the Replace all in combo box", (150, 191, 260, 223)),
+])
+def test_a_drop_down_drawn_as_a_button_is_found_by_its_arrow(instruction, inside):
+    """mousepad's "Search direction: [Down ▾]": no outline closes around the button, and "the Search direction
+    dropdown" clicked the label. The ▾ on the label's row marks the drop-down."""
+    image, lines = _button_drop_downs()
+    label = next(ln for ln in lines if ln.text.rstrip(":") in instruction)
+    on_label = ((label.box[0] + label.box[2]) / 2, (label.box[1] + label.box[3]) / 2)
+    snap = snap_to_control(image, instruction, on_label, lines)
+    assert snap is not None and snap.by_label, instruction
+    x, y = _px(snap.point)
+    assert inside[0] <= x <= inside[2] and inside[1] <= y <= inside[3], (instruction, x, y)

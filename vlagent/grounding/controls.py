@@ -350,9 +350,16 @@ def snap_to_control(image: Image.Image, instruction: str, point: tuple[float, fl
         controls = find_sliders(image, unit) if kind == SLIDER else find_controls(image, unit)
     segments = [pixel_box(ln.box, image.size) for ln in lines if len(ln.text.strip()) > 2]
     of_kind = [c for c in controls if c.kind == kind and not (kind == TOGGLE and _inside_text(c, segments, unit))]
+    label = exact_text(instruction, lines)
+    if kind == FIELD and label is not None and _DROP_DOWN_WORDS.search(instruction):
+        texts = [pixel_box(ln.box, image.size) for ln in lines]
+        drop_down = _drop_down_by_arrow(image, pixel_box(label, image.size), of_kind, texts, unit)
+        if drop_down is not None:
+            box = drop_down.box
+            return Snap((drop_down.click_point[0] / width, drop_down.click_point[1] / height),
+                        (box[0] / width, box[1] / height, box[2] / width, box[3] / height), True)
     if not of_kind:
         return None
-    label = exact_text(instruction, lines)
     if label is None and kind == TOGGLE:
         label = _row_name(instruction, lines)
     x, y = point[0] * width, point[1] * height
@@ -619,6 +626,66 @@ def _beside_label(controls: Sequence[Control], label: tuple[float, float, float,
         if key < best_key:  # no reach limit: a phone's switch sits at the far end of its label's row
             best, best_key = c, key
     return best
+
+
+ARROW_REACH = 16  # text heights right of a drop-down's label its ▾ may lie
+ARROW_CONTRAST = 40  # grey levels between an arrow and its row's background
+
+
+def _drop_down_by_arrow(image: Image.Image, label: tuple[float, float, float, float], fields: Sequence[Control],
+                        texts: Sequence[tuple[float, float, float, float]], unit: float) -> Control | None:
+    """A drop-down drawn as a button (GTK's combo box, Qt's): no field outline beside its label, but a ▾ or
+    a chevron, the first shape pointing down right of the label on its row. The drop-down is the value
+    written before the arrow (the nearest of `texts`, pixel boxes, between the label and it) and the
+    arrow. None where a field outline sits on the label's row first (the field path finds that one) or
+    no arrow is in reach."""
+    lx0, ly0, lx1, ly1 = label
+    mid = (ly0 + ly1) / 2
+    height = image.size[1]
+    region = (int(lx1), max(0, int(mid - unit)), min(image.size[0], int(lx1 + ARROW_REACH * unit)),
+              min(height, int(mid + unit) + 1))
+    arrows = _down_arrows(image, region, unit)
+    if not arrows:
+        return None
+    x0, y0, x1, y1 = min(arrows)
+    if any(c.box[1] - 0.5 * unit <= mid <= c.box[3] + 0.5 * unit and lx1 <= c.box[0] < x0 for c in fields):
+        return None
+    values = [t for t in texts if t[1] <= mid <= t[3] and lx1 < t[0] < x0]
+    start = max(values, key=lambda t: t[0])[0] if values else x0
+    return Control(FIELD, (int(start - 0.5 * unit), int(min(ly0, y0)), int(x1 + 0.5 * unit), int(max(ly1, y1)) + 1))
+
+
+def _down_arrows(image: Image.Image, region: tuple[int, int, int, int], unit: float) -> list[tuple[int, int, int, int]]:
+    """Boxes (pixels) of the small shapes pointing down inside `region` (pixels): a filled triangle or a
+    chevron, a quarter of a text height to one wide, 1.3 to 3 times as wide as tall, each row narrower than
+    the one above it down to under half the top's width, and centred on one column."""
+    from scipy import ndimage
+
+    x0, y0, x1, y1 = region
+    if x1 - x0 < 3 or y1 - y0 < 3:
+        return []
+    grey = np.asarray(image.convert("L").crop(region), dtype=np.int16)
+    ink = np.abs(grey - np.median(grey)) > ARROW_CONTRAST
+    labels, _ = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
+    found = []
+    for index, place in enumerate(ndimage.find_objects(labels), start=1):
+        if place is None:
+            continue
+        rows, cols = place
+        h, w = rows.stop - rows.start, cols.stop - cols.start
+        if not (0.25 * unit <= w <= unit and h >= 2 and 1.3 * h <= w <= 3 * h):
+            continue
+        spans = [np.flatnonzero(row) for row in labels[place] == index]
+        if any(len(span) == 0 for span in spans):
+            continue
+        widths = [span[-1] - span[0] + 1 for span in spans]
+        centres = [(span[-1] + span[0]) / 2 for span in spans]
+        if widths[0] < 0.8 * w or widths[-1] > 0.45 * w or any(b > a + 1 for a, b in zip(widths, widths[1:])):
+            continue
+        if max(centres) - min(centres) > max(1.5, 0.15 * w):
+            continue
+        found.append((x0 + cols.start, y0 + rows.start, x0 + cols.stop, y0 + rows.stop))
+    return found
 
 
 def _holds_a_field(outer: Control, controls: Sequence[Control]) -> bool:
