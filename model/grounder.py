@@ -33,7 +33,7 @@ import torch
 from PIL import Image
 from torch import Tensor, nn
 
-from vlagent.grounding.target_phrase import target_words
+from vlagent.model.target_phrase import target_words
 
 PAD, VISION_START, IMAGE, VISION_END, VIDEO, LINE, ACTION = 256, 257, 258, 259, 260, 261, 262
 VOCAB_SIZE = 264  # 256 bytes + the specials above, rounded up
@@ -331,6 +331,12 @@ def _prose(text: str) -> bool:
     return text.rstrip().endswith((".", "!", "?")) or sum(w[0].islower() for w in words) * 2 > len(words)
 
 
+def _holds_no_caption(text: str) -> bool:
+    """Whether no run of a line's words is a button's caption or an icon's name: running text (_prose), or a
+    label, which ends in a colon ("Replace all in:" holds no "Replace All" button)."""
+    return _prose(text) or text.rstrip().endswith(":")
+
+
 # Arrows written beside a link's name ("<< Prev", "Next »"): folding drops them, but they tell the
 # navigation link from the page's heading of the same name
 _ARROW = re.compile(r"<<|>>|[«»‹›←→]")
@@ -345,7 +351,7 @@ def _places_in_turn(queries: Sequence[str], lines: Sequence[TextLine], runs_in_p
                     ) -> Iterator[tuple[str, list[tuple[tuple[float, float, float, float], str, str]]]]:  # fmt: skip
     """(query, its places) in the order exact_text weighs them: the whole lines reading each query, then the
     word runs reading each query no line reads whole; queries read nowhere are left out. runs_in_prose=False:
-    runs of words inside running text (_prose) are no places."""
+    runs of words inside running text or a label are no places (_holds_no_caption)."""
     read_whole = set()  # queries some line reads whole: their word runs elsewhere are not looked at
     wrapped = list(_wrapped(lines))  # pairs of lines reading as one wrapped name, found once
     for whole_lines in (True, False):
@@ -354,7 +360,7 @@ def _places_in_turn(queries: Sequence[str], lines: Sequence[TextLine], runs_in_p
                 continue
             places = _places(query, lines, whole_lines, wrapped)
             if not runs_in_prose:
-                places = [p for p in places if p[1] == p[2] or not _prose(p[2])]
+                places = [p for p in places if p[1] == p[2] or not _holds_no_caption(p[2])]
             if places:
                 if whole_lines:
                     read_whole.add(query)
@@ -376,8 +382,8 @@ def near_text(queries: Sequence[str], lines: Sequence[TextLine], runs_in_prose: 
     look-alike characters taken as one (_OCR_LOOKALIKES), then at most one edit per NEAR_CHARACTERS
     characters of the folded query ("Ubermehmen" for Übernehmen, "Zurick" for Zurück, "Помошь" for
     Помощь). The nearest place must be the only one that near; queries under 4 characters must read
-    exactly. The first query with an answer wins. runs_in_prose=False: the words inside a sentence
-    (_prose) are not places, only the whole line."""
+    exactly. The first query with an answer wins. runs_in_prose=False: the words inside a sentence or a
+    label (_holds_no_caption) are not places, only the whole line."""
     for query in queries:
         folded = _ocr_fold(query)
         if len(folded) < 4:
@@ -385,7 +391,7 @@ def near_text(queries: Sequence[str], lines: Sequence[TextLine], runs_in_prose: 
         allowed = len(folded) // NEAR_CHARACTERS
         nearest, boxes = allowed + 1, []
         for line in lines:  # each line is one place: the whole line, else its nearest run of words
-            runs = _word_runs(line) if runs_in_prose or not _prose(line.text) else ()
+            runs = _word_runs(line) if runs_in_prose or not _holds_no_caption(line.text) else ()
             texts = [(_ocr_fold(line.text), line.box)] + [(_ocr_fold(text), box) for _, box, text in runs]
             scored = [(_edit_distance(folded, text, allowed), box) for text, box in texts
                       if abs(len(text) - len(folded)) <= allowed]
@@ -480,6 +486,52 @@ def written_target(instruction: str, lines: Sequence[TextLine]) -> tuple[float, 
     """The box a grounder answers with before asking the model, or None: exact_text, unless the
     instruction names a control that sits beside its label (there the text is not the target)."""
     return None if names_control_beside_label(instruction) else exact_text(instruction, lines)
+
+
+# Words a text-only instruction may hold besides its quoted text: "click 'Save'", "tap on 'Settings'".
+_TEXT_ONLY_EXTRA = frozenset({"please", "on", "the", "a", "an"}) | _LEADING_VERBS
+# OCR reads some digits as letters; a number is compared with these read back as digits.
+_AS_DIGITS = str.maketrans({"o": "0", "l": "1", "i": "1"})
+
+
+def names_text_only(instruction: str) -> bool:
+    """Whether the instruction names text and nothing else ("19", "Delete all files?", "click 'Save'"): no
+    kind of control, no icon, no place, no verb unless the text is quoted. Such a target is the text
+    itself, written on the screen."""
+    target = target_words(instruction)
+    if names_control_beside_label(instruction):  # "tick Remember me": the box beside the text
+        return False
+    rest = unquoted(target)
+    if rest != target:  # quoted: only a verb and articles around the quote
+        return all(w in _TEXT_ONLY_EXTRA for w in _words(rest))
+    # unquoted: the text and nothing else ("open a file" may name the Open button in other words)
+    return bool(_words(target)) and _words(target) == _words(instruction_query(instruction))
+
+
+def names_unread_short_label(instruction: str, lines: Sequence[TextLine], longest: int) -> bool:
+    """Whether the instruction's label ("7" of "the 7 button") has at most `longest` letters and digits and
+    no word on the screen reads it."""
+    query = _fold(instruction_query(instruction))
+    return 0 < len(query) <= longest and not any(query == _fold(w) for ln in lines for w in ln.text.split())
+
+
+WRITTEN_LIKE = 0.6  # folded string ratio of the text under a point to a text-only instruction's text
+
+
+def written_like(instruction: str, lines: Sequence[TextLine], point: tuple[float, float], unit: float) -> bool:
+    """Whether text like the instruction's is written at the (normalized) point: on a line whose box, grown
+    by `unit` (normalized height; half as much across), holds it. A number must be written as it is
+    (exists("19") is not the "9" button, nor "190"); other text at WRITTEN_LIKE or more (OCR slips)."""
+    query = _fold(instruction_query(instruction))
+    if not query:
+        return True
+    x, y = point
+    near = [_fold(ln.text) for ln in lines
+            if ln.box[0] - unit / 2 <= x <= ln.box[2] + unit / 2 and ln.box[1] - unit <= y <= ln.box[3] + unit]
+    if any(ch.isdigit() for ch in query):
+        digits = query.translate(_AS_DIGITS)
+        return any(re.search(rf"(?<!\d){re.escape(digits)}(?!\d)", text.translate(_AS_DIGITS)) for text in near)
+    return any(query in text or difflib.SequenceMatcher(None, query, text).ratio() >= WRITTEN_LIKE for text in near)
 
 
 # The hand-made part of LineEncoder.match: the query's string ratio, its words on the line, an exact

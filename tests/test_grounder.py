@@ -28,7 +28,9 @@ from vlagent.model.grounder import (
     load_grounder,
     pixel_input,
     instruction_query,
+    names_text_only,
     span_box,
+    written_like,
     written_places,
 )
 
@@ -669,3 +671,29 @@ def test_a_button_is_no_word_inside_a_sentence():
     assert exact_text("the Continue button", lines) is None
     assert exact_text("the settings icon", lines) is None
     assert exact_text("the Edit button", lines) is not None  # a menu bar read as one line is no sentence
+
+
+@pytest.mark.parametrize("instruction, text_only", [
+    ("19", True), ("Delete all files?", True), ("tap on 'Settings'", True), ("12:00 PM", True),
+    ("click Save", False), ("open a file", False),  # a verb: perhaps other words for a label ("Open")
+    ("the Save button", False), ("the 7 button", False), ("the File menu", False), ("the 'Save' button", False),
+    ("Save As in the File menu", False), ("tick Remember me", False), ("type hi into the Name field", False),
+    ("the first row", False),
+])
+def test_an_instruction_naming_text_alone(instruction, text_only):
+    assert names_text_only(instruction) is text_only
+
+
+def test_text_alone_must_be_written_where_it_is_found():
+    lines = [TextLine("19", (0.80, 0.05, 0.90, 0.10)), TextLine("9", (0.45, 0.30, 0.47, 0.34)),
+             TextLine("Delete all temporary files?", (0.30, 0.50, 0.60, 0.54)), TextLine("apples", (0.1, 0.8, 0.2, 0.84))]
+    unit = 0.04
+    on_display, on_key, under_question = (0.85, 0.07), (0.46, 0.32), (0.58, 0.62)
+    assert written_like("19", lines, on_display, unit) and written_like("'19'", lines, on_display, unit)
+    assert not written_like("19", lines, on_key, unit)  # "9" is not "19"
+    assert not written_like("190", lines, on_display, unit) and not written_like("91", lines, on_display, unit)
+    assert written_like("l9", lines, on_display, unit)  # OCR's letters for digits
+    assert written_like("Delete all temporary files?", lines, (0.45, 0.52), unit)
+    assert written_like("Delete all temporary file", lines, (0.45, 0.52), unit)  # an OCR slip
+    assert not written_like("Delete all files?", lines, under_question, unit)  # nothing written there
+    assert not written_like("Find and Replace...", lines, (0.15, 0.82), unit)

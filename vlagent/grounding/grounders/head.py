@@ -68,8 +68,8 @@ from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.phrase_lexicon import load_lexicon
 from vlagent.grounding.ocr_scripts import lines_for
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
-from vlagent.model.grounder import (TextLine, exact_text, names_screen_text, names_written_word, written_places,
-                                    written_target)
+from vlagent.model.grounder import (TextLine, exact_text, names_screen_text, names_text_only, names_unread_short_label,
+                                    names_written_word, written_like, written_places, written_target)
 from vlagent.model.grounding_head import HeadPrediction
 
 ICON_RECOGNIZER_FILE = "icons.safetensors"  # beside a grounder's weights: the learned icon recognizer
@@ -106,12 +106,29 @@ def _join(words: Sequence[OcrLine]) -> TextLine:
                                                       max(w.box[2] for w in words), max(w.box[3] for w in words)))
 
 
-def screen_text(image: Image.Image) -> list[TextLine]:
-    """OCR (cached per screen content) -> text segments."""
+def screen_text(image: Image.Image, scale: float = 1.0) -> list[TextLine]:
+    """OCR (cached per screen content) -> text segments. `scale`: read enlarged (ocr.read_page)."""
     from vlagent.grounding.ocr import read_page
 
-    page = read_page(image)
+    page = read_page(image, scale)
     return text_segments(page.lines, page.words, image.size)
+
+
+SHORT_LABEL = 2  # characters: a label this short that no line reads is looked for again, enlarged
+ENLARGED = 2.0
+
+
+def with_short_labels(image: Image.Image, instruction: str, lines: list[TextLine]) -> list[TextLine]:
+    """`lines`, and what OCR reads only at ENLARGED size where nothing was read before, when the instruction
+    names a label of one or two characters ("the 7 button", "B") that no word on the screen reads: OCR
+    misses a lone character at screen size (a calculator's keys, a toolbar's B, I and U)."""
+    if not names_unread_short_label(instruction, lines, SHORT_LABEL):
+        return lines
+
+    def unread(segment: TextLine) -> bool:
+        x, y = (segment.box[0] + segment.box[2]) / 2, (segment.box[1] + segment.box[3]) / 2
+        return not any(ln.box[0] <= x <= ln.box[2] and ln.box[1] <= y <= ln.box[3] for ln in lines)
+    return lines + [segment for segment in screen_text(image, ENLARGED) if unread(segment)]
 
 
 class HeadGrounder:
@@ -147,6 +164,7 @@ class HeadGrounder:
     def ground(self, image: Image.Image, instruction: str, *, platform: str | None = None,
                lines: list[TextLine] | None = None) -> GroundingResult:
         lines = lines_for(image, instruction, screen_text(image) if lines is None else lines)
+        lines = with_short_labels(image, instruction, lines)
         icons = None
         if _ICON_WORDS.search(instruction):  # "click the search icon": the icon, not the field's "Search..."
             icons = self._icons(image, instruction, lines, names_written_word(instruction, lines))
@@ -197,6 +215,10 @@ class HeadGrounder:
                 return boxed_result(box, pred.confidence, "written place the model points at")
         snap = snap_to_control(image, instruction, pred.point, lines) if self.snap else None
         pred = snapped(pred, snap)
+        if (pred.found and names_text_only(instruction) and control_kind(instruction) is None
+                and not written_like(instruction, lines, pred.point, text_height(lines, image.size) / image.height)):
+            # exists("19") on a calculator showing 0 found its "9" key: text asked for is text to be read there
+            return result_of(pred, kind, refused="no text like it is written where the model points", lines=lines)
         if (pred.found and snap is None and not _BLANK_TARGET.search(instruction)
                 and blank_around(image, pred.point, text_height(lines, image.size))):
             return result_of(pred, kind, refused="nothing is drawn where the model points", lines=lines)

@@ -26,7 +26,7 @@ from PIL import Image
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
 from vlagent.grounding.ocr import read_page
-from vlagent.grounding.target_phrase import target_words
+from vlagent.model.target_phrase import target_words
 
 # Words of an instruction that name the action or the kind of control, not its text.
 STOPWORDS = frozenset("""
