@@ -251,7 +251,7 @@ def test_grounding_tools_find_and_click_by_description(practice, tmp_path):
     screen is a TargetNotFound tool error and clicks nothing."""
     async def body(client):
         tools = {t.name for t in (await client.list_tools()).tools}
-        assert {"locate", "click_target", "type_into"} <= tools
+        assert {"locate", "click_target", "type_into", "select", "read"} <= tools
         box = practice.state()["boxes"]["button_open"]  # a label no status line repeats
         found = json.loads(_text(await client.call_tool("locate", {"description": "the Open button"})))
         practice.observe()
@@ -265,6 +265,9 @@ def test_grounding_tools_find_and_click_by_description(practice, tmp_path):
         missing = await client.call_tool("click_target", {"description": "the purple elephant button"})
         assert missing.is_error and "TargetNotFound" in _text(missing)
         assert practice.settle()["clicks"] == before
+        # reading: the screen's text a row per line, or the text inside one element
+        assert "Save Open Delete" in _text(await client.call_tool("read", {}))
+        assert _text(await client.call_tool("read", {"description": "the Delete button"})) == "Delete"
 
     asyncio.run(_session(_server_params(practice.display.env, tmp_path / "run", "--grounder", "ocr"), body))
     _, steps, _ = load_trajectory(tmp_path / "run")

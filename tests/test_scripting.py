@@ -76,6 +76,32 @@ def test_dry_run_records_without_executing(practice, tmp_path):
     assert [s["outcomes"][0]["status"] for s in steps if s["outcomes"]] == ["dry_run"]
 
 
+def test_read_the_screen_and_a_field_click_a_point_and_take_a_screenshot(practice, tmp_path):
+    """What a script checks its work with: the screen's text, the text inside one element; and a click at a
+    point for what no description names."""
+    from vlagent.environments.desktop import DesktopEnv
+
+    with vlagent.connect("desktop", env=DesktopEnv(display=practice.display.name), run_dir=tmp_path / "run") as bot:
+        everything = bot.read()
+        assert "Save Open Delete" in everything and len(everything.splitlines()) > 5  # a row of buttons, left to right
+        bot.type_into("the Name field", "hello 42")
+        practice.wait(lambda s: s["text"] == "hello 42", "typed")
+        assert bot.read("the Name field") == "hello 42"
+        box = practice.state()["boxes"]["checkbox"]
+        practice.observe()
+        was = practice.state()["checkbox"]
+        bot.click_at(*practice.point_of(box))
+        practice.wait(lambda s: s["checkbox"] is not was, "the checkbox clicked by its point")
+        with pytest.raises(ValueError, match="fractions of the screen"):
+            bot.click_at(640, 360)
+        image = bot.screenshot(tmp_path / "now.png")
+        assert (tmp_path / "now.png").is_file() and image.size == practice.observe().image.size
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    notes = [s["raw_output"] for s in steps]
+    assert notes[0].startswith("read() -> ") and "read('the Name field') -> 'hello 42'" in notes
+    assert any(n.startswith("click_at(") for n in notes)
+
+
 def test_connect_rejects_an_unknown_place():
     with pytest.raises(ValueError, match="desktop"):
         vlagent.connect("mainframe", grounder="center")
@@ -252,3 +278,35 @@ def test_select_says_at_once_when_the_click_opened_no_list(tmp_path):
             bot.select("the File dropdown", "Large")
         assert time.monotonic() - started < 4
     assert app.chosen == []
+
+
+@pytest.mark.display
+def test_select_on_a_gtk_combo_box_drawn_as_a_button(tmp_path):
+    """mousepad's Find and Replace dialog (real GTK 3): "Search direction: [Down ▾]" has no field outline,
+    and the drop-down was taken for its label. Found by its arrow, opened, "Up" chosen, and read back."""
+    import shutil
+    import subprocess
+
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    for program, package in (("mousepad", "mousepad"), ("dbus-run-session", "dbus")):
+        if shutil.which(program) is None:
+            pytest.skip(f"{program} is not installed (apt-get install {package})")
+    text = tmp_path / "fruit.txt"
+    text.write_text("apples and pears\n", encoding="utf-8")
+    with start_virtual_display(1280, 720) as display:
+        # its dialog's settings live in GSettings: without a D-Bus session a changed choice springs back
+        editor = subprocess.Popen(["dbus-run-session", "--", "mousepad", str(text)],
+                                  env={**display.env, "HOME": str(tmp_path)}, stderr=subprocess.DEVNULL)
+        try:
+            with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+                bot.wait_for("the Search menu", timeout=30)
+                bot.click("the Search menu")
+                bot.click("Find and Replace...")
+                bot.wait_for("the Replace with field", timeout=10)
+                bot.select("the Search direction dropdown", "Up")
+                assert bot.read("the Search direction dropdown") == "Up"
+        finally:
+            editor.terminate()
+            editor.wait(timeout=10)

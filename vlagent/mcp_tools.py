@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from vlagent.actions import Action, ActionError
 from vlagent.environments.base import EnvironmentLost
 from vlagent.loop_guard import screen_print, wait_until_still
-from vlagent.scripting import LIST_WAIT, as_drop_down, in_the_list
+from vlagent.scripting import LIST_WAIT, as_drop_down, box_around, in_the_list, read_text
 from vlagent.session import Session, SessionLimit
 
 Units = Literal["normalized", "pixels"]
@@ -226,6 +226,19 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable
         typed = session.typed(text, secret, description)
         return act(ctx, f"type_into({description!r}): type", lambda: Action("type", text=typed))
 
+
+    @server.tool()
+    def read(description: str | None = None) -> str:
+        """The text written inside the element this describes ("the Total field", "the status bar"), read by
+        OCR from a fresh screenshot; with no description, the whole screen's text, a row per line."""
+        if description is None:
+            text = read_text(observe())
+            session.note(f"read() -> {len(text.splitlines())} lines")
+            return text
+        found = find(description)
+        text = read_text(session.last.image, found["box"] or box_around(tuple(found["point"])))
+        session.note(f"read({description!r}) -> {text!r}")
+        return text
 
     @server.tool()
     def select(description: str, option: str, ctx: Context, timeout: float = 10.0) -> str:

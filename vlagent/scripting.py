@@ -21,6 +21,7 @@ description, with the candidates drawn on a saved screenshot: it never clicks a 
 """
 from __future__ import annotations
 
+import re
 import sys
 import time
 from pathlib import Path
@@ -85,6 +86,27 @@ class Bot:
         Only the outcome is recorded (one step), not every look."""
         return self._find("wait_for", description, timeout, interval)
 
+    def read(self, description: str | None = None, timeout: float | None = None) -> str:
+        """The text written inside what the description names (a field's content, a status line, a result
+        display; found as `locate` finds it), or, with no description, all the screen's text, a line per
+        row, top to bottom. Read by OCR from a fresh screenshot; "" where nothing is written."""
+        if description is None:
+            image = self.session.observe().image
+            text = read_text(image)
+            self.session.note(f"read() -> {len(text.splitlines())} lines")
+            return text
+        found = self.locate(description, timeout)
+        text = read_text(self.session.last.image, found.box or box_around(found.point))
+        self.session.note(f"read({description!r}) -> {text!r}")
+        return text
+
+    def screenshot(self, path: str | Path | None = None) -> Any:
+        """A fresh screenshot (a PIL image), also saved as PNG at `path` when given."""
+        image = self.session.observe().image
+        if path is not None:
+            image.save(Path(path), format="PNG")
+        return image
+
     def _find(self, call: str, description: str, timeout: float, interval: float = 0.5,
               named: str | None = None) -> Any:
         """Look for `description` until found or `timeout` seconds have passed; one step records the outcome.
@@ -131,6 +153,14 @@ class Bot:
         kind = "double_click" if double else {"left": "click", "right": "right_click", "middle": "middle_click"}[button]
         self._act(Action(kind, point=found.point), f"click({description!r})")
         return found
+
+    def click_at(self, x: float, y: float, button: str = "left", double: bool = False) -> None:
+        """Click a point given as fractions of the screen (0-1, x right, y down): for what no description
+        names, such as a spot in a canvas or an editor's empty page."""
+        if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
+            raise ValueError(f"click_at takes fractions of the screen from 0 to 1; got ({x!r}, {y!r})")
+        kind = "double_click" if double else {"left": "click", "right": "right_click", "middle": "middle_click"}[button]
+        self._act(Action(kind, point=(float(x), float(y))), f"click_at({x:.3f}, {y:.3f})")
 
     def type_into(self, description: str, text: str, secret: bool | None = None) -> Any:
         """Click the field, then type `text`. secret: type it without recording it (the run folder's text
@@ -232,6 +262,54 @@ class Bot:
         path = self.session.run_dir / f"not-found-{self.session.steps:03d}.png"
         draw_grounding(image, None, [c.point for c in candidates]).save(path)
         return path
+
+
+ROW_OVERLAP = 0.5  # share of the smaller line's height two OCR lines share to be read as one row
+_CARET_AT_END = re.compile(r"\s*[|│]$")  # a field's text cursor, which OCR reads as a bar after the text
+
+
+def read_text(image: Any, box: Sequence[float] | None = None) -> str:
+    """The OCR text of `image`, or of what is written inside `box` (normalized x0, y0, x1, y1): the lines
+    whose middle lies in it, and of other lines the words whose middle does (OCR reads a toolbar's
+    "Save Open Delete" as one line). A row per line (pieces side by side joined by spaces, left to
+    right), top to bottom."""
+    from vlagent.grounding.dataset import OcrLine
+    from vlagent.grounding.ocr import read_page
+
+    page = read_page(image)
+    lines = [ln for ln in page.lines if ln.text.strip()]
+    if box is not None:
+        x0, y0, x1, y1 = box
+
+        def inside(piece: Any) -> bool:
+            return x0 <= (piece.box[0] + piece.box[2]) / 2 <= x1 and y0 <= (piece.box[1] + piece.box[3]) / 2 <= y1
+
+        lines = []
+        for line, words in zip(page.lines, page.words):
+            if inside(line):
+                lines.append(line)
+            elif any(inside(w) for w in words):
+                kept = [w for w in words if inside(w)]
+                lines.append(OcrLine(" ".join(w.text for w in kept), (min(w.box[0] for w in kept), min(w.box[1] for w in kept),
+                                                                      max(w.box[2] for w in kept), max(w.box[3] for w in kept))))
+        lines = [ln for ln in lines if ln.text.strip()]
+    rows: list[list[Any]] = []
+    for line in sorted(lines, key=lambda ln: (ln.box[1] + ln.box[3]) / 2):
+        row = rows[-1] if rows else None
+        if row is not None:
+            top, bottom = max(r.box[1] for r in row), min(r.box[3] for r in row)
+            shared = min(bottom, line.box[3]) - max(top, line.box[1])
+            if shared >= ROW_OVERLAP * min(bottom - top, line.box[3] - line.box[1]):
+                row.append(line)
+                continue
+        rows.append([line])
+    joined = (" ".join(ln.text.strip() for ln in sorted(row, key=lambda ln: ln.box[0])) for row in rows)
+    return "\n".join(_CARET_AT_END.sub("", text) for text in joined)
+
+
+def box_around(point: tuple[float, float], reach: float = 0.02) -> tuple[float, float, float, float]:
+    """A small box about a point, for an answer that came without one."""
+    return (point[0] - reach, point[1] - reach, point[0] + reach, point[1] + reach)
 
 
 def _quoted(text: str) -> str:
