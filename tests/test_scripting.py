@@ -250,6 +250,13 @@ def test_the_next_call_sees_what_an_action_did_or_keeps_looking(tmp_path):
     _, steps, _ = load_trajectory(tmp_path / "look")
     assert any(s["raw_output"].startswith("locate('Save As...') ->") and "looks)" in s["raw_output"] for s in steps)
 
+    app = _MenuApp(delay=0.3)  # the same app, with the script doing its own waiting: one look, at once
+    with vlagent.connect("desktop", grounder=_MenuGrounder(), env=app, run_dir=tmp_path / "own", find_timeout=0,
+                         settle=False) as bot:
+        bot.click("the File menu")
+        with pytest.raises(vlagent.TargetNotFound):
+            bot.click("Save As...")
+
     app = _MenuApp(delay=5.0)
     with vlagent.connect("desktop", grounder=_MenuGrounder(), env=app, run_dir=tmp_path / "late", find_timeout=1) as bot:
         bot.click("the File menu")

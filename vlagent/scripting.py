@@ -57,11 +57,12 @@ class Bot:
 
     def __init__(self, env: Any, grounder: Any, *, platform: str = "desktop", run_dir: str | Path | None = None,
                  dry_run: bool = False, confirm: Any = None, secrets: Mapping[str, str] | Sequence[str] | None = None,
-                 task: str = "script", find_timeout: float = FIND_TIMEOUT) -> None:
+                 task: str = "script", find_timeout: float = FIND_TIMEOUT, settle: bool = True) -> None:
         if not find_timeout >= 0:
             raise ValueError(f"find_timeout is seconds, 0 or more; got {find_timeout!r}")
         self.env, self.grounder, self.platform, self.find_timeout = env, grounder, platform, find_timeout
-        self.session = Session(env, task=task, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets)
+        self.session = Session(env, task=task, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets,
+                               settle=settle)
 
     # -- finding ------------------------------------------------------------
 
@@ -322,11 +323,14 @@ def _quoted(text: str) -> str:
 
 def connect(where: str = "desktop", *, grounder: str | Any = "default", run_dir: str | Path | None = None,
             dry_run: bool = False, confirm: Any = None, secrets: Mapping[str, str] | Sequence[str] | None = None,
-            env: Any = None, monitor: int = 1, task: str | None = None, find_timeout: float = FIND_TIMEOUT) -> Bot:
+            env: Any = None, monitor: int = 1, task: str | None = None, find_timeout: float = FIND_TIMEOUT,
+            settle: bool = True) -> Bot:
     """A Bot on "desktop", "android" or "android:SERIAL" (or a ready `env`). grounder: a --grounder SPEC
     ("default", "ocr", "grounder:FOLDER", "api:MODEL@URL") or an object with ground(image, instruction).
     task: the run's title in its folder name and report (default: "script" and the script's file name).
-    find_timeout: seconds a call that acts on a description keeps looking for it (0: one look)."""
+    find_timeout: seconds a call that acts on a description keeps looking for it (0: one look).
+    settle: after each action, wait for the screen to show it (False: go on at once, as a script that
+    waits its own way may want)."""
     kind, _, serial = where.partition(":")
     if kind not in ("desktop", "android"):
         raise ValueError(f"connect() takes 'desktop', 'android' or 'android:SERIAL'; got {where!r}")
@@ -347,4 +351,4 @@ def connect(where: str = "desktop", *, grounder: str | Any = "default", run_dir:
         script = Path(sys.argv[0]).name if sys.argv and sys.argv[0] not in ("", "-c", "-") else ""
         task = f"script {script}" if script else "script"
     return Bot(env, grounder, platform=kind, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets,
-               task=task, find_timeout=find_timeout)
+               task=task, find_timeout=find_timeout, settle=settle)
