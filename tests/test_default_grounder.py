@@ -271,3 +271,19 @@ def test_text_asked_for_is_found_only_where_it_is_written(grounder, tmp_path):
         finally:
             question.terminate()
             question.wait(timeout=10)
+
+
+def test_a_miss_names_the_text_under_every_candidate():
+    """TargetNotFound listed the other candidates as bare points ("(0.14) at (0.08, 0.42)"): each now says
+    what is written there, for the script's author to look for instead."""
+    from vlagent.grounding.grounders.head import result_of
+    from vlagent.grounding.locate import describe_candidates
+    from vlagent.model.grounder import TextLine
+    from vlagent.model.grounding_head import HeadPrediction
+
+    lines = [TextLine("9", (0.10, 0.20, 0.14, 0.30)), TextLine("Clear", (0.50, 0.20, 0.60, 0.30))]
+    pred = HeadPrediction(point=(0.12, 0.25), confidence=0.2, found=False, box=(0.1, 0.2, 0.14, 0.3), p_none=0.7,
+                          candidates=[((0.55, 0.25), 0.1), ((0.9, 0.9), 0.05)])
+    result = result_of(pred, "click", lines=lines)
+    assert not result.found and [c.label for c in result.candidates] == ["9", "Clear", ""]
+    assert describe_candidates(result.candidates) == "'9' (0.20) at (0.12, 0.25), 'Clear' (0.10) at (0.55, 0.25), (0.05) at (0.90, 0.90)"

@@ -373,12 +373,10 @@ def blank_around(image: Image.Image, point: tuple[float, float], unit: float, re
 
 def result_of(pred, kind: str, refused: str | None = None, lines: Sequence = ()) -> GroundingResult:
     """A pointer head's HeadPrediction (and its action kind) as a GroundingResult; "not found" (the model's
-    refusal, or `refused`: why an answer the model gave is not taken) keeps the candidates, the model's
-    point labelled with the text written there (`lines`), if any, for a reader to look for."""
-    x, y = pred.point
-    label = next((ln.text for ln in lines if ln.box[0] <= x <= ln.box[2] and ln.box[1] <= y <= ln.box[3]), "")
-    candidates = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=label)]
-    candidates += [Candidate(point=p, score=s) for p, s in pred.candidates]
+    refusal, or `refused`: why an answer the model gave is not taken) keeps the candidates, each labelled
+    with the text written at its point (`lines`), if any, for a reader to look for."""
+    candidates = [Candidate(point=pred.point, score=pred.confidence, box=pred.box, label=_text_at(pred.point, lines))]
+    candidates += [Candidate(point=p, score=s, label=_text_at(p, lines)) for p, s in pred.candidates]
     if refused is not None:
         return GroundingResult.not_found(f"not on this screen ({refused}; the model's confidence "
                                          f"{pred.confidence:.2f})", raw=kind, candidates=candidates)
@@ -388,6 +386,12 @@ def result_of(pred, kind: str, refused: str | None = None, lines: Sequence = ())
             raw=kind, candidates=candidates)
     return GroundingResult(point=pred.point, confidence=pred.confidence, box=pred.box, candidates=candidates,
                            raw=kind)
+
+
+def _text_at(point: tuple[float, float], lines: Sequence) -> str:
+    """The text of the line under a (normalized) point, or ""."""
+    x, y = point
+    return next((ln.text for ln in lines if ln.box[0] <= x <= ln.box[2] and ln.box[1] <= y <= ln.box[3]), "")
 
 
 DEFAULT_FOLDER = Path(__file__).resolve().parents[1] / "default_grounder"
