@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -166,22 +166,16 @@ def _neutral_inside(rgb: np.ndarray, box: tuple[int, int, int, int]) -> bool:
 
 
 def _outlines(grey: np.ndarray, unit: float, contrast: int) -> list[Control]:
-    from scipy import ndimage
-
     edges = np.zeros(grey.shape, dtype=bool)
     edges[:, :-1] |= np.abs(np.diff(grey, axis=1)) > contrast
     edges[:-1, :] |= np.abs(np.diff(grey, axis=0)) > contrast
-    labels, _ = ndimage.label(edges, structure=np.ones((3, 3), dtype=bool))
     controls = []
-    for index, found in enumerate(ndimage.find_objects(labels), start=1):
-        if found is None:
-            continue
-        rows, cols = found
+    for rows, cols, window, index in _components(edges):
         h, w = rows.stop - rows.start, cols.stop - cols.start
         kind = _kind_of_size(w, h, unit)
         if kind is None:
             continue
-        mask = labels[found] == index
+        mask = window == index
         if _is_closed_outline(mask, max_inside=0.5 if kind == TOGGLE else 0.25):
             controls.append(Control(kind, (cols.start, rows.start, cols.stop, rows.stop)))
         elif kind == FIELD:
@@ -264,6 +258,17 @@ def colour_edges(image: Image.Image, contrast: int) -> np.ndarray:
     return edges
 
 
+def _components(mask: np.ndarray) -> Iterator[tuple[slice, slice, np.ndarray, int]]:
+    """Each 8-connected shape of `mask`: its rows and columns, the label map inside that box, and its label
+    (`window == label` is the shape's own pixels there, made only where a caller needs them)."""
+    from scipy import ndimage
+
+    labels, _ = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    for index, found in enumerate(ndimage.find_objects(labels), start=1):
+        if found is not None:
+            yield found[0], found[1], labels[found], index
+
+
 def edge_components(image: Image.Image, contrast: int) -> tuple[np.ndarray, list[tuple[int, int, int, int]]]:
     """The screenshot's edges (colour_edges) joined into 8-connected shapes: the label map and each shape's
     box (pixels, x0 y0 x1 y1, end exclusive), in label order."""
@@ -280,20 +285,14 @@ def find_sliders(image: Image.Image, unit: float) -> list[Control]:
     knob on it (a run of columns taller than the track, about as wide as tall, centred on the track's
     line: an underlined link's descenders rise above its line and fail), lying or standing. `unit` is the
     text height."""
-    from scipy import ndimage
-
-    labels, _ = ndimage.label(colour_edges(image, SLIDER_CONTRAST), structure=np.ones((3, 3), dtype=bool))
     sliders = []
-    for index, found in enumerate(ndimage.find_objects(labels), start=1):
-        if found is None:
-            continue
-        rows, cols = found
+    for rows, cols, window, index in _components(colour_edges(image, SLIDER_CONTRAST)):
         h, w = rows.stop - rows.start, cols.stop - cols.start
         knob = None
         if w >= 4 * unit and 0.4 * unit <= h <= 2.2 * unit:
-            knob = _knob(labels[found] == index, unit)
+            knob = _knob(window == index, unit)
         elif h >= 4 * unit and 0.4 * unit <= w <= 2.2 * unit:  # a vertical slider: the same, turned
-            turned = _knob((labels[found] == index).T, unit)
+            turned = _knob((window == index).T, unit)
             knob = turned and (turned[1], turned[0])
         if knob is not None:
             sliders.append(Control(SLIDER, (cols.start, rows.start, cols.stop, rows.stop),
@@ -659,23 +658,16 @@ def _down_arrows(image: Image.Image, region: tuple[int, int, int, int], unit: fl
     """Boxes (pixels) of the small shapes pointing down inside `region` (pixels): a filled triangle or a
     chevron, a quarter of a text height to one wide, 1.3 to 3 times as wide as tall, each row narrower than
     the one above it down to under half the top's width, and centred on one column."""
-    from scipy import ndimage
-
     x0, y0, x1, y1 = region
     if x1 - x0 < 3 or y1 - y0 < 3:
         return []
     grey = np.asarray(image.convert("L").crop(region), dtype=np.int16)
-    ink = np.abs(grey - np.median(grey)) > ARROW_CONTRAST
-    labels, _ = ndimage.label(ink, structure=np.ones((3, 3), dtype=bool))
     found = []
-    for index, place in enumerate(ndimage.find_objects(labels), start=1):
-        if place is None:
-            continue
-        rows, cols = place
+    for rows, cols, window, index in _components(np.abs(grey - np.median(grey)) > ARROW_CONTRAST):
         h, w = rows.stop - rows.start, cols.stop - cols.start
         if not (0.25 * unit <= w <= unit and h >= 2 and 1.3 * h <= w <= 3 * h):
             continue
-        spans = [np.flatnonzero(row) for row in labels[place] == index]
+        spans = [np.flatnonzero(row) for row in window == index]
         if any(len(span) == 0 for span in spans):
             continue
         widths = [span[-1] - span[0] + 1 for span in spans]
