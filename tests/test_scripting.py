@@ -317,3 +317,109 @@ def test_select_on_a_gtk_combo_box_drawn_as_a_button(tmp_path):
         finally:
             editor.terminate()
             editor.wait(timeout=10)
+
+
+@pytest.mark.display
+def test_a_calculator_driven_by_its_symbol_keys(tmp_path):
+    """galculator (real GTK 3): OCR reads no "=", "-", "/", "(" or "." on its keys, so a script could
+    not press them ("the = button" was not found). Symbols named as themselves or by their names are
+    found by their shape (vlagent.grounding.glyphs); each result is read back from the display."""
+    import shutil
+    import subprocess
+
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    pytest.importorskip("rapidocr_onnxruntime")
+    if shutil.which("galculator") is None:
+        pytest.skip("galculator is not installed (apt-get install galculator)")
+    with start_virtual_display(1280, 720) as display:
+        calc = subprocess.Popen(["galculator"], env={**display.env, "HOME": str(tmp_path)}, stderr=subprocess.DEVNULL)
+        try:
+            with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+                bot.wait_for("the 9 button", timeout=30)
+
+                def keys(*descriptions: str) -> None:
+                    for description in descriptions:
+                        bot.click(description)
+
+                keys("the 1 button", "the 2 button", "the + button", "the 7 button", "the = button")
+                bot.wait_for("'19'", timeout=5)
+                keys("the times button", "the 2 button", "the equals key")
+                bot.wait_for("'38'", timeout=5)
+                keys("the divide button", "the 8 button", "press '='")
+                bot.wait_for("'4.75'", timeout=5)
+                keys("the minus button", "the ( button", "the 1 button", "the decimal point", "the 5 button",
+                     "the ) button", "the = button")
+                bot.wait_for("'3.25'", timeout=5)
+                assert not bot.exists("'4.75'")
+        finally:
+            calc.terminate()
+            calc.wait(timeout=10)
+
+
+# Two buttons; while the pointer is on Undo, its tooltip covers Redo (as galculator's "One KP 1" tooltip
+# covered its "0" and "." keys after a click on "1").
+_TOOLTIP_APP = r'''
+import sys, tkinter as tk
+
+state = sys.argv[1]
+root = tk.Tk()
+root.geometry("360x220+60+60")
+undo = tk.Button(root, text="Undo", width=10)
+undo.place(x=30, y=30)
+redo = tk.Button(root, text="Redo", width=10, command=lambda: open(state, "w").write("redo"))
+redo.place(x=30, y=100)
+tip = []
+
+
+def show(_event):
+    window = tk.Toplevel(root)
+    window.overrideredirect(True)
+    window.geometry(f"300x90+{root.winfo_rootx() + 10}+{root.winfo_rooty() + 75}")
+    tk.Label(window, text="Undo the last change\n(Ctrl+Z)", bg="#ffffe0", relief="solid").pack(fill="both", expand=True)
+    tip.append(window)
+
+
+def hide(_event):
+    while tip:
+        tip.pop().destroy()
+
+
+undo.bind("<Enter>", show)
+undo.bind("<Leave>", hide)
+root.mainloop()
+'''
+
+
+def test_a_tooltip_over_the_target_is_moved_out_of_the_way(tmp_path):
+    """After a click the pointer rests on what was clicked, and its tooltip may cover the next target: a
+    script clicking "Undo" then "Redo" failed with TargetNotFound. Not found at the second look with the
+    pointer resting there, the pointer is moved aside (a recorded step) and the look goes on."""
+    import subprocess
+    import sys
+    import time
+
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    state = tmp_path / "clicked"
+    with start_virtual_display(1280, 720) as display:
+        app = subprocess.Popen([sys.executable, "-c", _TOOLTIP_APP, str(state)], env=display.env)
+        try:
+            with vlagent.connect("desktop", grounder="ocr", env=DesktopEnv(display=display.name),
+                                 run_dir=tmp_path / "run") as bot:
+                bot.wait_for("the Redo button", timeout=20)
+                bot.click("the Undo button")
+                assert not bot.exists("the Redo button")  # the tooltip covers it
+                bot.click("the Redo button")
+            deadline = time.monotonic() + 5
+            while not state.exists() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert state.read_text() == "redo"
+        finally:
+            app.terminate()
+            app.wait(timeout=10)
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    moves = [s for s in steps if s["actions"] and s["actions"][0]["kind"] == "move"]
+    assert len(moves) == 1 and "moved aside" in moves[0]["raw_output"]

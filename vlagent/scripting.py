@@ -14,7 +14,9 @@
 Every call looks at a fresh screenshot, grounds the description (looking again for up to
 `find_timeout` seconds while it is not there yet), and executes through the environment inside a
 recorded Session (trajectory.jsonl, report.html), which waits for the screen to show what an action
-did before the next call looks. The safety options are those of `vlagent run`: dry_run, confirm,
+did before the next call looks. Where a description is still not found at the second look while the
+pointer rests on what the last call clicked, the pointer is moved aside (POINTER_ASIDE, a recorded
+step) and the look goes on: that element's tooltip may cover the target. The safety options are those of `vlagent run`: dry_run, confirm,
 secrets typed as {{name}} (and text typed into a password, PIN or token field, which the recording
 keeps as {{typed_1}}). Below the grounder's confidence a call raises TargetNotFound naming the
 description, with the candidates drawn on a saved screenshot: it never clicks a guess.
@@ -36,6 +38,10 @@ from vlagent.session import Session
 
 FIND_TIMEOUT = 3.0  # seconds a call that acts on a description keeps looking for it (a menu still opening)
 LIST_WAIT = 2.0  # seconds select() gives a drop-down's list to appear (a screen that does not change opened none)
+# Where a miss moves a resting pointer out of the way (its tooltip may cover the target): the middle of the
+# screen's right edge, where desktops put no hot corner and a tooltip has little to cover.
+POINTER_ASIDE = (0.999, 0.5)
+_POINTING = frozenset({"click", "double_click", "triple_click", "right_click", "middle_click", "move", "drag"})
 
 
 def as_drop_down(description: str) -> str:
@@ -61,6 +67,7 @@ class Bot:
         if not find_timeout >= 0:
             raise ValueError(f"find_timeout is seconds, 0 or more; got {find_timeout!r}")
         self.env, self.grounder, self.platform, self.find_timeout = env, grounder, platform, find_timeout
+        self._pointer_rests = False  # on what the last action pointed at, where its tooltip may show
         self.session = Session(env, task=task, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets,
                                settle=settle)
 
@@ -122,6 +129,10 @@ class Bot:
                 after = f", after {time.monotonic() - start:.1f} s ({looks} looks)" if looks > 1 else ""
                 self._record_hit(f"{call}({name!r})", result, after)
                 return result
+            if self._pointer_rests and looks >= 2:  # the last target's tooltip may cover this one: look again
+                self._act(Action("move", point=POINTER_ASIDE), f"{call}({name!r}): not found with the pointer at "
+                          "rest on the last target; moved aside (a tooltip may cover the screen)")
+                continue
             if time.monotonic() + interval > deadline:
                 missing.description = name
                 if looks > 1:
@@ -253,6 +264,8 @@ class Bot:
         self.env.close()
 
     def _act(self, action: Action, note: str) -> None:
+        self._pointer_rests = (self.platform == "desktop" and action.kind in _POINTING and action.point != POINTER_ASIDE
+                               and not self.session.dry_run)
         outcome = self.session.act(action, note)
         if outcome.status in ("failed", "declined"):
             raise ActionFailed(outcome.error or f"{action.describe()} was {outcome.status}")

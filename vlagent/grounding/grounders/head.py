@@ -48,6 +48,8 @@ screen's icon-sized blobs ("the heart icon", "the settings icon": an application
 place found is the answer; where the icon shows several times, the one nearest the model's point is.
 A three-dot menu button ("the overflow menu", "more options") is found by
 its geometry instead (vlagent.grounding.dots): its dots are too small and too far apart to be one blob.
+A symbol alone ("the = button", "the minus key"), which OCR does not read, is found by its shape among
+the screen's lone blobs (vlagent.grounding.glyphs).
 `icons=False` leaves icons to the model.
 """
 from __future__ import annotations
@@ -63,6 +65,7 @@ from vlagent.grounding.controls import (FIELD, HINT_ROOM, Snap, control_kind, fi
                                        text_height, toggle_of_label, written_as_hint)
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.dots import find_three_dots, names_three_dots
+from vlagent.grounding.glyphs import find_symbols, named_symbols
 from vlagent.grounding.icon_finder import IconMatch
 from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.phrase_lexicon import load_lexicon
@@ -267,6 +270,11 @@ class HeadGrounder:
         if self.icons and names_three_dots(instruction):
             # its dots are too small and too far apart to be one blob: found by their geometry (dots.py)
             found = [IconMatch("more", box, DOTS_CONFIDENCE) for box in find_three_dots(image, lines, unit)]
+            if found:
+                return found
+        symbols = named_symbols(instruction) if self.icons else frozenset()
+        if symbols:  # "the = button", "the minus key": a symbol OCR does not read, found by its shape (glyphs.py)
+            found = find_symbols(image, symbols, lines, unit)
             if found:
                 return found
         # "the search box" names a field (beside a magnifier icon, often): not an icon
