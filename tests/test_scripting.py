@@ -423,3 +423,42 @@ def test_a_tooltip_over_the_target_is_moved_out_of_the_way(tmp_path):
     _, steps, _ = load_trajectory(tmp_path / "run")
     moves = [s for s in steps if s["actions"] and s["actions"][0]["kind"] == "move"]
     assert len(moves) == 1 and "moved aside" in moves[0]["raw_output"]
+
+
+@pytest.mark.display
+def test_typing_into_an_editors_text_area(tmp_path):
+    """mousepad (real GTK 3): "the text area" was not found and "click in the document" opened the Document
+    menu. The editor's page is the large flat area closed in by edges (vlagent.grounding.areas): typed
+    into, saved, and the file on disk holds the text."""
+    import shutil
+    import subprocess
+    import time
+
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    pytest.importorskip("rapidocr_onnxruntime")
+    for program, package in (("mousepad", "mousepad"), ("dbus-run-session", "dbus")):
+        if shutil.which(program) is None:
+            pytest.skip(f"{program} is not installed (apt-get install {package})")
+    letter = tmp_path / "letter.txt"
+    letter.write_text("", encoding="utf-8")
+    with start_virtual_display(1280, 720) as display:
+        editor = subprocess.Popen(["dbus-run-session", "--", "mousepad", str(letter)],
+                                  env={**display.env, "HOME": str(tmp_path)}, stderr=subprocess.DEVNULL)
+        try:
+            with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+                bot.wait_for("the Document menu", timeout=30)
+                bot.type_into("the text area", "Dear Ada")
+                bot.click("click in the document")
+                assert not bot.exists("Word Wrap")  # the Document menu did not open
+                bot.press("ctrl", "End")
+                bot.type(", the engine works.")
+                bot.press("ctrl", "s")
+                deadline = time.monotonic() + 10
+                while "works" not in letter.read_text(encoding="utf-8") and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            assert letter.read_text(encoding="utf-8").strip() == "Dear Ada, the engine works."
+        finally:
+            editor.terminate()
+            editor.wait(timeout=10)

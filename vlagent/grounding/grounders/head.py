@@ -50,6 +50,10 @@ A three-dot menu button ("the overflow menu", "more options") is found by
 its geometry instead (vlagent.grounding.dots): its dots are too small and too far apart to be one blob.
 A symbol alone ("the = button", "the minus key"), which OCR does not read, is found by its shape among
 the screen's lone blobs (vlagent.grounding.glyphs).
+
+Large areas: "the text area", "the editor", "click in the document" name the largest flat area closed in
+by edges (an editor's page; vlagent.grounding.areas), answered before any text is looked for ("click in
+the document" is not the Document menu); `snap=False` turns it off with the other control rules.
 `icons=False` leaves icons to the model.
 """
 from __future__ import annotations
@@ -61,6 +65,7 @@ from typing import Sequence
 
 from PIL import Image
 
+from vlagent.grounding.areas import find_large_area, names_large_area
 from vlagent.grounding.controls import (FIELD, HINT_ROOM, Snap, control_kind, find_controls, snap_to_control,
                                        text_height, toggle_of_label, written_as_hint)
 from vlagent.grounding.dataset import OcrLine
@@ -168,6 +173,10 @@ class HeadGrounder:
                lines: list[TextLine] | None = None) -> GroundingResult:
         lines = lines_for(image, instruction, screen_text(image) if lines is None else lines)
         lines = with_short_labels(image, instruction, lines)
+        if self.snap and names_large_area(instruction):  # "the text area", "click in the document" (areas.py)
+            box = find_large_area(image, text_height(lines, image.size))
+            if box is not None:
+                return boxed_result(box, PLACE_CONFIDENCE, "large area")
         icons = None
         if _ICON_WORDS.search(instruction):  # "click the search icon": the icon, not the field's "Search..."
             icons = self._icons(image, instruction, lines, names_written_word(instruction, lines))
