@@ -248,3 +248,60 @@ def combo_app(display: VirtualDisplay, state_file: Path) -> Iterator[ComboApp]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+# Two buttons; while the pointer is on Undo, its tooltip covers Redo (as galculator's "One KP 1" tooltip
+# covered its "0" and "." keys after a click on "1").
+_TOOLTIP_APP = r'''
+import sys, tkinter as tk
+
+state = sys.argv[1]
+root = tk.Tk()
+root.geometry("360x220+60+60")
+undo = tk.Button(root, text="Undo", width=10)
+undo.place(x=30, y=30)
+redo = tk.Button(root, text="Redo", width=10, command=lambda: open(state, "w").write("redo"))
+redo.place(x=30, y=100)
+tip = []
+
+
+def show(_event):
+    window = tk.Toplevel(root)
+    window.overrideredirect(True)
+    window.geometry(f"300x90+{root.winfo_rootx() + 10}+{root.winfo_rooty() + 75}")
+    tk.Label(window, text="Undo the last change\n(Ctrl+Z)", bg="#ffffe0", relief="solid").pack(fill="both", expand=True)
+    tip.append(window)
+
+
+def hide(_event):
+    while tip:
+        tip.pop().destroy()
+
+
+undo.bind("<Enter>", show)
+undo.bind("<Leave>", hide)
+root.mainloop()
+'''
+
+
+@dataclass
+class TooltipApp:
+    state_file: Path
+
+    def wait_for_redo(self, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.state_file.exists():
+            assert time.monotonic() < deadline, "Redo was not clicked"
+            time.sleep(0.1)
+        assert self.state_file.read_text() == "redo"
+
+
+@contextlib.contextmanager
+def tooltip_app(display: VirtualDisplay, state_file: Path) -> Iterator[TooltipApp]:
+    """The Undo/Redo window on `display`; `wait_for_redo` checks that Redo was clicked."""
+    proc = subprocess.Popen([sys.executable, "-c", _TOOLTIP_APP, str(state_file)], env=display.env)
+    try:
+        yield TooltipApp(state_file)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)

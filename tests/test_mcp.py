@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from android_fixtures import adb_server, phone  # noqa: F401
-from display_fixtures import _skip_without_binaries, combo_app, practice_session
+from display_fixtures import _skip_without_binaries, combo_app, practice_session, tooltip_app
 from vlagent.environments.xserver import start_virtual_display
 from vlagent.recorder import load_trajectory
 
@@ -316,6 +316,40 @@ def test_select_chooses_from_a_drop_down_through_the_default_grounder(tmp_path):
     assert [s["raw_output"] for s in steps if s["actions"]] == [
         "select('the Size dropdown', 'Large'): open", "select('the Size dropdown', 'Large')",
         "select('the Colour drop-down', 'Purple'): open"]
+
+
+@pytest.mark.display
+def test_grounding_tools_look_again_as_a_scripts_calls_do(tmp_path):
+    """The grounding tools are a script's calls (vlagent.scripting.Bot) in the server's session: after
+    click_target("the Undo button") its tooltip covers Redo, and click_target("the Redo button") failed at
+    once. It now looks again for up to 3 s and moves the resting pointer aside, as a script does."""
+    _skip_without_binaries()
+
+    async def body(client):
+        res = await client.call_tool("click_target", {"description": "the Undo button"})
+        assert not res.is_error, _text(res)
+        res = await client.call_tool("click_target", {"description": "the Redo button"})
+        assert not res.is_error and "done" in _text(res), _text(res)
+
+    with start_virtual_display(1280, 720) as display, tooltip_app(display, tmp_path / "clicked") as app:
+        from vlagent.environments.desktop import DesktopEnv
+        from vlagent.grounding.grounders.ocr_match import OcrMatchGrounder
+
+        with DesktopEnv(display=display.name) as env:  # the window is up before the client starts
+            _wait(lambda: OcrMatchGrounder().ground(env.observe().image, "the Redo button").found, "the window")
+        asyncio.run(_session(_server_params(display.env, tmp_path / "run", "--grounder", "ocr"), body))
+        app.wait_for_redo()
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert [s["actions"][0]["kind"] for s in steps if s["actions"]] == ["click", "move", "click"]
+
+
+def _wait(check, what: str, timeout: float = 20.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout:g} s"
+        time.sleep(0.3)
 
 
 def test_video_ask_goes_to_the_configured_backend(tmp_path):

@@ -6,7 +6,6 @@ refused with the reason. This module imports the `mcp` SDK; vlagent.mcp_server l
 """
 import io
 import json
-import time
 from typing import Any, Callable, Literal
 
 import anyio.from_thread
@@ -16,8 +15,8 @@ from pydantic import BaseModel, Field
 
 from vlagent.actions import Action, ActionError
 from vlagent.environments.base import EnvironmentLost
-from vlagent.loop_guard import screen_print, wait_until_still
-from vlagent.scripting import LIST_WAIT, as_drop_down, box_around, in_the_list, read_text
+from vlagent.grounding.locate import TargetNotFound
+from vlagent.scripting import ActionFailed, Bot
 from vlagent.session import Session, SessionLimit
 
 Units = Literal["normalized", "pixels"]
@@ -66,6 +65,12 @@ def build_server(session: Session, platform: str = "desktop", grounder: Any = No
         except ActionError as e:
             session.note(f"{note}: refused", error=str(e))
             raise ToolError(str(e)) from None
+        outcome = execute(ctx, action, note)
+        return f"{'would run (dry run)' if outcome.status == 'dry_run' else 'done'}: {action.describe()}"
+
+    def execute(ctx: Context, action: Action, note: str) -> Any:
+        """Run one action through the session (asking the user first where the gate says so): its outcome,
+        or a ToolError when it was not approved, not executed or the session is over."""
         approved = None
         if not session.dry_run and session.gate.needs_confirmation(action):
             approved, why_not = _ask_user(ctx, action)
@@ -78,7 +83,7 @@ def build_server(session: Session, platform: str = "desktop", grounder: Any = No
             raise ToolError(str(e)) from None
         if outcome.status in ("declined", "failed"):
             raise ToolError(outcome.error or outcome.status)
-        return f"{'would run (dry run)' if outcome.status == 'dry_run' else 'done'}: {action.describe()}"
+        return outcome
 
     @server.tool()
     def screenshot(format: Literal["png", "jpeg"] = "png", scale: float = 1.0) -> list:
@@ -136,7 +141,7 @@ def build_server(session: Session, platform: str = "desktop", grounder: Any = No
     if platform == "android":
         _android_tools(server, act, point)
     if grounder is not None:
-        _grounding_tools(server, session, grounder, act, platform)
+        _grounding_tools(server, session, grounder, execute, platform)
     if video_backend is not None:
         _video_tool(server, video_backend)
     return server
@@ -170,75 +175,58 @@ def _android_tools(server: Any, act: Callable, point: Callable) -> None:
                    lambda: Action("swipe", point=point(x, y, units), end=point(to_x, to_y, units)))
 
 
-def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable, platform: str) -> None:
+def _grounding_tools(server: Any, session: Session, grounder: Any, execute: Callable, platform: str) -> None:
+    """locate, click_target, type_into, read and select: a script's calls (vlagent.scripting.Bot) inside this
+    server's session, each looking for its target for up to FIND_TIMEOUT seconds as a script's do."""
     where = {"android": "android"}.get(platform, "desktop")
 
-    def observe() -> Any:
+    def bot(ctx: Context | None = None) -> Bot:
+        run = (lambda action, note: execute(ctx, action, note)) if ctx is not None else None
+        return Bot(session.env, grounder, platform=where, session=session, execute=run)
+
+    def call(do: Callable[[], Any]) -> Any:
+        """`do()`, with a miss, an action not run or a lost screen turned into the client's tool error."""
         try:
-            return session.observe().image
-        except EnvironmentLost as e:
+            return do()
+        except TargetNotFound as missing:
+            candidates = [{"point": list(c.point), "score": round(c.score, 4)} for c in missing.candidates[:5]]
+            raise ToolError(f"TargetNotFound: {missing}; candidates: {json.dumps(candidates)}") from None
+        except (ActionFailed, SessionLimit, EnvironmentLost) as e:
             raise ToolError(str(e)) from None
 
-    def look(description: str) -> tuple[dict, str | None]:
-        """Ground `description` on a fresh screenshot, recording nothing: (what was found, why not or None)."""
-        result = grounder.ground(observe(), description, platform=where)
-        found = {"point": list(result.point) if result.found else None, "confidence": round(result.confidence, 4),
-                 "box": list(result.box) if result.box else None, "grounder": grounder.name,
-                 "candidates": [{"point": list(c.point), "score": round(c.score, 4)} for c in result.candidates[:5]]}
-        return found, None if result.found else (result.error or "below the confidence threshold")
-
-    def not_found(call: str, description: str, found: dict, why: str) -> ToolError:
-        session.note(f"{call}: not found", error=why)
-        return ToolError(f"TargetNotFound: {description!r} is not on the screen ({why}); "
-                         f"candidates: {json.dumps(found['candidates'])}")
-
-    def find(description: str) -> dict:
-        """Ground `description` on a fresh screenshot; TargetNotFound (a tool error) below the confidence."""
-        found, why = look(description)
-        if why is not None:
-            raise not_found(f"locate({description!r})", description, found, why)
-        return found
+    def done(action: Action, found: Any) -> str:
+        state = "would run (dry run)" if session.dry_run else "done"
+        return f"{state}: {action.describe()} (confidence {found.confidence:.2f})"
 
     @server.tool()
     def locate(description: str) -> str:
         """Where is the element this describes ("the Save button", "the field under Email")? Returns the
         normalized point, confidence, box and candidates as JSON; a tool error when it is not on screen."""
-        found = find(description)
-        session.note(f"locate({description!r}) -> {found['point']}")
-        return json.dumps(found)
+        found = call(lambda: bot().locate(description))
+        return json.dumps({"point": list(found.point), "confidence": round(found.confidence, 4),
+                           "box": list(found.box) if found.box else None, "grounder": grounder.name,
+                           "candidates": [{"point": list(c.point), "score": round(c.score, 4)}
+                                          for c in found.candidates[:5]]})
 
     @server.tool()
     def click_target(description: str, ctx: Context) -> str:
         """Find the element this describes and click it (nothing is clicked when it is not found)."""
-        found = find(description)
-        x, y = found["point"]
-        return act(ctx, f"click_target({description!r})", lambda: Action("click", point=(x, y))) + \
-            f" (confidence {found['confidence']:.2f})"
+        found = call(lambda: bot(ctx).click(description))
+        return done(Action("click", point=found.point), found)
 
     @server.tool()
     def type_into(description: str, text: str, ctx: Context, secret: bool | None = None) -> str:
         """Click the field this describes, then type text into it ({{name}} placeholders type a secret). secret:
         keep the text out of the recording ({{typed_1}} there); by default for a password, PIN, code, key or
         token field."""
-        found = find(description)
-        x, y = found["point"]
-        act(ctx, f"type_into({description!r}): click", lambda: Action("click", point=(x, y)))
-        typed = session.typed(text, secret, description)
-        return act(ctx, f"type_into({description!r}): type", lambda: Action("type", text=typed))
-
+        found = call(lambda: bot(ctx).type_into(description, text, secret=secret))
+        return done(Action("click", point=found.point), found) + ", then typed the text"
 
     @server.tool()
     def read(description: str | None = None) -> str:
         """The text written inside the element this describes ("the Total field", "the status bar"), read by
         OCR from a fresh screenshot; with no description, the whole screen's text, a row per line."""
-        if description is None:
-            text = read_text(observe())
-            session.note(f"read() -> {len(text.splitlines())} lines")
-            return text
-        found = find(description)
-        text = read_text(session.last.image, found["box"] or box_around(tuple(found["point"])))
-        session.note(f"read({description!r}) -> {text!r}")
-        return text
+        return call(lambda: bot().read(description))
 
     @server.tool()
     def select(description: str, option: str, ctx: Context, timeout: float = 10.0) -> str:
@@ -247,29 +235,10 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, act: Callable
         has closed. Nothing more is clicked when the drop-down or the option is not found."""
         if not option.strip():
             raise ToolError("select needs the option to choose, as its list writes it; got an empty one")
-        call = f"select({description!r}, {option!r})"
-        found, why = look(as_drop_down(description))
-        if why is not None:
-            raise not_found(call, description, found, why)
-        closed = screen_print(session.last.image)
-        act(ctx, f"{call}: open", lambda: Action("click", point=tuple(found["point"])))
-        if session.dry_run:
-            session.note(f"{call}: the list does not open in a dry run; the option is not looked for")
+        chosen = call(lambda: bot(ctx).select(description, option, timeout=timeout))
+        if chosen is None:
             return "would run (dry run): the drop-down's click; the list does not open in a dry run"
-        if not wait_until_still(observe, closed, min(timeout, LIST_WAIT)):
-            raise not_found(call, description, found, f"clicking it at ({found['point'][0]:.3f}, {found['point'][1]:.3f}) "
-                            f"opened no list: the screen did not change in {min(timeout, LIST_WAIT):g} s (a label "
-                            "beside the drop-down, or no drop-down)")
-        deadline = time.monotonic() + timeout
-        while True:
-            chosen, why = look(in_the_list(option))
-            if why is None or time.monotonic() + 0.5 > deadline:
-                break
-            time.sleep(0.5)
-        if why is not None:
-            raise not_found(call, option, chosen, f"not in the list within {timeout:g} s; the last screenshot: {why}")
-        done = act(ctx, call, lambda: Action("click", point=tuple(chosen["point"])))  # the session waits for the repaint
-        return f"{done} (confidence {chosen['confidence']:.2f})"
+        return done(Action("click", point=chosen.point), chosen)
 
 
 def _video_tool(server: Any, backend: Any) -> None:

@@ -41,7 +41,6 @@ LIST_WAIT = 2.0  # seconds select() gives a drop-down's list to appear (a screen
 # Where a miss moves a resting pointer out of the way (its tooltip may cover the target): the middle of the
 # screen's right edge, where desktops put no hot corner and a tooltip has little to cover.
 POINTER_ASIDE = (0.999, 0.5)
-_POINTING = frozenset({"click", "double_click", "triple_click", "right_click", "middle_click", "move", "drag"})
 
 
 def as_drop_down(description: str) -> str:
@@ -63,13 +62,17 @@ class Bot:
 
     def __init__(self, env: Any, grounder: Any, *, platform: str = "desktop", run_dir: str | Path | None = None,
                  dry_run: bool = False, confirm: Any = None, secrets: Mapping[str, str] | Sequence[str] | None = None,
-                 task: str = "script", find_timeout: float = FIND_TIMEOUT, settle: bool = True) -> None:
+                 task: str = "script", find_timeout: float = FIND_TIMEOUT, settle: bool = True,
+                 session: Session | None = None, execute: Callable[[Action, str], Any] | None = None) -> None:
+        """session: act inside this one (the MCP server's) instead of a new one; the run-folder and safety
+        options are then its own. execute(action, note) -> ActionOutcome: how an action is executed
+        (default: session.act; the MCP server asks the user through its client first)."""
         if not find_timeout >= 0:
             raise ValueError(f"find_timeout is seconds, 0 or more; got {find_timeout!r}")
         self.env, self.grounder, self.platform, self.find_timeout = env, grounder, platform, find_timeout
-        self._pointer_rests = False  # on what the last action pointed at, where its tooltip may show
-        self.session = Session(env, task=task, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets,
-                               settle=settle)
+        self.session = session if session is not None else Session(
+            env, task=task, run_dir=run_dir, dry_run=dry_run, confirm=confirm, secrets=secrets, settle=settle)
+        self._execute = execute if execute is not None else self.session.act
 
     # -- finding ------------------------------------------------------------
 
@@ -116,9 +119,11 @@ class Bot:
         return image
 
     def _find(self, call: str, description: str, timeout: float, interval: float = 0.5,
-              named: str | None = None) -> Any:
+              named: str | None = None, missing_as: str = "not found", aside: bool = True) -> Any:
         """Look for `description` until found or `timeout` seconds have passed; one step records the outcome.
-        `named`: the description as the script wrote it, where `description` adds to it."""
+        `named`: the description as the script wrote it, where `description` adds to it; `missing_as`: how
+        the miss reads ("not in the list" within 1 s); `aside`: move a resting pointer aside after the
+        second miss (not while a list it opened is showing)."""
         start = time.monotonic()
         deadline, looks = start + timeout, 0
         name = named if named is not None else description
@@ -129,15 +134,15 @@ class Bot:
                 after = f", after {time.monotonic() - start:.1f} s ({looks} looks)" if looks > 1 else ""
                 self._record_hit(f"{call}({name!r})", result, after)
                 return result
-            if self._pointer_rests and looks >= 2:  # the last target's tooltip may cover this one: look again
+            if aside and looks >= 2 and self._pointer_rests():  # the last target's tooltip may cover this one: look again
                 self._act(Action("move", point=POINTER_ASIDE), f"{call}({name!r}): not found with the pointer at "
                           "rest on the last target; moved aside (a tooltip may cover the screen)")
                 continue
             if time.monotonic() + interval > deadline:
                 missing.description = name
-                if looks > 1:
-                    missing.reason = (f"not found within {timeout:g} s ({looks} looks); the last screenshot: "
-                                      f"{missing.reason or 'below the confidence threshold'}")
+                if timeout > 0:  # one look, however long it took, or several
+                    missing.reason = (f"{missing_as} within {timeout:g} s ({looks} look{'s' * (looks > 1)}); the "
+                                      f"last screenshot: {missing.reason or 'below the confidence threshold'}")
                 self._record_miss(f"{call}({name!r})", image, missing)
                 raise missing
             time.sleep(interval)
@@ -207,7 +212,8 @@ class Bot:
                                      "(a label beside the drop-down, or no drop-down)", None, [])
             self._record_miss(f"{call}: open", self.session.last.image, missing)
             raise missing
-        found = self.wait_for(in_the_list(option), timeout=timeout)
+        found = self._find("locate", in_the_list(option), timeout, named=option, missing_as="not in the list",
+                           aside=False)
         # The session waits for the list to close and the app to repaint: the next call sees the choice.
         self._act(Action("click", point=found.point), call)
         return found
@@ -263,12 +269,15 @@ class Bot:
         self.session.close("done" if exc_type is None else "error")
         self.env.close()
 
-    def _act(self, action: Action, note: str) -> None:
-        self._pointer_rests = (self.platform == "desktop" and action.kind in _POINTING and action.point != POINTER_ASIDE
-                               and not self.session.dry_run)
-        outcome = self.session.act(action, note)
+    def _act(self, action: Action, note: str) -> Any:
+        outcome = self._execute(action, note)
         if outcome.status in ("failed", "declined"):
             raise ActionFailed(outcome.error or f"{action.describe()} was {outcome.status}")
+        return outcome
+
+    def _pointer_rests(self) -> bool:
+        """Whether the desktop's pointer rests where an action of this session left it (not moved aside)."""
+        return self.platform == "desktop" and self.session.pointer not in (None, POINTER_ASIDE)
 
     def _draw_candidates(self, image, candidates: list) -> Path:
         from vlagent.overlay import draw_grounding

@@ -29,6 +29,10 @@ SETTLE_CHANGE = 0.5  # seconds an action is given to change the screen (no chang
 SETTLE_WAIT = 2.0  # seconds at most for a changing screen to hold still after an action (an animation never does)
 
 
+# actions that leave the (desktop) pointer where they pointed
+_POINTING = frozenset({"click", "double_click", "triple_click", "right_click", "middle_click", "move", "drag"})
+
+
 class SessionLimit(RuntimeError):
     """The session's action or time limit is reached: nothing more is executed."""
 
@@ -64,6 +68,8 @@ class Session:
         self.actions = 0
         self.steps = 0
         self.last: Observation | None = None
+        # where the last executed action left the pointer (its tooltip may show there), or None
+        self.pointer: tuple[float, float] | None = None
         self._t0 = time.monotonic()
         self._closed = False
         self.report: Path | None = None
@@ -98,6 +104,8 @@ class Session:
             raise
         self._record(rec, outcome)
         self.actions += outcome.executed or outcome.status == "dry_run"
+        if outcome.executed and action.kind in _POINTING:
+            self.pointer = action.end if action.kind == "drag" else action.point
         self.last = None  # the screen may have changed: the next call looks again
         if outcome.executed and self.settle:
             # A menu still opening, a dialog still closing: the next call should see what this one did.
