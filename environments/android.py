@@ -38,7 +38,7 @@ from typing import Any
 
 from PIL import Image
 
-from vlagent.actions import Action
+from vlagent.actions import POINTER_KINDS, Action
 from vlagent.environments.base import (
     BaseEnvironment,
     EnvironmentLost,
@@ -620,6 +620,8 @@ class AndroidEnv(BaseEnvironment):
         handler = getattr(self, f"_do_{kind}", None)
         if handler is None:
             raise UnsupportedAction(f"{kind} has no meaning on a touch screen (use click, long_press, swipe, scroll, type, key)")
+        if action.keys and kind in POINTER_KINDS:
+            raise UnsupportedAction(f"a touch screen has no keys to hold during a {kind} (got {'+'.join(action.keys)})")
         handler(action)
         if kind not in ("wait", "answer", "done") and self.settle > 0:
             time.sleep(self.settle)

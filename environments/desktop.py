@@ -22,7 +22,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 from PIL import Image
 
@@ -104,6 +104,11 @@ KEY_ALIASES: dict[str, str] = {
 }  # fmt: skip
 
 
+# pyautogui's names of the keys a click or a drag may hold down ("ctrl+click" to add to a selection)
+MODIFIER_KEYS = frozenset({"ctrl", "ctrlleft", "ctrlright", "shift", "shiftleft", "shiftright", "alt", "altleft",
+                           "altright", "win", "winleft", "winright"})
+
+
 def normalize_key(name: str) -> str:
     """A pyautogui key name for `name` ("Page Up", "cmd", "Return", "a", "F5", "num_lock")."""
     key = name.strip().lower()
@@ -111,6 +116,31 @@ def normalize_key(name: str) -> str:
         return key
     key = key.replace(" ", "_").replace("-", "_")
     return KEY_ALIASES.get(key) or KEY_ALIASES.get(key.replace("_", "")) or key.replace("_", "")
+
+
+def _held_keys(action: Action) -> list[str]:
+    """The modifier keys a click or drag holds down (its `keys`), as pyautogui names; UnsupportedAction for
+    any other key (a click holding "a" means nothing)."""
+    names = [part for k in action.keys or () for part in (k.split("+") if len(k) > 1 else [k]) if part]
+    keys = [normalize_key(k) for k in names]
+    other = [n for n, k in zip(names, keys) if k not in MODIFIER_KEYS]
+    if other:
+        raise UnsupportedAction(f"a {action.kind} holds only modifier keys (ctrl, shift, alt, super); got {other}")
+    return keys
+
+
+@contextlib.contextmanager
+def _holding(gui: Any, keys: Sequence[str]) -> Iterator[None]:
+    """Hold `keys` down for the body; released (last first) however it ends."""
+    pressed = []
+    try:
+        for key in keys:
+            gui.keyDown(key)
+            pressed.append(key)
+        yield
+    finally:
+        for key in reversed(pressed):
+            gui.keyUp(key)
 
 
 # --------------------------------------------------------------------------- X plumbing
@@ -426,8 +456,10 @@ class DesktopEnv(BaseEnvironment):
     def _click(self, action: Action, button: str, clicks: int) -> None:
         gui = self.gui
         x, y = self.to_device(action.point)
+        held = _held_keys(action)
         gui.moveTo(x, y)
-        gui.click(x, y, clicks=clicks, interval=0.0, button=action.button or button)
+        with _holding(gui, held):
+            gui.click(x, y, clicks=clicks, interval=0.0, button=action.button or button)
 
     def _do_click(self, action: Action) -> None:
         self._click(action, "left", 1)
@@ -451,15 +483,17 @@ class DesktopEnv(BaseEnvironment):
         gui = self.gui
         (x0, y0), (x1, y1) = self.to_device(action.point), self.to_device(action.end)
         button = action.button or "left"
+        held = _held_keys(action)
         gui.moveTo(x0, y0)
-        gui.mouseDown(x0, y0, button=button)
-        # Intermediate motion events, so apps see B1-Motion as with a real hand.
-        for i in range(1, self.drag_steps + 1):
+        with _holding(gui, held):
+            gui.mouseDown(x0, y0, button=button)
+            # Intermediate motion events, so apps see B1-Motion as with a real hand.
+            for i in range(1, self.drag_steps + 1):
+                time.sleep(self.step_delay)
+                t = i / self.drag_steps
+                gui.moveTo(round(x0 + (x1 - x0) * t), round(y0 + (y1 - y0) * t))
             time.sleep(self.step_delay)
-            t = i / self.drag_steps
-            gui.moveTo(round(x0 + (x1 - x0) * t), round(y0 + (y1 - y0) * t))
-        time.sleep(self.step_delay)
-        gui.mouseUp(x1, y1, button=button)
+            gui.mouseUp(x1, y1, button=button)
 
     _do_swipe = _do_drag
 

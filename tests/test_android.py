@@ -256,6 +256,8 @@ def test_keys_long_press_double_tap_and_open_app(adb_server):
             env.execute(Action("open_app", text="Photoshop"))
         with pytest.raises(UnsupportedAction):
             env.execute(Action("right_click", point=(0.5, 0.5)))
+        with pytest.raises(UnsupportedAction, match="no keys to hold during a click"):  # ctrl+click
+            env.execute(Action("click", point=(0.5, 0.5), keys=("ctrl",)))
 
 
 def test_swipe_duration_scroll_directions_and_wait(adb_server, monkeypatch):

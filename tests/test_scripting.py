@@ -415,3 +415,72 @@ def test_typing_into_an_editors_text_area(tmp_path):
         finally:
             editor.terminate()
             editor.wait(timeout=10)
+
+
+# A list of fruit whose selection extends with ctrl+click and shift+click; it writes the selection to a file.
+_FRUIT_LIST_APP = r'''
+import json, os, sys, tkinter as tk
+
+state = sys.argv[1]
+root = tk.Tk()
+root.geometry("320x300+80+80")
+fruit = tk.Listbox(root, selectmode="extended", font=("DejaVu Sans", 14), activestyle="none")
+for name in ("Apples", "Bananas", "Cherries", "Dates", "Figs", "Grapes"):
+    fruit.insert("end", name)
+fruit.pack(fill="both", expand=True, padx=20, pady=20)
+
+
+def save(_event=None):
+    with open(state + ".tmp", "w") as f:
+        json.dump([fruit.get(i) for i in fruit.curselection()], f)
+    os.replace(state + ".tmp", state)
+
+
+fruit.bind("<<ListboxSelect>>", save)
+root.after(300, save)
+root.mainloop()
+'''
+
+
+def test_clicks_holding_modifier_keys_extend_a_selection(tmp_path):
+    """A file manager's or a list's multiple selection needs ctrl+click and shift+click: a script could
+    only click. click(..., modifiers=) holds the keys down during the click (released however it ends),
+    and the recording says so."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    state = tmp_path / "selection.json"
+
+    def selection(expected: list, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (json.loads(state.read_text()) if state.exists() else None) != expected:
+            assert time.monotonic() < deadline, f"the list says {state.read_text() if state.exists() else None}"
+            time.sleep(0.1)
+
+    with start_virtual_display(1280, 720) as display:
+        app = subprocess.Popen([sys.executable, "-c", _FRUIT_LIST_APP, str(state)], env=display.env)
+        try:
+            selection([], timeout=20)
+            with vlagent.connect("desktop", grounder="ocr", env=DesktopEnv(display=display.name),
+                                 run_dir=tmp_path / "run") as bot:
+                bot.click("Bananas")
+                selection(["Bananas"])
+                bot.click("Dates", modifiers="ctrl")
+                selection(["Bananas", "Dates"])
+                bot.click("Grapes", modifiers=("shift",))
+                selection(["Bananas", "Dates", "Figs", "Grapes"])
+                bot.click("Apples")  # nothing is held any more: a plain click selects one
+                selection(["Apples"])
+                with pytest.raises(vlagent.ActionFailed, match="holds only modifier keys"):
+                    bot.click("Cherries", modifiers="a")
+        finally:
+            app.terminate()
+            app.wait(timeout=10)
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    held = [s["actions"][0].get("keys") for s in steps if s["actions"]]
+    assert held[:4] == [None, ["ctrl"], ["shift"], None]

@@ -22,6 +22,7 @@ _LAZY = {
     "LocalPolicy": "vlagent.policy",
     "connect": "vlagent.scripting",
     "TargetNotFound": "vlagent.scripting",
+    "ActionFailed": "vlagent.scripting",
 }
 
 

@@ -103,15 +103,23 @@ def build_server(session: Session, platform: str = "desktop", grounder: Any = No
                 f"screenshot {width}x{height} pixels" + (f" (sent at {image.size[0]}x{image.size[1]})" if scale < 1 else "")]
 
     def pointer_tool(kind: str, doc: str) -> None:
-        def tool(x: float, y: float, ctx: Context, units: Units = "normalized") -> str:
-            return act(ctx, f"{kind}(x={x:g}, y={y:g}, units={units})", lambda: Action(kind, point=point(x, y, units)))
+        def tool(x: float, y: float, ctx: Context, units: Units = "normalized",
+                 modifiers: list[str] | None = None) -> str:
+            held = f", modifiers={'+'.join(modifiers)}" if modifiers else ""
+            return act(ctx, f"{kind}(x={x:g}, y={y:g}, units={units}{held})",
+                       lambda: Action(kind, point=point(x, y, units), keys=tuple(modifiers) if modifiers else None))
         tool.__name__, tool.__doc__ = kind, doc
         server.tool(name=kind)(tool)
 
-    pointer_tool("click", "Left-click at (x, y).")
-    pointer_tool("double_click", "Double-click at (x, y).")
-    pointer_tool("right_click", "Right-click at (x, y).")
-    pointer_tool("move", "Move the pointer to (x, y) without clicking.")
+    held = " modifiers: keys held down meanwhile (desktop), e.g. [\"ctrl\"] to add to a selection."
+    pointer_tool("click", "Left-click at (x, y)." + held)
+    pointer_tool("double_click", "Double-click at (x, y)." + held)
+    pointer_tool("right_click", "Right-click at (x, y)." + held)
+
+    @server.tool()
+    def move(x: float, y: float, ctx: Context, units: Units = "normalized") -> str:
+        """Move the pointer to (x, y) without clicking."""
+        return act(ctx, f"move(x={x:g}, y={y:g}, units={units})", lambda: Action("move", point=point(x, y, units)))
 
     @server.tool()
     def drag(x: float, y: float, to_x: float, to_y: float, ctx: Context, units: Units = "normalized") -> str:

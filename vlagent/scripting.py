@@ -9,6 +9,7 @@
         bot.wait_for("the 'Upload complete' message", timeout=30)
         if bot.exists("the cookie banner"):
             bot.click("Accept")
+        bot.click("report.pdf", modifiers="ctrl")    # ctrl held down during the click
         bot.press("ctrl", "s")
 
 Every call looks at a fresh screenshot, grounds the description (looking again for up to
@@ -165,19 +166,23 @@ class Bot:
 
     # -- acting -------------------------------------------------------------
 
-    def click(self, description: str, button: str = "left", double: bool = False) -> Any:
+    def click(self, description: str, button: str = "left", double: bool = False,
+              modifiers: str | Sequence[str] = ()) -> Any:
+        """Find the element and click it. modifiers: keys held down during the click on a desktop
+        (`modifiers="ctrl"` adds an item to a selection, `("shift",)` extends it)."""
         found = self.locate(description)
-        kind = "double_click" if double else {"left": "click", "right": "right_click", "middle": "middle_click"}[button]
-        self._act(Action(kind, point=found.point), f"click({description!r})")
+        self._act(Action(_click_kind(button, double), point=found.point, keys=_held(modifiers)),
+                  f"click({description!r}" + _held_note(modifiers) + ")")
         return found
 
-    def click_at(self, x: float, y: float, button: str = "left", double: bool = False) -> None:
+    def click_at(self, x: float, y: float, button: str = "left", double: bool = False,
+                 modifiers: str | Sequence[str] = ()) -> None:
         """Click a point given as fractions of the screen (0-1, x right, y down): for what no description
         names, such as a spot in a canvas or an editor's empty page."""
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
             raise ValueError(f"click_at takes fractions of the screen from 0 to 1; got ({x!r}, {y!r})")
-        kind = "double_click" if double else {"left": "click", "right": "right_click", "middle": "middle_click"}[button]
-        self._act(Action(kind, point=(float(x), float(y))), f"click_at({x:.3f}, {y:.3f})")
+        self._act(Action(_click_kind(button, double), point=(float(x), float(y)), keys=_held(modifiers)),
+                  f"click_at({x:.3f}, {y:.3f}" + _held_note(modifiers) + ")")
 
     def type_into(self, description: str, text: str, secret: bool | None = None) -> Any:
         """Click the field, then type `text`. secret: type it without recording it (the run folder's text
@@ -229,9 +234,11 @@ class Bot:
         point = self.locate(within).point if within else None
         self._act(Action("scroll", direction=direction, amount=amount, point=point), f"scroll({direction})")
 
-    def drag(self, description: str, to: str) -> None:
+    def drag(self, description: str, to: str, modifiers: str | Sequence[str] = ()) -> None:
+        """Drag the element onto another (modifiers: keys held down meanwhile: "ctrl" copies in a file manager)."""
         start, end = self.locate(description).point, self.locate(to).point
-        self._act(Action("drag", point=start, end=end), f"drag({description!r} -> {to!r})")
+        self._act(Action("drag", point=start, end=end, keys=_held(modifiers)),
+                  f"drag({description!r} -> {to!r}" + _held_note(modifiers) + ")")
 
     # phone verbs
     def back(self) -> None:
@@ -285,6 +292,25 @@ class Bot:
         path = self.session.run_dir / f"not-found-{self.session.steps:03d}.png"
         draw_grounding(image, None, [c.point for c in candidates]).save(path)
         return path
+
+
+def _click_kind(button: str, double: bool) -> str:
+    kinds = {"left": "click", "right": "right_click", "middle": "middle_click"}
+    if button not in kinds:
+        raise ValueError(f"button is 'left', 'right' or 'middle'; got {button!r}")
+    return "double_click" if double else kinds[button]
+
+
+def _held(modifiers: str | Sequence[str]) -> tuple[str, ...] | None:
+    """Keys to hold during a click: "ctrl", "ctrl+shift" or ("ctrl", "shift"); None for none."""
+    keys = tuple(part for key in ([modifiers] if isinstance(modifiers, str) else modifiers)
+                 for part in key.split("+") if part.strip())
+    return keys or None
+
+
+def _held_note(modifiers: str | Sequence[str]) -> str:
+    keys = _held(modifiers)
+    return f", modifiers={'+'.join(keys)!r}" if keys else ""
 
 
 ROW_OVERLAP = 0.5  # share of the smaller line's height two OCR lines share to be read as one row

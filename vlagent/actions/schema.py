@@ -142,14 +142,15 @@ class Action:
 
     def describe(self) -> str:
         """A short human-readable line, e.g. `click (0.412, 0.200)`."""
-        parts = [self.kind]
+        held = self.keys and self.kind in POINTER_KINDS  # "ctrl+click": keys held during a click or drag
+        parts = ["+".join(self.keys) + "+" + self.kind if held else self.kind]
         if self.point is not None:
             parts.append(f"({self.point[0]:.3f}, {self.point[1]:.3f})")
         if self.end is not None:
             parts.append(f"→ ({self.end[0]:.3f}, {self.end[1]:.3f})")
         if self.direction:
             parts.append(self.direction + (f" ×{self.amount:g}" if self.amount is not None else ""))
-        if self.keys:
+        if self.keys and not held:
             parts.append("+".join(self.keys))
         if self.text is not None:
             parts.append(repr(self.text if len(self.text) <= 60 else self.text[:57] + "..."))
