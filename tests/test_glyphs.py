@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vlagent.grounding.glyphs import find_symbols, named_symbols
+from vlagent.grounding.glyphs import find_symbols, named_symbols, symbol_texts, written_symbols
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 
@@ -21,6 +21,19 @@ FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
 def test_an_instruction_names_a_symbol_as_itself_or_by_its_name(instruction, symbol):
     named = named_symbols(instruction)
     assert (symbol in named) if symbol else not named, (instruction, sorted(named))
+
+
+def test_keys_written_in_several_symbols_are_read_as_written():
+    """galculator's "+/-" and "<-" keys: OCR reads them, but no word of "the +/- button" or "the backspace
+    key" is a letter or a digit to match."""
+    from vlagent.model.grounder import TextLine
+
+    lines = [TextLine("+/-", (0.1, 0.1, 0.2, 0.2)), TextLine("<-", (0.3, 0.1, 0.4, 0.2)), TextLine("+", (0.5, 0.1, 0.6, 0.2))]
+    assert symbol_texts("the +/- button") == ("+/-",) and symbol_texts("the Save button") == ()
+    assert written_symbols(symbol_texts("the +/- button"), lines) == [(0.1, 0.1, 0.2, 0.2)]
+    assert written_symbols(symbol_texts("the plus/minus key"), lines) == [(0.1, 0.1, 0.2, 0.2)]
+    assert written_symbols(symbol_texts("press the backspace key"), lines) == [(0.3, 0.1, 0.4, 0.2)]
+    assert written_symbols(symbol_texts("the = button"), lines) == []
 
 
 def _keypad() -> Image.Image:
@@ -82,3 +95,31 @@ def test_a_symbol_that_is_not_there_is_not_found():
     draw.polygon([(200, 70), (212, 70), (206, 77)], fill=(40, 40, 40))
     for instruction in ("the = button", "the minus button", "the plus key", "the decimal point", "the divide key"):
         assert _found(image, instruction) == [], instruction
+
+
+def test_a_label_written_twice_is_the_one_on_a_key():
+    """galculator showing 0: "the 0 button" went to the display's "0" (0.51), not to the key. Where a button's
+    or key's name is written in several places and one of them sits on a key (edges close it in on all
+    four sides), that one is the answer."""
+    pytest.importorskip("rapidocr_onnxruntime")
+    pytest.importorskip("scipy")
+    from vlagent.grounding.controls import text_height
+    from vlagent.grounding.glyphs import on_a_key
+    from vlagent.grounding.grounders.head import DEFAULT_FOLDER, HeadGrounder, screen_text
+    from vlagent.model.grounder import written_places
+
+    image = _keypad()
+    draw = ImageDraw.Draw(image)
+    draw.rectangle((340, 20, 620, 70), fill=(255, 255, 255), outline=(180, 180, 180))  # the display
+    draw.text((600, 45), "0", fill=(0, 0, 0), font=ImageFont.truetype(FONT, 26), anchor="rm")
+    lines = screen_text(image)
+    unit = text_height(lines, image.size)
+    places = written_places("the 0 button", lines)
+    assert len(places) == 2 and [on_a_key(image, p, unit) for p in sorted(places)] == [True, False]
+    if not (DEFAULT_FOLDER / "grounder.safetensors").is_file():
+        pytest.skip("no trained grounder ships in this checkout")
+    key = 20 + 0 * 64 + 29, 20 + 3 * 40 + 17  # "0": the first key of the fourth row
+    for instruction in ("the 0 button", "the 0 key"):
+        result = HeadGrounder(DEFAULT_FOLDER).ground(image, instruction)
+        x, y = result.point[0] * image.width, result.point[1] * image.height
+        assert result.found and abs(x - key[0]) <= 8 and abs(y - key[1]) <= 8, (instruction, x, y)

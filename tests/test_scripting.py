@@ -353,6 +353,8 @@ def test_a_calculator_driven_by_its_symbol_keys(tmp_path):
                      "the ) button", "the = button")
                 bot.wait_for("'3.25'", timeout=5)
                 assert not bot.exists("'4.75'")
+                keys("the +/- button")  # read by OCR as written, but no letter or digit of it to match
+                bot.wait_for("'-3.25'", timeout=5)
         finally:
             calc.terminate()
             calc.wait(timeout=10)

@@ -77,6 +77,8 @@ _EDGE_QUOTES = "'\"“”‘’`,"
 # alone is drawn like a bullet: it counts only on a key.
 POOL = ("=+-−*×/÷%.()±<>^!?#&@:;[]{}|~_" + string.digits + string.ascii_letters
         + "▲▼◀▶▴▾◂▸■□●○◆◇≡☰✕✖✓✔…←→↑↓")
+# Keys written in a few symbols that join into one blob ("+/-", "<-"), drawn whole beside the characters.
+KEY_TEXTS = ("+/-", "<-", "->")
 FONT_FILES = ("dejavu/DejaVuSans.ttf", "dejavu/DejaVuSans-Bold.ttf", "dejavu/DejaVuSansMono.ttf",
               "dejavu/DejaVuSerif.ttf", "liberation/LiberationSans-Regular.ttf", "liberation2/LiberationSans-Regular.ttf",
               "noto/NotoSans-Regular.ttf", "cantarell/Cantarell-Regular.otf", "ubuntu/Ubuntu-R.ttf")
@@ -85,9 +87,8 @@ FONT_FOLDERS = (Path("/usr/share/fonts/truetype"), Path("/usr/share/fonts/openty
 DRAWN_AT = (10, 13, 16, 22, 40)
 
 
-def named_symbols(instruction: str) -> frozenset[str]:
-    """The characters that draw the symbol the instruction names ("the = button", "press '-'", "the minus
-    key", "click the decimal point"), or an empty set where it names no symbol alone."""
+def _symbol_words(instruction: str) -> list[str]:
+    """The instruction's words less quotes and the words around a symbol's name (_FILLER)."""
     words = []
     for token in instruction.split():
         token = token.strip(_EDGE_QUOTES)
@@ -95,9 +96,39 @@ def named_symbols(instruction: str) -> frozenset[str]:
             token = token.rstrip(".:!?").lower()
         if token and token not in _FILLER:
             words.append(token)
+    return words
+
+
+def named_symbols(instruction: str) -> frozenset[str]:
+    """The characters that draw the symbol the instruction names ("the = button", "press '-'", "the minus
+    key", "click the decimal point"), or an empty set where it names no symbol alone."""
+    words = _symbol_words(instruction)
     if len(words) == 1 and words[0] in SYMBOLS:
         return SYMBOLS[words[0]]
-    return NAMES.get(re.sub(r"\s+", " ", " ".join(words)), frozenset())
+    return NAMES.get(" ".join(words), frozenset())
+
+
+# Keys written as several symbols, which OCR reads as they are, by their names ("the backspace key": "<-").
+WRITTEN_AS: dict[str, tuple[str, ...]] = {
+    "backspace": ("<-", "<--", "←", "⌫"),
+    **{name: ("+/-", "±", "+-") for name in ("plus minus", "plus-minus", "plus/minus", "change sign", "sign change",
+                                             "negate")},
+}
+
+
+def symbol_texts(instruction: str) -> tuple[str, ...]:
+    """How a key written in symbols only that the instruction names may read ("the +/- button": "+/-";
+    "the backspace key": "<-", "←", "⌫"); () where it names none."""
+    words = _symbol_words(instruction)
+    if len(words) == 1 and len(words[0]) > 1 and not any(ch.isalnum() for ch in words[0]):
+        return (words[0],)
+    return WRITTEN_AS.get(" ".join(words), ())
+
+
+def written_symbols(texts: Sequence[str], lines: Sequence) -> list[tuple[float, float, float, float]]:
+    """The boxes of OCR lines reading one of `texts` exactly (spaces aside)."""
+    wanted = {text.replace(" ", "") for text in texts}
+    return [tuple(line.box) for line in lines if line.text.replace(" ", "") in wanted]
 
 
 def ink_box(ink: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -141,15 +172,15 @@ def _softened(picture: np.ndarray) -> np.ndarray:
 
 
 class Templates:
-    """Every POOL character drawn in each installed font: `vectors` (n, SIDE*SIDE), the character of each
+    """Every POOL character and KEY_TEXTS string drawn in each installed font: `vectors` (n, SIDE*SIDE), the character of each
     row, its larger side in ems (how big it is beside the text around it) and its width over its height."""
 
     def __init__(self, fonts: Sequence[ImageFont.FreeTypeFont]) -> None:
         vectors, chars, sizes, aspects = [], [], [], []
         for font in fonts:
             size = font.size
-            for char in POOL:
-                picture = Image.new("L", (size * 3, size * 3), 0)
+            for char in (*POOL, *KEY_TEXTS):
+                picture = Image.new("L", (size * (2 + len(char)), size * 3), 0)
                 ImageDraw.Draw(picture).text((size, size), char, fill=255, font=font)
                 ink = np.asarray(picture, dtype=np.float32) / 255.0
                 vector = squared(ink)
@@ -251,6 +282,20 @@ def _on_a_key(box: tuple[int, int, int, int], edges: np.ndarray, unit: float) ->
             and edges[max(0, y0 - reach):max(0, y0 - 1), cx].any() and edges[y1 + 1:y1 + reach, cx].any())
 
 
+_SCREEN_EDGES = ScreenCache(4)
+
+
+def on_a_key(image: Image.Image, box: tuple[float, float, float, float], unit: float) -> bool:
+    """Whether what lies in `box` (normalized: a label OCR read) sits on a key or a button: edges close it in
+    on all four sides within KEY_SIDE / 2 text heights (a display's "0" and a menu's "Save" are not)."""
+    from vlagent.grounding.controls import colour_edges
+
+    edges = _SCREEN_EDGES.get(image, EDGE_CONTRAST, lambda: colour_edges(image, EDGE_CONTRAST))
+    width, height = image.size
+    pixels = (int(box[0] * width), int(box[1] * height), int(np.ceil(box[2] * width)), int(np.ceil(box[3] * height)))
+    return _on_a_key(pixels, edges, unit)
+
+
 def _ink(grey: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray | None:
     """A blob's contrast with its background (the median of a 2-px ring around its box), 0-1; None where
     it is fainter than INK_CONTRAST (a disabled day of a calendar, a speck)."""
@@ -274,7 +319,7 @@ def find_symbols(image: Image.Image, symbols: frozenset[str], lines: Sequence, u
     grey = np.asarray(image.convert("L"), dtype=np.float32)
     from vlagent.grounding.controls import colour_edges
 
-    edges = colour_edges(image, EDGE_CONTRAST)
+    edges = _SCREEN_EDGES.get(image, EDGE_CONTRAST, lambda: colour_edges(image, EDGE_CONTRAST))
     boxes = np.array(glyph_boxes(image, unit), dtype=np.int64).reshape(-1, 4)
     sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     found = []
@@ -300,4 +345,5 @@ def find_symbols(image: Image.Image, symbols: frozenset[str], lines: Sequence, u
     return sorted(found, key=lambda m: -m.score)
 
 
-__all__ = ["NAMES", "SYMBOLS", "find_symbols", "glyph_boxes", "named_symbols", "templates"]
+__all__ = ["NAMES", "SYMBOLS", "WRITTEN_AS", "find_symbols", "glyph_boxes", "named_symbols", "on_a_key",
+           "symbol_texts", "templates", "written_symbols"]

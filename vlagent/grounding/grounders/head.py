@@ -70,7 +70,7 @@ from vlagent.grounding.controls import (FIELD, HINT_ROOM, Snap, control_kind, fi
                                        text_height, toggle_of_label, written_as_hint)
 from vlagent.grounding.dataset import OcrLine
 from vlagent.grounding.dots import find_three_dots, names_three_dots
-from vlagent.grounding.glyphs import find_symbols, named_symbols
+from vlagent.grounding.glyphs import find_symbols, named_symbols, on_a_key, symbol_texts, written_symbols
 from vlagent.grounding.icon_finder import IconMatch
 from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.phrase_lexicon import load_lexicon
@@ -190,6 +190,12 @@ class HeadGrounder:
         if box is not None:
             toggle = toggle_of_label(image, instruction, box, lines) if self.snap else None
             return boxed_result(toggle, 1.0, "toggle of its label") if toggle else boxed_result(box, 1.0, "exact text")
+        if self.text_first and _KEY_OR_BUTTON.search(instruction) and control_kind(instruction) is None:
+            # "the 0 key" is written on a key and in the display; "the Save button" on a button and in a menu
+            keyed = [place for place in written_places(instruction, lines)
+                     if on_a_key(image, place, text_height(lines, image.size))]
+            if len(keyed) == 1 and len(written_places(instruction, lines)) >= 2:
+                return boxed_result(keyed[0], PLACE_CONFIDENCE, "written on a key")
         if self.places:
             from vlagent.grounding.keyboard import find_key
             from vlagent.grounding.ordinals import find_place
@@ -281,7 +287,11 @@ class HeadGrounder:
             found = [IconMatch("more", box, DOTS_CONFIDENCE) for box in find_three_dots(image, lines, unit)]
             if found:
                 return found
-        symbols = named_symbols(instruction) if self.icons else frozenset()
+        texts = symbol_texts(instruction) if self.icons else ()
+        written = written_symbols(texts, lines)
+        if written:  # "the +/- button", "the backspace key" ("<-"): symbols OCR reads as they are
+            return [IconMatch("symbols", box, 1.0) for box in written]
+        symbols = (named_symbols(instruction) | frozenset(texts)) if self.icons else frozenset()
         if symbols:  # "the = button", "the minus key": a symbol OCR does not read, found by its shape (glyphs.py)
             found = find_symbols(image, symbols, lines, unit)
             if found:
@@ -319,6 +329,7 @@ _SEARCH = re.compile(r"\bsearch\b", re.IGNORECASE)
 _BLANK_TARGET = re.compile(r"\b(?:canvas|area|space|background|desktop|wallpaper|map|blank|empty|whitespace"
                            r"|margin|drawing|document|editor|board)\b", re.IGNORECASE)
 _BUTTON = re.compile(r"\bbutton\b", re.IGNORECASE)
+_KEY_OR_BUTTON = re.compile(r"\b(?:button|key)\b", re.IGNORECASE)
 MAGNIFIER_REACH = 2.5  # text heights between a search field and the magnifier button beside it
 
 
