@@ -49,12 +49,14 @@ place found is the answer; where the icon shows several times, the one nearest t
 A three-dot menu button ("the overflow menu", "more options") is found by
 its geometry instead (vlagent.grounding.dots): its dots are too small and too far apart to be one blob.
 A symbol alone ("the = button", "the minus key"), which OCR does not read, is found by its shape among
-the screen's lone blobs (vlagent.grounding.glyphs).
+the screen's lone blobs (vlagent.grounding.glyphs). `icons=False` leaves icons and symbols to the model.
+
+On a key: where a button's or key's name is written in several places and one of them sits on a key
+(glyphs.on_a_key), that one is the answer ("the 0 key", not the calculator's display showing 0).
 
 Large areas: "the text area", "the editor", "click in the document" name the largest flat area closed in
 by edges (an editor's page; vlagent.grounding.areas), answered before any text is looked for ("click in
 the document" is not the Document menu); `snap=False` turns it off with the other control rules.
-`icons=False` leaves icons to the model.
 """
 from __future__ import annotations
 
@@ -192,9 +194,9 @@ class HeadGrounder:
             return boxed_result(toggle, 1.0, "toggle of its label") if toggle else boxed_result(box, 1.0, "exact text")
         if self.text_first and _KEY_OR_BUTTON.search(instruction) and control_kind(instruction) is None:
             # "the 0 key" is written on a key and in the display; "the Save button" on a button and in a menu
-            keyed = [place for place in written_places(instruction, lines)
-                     if on_a_key(image, place, text_height(lines, image.size))]
-            if len(keyed) == 1 and len(written_places(instruction, lines)) >= 2:
+            places = written_places(instruction, lines)
+            keyed = [p for p in places if len(places) >= 2 and on_a_key(image, p, text_height(lines, image.size))]
+            if len(keyed) == 1:
                 return boxed_result(keyed[0], PLACE_CONFIDENCE, "written on a key")
         if self.places:
             from vlagent.grounding.keyboard import find_key
