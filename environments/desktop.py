@@ -118,10 +118,15 @@ def normalize_key(name: str) -> str:
     return KEY_ALIASES.get(key) or KEY_ALIASES.get(key.replace("_", "")) or key.replace("_", "")
 
 
+def _key_names(keys: Sequence[str]) -> list[str]:
+    """Key names one by one: "ctrl+c" given as one name is the same combo as ("ctrl", "c")."""
+    return [part for k in keys for part in (k.split("+") if len(k) > 1 else [k]) if part]
+
+
 def _held_keys(action: Action) -> list[str]:
     """The modifier keys a click or drag holds down (its `keys`), as pyautogui names; UnsupportedAction for
     any other key (a click holding "a" means nothing)."""
-    names = [part for k in action.keys or () for part in (k.split("+") if len(k) > 1 else [k]) if part]
+    names = _key_names(action.keys or ())
     keys = [normalize_key(k) for k in names]
     other = [n for n, k in zip(names, keys) if k not in MODIFIER_KEYS]
     if other:
@@ -519,8 +524,7 @@ class DesktopEnv(BaseEnvironment):
 
     def _do_key(self, action: Action) -> None:
         gui = self.gui
-        # "ctrl+c" given as one name is the same combo as ("ctrl", "c").
-        names = [part for k in action.keys for part in (k.split("+") if len(k) > 1 else [k]) if part]
+        names = _key_names(action.keys)
         keys = [normalize_key(k) for k in names]
         unknown = [k for k, n in zip(names, keys) if n not in gui.KEY_NAMES]
         if unknown:

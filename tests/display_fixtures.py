@@ -24,7 +24,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
 import pytest
 
@@ -238,16 +238,23 @@ class ComboApp:
 
 
 @contextlib.contextmanager
-def combo_app(display: VirtualDisplay, state_file: Path) -> Iterator[ComboApp]:
-    """The combo-box form on `display`, started and seen to write its first state (Small, Red)."""
-    proc = subprocess.Popen([sys.executable, "-c", _COMBO_APP, str(state_file)], env=display.env)
+def running(command: Sequence[str], env: dict, **popen: Any) -> Iterator[subprocess.Popen]:
+    """`command` started with `env`, terminated (and waited for) however the body ends."""
+    proc = subprocess.Popen(list(command), env=env, **popen)
     try:
-        app = ComboApp(state_file)
-        app.wait(lambda s: s.get("size") == "Small", "the app never started")
-        yield app
+        yield proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def combo_app(display: VirtualDisplay, state_file: Path) -> Iterator[ComboApp]:
+    """The combo-box form on `display`, started and seen to write its first state (Small, Red)."""
+    with running([sys.executable, "-c", _COMBO_APP, str(state_file)], display.env):
+        app = ComboApp(state_file)
+        app.wait(lambda s: s.get("size") == "Small", "the app never started")
+        yield app
 
 
 # Two buttons; while the pointer is on Undo, its tooltip covers Redo (as galculator's "One KP 1" tooltip
@@ -299,9 +306,5 @@ class TooltipApp:
 @contextlib.contextmanager
 def tooltip_app(display: VirtualDisplay, state_file: Path) -> Iterator[TooltipApp]:
     """The Undo/Redo window on `display`; `wait_for_redo` checks that Redo was clicked."""
-    proc = subprocess.Popen([sys.executable, "-c", _TOOLTIP_APP, str(state_file)], env=display.env)
-    try:
+    with running([sys.executable, "-c", _TOOLTIP_APP, str(state_file)], display.env):
         yield TooltipApp(state_file)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)

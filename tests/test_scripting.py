@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import vlagent
-from display_fixtures import _skip_without_binaries, combo_app, practice_session, tooltip_app
+from display_fixtures import _skip_without_binaries, combo_app, practice_session, running, tooltip_app
 from vlagent.environments.xserver import start_virtual_display
 from vlagent.recorder import load_trajectory
 
@@ -291,32 +291,37 @@ def test_select_says_at_once_when_the_click_opened_no_list(tmp_path):
 def test_select_on_a_gtk_combo_box_drawn_as_a_button(tmp_path):
     """mousepad's Find and Replace dialog (real GTK 3): "Search direction: [Down ▾]" has no field outline,
     and the drop-down was taken for its label. Found by its arrow, opened, "Up" chosen, and read back."""
-    import shutil
-    import subprocess
-
     from vlagent.environments.desktop import DesktopEnv
 
     _skip_without_binaries()
-    for program, package in (("mousepad", "mousepad"), ("dbus-run-session", "dbus")):
-        if shutil.which(program) is None:
-            pytest.skip(f"{program} is not installed (apt-get install {package})")
     text = tmp_path / "fruit.txt"
     text.write_text("apples and pears\n", encoding="utf-8")
-    with start_virtual_display(1280, 720) as display:
-        # its dialog's settings live in GSettings: without a D-Bus session a changed choice springs back
-        editor = subprocess.Popen(["dbus-run-session", "--", "mousepad", str(text)],
-                                  env={**display.env, "HOME": str(tmp_path)}, stderr=subprocess.DEVNULL)
-        try:
-            with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
-                bot.wait_for("the Search menu", timeout=30)
-                bot.click("the Search menu")
-                bot.click("Find and Replace...")
-                bot.wait_for("the Replace with field", timeout=10)
-                bot.select("the Search direction dropdown", "Up")
-                assert bot.read("the Search direction dropdown") == "Up"
-        finally:
-            editor.terminate()
-            editor.wait(timeout=10)
+    with start_virtual_display(1280, 720) as display, _mousepad(display, tmp_path, text):
+        with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+            bot.wait_for("the Search menu", timeout=30)
+            bot.click("the Search menu")
+            bot.click("Find and Replace...")
+            bot.wait_for("the Replace with field", timeout=10)
+            bot.select("the Search direction dropdown", "Up")
+            assert bot.read("the Search direction dropdown") == "Up"
+
+
+def _real_app(display, home, command: list, needs: tuple = ()):
+    """A real desktop application on `display` with a fresh HOME (its default settings), skipped where a
+    program of `needs` ((program, package) pairs; by default the command's own) is not installed."""
+    import shutil
+    import subprocess
+
+    for program, package in needs or ((command[0], command[0]),):
+        if shutil.which(program) is None:
+            pytest.skip(f"{program} is not installed (apt-get install {package})")
+    return running(command, {**display.env, "HOME": str(home)}, stderr=subprocess.DEVNULL)
+
+
+def _mousepad(display, home, file):
+    # its dialogs' settings live in GSettings: without a D-Bus session a changed choice springs back
+    return _real_app(display, home, ["dbus-run-session", "--", "mousepad", str(file)],
+                     (("mousepad", "mousepad"), ("dbus-run-session", "dbus")))
 
 
 @pytest.mark.display
@@ -324,40 +329,30 @@ def test_a_calculator_driven_by_its_symbol_keys(tmp_path):
     """galculator (real GTK 3): OCR reads no "=", "-", "/", "(" or "." on its keys, so a script could
     not press them ("the = button" was not found). Symbols named as themselves or by their names are
     found by their shape (vlagent.grounding.glyphs); each result is read back from the display."""
-    import shutil
-    import subprocess
-
     from vlagent.environments.desktop import DesktopEnv
 
     _skip_without_binaries()
     pytest.importorskip("rapidocr_onnxruntime")
-    if shutil.which("galculator") is None:
-        pytest.skip("galculator is not installed (apt-get install galculator)")
-    with start_virtual_display(1280, 720) as display:
-        calc = subprocess.Popen(["galculator"], env={**display.env, "HOME": str(tmp_path)}, stderr=subprocess.DEVNULL)
-        try:
-            with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
-                bot.wait_for("the 9 button", timeout=30)
+    with start_virtual_display(1280, 720) as display, _real_app(display, tmp_path, ["galculator"]):
+        with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+            bot.wait_for("the 9 button", timeout=30)
 
-                def keys(*descriptions: str) -> None:
-                    for description in descriptions:
-                        bot.click(description)
+            def keys(*descriptions: str) -> None:
+                for description in descriptions:
+                    bot.click(description)
 
-                keys("the 1 button", "the 2 button", "the + button", "the 7 button", "the = button")
-                bot.wait_for("'19'", timeout=5)
-                keys("the times button", "the 2 button", "the equals key")
-                bot.wait_for("'38'", timeout=5)
-                keys("the divide button", "the 8 button", "press '='")
-                bot.wait_for("'4.75'", timeout=5)
-                keys("the minus button", "the ( button", "the 1 button", "the decimal point", "the 5 button",
-                     "the ) button", "the = button")
-                bot.wait_for("'3.25'", timeout=5)
-                assert not bot.exists("'4.75'")
-                keys("the +/- button")  # read by OCR as written, but no letter or digit of it to match
-                bot.wait_for("'-3.25'", timeout=5)
-        finally:
-            calc.terminate()
-            calc.wait(timeout=10)
+            keys("the 1 button", "the 2 button", "the + button", "the 7 button", "the = button")
+            bot.wait_for("'19'", timeout=5)
+            keys("the times button", "the 2 button", "the equals key")
+            bot.wait_for("'38'", timeout=5)
+            keys("the divide button", "the 8 button", "press '='")
+            bot.wait_for("'4.75'", timeout=5)
+            keys("the minus button", "the ( button", "the 1 button", "the decimal point", "the 5 button",
+                 "the ) button", "the = button")
+            bot.wait_for("'3.25'", timeout=5)
+            assert not bot.exists("'4.75'")
+            keys("the +/- button")  # read by OCR as written, but no letter or digit of it to match
+            bot.wait_for("'-3.25'", timeout=5)
 
 
 def test_a_tooltip_over_the_target_is_moved_out_of_the_way(tmp_path):
@@ -385,38 +380,27 @@ def test_typing_into_an_editors_text_area(tmp_path):
     """mousepad (real GTK 3): "the text area" was not found and "click in the document" opened the Document
     menu. The editor's page is the large flat area closed in by edges (vlagent.grounding.areas): typed
     into, saved, and the file on disk holds the text."""
-    import shutil
-    import subprocess
     import time
 
     from vlagent.environments.desktop import DesktopEnv
 
     _skip_without_binaries()
     pytest.importorskip("rapidocr_onnxruntime")
-    for program, package in (("mousepad", "mousepad"), ("dbus-run-session", "dbus")):
-        if shutil.which(program) is None:
-            pytest.skip(f"{program} is not installed (apt-get install {package})")
     letter = tmp_path / "letter.txt"
     letter.write_text("", encoding="utf-8")
-    with start_virtual_display(1280, 720) as display:
-        editor = subprocess.Popen(["dbus-run-session", "--", "mousepad", str(letter)],
-                                  env={**display.env, "HOME": str(tmp_path)}, stderr=subprocess.DEVNULL)
-        try:
-            with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
-                bot.wait_for("the Document menu", timeout=30)
-                bot.type_into("the text area", "Dear Ada")
-                bot.click("click in the document")
-                assert not bot.exists("Word Wrap")  # the Document menu did not open
-                bot.press("ctrl", "End")
-                bot.type(", the engine works.")
-                bot.press("ctrl", "s")
-                deadline = time.monotonic() + 10
-                while "works" not in letter.read_text(encoding="utf-8") and time.monotonic() < deadline:
-                    time.sleep(0.2)
-            assert letter.read_text(encoding="utf-8").strip() == "Dear Ada, the engine works."
-        finally:
-            editor.terminate()
-            editor.wait(timeout=10)
+    with start_virtual_display(1280, 720) as display, _mousepad(display, tmp_path, letter):
+        with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+            bot.wait_for("the Document menu", timeout=30)
+            bot.type_into("the text area", "Dear Ada")
+            bot.click("click in the document")
+            assert not bot.exists("Word Wrap")  # the Document menu did not open
+            bot.press("ctrl", "End")
+            bot.type(", the engine works.")
+            bot.press("ctrl", "s")
+            deadline = time.monotonic() + 10
+            while "works" not in letter.read_text(encoding="utf-8") and time.monotonic() < deadline:
+                time.sleep(0.2)
+        assert letter.read_text(encoding="utf-8").strip() == "Dear Ada, the engine works."
 
 
 # A list of fruit whose selection extends with ctrl+click and shift+click; it writes the selection to a file.
@@ -449,7 +433,6 @@ def test_clicks_holding_modifier_keys_extend_a_selection(tmp_path):
     only click. click(..., modifiers=) holds the keys down during the click (released however it ends),
     and the recording says so."""
     import json
-    import subprocess
     import sys
     import time
 
@@ -464,25 +447,21 @@ def test_clicks_holding_modifier_keys_extend_a_selection(tmp_path):
             assert time.monotonic() < deadline, f"the list says {state.read_text() if state.exists() else None}"
             time.sleep(0.1)
 
-    with start_virtual_display(1280, 720) as display:
-        app = subprocess.Popen([sys.executable, "-c", _FRUIT_LIST_APP, str(state)], env=display.env)
-        try:
-            selection([], timeout=20)
-            with vlagent.connect("desktop", grounder="ocr", env=DesktopEnv(display=display.name),
-                                 run_dir=tmp_path / "run") as bot:
-                bot.click("Bananas")
-                selection(["Bananas"])
-                bot.click("Dates", modifiers="ctrl")
-                selection(["Bananas", "Dates"])
-                bot.click("Grapes", modifiers=("shift",))
-                selection(["Bananas", "Dates", "Figs", "Grapes"])
-                bot.click("Apples")  # nothing is held any more: a plain click selects one
-                selection(["Apples"])
-                with pytest.raises(vlagent.ActionFailed, match="holds only modifier keys"):
-                    bot.click("Cherries", modifiers="a")
-        finally:
-            app.terminate()
-            app.wait(timeout=10)
+    with start_virtual_display(1280, 720) as display, \
+            running([sys.executable, "-c", _FRUIT_LIST_APP, str(state)], display.env):
+        selection([], timeout=20)
+        with vlagent.connect("desktop", grounder="ocr", env=DesktopEnv(display=display.name),
+                             run_dir=tmp_path / "run") as bot:
+            bot.click("Bananas")
+            selection(["Bananas"])
+            bot.click("Dates", modifiers="ctrl")
+            selection(["Bananas", "Dates"])
+            bot.click("Grapes", modifiers=("shift",))
+            selection(["Bananas", "Dates", "Figs", "Grapes"])
+            bot.click("Apples")  # nothing is held any more: a plain click selects one
+            selection(["Apples"])
+            with pytest.raises(vlagent.ActionFailed, match="holds only modifier keys"):
+                bot.click("Cherries", modifiers="a")
     _, steps, _ = load_trajectory(tmp_path / "run")
     held = [s["actions"][0].get("keys") for s in steps if s["actions"]]
     assert held[:4] == [None, ["ctrl"], ["shift"], None]

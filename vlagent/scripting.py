@@ -17,8 +17,8 @@ Every call looks at a fresh screenshot, grounds the description (looking again f
 recorded Session (trajectory.jsonl, report.html), which waits for the screen to show what an action
 did before the next call looks. Where a description is still not found at the second look while the
 pointer rests on what the last call clicked, the pointer is moved aside (POINTER_ASIDE, a recorded
-step) and the look goes on: that element's tooltip may cover the target. The safety options are those of `vlagent run`: dry_run, confirm,
-secrets typed as {{name}} (and text typed into a password, PIN or token field, which the recording
+step) and the look goes on: that element's tooltip may cover the target. The safety options are those
+of `vlagent run`: dry_run, confirm, secrets typed as {{name}} (and text typed into a password, PIN or token field, which the recording
 keeps as {{typed_1}}). Below the grounder's confidence a call raises TargetNotFound naming the
 description, with the candidates drawn on a saved screenshot: it never clicks a guess.
 """
@@ -170,9 +170,9 @@ class Bot:
               modifiers: str | Sequence[str] = ()) -> Any:
         """Find the element and click it. modifiers: keys held down during the click on a desktop
         (`modifiers="ctrl"` adds an item to a selection, `("shift",)` extends it)."""
-        found = self.locate(description)
-        self._act(Action(_click_kind(button, double), point=found.point, keys=_held(modifiers)),
-                  f"click({description!r}" + _held_note(modifiers) + ")")
+        found, keys = self.locate(description), _held(modifiers)
+        self._act(Action(_click_kind(button, double), point=found.point, keys=keys),
+                  f"click({description!r}{_held_note(keys)})")
         return found
 
     def click_at(self, x: float, y: float, button: str = "left", double: bool = False,
@@ -181,8 +181,9 @@ class Bot:
         names, such as a spot in a canvas or an editor's empty page."""
         if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):
             raise ValueError(f"click_at takes fractions of the screen from 0 to 1; got ({x!r}, {y!r})")
-        self._act(Action(_click_kind(button, double), point=(float(x), float(y)), keys=_held(modifiers)),
-                  f"click_at({x:.3f}, {y:.3f}" + _held_note(modifiers) + ")")
+        keys = _held(modifiers)
+        self._act(Action(_click_kind(button, double), point=(float(x), float(y)), keys=keys),
+                  f"click_at({x:.3f}, {y:.3f}{_held_note(keys)})")
 
     def type_into(self, description: str, text: str, secret: bool | None = None) -> Any:
         """Click the field, then type `text`. secret: type it without recording it (the run folder's text
@@ -236,9 +237,8 @@ class Bot:
 
     def drag(self, description: str, to: str, modifiers: str | Sequence[str] = ()) -> None:
         """Drag the element onto another (modifiers: keys held down meanwhile: "ctrl" copies in a file manager)."""
-        start, end = self.locate(description).point, self.locate(to).point
-        self._act(Action("drag", point=start, end=end, keys=_held(modifiers)),
-                  f"drag({description!r} -> {to!r}" + _held_note(modifiers) + ")")
+        start, end, keys = self.locate(description).point, self.locate(to).point, _held(modifiers)
+        self._act(Action("drag", point=start, end=end, keys=keys), f"drag({description!r} -> {to!r}{_held_note(keys)})")
 
     # phone verbs
     def back(self) -> None:
@@ -302,14 +302,13 @@ def _click_kind(button: str, double: bool) -> str:
 
 
 def _held(modifiers: str | Sequence[str]) -> tuple[str, ...] | None:
-    """Keys to hold during a click: "ctrl", "ctrl+shift" or ("ctrl", "shift"); None for none."""
-    keys = tuple(part for key in ([modifiers] if isinstance(modifiers, str) else modifiers)
-                 for part in key.split("+") if part.strip())
+    """Keys to hold during a click: "ctrl", "ctrl+shift" or ("ctrl", "shift") (the environment reads a
+    "+" combo as its keys); None for none."""
+    keys = tuple(key for key in ([modifiers] if isinstance(modifiers, str) else modifiers) if key.strip())
     return keys or None
 
 
-def _held_note(modifiers: str | Sequence[str]) -> str:
-    keys = _held(modifiers)
+def _held_note(keys: tuple[str, ...] | None) -> str:
     return f", modifiers={'+'.join(keys)!r}" if keys else ""
 
 

@@ -230,6 +230,14 @@ def templates() -> Templates:
 
 
 _SCREEN_GLYPHS = ScreenCache(4)
+_SCREEN_EDGES = ScreenCache(4)
+
+
+def _edges(image: Image.Image) -> np.ndarray:
+    """The screen's edges (controls.colour_edges at EDGE_CONTRAST), found once per screen content."""
+    from vlagent.grounding.controls import colour_edges
+
+    return _SCREEN_EDGES.get(image, EDGE_CONTRAST, lambda: colour_edges(image, EDGE_CONTRAST))
 
 
 def glyph_boxes(image: Image.Image, unit: float) -> list[tuple[int, int, int, int]]:
@@ -241,9 +249,7 @@ def glyph_boxes(image: Image.Image, unit: float) -> list[tuple[int, int, int, in
 def _glyph_boxes(image: Image.Image, unit: float) -> list[tuple[int, int, int, int]]:
     from scipy import ndimage
 
-    from vlagent.grounding.controls import colour_edges
-
-    edges = colour_edges(image, EDGE_CONTRAST)
+    edges = _edges(image)
     reach = max(3, int(round(unit / 4)) | 1)
     labels, _ = ndimage.label(ndimage.binary_dilation(edges, structure=np.ones((reach, reach), dtype=bool)))
     return [(cols.start, rows.start, cols.stop, rows.stop)
@@ -282,15 +288,10 @@ def _on_a_key(box: tuple[int, int, int, int], edges: np.ndarray, unit: float) ->
             and edges[max(0, y0 - reach):max(0, y0 - 1), cx].any() and edges[y1 + 1:y1 + reach, cx].any())
 
 
-_SCREEN_EDGES = ScreenCache(4)
-
-
 def on_a_key(image: Image.Image, box: tuple[float, float, float, float], unit: float) -> bool:
     """Whether what lies in `box` (normalized: a label OCR read) sits on a key or a button: edges close it in
     on all four sides within KEY_SIDE / 2 text heights (a display's "0" and a menu's "Save" are not)."""
-    from vlagent.grounding.controls import colour_edges
-
-    edges = _SCREEN_EDGES.get(image, EDGE_CONTRAST, lambda: colour_edges(image, EDGE_CONTRAST))
+    edges = _edges(image)
     width, height = image.size
     pixels = (int(box[0] * width), int(box[1] * height), int(np.ceil(box[2] * width)), int(np.ceil(box[3] * height)))
     return _on_a_key(pixels, edges, unit)
@@ -317,9 +318,7 @@ def find_symbols(image: Image.Image, symbols: frozenset[str], lines: Sequence, u
         return []
     width, height = image.size
     grey = np.asarray(image.convert("L"), dtype=np.float32)
-    from vlagent.grounding.controls import colour_edges
-
-    edges = _SCREEN_EDGES.get(image, EDGE_CONTRAST, lambda: colour_edges(image, EDGE_CONTRAST))
+    edges = _edges(image)
     boxes = np.array(glyph_boxes(image, unit), dtype=np.int64).reshape(-1, 4)
     sides = np.maximum(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1])
     found = []
