@@ -465,3 +465,91 @@ def test_clicks_holding_modifier_keys_extend_a_selection(tmp_path):
     _, steps, _ = load_trajectory(tmp_path / "run")
     held = [s["actions"][0].get("keys") for s in steps if s["actions"]]
     assert held[:4] == [None, ["ctrl"], ["shift"], None]
+
+
+# Orders in a table: each row has a Paid checkbox, a customer, an email, a total, an Edit button and a
+# delete icon (the theme's); what is clicked is written to a state file.
+_ORDERS_APP = r'''
+import json, os, sys, tkinter as tk
+
+state, icon = sys.argv[1], sys.argv[2]
+root = tk.Tk()
+root.geometry("760x360+60+60")
+font = ("DejaVu Sans", 12)
+people = [("Ada Lovelace", "ada@example.org", "18.00"), ("Alan Turing", "alan@example.org", "42.50"),
+          ("Grace Hopper", "grace@example.org", "7.25"), ("Linus Pauling", "linus@example.org", "99.90"),
+          ("Marie Curie", "marie@example.org", "13.40")]
+trash = tk.PhotoImage(file=icon)
+paid = {name: tk.BooleanVar(root, value=False) for name, _, _ in people}
+log = {"deleted": [], "edited": []}
+
+
+def save(*_):
+    with open(state + ".tmp", "w") as f:
+        json.dump({"paid": sorted(n for n, v in paid.items() if v.get()), **log}, f)
+    os.replace(state + ".tmp", state)
+
+
+for col, heading in enumerate(("Paid", "Customer", "Email", "Total")):
+    tk.Label(root, text=heading, font=font + ("bold",)).grid(row=0, column=col, padx=8, pady=6, sticky="w")
+for r, (name, email, total) in enumerate(people, start=1):
+    cells = [tk.Checkbutton(root, variable=paid[name], command=save), tk.Label(root, text=name, font=font),
+             tk.Label(root, text=email, font=font), tk.Label(root, text=total, font=font)]
+
+    def delete(name=name, cells=cells):
+        log["deleted"].append(name)
+        for cell in cells:
+            cell.destroy()
+        save()
+
+    cells += [tk.Button(root, text="Edit", font=font, command=lambda name=name: (log["edited"].append(name), save())),
+              tk.Button(root, image=trash, relief="flat", command=delete)]
+    for col, cell in enumerate(cells):
+        cell.grid(row=r, column=col, padx=8, pady=4, sticky="w")
+root.after(300, save)
+root.mainloop()
+'''
+_DELETE_ICON = "/usr/share/icons/Adwaita/24x24/legacy/edit-delete.png"
+
+
+@pytest.mark.display
+def test_a_tables_rows_are_told_apart_by_what_is_written_on_them(tmp_path):
+    """Every row of a table has the same checkbox, Edit button and delete icon: "the checkbox in the row
+    with Grace Hopper" went to whichever the model liked (vlagent.grounding.rows). Each action lands on
+    the named row, which the app's state file confirms; a cell is read by its column's heading."""
+    import json
+    import os
+    import sys
+    import time
+
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    pytest.importorskip("rapidocr_onnxruntime")
+    if not os.path.isfile(_DELETE_ICON):
+        pytest.skip("the Adwaita icon theme is not installed (apt-get install adwaita-icon-theme)")
+    state = tmp_path / "orders.json"
+
+    def app_says(expected: dict, timeout: float = 5.0) -> None:
+        deadline = time.monotonic() + timeout
+        while (json.loads(state.read_text()) if state.exists() else None) != expected:
+            assert time.monotonic() < deadline, f"the app says {state.read_text() if state.exists() else None}"
+            time.sleep(0.1)
+
+    with start_virtual_display(1280, 720) as display, \
+            running([sys.executable, "-c", _ORDERS_APP, str(state), _DELETE_ICON], display.env):
+        app_says({"paid": [], "deleted": [], "edited": []}, timeout=20)
+        with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+            bot.wait_for("the Edit button in the row with Ada Lovelace", timeout=20)
+            bot.click("the checkbox in the row with Grace Hopper")
+            app_says({"paid": ["Grace Hopper"], "deleted": [], "edited": []})
+            bot.click("the Edit button in Marie Curie's row")
+            app_says({"paid": ["Grace Hopper"], "deleted": [], "edited": ["Marie Curie"]})
+            assert bot.read("the total of Alan Turing") == "42.50"
+            bot.click("the delete icon in the row with Linus Pauling")
+            app_says({"paid": ["Grace Hopper"], "deleted": ["Linus Pauling"], "edited": ["Marie Curie"]})
+            assert not bot.exists("the Edit button in the row with Linus Pauling")
+            bot.click("the checkbox next to alan@example.org")
+            app_says({"paid": ["Alan Turing", "Grace Hopper"], "deleted": ["Linus Pauling"], "edited": ["Marie Curie"]})
+            with pytest.raises(vlagent.TargetNotFound, match="'Zed' is not written on this screen"):
+                bot.locate("the Edit button in the row with Zed", timeout=0)

@@ -54,6 +54,12 @@ the screen's lone blobs (vlagent.grounding.glyphs). `icons=False` leaves icons a
 On a key: where a button's or key's name is written in several places and one of them sits on a key
 (glyphs.on_a_key), that one is the answer ("the 0 key", not the calculator's display showing 0).
 
+Rows: a target told apart by what else is written on its row ("the checkbox in the row with grace", "the
+Edit button in Marie's row", "the email address of marie") is looked for on that row only, before the
+text (vlagent.grounding.rows): a control of the kind named, a cell under its column's heading, text on
+the row, or what these rules find on a copy of the screen showing the row alone. `places=False` turns it
+off.
+
 Large areas: "the text area", "the editor", "click in the document" name the largest flat area closed in
 by edges (an editor's page; vlagent.grounding.areas), answered before any text is looked for ("click in
 the document" is not the Document menu); `snap=False` turns it off with the other control rules.
@@ -76,6 +82,7 @@ from vlagent.grounding.glyphs import find_symbols, named_symbols, on_a_key, symb
 from vlagent.grounding.icon_finder import IconMatch
 from vlagent.grounding.icon_recognizer import load_recognizer
 from vlagent.grounding.phrase_lexicon import load_lexicon
+from vlagent.grounding.rows import find_on_row, row_instruction
 from vlagent.grounding.ocr_scripts import lines_for
 from vlagent.grounding.grounders.base import Candidate, GroundingResult
 from vlagent.model.grounder import (TextLine, exact_text, names_screen_text, names_text_only, names_unread_short_label,
@@ -179,6 +186,14 @@ class HeadGrounder:
             box = find_large_area(image, text_height(lines, image.size))
             if box is not None:
                 return boxed_result(box, PLACE_CONFIDENCE, "large area")
+        row = row_instruction(instruction) if self.places else None
+        if row is not None and written_target(instruction, lines) is None:  # "Terms of Service" is a label
+            answer = find_on_row(image, row, lines, look=lambda masked, target, kept: self._look(
+                masked, target, kept, platform))
+            if answer is not None and answer.box is None:
+                return GroundingResult.not_found(f"not on this screen ({answer.how})", raw="row")
+            if answer is not None:
+                return boxed_result(answer.box, PLACE_CONFIDENCE, answer.how)
         icons = None
         if _ICON_WORDS.search(instruction):  # "click the search icon": the icon, not the field's "Search..."
             icons = self._icons(image, instruction, lines, names_written_word(instruction, lines))
@@ -243,6 +258,17 @@ class HeadGrounder:
                 and blank_around(image, pred.point, text_height(lines, image.size))):
             return result_of(pred, kind, refused="nothing is drawn where the model points", lines=lines)
         return result_of(pred, kind, lines=lines)
+
+    def _look(self, image: Image.Image, target: str, lines: list[TextLine], platform: str | None) -> tuple | None:
+        """The box (else a point's small box) this grounder finds for a row's target on a screen showing only
+        the row (rows.find_on_row); None where it finds none."""
+        if row_instruction(target) is not None:
+            return None  # a row inside a row: asked once only
+        result = self.ground(image, target, platform=platform, lines=lines)
+        if not result.found:
+            return None
+        x, y = result.point
+        return result.box or (x - 0.002, y - 0.002, x + 0.002, y + 0.002)
 
     def _search_field(self, image: Image.Image, lines: list[TextLine]) -> tuple | None:
         """The search field, where its hint is in words the instruction does not use ("Suchen..." for "the
