@@ -381,9 +381,10 @@ def near_text(queries: Sequence[str], lines: Sequence[TextLine], runs_in_prose: 
     """The box of the one place that reads a query but for OCR's slips, where nothing reads it exactly:
     look-alike characters taken as one (_OCR_LOOKALIKES), then at most one edit per NEAR_CHARACTERS
     characters of the folded query ("Ubermehmen" for Übernehmen, "Zurick" for Zurück, "Помошь" for
-    Помощь). The nearest place must be the only one that near; queries under 4 characters must read
-    exactly. The first query with an answer wins. runs_in_prose=False: the words inside a sentence or a
-    label (_holds_no_caption) are not places, only the whole line."""
+    Помощь), but no digit read as another, missed or added ("Order 1003" is no slip of "Order 1063":
+    _edit_distance). The nearest place must be the only one that near; queries under 4 characters must
+    read exactly. The first query with an answer wins. runs_in_prose=False: the words inside a sentence or a label (_holds_no_caption) are not
+    places, only the whole line."""
     for query in queries:
         folded = _ocr_fold(query)
         if len(folded) < 4:
@@ -408,12 +409,20 @@ def near_text(queries: Sequence[str], lines: Sequence[TextLine], runs_in_prose: 
 
 
 def _edit_distance(a: str, b: str, limit: int) -> int:
-    """Levenshtein distance of a and b, or limit + 1 when it is larger."""
-    previous = list(range(len(b) + 1))
+    """Levenshtein distance of a and b, or limit + 1 when it is larger. A digit read as another digit, or
+    missed or added, is no slip (limit + 1): "Order 1003" is another order than "Order 1063", while "0"
+    read as "o" is a slip."""
+    never = limit + 1
+    previous = [0]
+    for cb in b:
+        previous.append(previous[-1] + (never if cb.isdigit() else 1))
     for i, ca in enumerate(a, 1):
-        current = [i]
+        gap_a = never if ca.isdigit() else 1
+        current = [previous[0] + gap_a]
         for j, cb in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+            swap = 0 if ca == cb else never if ca.isdigit() and cb.isdigit() else 1
+            current.append(min(previous[j] + gap_a, current[j - 1] + (never if cb.isdigit() else 1),
+                               previous[j - 1] + swap))
         if min(current) > limit:
             return limit + 1
         previous = current

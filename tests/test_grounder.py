@@ -651,6 +651,9 @@ def test_a_name_read_with_an_ocr_slip_is_found_when_nothing_reads_it_exactly():
     assert exact_text("the Daft button", lines) is None
     assert exact_text("Grafts", lines) is None  # two places one slip away: neither
     assert exact_text("Abbrechen", lines) is None
+    orders = [TextLine("Order 1003", (0.0, 0.0, 0.1, 0.1)), TextLine("Invoice 2O24-17", (0.0, 0.2, 0.1, 0.3))]
+    assert exact_text("Order 1063", orders) is None  # a number one digit off is another number, no slip
+    assert exact_text("Involce 2O24-17", orders) == orders[1].box  # a letter's slip, the digits as read
 
 
 def test_a_button_is_no_word_inside_a_sentence():
