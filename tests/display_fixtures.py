@@ -308,3 +308,82 @@ def tooltip_app(display: VirtualDisplay, state_file: Path) -> Iterator[TooltipAp
     """The Undo/Redo window on `display`; `wait_for_redo` checks that Redo was clicked."""
     with running([sys.executable, "-c", _TOOLTIP_APP, str(state_file)], display.env):
         yield TooltipApp(state_file)
+
+
+# A list of 80 orders, 12 rows showing; the selection is written to a state file.
+_LONG_LIST_APP = r'''
+import json, os, sys, tkinter as tk
+
+state = sys.argv[1]
+root = tk.Tk()
+root.geometry("360x340+80+80")
+orders = tk.Listbox(root, font=("DejaVu Sans", 14), height=12, activestyle="none")
+for number in range(1001, 1081):
+    orders.insert("end", f"Order {number}")
+orders.pack(fill="both", expand=True, padx=20, pady=20)
+
+
+def save(_event=None):
+    with open(state + ".tmp", "w") as f:
+        json.dump({"selected": [orders.get(i) for i in orders.curselection()]}, f)
+    os.replace(state + ".tmp", state)
+
+
+orders.bind("<<ListboxSelect>>", save)
+root.after(300, save)
+root.mainloop()
+'''
+
+
+@contextlib.contextmanager
+def long_list_app(display: VirtualDisplay, state_file: Path) -> Iterator[ComboApp]:
+    """A list of 80 orders on `display`, 12 showing, seen to write its first state (nothing selected)."""
+    with running([sys.executable, "-c", _LONG_LIST_APP, str(state_file)], display.env):
+        app = ComboApp(state_file)
+        app.wait(lambda s: s.get("selected") == [], "the app never started")
+        yield app
+
+
+# A Tk scale (a knob in a trough) and a ttk scale, beside their labels; their values go to a state file.
+_SLIDERS_APP = r'''
+import json, os, sys, tkinter as tk
+from tkinter import ttk
+
+state = sys.argv[1]
+root = tk.Tk()
+root.geometry("520x200+60+60")
+volume, brightness = tk.DoubleVar(root, 20.0), tk.DoubleVar(root, 50.0)
+
+
+def save(*_):
+    with open(state + ".tmp", "w") as f:
+        json.dump({"volume": volume.get(), "brightness": brightness.get()}, f)
+    os.replace(state + ".tmp", state)
+
+
+font = ("DejaVu Sans", 12)
+tk.Label(root, text="Volume", font=font).grid(row=0, column=0, padx=12, pady=20, sticky="w")
+tk.Scale(root, from_=0, to=100, orient="horizontal", variable=volume, length=300, showvalue=False,
+         command=save).grid(row=0, column=1, padx=12)
+tk.Label(root, text="Brightness", font=font).grid(row=1, column=0, padx=12, pady=20, sticky="w")
+ttk.Scale(root, from_=0, to=100, orient="horizontal", variable=brightness, length=300,
+          command=save).grid(row=1, column=1, padx=12)
+root.after(300, save)
+root.mainloop()
+'''
+
+
+class SlidersApp(ComboApp):
+    def wait_near(self, timeout: float = 5.0, **values: float) -> dict:
+        """Wait until each named value is within 2 of the one given."""
+        return self.wait(lambda s: bool(s) and all(abs(s[k] - v) <= 2 for k, v in values.items()),
+                         f"values near {values}", timeout)
+
+
+@contextlib.contextmanager
+def sliders_app(display: VirtualDisplay, state_file: Path) -> Iterator[SlidersApp]:
+    """The Volume (Tk) and Brightness (ttk) sliders on `display`, seen to write their first values (20, 50)."""
+    with running([sys.executable, "-c", _SLIDERS_APP, str(state_file)], display.env):
+        app = SlidersApp(state_file)
+        app.wait_near(timeout=20, volume=20, brightness=50)
+        yield app

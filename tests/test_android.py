@@ -388,3 +388,20 @@ def test_no_device_and_several_devices(adb_server):
         assert env.serial == b.serial
     with pytest.raises(EnvironmentUnavailable, match="is not attached"):
         AndroidEnv("127.0.0.1:1", adb_port=adb_server.port)
+
+
+def test_a_script_scrolls_the_settings_list_to_a_switch(adb_server, tmp_path):
+    """The NFC switch is below the settings list's first screen: scroll_to() swipes until it shows (the
+    row rule picks the switch on NFC's row), and the phone's state says only it was turned on."""
+    import vlagent
+
+    pytest.importorskip("rapidocr_onnxruntime")
+    with start_phone(adb_server) as ph:
+        ph.shell("monkey -p com.android.settings -c android.intent.category.LAUNCHER 1")
+        assert "NFC" not in [e["label"] for e in ph.state()["elements"]]
+        with vlagent.connect("android", env=make_env(ph), run_dir=tmp_path / "run") as bot:
+            bot.scroll_to("the switch for NFC")
+            bot.click("the switch for NFC")
+        state = ph.state()
+        assert state["toggles"]["nfc"] is True and state["scroll"]["settings"] > 0
+        assert [key for key, on in state["toggles"].items() if on] == ["wifi", "bluetooth", "location", "nfc"]

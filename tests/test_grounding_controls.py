@@ -294,6 +294,38 @@ def test_a_standing_slider_is_found_too():
     assert all(c.box[3] - c.box[1] > 300 and c.box[2] - c.box[0] < 30 for c in found)
 
 
+def _trough(draw: ImageDraw.ImageDraw, box: tuple[int, int, int, int], knob_at: float) -> tuple[float, float]:
+    """A Tk-style scale: a sunken trough, a raised knob 2 troughs-thick long inside it; the knob's centre."""
+    x0, y0, x1, y1 = box
+    draw.rectangle(box, fill=(179, 179, 179), outline=(120, 120, 120))
+    length = 2 * (y1 - y0 - 4)
+    kx = x0 + 2 + length / 2 + knob_at * (x1 - x0 - 4 - length)
+    draw.rectangle((kx - length / 2, y0 + 2, kx + length / 2, y1 - 2), fill=(217, 217, 217), outline=(250, 250, 250))
+    draw.line((kx, y0 + 3, kx, y1 - 3), fill=(140, 140, 140))  # the groove across its middle
+    return kx, (y0 + y1) / 2
+
+
+def test_a_knob_sliding_in_a_trough_is_a_slider_and_a_field_with_its_clear_button_is_not():
+    """Tk's and ttk's scales draw a trough as thick as their knob: not found before. Its level along the
+    track is read back, and slider_point puts a level where slider_level reads it."""
+    from vlagent.grounding.controls import slider_level, slider_point
+
+    image = Image.new("RGB", (W, H), (217, 217, 217))
+    draw = ImageDraw.Draw(image)
+    knobs = [_trough(draw, (100, 60 + 50 * i, 420, 78 + 50 * i), at) for i, at in enumerate((0.0, 0.3, 1.0))]
+    draw.rectangle((100, 240, 440, 272), fill="white", outline=(150, 150, 150))  # a field, a clear button at its end
+    draw.text((108, 248), "entry text", fill=(30, 30, 30), font=ImageFont.load_default(size=14))
+    draw.rectangle((404, 241, 439, 271), fill=(236, 236, 236))
+    draw.line((416, 250, 428, 262), fill=(40, 40, 40), width=2)
+    found = sorted(find_sliders(image, unit=14), key=lambda c: c.box[1])
+    assert len(found) == 3, found
+    for control, (kx, ky), at in zip(found, knobs, (0.0, 0.3, 1.0)):
+        assert abs(control.knob[0] - kx) <= 2 and abs(control.knob[1] - ky) <= 2
+        assert abs(slider_level(control) - at) <= 0.02
+        px, py = slider_point(control, slider_level(control))
+        assert abs(px - control.knob[0]) <= 0.5 and py == control.knob[1]
+
+
 def test_a_rows_checkbox_named_by_its_action_and_its_row():
     """Admin tables name each row's checkbox for screen readers: 'Select this object for an action - alan'.
     The row's name is written (once as asked; 'Alan' in another column), the action is not."""

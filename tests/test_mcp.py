@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from android_fixtures import adb_server, phone  # noqa: F401
-from display_fixtures import _skip_without_binaries, combo_app, practice_session, tooltip_app
+from display_fixtures import _skip_without_binaries, combo_app, long_list_app, practice_session, sliders_app, tooltip_app
 from vlagent.environments.xserver import start_virtual_display
 from vlagent.recorder import load_trajectory
 
@@ -384,3 +384,41 @@ def test_video_ask_goes_to_the_configured_backend(tmp_path):
         session.close()
     assert not ok.is_error and _text(ok) == "It shows 7."
     assert bad.is_error and "missing.mp4" in _text(bad)
+
+
+@pytest.mark.display
+def test_scroll_to_scrolls_a_list_until_the_target_shows(tmp_path):
+    """The scroll_to tool: an order 60 rows down a list is scrolled into view and its place returned; one
+    that is not in the list is a TargetNotFound tool error once the list's end is reached."""
+    _skip_without_binaries()
+
+    async def body(client):
+        res = await client.call_tool("scroll_to", {"description": "Order 1063", "within": "Order 1005"})
+        assert not res.is_error, _text(res)
+        x, y = json.loads(_text(res))["point"]
+        await client.call_tool("click", {"x": x, "y": y})
+        app.wait(lambda s: s["selected"] == ["Order 1063"], "Order 1063 selected")
+        res = await client.call_tool("scroll_to", {"description": "Order 2000", "max_scrolls": 40})
+        assert res.is_error and "TargetNotFound: 'Order 2000' is not on the screen (scrolled down to the end" in _text(res)
+
+    with start_virtual_display(1280, 720) as display, long_list_app(display, tmp_path / "list.json") as app:
+        asyncio.run(_session(_server_params(display.env, tmp_path / "run", "--grounder", "default"), body))
+
+
+@pytest.mark.display
+def test_set_slider_drags_a_knob_through_the_tool(tmp_path):
+    """The set_slider tool: Tk's Volume scale set to 0.4 (the app says 40); a level outside 0..1 is a tool
+    error and drags nothing."""
+    _skip_without_binaries()
+
+    async def body(client):
+        res = await client.call_tool("set_slider", {"description": "the Volume slider", "level": 0.4})
+        assert not res.is_error and _text(res).startswith("done: the knob is at "), _text(res)
+        assert abs(float(_text(res).split(" at ")[1].split()[0]) - 0.4) <= 0.03
+        app.wait_near(volume=40, brightness=50)
+        res = await client.call_tool("set_slider", {"description": "the Volume slider", "level": 40})
+        assert res.is_error and "from 0 to 1" in _text(res)
+
+    with start_virtual_display(1280, 720) as display, sliders_app(display, tmp_path / "sliders.json") as app:
+        asyncio.run(_session(_server_params(display.env, tmp_path / "run", "--grounder", "default"), body))
+    app.wait_near(volume=40, brightness=50)

@@ -4,7 +4,8 @@ from __future__ import annotations
 import pytest
 
 import vlagent
-from display_fixtures import _skip_without_binaries, combo_app, practice_session, running, tooltip_app
+from display_fixtures import (_skip_without_binaries, combo_app, long_list_app, practice_session, running,
+                              sliders_app, tooltip_app)
 from vlagent.environments.xserver import start_virtual_display
 from vlagent.recorder import load_trajectory
 
@@ -553,3 +554,85 @@ def test_a_tables_rows_are_told_apart_by_what_is_written_on_them(tmp_path):
             app_says({"paid": ["Alan Turing", "Grace Hopper"], "deleted": ["Linus Pauling"], "edited": ["Marie Curie"]})
             with pytest.raises(vlagent.TargetNotFound, match="'Zed' is not written on this screen"):
                 bot.locate("the Edit button in the row with Zed", timeout=0)
+
+
+@pytest.mark.display
+def test_scroll_to_brings_a_target_into_view(tmp_path):
+    """A script could scroll, but not "until Order 1063 shows": it had to guess how many times.
+    scroll_to() looks, scrolls and looks again, stops at the list's end (a scroll that changes nothing)
+    with TargetNotFound saying so, and scrolls back up as asked."""
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    pytest.importorskip("rapidocr_onnxruntime")
+    with start_virtual_display(1280, 720) as display, long_list_app(display, tmp_path / "selection.json") as app:
+        with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+            bot.wait_for("Order 1001", timeout=20)
+            found = bot.scroll_to("Order 1063", within="Order 1005")
+            bot.click_at(*found.point)
+            app.wait(lambda s: s["selected"] == ["Order 1063"], "Order 1063 selected", timeout=5)
+            with pytest.raises(vlagent.TargetNotFound, match=r"scrolled down to the end \(\d+ scrolls; the last one "
+                                                             r"changed nothing\)"):
+                bot.scroll_to("Order 2000")  # where the pointer rests: on the list, since the click
+            assert bot.exists("Order 1080")
+            with pytest.raises(vlagent.TargetNotFound, match=r"not found after 1 scroll up"):
+                bot.scroll_to("Order 1002", direction="up", max_scrolls=1)
+            bot.scroll_to("Order 1002", direction="up")
+            bot.click("Order 1002")
+            app.wait(lambda s: s["selected"] == ["Order 1002"], "Order 1002 selected", timeout=5)
+            with pytest.raises(ValueError, match="direction is one of"):
+                bot.scroll_to("Order 1002", direction="sideways")
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert any("scroll_to('Order 1063'): scroll down (1)" in (s.get("raw_output") or "") for s in steps)
+
+
+@pytest.mark.display
+def test_set_slider_drags_a_knob_to_a_level(tmp_path):
+    """A script could click a slider's knob but not set it: set_slider() drags the knob to a level of its
+    track and reads back where it landed. Tk's scale (a knob in a trough, found since this change) and
+    ttk's; the app's own values confirm; a description that is no slider is refused, nothing dragged."""
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    pytest.importorskip("rapidocr_onnxruntime")
+    with start_virtual_display(1280, 720) as display, sliders_app(display, tmp_path / "sliders.json") as app:
+        with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+            bot.wait_for("Brightness", timeout=20)
+            assert abs(bot.set_slider("the Volume slider", 0.7) - 0.7) <= 0.03
+            app.wait_near(volume=70, brightness=50)
+            assert abs(bot.set_slider("the Brightness slider", 0.25) - 0.25) <= 0.03
+            app.wait_near(volume=70, brightness=25)
+            assert abs(bot.set_slider("the Volume slider", 0) - 0) <= 0.03
+            app.wait_near(volume=0, brightness=25)
+            with pytest.raises(vlagent.ActionFailed, match="but no slider"):
+                bot.set_slider("the Brightness label", 0.5)
+            with pytest.raises(ValueError, match="from 0 to 1"):
+                bot.set_slider("the Volume slider", 70)
+        app.wait_near(volume=0, brightness=25)
+
+
+@pytest.mark.display
+def test_set_slider_on_a_gtk_scale(tmp_path):
+    """zenity's scale dialog (real GTK 3: a thin track, a round knob): the knob set to 0.7 of the track,
+    and the dialog, confirmed, prints the value it holds."""
+    import shutil
+    import subprocess
+
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    pytest.importorskip("rapidocr_onnxruntime")
+    for program, package in (("zenity", "zenity"), ("dbus-run-session", "dbus")):
+        if shutil.which(program) is None:
+            pytest.skip(f"{program} is not installed (apt-get install {package})")
+    command = ["dbus-run-session", "--", "zenity", "--scale", "--text=Volume", "--value=20"]
+    with start_virtual_display(1280, 720) as display, \
+            running(command, {**display.env, "HOME": str(tmp_path)}, stdout=subprocess.PIPE,
+                    stderr=subprocess.DEVNULL, text=True) as dialog:
+        with vlagent.connect("desktop", env=DesktopEnv(display=display.name), run_dir=tmp_path / "run") as bot:
+            bot.wait_for("the OK button", timeout=30)
+            reached = bot.set_slider("the Volume slider", 0.7)
+            bot.click("the OK button")
+        out, _ = dialog.communicate(timeout=10)
+    assert abs(reached - 0.7) <= 0.03
+    assert 66 <= int(out.strip().splitlines()[-1]) <= 74, out  # dbus-run-session's own line may come first

@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from vlagent.actions import Action, ActionError
 from vlagent.environments.base import EnvironmentLost
 from vlagent.grounding.locate import TargetNotFound
-from vlagent.scripting import ActionFailed, Bot
+from vlagent.scripting import MAX_SCROLLS, ActionFailed, Bot
 from vlagent.session import Session, SessionLimit
 
 Units = Literal["normalized", "pixels"]
@@ -184,7 +184,7 @@ def _android_tools(server: Any, act: Callable, point: Callable) -> None:
 
 
 def _grounding_tools(server: Any, session: Session, grounder: Any, execute: Callable, platform: str) -> None:
-    """locate, click_target, type_into, read and select: a script's calls (vlagent.scripting.Bot) inside this
+    """locate, scroll_to, set_slider, click_target, type_into, read and select: a script's calls (vlagent.scripting.Bot) inside this
     server's session, each looking for its target for up to FIND_TIMEOUT seconds as a script's do."""
     where = {"android": "android"}.get(platform, "desktop")
 
@@ -215,6 +215,26 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, execute: Call
                            "box": list(found.box) if found.box else None, "grounder": grounder.name,
                            "candidates": [{"point": list(c.point), "score": round(c.score, 4)}
                                           for c in found.candidates[:5]]})
+
+    @server.tool()
+    def scroll_to(description: str, ctx: Context, direction: Literal["down", "up", "right", "left"] = "down",
+                  within: str | None = None, max_scrolls: int = MAX_SCROLLS) -> str:
+        """Scroll until the element this describes is on the screen ("the switch for NFC", "Order 1063"),
+        at the place of the element `within` describes (else where the pointer rests, else the middle).
+        Returns what locate returns; a tool error once a scroll changes nothing (the end) or after
+        max_scrolls."""
+        found = call(lambda: bot(ctx).scroll_to(description, direction, within=within, max_scrolls=max_scrolls))
+        return json.dumps({"point": list(found.point), "confidence": round(found.confidence, 4),
+                           "box": list(found.box) if found.box else None})
+
+    @server.tool()
+    def set_slider(description: str, level: float, ctx: Context) -> str:
+        """Drag the knob of the slider this describes ("the Volume slider") to `level` of its track, 0 to 1
+        (from the left; a standing slider's from the bottom); returns the level the knob shows afterwards."""
+        if not 0.0 <= level <= 1.0:
+            raise ToolError(f"level is a fraction of the slider's track, from 0 to 1; got {level!r}")
+        reached = call(lambda: bot(ctx).set_slider(description, level))
+        return f"{'would run (dry run)' if session.dry_run else 'done'}: the knob is at {reached:.3f} of the track"
 
     @server.tool()
     def click_target(description: str, ctx: Context) -> str:

@@ -10,6 +10,8 @@
         if bot.exists("the cookie banner"):
             bot.click("Accept")
         bot.click("report.pdf", modifiers="ctrl")    # ctrl held down during the click
+        bot.scroll_to("Order 1063", within="Order 1001")  # scroll a list until it shows
+        bot.set_slider("the Volume slider", 0.7)     # its knob dragged to 70 % of the track
         bot.press("ctrl", "s")
 
 Every call looks at a fresh screenshot, grounds the description (looking again for up to
@@ -33,11 +35,14 @@ from typing import Any, Callable, Mapping, Sequence
 from vlagent.actions import Action
 from vlagent.grounding.controls import FIELD, control_kind
 from vlagent.grounding.locate import TargetNotFound, locate
-from vlagent.loop_guard import screen_print, wait_until_still
+from vlagent.loop_guard import same_screen, screen_print, wait_until_still
 from vlagent.session import Session
 
 
 FIND_TIMEOUT = 3.0  # seconds a call that acts on a description keeps looking for it (a menu still opening)
+MAX_SCROLLS = 25  # scrolls scroll_to() makes at most before it gives up (a list's end stops it sooner)
+SCROLL_DIRECTIONS = ("down", "up", "right", "left")
+SLIDER_TOLERANCE = 0.02  # of a slider's track: a knob set this near the level asked for is not dragged again
 LIST_WAIT = 2.0  # seconds select() gives a drop-down's list to appear (a screen that does not change opened none)
 # Where a miss moves a resting pointer out of the way (its tooltip may cover the target): the middle of the
 # screen's right edge, where desktops put no hot corner and a tooltip has little to cover.
@@ -85,7 +90,9 @@ class Bot:
 
     def exists(self, description: str) -> bool:
         """Whether the description is on the screen now (one look). A "no" is an answer, not an error: it is
-        recorded as one line, without a candidates screenshot."""
+        recorded as one line, without a candidates screenshot. The pointer is not moved aside for it, as
+        the acting calls do after a second miss: on an X server without a window manager the keyboard
+        focus follows the pointer, and a script asking exists() before typing would type nowhere."""
         _, result, missing = self._look(description)
         if missing is not None:
             self.session.note(f"exists({description!r}) -> no ({missing.reason or 'below the confidence threshold'})")
@@ -136,8 +143,7 @@ class Bot:
                 self._record_hit(f"{call}({name!r})", result, after)
                 return result
             if aside and looks >= 2 and self._pointer_rests():  # the last target's tooltip may cover this one: look again
-                self._act(Action("move", point=POINTER_ASIDE), f"{call}({name!r}): not found with the pointer at "
-                          "rest on the last target; moved aside (a tooltip may cover the screen)")
+                self._move_aside(call, name)
                 continue
             if time.monotonic() + interval > deadline:
                 missing.description = name
@@ -235,6 +241,78 @@ class Bot:
         point = self.locate(within).point if within else None
         self._act(Action("scroll", direction=direction, amount=amount, point=point), f"scroll({direction})")
 
+    def scroll_to(self, description: str, direction: str = "down", within: str | None = None,
+                  max_scrolls: int = MAX_SCROLLS, amount: float = 3.0) -> Any:
+        """Scroll until the description is on the screen; returns what was found, as locate() does:
+        `bot.scroll_to("Battery")`, `bot.scroll_to("the checkbox in the row with zed", within="alice")`.
+        Looks first, then scrolls `direction` by `amount` at `within`'s place (else where the pointer rests
+        after this script's last action, else the screen's middle) and looks again. Raises TargetNotFound
+        once a scroll changes nothing on the screen (the end of what scrolls) or after `max_scrolls`
+        scrolls; each scroll is a recorded step."""
+        if direction not in SCROLL_DIRECTIONS:
+            raise ValueError(f"direction is one of {', '.join(SCROLL_DIRECTIONS)}; got {direction!r}")
+        if isinstance(max_scrolls, bool) or not isinstance(max_scrolls, int) or max_scrolls < 1:
+            raise ValueError(f"max_scrolls is a whole number of scrolls, 1 or more; got {max_scrolls!r}")
+        # a desktop's wheel scrolls what is under the pointer: where it rests (in the list just clicked), if it does
+        point = self.locate(within).point if within else None if self._pointer_rests() else (0.5, 0.5)
+        image, result, missing = self._look(description)
+        scrolls = 0
+        while missing is not None and scrolls < max_scrolls:
+            before = screen_print(image)
+            scrolls += 1
+            self._act(Action("scroll", direction=direction, amount=amount, point=point),
+                      f"scroll_to({description!r}): scroll {direction} ({scrolls})")
+            image, result, missing = self._look(description)
+            if missing is not None and self.session.dry_run:
+                ended = "a dry run does not scroll: not on the screen as it is"
+                break
+            if missing is not None and same_screen(before, screen_print(image)):
+                ended = f"scrolled {direction} to the end ({scrolls} scroll{'s' * (scrolls > 1)}; the last one " \
+                        f"changed nothing)"
+                break
+        else:
+            ended = f"not found after {scrolls} scroll{'s' * (scrolls > 1)} {direction}"
+        if missing is None:
+            after = f", after {scrolls} scroll{'s' * (scrolls > 1)} {direction}" if scrolls else ""
+            self._record_hit(f"scroll_to({description!r})", result, after)
+            return result
+        missing.description = description
+        missing.reason = f"{ended}; the last screenshot: {missing.reason or 'below the confidence threshold'}"
+        self._record_miss(f"scroll_to({description!r})", image, missing)
+        raise missing
+
+    def set_slider(self, description: str, level: float) -> float:
+        """Drag the knob of the slider this describes to `level` of the way along its track (0 to 1: from
+        the left, or from the bottom of a standing slider) and return the level its knob shows afterwards
+        (a slider that moves in steps stops near the one asked for): `bot.set_slider("the Volume slider",
+        0.7)`. A knob that lands off the level by more than SLIDER_TOLERANCE is dragged once more."""
+        from vlagent.grounding.controls import find_sliders, slider_level, slider_point, text_height
+        from vlagent.grounding.grounders.head import screen_text
+
+        if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0.0 <= level <= 1.0:
+            raise ValueError(f"level is a fraction of the slider's track, from 0 to 1; got {level!r}")
+        found = self.locate(description)
+        image = self.session.last.image
+        unit = text_height(screen_text(image), image.size)
+        slider = _slider_at(find_sliders(image, unit), found.point, image.size, unit)
+        if slider is None:
+            raise ActionFailed(f"{description!r} was found at ({found.point[0]:.3f}, {found.point[1]:.3f}), but no "
+                               "slider (a track with a knob on it) is there")
+        for attempt in range(2):
+            start, end = (_normalized(p, image.size) for p in (slider.knob, slider_point(slider, float(level))))
+            self._act(Action("drag", point=start, end=end), f"set_slider({description!r}, {level:g})")
+            if self.session.dry_run:  # nothing moved: the knob's level as it is
+                return slider_level(slider)
+            image = self.session.observe().image
+            moved = _slider_at(find_sliders(image, unit), end, image.size, unit)
+            if moved is None:
+                raise ActionFailed(f"the slider {description!r} was dragged, and no slider is seen there any more")
+            slider, reached = moved, slider_level(moved)
+            if abs(reached - level) <= SLIDER_TOLERANCE:
+                break
+        self.session.note(f"set_slider({description!r}, {level:g}) -> {reached:.3f}")
+        return reached
+
     def drag(self, description: str, to: str, modifiers: str | Sequence[str] = ()) -> None:
         """Drag the element onto another (modifiers: keys held down meanwhile: "ctrl" copies in a file manager)."""
         start, end, keys = self.locate(description).point, self.locate(to).point, _held(modifiers)
@@ -282,6 +360,10 @@ class Bot:
             raise ActionFailed(outcome.error or f"{action.describe()} was {outcome.status}")
         return outcome
 
+    def _move_aside(self, call: str, name: str) -> None:
+        self._act(Action("move", point=POINTER_ASIDE), f"{call}({name!r}): not found with the pointer at rest on "
+                  "the last target; moved aside (a tooltip may cover the screen)")
+
     def _pointer_rests(self) -> bool:
         """Whether the desktop's pointer rests where an action of this session left it (not moved aside)."""
         return self.platform == "desktop" and self.session.pointer not in (None, POINTER_ASIDE)
@@ -310,6 +392,18 @@ def _held(modifiers: str | Sequence[str]) -> tuple[str, ...] | None:
 
 def _held_note(keys: tuple[str, ...] | None) -> str:
     return f", modifiers={'+'.join(keys)!r}" if keys else ""
+
+
+def _slider_at(sliders: Sequence[Any], point: tuple[float, float], size: tuple[int, int], unit: float) -> Any:
+    """The slider (controls.Control) whose box, half a text height wider all round, holds the normalized
+    point; the nearest such where several do; None where none does."""
+    x, y = point[0] * size[0], point[1] * size[1]
+    holding = [s for s in sliders if s.contains(x, y, margin=unit / 2)]
+    return min(holding, key=lambda s: (s.centre[0] - x) ** 2 + (s.centre[1] - y) ** 2, default=None)
+
+
+def _normalized(pixel: Sequence[float], size: tuple[int, int]) -> tuple[float, float]:
+    return min(max(pixel[0] / size[0], 0.0), 1.0), min(max(pixel[1] / size[1], 0.0), 1.0)
 
 
 ROW_OVERLAP = 0.5  # share of the smaller line's height two OCR lines share to be read as one row

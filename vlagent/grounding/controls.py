@@ -100,6 +100,7 @@ class Control:
     kind: str
     box: tuple[int, int, int, int]  # pixels, x0 y0 x1 y1 inclusive-exclusive
     knob: tuple[float, float] | None = None  # a slider's handle (pixels): where clicking changes nothing
+    knob_length: float = 0.0  # a slider's handle: pixels along its track
 
     @property
     def centre(self) -> tuple[float, float]:
@@ -283,25 +284,45 @@ def edge_components(image: Image.Image, contrast: int) -> tuple[np.ndarray, list
 def find_sliders(image: Image.Image, unit: float) -> list[Control]:
     """The sliders of the screenshot: a track at least 4 text heights long and under 0.8 thick, with one
     knob on it (a run of columns taller than the track, about as wide as tall, centred on the track's
-    line: an underlined link's descenders rise above its line and fail), lying or standing. `unit` is the
-    text height."""
+    line: an underlined link's descenders rise above its line and fail), or a trough as thick as the knob
+    that slides in it (Tk's and Motif's scales: _trough_knob), lying or standing. `unit` is the text
+    height."""
+    grey = np.asarray(image.convert("L"), dtype=np.int16)
     sliders = []
     for rows, cols, window, index in _components(colour_edges(image, SLIDER_CONTRAST)):
         h, w = rows.stop - rows.start, cols.stop - cols.start
         knob = None
         if w >= 4 * unit and 0.4 * unit <= h <= 2.2 * unit:
-            knob = _knob(window == index, unit)
+            knob = _knob(window == index, unit) or _trough_knob(grey[rows, cols], unit)
         elif h >= 4 * unit and 0.4 * unit <= w <= 2.2 * unit:  # a vertical slider: the same, turned
-            turned = _knob((window == index).T, unit)
-            knob = turned and (turned[1], turned[0])
+            turned = _knob((window == index).T, unit) or _trough_knob(grey[rows, cols].T, unit)
+            knob = turned and (turned[1], turned[0], turned[2])
         if knob is not None:
             sliders.append(Control(SLIDER, (cols.start, rows.start, cols.stop, rows.stop),
-                                   (cols.start + knob[0], rows.start + knob[1])))
+                                   (cols.start + float(knob[0]), rows.start + float(knob[1])), float(knob[2])))
     return sliders
 
 
-def _knob(mask: np.ndarray, unit: float) -> tuple[float, float] | None:
-    """The knob's centre in a slider-shaped component's mask (x, y within it), or None where it has none."""
+def slider_level(slider: Control) -> float:
+    """Where a slider's knob sits along its track, 0 to 1: from the left end of a lying slider, from the
+    bottom of a standing one (a level, as a fader's), the knob's half-length in from each end."""
+    (x0, y0, x1, y1), (kx, ky), half = slider.box, slider.knob, slider.knob_length / 2
+    if x1 - x0 >= y1 - y0:
+        return float(min(max((kx - x0 - half) / max(x1 - x0 - 2 * half, 1.0), 0.0), 1.0))
+    return float(min(max((y1 - half - ky) / max(y1 - y0 - 2 * half, 1.0), 0.0), 1.0))
+
+
+def slider_point(slider: Control, level: float) -> tuple[float, float]:
+    """The pixel where the slider's knob centre sits at `level` (slider_level's scale)."""
+    (x0, y0, x1, y1), (kx, ky), half = slider.box, slider.knob, slider.knob_length / 2
+    if x1 - x0 >= y1 - y0:
+        return x0 + half + level * (x1 - x0 - 2 * half), ky
+    return kx, y1 - half - level * (y1 - y0 - 2 * half)
+
+
+def _knob(mask: np.ndarray, unit: float) -> tuple[float, float, float] | None:
+    """The knob's centre in a slider-shaped component's mask (x, y within it) and its length along the
+    track, or None where it has none."""
     present = mask.any(axis=0)
     top = np.argmax(mask, axis=0)
     bottom = mask.shape[0] - np.argmax(mask[::-1], axis=0)
@@ -324,7 +345,34 @@ def _knob(mask: np.ndarray, unit: float) -> tuple[float, float] | None:
     track_y = float(np.median(((top + bottom) / 2)[rest]))
     if abs(knob_y - track_y) > 0.2 * height or not 0.6 * height <= len(knob) <= 1.6 * height:
         return None
-    return (knob[0] + knob[-1] + 1) / 2, knob_y
+    return (knob[0] + knob[-1] + 1) / 2, knob_y, len(knob)
+
+
+TROUGH_BORDER = 2  # px of a trough's frame left out of its inside
+TROUGH_STEP = 12  # grey levels off the trough's fill that a knob's pixels are
+KNOB_SPAN = (0.8, 4.0)  # a knob in a trough is this many times as long as the trough is thick inside
+
+
+def _trough_knob(grey: np.ndarray, unit: float) -> tuple[float, float, float] | None:
+    """The knob's centre (x, y within the box) and length of a slider drawn as a trough with a knob as thick as its
+    inside (Tk's Scale, ttk's): the columns of the trough's inside where most pixels are off its fill
+    (its most common grey) are one run, KNOB_SPAN times the inside's thickness long, and 97 % of the other
+    columns are the fill alone; None otherwise (a field, a progress bar, a button row)."""
+    inside = grey[TROUGH_BORDER:-TROUGH_BORDER, TROUGH_BORDER:-TROUGH_BORDER]
+    if inside.shape[0] < 0.4 * unit or inside.shape[1] < 4 * unit:
+        return None
+    values, counts = np.unique(inside, return_counts=True)
+    off = (np.abs(inside - values[counts.argmax()]) > TROUGH_STEP).mean(axis=0)
+    knob = np.flatnonzero(off >= 0.6)
+    if knob.size == 0 or knob[-1] - knob[0] + 1 > knob.size + 2:  # one run (a groove inside it may match)
+        return None
+    span = knob[-1] - knob[0] + 1
+    rest = np.concatenate([off[:knob[0]], off[knob[-1] + 1:]])
+    thick = inside.shape[0]
+    # the rest is the fill alone: a field's letters beside its clear button are not
+    if not KNOB_SPAN[0] * thick <= span <= KNOB_SPAN[1] * thick or rest.size < 2 * span or (rest <= 0.02).mean() < 0.97:
+        return None
+    return TROUGH_BORDER + (knob[0] + knob[-1] + 1) / 2, grey.shape[0] / 2, span
 
 
 @dataclass(frozen=True)
