@@ -636,3 +636,28 @@ def test_set_slider_on_a_gtk_scale(tmp_path):
         out, _ = dialog.communicate(timeout=10)
     assert abs(reached - 0.7) <= 0.03
     assert 66 <= int(out.strip().splitlines()[-1]) <= 74, out  # dbus-run-session's own line may come first
+
+
+@pytest.mark.display
+def test_hover_shows_a_tooltip_and_wait_until_gone_sees_it_go(tmp_path):
+    """hover() puts the pointer on an element without clicking (Undo's tooltip shows); wait_until_gone()
+    polls until a description is off the screen, or raises TimeoutError naming it. Each is one step."""
+    from vlagent.environments.desktop import DesktopEnv
+
+    _skip_without_binaries()
+    with start_virtual_display(1280, 720) as display, tooltip_app(display, tmp_path / "clicked") as app:
+        with vlagent.connect("desktop", grounder="ocr", env=DesktopEnv(display=display.name),
+                             run_dir=tmp_path / "run") as bot:
+            bot.wait_for("the Redo button", timeout=20)
+            assert not bot.exists("Undo the last change")
+            bot.hover("the Undo button")
+            bot.wait_for("Undo the last change", timeout=5)
+            with pytest.raises(TimeoutError, match=r"^'Undo the last change' is still on the screen after 1 s"):
+                bot.wait_until_gone("Undo the last change", timeout=1)
+            bot.click("the Redo button")  # under the tooltip: the pointer moves aside, the tooltip goes
+            assert bot.wait_until_gone("Undo the last change", timeout=5) < 5
+        app.wait_for_redo()
+    _, steps, _ = load_trajectory(tmp_path / "run")
+    assert "hover('the Undo button')" in [s["raw_output"] for s in steps if s["actions"]]
+    assert [s["raw_output"].split(" ->")[0].split(":")[0] for s in steps if "wait_until_gone" in s["raw_output"]] == [
+        "wait_until_gone('Undo the last change')", "wait_until_gone('Undo the last change')"]

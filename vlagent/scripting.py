@@ -7,6 +7,8 @@
         bot.select("the Language dropdown", "Deutsch")
         loc = bot.locate("the gear icon")            # point, box, confidence, candidates
         bot.wait_for("the 'Upload complete' message", timeout=30)
+        bot.wait_until_gone("Loading...", timeout=60)  # a spinner's line, a dialog closing
+        bot.hover("the Undo button")                  # the pointer on it, no click: its tooltip shows
         if bot.exists("the cookie banner"):
             bot.click("Accept")
         bot.click("report.pdf", modifiers="ctrl")    # ctrl held down during the click
@@ -105,6 +107,28 @@ class Bot:
         Only the outcome is recorded (one step), not every look."""
         return self._find("wait_for", description, timeout, interval)
 
+    def wait_until_gone(self, description: str, timeout: float = 30.0, interval: float = 0.5) -> float:
+        """Poll until the description is no longer on the screen (a spinner, a "Loading..." line, a dialog
+        closing) and return the seconds that took; raise TimeoutError naming it where it is still there
+        after `timeout` seconds. Only the outcome is recorded (one step), not every look."""
+        if not timeout >= 0 or not interval > 0:
+            raise ValueError(f"timeout is seconds, 0 or more, and interval more than 0; got {timeout!r}, {interval!r}")
+        start, looks = time.monotonic(), 0
+        while True:
+            _, result, missing = self._look(description)
+            looks += 1
+            waited = time.monotonic() - start
+            if missing is not None:
+                self.session.note(f"wait_until_gone({description!r}) -> gone after {waited:.1f} s "
+                                  f"({looks} look{'s' * (looks > 1)})")
+                return waited
+            if waited + interval > timeout:
+                message = (f"{description!r} is still on the screen after {timeout:g} s ({looks} look"
+                           f"{'s' * (looks > 1)}), at ({result.point[0]:.3f}, {result.point[1]:.3f})")
+                self.session.note(f"wait_until_gone({description!r}): still there", error=message)
+                raise TimeoutError(message)
+            time.sleep(interval)
+
     def read(self, description: str | None = None, timeout: float | None = None) -> str:
         """The text written inside what the description names (a field's content, a status line, a result
         display; found as `locate` finds it), or, with no description, all the screen's text, a line per
@@ -190,6 +214,12 @@ class Bot:
         keys = _held(modifiers)
         self._act(Action(_click_kind(button, double), point=(float(x), float(y)), keys=keys),
                   f"click_at({x:.3f}, {y:.3f}{_held_note(keys)})")
+
+    def hover(self, description: str) -> Any:
+        """Move the pointer onto the element without clicking (its tooltip shows, a hover menu opens)."""
+        found = self.locate(description)
+        self._act(Action("move", point=found.point), f"hover({description!r})")
+        return found
 
     def type_into(self, description: str, text: str, secret: bool | None = None) -> Any:
         """Click the field, then type `text`. secret: type it without recording it (the run folder's text
