@@ -267,7 +267,8 @@ root = tk.Tk()
 root.geometry("360x220+60+60")
 undo = tk.Button(root, text="Undo", width=10)
 undo.place(x=30, y=30)
-redo = tk.Button(root, text="Redo", width=10, command=lambda: open(state, "w").write("redo"))
+redo = tk.Button(root, text="Redo", width=10, command=lambda: open(state, "a").write("redo\n"))
+root.bind_all("<Control-s>", lambda _event: open(state, "a").write("ctrl+s\n"))
 redo.place(x=30, y=100)
 tip = []
 
@@ -296,16 +297,20 @@ class TooltipApp:
     state_file: Path
 
     def wait_for_redo(self, timeout: float = 5.0) -> None:
+        self.wait_for("redo", timeout)
+
+    def wait_for(self, event: str, timeout: float = 5.0) -> None:
+        """Wait until the app has written `event` ("redo": Redo clicked; "ctrl+s": the keys pressed in it)."""
         deadline = time.monotonic() + timeout
-        while not self.state_file.exists():
-            assert time.monotonic() < deadline, "Redo was not clicked"
+        while event not in (self.state_file.read_text().split() if self.state_file.exists() else ()):
+            assert time.monotonic() < deadline, f"no {event} in the app: it says {self.state_file.read_text() if self.state_file.exists() else ''!r}"
             time.sleep(0.1)
-        assert self.state_file.read_text() == "redo"
 
 
 @contextlib.contextmanager
 def tooltip_app(display: VirtualDisplay, state_file: Path) -> Iterator[TooltipApp]:
-    """The Undo/Redo window on `display`; `wait_for_redo` checks that Redo was clicked."""
+    """The Undo/Redo window on `display`; `wait_for_redo` checks that Redo was clicked, `wait_for("ctrl+s")`
+    that ctrl+s reached it."""
     with running([sys.executable, "-c", _TOOLTIP_APP, str(state_file)], display.env):
         yield TooltipApp(state_file)
 

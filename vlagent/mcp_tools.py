@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field
 from vlagent.actions import Action, ActionError
 from vlagent.environments.base import EnvironmentLost
 from vlagent.grounding.locate import TargetNotFound
-from vlagent.scripting import MAX_SCROLLS, ActionFailed, Bot
+from vlagent.scripting import MAX_SCROLLS, ActionFailed, Bot, pointer_back
 from vlagent.session import Session, SessionLimit
 
 Units = Literal["normalized", "pixels"]
@@ -139,11 +139,13 @@ def build_server(session: Session, platform: str = "desktop", grounder: Any = No
         """Type text into the focused element (any language; {{name}} placeholders type a secret; secret=true
         keeps the text out of the recording)."""
         typed = session.typed(text, secret)
+        pointer_back(session, lambda action, note: execute(ctx, action, note))
         return act(ctx, "type(…)", lambda: Action("type", text=typed))
 
     @server.tool()
     def key(keys: list[str], ctx: Context) -> str:
         """Press a key or a combination, e.g. ["ctrl", "s"] or ["enter"]."""
+        pointer_back(session, lambda action, note: execute(ctx, action, note))
         return act(ctx, f"key({'+'.join(keys)})", lambda: Action("key", keys=tuple(keys)))
 
     if platform == "android":

@@ -262,9 +262,11 @@ class Bot:
 
     def type(self, text: str, secret: bool = False) -> None:
         """Type into whatever has the keyboard focus; secret=True keeps `text` out of the recording."""
+        self._pointer_back()
         self._act(Action("type", text=self.session.typed(text, secret)), "type(…)")
 
     def press(self, *keys: str) -> None:
+        self._pointer_back()
         self._act(Action("key", keys=tuple(keys)), f"press({'+'.join(keys)})")
 
     def scroll(self, direction: str = "down", within: str | None = None, amount: float = 3.0) -> None:
@@ -391,8 +393,12 @@ class Bot:
         return outcome
 
     def _move_aside(self, call: str, name: str) -> None:
+        self.session.aside_from = self.session.pointer
         self._act(Action("move", point=POINTER_ASIDE), f"{call}({name!r}): not found with the pointer at rest on "
                   "the last target; moved aside (a tooltip may cover the screen)")
+
+    def _pointer_back(self) -> None:
+        pointer_back(self.session, self._act)
 
     def _pointer_rests(self) -> bool:
         """Whether the desktop's pointer rests where an action of this session left it (not moved aside)."""
@@ -404,6 +410,15 @@ class Bot:
         path = self.session.run_dir / f"not-found-{self.session.steps:03d}.png"
         draw_grounding(image, None, [c.point for c in candidates]).save(path)
         return path
+
+
+def pointer_back(session: Session, act: Callable[[Action, str], Any]) -> None:
+    """Before keys are typed or pressed with the pointer moved aside (Bot's tooltip move), put it back where
+    it rested: on an X server without a window manager the keyboard goes to the window under the pointer,
+    and aside lies outside every window. `act(action, note)` runs the move."""
+    if session.pointer == POINTER_ASIDE and session.aside_from is not None:
+        act(Action("move", point=session.aside_from), "moved back onto the last target: the keyboard may follow "
+            "the pointer")
 
 
 def _click_kind(button: str, double: bool) -> str:

@@ -70,6 +70,8 @@ class Session:
         self.last: Observation | None = None
         # where the last executed action left the pointer (its tooltip may show there), or None
         self.pointer: tuple[float, float] | None = None
+        # where it rested before a script moved it aside from a tooltip (vlagent.scripting.POINTER_ASIDE)
+        self.aside_from: tuple[float, float] | None = None
         self._t0 = time.monotonic()
         self._closed = False
         self.report: Path | None = None
