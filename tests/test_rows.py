@@ -150,3 +150,30 @@ def test_an_icon_on_the_row_is_looked_for_on_the_row_alone():
     assert target == "the green dot" and {ln.text for ln in kept} == {"Linus Pauling", "linus@example.org", "99.90", "Edit"}
     assert masked.getpixel((552, TOP + 8)) == (250, 250, 250)  # Ada's dot is painted over
     assert find_on_row(image, row_instruction("the green dot in the row with Alan Turing"), lines, look=look).box is None
+
+
+def test_a_tight_lists_cells_are_read_on_the_anchors_line_alone():
+    """GTK's file list: OCR's boxes are as tall as its 23-px rows, so the next row's cells reach into the
+    anchor's row ("the size of galc.log" read "210 bytes 5 bytes"); and "the Modified time of mp.log" names
+    the column headed "Modified"."""
+    image = Image.new("RGB", (800, 300), "white")
+    w, h = image.size
+
+    def line(text: str, x0: int, y0: int, x1: int, y1: int) -> TextLine:
+        return TextLine(text, (x0 / w, y0 / h, x1 / w, y1 / h))
+
+    lines = [line("Name", 10, 5, 60, 26), line("Size", 300, 5, 340, 26), line("Modified", 420, 5, 500, 26)]
+    files = [("galc.log", "210 bytes", "18:31"), ("galc.pid", "5 bytes", "18:32"), ("mp.log", "2.0 kB", "18:33")]
+    for i, (name, size, when) in enumerate(files):
+        y = 30 + 23 * i
+        lines += [line(name, 10, y, 80, y + 22), line(size, 300, y, 370, y + 22), line(when, 420, y, 470, y + 22)]
+
+    def cell(instruction: str) -> tuple[int, int]:
+        answer = find_on_row(image, row_instruction(instruction), lines)
+        assert answer is not None and answer.box is not None, instruction
+        return _px(answer.box, image)
+
+    assert cell("the size of galc.pid") == (335, 64)
+    assert cell("the size of galc.log") == (335, 41)
+    assert cell("the Modified time of mp.log") == (445, 87)
+    assert find_on_row(image, row_instruction("the colour of mp.log"), lines) is None  # no such column

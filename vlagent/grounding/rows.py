@@ -35,6 +35,7 @@ from PIL import Image
 Box = tuple[float, float, float, float]
 
 ROW_REACH = 1.1  # anchor line heights above and below its centre that a target's centre may lie
+NEXT_LINE = 0.5  # anchor line heights: a candidate this much farther off the anchor's line than the nearest is not on it
 MASK_REACH = 1.8  # anchor line heights kept above and below its centre when all but the row is painted over
 CELL_PAD = 0.5  # text heights a column reaches past its heading's end where no heading is beside it
 INK_CONTRAST = 40  # grey levels off the row's background that count as something drawn in a cell
@@ -199,6 +200,15 @@ def _same_row(box: Sequence[float], anchor: Sequence[float], reach: float) -> bo
     return abs((box[1] + box[3]) / 2 - (anchor[1] + anchor[3]) / 2) <= half
 
 
+def _nearest_line(boxes: Sequence[Box], anchor: Box) -> list[Box]:
+    """Of boxes on the anchor's row, those on the line nearest its centre (within NEXT_LINE of its heights
+    of the nearest): in a tight list OCR's boxes are as tall as the rows, and the next row's cells reach
+    into ROW_REACH too."""
+    cy, height = (anchor[1] + anchor[3]) / 2, anchor[3] - anchor[1]
+    away = [abs((b[1] + b[3]) / 2 - cy) for b in boxes]
+    return [b for b, d in zip(boxes, away) if d <= min(away) + NEXT_LINE * height]
+
+
 def _centre(box: Sequence[float]) -> tuple[float, float]:
     return round((box[0] + box[2]) / 2, 4), round((box[1] + box[3]) / 2, 4)
 
@@ -249,7 +259,7 @@ def _control_on_row(image: Image.Image, kind: str, target: str, anchor: Box, lin
     shape = True if _SQUARE.search(target) else False if _ROUND.search(target) else None
     if shape is not None:  # a checkbox, not the status dot beside it; a radio button, not a checkbox
         on_row = [b for b in on_row if _square(image, b) == shape] or on_row
-    return min(on_row, key=lambda b: _gap(b, anchor)) if on_row else None
+    return min(_nearest_line(on_row, anchor), key=lambda b: _gap(b, anchor), default=None)
 
 
 _SQUARE = re.compile(r"\b(?:check ?box|tick ?box)(?:es)?\b", re.IGNORECASE)
@@ -284,7 +294,7 @@ def _text_on_row(image: Image.Image, target: str, anchor: Box, lines: Sequence, 
 
     places = [p for p in written_places(target, [ln for ln in lines if _same_row(ln.box, anchor, ROW_REACH)])
               if not _overlaps(p, anchor)]
-    return min(places, key=lambda b: _gap(b, anchor)) if places else None
+    return min(_nearest_line(places, anchor), key=lambda b: _gap(b, anchor), default=None)
 
 
 def _overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -293,18 +303,30 @@ def _overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def _column(target: str, anchor: Box, lines: Sequence, pad: float) -> tuple[float, float] | None:
     """The left and right ends (normalized) of the column whose heading reads the target's name: the one
-    place above the anchor's row that reads it, reaching halfway to the headings beside it (CELL_PAD text
-    heights, `pad` normalized, past an end with none); None where no one place above reads it."""
-    from vlagent.model.grounder import written_places
+    place above the anchor's row that reads it, else that reads a run of its words and has other headings
+    beside it ("the Modified time of mp.log": Modified), reaching halfway to the headings beside it
+    (CELL_PAD text heights, `pad` normalized, past an end with none); None where no one place reads it."""
+    from vlagent.model.grounder import instruction_query, written_places
 
     above = [ln for ln in lines if ln.box[3] <= anchor[1]]
+
+    def beside(heading: Box) -> list[Box]:
+        return [ln.box for ln in above if _same_row(ln.box, heading, 0.5) and not _overlaps(ln.box, heading)]
+
     headings = written_places(target, above)
+    words = instruction_query(target).split()
+    for size in range(len(words) - 1, 0, -1):  # runs of the name's words, the longest first
+        if len(headings) == 1:
+            break
+        runs = [" ".join(words[i:i + size]) for i in range(len(words) - size + 1)]
+        found = [[h for h in written_places(f'"{run}"', above) if beside(h)] for run in runs]
+        headings = next((places for places in found if len(places) == 1), [])
     if len(headings) != 1:
         return None
     heading = headings[0]
-    beside = [ln.box for ln in above if _same_row(ln.box, heading, 0.5) and not _overlaps(ln.box, heading)]
-    left = max((b[2] for b in beside if b[2] <= heading[0]), default=None)
-    right = min((b[0] for b in beside if b[0] >= heading[2]), default=None)
+    others = beside(heading)
+    left = max((b[2] for b in others if b[2] <= heading[0]), default=None)
+    right = min((b[0] for b in others if b[0] >= heading[2]), default=None)
     x0 = (left + heading[0]) / 2 if left is not None else heading[0] - CELL_PAD * pad
     x1 = (heading[2] + right) / 2 if right is not None else heading[2] + CELL_PAD * pad
     return x0, x1
@@ -319,7 +341,8 @@ def _cell(image: Image.Image, target: str, anchor: Box, lines: Sequence, unit: f
     x0, x1 = column
     half = ROW_REACH * (anchor[3] - anchor[1])
     cy = (anchor[1] + anchor[3]) / 2
-    texts = [ln.box for ln in lines if _same_row(ln.box, anchor, ROW_REACH) and x0 <= _centre(ln.box)[0] <= x1]
+    texts = _nearest_line([ln.box for ln in lines if _same_row(ln.box, anchor, ROW_REACH)
+                           and x0 <= _centre(ln.box)[0] <= x1], anchor)
     if texts:
         return (min(b[0] for b in texts), min(b[1] for b in texts), max(b[2] for b in texts), max(b[3] for b in texts))
     return _ink(image, (x0, cy - half, x1, cy + half)) or (x0, cy - half, x1, cy + half)
