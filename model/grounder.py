@@ -383,8 +383,8 @@ def near_text(queries: Sequence[str], lines: Sequence[TextLine], runs_in_prose: 
     characters of the folded query ("Ubermehmen" for Übernehmen, "Zurick" for Zurück, "Помошь" for
     Помощь), but no digit read as another, missed or added ("Order 1003" is no slip of "Order 1063":
     _edit_distance). The nearest place must be the only one that near; queries under 4 characters must
-    read exactly. The first query with an answer wins. runs_in_prose=False: the words inside a sentence or a label (_holds_no_caption) are not
-    places, only the whole line."""
+    read exactly. The first query with an answer wins. runs_in_prose=False: the words inside a sentence
+    or a label (_holds_no_caption) are not places, only the whole line."""
     for query in queries:
         folded = _ocr_fold(query)
         if len(folded) < 4:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw, ImageFont
 
-from vlagent.grounding.rows import RowInstruction, anchor_rows, find_on_row, row_instruction
+from vlagent.grounding.rows import anchor_rows, find_on_row, row_instruction
 from vlagent.model.grounder import TextLine
 
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
@@ -25,12 +25,16 @@ FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     ("Marie's phone number", "phone number", "Marie", False, True),
 ])
 def test_an_instruction_names_a_target_on_the_row_of_an_anchor(instruction, target, anchor, strict, column_first):
-    assert row_instruction(instruction) == RowInstruction(target, anchor, strict, column_first)
+    row = row_instruction(instruction)
+    assert (row.target, row.anchor, row.strict, row.column_first) == (target, anchor, strict, column_first)
+    assert row.side == ("right" if "right of" in instruction else None)
 
 
 @pytest.mark.parametrize("instruction", [
     "the Save button", "click the 'Save for Web' button", "the 'Select this object for an action - bob' checkbox",
     "the top of the page", "scroll to the end of the list", "the Delete button in the row with",
+    "the checkbox in the first row", "the checkbox in the last row", "the Edit button at the end of the row",
+    "the checkbox at the start of the line", "the text in the status line", "the checkbox in the header row",
 ])
 def test_an_instruction_naming_no_row(instruction):
     assert row_instruction(instruction) is None
@@ -177,3 +181,34 @@ def test_a_tight_lists_cells_are_read_on_the_anchors_line_alone():
     assert cell("the size of galc.log") == (335, 41)
     assert cell("the Modified time of mp.log") == (445, 87)
     assert find_on_row(image, row_instruction("the colour of mp.log"), lines) is None  # no such column
+
+
+def test_a_side_named_is_kept_and_an_empty_cell_borrows_nothing():
+    """"the checkbox to the right of Bold" on "[ ] Bold [ ] Italic" is Italic's, not Bold's own on its
+    left; in a tight list a row with nothing under a heading does not answer with the next row's cell."""
+    image = Image.new("RGB", (600, 200), (250, 250, 250))
+    draw = ImageDraw.Draw(image)
+    font = ImageFont.truetype(FONT, 14)
+    w, h = image.size
+    lines = []
+    for x, label in ((60, "Bold"), (180, "Italic")):
+        draw.rectangle((x - 30, 41, x - 17, 54), fill="white", outline=(90, 90, 90))
+        draw.text((x, 40), label, fill=(20, 20, 20), font=font)
+        x0, y0, x1, y1 = draw.textbbox((x, 40), label, font=font)
+        lines.append(TextLine(label, (x0 / w, y0 / h, x1 / w, y1 / h)))
+    right = find_on_row(image, row_instruction("the checkbox to the right of Bold"), lines)
+    left = find_on_row(image, row_instruction("the checkbox left of Italic"), lines)
+    nearest = find_on_row(image, row_instruction("the checkbox next to Bold"), lines)
+    assert 150 <= _px(right.box, image)[0] <= 165  # Italic's: Bold's own lies on its left
+    assert 150 <= _px(left.box, image)[0] <= 165 and 30 <= _px(nearest.box, image)[0] <= 45
+
+    def line(text: str, x0: int, y0: int, x1: int, y1: int) -> TextLine:
+        return TextLine(text, (x0 / w, y0 / h, x1 / w, y1 / h))
+
+    table = [line("Name", 10, 5, 60, 26), line("Size", 300, 5, 340, 26), line("Type", 420, 5, 470, 26),
+             line("galc.log", 10, 30, 80, 52), line("210 bytes", 300, 30, 370, 52), line("Text", 420, 30, 460, 52),
+             line("files", 10, 53, 60, 75), line("Folder", 420, 53, 470, 75),  # a folder: no size
+             line("mp.log", 10, 76, 70, 98), line("2.0 kB", 300, 76, 350, 98), line("Text", 420, 76, 460, 98)]
+    empty = find_on_row(Image.new("RGB", (600, 200), "white"), row_instruction("the size of files"), table)
+    top, bottom = empty.box[1] * h, empty.box[3] * h
+    assert 53 <= (top + bottom) / 2 <= 75 and top >= 42 and bottom <= 87, empty  # files' own empty cell

@@ -59,12 +59,16 @@ def build_server(session: Session, platform: str = "desktop", grounder: Any = No
             raise ToolError(f"({x:g}, {y:g}) lies outside the {width}x{height} screenshot")
         return (min(x / width, 1.0), min(y / height, 1.0))
 
-    def act(ctx: Context, note: str, make: Callable[[], Action]) -> str:
+    def act(ctx: Context, note: str, make: Callable[[], Action], keyboard: bool = False) -> str:
+        """Build the action (a bad one is the client's tool error) and run it; `keyboard`: typed or pressed
+        keys, before which a pointer moved aside goes back (scripting.pointer_back)."""
         try:
             action = make()
         except ActionError as e:
             session.note(f"{note}: refused", error=str(e))
             raise ToolError(str(e)) from None
+        if keyboard:
+            pointer_back(session, lambda move, why: execute(ctx, move, why))
         outcome = execute(ctx, action, note)
         return f"{'would run (dry run)' if outcome.status == 'dry_run' else 'done'}: {action.describe()}"
 
@@ -139,14 +143,12 @@ def build_server(session: Session, platform: str = "desktop", grounder: Any = No
         """Type text into the focused element (any language; {{name}} placeholders type a secret; secret=true
         keeps the text out of the recording)."""
         typed = session.typed(text, secret)
-        pointer_back(session, lambda action, note: execute(ctx, action, note))
-        return act(ctx, "type(…)", lambda: Action("type", text=typed))
+        return act(ctx, "type(…)", lambda: Action("type", text=typed), keyboard=True)
 
     @server.tool()
     def key(keys: list[str], ctx: Context) -> str:
         """Press a key or a combination, e.g. ["ctrl", "s"] or ["enter"]."""
-        pointer_back(session, lambda action, note: execute(ctx, action, note))
-        return act(ctx, f"key({'+'.join(keys)})", lambda: Action("key", keys=tuple(keys)))
+        return act(ctx, f"key({'+'.join(keys)})", lambda: Action("key", keys=tuple(keys)), keyboard=True)
 
     if platform == "android":
         _android_tools(server, act, point)
@@ -201,7 +203,7 @@ def _grounding_tools(server: Any, session: Session, grounder: Any, execute: Call
         except TargetNotFound as missing:
             candidates = [{"point": list(c.point), "score": round(c.score, 4)} for c in missing.candidates[:5]]
             raise ToolError(f"TargetNotFound: {missing}; candidates: {json.dumps(candidates)}") from None
-        except (ActionFailed, SessionLimit, EnvironmentLost) as e:
+        except (ActionFailed, SessionLimit, EnvironmentLost, ValueError) as e:  # ValueError: a bad argument
             raise ToolError(str(e)) from None
 
     def done(action: Action, found: Any) -> str:

@@ -92,9 +92,8 @@ class Bot:
 
     def exists(self, description: str) -> bool:
         """Whether the description is on the screen now (one look). A "no" is an answer, not an error: it is
-        recorded as one line, without a candidates screenshot. The pointer is not moved aside for it, as
-        the acting calls do after a second miss: on an X server without a window manager the keyboard
-        focus follows the pointer, and a script asking exists() before typing would type nowhere."""
+        recorded as one line, without a candidates screenshot. A tooltip covering the target hides it
+        from exists(): the pointer is moved aside only after a second miss, which one look never has."""
         _, result, missing = self._look(description)
         if missing is not None:
             self.session.note(f"exists({description!r}) -> no ({missing.reason or 'below the confidence threshold'})")
@@ -109,20 +108,23 @@ class Bot:
 
     def wait_until_gone(self, description: str, timeout: float = 30.0, interval: float = 0.5) -> float:
         """Poll until the description is no longer on the screen (a spinner, a "Loading..." line, a dialog
-        closing) and return the seconds that took; raise TimeoutError naming it where it is still there
-        after `timeout` seconds. Only the outcome is recorded (one step), not every look."""
+        closing; text, quoted, is the surest) and return the seconds that took: two looks in a row that do
+        not find it. Raise TimeoutError naming it where it is still there after `timeout` seconds. Only
+        the outcome is recorded (one step), not every look."""
         if not timeout >= 0 or not interval > 0:
             raise ValueError(f"timeout is seconds, 0 or more, and interval more than 0; got {timeout!r}, {interval!r}")
-        start, looks = time.monotonic(), 0
+        start, looks, misses = time.monotonic(), 0, 0
         while True:
             _, result, missing = self._look(description)
             looks += 1
             waited = time.monotonic() - start
-            if missing is not None:
+            misses = misses + 1 if missing is not None else 0
+            # gone at two misses in a row (one may be a spinner's blank frame), or one at the deadline
+            if misses >= 2 or (misses and waited + interval > timeout):
                 self.session.note(f"wait_until_gone({description!r}) -> gone after {waited:.1f} s "
                                   f"({looks} look{'s' * (looks > 1)})")
                 return waited
-            if waited + interval > timeout:
+            if missing is None and waited + interval > timeout:
                 message = (f"{description!r} is still on the screen after {timeout:g} s ({looks} look"
                            f"{'s' * (looks > 1)}), at ({result.point[0]:.3f}, {result.point[1]:.3f})")
                 self.session.note(f"wait_until_gone({description!r}): still there", error=message)

@@ -291,14 +291,18 @@ def find_sliders(image: Image.Image, unit: float) -> list[Control]:
     sliders = []
     for rows, cols, window, index in _components(colour_edges(image, SLIDER_CONTRAST)):
         h, w = rows.stop - rows.start, cols.stop - cols.start
-        knob = None
+        knob, inset = None, 0
         if w >= 4 * unit and 0.4 * unit <= h <= 2.2 * unit:
-            knob = _knob(window == index, unit) or _trough_knob(grey[rows, cols], unit)
+            knob = _knob(window == index, unit)
+            if knob is None:
+                knob, inset = _trough_knob(grey[rows, cols], unit), TROUGH_BORDER
         elif h >= 4 * unit and 0.4 * unit <= w <= 2.2 * unit:  # a vertical slider: the same, turned
-            turned = _knob((window == index).T, unit) or _trough_knob(grey[rows, cols].T, unit)
+            turned = _knob((window == index).T, unit)
+            if turned is None:
+                turned, inset = _trough_knob(grey[rows, cols].T, unit), TROUGH_BORDER
             knob = turned and (turned[1], turned[0], turned[2])
-        if knob is not None:
-            sliders.append(Control(SLIDER, (cols.start, rows.start, cols.stop, rows.stop),
+        if knob is not None:  # a trough's box is its inside, where the knob travels
+            sliders.append(Control(SLIDER, (cols.start + inset, rows.start + inset, cols.stop - inset, rows.stop - inset),
                                    (cols.start + float(knob[0]), rows.start + float(knob[1])), float(knob[2])))
     return sliders
 

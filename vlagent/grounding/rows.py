@@ -15,7 +15,10 @@ anchor's rows among the screen's text and, on each, the target, in turn as:
    icon by its look, through the grounder's own rules); not for "X of A" or "A's X", which name a cell,
    nor where the anchor is on more than LOOKED_ROWS rows.
 
-A row is the anchor's line, ROW_REACH of its heights above and below its centre. Instructions that say
+A row is the anchor's line, ROW_REACH of its heights above and below its centre; of what lies there, what
+lies on the line nearest the anchor counts (a tight list's next row reaches in), and "right of"/"left of"
+keep to that side. An anchor that is a place or an ordinal ("in the first row", "at the end of the row")
+names no text: such instructions are left to the place rules. Instructions that say
 "row" (or "line") are strict: where the anchor is written on no row, or on several whose target differs,
 or the target is on none of its rows, the answer is "not found" with why. Looser ones ("next to", "beside",
 "for", "right of", "of") are answered only where exactly one row holds the target; otherwise the caller
@@ -35,7 +38,8 @@ from PIL import Image
 Box = tuple[float, float, float, float]
 
 ROW_REACH = 1.1  # anchor line heights above and below its centre that a target's centre may lie
-NEXT_LINE = 0.5  # anchor line heights: a candidate this much farther off the anchor's line than the nearest is not on it
+NEXT_LINE = 0.5  # anchor line heights: a candidate this much farther off the anchor's line than the nearest
+#                    is on the next line
 MASK_REACH = 1.8  # anchor line heights kept above and below its centre when all but the row is painted over
 CELL_PAD = 0.5  # text heights a column reaches past its heading's end where no heading is beside it
 INK_CONTRAST = 40  # grey levels off the row's background that count as something drawn in a cell
@@ -53,7 +57,7 @@ _PATTERNS: tuple[tuple[re.Pattern, bool, bool], ...] = tuple(
         (r"^(?P<t>.+?)\s+(?:in|on|from|at)\s+(?P<a>.+?)(?:'s|’s|')\s+(?:row|line|entry)$", True, False),
         (r"^(?P<t>.+?)\s+(?:in|on|from|at)\s+the\s+(?P<a>.+?)\s+(?:row|line)$", True, False),
         (r"^(?P<t>.+?)\s+(?:next to|beside|alongside)\s+(?P<a>.+)$", False, False),
-        (r"^(?P<t>.+?)\s+(?:(?:to|on)\s+the\s+)?(?:right|left)\s+of\s+(?P<a>.+)$", False, False),
+        (r"^(?P<t>.+?)\s+(?:(?:to|on)\s+the\s+)?(?P<side>right|left)\s+of\s+(?P<a>.+)$", False, False),
         (r"^(?P<t>.+?)\s+for\s+(?P<a>.+)$", False, False),
         (r"^(?P<t>.+?)\s+of\s+(?P<a>.+)$", False, True),
         (r"^(?:\s*(?:click|tap|press|read|select|check|tick|uncheck|untick|open)\s+)?(?P<a>[^'’\s][^'’]*?)(?:'s|’s)\s+"
@@ -62,6 +66,12 @@ _PATTERNS: tuple[tuple[re.Pattern, bool, bool], ...] = tuple(
 # a target that is itself a place ("the top of the page", "the left of the window") names no row's cell
 _PLACE_TARGET = re.compile(r"\b(?:top|bottom|left|right|middle|centre|center|end|start|rest|edge|side|corner|half|"
                            r"part|list|table|page|window|screen|dialog)$", re.IGNORECASE)
+# an anchor of these words alone is a place among rows, not text on one ("the checkbox in the first row",
+# "the Edit button at the end of the row", "the text in the status line"): left to the place rules
+_NOT_ANCHOR_WORDS = frozenset("""first second third fourth fifth sixth seventh eighth ninth tenth last next
+previous same top bottom middle selected current highlighted header heading status command new empty blank
+following above below end start right left this that each every other 1st 2nd 3rd nth""".split())
+_STOP_WORDS = frozenset("a an the of to in on at for with and or by".split())
 _QUOTES = "'\"‘’“”«»"
 _QUOTED = re.compile(r"(?<!\w)['\"‘“«][^'\"’”»]+['\"’”»](?!\w)")
 
@@ -74,6 +84,7 @@ class RowInstruction:
     anchor: str  # "alice"
     strict: bool  # the instruction says "row": the row is meant whatever else the screen shows
     column_first: bool  # "the email of marie": a column's cell before a text of that name on the row
+    side: str | None = None  # "right" or "left": "the checkbox to the right of Bold" lies right of the anchor
 
 
 def row_instruction(instruction: str) -> RowInstruction | None:
@@ -86,10 +97,20 @@ def row_instruction(instruction: str) -> RowInstruction | None:
                                 for start, end in quoted):  # "the 'Name for a file' field" names no row
             continue
         target, anchor = match.group("t").strip(), match.group("a").strip().strip(_QUOTES).strip()
-        if not anchor or not re.search(r"\w", target) or _PLACE_TARGET.search(target):
+        if not _names_text(anchor) or not re.search(r"\w", target) or _PLACE_TARGET.search(target):
             continue
-        return RowInstruction(target, anchor, strict, column)
+        side = match.groupdict().get("side")
+        return RowInstruction(target, anchor, strict, column, side.lower() if side else None)
     return None
+
+
+def _names_text(anchor: str) -> bool:
+    """Whether an anchor can be text written on a row: a word outside _STOP_WORDS of 2 characters or more,
+    not all of them place or ordinal words, no "of the" inside ("the end of the row")."""
+    words = [w.lower() for w in re.findall(r"\w+", anchor)]
+    named = [w for w in words if w not in _STOP_WORDS and len(w) >= 2]
+    return bool(named) and not all(w in _NOT_ANCHOR_WORDS for w in named) and not re.search(
+        r"\bof the\b|\bthe$", anchor, re.IGNORECASE)
 
 
 _VERB = re.compile(r"^(?:please\s+)?(?:click|tap|press|hit|select|choose|check|tick|uncheck|untick|toggle|open|"
@@ -153,9 +174,10 @@ def anchor_rows(anchor: str, lines: Sequence) -> list[Box]:
     words = anchor.split()
     for dropped in range(min(ANCHOR_WORDS_DROPPED, len(words) - 1) + 1):
         rest = " ".join(words[dropped:])
-        if dropped and rest.lower() in {"row", "line", "entry", "item"}:
+        if dropped and (rest.lower() in {"row", "line", "entry", "item"} or not _names_text(rest)):
             break
-        places = written_places(f'"{rest}"', lines) or _words_on_one_row(rest, lines)
+        quoted = f'"{rest}"' if '"' not in rest else f"“{rest}”"  # 27" Monitor
+        places = written_places(quoted, lines) or _words_on_one_row(rest, lines)
         if places:
             return _one_per_row(places)
     near = near_text([anchor], lines)
@@ -200,13 +222,24 @@ def _same_row(box: Sequence[float], anchor: Sequence[float], reach: float) -> bo
     return abs((box[1] + box[3]) / 2 - (anchor[1] + anchor[3]) / 2) <= half
 
 
-def _nearest_line(boxes: Sequence[Box], anchor: Box) -> list[Box]:
+def _nearest_line(boxes: Sequence[Box], anchor: Box, on_its_line: bool = False) -> list[Box]:
     """Of boxes on the anchor's row, those on the line nearest its centre (within NEXT_LINE of its heights
     of the nearest): in a tight list OCR's boxes are as tall as the rows, and the next row's cells reach
-    into ROW_REACH too."""
+    into ROW_REACH too. on_its_line: text, which shares the anchor's line, lies within NEXT_LINE of its
+    centre itself (a row with nothing in a column does not borrow the next row's cell)."""
     cy, height = (anchor[1] + anchor[3]) / 2, anchor[3] - anchor[1]
     away = [abs((b[1] + b[3]) / 2 - cy) for b in boxes]
-    return [b for b, d in zip(boxes, away) if d <= min(away) + NEXT_LINE * height]
+    nearest = 0.0 if on_its_line else min(away, default=0.0)
+    return [b for b, d in zip(boxes, away) if d <= nearest + NEXT_LINE * height]
+
+
+def _on_side(boxes: Sequence[Box], anchor: Box, side: str | None) -> list[Box]:
+    """The boxes whose centre lies on the named side of the anchor ("right", "left"); all where none is named."""
+    if side is None:
+        return list(boxes)
+    if side == "right":
+        return [b for b in boxes if (b[0] + b[2]) / 2 > anchor[2]]
+    return [b for b in boxes if (b[0] + b[2]) / 2 < anchor[0]]
 
 
 def _centre(box: Sequence[float]) -> tuple[float, float]:
@@ -224,21 +257,21 @@ def _target_on_row(image: Image.Image, row: RowInstruction, anchor: Box, lines: 
 
     kind = control_kind(row.target)
     if kind is not None:
-        box = _control_on_row(image, kind, row.target, anchor, lines, unit)
+        box = _control_on_row(image, kind, row, anchor, lines, unit)
         return (box, f"{kind} on the row") if box is not None else None
     steps = (_cell, _text_on_row) if row.column_first else (_text_on_row, _cell)
     for step in steps:
-        box = step(image, row.target, anchor, lines, unit)
+        box = step(image, row, anchor, lines, unit)
         if box is not None:
             return box, ("cell under its heading" if step is _cell else "text on the row")
     if look is not None:
         box = _look_on_row(image, row.target, anchor, lines, look)
-        if box is not None:
+        if box is not None and _on_side([box], anchor, row.side):
             return box, "found on the row alone"
     return None
 
 
-def _control_on_row(image: Image.Image, kind: str, target: str, anchor: Box, lines: Sequence, unit: float
+def _control_on_row(image: Image.Image, kind: str, row: RowInstruction, anchor: Box, lines: Sequence, unit: float
                     ) -> Box | None:  # fmt: skip
     """The control of the kind on the row nearest the anchor; in the column whose heading reads the target's
     name where there is one ("the Paid checkbox of Linus"). A toggle has no text inside it (a button's
@@ -250,7 +283,8 @@ def _control_on_row(image: Image.Image, kind: str, target: str, anchor: Box, lin
     controls = find_sliders(image, unit) if kind == SLIDER else [c for c in find_controls(image, unit)
                                                                 if c.kind == kind]
     boxes = [(c.box[0] / width, c.box[1] / height, c.box[2] / width, c.box[3] / height) for c in controls]
-    on_row = [b for b in boxes if _same_row(b, anchor, ROW_REACH)]
+    target = row.target
+    on_row = _on_side([b for b in boxes if _same_row(b, anchor, ROW_REACH)], anchor, row.side)
     if kind != FIELD:  # OCR may read a checkbox itself as one character ("口"): that is no text on it
         on_row = [b for b in on_row if not any(_overlaps(b, ln.box) and len(_fold(ln.text)) > 1 for ln in lines)]
     column = _column(target, anchor, lines, unit / width)
@@ -288,13 +322,14 @@ def _square(image: Image.Image, box: Box) -> bool:
     return sum(bool(corner.any()) for corner in corners) >= 3
 
 
-def _text_on_row(image: Image.Image, target: str, anchor: Box, lines: Sequence, unit: float) -> Box | None:
+def _text_on_row(image: Image.Image, row: RowInstruction, anchor: Box, lines: Sequence, unit: float) -> Box | None:
     """The place on the row reading the target's name, other than the anchor's, the nearest to it."""
     from vlagent.model.grounder import written_places
 
-    places = [p for p in written_places(target, [ln for ln in lines if _same_row(ln.box, anchor, ROW_REACH)])
+    places = [p for p in written_places(row.target, [ln for ln in lines if _same_row(ln.box, anchor, ROW_REACH)])
               if not _overlaps(p, anchor)]
-    return min(_nearest_line(places, anchor), key=lambda b: _gap(b, anchor), default=None)
+    places = _on_side(_nearest_line(places, anchor, on_its_line=True), anchor, row.side)
+    return min(places, key=lambda b: _gap(b, anchor), default=None)
 
 
 def _overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
@@ -303,8 +338,8 @@ def _overlaps(a: Sequence[float], b: Sequence[float]) -> bool:
 
 def _column(target: str, anchor: Box, lines: Sequence, pad: float) -> tuple[float, float] | None:
     """The left and right ends (normalized) of the column whose heading reads the target's name: the one
-    place above the anchor's row that reads it, else that reads a run of its words and has other headings
-    beside it ("the Modified time of mp.log": Modified), reaching halfway to the headings beside it
+    place above the anchor's row, with other headings beside it, that reads it, else that reads a run of its
+    words ("the Modified time of mp.log": Modified), reaching halfway to the headings beside it
     (CELL_PAD text heights, `pad` normalized, past an end with none); None where no one place reads it."""
     from vlagent.model.grounder import instruction_query, written_places
 
@@ -313,7 +348,7 @@ def _column(target: str, anchor: Box, lines: Sequence, pad: float) -> tuple[floa
     def beside(heading: Box) -> list[Box]:
         return [ln.box for ln in above if _same_row(ln.box, heading, 0.5) and not _overlaps(ln.box, heading)]
 
-    headings = written_places(target, above)
+    headings = [h for h in written_places(target, above) if beside(h)]
     words = instruction_query(target).split()
     for size in range(len(words) - 1, 0, -1):  # runs of the name's words, the longest first
         if len(headings) == 1:
@@ -332,17 +367,17 @@ def _column(target: str, anchor: Box, lines: Sequence, pad: float) -> tuple[floa
     return x0, x1
 
 
-def _cell(image: Image.Image, target: str, anchor: Box, lines: Sequence, unit: float) -> Box | None:
+def _cell(image: Image.Image, row: RowInstruction, anchor: Box, lines: Sequence, unit: float) -> Box | None:
     """The cell on the anchor's row in the column whose heading reads the target's name (_column): the text
     there, else the ink there (an icon), else the empty cell."""
-    column = _column(target, anchor, lines, unit / image.width)
+    column = _column(row.target, anchor, lines, unit / image.width)
     if column is None:
         return None
     x0, x1 = column
-    half = ROW_REACH * (anchor[3] - anchor[1])
+    half = NEXT_LINE * (anchor[3] - anchor[1])  # the anchor's own line: the next row's ink is not this cell's
     cy = (anchor[1] + anchor[3]) / 2
     texts = _nearest_line([ln.box for ln in lines if _same_row(ln.box, anchor, ROW_REACH)
-                           and x0 <= _centre(ln.box)[0] <= x1], anchor)
+                           and x0 <= _centre(ln.box)[0] <= x1], anchor, on_its_line=True)
     if texts:
         return (min(b[0] for b in texts), min(b[1] for b in texts), max(b[2] for b in texts), max(b[3] for b in texts))
     return _ink(image, (x0, cy - half, x1, cy + half)) or (x0, cy - half, x1, cy + half)
@@ -352,7 +387,7 @@ def _ink(image: Image.Image, box: Box) -> Box | None:
     """The bounding box of what is drawn inside a (normalized) box: pixels INK_CONTRAST grey levels off
     its most common grey; None where nothing is."""
     width, height = image.size
-    px = (int(box[0] * width), max(0, int(box[1] * height)), int(np.ceil(box[2] * width)),
+    px = (max(0, int(box[0] * width)), max(0, int(box[1] * height)), min(width, int(np.ceil(box[2] * width))),
           min(height, int(np.ceil(box[3] * height))))
     if px[2] - px[0] < 2 or px[3] - px[1] < 2:
         return None
