@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 import vlagent
-from display_fixtures import (_skip_without_binaries, combo_app, long_list_app, practice_session, running,
+from display_fixtures import (ComboApp, _skip_without_binaries, combo_app, long_list_app, practice_session, running,
                               sliders_app, tooltip_app)
 from vlagent.environments.xserver import start_virtual_display
 from vlagent.recorder import load_trajectory
@@ -539,10 +539,7 @@ def test_a_tables_rows_are_told_apart_by_what_is_written_on_them(tmp_path):
     state = tmp_path / "orders.json"
 
     def app_says(expected: dict, timeout: float = 5.0) -> None:
-        deadline = time.monotonic() + timeout
-        while (json.loads(state.read_text()) if state.exists() else None) != expected:
-            assert time.monotonic() < deadline, f"the app says {state.read_text() if state.exists() else None}"
-            time.sleep(0.1)
+        ComboApp(state).wait(lambda now: now == expected, f"the app's state {expected}", timeout)
 
     with start_virtual_display(1280, 720) as display, \
             running([sys.executable, "-c", _ORDERS_APP, str(state), _DELETE_ICON], display.env):
